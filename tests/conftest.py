@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
 
+from config import database_uri_from_url
 from tests.support import CHROMIUM, CHROMIUM_ARGS, require_service
 
 
@@ -31,3 +36,160 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+# --- the application ---------------------------------------------------------
+
+PASSWORD = "correct-horse-battery"
+
+
+def is_postgres(uri: str) -> bool:
+    return uri.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory) -> str:
+    """The test database, built once per run by the migrations (which tests them too).
+
+    `DATABASE_URL` selects PostgreSQL (CI runs the suite on both); otherwise a
+    SQLite file in a temporary folder.
+    """
+    url = os.environ.get("DATABASE_URL")
+    uri = (
+        database_uri_from_url(url)
+        if url
+        else f"sqlite:///{tmp_path_factory.mktemp('db')}/test.sqlite3"
+    )
+    from app import create_app
+    from extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri})
+    with app.app_context():
+        with db.engine.begin() as conn:
+            # Start from nothing, so a previous run's leftovers cannot hide a migration bug.
+            db.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+        db.engine.dispose()
+    return uri
+
+
+class FormClient(FlaskClient):
+    """A test client that posts forms with a CSRF token, as a browser would."""
+
+    def csrf_token(self) -> str:
+        html = self.get("/auth/login", follow_redirects=True).get_data(as_text=True)
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+        assert match, "no CSRF token on the page"
+        return match.group(1)
+
+    def submit(self, url: str, data: dict | None = None, **kwargs):
+        return self.post(url, data={"csrf_token": self.csrf_token(), **(data or {})}, **kwargs)
+
+
+@pytest.fixture
+def app(database_uri):
+    from app import create_app
+    from extensions import db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "MAIL_SUPPRESS_SEND": True,
+        }
+    )
+    app.test_client_class = FormClient
+    yield app
+    with app.app_context():
+        db.session.remove()
+        # Empty every table (children first) so the next test starts clean.
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> FormClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    """The database session inside an app context."""
+    from extensions import db
+
+    with app.app_context():
+        yield db
+
+
+@pytest.fixture
+def make_user(app):
+    """Create users: make_user("coach", email=...) returns the committed User."""
+    from accounts.models import Role
+    from accounts.services import create_user
+    from extensions import db
+
+    counter = iter(range(1, 10_000))
+
+    def make(
+        role: str = "student",
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ):
+        n = next(counter)
+        with app.app_context():
+            user = create_user(
+                email=email or f"{role}{n}@example.com",
+                name=name or f"{role.title()} {n}",
+                password=PASSWORD,
+                role=Role(role),
+                timezone=timezone,
+            )
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+            return user
+
+    return make
+
+
+@pytest.fixture
+def make_proposal(app, make_user):
+    """Send a proposal (coach and student made if not given); returns its id."""
+    from contracts.services import send_proposal
+    from extensions import db
+
+    def make(coach=None, student=None, **terms) -> int:
+        coach = coach or make_user("coach")
+        student = student or make_user("student")
+        values = {
+            "title": "Interview coaching",
+            "description": "Four sessions of mock interviews.",
+            "session_count": 4,
+            "minutes_per_session": 60,
+            "price_per_session": 5000,
+            "currency": "usd",
+        } | terms
+        with app.app_context():
+            proposal = send_proposal(db.session.merge(coach), student_email=student.email, **values)
+            db.session.commit()
+            return proposal.id
+
+    return make
+
+
+def login(client: FormClient, user, password: str = PASSWORD):
+    """Log `user` in through the login form."""
+    response = client.submit("/auth/login", {"email": user.email, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from functools import cache
+from zoneinfo import available_timezones
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from accounts.models import Role
+
+
+@cache
+def timezone_choices() -> list[SelectChoice]:
+    """Every IANA zone name, sorted (the legacy aliases like 'US/Eastern' left out)."""
+    names = sorted(
+        name
+        for name in available_timezones()
+        if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/"))
+    )
+    return [SelectChoice(name, name.replace("_", " ")) for name in [*names, "UTC"]]
+
+
+class RegistrationForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired(), Length(max=100)])
+    email = EmailField(
+        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+    )
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=128)])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")]
+    )
+    role = RadioField(
+        "I am a",
+        choices=[
+            SelectChoice(Role.STUDENT.value, "Student"),
+            SelectChoice(Role.COACH.value, "Coach"),
+        ],
+        default=Role.STUDENT.value,
+        validators=[DataRequired()],
+    )
+    timezone = SelectField("Time zone", validators=[DataRequired()], default="UTC")
+    submit = SubmitField("Create account")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    submit = SubmitField("Log in")

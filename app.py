@@ -1,0 +1,124 @@
+"""The application factory: `flask --app app run`, `flask --app app db upgrade`, ..."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+from flask import Flask, jsonify, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from config import load_config
+from extensions import bootstrap, csrf, db, limiter, login_manager, mail, migrate
+
+ERROR_MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Reload the page and try again."),
+    403: ("Not allowed", "Your account cannot do this."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Not allowed", "That is not how this page is used."),
+    413: ("Too large", "The request was larger than we accept."),
+    429: ("Slow down", "Too many attempts. Wait a minute and try again."),
+    500: ("Something broke", "We could not finish that. Nothing was half-saved; try again."),
+}
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `overrides` (tests) is applied on top of the environment's settings."""
+    if os.environ.get("APP_ENV", "development") != "production":
+        load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path))
+    if overrides:
+        app.config.from_mapping(overrides)
+    logging.basicConfig(level=logging.INFO)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    bootstrap.init_app(app)
+
+    # Models must be imported before migrations or create_all see the metadata.
+    from accounts import models as _accounts_models  # noqa: F401
+    from accounts.cli import register_cli as register_account_cli
+    from accounts.views import bp as auth_bp
+    from contracts import models as _contracts_models  # noqa: F401
+    from contracts.money import format_money
+    from contracts.views import bp as contracts_bp
+    from demo import register_cli as register_demo_cli
+    from payments.views import bp as payments_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(contracts_bp)
+    app.register_blueprint(payments_bp)
+    register_account_cli(app)
+    register_demo_cli(app)
+    app.add_template_filter(format_money, "money")
+
+    _register_pages(app)
+    _register_security_headers(app)
+    return app
+
+
+def _register_pages(app: Flask) -> None:
+    @app.get("/")
+    def home() -> str | Response:
+        if current_user.is_authenticated:
+            return redirect(url_for("contracts.index"))
+        return render_template("home.html")
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:  # the check reports any database failure the same way
+            app.logger.exception("health check failed")
+            return jsonify(status="error", database="unreachable"), 503
+        return jsonify(status="ok", database="ok"), 200
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        title, message = ERROR_MESSAGES.get(code, (error.name, error.description))
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        title, message = ERROR_MESSAGES[500]
+        return render_template("error.html", code=500, title=title, message=message), 500
+
+
+def _register_security_headers(app: Flask) -> None:
+    # Checkout forms redirect to Stripe's (or the sandbox's) page; Chrome applies
+    # form-action to that redirect, so the checkout origin must be listed.
+    checkout = "https://checkout.stripe.com"
+    if app.config.get("STRIPE_API_BASE"):
+        parts = urlsplit(app.config["STRIPE_API_BASE"])
+        checkout = f"{parts.scheme}://{parts.netloc}"
+    policy = (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+        f"form-action 'self' {checkout}; frame-ancestors 'none'"
+    )
+    production = app.config["APP_ENV"] == "production"
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        if production:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response

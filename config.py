@@ -1,0 +1,108 @@
+"""Settings from the environment (and `.env` in development).
+
+`load_config` returns a plain dict for `app.config`. In production it refuses to
+start while a required setting is missing, naming every missing one at once.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+# What the app needs in production and has no safe default for.
+PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+
+# The local Stripe stand-in (sandbox/) used when no Stripe key is set. Its key and
+# webhook secret are public development values, never accepted in production.
+SANDBOX_API_BASE = "http://127.0.0.1:12111"
+SANDBOX_SECRET_KEY = "sk_test_coachpact_sandbox"  # noqa: S105 (public, development only)
+SANDBOX_WEBHOOK_SECRET = "whsec_coachpact_sandbox_development"  # noqa: S105
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-not-for-production"  # noqa: S105
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and why."""
+
+
+def database_uri_from_url(url: str) -> str:
+    # psycopg 3 is our PostgreSQL driver; accept the usual URL spellings for it.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _decimal(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the app's settings from `env` (the process environment by default)."""
+    if env is None:
+        env = dict(os.environ)
+    app_env = env.get("APP_ENV", "development")
+    production = app_env == "production"
+    if production:
+        missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                "Coachpact cannot start in production without these settings: "
+                + ", ".join(missing)
+                + ". Set them in the environment."
+            )
+        if env["STRIPE_SECRET_KEY"] == SANDBOX_SECRET_KEY:
+            raise ConfigError("STRIPE_SECRET_KEY is the sandbox's development key.")
+
+    stripe_key = env.get("STRIPE_SECRET_KEY")
+    uses_sandbox = not stripe_key
+    if not uses_sandbox and not env.get("STRIPE_WEBHOOK_SECRET"):
+        # Never accept unverified webhooks: with real keys the secret is required.
+        raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set.")
+
+    default_db = "sqlite:///" + str(Path(instance_path) / "coachpact.sqlite3")
+    redis_url = env.get("REDIS_URL")
+    return {
+        "APP_ENV": app_env,
+        "SECRET_KEY": env.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_uri_from_url(env.get("DATABASE_URL") or default_db),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "STRIPE_SECRET_KEY": stripe_key or SANDBOX_SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or SANDBOX_WEBHOOK_SECRET,
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE")
+        or (SANDBOX_API_BASE if uses_sandbox else None),
+        "STRIPE_USES_SANDBOX": uses_sandbox,
+        "PLATFORM_FEE_PERCENT": _decimal(
+            "PLATFORM_FEE_PERCENT", env.get("PLATFORM_FEE_PERCENT", "5")
+        ),
+        # In major units of the contract's currency: 1 means 1.00 USD, 1 JPY.
+        "PLATFORM_FEE_MINIMUM": _decimal(
+            "PLATFORM_FEE_MINIMUM", env.get("PLATFORM_FEE_MINIMUM", "1")
+        ),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "BOOTSTRAP_SERVE_LOCAL": True,
+        "MAIL_SERVER": env.get("MAIL_SERVER", "localhost"),
+        "MAIL_PORT": int(env.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": env.get("MAIL_USE_TLS", "") == "1",
+        "MAIL_USERNAME": env.get("MAIL_USERNAME"),
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD"),
+        "MAIL_DEFAULT_SENDER": env.get(
+            "MAIL_DEFAULT_SENDER", "Coachpact <no-reply@coachpact.test>"
+        ),
+        # Outside production, mail is written to the log instead of sent.
+        "MAIL_SUPPRESS_SEND": not production and not env.get("MAIL_SERVER"),
+    }

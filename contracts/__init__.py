@@ -1,0 +1,1 @@
+"""Proposals, contracts and their money arithmetic. Never imports stripe."""

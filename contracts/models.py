@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from accounts.models import User
+from db_types import UTCDateTime, str_enum, utcnow
+from extensions import db
+
+
+class ProposalStatus(enum.Enum):
+    SENT = "sent"  # waiting for the student's answer
+    ACCEPTED = "accepted"  # the student accepted; a contract exists
+    DECLINED = "declined"  # the student said no
+    WITHDRAWN = "withdrawn"  # the coach took it back before an answer
+
+
+PROPOSAL_TRANSITIONS: dict[ProposalStatus, frozenset[ProposalStatus]] = {
+    ProposalStatus.SENT: frozenset(
+        {ProposalStatus.ACCEPTED, ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN}
+    ),
+}
+
+
+class ContractStatus(enum.Enum):
+    PENDING = "pending"  # accepted, waiting for payment
+    ACTIVE = "active"  # paid; sessions can be scheduled
+    COMPLETED = "completed"  # every session completed or missed
+    CANCELLED = "cancelled"  # ended before completion
+    REFUNDED = "refunded"  # the money went back to the student
+    DISPUTED = "disputed"  # the student's bank opened a dispute
+
+
+CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
+    ContractStatus.PENDING: frozenset({ContractStatus.ACTIVE, ContractStatus.CANCELLED}),
+    ContractStatus.ACTIVE: frozenset(
+        {
+            ContractStatus.COMPLETED,
+            ContractStatus.CANCELLED,
+            ContractStatus.REFUNDED,
+            ContractStatus.DISPUTED,
+        }
+    ),
+    ContractStatus.COMPLETED: frozenset({ContractStatus.DISPUTED}),
+    ContractStatus.CANCELLED: frozenset({ContractStatus.DISPUTED}),
+    ContractStatus.REFUNDED: frozenset({ContractStatus.DISPUTED}),
+}
+
+
+class PaymentStatus(enum.Enum):
+    PENDING = "pending"  # nothing paid yet
+    PAID = "paid"  # the total was received
+    FAILED = "failed"  # the last attempt failed; the student may retry
+    REFUNDED = "refunded"  # all of it went back
+    PARTIALLY_REFUNDED = "partially_refunded"  # some of it went back
+    DISPUTED = "disputed"  # a chargeback is open
+
+
+PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
+    PaymentStatus.PAID: frozenset(
+        {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED}
+    ),
+    PaymentStatus.PARTIALLY_REFUNDED: frozenset(
+        {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED, PaymentStatus.DISPUTED}
+    ),
+    PaymentStatus.REFUNDED: frozenset({PaymentStatus.DISPUTED}),
+}
+
+# Bounds on proposal terms, shared by the form validators and the database checks.
+SESSION_COUNT_RANGE = (1, 100)
+MINUTES_RANGE = (15, 240)
+
+
+class Terms:
+    """The parties and terms of a proposal; a contract keeps a frozen copy of them."""
+
+    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text)
+    session_count: Mapped[int]
+    minutes_per_session: Mapped[int]
+    price_per_session: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Proposal(Terms, db.Model):
+    __tablename__ = "proposals"
+    __table_args__ = (
+        CheckConstraint(
+            f"session_count BETWEEN {SESSION_COUNT_RANGE[0]} AND {SESSION_COUNT_RANGE[1]}",
+            name="session_count_range",
+        ),
+        CheckConstraint(
+            f"minutes_per_session BETWEEN {MINUTES_RANGE[0]} AND {MINUTES_RANGE[1]}",
+            name="minutes_range",
+        ),
+        CheckConstraint("price_per_session > 0", name="price_positive"),
+        Index("ix_proposals_student_id_status", "student_id", "status"),
+        Index("ix_proposals_coach_id_status", "coach_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[ProposalStatus] = mapped_column(
+        str_enum(ProposalStatus), default=ProposalStatus.SENT
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    coach: Mapped[User] = relationship(foreign_keys="Proposal.coach_id")
+    student: Mapped[User] = relationship(foreign_keys="Proposal.student_id")
+    contract: Mapped[Contract | None] = relationship(back_populates="proposal")
+
+    @property
+    def total(self) -> int:
+        return self.price_per_session * self.session_count
+
+
+class Contract(Terms, db.Model):
+    """The terms a student accepted, frozen at acceptance, and where payment stands."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint(
+            "total_amount = price_per_session * session_count", name="total_matches_terms"
+        ),
+        CheckConstraint("coach_earning = total_amount - platform_fee", name="earning_is_net"),
+        CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
+        Index("ix_contracts_student_id_created_at", "student_id", "created_at"),
+        Index("ix_contracts_coach_id_created_at", "coach_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unique: one proposal makes at most one contract, whatever races happen.
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    total_amount: Mapped[int]  # minor units
+    platform_fee: Mapped[int]  # minor units
+    coach_earning: Mapped[int]  # minor units
+    status: Mapped[ContractStatus] = mapped_column(
+        str_enum(ContractStatus), default=ContractStatus.PENDING
+    )
+    payment_status: Mapped[PaymentStatus] = mapped_column(
+        str_enum(PaymentStatus), default=PaymentStatus.PENDING
+    )
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    proposal: Mapped[Proposal] = relationship(back_populates="contract")
+    coach: Mapped[User] = relationship(foreign_keys="Contract.coach_id")
+    student: Mapped[User] = relationship(foreign_keys="Contract.student_id")
+
+    def party_of(self, user: User) -> bool:
+        return user.id in (self.coach_id, self.student_id)

@@ -1,0 +1,99 @@
+"""Money as integers in the currency's minor unit; never floats.
+
+Zero-decimal currencies (JPY, KRW) have no minor unit: 5000 JPY is stored as 5000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from babel.numbers import format_currency
+
+# Supported currencies and the number of decimals of each (ISO 4217, as Stripe uses them).
+CURRENCY_DECIMALS: dict[str, int] = {
+    "usd": 2,
+    "eur": 2,
+    "gbp": 2,
+    "cad": 2,
+    "aud": 2,
+    "chf": 2,
+    "jpy": 0,
+    "krw": 0,
+}
+# Stripe refuses a charge whose amount has more than eight digits in minor units.
+MAX_CHARGE_AMOUNT = 99_999_999
+
+
+class MoneyError(ValueError):
+    """An amount that cannot be money in its currency; the message is for the user."""
+
+
+def minor_factor(currency: str) -> int:
+    """How many minor units make one major unit: 100 for usd, 1 for jpy."""
+    try:
+        return 10 ** CURRENCY_DECIMALS[currency]
+    except KeyError:
+        raise MoneyError(f"Unsupported currency {currency!r}.") from None
+
+
+def parse_major(text: str, currency: str) -> int:
+    """Parse an amount typed in major units ("45.50") into minor units (4550)."""
+    factor = minor_factor(currency)
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except (InvalidOperation, AttributeError):
+        raise MoneyError("Enter an amount such as 45.00.") from None
+    if not value.is_finite():
+        raise MoneyError("Enter an amount such as 45.00.")
+    minor = value * factor
+    if minor != minor.to_integral_value():
+        decimals = CURRENCY_DECIMALS[currency]
+        raise MoneyError(
+            f"{currency.upper()} has no minor unit."
+            if decimals == 0
+            else f"{currency.upper()} takes at most {decimals} decimals."
+        )
+    if minor <= 0:
+        raise MoneyError("The amount must be more than zero.")
+    return int(minor)
+
+
+def to_major(amount: int, currency: str) -> Decimal:
+    return Decimal(amount) / minor_factor(currency)
+
+
+def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
+    """Display an amount with the currency's symbol and decimals ("$1,234.50", "¥5,000")."""
+    return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a contract costs and how it splits, in minor units."""
+
+    total: int
+    platform_fee: int
+    coach_earning: int
+
+
+def quote(
+    *,
+    price_per_session: int,
+    session_count: int,
+    currency: str,
+    fee_percent: Decimal,
+    fee_minimum: Decimal,
+) -> Quote:
+    """Total, platform fee and coach earning for the given terms.
+
+    The fee is `fee_percent` of the total rounded half up to the minor unit, at
+    least `fee_minimum` major units, and never more than the total itself.
+    """
+    total = price_per_session * session_count
+    if total > MAX_CHARGE_AMOUNT:
+        raise MoneyError("The contract total is larger than a single payment can be.")
+    percent_fee = (Decimal(total) * fee_percent / 100).quantize(Decimal(1), ROUND_HALF_UP)
+    minimum_fee = (fee_minimum * minor_factor(currency)).quantize(Decimal(1), ROUND_HALF_UP)
+    fee = min(total, int(max(percent_fee, minimum_fee)))
+    return Quote(total=total, platform_fee=fee, coach_earning=total - fee)

@@ -1,0 +1,185 @@
+"""Proposal and contract operations. They flush; the caller commits once."""
+
+from __future__ import annotations
+
+from flask import abort, current_app
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from accounts.models import Role, User
+from accounts.services import find_user_by_email
+from contracts.models import (
+    PROPOSAL_TRANSITIONS,
+    Contract,
+    Proposal,
+    ProposalStatus,
+)
+from contracts.money import Quote, quote
+from contracts.states import TransitionError, check_transition
+from db_types import utcnow
+from extensions import db
+
+
+class ProposalError(Exception):
+    """A proposal that cannot be sent as asked; the message is for the coach."""
+
+
+class NotAllowed(Exception):
+    """The user is a party but not the one who may do this (the view answers 403)."""
+
+
+def fee_quote(*, price_per_session: int, session_count: int, currency: str) -> Quote:
+    """The split for these terms under the configured platform fee."""
+    return quote(
+        price_per_session=price_per_session,
+        session_count=session_count,
+        currency=currency,
+        fee_percent=current_app.config["PLATFORM_FEE_PERCENT"],
+        fee_minimum=current_app.config["PLATFORM_FEE_MINIMUM"],
+    )
+
+
+def send_proposal(
+    coach: User,
+    *,
+    student_email: str,
+    title: str,
+    description: str,
+    session_count: int,
+    minutes_per_session: int,
+    price_per_session: int,
+    currency: str,
+) -> Proposal:
+    if not coach.is_coach:
+        raise NotAllowed("Only coaches send proposals.")
+    student = find_user_by_email(student_email)
+    if student is None or student.role is not Role.STUDENT:
+        raise ProposalError("There is no student with this email on Coachpact.")
+    # Refuses terms whose total could never be charged (MoneyError).
+    fee_quote(price_per_session=price_per_session, session_count=session_count, currency=currency)
+    proposal = Proposal(
+        coach=coach,
+        student=student,
+        title=title.strip(),
+        description=description.strip(),
+        session_count=session_count,
+        minutes_per_session=minutes_per_session,
+        price_per_session=price_per_session,
+        currency=currency,
+    )
+    db.session.add(proposal)
+    db.session.flush()
+    return proposal
+
+
+def _party_filter(model: type[Proposal] | type[Contract], user: User):
+    return or_(model.coach_id == user.id, model.student_id == user.id)
+
+
+def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> Proposal:
+    """The proposal if `user` is its coach or student; anyone else gets a 404."""
+    query = select(Proposal).where(Proposal.id == proposal_id, _party_filter(Proposal, user))
+    if lock:
+        # The row lock serialises concurrent answers on PostgreSQL; the second one
+        # then sees the first one's status and is refused by the transition table.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    proposal = db.session.scalar(query)
+    if proposal is None:
+        abort(404)
+    return proposal
+
+
+def contract_for_party(contract_id: int, user: User) -> Contract:
+    """The contract if `user` is its coach or student; anyone else gets a 404."""
+    contract = db.session.scalar(
+        select(Contract).where(Contract.id == contract_id, _party_filter(Contract, user))
+    )
+    if contract is None:
+        abort(404)
+    return contract
+
+
+def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: bool) -> Proposal:
+    proposal = proposal_for_party(proposal_id, user, lock=True)
+    allowed_user = proposal.student_id if by_student else proposal.coach_id
+    if user.id != allowed_user:
+        raise NotAllowed(
+            "Only the student can answer this proposal."
+            if by_student
+            else "Only the coach can withdraw this proposal."
+        )
+    proposal.status = check_transition(PROPOSAL_TRANSITIONS, proposal.status, new, "proposal")
+    proposal.responded_at = utcnow()
+    return proposal
+
+
+def accept_proposal(proposal_id: int, student: User) -> Contract:
+    """Accept a sent proposal and create its one contract, pending payment."""
+    proposal = _respond(proposal_id, student, ProposalStatus.ACCEPTED, by_student=True)
+    split = fee_quote(
+        price_per_session=proposal.price_per_session,
+        session_count=proposal.session_count,
+        currency=proposal.currency,
+    )
+    contract = Contract(
+        proposal=proposal,
+        coach_id=proposal.coach_id,
+        student_id=proposal.student_id,
+        title=proposal.title,
+        description=proposal.description,
+        session_count=proposal.session_count,
+        minutes_per_session=proposal.minutes_per_session,
+        price_per_session=proposal.price_per_session,
+        currency=proposal.currency,
+        total_amount=split.total,
+        platform_fee=split.platform_fee,
+        coach_earning=split.coach_earning,
+    )
+    db.session.add(contract)
+    db.session.flush()
+    return contract
+
+
+def decline_proposal(proposal_id: int, student: User) -> Proposal:
+    return _respond(proposal_id, student, ProposalStatus.DECLINED, by_student=True)
+
+
+def withdraw_proposal(proposal_id: int, coach: User) -> Proposal:
+    return _respond(proposal_id, coach, ProposalStatus.WITHDRAWN, by_student=False)
+
+
+def _of_party(model: type[Proposal] | type[Contract], user: User) -> list:
+    return list(
+        db.session.scalars(
+            select(model)
+            .where(_party_filter(model, user))
+            .options(selectinload(model.coach), selectinload(model.student))
+            .order_by(model.created_at.desc(), model.id.desc())
+        )
+    )
+
+
+def proposals_of(user: User) -> list[Proposal]:
+    """Every proposal the user sent or received, newest first."""
+    return _of_party(Proposal, user)
+
+
+def contracts_of(user: User) -> list[Contract]:
+    """Every contract the user is a party to, newest first."""
+    return _of_party(Contract, user)
+
+
+__all__ = [
+    "NotAllowed",
+    "ProposalError",
+    "TransitionError",
+    "accept_proposal",
+    "contract_for_party",
+    "contracts_of",
+    "decline_proposal",
+    "fee_quote",
+    "proposal_for_party",
+    "proposals_of",
+    "send_proposal",
+    "withdraw_proposal",
+]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from contracts import services
+from contracts.forms import ConfirmForm, ProposalForm
+from contracts.models import ProposalStatus
+from contracts.money import MoneyError
+from extensions import db
+
+bp = Blueprint("contracts", __name__, url_prefix="/contracts")
+
+
+@bp.before_request
+@login_required
+def require_login() -> None:
+    """Every page here is for logged-in users only."""
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template(
+        "contracts/index.html",
+        contracts=services.contracts_of(current_user),
+        proposals=services.proposals_of(current_user),
+        ProposalStatus=ProposalStatus,
+    )
+
+
+@bp.route("/proposals/new", methods=["GET", "POST"])
+def new_proposal() -> str | Response:
+    if not current_user.is_coach:
+        abort(403)
+    form = ProposalForm()
+    if form.validate_on_submit():
+        try:
+            proposal = services.send_proposal(
+                current_user,
+                student_email=form.student_email.data,
+                title=form.title.data,
+                description=form.description.data,
+                session_count=form.session_count.data,
+                minutes_per_session=form.minutes_per_session.data,
+                price_per_session=form.price_minor,
+                currency=form.currency.data,
+            )
+        except services.ProposalError as exc:
+            form.student_email.errors.append(str(exc))
+        except MoneyError as exc:
+            form.price_per_session.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Proposal sent to {proposal.student.name}.", "success")
+            return redirect(url_for("contracts.proposal", proposal_id=proposal.id))
+    return render_template("contracts/proposal_form.html", form=form)
+
+
+@bp.get("/proposals/<int:proposal_id>")
+def proposal(proposal_id: int) -> str:
+    found = services.proposal_for_party(proposal_id, current_user)
+    return render_template(
+        "contracts/proposal.html",
+        proposal=found,
+        form=ConfirmForm(),
+        split=services.fee_quote(
+            price_per_session=found.price_per_session,
+            session_count=found.session_count,
+            currency=found.currency,
+        ),
+        ProposalStatus=ProposalStatus,
+    )
+
+
+def _answer(
+    proposal_id: int, action: Callable, done: str, then: Callable[[object], str] | None = None
+) -> Response:
+    """Run one proposal answer; refusals come back as a message, never a partial change."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        result = action(proposal_id, current_user)
+    except services.NotAllowed:
+        abort(403)
+    except services.TransitionError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("contracts.proposal", proposal_id=proposal_id))
+    db.session.commit()
+    flash(done, "success")
+    if then is not None:
+        return redirect(then(result))
+    return redirect(url_for("contracts.proposal", proposal_id=proposal_id))
+
+
+@bp.post("/proposals/<int:proposal_id>/accept")
+def accept(proposal_id: int) -> Response:
+    return _answer(
+        proposal_id,
+        services.accept_proposal,
+        "Proposal accepted. One step left: pay for it.",
+        then=lambda contract: url_for("payments.pay", contract_id=contract.id),
+    )
+
+
+@bp.post("/proposals/<int:proposal_id>/decline")
+def decline(proposal_id: int) -> Response:
+    return _answer(proposal_id, services.decline_proposal, "Proposal declined.")
+
+
+@bp.post("/proposals/<int:proposal_id>/withdraw")
+def withdraw(proposal_id: int) -> Response:
+    return _answer(proposal_id, services.withdraw_proposal, "Proposal withdrawn.")
+
+
+@bp.get("/<int:contract_id>")
+def detail(contract_id: int) -> str:
+    contract = services.contract_for_party(contract_id, current_user)
+    return render_template("contracts/detail.html", contract=contract)

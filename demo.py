@@ -1,0 +1,155 @@
+"""`flask --app app demo-data`: a small, realistic data set; running it twice changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from accounts.models import Role, User
+from accounts.services import create_user, find_user_by_email
+from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
+from contracts.services import (
+    accept_proposal,
+    decline_proposal,
+    send_proposal,
+    withdraw_proposal,
+)
+from db_types import utcnow
+from extensions import db
+
+DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
+
+PEOPLE = [
+    ("admin@coachpact.test", "Ada Admin", Role.ADMIN, "UTC"),
+    ("maya@coachpact.test", "Maya Lindqvist", Role.COACH, "Europe/London"),
+    ("tomas@coachpact.test", "Tomás Ferreira", Role.COACH, "America/Los_Angeles"),
+    ("ana@coachpact.test", "Ana Ruiz", Role.STUDENT, "America/New_York"),
+    ("kenji@coachpact.test", "Kenji Sato", Role.STUDENT, "Asia/Tokyo"),
+    ("priya@coachpact.test", "Priya Nair", Role.STUDENT, "Asia/Kolkata"),
+]
+
+
+@dataclass(frozen=True)
+class DemoProposal:
+    coach: str
+    student: str
+    title: str
+    sessions: int
+    minutes: int
+    price: int  # minor units
+    currency: str
+    # What becomes of it: a proposal status, or a contract status (the contract
+    # exists with the payment state a real payment would have left).
+    outcome: ProposalStatus | ContractStatus
+
+
+PROPOSALS = [
+    DemoProposal(
+        "maya",
+        "ana",
+        "Public speaking, from nervous to natural",
+        6,
+        60,
+        7500,
+        "usd",
+        ProposalStatus.SENT,
+    ),
+    DemoProposal(
+        "maya",
+        "priya",
+        "Product management interview prep",
+        4,
+        45,
+        9000,
+        "gbp",
+        ProposalStatus.DECLINED,
+    ),
+    DemoProposal(
+        "tomas", "kenji", "Marathon training block", 8, 30, 4000, "eur", ProposalStatus.WITHDRAWN
+    ),
+    DemoProposal(
+        "maya", "ana", "Leadership for new managers", 4, 60, 12000, "usd", ContractStatus.PENDING
+    ),
+    DemoProposal(
+        "tomas", "kenji", "Conversational Portuguese", 10, 45, 5000, "jpy", ContractStatus.ACTIVE
+    ),
+    DemoProposal(
+        "maya", "priya", "Career change roadmap", 3, 90, 15000, "gbp", ContractStatus.COMPLETED
+    ),
+    DemoProposal("tomas", "ana", "Guitar basics", 5, 30, 3000, "usd", ContractStatus.CANCELLED),
+    DemoProposal(
+        "tomas", "priya", "Strength training plan", 4, 60, 6000, "eur", ContractStatus.REFUNDED
+    ),
+    DemoProposal(
+        "maya", "kenji", "Negotiation skills", 2, 60, 20000, "usd", ContractStatus.DISPUTED
+    ),
+]
+
+# Payment status a contract in each state would carry after real payments.
+_PAYMENT_FOR = {
+    ContractStatus.ACTIVE: PaymentStatus.PAID,
+    ContractStatus.COMPLETED: PaymentStatus.PAID,
+    ContractStatus.REFUNDED: PaymentStatus.REFUNDED,
+    ContractStatus.DISPUTED: PaymentStatus.DISPUTED,
+}
+
+
+def _user(email: str, name: str, role: Role, timezone: str) -> User:
+    return find_user_by_email(email) or create_user(
+        email=email, name=name, password=DEMO_PASSWORD, role=role, timezone=timezone
+    )
+
+
+def load_demo_data() -> list[User]:
+    """Create whatever of the demo set is missing; flushes, the caller commits."""
+    users = [_user(*person) for person in PEOPLE]
+    by_key = {user.email.split("@")[0]: user for user in users}
+    for item in PROPOSALS:
+        coach, student = by_key[item.coach], by_key[item.student]
+        exists = db.session.scalar(
+            select(Proposal.id).filter_by(
+                coach_id=coach.id, student_id=student.id, title=item.title
+            )
+        )
+        if exists:
+            continue
+        proposal = send_proposal(
+            coach,
+            student_email=student.email,
+            title=item.title,
+            description=f"{item.sessions} sessions of {item.minutes} minutes with {coach.name}.",
+            session_count=item.sessions,
+            minutes_per_session=item.minutes,
+            price_per_session=item.price,
+            currency=item.currency,
+        )
+        if item.outcome is ProposalStatus.DECLINED:
+            decline_proposal(proposal.id, student)
+        elif item.outcome is ProposalStatus.WITHDRAWN:
+            withdraw_proposal(proposal.id, coach)
+        elif isinstance(item.outcome, ContractStatus):
+            _settle(accept_proposal(proposal.id, student), item.outcome)
+    return users
+
+
+def _settle(contract: Contract, status: ContractStatus) -> None:
+    # Demo contracts past `pending` get the fields a payment would have set.
+    contract.status = status
+    if status in _PAYMENT_FOR:
+        contract.payment_status = _PAYMENT_FOR[status]
+        contract.paid_at = utcnow()
+    db.session.flush()
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("demo-data")
+    def demo_data() -> None:
+        """Load demo users, proposals and contracts (idempotent) and print the logins."""
+        users = load_demo_data()
+        db.session.commit()
+        click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        for user in users:
+            click.echo(f"  {user.role.value:<8} {user.email:<24} {user.timezone}")

@@ -1,0 +1,1 @@
+"""Payment records, the Stripe seam, checkout, fulfilment and the webhook."""

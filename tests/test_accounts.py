@@ -1,0 +1,173 @@
+"""Registration, login, logout, CSRF, rate limits, headers and the admin CLI."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from accounts.models import Role, User
+from tests.conftest import PASSWORD, login
+
+REGISTRATION = {
+    "name": "Ana Ruiz",
+    "email": "Ana.Ruiz@Example.com",
+    "password": "a-long-password",
+    "confirm": "a-long-password",
+    "role": "student",
+    "timezone": "America/New_York",
+}
+
+
+def user_count(db) -> int:
+    return db.session.scalar(select(func.count()).select_from(User))
+
+
+def test_register_logs_in_and_stores_a_hashed_lowercase_email(client, db):
+    response = client.submit("/auth/register", REGISTRATION)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/contracts/"
+    user = db.session.scalar(select(User))
+    assert user.email == "ana.ruiz@example.com"
+    assert user.role is Role.STUDENT
+    assert user.timezone == "America/New_York"
+    assert user.password_hash.startswith("$argon2")
+    assert "Ana Ruiz" in client.get("/contracts/").get_data(as_text=True)
+
+
+def test_duplicate_email_in_another_case_is_refused(client, db, make_user):
+    make_user("coach", email="ana.ruiz@example.com")
+    response = client.submit("/auth/register", REGISTRATION | {"email": "ANA.RUIZ@EXAMPLE.COM"})
+    assert response.status_code == 200
+    assert "already exists" in response.get_data(as_text=True)
+    assert user_count(db) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": ""}, "This field is required."),
+        ({"name": "x" * 101}, "Field cannot be longer than 100 characters."),
+        ({"email": "not-an-email"}, "Invalid email address."),
+        ({"password": "short", "confirm": "short"}, "Field must be between 10 and 128"),
+        ({"confirm": "something-else"}, "Passwords differ."),
+        ({"timezone": "Mars/Olympus_Mons"}, "Not a valid choice."),
+        ({"role": "admin"}, "Not a valid choice."),
+    ],
+)
+def test_bad_registration_shows_the_error_and_writes_nothing(client, db, change, message):
+    response = client.submit("/auth/register", REGISTRATION | change)
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert user_count(db) == 0
+
+
+def test_post_without_csrf_token_is_rejected_and_writes_nothing(client, db):
+    response = client.post("/auth/register", data=REGISTRATION)
+    assert response.status_code == 400
+    assert user_count(db) == 0
+
+
+def test_login_and_logout(client, make_user):
+    user = make_user("coach", email="maya@example.com")
+    response = login(client, user)
+    assert response.headers["Location"] == "/contracts/"
+    page = client.get("/contracts/")
+    assert page.status_code == 200 and user.name in page.get_data(as_text=True)
+    response = client.submit("/auth/logout")
+    assert response.status_code == 302
+    assert client.get("/contracts/").status_code == 302  # back to the login page
+
+
+def test_login_email_is_case_insensitive(client, make_user):
+    user = make_user(email="kenji@example.com")
+    response = client.submit("/auth/login", {"email": "KENJI@example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/contracts/").status_code == 200
+    assert user.name in client.get("/contracts/").get_data(as_text=True)
+
+
+def test_wrong_password_does_not_log_in(client, make_user):
+    user = make_user()
+    response = client.submit("/auth/login", {"email": user.email, "password": "wrong-password"})
+    assert response.status_code == 200
+    assert "Email or password is wrong." in response.get_data(as_text=True)
+    assert client.get("/contracts/").status_code == 302
+
+
+def test_login_is_rate_limited(client, make_user):
+    user = make_user()
+    statuses = [
+        client.submit("/auth/login", {"email": user.email, "password": "wrong"}).status_code
+        for _ in range(11)
+    ]
+    assert statuses[:10] == [200] * 10
+    assert statuses[10] == 429
+    # Even the right password is refused until the window passes.
+    assert (
+        client.submit("/auth/login", {"email": user.email, "password": PASSWORD}).status_code == 429
+    )
+
+
+def test_login_redirect_only_to_our_own_paths(client, make_user):
+    user = make_user()
+    data = {"email": user.email, "password": PASSWORD, "csrf_token": client.csrf_token()}
+    response = client.post("/auth/login?next=//evil.example/steal", data=data)
+    assert response.headers["Location"] == "/contracts/"
+
+
+def test_session_cookie_and_security_headers(client, make_user):
+    response = login(client, make_user())
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/auth/register", follow_redirects=True)
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_create_admin_cli(runner, db):
+    result = runner.invoke(
+        args=[
+            "create-admin",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "Boss",
+            "--password",
+            "admin-password-1",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    admin = db.session.scalar(select(User))
+    assert admin.email == "boss@example.com" and admin.role is Role.ADMIN
+    again = runner.invoke(
+        args=[
+            "create-admin",
+            "--email",
+            "boss@example.com",
+            "--name",
+            "Boss",
+            "--password",
+            "admin-password-1",
+        ]
+    )
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert user_count(db) == 1
+
+
+def test_admins_cannot_be_registered_through_the_form(client, db):
+    client.submit("/auth/register", REGISTRATION | {"role": "admin"})
+    assert db.session.scalar(select(func.count()).select_from(User).filter_by(role=Role.ADMIN)) == 0
+
+
+def test_error_pages_are_rendered(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert "Not found" in response.get_data(as_text=True)
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}

@@ -1,0 +1,67 @@
+"""Settings: production refuses to start without its settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, load_config
+
+
+def test_production_without_settings_names_every_missing_one(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(str(tmp_path), {"APP_ENV": "production"})
+    message = str(error.value)
+    for name in ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert name in message
+
+
+def test_production_names_only_what_is_missing(tmp_path):
+    env = {"APP_ENV": "production", "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://db/x"}
+    with pytest.raises(ConfigError) as error:
+        load_config(str(tmp_path), env)
+    assert "STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET" in str(error.value)
+    assert "SECRET_KEY," not in str(error.value).replace("STRIPE_SECRET_KEY,", "")
+
+
+def test_create_app_refuses_to_start_in_production(monkeypatch):
+    from app import create_app
+
+    for name in ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("APP_ENV", "production")
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        create_app()
+
+
+def test_production_with_settings_is_strict(tmp_path):
+    config = load_config(
+        str(tmp_path),
+        {
+            "APP_ENV": "production",
+            "SECRET_KEY": "s" * 40,
+            "DATABASE_URL": "postgres://user@db/coachpact",
+            "STRIPE_SECRET_KEY": "sk_live_abc",
+            "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+        },
+    )
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://user@db/coachpact"
+    assert config["STRIPE_API_BASE"] is None and config["STRIPE_USES_SANDBOX"] is False
+
+
+def test_development_defaults_use_sqlite_and_the_sandbox(tmp_path):
+    config = load_config(str(tmp_path), {})
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/coachpact.sqlite3"
+    assert config["STRIPE_USES_SANDBOX"] is True
+    assert config["STRIPE_SECRET_KEY"].startswith("sk_test_")
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_real_stripe_key_without_webhook_secret_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        load_config(str(tmp_path), {"STRIPE_SECRET_KEY": "sk_test_real"})
+
+
+def test_malformed_fee_setting_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="PLATFORM_FEE_PERCENT"):
+        load_config(str(tmp_path), {"PLATFORM_FEE_PERCENT": "five"})

@@ -1,0 +1,54 @@
+"""The migrations build what the models describe; demo data is idempotent."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+
+from accounts.models import User
+from contracts.models import Contract, ContractStatus, Proposal, ProposalStatus
+
+
+def test_models_and_migrations_agree(db):
+    # The test database was built by `flask db upgrade` (see conftest.database_uri).
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
+
+
+def snapshot(db) -> dict:
+    return {
+        model.__tablename__: sorted(
+            tuple(
+                str(getattr(row, column.key))
+                for column in model.__table__.columns
+                if column.key not in {"created_at", "updated_at", "paid_at", "responded_at"}
+            )
+            for row in db.session.scalars(select(model))
+        )
+        for model in (User, Proposal, Contract)
+    }
+
+
+def test_demo_data_twice_changes_nothing(runner, db):
+    first = runner.invoke(args=["demo-data"])
+    assert first.exit_code == 0, first.output
+    assert "admin@coachpact.test" in first.output and "coachpact-demo" in first.output
+    before = snapshot(db)
+    second = runner.invoke(args=["demo-data"])
+    assert second.exit_code == 0, second.output
+    db.session.expire_all()
+    assert snapshot(db) == before
+    assert len(before["users"]) == 6
+
+
+def test_demo_data_covers_every_state(runner, db):
+    runner.invoke(args=["demo-data"])
+    contract_states = set(db.session.scalars(select(Contract.status)))
+    proposal_states = set(db.session.scalars(select(Proposal.status)))
+    assert contract_states == set(ContractStatus)
+    assert proposal_states == set(ProposalStatus)
+    zones = set(db.session.scalars(select(User.timezone).where(User.role == "student")))
+    assert len(zones) == 3
+    assert db.session.scalar(select(func.count()).select_from(User).filter_by(role="coach")) == 2
