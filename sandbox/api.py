@@ -1,0 +1,414 @@
+"""The Stripe REST API subset under /v1, with Stripe's auth, errors, lists and idempotency."""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from sandbox import params as p
+from sandbox import shapes
+from sandbox.errors import ParamError, StripeError, not_found
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+IDEMPOTENCY_TTL = 24 * 3600
+
+CUSTOMER_CREATE = {
+    "email": p.Str(max_length=512), "name": p.Str(max_length=256), "phone": p.Str(max_length=20),
+    "description": p.Str(), "metadata": p.Metadata(), "expand": p.EXPAND,
+}
+PRODUCT_DATA = p.Obj({"name": p.Str(required=True), "description": p.Str(),
+                      "metadata": p.Metadata(), "images": p.List(p.Str(), max_items=8)})
+PRICE_DATA = p.Obj({
+    "currency": p.Str(required=True), "product": p.Str(), "product_data": PRODUCT_DATA,
+    "unit_amount": p.Int(minimum=0, maximum=99_999_999), "unit_amount_decimal": p.Str(),
+    "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"),
+})
+SESSION_CREATE = {
+    "mode": p.Enum("payment", "setup", "subscription", required=True),
+    "line_items": p.List(p.Obj({"price": p.Str(), "price_data": PRICE_DATA,
+                                "quantity": p.Int(minimum=1, maximum=999_999)})),
+    "customer": p.Str(), "customer_email": p.Str(max_length=800),
+    "client_reference_id": p.Str(max_length=200), "metadata": p.Metadata(),
+    "payment_intent_data": p.Obj({"metadata": p.Metadata(), "description": p.Str(),
+                                  "receipt_email": p.Str()}),
+    "success_url": p.Str(), "cancel_url": p.Str(), "expires_at": p.Int(),
+    "allow_promotion_codes": p.Bool(), "locale": p.Str(),
+    "payment_method_types": p.List(p.Enum("card", "us_bank_account")),
+    "submit_type": p.Enum("auto", "book", "donate", "pay"),
+    "expand": p.EXPAND,
+}
+SESSION_LIST = {**p.PAGINATION, "customer": p.Str(), "payment_intent": p.Str(),
+                "status": p.Enum("complete", "expired", "open"), "created": p.Created()}
+REFUND_CREATE = {
+    "payment_intent": p.Str(), "charge": p.Str(), "amount": p.Int(),
+    "reason": p.Enum("duplicate", "fraudulent", "requested_by_customer"),
+    "metadata": p.Metadata(), "expand": p.EXPAND,
+}
+EVENT_LIST = {**p.PAGINATION, "type": p.Str(), "types": p.List(p.Str(), max_items=20),
+              "created": p.Created(), "delivery_success": p.Bool()}
+RETRIEVE = {"expand": p.EXPAND}
+
+
+def sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body, indent=2), status, mimetype="application/json")
+
+
+def _authenticate() -> str:
+    header = request.headers.get("Authorization", "")
+    key = ""
+    if header.startswith("Bearer "):
+        key = header[len("Bearer "):].strip()
+    elif request.authorization and request.authorization.type == "basic":
+        key = request.authorization.username or ""  # curl -u sk_test_...:
+    if not key:
+        raise StripeError(
+            "You did not provide an API key. You need to provide your API key in the "
+            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+            "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.",
+            status=401, store_idempotent=False)
+    if not key.startswith("sk_test_") or len(key) <= len("sk_test_"):
+        masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:] if len(key) > 12 else key
+        raise StripeError(f"Invalid API Key provided: {masked}", status=401,
+                          store_idempotent=False)
+    return key
+
+
+def _params() -> dict[str, Any]:
+    source = request.form if request.method == "POST" else request.args
+    return p.decode(source.items(multi=True))
+
+
+def _request_info() -> tuple[str, str | None]:
+    return g.request_id, request.headers.get("Idempotency-Key")
+
+
+def endpoint(fn: Callable[..., dict[str, Any]]) -> Callable[..., Response]:
+    """Run a view the way Stripe's API does: auth, error envelope, Idempotency-Key replay."""
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Response:
+        g.request_id = "req_" + secrets.token_hex(7)
+        try:
+            api_key = _authenticate()
+            key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+            if key:
+                return _idempotent(api_key, key, fn, kwargs)
+            body, status = _run(fn, kwargs)
+        except StripeError as exc:
+            body, status = exc.body(), exc.status
+        return _finish(_json(body, status))
+
+    return wrapper
+
+
+def _run(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> tuple[dict, int]:
+    result = fn(**kwargs)
+    return result, 200
+
+
+def _finish(response: Response) -> Response:
+    response.headers["Request-Id"] = g.request_id
+    response.headers["Stripe-Version"] = request.headers.get("Stripe-Version",
+                                                             shapes.API_VERSION)
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="Stripe"'
+    return response
+
+
+def _idempotent(api_key: str, key: str, fn: Callable[..., dict[str, Any]],
+                kwargs: dict[str, Any]) -> Response:
+    """Stripe's Idempotency-Key: same key and parameters replay the saved response."""
+    if len(key) > 255:
+        raise ParamError("Idempotency-Key must be at most 255 characters.", None)
+    store = sandbox().store
+    fingerprint = json.dumps(sorted(request.form.items(multi=True)))
+    with store.transaction():
+        store.execute("DELETE FROM idempotency_keys WHERE created < ?",
+                      (time.time() - IDEMPOTENCY_TTL,))
+        rows = store.query("SELECT * FROM idempotency_keys WHERE api_key = ? AND key = ?",
+                           (api_key, key))
+        if not rows:
+            store.execute(
+                "INSERT INTO idempotency_keys (api_key, key, method, path, params, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (api_key, key, request.method, request.path, fingerprint, time.time()))
+    if rows:
+        row = rows[0]
+        if (row["method"], row["path"], row["params"]) != (request.method, request.path,
+                                                           fingerprint):
+            raise StripeError(
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{key}' if you meant to "
+                "execute a different request.", type_="idempotency_error",
+                store_idempotent=False)
+        if row["status_code"] is None:
+            raise StripeError(
+                "There is currently another in-progress request using this Stripe API key and "
+                "idempotency key (that is, the same `Idempotency-Key` header). Please try again "
+                "later.", status=409, type_="idempotency_error", store_idempotent=False)
+        response = _finish(Response(row["body"], row["status_code"],
+                                    mimetype="application/json"))
+        response.headers["Idempotent-Replayed"] = "true"
+        response.headers["Idempotency-Key"] = key
+        return response
+    try:
+        body, status = _run(fn, kwargs)
+    except StripeError as exc:
+        body, status = exc.body(), exc.status
+        if not exc.store_idempotent:
+            # Parameters failed validation: nothing ran, the key stays free (as on Stripe).
+            store.execute("DELETE FROM idempotency_keys WHERE api_key = ? AND key = ?",
+                          (api_key, key))
+            return _finish(_json(body, status))
+    except BaseException:
+        store.execute("DELETE FROM idempotency_keys WHERE api_key = ? AND key = ?",
+                      (api_key, key))
+        raise
+    text = json.dumps(body, indent=2)
+    store.execute("UPDATE idempotency_keys SET status_code = ?, body = ? WHERE api_key = ? "
+                  "AND key = ?", (status, text, api_key, key))
+    response = _finish(Response(text, status, mimetype="application/json"))
+    response.headers["Idempotency-Key"] = key
+    return response
+
+
+# -- expansion and lists ---------------------------------------------------------
+
+
+def expand(obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    for path in paths:
+        parts = path.split(".")
+        if len(parts) > 4:
+            raise ParamError(f"You cannot expand more than 4 levels of a property ({path}).",
+                             "expand")
+        _expand(obj, parts, path)
+    return obj
+
+
+def _expand(obj: dict[str, Any], parts: list[str], path: str) -> None:
+    head, rest = parts[0], parts[1:]
+    if obj.get("object") == "list" and head == "data" and rest:
+        for item in obj["data"]:
+            _expand(item, rest, path)
+        return
+    if head == "line_items" and obj.get("object") == "checkout.session" and not rest:
+        items = sandbox().engine.line_items(obj["id"])
+        obj["line_items"] = shapes.list_envelope(
+            items, f"/v1/checkout/sessions/{obj['id']}/line_items", False)
+        return
+    value = obj.get(head, ...)
+    if value is not None and not isinstance(value, (str, dict)):
+        value = ...  # only references to other objects expand
+    if isinstance(value, str):
+        loaded = sandbox().store.get(value)
+        if loaded is None:
+            value = ...
+        else:
+            obj[head] = value = loaded
+    if value is ...:
+        raise ParamError(f"This property cannot be expanded ({path}).", "expand")
+    if rest and isinstance(value, dict):
+        _expand(value, rest, path)
+
+
+def _cursor(type_: str, object_id: str | None, param: str) -> int | None:
+    if object_id is None:
+        return None
+    seq = sandbox().store.seq_of(object_id)
+    if seq is None:
+        raise StripeError(f"No such {type_}: '{object_id}'", code="resource_missing", param=param)
+    return seq
+
+
+def _created_filter(created: dict[str, int], clauses: list[str], args: list[Any]) -> None:
+    ops = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+    for name, value in created.items():
+        clauses.append(f"created {ops[name]} ?")
+        args.append(value)
+
+
+def _list(type_: str, url: str, query: dict[str, Any], clauses: list[str],
+          args: list[Any]) -> dict[str, Any]:
+    if "starting_after" in query and "ending_before" in query:
+        raise ParamError("You may only specify one of these parameters: ending_before, "
+                         "starting_after.", "starting_after", "parameters_exclusive")
+    data, has_more = sandbox().store.page(
+        type_, where=" AND ".join(clauses), args=args, limit=query.get("limit", 10),
+        starting_after=_cursor(type_, query.get("starting_after"), "starting_after"),
+        ending_before=_cursor(type_, query.get("ending_before"), "ending_before"))
+    envelope = shapes.list_envelope(data, url, has_more)
+    return expand(envelope, query.get("expand", []))
+
+
+# -- customers -------------------------------------------------------------------
+
+
+@bp.post("/customers")
+@endpoint
+def create_customer() -> dict[str, Any]:
+    query = p.validate(CUSTOMER_CREATE, _params())
+    customer = sandbox().engine.create_customer(query, _request_info())
+    return expand(customer, query.get("expand", []))
+
+
+@bp.get("/customers/<customer_id>")
+@endpoint
+def get_customer(customer_id: str) -> dict[str, Any]:
+    return _retrieve("customer", customer_id, "customer")
+
+
+def _retrieve(type_: str, object_id: str, param: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    obj = sandbox().store.get(object_id, type_)
+    if obj is None:
+        raise not_found(type_, object_id, param)
+    return expand(obj, query.get("expand", []))
+
+
+# -- checkout sessions -------------------------------------------------------------
+
+
+@bp.post("/checkout/sessions")
+@endpoint
+def create_session() -> dict[str, Any]:
+    query = p.validate(SESSION_CREATE, _params())
+    box = sandbox()
+    public_url = box.settings.public_url or request.host_url.rstrip("/")
+    session = box.engine.create_session(query, public_url)
+    return expand(session, query.get("expand", []))
+
+
+@bp.get("/checkout/sessions")
+@endpoint
+def list_sessions() -> dict[str, Any]:
+    query = p.validate(SESSION_LIST, _params())
+    clauses: list[str] = []
+    args: list[Any] = []
+    for name in ("customer", "payment_intent", "status"):
+        if name in query:
+            clauses.append(f"json_extract(data, '$.{name}') = ?")
+            args.append(query[name])
+    _created_filter(query.get("created", {}), clauses, args)
+    # Time-based expiry is applied lazily too, so a listing never shows a stale "open".
+    for sid in sandbox().store.open_sessions_expired_by(int(time.time())):
+        sandbox().engine.expire_if_due(sid)
+    return _list("checkout.session", "/v1/checkout/sessions", query, clauses, args)
+
+
+@bp.get("/checkout/sessions/<session_id>")
+@endpoint
+def get_session(session_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    session = sandbox().engine.session(session_id)
+    return expand(session, query.get("expand", []))
+
+
+@bp.post("/checkout/sessions/<session_id>/expire")
+@endpoint
+def expire_session(session_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    session = sandbox().engine.expire_session(session_id, _request_info())
+    return expand(session, query.get("expand", []))
+
+
+@bp.get("/checkout/sessions/<session_id>/line_items")
+@endpoint
+def list_line_items(session_id: str) -> dict[str, Any]:
+    query = p.validate(p.PAGINATION, _params())
+    sandbox().engine.session(session_id)
+    return _list("item", f"/v1/checkout/sessions/{session_id}/line_items", query,
+                 ["parent = ?"], [session_id])
+
+
+# -- payment intents, charges, refunds, disputes -------------------------------------
+
+
+@bp.get("/payment_intents/<pi_id>")
+@endpoint
+def get_payment_intent(pi_id: str) -> dict[str, Any]:
+    return _retrieve("payment_intent", pi_id, "intent")
+
+
+@bp.get("/charges/<charge_id>")
+@endpoint
+def get_charge(charge_id: str) -> dict[str, Any]:
+    return _retrieve("charge", charge_id, "charge")
+
+
+@bp.post("/refunds")
+@endpoint
+def create_refund() -> dict[str, Any]:
+    query = p.validate(REFUND_CREATE, _params())
+    refund = sandbox().engine.refund(query, _request_info())
+    return expand(refund, query.get("expand", []))
+
+
+@bp.get("/refunds/<refund_id>")
+@endpoint
+def get_refund(refund_id: str) -> dict[str, Any]:
+    return _retrieve("refund", refund_id, "refund")
+
+
+@bp.get("/disputes/<dispute_id>")
+@endpoint
+def get_dispute(dispute_id: str) -> dict[str, Any]:
+    return _retrieve("dispute", dispute_id, "dispute")
+
+
+# -- events ------------------------------------------------------------------------
+
+
+@bp.get("/events")
+@endpoint
+def list_events() -> dict[str, Any]:
+    query = p.validate(EVENT_LIST, _params())
+    if "type" in query and "types" in query:
+        raise ParamError("You may only specify one of these parameters: type, types.", "type",
+                         "parameters_exclusive")
+    clauses: list[str] = []
+    args: list[Any] = []
+    if "type" in query:
+        # Stripe accepts one wildcard type such as `checkout.session.*`.
+        clauses.append("json_extract(data, '$.type') LIKE ? ESCAPE '\\'")
+        args.append(query["type"].replace("_", "\\_").replace("*", "%"))
+    if query.get("types"):
+        clauses.append(f"json_extract(data, '$.type') IN ({','.join('?' * len(query['types']))})")
+        args.extend(query["types"])
+    _created_filter(query.get("created", {}), clauses, args)
+    envelope = _list("event", "/v1/events", query, clauses, args)
+    events = sandbox().events
+    for event in envelope["data"]:
+        event["pending_webhooks"] = events.pending_webhooks(event["id"])
+    return envelope
+
+
+@bp.get("/events/<event_id>")
+@endpoint
+def get_event(event_id: str) -> dict[str, Any]:
+    p.validate(RETRIEVE, _params())
+    event = sandbox().events.load(event_id)
+    if event is None:
+        raise not_found("event", event_id, "id")
+    return event
+
+
+@bp.route("/<path:rest>", methods=["GET", "POST", "DELETE"])
+@endpoint
+def unknown(rest: str) -> dict[str, Any]:
+    raise StripeError(
+        f"Unrecognized request URL ({request.method}: /v1/{rest}). Please see "
+        "https://stripe.com/docs or we can help at https://support.stripe.com/.", status=404)

@@ -1,0 +1,631 @@
+"""What happens to the objects: sessions, payment attempts, settlement, refunds, disputes.
+
+The API views, the hosted checkout page and the `/_sandbox/` endpoints all call
+these functions, so a test paying through `/_sandbox/.../pay` runs exactly the
+code a browser runs. Every operation holds the store's transaction, so a
+payment step is atomic even when the page, the API and the worker race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from sandbox import shapes
+from sandbox.errors import ParamError, StripeError, not_found
+from sandbox.events import Events
+from sandbox.settings import Settings
+from sandbox.store import Store
+
+Request = tuple[str, str | None] | None  # (request id, idempotency key) of the API call
+
+# Stripe's test cards: number → (brand, funding, behaviour, decline code or None).
+CARDS: dict[str, tuple[str, str, str, str | None]] = {
+    "4242424242424242": ("visa", "credit", "succeed", None),
+    "4000056655665556": ("visa", "debit", "succeed", None),
+    "5555555555554444": ("mastercard", "credit", "succeed", None),
+    "378282246310005": ("amex", "credit", "succeed", None),
+    "4000000000000002": ("visa", "credit", "decline", "generic_decline"),
+    "4000000000009995": ("visa", "credit", "decline", "insufficient_funds"),
+    "4000000000009987": ("visa", "credit", "decline", "lost_card"),
+    "4000000000000069": ("visa", "credit", "decline", "expired_card"),
+    "4000000000000127": ("visa", "credit", "decline", "incorrect_cvc"),
+    "4000002500003155": ("visa", "credit", "3ds", None),
+    "4000000000003220": ("visa", "credit", "3ds", None),
+}
+# decline code → (error code, message shown to the customer), as Stripe words them.
+DECLINES = {
+    "generic_decline": ("card_declined", "Your card was declined."),
+    "insufficient_funds": ("card_declined", "Your card has insufficient funds."),
+    "lost_card": ("card_declined", "Your card was declined."),
+    "expired_card": ("expired_card", "Your card has expired."),
+    "incorrect_cvc": ("incorrect_cvc", "Your card's security code is incorrect."),
+}
+AUTH_FAILED = ("payment_intent_authentication_failure",
+               "We are unable to authenticate your payment method. Please choose a different "
+               "payment method and try again.")
+# Stripe's US bank account test numbers (routing 110000000) → outcome and failure code.
+BANK_ACCOUNTS = {
+    "000123456789": ("succeeded", None),
+    "000111111113": ("failed", "account_closed"),
+    "000111111116": ("failed", "no_account"),
+    "000222222227": ("failed", "insufficient_funds"),
+}
+BANK_FAILURES = {
+    "account_closed": "The customer's bank account has been closed.",
+    "no_account": "The customer's bank account could not be located.",
+    "insufficient_funds": "The customer's account has insufficient funds to cover this payment.",
+}
+TEST_ROUTING = "110000000"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class PaymentInputError(Exception):
+    """What the customer typed cannot be used (shown next to the field; no event)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+@dataclass
+class PayResult:
+    outcome: str  # succeeded, processing, requires_action, declined
+    session: dict[str, Any]
+    payment_intent: dict[str, Any]
+    redirect_url: str | None = None
+    error: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def luhn_ok(number: str) -> bool:
+    total = 0
+    for i, digit in enumerate(reversed(number)):
+        d = int(digit)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _valid_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+class Engine:
+    def __init__(self, store: Store, settings: Settings, events: Events) -> None:
+        self.store = store
+        self.settings = settings
+        self.events = events
+
+    # -- customers -----------------------------------------------------------
+
+    def create_customer(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        email = params.get("email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
+        with self.store.transaction():
+            customer = shapes.customer(params, now())
+            self.store.insert(customer)
+            self.events.emit("customer.created", customer, request=request)
+        return customer
+
+    # -- checkout sessions -----------------------------------------------------
+
+    def create_session(self, params: dict[str, Any], public_url: str) -> dict[str, Any]:
+        if params["mode"] != "payment":
+            raise ParamError("The sandbox supports only `mode=payment` Checkout Sessions.", "mode")
+        specs = params.get("line_items") or []
+        if not specs:
+            raise ParamError("`line_items` is required in `payment` mode.", "line_items",
+                             "parameter_missing")
+        for i, spec in enumerate(specs):
+            self._check_line_item(spec, f"line_items[{i}]")
+        currencies = {spec["price_data"]["currency"] for spec in specs}
+        if len(currencies) > 1:
+            raise ParamError("Checkout does not support multiple currencies.", "line_items")
+        currency = currencies.pop()
+        if params.get("customer") and params.get("customer_email"):
+            raise ParamError("You may only specify one of these parameters: customer, "
+                             "customer_email.", "customer", "parameters_exclusive")
+        if params.get("customer") and not self.store.get(params["customer"], "customer"):
+            raise ParamError(f"No such customer: '{params['customer']}'", "customer",
+                             "resource_missing")
+        email = params.get("customer_email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "customer_email", "email_invalid")
+        for name in ("success_url", "cancel_url"):
+            if name in params and not _valid_url(params[name]):
+                raise ParamError("Not a valid URL", name, "url_invalid")
+        created = now()
+        expires_at = params.get("expires_at", created + 24 * 3600)
+        if expires_at > created + 24 * 3600:
+            raise ParamError("The `expires_at` timestamp must be less than 24 hours from "
+                             "Checkout Session creation.", "expires_at")
+        if expires_at < created + 30 * 60:
+            raise ParamError("The `expires_at` timestamp must be at least 30 minutes from "
+                             "Checkout Session creation.", "expires_at")
+        methods = params.get("payment_method_types") or (
+            ["card", "us_bank_account"] if currency == "usd" else ["card"])
+        if "us_bank_account" in methods and currency != "usd":
+            raise ParamError("The payment method `us_bank_account` only supports `usd`.",
+                             "payment_method_types")
+        items = [shapes.line_item(spec, created) for spec in specs]
+        total = sum(item["amount_total"] for item in items)
+        minimum = shapes.MINIMUM_CHARGE[currency]
+        if total < minimum:
+            raise ParamError(
+                f"The Checkout Session's total amount due must add up to at least "
+                f"{shapes.format_money(minimum, currency)} {currency}.", "line_items",
+                "amount_too_small")
+        if total > 99_999_999:
+            raise ParamError("The Checkout Session's total amount due must be no more than "
+                             "999,999.99.", "line_items", "amount_too_large")
+        sid = shapes.session_id()
+        session = shapes.checkout_session(
+            {**params, "id": sid}, items, now=created, expires_at=expires_at,
+            url=f"{public_url}/checkout/{sid}", method_types=methods)
+        extra = {"public_url": public_url,
+                 "payment_intent_data": params.get("payment_intent_data", {}),
+                 "expires_at": expires_at}
+        with self.store.transaction():
+            self.store.insert(session, extra)
+            for item in items:
+                self.store.insert(item, parent=sid)
+        return session
+
+    def _check_line_item(self, spec: dict[str, Any], param: str) -> None:
+        if "price" in spec:
+            raise ParamError(f"No such price: '{spec['price']}'", f"{param}[price]",
+                             "resource_missing")
+        data = spec.get("price_data")
+        if data is None:
+            raise ParamError(f"Missing required param: {param}[price_data].",
+                             f"{param}[price_data]", "parameter_missing")
+        if "product" in data:
+            raise ParamError(f"No such product: '{data['product']}'",
+                             f"{param}[price_data][product]", "resource_missing")
+        if "product_data" not in data:
+            raise ParamError(f"Missing required param: {param}[price_data][product_data].",
+                             f"{param}[price_data][product_data]", "parameter_missing")
+        if "unit_amount" not in data:
+            decimal = data.pop("unit_amount_decimal", None)
+            if decimal is None or not re.fullmatch(r"\d+(\.0+)?", decimal):
+                raise ParamError(f"Missing required param: {param}[price_data][unit_amount].",
+                                 f"{param}[price_data][unit_amount]", "parameter_missing")
+            data["unit_amount"] = int(float(decimal))
+        data.pop("unit_amount_decimal", None)
+        currency = data["currency"].lower()
+        if currency not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {data['currency']}. The sandbox supports: "
+                             f"{', '.join(sorted(shapes.MINIMUM_CHARGE))}.",
+                             f"{param}[price_data][currency]", "parameter_invalid")
+        data["currency"] = currency
+        if "quantity" not in spec:
+            raise ParamError(f"Quantity is required. Add `quantity` to `{param}`.",
+                             f"{param}[quantity]", "parameter_missing")
+
+    def session(self, sid: str, *, param: str = "session") -> dict[str, Any]:
+        self.expire_if_due(sid)
+        session = self.store.get(sid, "checkout.session")
+        if session is None:
+            raise not_found("checkout.session", sid, param)
+        return session
+
+    def session_extra(self, sid: str) -> dict[str, Any]:
+        found = self.store.get_with_extra(sid, "checkout.session")
+        if found is None:
+            raise not_found("checkout.session", sid, "session")
+        return found[1]
+
+    def line_items(self, sid: str) -> list[dict[str, Any]]:
+        return self.store.children(sid, "item")
+
+    def expire_session(self, sid: str, request: Request) -> dict[str, Any]:
+        with self.store.transaction():
+            session = self.session(sid)
+            if session["status"] != "open":
+                raise StripeError(
+                    f"Only Checkout Sessions with a status in [\"open\"] can be expired. This "
+                    f"Checkout Session has a status of \"{session['status']}\".", param="session")
+            return self._expire(session, request)
+
+    def expire_if_due(self, sid: str) -> None:
+        with self.store.transaction():
+            found = self.store.get_with_extra(sid, "checkout.session")
+            if found and found[0]["status"] == "open" and found[0]["expires_at"] <= now():
+                self._expire(found[0], None)
+
+    def _expire(self, session: dict[str, Any], request: Request) -> dict[str, Any]:
+        session["status"] = "expired"
+        session["url"] = None  # Stripe clears the URL once a session can no longer be paid
+        if session["payment_intent"]:
+            pi = self.store.get(session["payment_intent"], "payment_intent")
+            if pi and pi["status"] in ("requires_payment_method", "requires_action"):
+                pi.update(status="canceled", canceled_at=now(), cancellation_reason="abandoned",
+                          next_action=None)
+                self.store.save(pi)
+                self.events.emit("payment_intent.canceled", pi, request=request)
+        self.store.save(session)
+        self.events.emit("checkout.session.expired", session, request=request)
+        return session
+
+    # -- paying (hosted page and /_sandbox/.../pay) -----------------------------
+
+    def pay(self, sid: str, form: dict[str, str]) -> PayResult:
+        """One attempt to pay an open session with what the checkout form holds."""
+        with self.store.transaction():
+            session = self.session(sid)
+            extra = self.session_extra(sid)
+            self._require_open(session)
+            email = (form.get("email") or session["customer_email"]
+                     or self._customer_email(session) or "").strip()
+            if not EMAIL.match(email):
+                raise PaymentInputError("Enter a valid email address.", "email")
+            name = (form.get("name") or "").strip() or None
+            method = form.get("payment_method") or (
+                "us_bank_account" if form.get("bank_account") else "card")
+            if method not in session["payment_method_types"]:
+                raise PaymentInputError("This payment method is not available.", "payment_method")
+            pi = self._current_intent(session, extra, method)
+            if pi["status"] == "requires_action":
+                raise PaymentInputError("Complete the authentication step first.", "card_number")
+            billing = {"email": email, "name": name, "phone": None}
+            if method == "card":
+                return self._pay_card(session, extra, pi, form, billing)
+            return self._pay_bank(session, extra, pi, form, billing)
+
+    def _require_open(self, session: dict[str, Any]) -> None:
+        if session["status"] == "expired":
+            raise StripeError("This Checkout Session has expired.", param="session",
+                              code="checkout_session_expired")
+        if session["status"] == "complete":
+            raise StripeError("This Checkout Session is already complete.", param="session",
+                              code="checkout_session_complete")
+
+    def _customer_email(self, session: dict[str, Any]) -> str | None:
+        if not session["customer"]:
+            return None
+        customer = self.store.get(session["customer"], "customer")
+        return customer["email"] if customer else None
+
+    def _current_intent(self, session: dict[str, Any], extra: dict[str, Any],
+                        method: str) -> dict[str, Any]:
+        """The session's PaymentIntent, created at the first attempt (as Stripe does)."""
+        if session["payment_intent"]:
+            pi = self.store.get(session["payment_intent"], "payment_intent")
+            assert pi is not None
+            pi["payment_method_types"] = [method]
+            return pi
+        pi = shapes.payment_intent(session, extra["payment_intent_data"], method, now())
+        self.store.insert(pi, {"session": session["id"]})
+        session["payment_intent"] = pi["id"]
+        self.store.save(session)
+        return pi
+
+    def _card(self, form: dict[str, str]) -> tuple[dict[str, Any], str]:
+        number = re.sub(r"[\s-]", "", form.get("card_number") or "")
+        if not number.isdigit() or not 13 <= len(number) <= 19 or not luhn_ok(number):
+            raise PaymentInputError("Your card number is invalid.", "card_number")
+        if number not in CARDS:
+            raise PaymentInputError(
+                "Your card was declined. Your request was in test mode, but used a non test "
+                "card. Use one of Stripe's test cards (e.g. 4242 4242 4242 4242).", "card_number")
+        expiry = re.sub(r"\s", "", form.get("card_expiry") or "12/34")
+        match = re.fullmatch(r"(\d{1,2})/(\d{2}|\d{4})", expiry)
+        if not match or not 1 <= int(match.group(1)) <= 12:
+            raise PaymentInputError("Your card's expiration date is incomplete.", "card_expiry")
+        month, year = int(match.group(1)), int(match.group(2))
+        year = year + 2000 if year < 100 else year
+        current = time.gmtime()
+        if (year, month) < (current.tm_year, current.tm_mon):
+            raise PaymentInputError("Your card's expiration year is in the past.", "card_expiry")
+        cvc = (form.get("card_cvc") or "123").strip()
+        if not re.fullmatch(r"\d{3,4}", cvc):
+            raise PaymentInputError("Your card's security code is incomplete.", "card_cvc")
+        brand, funding, behaviour, decline = CARDS[number]
+        card = {"brand": brand, "funding": funding, "last4": number[-4:], "exp_month": month,
+                "exp_year": year, "country": "US", "fingerprint": _fingerprint(number),
+                "amount_authorized": None, "behaviour": behaviour, "decline": decline}
+        return card, number
+
+    def _pay_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
+                  form: dict[str, str], billing: dict[str, Any]) -> PayResult:
+        card, _number = self._card(form)
+        pm_id = shapes.new_id("pm_")
+        pi["payment_method"] = pm_id
+        attempt = {"card": card, "billing": billing, "payment_method": pm_id}
+        pi_extra = {"session": session["id"], "attempt": attempt}
+        if card["behaviour"] == "3ds":
+            auth_url = f"{extra['public_url']}/checkout/{session['id']}/authenticate"
+            pi.update(status="requires_action", last_payment_error=None, next_action={
+                "type": "redirect_to_url",
+                "redirect_to_url": {"return_url": f"{extra['public_url']}/checkout/"
+                                                  f"{session['id']}", "url": auth_url}})
+            self.store.save(pi, pi_extra)
+            self.events.emit("payment_intent.requires_action", pi, request=None)
+            return PayResult("requires_action", session, pi, redirect_url=auth_url)
+        self.store.save(pi, pi_extra)
+        if card["behaviour"] == "decline":
+            return self._decline_card(session, extra, pi, attempt, card["decline"])
+        return self._succeed_card(session, extra, pi, attempt, three_d_secure=False)
+
+    def authenticate(self, sid: str, outcome: str) -> PayResult:
+        """The 3-D Secure step's answer: `succeeded` (approve) or `failed`."""
+        if outcome not in ("succeeded", "failed"):
+            raise ParamError("outcome must be succeeded or failed", "outcome")
+        with self.store.transaction():
+            session = self.session(sid)
+            extra = self.session_extra(sid)
+            self._require_open(session)
+            found = (self.store.get_with_extra(session["payment_intent"], "payment_intent")
+                     if session["payment_intent"] else None)
+            if not found or found[0]["status"] != "requires_action":
+                raise StripeError("This Checkout Session has no payment awaiting "
+                                  "authentication.", param="session")
+            pi, pi_extra = found
+            pi["next_action"] = None
+            attempt = pi_extra["attempt"]
+            if outcome == "succeeded":
+                return self._succeed_card(session, extra, pi, attempt, three_d_secure=True)
+            code, message = AUTH_FAILED
+            pi.update(status="requires_payment_method", last_payment_error=self._last_error(
+                code, message, None, None, "card"))
+            self.store.save(pi)
+            self.events.emit("payment_intent.payment_failed", pi, request=None)
+            return PayResult("declined", session, pi,
+                             error={"code": code, "decline_code": None, "message": message})
+
+    def _succeed_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
+                      attempt: dict[str, Any], *, three_d_secure: bool) -> PayResult:
+        card = dict(attempt["card"], amount_authorized=pi["amount"],
+                    authorization_code=f"{now() % 1000000:06d}",
+                    network_transaction_id=shapes.new_id("", 15))
+        if three_d_secure:
+            card["three_d_secure"] = {
+                "authentication_flow": "challenge", "electronic_commerce_indicator": "05",
+                "exemption_indicator": None, "result": "authenticated",
+                "result_reason": None, "transaction_id": shapes.new_id("", 32),
+                "version": "2.2.0"}
+        charge_id = shapes.new_id("ch_")
+        charge = shapes.charge(
+            pi, payment_method=attempt["payment_method"], method_details=shapes.card_details(card),
+            billing=attempt["billing"], status="succeeded", outcome=shapes.outcome("authorized"),
+            receipt_url=f"{extra['public_url']}/receipts/{charge_id}", now=now(),
+            charge_id=charge_id)
+        self.store.insert(charge)
+        pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"],
+                  last_payment_error=None, next_action=None)
+        self.store.save(pi)
+        self._complete(session, attempt["billing"], paid=True)
+        self.events.emit("charge.succeeded", charge, request=None)
+        self.events.emit("payment_intent.succeeded", pi, request=None)
+        self.events.emit("checkout.session.completed", session, request=None)
+        return PayResult("succeeded", session, pi, redirect_url=self._success_url(session, extra))
+
+    def _decline_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
+                      attempt: dict[str, Any], decline: str) -> PayResult:
+        code, message = DECLINES[decline]
+        charge_id = shapes.new_id("ch_")
+        charge = shapes.charge(
+            pi, payment_method=attempt["payment_method"],
+            method_details=shapes.card_details(attempt["card"]), billing=attempt["billing"],
+            status="failed", now=now(), failure=(code, message), charge_id=charge_id,
+            outcome=shapes.outcome(
+                "issuer_declined", reason=decline, network_status="declined_by_network",
+                message="The bank did not return any further details with this decline."),
+            receipt_url=f"{extra['public_url']}/receipts/{charge_id}")
+        self.store.insert(charge)
+        pi.update(status="requires_payment_method", latest_charge=charge["id"],
+                  last_payment_error=self._last_error(code, message, decline, charge["id"],
+                                                      "card"))
+        self.store.save(pi)
+        self.events.emit("charge.failed", charge, request=None)
+        self.events.emit("payment_intent.payment_failed", pi, request=None)
+        return PayResult("declined", session, pi,
+                         error={"code": code, "decline_code": decline, "message": message})
+
+    @staticmethod
+    def _last_error(code: str, message: str, decline: str | None, charge_id: str | None,
+                    method_type: str) -> dict[str, Any]:
+        return {"advice_code": None, "charge": charge_id, "code": code, "decline_code": decline,
+                "doc_url": f"https://stripe.com/docs/error-codes/{code}", "message": message,
+                "network_advice_code": None, "network_decline_code": None, "param": None,
+                "payment_method": None, "payment_method_type": method_type,
+                "type": "card_error" if method_type == "card" else "invalid_request_error"}
+
+    def _pay_bank(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
+                  form: dict[str, str], billing: dict[str, Any]) -> PayResult:
+        account = re.sub(r"\s", "", form.get("bank_account") or "")
+        routing = re.sub(r"\s", "", form.get("routing_number") or TEST_ROUTING)
+        if not re.fullmatch(r"\d{9}", routing):
+            raise PaymentInputError("Enter a valid 9-digit routing number.", "routing_number")
+        if account not in BANK_ACCOUNTS:
+            raise PaymentInputError(
+                "Use one of Stripe's test account numbers (000123456789 succeeds, "
+                "000111111113 fails).", "bank_account")
+        if not billing["name"]:
+            billing["name"] = billing["email"].split("@")[0]  # Stripe requires a holder name
+        pm_id = shapes.new_id("pm_")
+        bank = {"fingerprint": _fingerprint(account), "last4": account[-4:],
+                "routing_number": routing, "mandate": shapes.new_id("mandate_")}
+        charge_id = shapes.new_id("py_")  # Stripe's id prefix for bank-debit charges
+        pi.update(status="processing", payment_method=pm_id, last_payment_error=None,
+                  payment_method_types=["us_bank_account"])
+        charge = shapes.charge(
+            pi, payment_method=pm_id, method_details=shapes.bank_details(bank),
+            billing=billing, status="pending", now=now(), charge_id=charge_id,
+            outcome=shapes.outcome("authorized", message="Payment pending."),
+            receipt_url=f"{extra['public_url']}/receipts/{charge_id}")
+        charge["paid"] = False
+        self.store.insert(charge)
+        pi["latest_charge"] = charge_id
+        settle_at = time.time() + self.settings.knobs.async_settle_seconds
+        self.store.save(pi, {"session": session["id"], "settle_at": settle_at,
+                             "bank_outcome": BANK_ACCOUNTS[account]})
+        self._complete(session, billing, paid=False)
+        self.events.emit("charge.pending", charge, request=None)
+        self.events.emit("payment_intent.processing", pi, request=None)
+        self.events.emit("checkout.session.completed", session, request=None)
+        return PayResult("processing", session, pi, redirect_url=self._success_url(session, extra))
+
+    def settle(self, sid: str, outcome: str | None = None) -> dict[str, Any]:
+        """Finish a pending bank debit: its programmed outcome, or the one asked for."""
+        if outcome not in (None, "succeeded", "failed"):
+            raise ParamError("outcome must be succeeded or failed", "outcome")
+        with self.store.transaction():
+            session = self.session(sid)
+            found = (self.store.get_with_extra(session["payment_intent"], "payment_intent")
+                     if session["payment_intent"] else None)
+            if not found or found[0]["status"] != "processing":
+                raise StripeError("This Checkout Session has no pending asynchronous payment.",
+                                  param="session")
+            pi, pi_extra = found
+            programmed, failure = pi_extra["bank_outcome"]
+            outcome = outcome or programmed
+            failure = failure or "insufficient_funds"
+            charge = self.store.get(pi["latest_charge"], "charge")
+            assert charge is not None
+            pi_extra["settle_at"] = None
+            if outcome == "succeeded":
+                charge.update(status="succeeded", paid=True, captured=True,
+                              amount_captured=charge["amount"],
+                              balance_transaction=shapes.new_id("txn_"),
+                              outcome=shapes.outcome("authorized"))
+                pi.update(status="succeeded", amount_received=pi["amount"])
+                session["payment_status"] = "paid"
+                events = ["charge.succeeded", "payment_intent.succeeded",
+                          "checkout.session.async_payment_succeeded"]
+            else:
+                message = BANK_FAILURES[failure]
+                charge.update(status="failed", failure_code=failure, failure_message=message,
+                              outcome=shapes.outcome("issuer_declined", reason=failure,
+                                                     network_status="declined_by_network",
+                                                     message=message))
+                pi.update(status="requires_payment_method", last_payment_error=self._last_error(
+                    failure, message, None, charge["id"], "us_bank_account"))
+                events = ["charge.failed", "payment_intent.payment_failed",
+                          "checkout.session.async_payment_failed"]
+            self.store.save(charge)
+            self.store.save(pi, pi_extra)
+            self.store.save(session)
+            for type_, obj in zip(events, (charge, pi, session), strict=True):
+                self.events.emit(type_, obj, request=None)
+            return session
+
+    def _complete(self, session: dict[str, Any], billing: dict[str, Any], *, paid: bool) -> None:
+        session.update(status="complete", payment_status="paid" if paid else "unpaid", url=None,
+                       customer_details=shapes.customer_details(billing["email"],
+                                                                billing["name"]))
+        self.store.save(session)
+
+    @staticmethod
+    def _success_url(session: dict[str, Any], extra: dict[str, Any]) -> str:
+        if session["success_url"]:
+            return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+        return f"{extra['public_url']}/checkout/{session['id']}/complete"
+
+    # -- timed transitions (run by the worker) ------------------------------------
+
+    def tick(self) -> None:
+        for sid in self.store.open_sessions_expired_by(now()):
+            self.expire_if_due(sid)
+        for pi_id in self.store.ids_where_extra("payment_intent", "$.settle_at", "<=",
+                                                time.time()):
+            found = self.store.get_with_extra(pi_id, "payment_intent")
+            if found and found[0]["status"] == "processing":
+                try:
+                    self.settle(found[1]["session"])
+                except StripeError:  # settled on demand in the meantime
+                    continue
+
+    # -- refunds and disputes -------------------------------------------------
+
+    def refund(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        with self.store.transaction():
+            charge = self._refund_target(params)
+            if charge["status"] != "succeeded":
+                raise StripeError(f"Charge {charge['id']} is not in a refundable state "
+                                  f"({charge['status']}).", param="charge")
+            remaining = charge["amount"] - charge["amount_refunded"]
+            if remaining <= 0:
+                raise StripeError(f"Charge {charge['id']} has already been refunded.",
+                                  code="charge_already_refunded", param="charge")
+            amount = params.get("amount", remaining)
+            if amount <= 0:
+                raise ParamError("Invalid positive integer", "amount", "parameter_invalid_integer")
+            if amount > remaining:
+                currency = charge["currency"]
+                raise StripeError(
+                    f"Refund amount ({shapes.format_money(amount, currency)}) is greater than "
+                    f"unrefunded amount on charge ({shapes.format_money(remaining, currency)})",
+                    code="amount_too_large", param="amount")
+            refund = shapes.refund(charge, amount, params, now())
+            self.store.insert(refund, parent=charge["id"])
+            previous = {"amount_refunded": charge["amount_refunded"],
+                        "refunds": {"data": list(charge["refunds"]["data"])}}
+            charge["amount_refunded"] += amount
+            if charge["amount_refunded"] == charge["amount"]:
+                charge["refunded"] = True
+                previous["refunded"] = False
+            charge["refunds"]["data"].insert(0, refund)
+            self.store.save(charge)
+            self.events.emit("refund.created", refund, request=request)
+            self.events.emit("charge.refunded", charge, request=request,
+                             previous_attributes=previous)
+            return refund
+
+    def _refund_target(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "charge" not in params and "payment_intent" not in params:
+            raise ParamError("One of the following params should be provided for this request: "
+                             "payment_intent or charge.", None, "parameter_missing")
+        pi = None
+        if "payment_intent" in params:
+            pi = self.store.get(params["payment_intent"], "payment_intent")
+            if pi is None:
+                raise StripeError(f"No such payment_intent: '{params['payment_intent']}'",
+                                  code="resource_missing", param="payment_intent")
+        if "charge" in params:
+            charge = self.store.get(params["charge"], "charge")
+            if charge is None:
+                raise StripeError(f"No such charge: '{params['charge']}'",
+                                  code="resource_missing", param="charge")
+            if pi is not None and charge["payment_intent"] != pi["id"]:
+                raise StripeError("The charge does not belong to the given payment_intent.",
+                                  param="charge")
+            return charge
+        assert pi is not None
+        if pi["status"] != "succeeded" or not pi["latest_charge"]:
+            raise StripeError(f"This PaymentIntent ({pi['id']}) does not have a successful "
+                              "charge to refund.", param="payment_intent")
+        charge = self.store.get(pi["latest_charge"], "charge")
+        assert charge is not None
+        return charge
+
+    def dispute(self, charge_id: str, amount: int | None, reason: str) -> dict[str, Any]:
+        with self.store.transaction():
+            charge = self.store.get(charge_id, "charge")
+            if charge is None:
+                raise not_found("charge", charge_id, "charge")
+            if charge["status"] != "succeeded" or charge["disputed"]:
+                raise StripeError("Only a succeeded, undisputed charge can be disputed.",
+                                  param="charge")
+            dispute = shapes.dispute(charge, amount or charge["amount"], reason, now())
+            self.store.insert(dispute, parent=charge_id)
+            charge["disputed"] = True
+            self.store.save(charge)
+            self.events.emit("charge.dispute.created", dispute, request=None)
+            return dispute

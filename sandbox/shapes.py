@@ -1,0 +1,335 @@
+"""Stripe object shapes: ids, money helpers and one builder per resource.
+
+Each builder starts from Stripe's own example object for the resource
+(`fixtures.json`, copied from stripe-mock's fixtures3.json) with every value
+reset, then fills in what the sandbox knows. The field set is therefore
+Stripe's by construction; tests compare it with the shared fixtures and the
+SDK's type annotations.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import string
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel.numbers import format_currency
+
+# The API version the sandbox speaks: the one the pinned SDK (stripe 16.1.0)
+# sends and expects in events. tests/sandbox checks it against
+# stripe._api_version._ApiVersion.CURRENT so an SDK upgrade cannot drift silently.
+API_VERSION = "2026-10-28.endive"
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures.json"
+
+# Stripe's zero-decimal currencies: amounts are in the major unit already.
+ZERO_DECIMAL = frozenset({
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
+    "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
+})
+# Currencies the sandbox accepts, with Stripe's minimum charge in minor units.
+MINIMUM_CHARGE = {
+    "usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50, "nzd": 50,
+    "sek": 300, "nok": 300, "dkk": 250, "pln": 200, "czk": 1500, "huf": 17500,
+    "mxn": 1000, "brl": 50, "inr": 50, "sgd": 50, "hkd": 400, "jpy": 50, "krw": 500,
+}
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def session_id() -> str:
+    # Stripe's Checkout Session ids are long: cs_test_ + "a1" + 56 characters.
+    return "cs_test_a1" + new_id("", 56)
+
+
+@cache
+def _fixtures() -> dict[str, Any]:
+    return json.loads(FIXTURES.read_text())["resources"]
+
+
+def _reset(value: Any) -> Any:
+    """Keep the shape, drop Stripe's example values: strings/None → None, numbers → 0, ..."""
+    if isinstance(value, dict):
+        return {k: (v if k == "object" else _reset(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return []
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return 0
+    return None
+
+
+def template(resource: str) -> dict[str, Any]:
+    return _reset(copy.deepcopy(_fixtures()[resource]))
+
+
+def fill(obj: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """Set fields that the template already has; a typo here is a bug, not a new field."""
+    for key, value in values.items():
+        if key not in obj:
+            raise KeyError(f"{obj['object']} has no field {key!r}")
+        obj[key] = value
+    return obj
+
+
+def format_money(amount: int, currency: str) -> str:
+    """Minor units → "$1,234.50" / "¥5,000" (zero-decimal currencies have no minor unit)."""
+    value = Decimal(amount).scaleb(0 if currency in ZERO_DECIMAL else -2)
+    return format_currency(value, currency.upper(), locale="en_US")
+
+
+def empty_address() -> dict[str, None]:
+    return dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
+
+
+# -- Builders ------------------------------------------------------------------
+
+
+def customer(params: dict[str, Any], now: int) -> dict[str, Any]:
+    return fill(
+        template("customer"),
+        id=new_id("cus_", 14), created=now, livemode=False,
+        address=None, balance=0, currency=None, default_source=None, delinquent=False,
+        description=params.get("description"), discount=None, email=params.get("email"),
+        invoice_prefix=secrets.token_hex(4).upper(),
+        invoice_settings={"custom_fields": None, "default_payment_method": None,
+                          "footer": None, "rendering_options": None},
+        metadata=params.get("metadata", {}), name=params.get("name"),
+        next_invoice_sequence=1, phone=params.get("phone"), preferred_locales=[],
+        shipping=None, tax_exempt="none", test_clock=None,
+    )
+
+
+def price(price_data: dict[str, Any], now: int) -> dict[str, Any]:
+    unit_amount = price_data["unit_amount"]
+    item = _fixtures()["item"]["price"]
+    return fill(
+        _reset(copy.deepcopy(item)),
+        id=new_id("price_"), active=False,  # inline prices are archived, as on Stripe
+        billing_scheme="per_unit", created=now, currency=price_data["currency"],
+        custom_unit_amount=None, livemode=False, lookup_key=None, metadata={},
+        nickname=None, product=new_id("prod_", 14), recurring=None,
+        tax_behavior=price_data.get("tax_behavior", "unspecified"), tiers_mode=None,
+        transform_quantity=None, type="one_time", unit_amount=unit_amount,
+        unit_amount_decimal=str(unit_amount),
+    )
+
+
+def line_item(spec: dict[str, Any], now: int) -> dict[str, Any]:
+    price_data = spec["price_data"]
+    quantity = spec.get("quantity", 1)
+    amount = price_data["unit_amount"] * quantity
+    return fill(
+        template("item"),
+        id=new_id("li_"), amount_discount=0, amount_subtotal=amount, amount_tax=0,
+        amount_total=amount, currency=price_data["currency"],
+        description=price_data["product_data"]["name"], price=price(price_data, now),
+        quantity=quantity,
+    )
+
+
+def checkout_session(params: dict[str, Any], items: list[dict[str, Any]], *, now: int,
+                     expires_at: int, url: str, method_types: list[str]) -> dict[str, Any]:
+    total = sum(item["amount_total"] for item in items)
+    return fill(
+        template("checkout.session"),
+        id=params["id"], created=now, expires_at=expires_at, livemode=False,
+        mode="payment", status="open", payment_status="unpaid",
+        adaptive_pricing={"enabled": False},
+        after_expiration=None,
+        allow_promotion_codes=params.get("allow_promotion_codes"),
+        amount_subtotal=total, amount_total=total, currency=items[0]["currency"],
+        automatic_tax={"enabled": False, "liability": None, "status": None, "provider": None},
+        billing_address_collection=None, cancel_url=params.get("cancel_url"),
+        client_reference_id=params.get("client_reference_id"), client_secret=None,
+        collected_information=None, consent=None, consent_collection=None,
+        currency_conversion=None, custom_fields=[],
+        custom_text={"after_submit": None, "shipping_address": None, "submit": None,
+                     "terms_of_service_acceptance": None},
+        customer=params.get("customer"),
+        customer_creation=None if params.get("customer") else "if_required",
+        customer_details=None, customer_email=params.get("customer_email"),
+        discounts=[], invoice=None,
+        invoice_creation={"enabled": False, "invoice_data": {
+            "account_tax_ids": None, "custom_fields": None, "description": None,
+            "footer": None, "issuer": None, "metadata": {}, "rendering_options": None}},
+        locale=params.get("locale"), metadata=params.get("metadata", {}),
+        origin_context=None, payment_intent=None, payment_link=None,
+        payment_method_collection="if_required",
+        payment_method_configuration_details=None,
+        payment_method_options={},
+        payment_method_types=method_types, permissions=None,
+        phone_number_collection={"enabled": False}, recovered_from=None,
+        saved_payment_method_options=None, setup_intent=None,
+        shipping_address_collection=None, shipping_cost=None, shipping_options=[],
+        submit_type=params.get("submit_type"), subscription=None,
+        success_url=params.get("success_url"),
+        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        ui_mode="hosted_page", url=url, wallet_options=None,
+    )
+
+
+def customer_details(email: str, name: str | None) -> dict[str, Any]:
+    return {"address": {**empty_address(), "country": "US"}, "email": email, "name": name,
+            "phone": None, "tax_exempt": "none", "tax_ids": [], "business_name": None,
+            "individual_name": None}
+
+
+def payment_intent(session: dict[str, Any], pi_data: dict[str, Any], method_type: str,
+                   now: int) -> dict[str, Any]:
+    pi_id = new_id("pi_")
+    return fill(
+        template("payment_intent"),
+        id=pi_id, created=now, livemode=False, amount=session["amount_total"],
+        amount_capturable=0, amount_details={"tip": {}}, amount_received=0,
+        application=None, application_fee_amount=None, automatic_payment_methods=None,
+        canceled_at=None, cancellation_reason=None, capture_method="automatic_async",
+        client_secret=f"{pi_id}_secret_{new_id('', 25)}", confirmation_method="automatic",
+        currency=session["currency"], customer=session["customer"],
+        description=pi_data.get("description"), last_payment_error=None,
+        latest_charge=None, metadata=pi_data.get("metadata", {}), next_action=None,
+        on_behalf_of=None, payment_method=None, payment_method_configuration_details=None,
+        payment_method_options={}, payment_method_types=[method_type], processing=None,
+        receipt_email=pi_data.get("receipt_email"), review=None, setup_future_usage=None,
+        shipping=None, statement_descriptor=None, statement_descriptor_suffix=None,
+        status="requires_payment_method", transfer_data=None, transfer_group=None,
+        source=None, excluded_payment_method_types=None,
+    )
+
+
+def card_details(card: dict[str, Any]) -> dict[str, Any]:
+    """Charge.payment_method_details for a card (the fixture's `card` shape, filled)."""
+    details = _reset(copy.deepcopy(_fixtures()["charge"]["payment_method_details"]))
+    details["type"] = "card"
+    details["card"].update(
+        amount_authorized=card["amount_authorized"], brand=card["brand"],
+        checks={"address_line1_check": None, "address_postal_code_check": None,
+                "cvc_check": "pass"},
+        country=card["country"], exp_month=card["exp_month"], exp_year=card["exp_year"],
+        extended_authorization={"status": "disabled"},
+        fingerprint=card["fingerprint"], funding=card["funding"],
+        incremental_authorization={"status": "unavailable"}, installments=None,
+        last4=card["last4"], mandate=None, multicapture={"status": "unavailable"},
+        network=card["brand"], network_token={"used": False},
+        overcapture={"maximum_amount_capturable": card["amount_authorized"] or 0,
+                     "status": "unavailable"},
+        three_d_secure=card.get("three_d_secure"), wallet=None,
+        authorization_code=card.get("authorization_code"), regulated_status="unregulated",
+        network_transaction_id=card.get("network_transaction_id"),
+    )
+    return details
+
+
+def bank_details(bank: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "us_bank_account",
+        "us_bank_account": {
+            "account_holder_type": "individual", "account_type": "checking",
+            "bank_name": "STRIPE TEST BANK", "fingerprint": bank["fingerprint"],
+            "last4": bank["last4"], "mandate": bank["mandate"], "payment_reference": None,
+            "routing_number": bank["routing_number"],
+        },
+    }
+
+
+def charge(pi: dict[str, Any], *, payment_method: str, method_details: dict[str, Any],
+           billing: dict[str, Any], status: str, outcome: dict[str, Any], receipt_url: str,
+           now: int, failure: tuple[str, str] | None = None, charge_id: str | None = None,
+           ) -> dict[str, Any]:
+    succeeded = status == "succeeded"
+    charge_id = charge_id or new_id("ch_")
+    return fill(
+        template("charge"),
+        id=charge_id, created=now, livemode=False, amount=pi["amount"],
+        amount_captured=pi["amount"] if succeeded else 0, amount_refunded=0,
+        application=None, application_fee=None, application_fee_amount=None,
+        balance_transaction=new_id("txn_") if succeeded else None,
+        billing_details={"address": empty_address(), "tax_id": None, **billing},
+        calculated_statement_descriptor="COACHPACT", captured=succeeded,
+        currency=pi["currency"], customer=pi["customer"], description=pi["description"],
+        disputed=False, failure_balance_transaction=None,
+        failure_code=failure[0] if failure else None,
+        failure_message=failure[1] if failure else None,
+        fraud_details={}, metadata=dict(pi["metadata"]), on_behalf_of=None, outcome=outcome,
+        paid=succeeded, payment_intent=pi["id"], payment_method=payment_method,
+        payment_method_details=method_details, receipt_email=pi["receipt_email"],
+        receipt_number=None, receipt_url=receipt_url, refunded=False,
+        refunds={"data": [], "has_more": False, "object": "list",
+                 "url": f"/v1/charges/{charge_id}/refunds"},
+        review=None, shipping=None, source=None, source_transfer=None,
+        statement_descriptor=None, statement_descriptor_suffix=None, status=status,
+        transfer_data=None, transfer_group=None,
+    )
+
+
+def outcome(kind: str, *, reason: str | None = None, message: str = "Payment complete.",
+            network_status: str = "approved_by_network") -> dict[str, Any]:
+    return {"advice_code": None, "network_advice_code": None, "network_decline_code": None,
+            "network_status": network_status, "reason": reason, "risk_level": "normal",
+            "risk_score": 32, "seller_message": message, "type": kind}
+
+
+def refund(charge_obj: dict[str, Any], amount: int, params: dict[str, Any],
+           now: int) -> dict[str, Any]:
+    is_card = charge_obj["payment_method_details"]["type"] == "card"
+    return fill(
+        template("refund"),
+        id=new_id("re_"), created=now, amount=amount,
+        balance_transaction=new_id("txn_"), charge=charge_obj["id"],
+        currency=charge_obj["currency"],
+        destination_details=(
+            {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number",
+                      "type": "refund"}, "type": "card"}
+            if is_card else {"type": "us_bank_transfer", "us_bank_transfer": {
+                "reference": None, "reference_status": "pending"}}),
+        metadata=params.get("metadata", {}), payment_intent=charge_obj["payment_intent"],
+        reason=params.get("reason"), receipt_number=None, source_transfer_reversal=None,
+        status="succeeded", transfer_reversal=None,
+    )
+
+
+def dispute(charge_obj: dict[str, Any], amount: int, reason: str, now: int) -> dict[str, Any]:
+    obj = template("dispute")
+    details = charge_obj["payment_method_details"]
+    method_details: dict[str, Any] | None = None
+    if details["type"] == "card":
+        method_details = {"card": {"brand": details["card"]["brand"], "case_type": "chargeback",
+                                   "network_reason_code": "10.4"}, "type": "card"}
+    obj["evidence"]["enhanced_evidence"] = {}
+    obj["evidence_details"].update(due_by=now + 7 * 86400, has_evidence=False, past_due=False,
+                                   submission_count=0, enhanced_eligibility={})
+    return fill(
+        obj, id=new_id("dp_"), created=now, amount=amount, balance_transactions=[],
+        charge=charge_obj["id"], currency=charge_obj["currency"], is_charge_refundable=False,
+        livemode=False, metadata={}, payment_intent=charge_obj["payment_intent"],
+        payment_method_details=method_details, reason=reason, status="needs_response",
+        enhanced_eligibility_types=[],
+    )
+
+
+def event(type_: str, obj: dict[str, Any], *, now: int, request_id: str | None,
+          idempotency_key: str | None,
+          previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"object": obj}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
+    return fill(
+        template("event"),
+        id=new_id("evt_"), api_version=API_VERSION, created=now, data=data, livemode=False,
+        pending_webhooks=0, request={"id": request_id, "idempotency_key": idempotency_key},
+        type=type_,
+    )
+
+
+def list_envelope(data: list[dict[str, Any]], url: str, has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}

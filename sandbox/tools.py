@@ -1,0 +1,147 @@
+"""Sandbox-only endpoints under /_sandbox/ (no Stripe equivalent): drive payments without a
+browser, settle async payments, open disputes, change the test knobs, inspect deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+
+from sandbox.engine import PaymentInputError, PayResult
+from sandbox.errors import StripeError
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+bp = Blueprint("tools", __name__, url_prefix="/_sandbox")
+
+
+def sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]
+
+
+def _input() -> dict[str, Any]:
+    """Form fields (like the checkout page) or a JSON object."""
+    data = request.get_json(silent=True) if request.is_json else None
+    if isinstance(data, dict):
+        return data
+    return request.form.to_dict()
+
+
+@bp.errorhandler(StripeError)
+def stripe_error(exc: StripeError) -> tuple[Response, int]:
+    return jsonify(exc.body()), exc.status
+
+
+@bp.errorhandler(PaymentInputError)
+def input_error(exc: PaymentInputError) -> tuple[Response, int]:
+    return jsonify({"error": {"type": "invalid_request_error", "code": "invalid_input",
+                              "message": exc.message, "param": exc.field}}), 400
+
+
+def _result(result: PayResult) -> tuple[Response, int]:
+    body = {"outcome": result.outcome, "redirect_url": result.redirect_url,
+            "error": result.error, "session": result.session,
+            "payment_intent": result.payment_intent}
+    return jsonify(body), 402 if result.outcome == "declined" else 200
+
+
+@bp.post("/checkout/sessions/<sid>/pay")
+def pay(sid: str) -> tuple[Response, int]:
+    """Pay as the page's form would: card_number (+ card_expiry, card_cvc) or bank_account
+    (+ routing_number), with email and name. Same code path as the hosted page."""
+    return _result(sandbox().engine.pay(sid, {k: str(v) for k, v in _input().items()}))
+
+
+@bp.post("/checkout/sessions/<sid>/authenticate")
+def authenticate(sid: str) -> tuple[Response, int]:
+    """Answer a pending 3-D Secure step: outcome=succeeded (approve) or failed."""
+    return _result(sandbox().engine.authenticate(sid, str(_input().get("outcome", ""))))
+
+
+@bp.post("/checkout/sessions/<sid>/settle")
+def settle(sid: str) -> Response:
+    """Settle a pending bank debit now: outcome=succeeded|failed (default: the account's)."""
+    outcome = _input().get("outcome") or None
+    return jsonify(sandbox().engine.settle(sid, outcome))
+
+
+@bp.post("/checkout/sessions/<sid>/expire-now")
+def expire_now(sid: str) -> Response:
+    return jsonify(sandbox().engine.expire_session(sid, None))
+
+
+@bp.post("/charges/<charge_id>/dispute")
+def dispute(charge_id: str) -> Response:
+    """Open a dispute on a charge: optional amount (minor units) and reason."""
+    data = _input()
+    try:
+        amount = int(data["amount"]) if data.get("amount") not in (None, "") else None
+    except (TypeError, ValueError):
+        raise StripeError(f"Invalid integer: {data.get('amount')}", param="amount",
+                          code="parameter_invalid_integer") from None
+    reason = str(data.get("reason") or "fraudulent")
+    return jsonify(sandbox().engine.dispute(charge_id, amount, reason))
+
+
+@bp.route("/config", methods=["GET", "POST"])
+def config() -> tuple[Response, int]:
+    """Read or change the knobs: JSON or form fields named like the Knobs attributes."""
+    if request.method == "POST":
+        try:
+            knobs = sandbox().settings.update(_input())
+        except ValueError as exc:
+            return jsonify({"error": {"type": "invalid_request_error", "code": None,
+                                      "message": str(exc), "param": None}}), 400
+    else:
+        knobs = sandbox().settings.knobs
+    return jsonify(asdict(knobs)), 200
+
+
+@bp.get("/deliveries")
+def deliveries() -> Response:
+    """Deliveries with their attempts, newest first (event_id= filters)."""
+    store = sandbox().store
+    args: list[Any] = []
+    where = ""
+    if request.args.get("event_id"):
+        where, args = "WHERE event_id = ?", [request.args["event_id"]]
+    rows = store.query(f"SELECT * FROM deliveries {where} ORDER BY id DESC LIMIT 500",  # noqa: S608
+                       args)
+    out = []
+    for row in rows:
+        attempts = store.query("SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id",
+                               (row["id"],))
+        event = store.get(row["event_id"]) or {}
+        out.append({**dict(row), "type": event.get("type"),
+                    "attempt_log": [dict(a) for a in attempts]})
+    return jsonify({"data": out})
+
+
+@bp.get("/")
+@bp.get("/events")
+def events_page() -> str:
+    store = sandbox().store
+    events, _ = store.page("event", limit=100)
+    rows = []
+    for event in events:
+        attempts = store.query(
+            "SELECT a.*, d.status AS delivery_status FROM attempts a JOIN deliveries d "
+            "ON d.id = a.delivery_id WHERE a.event_id = ? ORDER BY a.id", (event["id"],))
+        pending = store.query("SELECT * FROM deliveries WHERE event_id = ? AND status = "
+                              "'pending' ORDER BY id", (event["id"],))
+        rows.append({"event": event, "attempts": attempts, "pending": pending})
+    return render_template("events.html", rows=rows, knobs=sandbox().settings.knobs)
+
+
+@bp.post("/events/<event_id>/resend")
+def resend(event_id: str) -> Response | tuple[Response, int]:
+    if sandbox().store.get(event_id, "event") is None:
+        return jsonify({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                  "message": f"No such event: '{event_id}'",
+                                  "param": "id"}}), 404
+    queued = sandbox().events.resend(event_id)
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify({"queued": queued})
+    return redirect("/_sandbox/events", 303)
