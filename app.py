@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify, redirect, render_template, url_for
@@ -57,18 +59,45 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from contracts.money import format_money
     from contracts.views import bp as contracts_bp
     from demo import register_cli as register_demo_cli
+    from audit import models as _audit_models  # noqa: F401
+    from notifications import services as notification_services
+    from notifications.views import bp as notifications_bp
+    from payments import models as _payments_models  # noqa: F401
+    from payments.cli import register_cli as register_payments_cli
+    from payments.services import payments_of
     from payments.views import bp as payments_bp
+    from payments.webhooks import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(contracts_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(notifications_bp)
     register_account_cli(app)
     register_demo_cli(app)
+    register_payments_cli(app)
+    notification_services.init_app(app)
     app.add_template_filter(format_money, "money")
+    app.add_template_filter(localtime, "localtime")
+    app.add_template_global(payments_of, "payments_of")
+
+    @app.context_processor
+    def unread_notifications() -> dict[str, int]:
+        if current_user.is_authenticated:
+            return {"unread_notifications": notification_services.unread_count(current_user)}
+        return {"unread_notifications": 0}
 
     _register_pages(app)
     _register_security_headers(app)
     return app
+
+
+def localtime(moment: datetime | None) -> str:
+    """A UTC datetime shown in the viewer's own time zone."""
+    if moment is None:
+        return ""
+    zone = ZoneInfo(current_user.timezone if current_user.is_authenticated else "UTC")
+    return moment.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
 
 
 def _register_pages(app: Flask) -> None:

@@ -1,17 +1,73 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
 
-from contracts.services import contract_for_party
+from extensions import db
+from payments import services
+from payments.stripe_api import PaymentProviderError
 
 bp = Blueprint("payments", __name__)
 
 
-@bp.get("/contracts/<int:contract_id>/pay")
+class PayForm(FlaskForm):
+    """The pay button: CSRF only; the price always comes from the contract."""
+
+
+@bp.before_request
 @login_required
-def pay(contract_id: int) -> str:
-    contract = contract_for_party(contract_id, current_user)
-    if contract.student_id != current_user.id:
-        abort(404)  # only the student pays; to anyone else the page does not exist
-    return render_template("payments/pay.html", contract=contract)
+def require_login() -> None:
+    """Every payment page is for the logged-in student of the contract."""
+
+
+@bp.route("/contracts/<int:contract_id>/pay", methods=["GET", "POST"])
+def pay(contract_id: int) -> str | Response:
+    contract = services.contract_for_student(contract_id, current_user)
+    if contract.paid_at is not None:
+        flash("This contract is already paid.", "info")
+        return redirect(url_for("contracts.detail", contract_id=contract.id))
+    form = PayForm()
+    if form.validate_on_submit():
+        try:
+            checkout_url = services.start_checkout(contract.id, current_user)
+            db.session.commit()
+        except (services.NotPayable, PaymentProviderError) as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return redirect(url_for("contracts.detail", contract_id=contract.id))
+        except IntegrityError:
+            # A simultaneous request for the same contract won; its session is ours too.
+            db.session.rollback()
+            checkout_url = services.start_checkout(contract.id, current_user)
+            db.session.commit()
+        return redirect(checkout_url, code=303)
+    return render_template(
+        "payments/pay.html", contract=contract, form=form, payments=services.payments_of(contract)
+    )
+
+
+@bp.get("/contracts/<int:contract_id>/payment-success")
+def success(contract_id: int) -> str:
+    session_id = request.args.get("session_id", "")
+    try:
+        payment = services.confirm_return(contract_id, current_user, session_id)
+        db.session.commit()
+    except PaymentProviderError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        payment = None
+    contract = services.contract_for_student(contract_id, current_user)
+    if payment is None:
+        return render_template("payments/not_found.html", contract=contract), 404
+    return render_template("payments/success.html", contract=contract, payment=payment)
+
+
+@bp.get("/contracts/<int:contract_id>/payment-cancel")
+def cancel(contract_id: int) -> str:
+    contract = services.contract_for_student(contract_id, current_user)
+    if contract.paid_at is not None:
+        abort(404)
+    return render_template("payments/cancel.html", contract=contract, form=PayForm())

@@ -116,7 +116,7 @@ def test_accept_creates_one_contract_with_a_snapshot_and_goes_to_pay(
     )
     assert db.session.get(Proposal, proposal_id).status is ProposalStatus.ACCEPTED
     pay = client.get(f"/contracts/{contract.id}/pay").get_data(as_text=True)
-    assert "$99.99" in pay and "not available yet" in pay
+    assert "$99.99" in pay and "Pay $99.99 securely with Stripe" in pay
 
 
 def test_accept_posted_twice_makes_one_contract(client, db, student, make_proposal):

@@ -1,0 +1,1 @@
+"""In-app notifications, with an email copy sent once the transaction commits."""

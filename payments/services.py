@@ -1,0 +1,514 @@
+"""Checkout, fulfilment and Stripe event handling. Services flush; callers commit once.
+
+Every state change here happens inside the caller's one transaction, after the
+contract's row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite writes are
+serialised anyway). Duplicates and races are settled by that lock and by unique
+constraints on Stripe's ids, never by process memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import abort, url_for
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import User
+from audit.services import record as audit
+from contracts.models import (
+    CONTRACT_TRANSITIONS,
+    PAYMENT_STATUS_TRANSITIONS,
+    Contract,
+    ContractStatus,
+    PaymentStatus,
+)
+from contracts.money import format_money
+from contracts.states import TransitionError, check_transition
+from db_types import utcnow
+from extensions import db
+from notifications.services import notify
+from payments import stripe_api
+from payments.models import (
+    PAYMENT_RECORD_TRANSITIONS,
+    Payment,
+    PaymentRecordStatus,
+    StripeCustomer,
+    WebhookEvent,
+)
+
+# An open Checkout session is reused only while it has this long left to live.
+REUSE_MARGIN = timedelta(minutes=10)
+CHECKOUT_LIFETIME = timedelta(hours=2)
+
+
+class NotPayable(Exception):
+    """The contract cannot be paid now (already paid, cancelled, ...); message for the user."""
+
+
+class RetryLater(Exception):
+    """An event we handle but cannot match yet: answer 5xx so that Stripe redelivers it."""
+
+
+# --- looking things up --------------------------------------------------------
+
+
+def _locked_contract(contract_id: int) -> Contract | None:
+    return db.session.scalar(
+        select(Contract)
+        .where(Contract.id == contract_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _payment_by(**criteria: Any) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).filter_by(**criteria).execution_options(populate_existing=True)
+    )
+
+
+def contract_for_student(contract_id: int, student: User, *, lock: bool = False) -> Contract:
+    """The contract if `student` is its student; to anyone else it does not exist (404)."""
+    contract = _locked_contract(contract_id) if lock else db.session.get(Contract, contract_id)
+    if contract is None or contract.student_id != student.id:
+        abort(404)
+    return contract
+
+
+def payments_of(contract: Contract) -> list[Payment]:
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .where(Payment.contract_id == contract.id)
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+        )
+    )
+
+
+def _set_contract_payment(contract: Contract, status: PaymentStatus) -> None:
+    if contract.payment_status is not status:
+        contract.payment_status = check_transition(
+            PAYMENT_STATUS_TRANSITIONS, contract.payment_status, status, "payment"
+        )
+
+
+def _move_payment(payment: Payment, status: PaymentRecordStatus) -> bool:
+    """Move a payment record if the table allows it; False when it is already past that."""
+    if payment.status is status:
+        return False
+    try:
+        payment.status = check_transition(
+            PAYMENT_RECORD_TRANSITIONS, payment.status, status, "payment attempt"
+        )
+    except TransitionError:
+        return False  # a late or reordered event: the record already knows better
+    return True
+
+
+# --- paying ---------------------------------------------------------------------
+
+
+def _ensure_customer(student: User) -> str:
+    row = db.session.scalar(select(StripeCustomer).filter_by(user_id=student.id))
+    if row is not None:
+        return row.customer_id
+    customer = stripe_api.create_customer(
+        {"email": student.email, "name": student.name, "metadata": {"user_id": str(student.id)}},
+        stripe_api.idempotency_key("customer", student.id, int(student.created_at.timestamp())),
+    )
+    db.session.add(StripeCustomer(user_id=student.id, customer_id=customer.id))
+    db.session.flush()
+    return customer.id
+
+
+def start_checkout(contract_id: int, student: User) -> str:
+    """The Checkout URL for paying this contract: an open session reused, or a new one.
+
+    The price comes from the contract alone. The idempotency key is derived from
+    the contract and the attempt number, so a double-click or a retried request
+    gets the very same session from Stripe instead of a second one.
+    """
+    contract = contract_for_student(contract_id, student, lock=True)
+    if contract.payment_status is PaymentStatus.PAID or contract.paid_at is not None:
+        raise NotPayable("This contract is already paid.")
+    if contract.status is not ContractStatus.PENDING:
+        raise NotPayable(f"This contract is {contract.status.value}; it cannot be paid.")
+    now = utcnow()
+    for payment in payments_of(contract):
+        if (
+            payment.status in (PaymentRecordStatus.PENDING, PaymentRecordStatus.FAILED)
+            and payment.checkout_url
+            and payment.expires_at
+            and payment.expires_at > now + REUSE_MARGIN
+        ):
+            return payment.checkout_url
+    attempt = 1 + db.session.scalar(
+        select(func.count()).select_from(Payment).where(Payment.contract_id == contract.id)
+    )
+    metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
+    success = url_for("payments.success", contract_id=contract.id, _external=True)
+    session = stripe_api.create_checkout_session(
+        {
+            "mode": "payment",
+            "customer": _ensure_customer(student),
+            "client_reference_id": str(contract.id),
+            "line_items": [
+                {
+                    "quantity": contract.session_count,
+                    "price_data": {
+                        "currency": contract.currency,
+                        "unit_amount": contract.price_per_session,
+                        "product_data": {
+                            "name": f"{contract.title} — {contract.minutes_per_session}-minute "
+                            "coaching session",
+                        },
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": success + "?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": url_for("payments.cancel", contract_id=contract.id, _external=True),
+            "expires_at": int((now + CHECKOUT_LIFETIME).timestamp()),
+        },
+        stripe_api.idempotency_key(
+            "checkout", contract.id, int(contract.created_at.timestamp()), attempt
+        ),
+    )
+    if session.amount_total != contract.total_amount or session.currency != contract.currency:
+        raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
+    replayed = _payment_by(checkout_session_id=session.id)
+    if replayed is not None:
+        return replayed.checkout_url or session.url or ""
+    payment = Payment(
+        contract_id=contract.id,
+        checkout_session_id=session.id,
+        customer_id=session.customer if isinstance(session.customer, str) else None,
+        amount=contract.total_amount,
+        currency=contract.currency,
+        checkout_url=session.url,
+        expires_at=datetime.fromtimestamp(session.expires_at, now.tzinfo),
+        stripe_metadata=metadata,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    audit("payment.checkout_started", payment, actor=student,
+          after={"checkout_session_id": session.id, "amount": payment.amount})
+    return session.url or ""
+
+
+# --- fulfilment -----------------------------------------------------------------
+
+
+def _metadata_contract_id(stripe_object: dict[str, Any]) -> int | None:
+    raw = (stripe_object.get("metadata") or {}).get("contract_id") or stripe_object.get(
+        "client_reference_id"
+    )
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contract | None]:
+    """The payment record and locked contract a Checkout session belongs to.
+
+    A session with no record of ours yet (the pay request crashed after Stripe
+    answered, say) whose metadata names a real contract gets a record built from
+    what Stripe reports, so the payment is never dropped.
+    """
+    payment = _payment_by(checkout_session_id=session["id"])
+    contract_id = payment.contract_id if payment else _metadata_contract_id(session)
+    if contract_id is None:
+        return None, None
+    contract = _locked_contract(contract_id)
+    if contract is None:
+        return None, None
+    payment = _payment_by(checkout_session_id=session["id"])  # again, now under the lock
+    if payment is None:
+        payment = Payment(
+            contract_id=contract.id,
+            checkout_session_id=session["id"],
+            customer_id=session.get("customer") if isinstance(session.get("customer"), str) else None,
+            amount=int(session.get("amount_total") or 0),
+            currency=str(session.get("currency") or contract.currency),
+            stripe_metadata=dict(session.get("metadata") or {}),
+        )
+        db.session.add(payment)
+        db.session.flush()
+        audit("payment.recorded_from_stripe", payment, actor_label="stripe",
+              after={"checkout_session_id": session["id"]})
+    return payment, contract
+
+
+def _mismatch(contract: Contract, payment: Payment, session: dict[str, Any]) -> str | None:
+    problems = []
+    if session.get("amount_total") != contract.total_amount:
+        problems.append(f"amount {session.get('amount_total')} ≠ {contract.total_amount}")
+    if session.get("currency") != contract.currency:
+        problems.append(f"currency {session.get('currency')} ≠ {contract.currency}")
+    if _metadata_contract_id(session) != contract.id or payment.contract_id != contract.id:
+        problems.append(f"contract {_metadata_contract_id(session)} ≠ {contract.id}")
+    return "; ".join(problems) or None
+
+
+def _capture_charge_details(payment: Payment, session: dict[str, Any]) -> None:
+    intent = session.get("payment_intent")
+    if isinstance(intent, str):
+        intent = stripe_api.retrieve_payment_intent(intent).to_dict()
+    if not isinstance(intent, dict):
+        return
+    payment.payment_intent_id = intent["id"]
+    charge = intent.get("latest_charge")
+    if isinstance(charge, dict):
+        payment.receipt_url = charge.get("receipt_url")
+        details = charge.get("payment_method_details") or {}
+        payment.payment_method_type = details.get("type")
+    elif intent.get("payment_method_types"):
+        payment.payment_method_type = intent["payment_method_types"][0]
+
+
+def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
+    """Settle a Checkout session Stripe reports; the one path for webhook and success page.
+
+    Idempotent: whatever the number and order of calls, a paid session activates
+    its contract once. Returns what happened, for the event log.
+    """
+    payment, contract = _payment_for_session(session)
+    if payment is None or contract is None:
+        return "unrelated"
+    if payment.status in (
+        PaymentRecordStatus.SUCCEEDED,
+        PaymentRecordStatus.REFUNDED,
+        PaymentRecordStatus.PARTIALLY_REFUNDED,
+    ):
+        return "already_fulfilled"
+    if session.get("payment_status") != "paid":
+        if session.get("status") == "complete" and _move_payment(
+            payment, PaymentRecordStatus.PROCESSING
+        ):
+            _capture_charge_details(payment, session)
+            return "processing"
+        return "not_paid"
+    reason = _mismatch(contract, payment, session)
+    if reason is not None:
+        if payment.review_reason is None:
+            payment.review_reason = reason
+            audit("payment.flagged", payment, actor_label=f"stripe:{source}",
+                  after={"reason": reason})
+        return "flagged"
+    _capture_charge_details(payment, session)
+    payment.status = check_transition(
+        PAYMENT_RECORD_TRANSITIONS, payment.status, PaymentRecordStatus.SUCCEEDED, "payment"
+    )
+    payment.paid_at = utcnow()
+    if contract.paid_at is not None:
+        return _refund_duplicate(payment, contract)
+    before = {"status": contract.status.value, "payment_status": contract.payment_status.value}
+    contract.status = check_transition(
+        CONTRACT_TRANSITIONS, contract.status, ContractStatus.ACTIVE, "contract"
+    )
+    _set_contract_payment(contract, PaymentStatus.PAID)
+    contract.paid_at = payment.paid_at
+    db.session.flush()
+    audit("contract.paid", contract, actor_label=f"stripe:{source}", before=before,
+          after={"status": contract.status.value, "payment_status": contract.payment_status.value,
+                 "payment_id": payment.id, "checkout_session_id": payment.checkout_session_id,
+                 "payment_intent_id": payment.payment_intent_id})
+    notify(
+        contract.coach,
+        f"{contract.student.name} paid {format_money(contract.total_amount, contract.currency)} "
+        f"for “{contract.title}”. You can schedule sessions now.",
+        link=url_for("contracts.detail", contract_id=contract.id),
+        subject=f"Coachpact: “{contract.title}” is paid",
+    )
+    return "fulfilled"
+
+
+def _refund_duplicate(payment: Payment, contract: Contract) -> str:
+    """A second paid session for an already paid contract goes back in full."""
+    if payment.payment_intent_id is None:
+        raise RetryLater("duplicate payment without a payment intent yet")
+    refund = stripe_api.create_refund(
+        {
+            "payment_intent": payment.payment_intent_id,
+            "reason": "duplicate",
+            "metadata": {"contract_id": str(contract.id), "payment_id": str(payment.id)},
+        },
+        stripe_api.idempotency_key("refund-duplicate", payment.checkout_session_id),
+    )
+    payment.status = PaymentRecordStatus.REFUNDED
+    payment.amount_refunded = refund.amount
+    db.session.flush()
+    audit("payment.duplicate_refunded", payment, actor_label="system",
+          after={"refund_id": refund.id, "amount": refund.amount})
+    return "duplicate_refunded"
+
+
+def confirm_return(contract_id: int, student: User, session_id: str) -> Payment | None:
+    """The success page: ask Stripe about the session and fulfil it if it is paid.
+
+    A session id that is not one of this contract's attempts activates nothing.
+    """
+    contract = contract_for_student(contract_id, student)
+    payment = _payment_by(checkout_session_id=session_id, contract_id=contract.id)
+    if payment is None:
+        return None
+    session = stripe_api.retrieve_checkout_session(session_id)
+    if session is None:
+        return None
+    fulfil_checkout(session.to_dict(), source="success_page")
+    db.session.refresh(payment)
+    return payment
+
+
+# --- Stripe events --------------------------------------------------------------
+
+
+def _fail_session(session: dict[str, Any]) -> str:
+    payment, contract = _payment_for_session(session)
+    if payment is None or contract is None:
+        return "unrelated"
+    if not _move_payment(payment, PaymentRecordStatus.FAILED):
+        return "stale"
+    payment.failure_reason = "The bank debit did not go through."
+    if contract.paid_at is None:
+        _set_contract_payment(contract, PaymentStatus.FAILED)
+    audit("payment.failed", payment, actor_label="stripe",
+          after={"reason": payment.failure_reason})
+    return "failed"
+
+
+def _expire_session(session: dict[str, Any]) -> str:
+    payment, contract = _payment_for_session(session)
+    if payment is None or contract is None:
+        return "unrelated"
+    return "expired" if _move_payment(payment, PaymentRecordStatus.EXPIRED) else "stale"
+
+
+def _intent_failed(intent: dict[str, Any]) -> str:
+    contract_id = _metadata_contract_id(intent)
+    contract = _locked_contract(contract_id) if contract_id else None
+    if contract is None:
+        return "unrelated"
+    payment = _payment_by(payment_intent_id=intent["id"]) or db.session.scalar(
+        select(Payment)
+        .where(
+            Payment.contract_id == contract.id,
+            Payment.status.in_([PaymentRecordStatus.PENDING, PaymentRecordStatus.FAILED]),
+        )
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    )
+    if payment is None:
+        raise RetryLater("payment_intent.payment_failed before its Checkout attempt is known")
+    error = intent.get("last_payment_error") or {}
+    payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
+    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    _move_payment(payment, PaymentRecordStatus.FAILED)
+    if contract.paid_at is None:
+        _set_contract_payment(contract, PaymentStatus.FAILED)
+    audit("payment.failed", payment, actor_label="stripe",
+          after={"reason": payment.failure_reason, "code": error.get("code")})
+    return "failed"
+
+
+def _payment_by_intent(intent_id: str | None, what: str) -> tuple[Payment, Contract]:
+    payment = _payment_by(payment_intent_id=intent_id) if intent_id else None
+    if payment is None:
+        # The checkout.session.completed that names this intent may not be here yet.
+        raise RetryLater(f"{what} for a payment intent we do not know yet")
+    contract = _locked_contract(payment.contract_id)
+    assert contract is not None
+    return payment, contract
+
+
+def _charge_refunded(charge: dict[str, Any]) -> str:
+    payment, contract = _payment_by_intent(charge.get("payment_intent"), "charge.refunded")
+    refunded = int(charge.get("amount_refunded") or 0)
+    if refunded <= payment.amount_refunded:
+        return "stale"
+    full = refunded >= payment.amount
+    before = {"payment_status": contract.payment_status.value, "status": contract.status.value}
+    payment.amount_refunded = refunded
+    _move_payment(
+        payment, PaymentRecordStatus.REFUNDED if full else PaymentRecordStatus.PARTIALLY_REFUNDED
+    )
+    if payment.paid_at is not None and contract.payment_status in (
+        PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED
+    ):
+        _set_contract_payment(
+            contract, PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+        )
+        if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
+            contract.status = ContractStatus.REFUNDED
+    audit("contract.refund_recorded", contract, actor_label="stripe", before=before,
+          after={"payment_status": contract.payment_status.value, "status": contract.status.value,
+                 "amount_refunded": refunded})
+    return "refunded" if full else "partially_refunded"
+
+
+def _dispute_created(dispute: dict[str, Any]) -> str:
+    payment, contract = _payment_by_intent(dispute.get("payment_intent"), "charge.dispute.created")
+    if contract.status is ContractStatus.DISPUTED:
+        return "stale"
+    before = {"payment_status": contract.payment_status.value, "status": contract.status.value}
+    contract.status = check_transition(
+        CONTRACT_TRANSITIONS, contract.status, ContractStatus.DISPUTED, "contract"
+    )
+    _set_contract_payment(contract, PaymentStatus.DISPUTED)
+    audit("contract.disputed", contract, actor_label="stripe", before=before,
+          after={"dispute_id": dispute.get("id"), "reason": dispute.get("reason"),
+                 "payment_id": payment.id})
+    return "disputed"
+
+
+EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "checkout.session.completed": lambda s: fulfil_checkout(s, source="webhook"),
+    "checkout.session.async_payment_succeeded": lambda s: fulfil_checkout(s, source="webhook"),
+    "checkout.session.async_payment_failed": _fail_session,
+    "checkout.session.expired": _expire_session,
+    "payment_intent.payment_failed": _intent_failed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}
+
+
+def process_event(event: dict[str, Any]) -> str:
+    """Record a verified Stripe event and act on it, in the caller's transaction.
+
+    The event row goes in first: its unique id makes a redelivery a no-op, also
+    when several processes receive the same event at once (the database lets one
+    insert win). Raises RetryLater when the event cannot be matched yet.
+    """
+    handler = EVENT_HANDLERS.get(event["type"])
+    row = WebhookEvent(stripe_event_id=event["id"], type=event["type"])
+    db.session.add(row)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    row.outcome = "ignored" if handler is None else handler(event["data"]["object"])
+    row.processed_at = utcnow()
+    return row.outcome
+
+
+def reconcile(since: datetime) -> dict[str, int]:
+    """Process every event since `since` that the webhook missed; safe to run any time."""
+    events = list(stripe_api.list_events({"created": {"gte": int(since.timestamp())},
+                                          "limit": 100}))
+    counts: dict[str, int] = {}
+    for event in sorted(events, key=lambda e: (e["created"], e["id"])):
+        if event["type"] not in EVENT_HANDLERS:
+            continue
+        try:
+            outcome = process_event(event)
+            db.session.commit()
+        except RetryLater:
+            db.session.rollback()
+            outcome = "retry_later"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

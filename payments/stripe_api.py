@@ -1,0 +1,160 @@
+"""The one seam around Stripe: nothing else in Coachpact imports `stripe`.
+
+It owns the SDK client (key, API base, network retries, timeouts), derives
+idempotency keys from our own ids, verifies webhook signatures, and turns
+Stripe's errors into messages a person understands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import stripe
+from flask import current_app
+from stripe.checkout import Session as CheckoutSession
+from stripe.params import CustomerCreateParams, EventListParams, RefundCreateParams
+from stripe.params.checkout import SessionCreateParams
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+class PaymentProviderError(Exception):
+    """Stripe refused or could not be reached; `str()` is safe to show the user."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class InvalidWebhook(Exception):
+    """A webhook whose signature, timestamp or body cannot be trusted."""
+
+
+def client() -> stripe.StripeClient:
+    """The app's Stripe client, made once per app."""
+    cached = current_app.extensions.get("stripe_client")
+    if cached is None:
+        config = current_app.config
+        base = config.get("STRIPE_API_BASE")
+        cached = stripe.StripeClient(
+            config["STRIPE_SECRET_KEY"],
+            base_addresses={"api": base} if base else None,
+            max_network_retries=config.get("STRIPE_MAX_NETWORK_RETRIES", 2),
+            http_client=stripe.RequestsClient(timeout=config.get("STRIPE_TIMEOUT_SECONDS", 20)),
+        )
+        current_app.extensions["stripe_client"] = cached
+    return cached
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except stripe.CardError as exc:
+        raise PaymentProviderError(
+            exc.user_message or "Your card was declined.", code=exc.code, status=exc.http_status
+        ) from exc
+    except stripe.RateLimitError as exc:
+        raise PaymentProviderError(
+            "Stripe is busy right now. Wait a moment and try again.", code="rate_limit",
+            status=exc.http_status,
+        ) from exc
+    except stripe.APIConnectionError as exc:
+        raise PaymentProviderError(
+            "We could not reach our payment provider. Nothing was charged; try again shortly.",
+            code="connection",
+        ) from exc
+    except stripe.AuthenticationError as exc:
+        current_app.logger.error("Stripe rejected our API key: %s", exc)
+        raise PaymentProviderError(
+            "Payments are misconfigured on our side. Nothing was charged; we have been told.",
+            code="authentication",
+            status=exc.http_status,
+        ) from exc
+    except stripe.StripeError as exc:
+        current_app.logger.warning("Stripe error: %s", exc)
+        raise PaymentProviderError(
+            "The payment provider refused the request. Nothing was charged.",
+            code=getattr(exc, "code", None),
+            status=exc.http_status,
+        ) from exc
+
+
+def idempotency_key(*parts: object) -> str:
+    """A key from our own ids: the same operation retried sends the same key."""
+    return "coachpact-" + "-".join(str(part) for part in parts)
+
+
+def create_customer(params: CustomerCreateParams, key: str) -> stripe.Customer:
+    with _translated_errors():
+        return client().v1.customers.create(params, {"idempotency_key": key})
+
+
+def create_checkout_session(params: SessionCreateParams, key: str) -> CheckoutSession:
+    with _translated_errors():
+        return client().v1.checkout.sessions.create(params, {"idempotency_key": key})
+
+
+def retrieve_checkout_session(session_id: str) -> CheckoutSession | None:
+    """The session with its payment intent and charge expanded, or None if Stripe has none."""
+    try:
+        with _translated_errors():
+            return client().v1.checkout.sessions.retrieve(
+                session_id, {"expand": ["payment_intent.latest_charge"]}
+            )
+    except PaymentProviderError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
+    with _translated_errors():
+        return client().v1.payment_intents.retrieve(
+            payment_intent_id, {"expand": ["latest_charge"]}
+        )
+
+
+def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:
+    with _translated_errors():
+        return client().v1.refunds.create(params, {"idempotency_key": key})
+
+
+def list_events(params: EventListParams) -> Iterator[dict[str, Any]]:
+    """Every event matching `params`, across pages, as plain dicts (as a webhook gets them)."""
+    with _translated_errors():
+        for event in client().v1.events.list(params).auto_paging_iter():
+            yield event.to_dict()
+
+
+def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """Check the `Stripe-Signature` header on the raw body, then parse it.
+
+    The SDK's signature check runs on the bytes as received. We parse the JSON
+    ourselves instead of building the SDK's object tree (`construct_event`):
+    the handlers read plain dicts, and the tree is most of the cost.
+    """
+    if not signature_header:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload,
+            signature_header,
+            current_app.config["STRIPE_WEBHOOK_SECRET"],
+            WEBHOOK_TOLERANCE_SECONDS,
+        )
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidWebhook(str(exc)) from None
+    try:
+        event = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidWebhook("body is not JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(
+        event.get("type"), str
+    ) or not isinstance(event.get("data", {}).get("object"), dict):
+        raise InvalidWebhook("body is not a Stripe event")
+    return event
