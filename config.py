@@ -94,6 +94,8 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "REMEMBER_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
+        # Where the app is reached, for links built outside a request (CLI jobs, mail).
+        "APP_BASE_URL": env.get("APP_BASE_URL", "http://127.0.0.1:5000"),
         "BOOTSTRAP_SERVE_LOCAL": True,
         "MAIL_SERVER": env.get("MAIL_SERVER", "localhost"),
         "MAIL_PORT": int(env.get("MAIL_PORT", "25")),

@@ -29,7 +29,9 @@ def register_cli(app: Flask) -> None:
     @click.option("--since", default="3d", show_default=True, help="how far back: 30m, 12h, 3d")
     def reconcile_command(since: str) -> None:
         """Process recent Stripe events that the webhook missed (safe to repeat, cron-friendly)."""
-        counts = reconcile(utcnow() - parse_age(since))
+        # Links in notifications need a URL; outside a request they use APP_BASE_URL.
+        with app.test_request_context(base_url=app.config["APP_BASE_URL"]):
+            counts = reconcile(utcnow() - parse_age(since))
         summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "no events"
         click.echo(f"Reconciled events since {since}: {summary}")
 

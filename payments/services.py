@@ -256,19 +256,24 @@ def _mismatch(contract: Contract, payment: Payment, session: dict[str, Any]) -> 
 
 
 def _capture_charge_details(payment: Payment, session: dict[str, Any]) -> None:
+    """Copy what the session tells about the charge; never calls Stripe.
+
+    A webhook's session names its payment intent by id only; the success page
+    retrieves it expanded, with the charge's receipt URL and method. Fetching it
+    here would put a network round trip inside the contract's row lock.
+    """
     intent = session.get("payment_intent")
     if isinstance(intent, str):
-        intent = stripe_api.retrieve_payment_intent(intent).to_dict()
+        payment.payment_intent_id = payment.payment_intent_id or intent
+        return
     if not isinstance(intent, dict):
         return
     payment.payment_intent_id = intent["id"]
     charge = intent.get("latest_charge")
     if isinstance(charge, dict):
-        payment.receipt_url = charge.get("receipt_url")
+        payment.receipt_url = charge.get("receipt_url") or payment.receipt_url
         details = charge.get("payment_method_details") or {}
-        payment.payment_method_type = details.get("type")
-    elif intent.get("payment_method_types"):
-        payment.payment_method_type = intent["payment_method_types"][0]
+        payment.payment_method_type = details.get("type") or payment.payment_method_type
 
 
 def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
@@ -285,6 +290,7 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
         PaymentRecordStatus.REFUNDED,
         PaymentRecordStatus.PARTIALLY_REFUNDED,
     ):
+        _capture_charge_details(payment, session)  # the success page may bring the receipt
         return "already_fulfilled"
     if session.get("payment_status") != "paid":
         if session.get("status") == "complete" and _move_payment(
@@ -361,7 +367,7 @@ def confirm_return(contract_id: int, student: User, session_id: str) -> Payment 
     if session is None:
         return None
     fulfil_checkout(session.to_dict(), source="success_page")
-    db.session.refresh(payment)
+    db.session.flush()
     return payment
 
 

@@ -88,7 +88,13 @@ class FormClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_uri):
+def app_overrides() -> dict:
+    """Extra settings for the app under test; suites override this fixture."""
+    return {}
+
+
+@pytest.fixture
+def app(database_uri, app_overrides):
     from app import create_app
     from extensions import db
 
@@ -98,6 +104,7 @@ def app(database_uri):
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "RATELIMIT_STORAGE_URI": "memory://",
             "MAIL_SUPPRESS_SEND": True,
+            **app_overrides,
         }
     )
     app.test_client_class = FormClient

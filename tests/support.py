@@ -44,3 +44,32 @@ def serve_in_thread(wsgi_app, host: str = "127.0.0.1") -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll until predicate() is truthy, within a bounded deadline (never a fixed sleep)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Switch:
+    """A WSGI app forwarding to whichever app the current test installed.
+
+    Servers start once per run (stopping one costs about half a second) while each
+    test still gets fresh apps behind them.
+    """
+
+    def __init__(self) -> None:
+        self.target = None
+
+    def __call__(self, environ, start_response):
+        assert self.target is not None, "no app installed for this test"
+        return self.target(environ, start_response)

@@ -1,0 +1,178 @@
+"""The app and the Stripe sandbox, both served over HTTP and wired to each other.
+
+The app reaches the sandbox through the real SDK (only the API base changed);
+the sandbox delivers signed webhooks to the app's real endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests.conftest import login
+from tests.support import Switch, serve_in_thread, wait_for
+
+API_KEY = "sk_test_payments_suite"
+WEBHOOK_SECRET = "whsec_payments_suite_secret"
+CARD_OK = "4242424242424242"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    switch = Switch()
+    with serve_in_thread(switch) as url:
+        yield switch, url
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    switch = Switch()
+    with serve_in_thread(switch) as url:
+        yield switch, url
+
+
+@pytest.fixture
+def app_overrides(sandbox_server):
+    return {
+        "STRIPE_API_BASE": sandbox_server[1],
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_MAX_NETWORK_RETRIES": 0,
+    }
+
+
+@pytest.fixture
+def sandbox_knobs() -> dict[str, Any]:
+    return {}
+
+
+@dataclass
+class Sandbox:
+    url: str
+
+    def pay(self, session_id: str, **form: str) -> requests.Response:
+        form.setdefault("email", "student@example.com")
+        if "bank_account" not in form:
+            form.setdefault("card_number", CARD_OK)
+        return requests.post(
+            f"{self.url}/_sandbox/checkout/sessions/{session_id}/pay", data=form, timeout=10
+        )
+
+    def tool(self, path: str, **data: Any) -> requests.Response:
+        return requests.post(f"{self.url}/_sandbox/{path}", data=data, timeout=10)
+
+    def configure(self, **knobs: Any) -> None:
+        response = requests.post(f"{self.url}/_sandbox/config", json=knobs, timeout=10)
+        assert response.status_code == 200, response.text
+
+    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        params = {"limit": 100, **({"type": type_} if type_ else {})}
+        response = requests.get(
+            f"{self.url}/v1/events", params=params, timeout=10,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        return list(reversed(response.json()["data"]))  # oldest first
+
+
+@pytest.fixture
+def live_url(app, app_server):
+    switch, url = app_server
+    switch.target = app
+    yield url
+    switch.target = None
+
+
+@pytest.fixture
+def sandbox(tmp_path, sandbox_server, live_url, sandbox_knobs):
+    from sandbox import create_app
+
+    sandbox_app = create_app(
+        {
+            "SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_WEBHOOK_URLS": f"{live_url}/webhooks/stripe",
+            "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SANDBOX_RETRY_SCHEDULE": "0.2,0.4,0.8,1.6",
+            "SANDBOX_WEBHOOK_TIMEOUT": "5",
+            "SANDBOX_ASYNC_SETTLE_SECONDS": "600",
+            **sandbox_knobs,
+        }
+    )
+    switch, url = sandbox_server
+    switch.target = sandbox_app
+    try:
+        yield Sandbox(url=url)
+    finally:
+        sandbox_app.extensions["sandbox"].close()
+        switch.target = None
+
+
+def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for `payload`, computed as Stripe computes it."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def deliver(client, event: dict[str, Any], **sign_kwargs: Any):
+    """POST a signed event to the app's webhook, as Stripe would."""
+    payload = json.dumps(event).encode()
+    return client.post(
+        "/webhooks/stripe",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign(payload, **sign_kwargs)},
+    )
+
+
+@pytest.fixture
+def pending_contract(db, make_user, make_proposal):
+    """A pending usd contract; returns (contract id, student, coach)."""
+    from contracts.services import accept_proposal
+
+    coach = make_user("coach", name="Maya Coach")
+    student = make_user("student", name="Ana Student")
+    proposal_id = make_proposal(coach, student, price_per_session=5000, session_count=4)
+    contract = accept_proposal(proposal_id, db.session.merge(student))
+    db.session.commit()
+    return contract.id, student, coach
+
+
+@pytest.fixture
+def student_client(client, pending_contract):
+    login(client, pending_contract[1])
+    return client
+
+
+def start_checkout(client, contract_id: int) -> str:
+    """Press the pay button; return the Checkout session id it redirected to."""
+    response = client.submit(f"/contracts/{contract_id}/pay")
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+
+def contract_state(db, contract_id: int) -> tuple[str, str]:
+    from contracts.models import Contract
+
+    db.session.expire_all()
+    contract = db.session.get(Contract, contract_id)
+    return contract.status.value, contract.payment_status.value
+
+
+def wait_until_state(db, contract_id: int, expected: tuple[str, str], timeout: float = 10.0):
+    return wait_for(lambda: contract_state(db, contract_id) == expected, timeout,
+                    f"contract {contract_id} to be {expected}")
+
+
+def payments(db, contract_id: int):
+    from payments.models import Payment
+
+    db.session.expire_all()
+    return list(db.session.scalars(select(Payment).filter_by(contract_id=contract_id)))

@@ -1,0 +1,205 @@
+"""The payments spine end to end: app → SDK → sandbox → signed webhook → app."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.payments.conftest import (
+    contract_state,
+    payments,
+    start_checkout,
+    wait_until_state,
+)
+from tests.support import wait_for
+
+
+def test_card_payment_activates_the_contract_once(db, student_client, sandbox, pending_contract):
+    from audit.models import AuditEntry
+    from notifications.models import Notification
+
+    contract_id, _, coach = pending_contract
+    session_id = start_checkout(student_client, contract_id)
+    assert session_id.startswith("cs_test_")
+    [payment] = payments(db, contract_id)
+    assert (payment.status.value, payment.amount, payment.currency) == ("pending", 20000, "usd")
+
+    assert sandbox.pay(session_id).status_code == 200
+    wait_until_state(db, contract_id, ("active", "paid"))
+    [payment] = wait_for(
+        lambda: [p for p in payments(db, contract_id) if p.status.value == "succeeded"],
+        what="payment succeeded",
+    )
+    assert payment.payment_intent_id.startswith("pi_") and payment.paid_at is not None
+
+    page = student_client.get(
+        f"/contracts/{contract_id}/payment-success?session_id={session_id}"
+    ).get_data(as_text=True)
+    assert "Payment received" in page and "$200.00" in page and session_id[-8:] in page
+    assert "Maya Coach" in page and 'id="receipt"' in page
+    [payment] = payments(db, contract_id)
+    assert payment.receipt_url and payment.payment_method_type == "card"
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert db.session.scalar(
+        select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")
+    ) == 1
+    notes = list(db.session.scalars(select(Notification).filter_by(user_id=coach.id)))
+    assert len(notes) == 1 and "paid $200.00" in notes[0].message
+
+
+def test_paid_contract_is_not_charged_again(db, student_client, sandbox, pending_contract):
+    contract_id = pending_contract[0]
+    sandbox.pay(start_checkout(student_client, contract_id))
+    wait_until_state(db, contract_id, ("active", "paid"))
+    response = student_client.submit(f"/contracts/{contract_id}/pay")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/contracts/{contract_id}"
+    assert len(payments(db, contract_id)) == 1
+
+
+def test_pay_twice_reuses_the_open_session(db, student_client, sandbox, pending_contract):
+    contract_id = pending_contract[0]
+    first = start_checkout(student_client, contract_id)
+    second = start_checkout(student_client, contract_id)
+    assert first == second
+    assert len(payments(db, contract_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("card", "reason"),
+    [("4000000000000002", "Your card was declined."),
+     ("4000000000009995", "Your card has insufficient funds.")],
+)
+def test_declined_card_records_the_reason_and_the_student_can_retry(
+    db, student_client, sandbox, pending_contract, card, reason
+):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    assert sandbox.pay(session_id, card_number=card).status_code == 402
+    wait_until_state(db, contract_id, ("pending", "failed"))
+    [payment] = payments(db, contract_id)
+    assert payment.status.value == "failed" and reason in payment.failure_reason
+    page = student_client.get(f"/contracts/{contract_id}/pay").get_data(as_text=True)
+    assert reason in page and "did not go through" in page
+
+    # The Checkout session stays open: the retry lands on it and succeeds.
+    assert start_checkout(student_client, contract_id) == session_id
+    assert sandbox.pay(session_id).status_code == 200
+    wait_until_state(db, contract_id, ("active", "paid"))
+
+
+@pytest.mark.parametrize(("outcome", "state"), [("succeeded", ("active", "paid")),
+                                                ("failed", ("pending", "failed"))])
+def test_three_d_secure(db, student_client, sandbox, pending_contract, outcome, state):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    sandbox.pay(session_id, card_number="4000002500003155")
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    sandbox.tool(f"checkout/sessions/{session_id}/authenticate", outcome=outcome)
+    wait_until_state(db, contract_id, state)
+
+
+@pytest.mark.parametrize(
+    ("account", "state", "record"),
+    [("000123456789", ("active", "paid"), "succeeded"),
+     ("000111111113", ("pending", "failed"), "failed")],
+)
+def test_bank_debit_is_processing_then_settles(
+    db, student_client, sandbox, pending_contract, account, state, record
+):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    assert sandbox.pay(session_id, bank_account=account).status_code == 200
+    wait_for(lambda: [p for p in payments(db, contract_id) if p.status.value == "processing"],
+             what="payment processing")
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    page = student_client.get(
+        f"/contracts/{contract_id}/payment-success?session_id={session_id}"
+    ).get_data(as_text=True)
+    assert "Payment processing" in page
+    assert contract_state(db, contract_id) == ("pending", "pending")
+
+    sandbox.tool(f"checkout/sessions/{session_id}/settle")
+    wait_until_state(db, contract_id, state)
+    wait_for(lambda: payments(db, contract_id)[0].status.value == record, what=record)
+
+
+def test_cancel_page_and_retry(db, student_client, sandbox, pending_contract):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    page = student_client.get(f"/contracts/{contract_id}/payment-cancel").get_data(as_text=True)
+    assert "Nothing was charged" in page and "stays" in page and "Try again" in page
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    assert start_checkout(student_client, contract_id) == session_id
+
+
+def test_expired_session_leaves_the_contract_pending_and_a_new_one_is_made(
+    db, student_client, sandbox, pending_contract
+):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    sandbox.tool(f"checkout/sessions/{session_id}/expire-now")
+    wait_for(lambda: payments(db, contract_id)[0].status.value == "expired", what="expired")
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    assert sandbox.pay(session_id).status_code != 200
+    fresh = start_checkout(student_client, contract_id)
+    assert fresh != session_id
+    sandbox.pay(fresh)
+    wait_until_state(db, contract_id, ("active", "paid"))
+
+
+def test_someone_elses_contract_is_404(db, client, make_user, sandbox, pending_contract):
+    from tests.conftest import login
+
+    contract_id = pending_contract[0]
+    login(client, make_user("student"))
+    assert client.get(f"/contracts/{contract_id}/pay").status_code == 404
+    assert client.submit(f"/contracts/{contract_id}/pay").status_code == 404
+    assert payments(db, contract_id) == []
+
+
+def test_success_page_with_a_made_up_or_unpaid_session_activates_nothing(
+    db, student_client, sandbox, pending_contract
+):
+    contract_id = pending_contract[0]
+    made_up = student_client.get(
+        f"/contracts/{contract_id}/payment-success?session_id=cs_test_made_up"
+    )
+    assert made_up.status_code == 404
+    assert "could not find that payment" in made_up.get_data(as_text=True)
+    session_id = start_checkout(student_client, contract_id)
+    unpaid = student_client.get(
+        f"/contracts/{contract_id}/payment-success?session_id={session_id}"
+    )
+    assert "Payment not completed" in unpaid.get_data(as_text=True)
+    assert contract_state(db, contract_id) == ("pending", "pending")
+
+
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_HOLD_EVENTS": "1"}])
+def test_success_page_fulfils_when_the_webhook_is_late(
+    db, student_client, sandbox, pending_contract, sandbox_knobs
+):
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    sandbox.pay(session_id)
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    page = student_client.get(
+        f"/contracts/{contract_id}/payment-success?session_id={session_id}"
+    ).get_data(as_text=True)
+    assert "Payment received" in page and 'id="receipt"' in page
+    assert contract_state(db, contract_id) == ("active", "paid")
+
+
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_HOLD_EVENTS": "1"}])
+def test_reconcile_recovers_a_dropped_webhook(
+    db, runner, student_client, sandbox, pending_contract, sandbox_knobs
+):
+    contract_id = pending_contract[0]
+    sandbox.pay(start_checkout(student_client, contract_id))
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    result = runner.invoke(args=["payments", "reconcile", "--since", "1h"])
+    assert result.exit_code == 0, result.output
+    assert "fulfilled: 1" in result.output
+    assert contract_state(db, contract_id) == ("active", "paid")
+    again = runner.invoke(args=["payments", "reconcile", "--since", "1h"])
+    assert "fulfilled" not in again.output and "duplicate" in again.output
