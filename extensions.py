@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -35,3 +37,10 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 mail = Mail()
 bootstrap = Bootstrap5()
+
+# Models subclass `Model`: Flask-SQLAlchemy's `db.Model` at run time, our typed
+# declarative base for the type checker (which cannot see through `db.Model`).
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model

@@ -8,7 +8,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db_types import UTCDateTime, str_enum, utcnow
-from extensions import db
+from extensions import Model
 
 
 class Role(enum.Enum):
@@ -17,7 +17,7 @@ class Role(enum.Enum):
     ADMIN = "admin"  # oversees payments; created only from the CLI
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
 from db_types import UTCDateTime, str_enum, utcnow
-from extensions import db
+from extensions import Model
 
 
 class ProposalStatus(enum.Enum):
@@ -89,7 +89,7 @@ class Terms:
     currency: Mapped[str] = mapped_column(String(3))
 
 
-class Proposal(Terms, db.Model):
+class Proposal(Terms, Model):
     __tablename__ = "proposals"
     __table_args__ = (
         CheckConstraint(
@@ -121,7 +121,7 @@ class Proposal(Terms, db.Model):
         return self.price_per_session * self.session_count
 
 
-class Contract(Terms, db.Model):
+class Contract(Terms, Model):
     """The terms a student accepted, frozen at acceptance, and where payment stands."""
 
     __tablename__ = "contracts"

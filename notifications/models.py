@@ -6,10 +6,10 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db_types import UTCDateTime, utcnow
-from extensions import db
+from extensions import Model
 
 
-class Notification(db.Model):
+class Notification(Model):
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user_id_created_at", "user_id", "created_at"),)
 

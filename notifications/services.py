@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask_mail import Message
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from accounts.models import User
@@ -20,7 +20,9 @@ from notifications.models import Notification
 _OUTBOX = "notifications_outbox"
 
 
-def notify(user: User, message: str, *, link: str | None = None, subject: str | None = None) -> None:
+def notify(
+    user: User, message: str, *, link: str | None = None, subject: str | None = None
+) -> None:
     """Add an in-app notification for `user` and queue its email for after commit."""
     db.session.add(Notification(user_id=user.id, message=message, link=link))
     db.session.flush()
@@ -31,10 +33,13 @@ def notify(user: User, message: str, *, link: str | None = None, subject: str | 
 
 
 def unread_count(user: User) -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        )
+        or 0
     )
 
 
@@ -51,9 +56,9 @@ def notifications_of(user: User, limit: int = 50) -> list[Notification]:
 
 def mark_all_read(user: User) -> None:
     db.session.execute(
-        Notification.__table__.update()
+        update(Notification)
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow().replace(tzinfo=None))
+        .values(read_at=utcnow())
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from contracts.models import Contract
 from db_types import UTCDateTime, str_enum, utcnow
-from extensions import db
+from extensions import Model
 
 
 class PaymentRecordStatus(enum.Enum):
@@ -53,7 +53,7 @@ PAYMENT_RECORD_TRANSITIONS: dict[PaymentRecordStatus, frozenset[PaymentRecordSta
 }
 
 
-class Payment(db.Model):
+class Payment(Model):
     """One Checkout attempt for a contract, and what Stripe told us about it."""
 
     __tablename__ = "payments"
@@ -90,7 +90,7 @@ class Payment(db.Model):
         return self.checkout_session_id[-8:]
 
 
-class StripeCustomer(db.Model):
+class StripeCustomer(Model):
     """The one Stripe customer of a student, made at their first payment."""
 
     __tablename__ = "stripe_customers"
@@ -101,7 +101,7 @@ class StripeCustomer(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """Every Stripe event we processed; the unique id makes a redelivery a no-op."""
 
     __tablename__ = "webhook_events"

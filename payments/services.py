@@ -145,8 +145,11 @@ def start_checkout(contract_id: int, student: User) -> str:
             and payment.expires_at > now + REUSE_MARGIN
         ):
             return payment.checkout_url
-    attempt = 1 + db.session.scalar(
-        select(func.count()).select_from(Payment).where(Payment.contract_id == contract.id)
+    attempt = 1 + (
+        db.session.scalar(
+            select(func.count()).select_from(Payment).where(Payment.contract_id == contract.id)
+        )
+        or 0
     )
     metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
     success = url_for("payments.success", contract_id=contract.id, _external=True)
@@ -195,8 +198,12 @@ def start_checkout(contract_id: int, student: User) -> str:
     )
     db.session.add(payment)
     db.session.flush()
-    audit("payment.checkout_started", payment, actor=student,
-          after={"checkout_session_id": session.id, "amount": payment.amount})
+    audit(
+        "payment.checkout_started",
+        payment,
+        actor=student,
+        after={"checkout_session_id": session.id, "amount": payment.amount},
+    )
     return session.url or ""
 
 
@@ -232,15 +239,21 @@ def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contr
         payment = Payment(
             contract_id=contract.id,
             checkout_session_id=session["id"],
-            customer_id=session.get("customer") if isinstance(session.get("customer"), str) else None,
+            customer_id=session.get("customer")
+            if isinstance(session.get("customer"), str)
+            else None,
             amount=int(session.get("amount_total") or 0),
             currency=str(session.get("currency") or contract.currency),
             stripe_metadata=dict(session.get("metadata") or {}),
         )
         db.session.add(payment)
         db.session.flush()
-        audit("payment.recorded_from_stripe", payment, actor_label="stripe",
-              after={"checkout_session_id": session["id"]})
+        audit(
+            "payment.recorded_from_stripe",
+            payment,
+            actor_label="stripe",
+            after={"checkout_session_id": session["id"]},
+        )
     return payment, contract
 
 
@@ -303,8 +316,9 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     if reason is not None:
         if payment.review_reason is None:
             payment.review_reason = reason
-            audit("payment.flagged", payment, actor_label=f"stripe:{source}",
-                  after={"reason": reason})
+            audit(
+                "payment.flagged", payment, actor_label=f"stripe:{source}", after={"reason": reason}
+            )
         return "flagged"
     _capture_charge_details(payment, session)
     payment.status = check_transition(
@@ -320,10 +334,19 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     _set_contract_payment(contract, PaymentStatus.PAID)
     contract.paid_at = payment.paid_at
     db.session.flush()
-    audit("contract.paid", contract, actor_label=f"stripe:{source}", before=before,
-          after={"status": contract.status.value, "payment_status": contract.payment_status.value,
-                 "payment_id": payment.id, "checkout_session_id": payment.checkout_session_id,
-                 "payment_intent_id": payment.payment_intent_id})
+    audit(
+        "contract.paid",
+        contract,
+        actor_label=f"stripe:{source}",
+        before=before,
+        after={
+            "status": contract.status.value,
+            "payment_status": contract.payment_status.value,
+            "payment_id": payment.id,
+            "checkout_session_id": payment.checkout_session_id,
+            "payment_intent_id": payment.payment_intent_id,
+        },
+    )
     notify(
         contract.coach,
         f"{contract.student.name} paid {format_money(contract.total_amount, contract.currency)} "
@@ -349,8 +372,12 @@ def _refund_duplicate(payment: Payment, contract: Contract) -> str:
     payment.status = PaymentRecordStatus.REFUNDED
     payment.amount_refunded = refund.amount
     db.session.flush()
-    audit("payment.duplicate_refunded", payment, actor_label="system",
-          after={"refund_id": refund.id, "amount": refund.amount})
+    audit(
+        "payment.duplicate_refunded",
+        payment,
+        actor_label="system",
+        after={"refund_id": refund.id, "amount": refund.amount},
+    )
     return "duplicate_refunded"
 
 
@@ -383,8 +410,7 @@ def _fail_session(session: dict[str, Any]) -> str:
     payment.failure_reason = "The bank debit did not go through."
     if contract.paid_at is None:
         _set_contract_payment(contract, PaymentStatus.FAILED)
-    audit("payment.failed", payment, actor_label="stripe",
-          after={"reason": payment.failure_reason})
+    audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
     return "failed"
 
 
@@ -416,8 +442,12 @@ def _intent_failed(intent: dict[str, Any]) -> str:
     _move_payment(payment, PaymentRecordStatus.FAILED)
     if contract.paid_at is None:
         _set_contract_payment(contract, PaymentStatus.FAILED)
-    audit("payment.failed", payment, actor_label="stripe",
-          after={"reason": payment.failure_reason, "code": error.get("code")})
+    audit(
+        "payment.failed",
+        payment,
+        actor_label="stripe",
+        after={"reason": payment.failure_reason, "code": error.get("code")},
+    )
     return "failed"
 
 
@@ -443,16 +473,25 @@ def _charge_refunded(charge: dict[str, Any]) -> str:
         payment, PaymentRecordStatus.REFUNDED if full else PaymentRecordStatus.PARTIALLY_REFUNDED
     )
     if payment.paid_at is not None and contract.payment_status in (
-        PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED
+        PaymentStatus.PAID,
+        PaymentStatus.PARTIALLY_REFUNDED,
     ):
         _set_contract_payment(
             contract, PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         )
         if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
             contract.status = ContractStatus.REFUNDED
-    audit("contract.refund_recorded", contract, actor_label="stripe", before=before,
-          after={"payment_status": contract.payment_status.value, "status": contract.status.value,
-                 "amount_refunded": refunded})
+    audit(
+        "contract.refund_recorded",
+        contract,
+        actor_label="stripe",
+        before=before,
+        after={
+            "payment_status": contract.payment_status.value,
+            "status": contract.status.value,
+            "amount_refunded": refunded,
+        },
+    )
     return "refunded" if full else "partially_refunded"
 
 
@@ -465,9 +504,17 @@ def _dispute_created(dispute: dict[str, Any]) -> str:
         CONTRACT_TRANSITIONS, contract.status, ContractStatus.DISPUTED, "contract"
     )
     _set_contract_payment(contract, PaymentStatus.DISPUTED)
-    audit("contract.disputed", contract, actor_label="stripe", before=before,
-          after={"dispute_id": dispute.get("id"), "reason": dispute.get("reason"),
-                 "payment_id": payment.id})
+    audit(
+        "contract.disputed",
+        contract,
+        actor_label="stripe",
+        before=before,
+        after={
+            "dispute_id": dispute.get("id"),
+            "reason": dispute.get("reason"),
+            "payment_id": payment.id,
+        },
+    )
     return "disputed"
 
 
@@ -504,8 +551,9 @@ def process_event(event: dict[str, Any]) -> str:
 
 def reconcile(since: datetime) -> dict[str, int]:
     """Process every event since `since` that the webhook missed; safe to run any time."""
-    events = list(stripe_api.list_events({"created": {"gte": int(since.timestamp())},
-                                          "limit": 100}))
+    events = list(
+        stripe_api.list_events({"created": {"gte": int(since.timestamp())}, "limit": 100})
+    )
     counts: dict[str, int] = {}
     for event in sorted(events, key=lambda e: (e["created"], e["id"])):
         if event["type"] not in EVENT_HANDLERS:

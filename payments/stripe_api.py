@@ -60,7 +60,8 @@ def _translated_errors() -> Iterator[None]:
         ) from exc
     except stripe.RateLimitError as exc:
         raise PaymentProviderError(
-            "Stripe is busy right now. Wait a moment and try again.", code="rate_limit",
+            "Stripe is busy right now. Wait a moment and try again.",
+            code="rate_limit",
             status=exc.http_status,
         ) from exc
     except stripe.APIConnectionError as exc:
@@ -153,8 +154,11 @@ def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, An
         event = json.loads(payload)
     except (UnicodeDecodeError, ValueError):
         raise InvalidWebhook("body is not JSON") from None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(
-        event.get("type"), str
-    ) or not isinstance(event.get("data", {}).get("object"), dict):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+        or not isinstance(event.get("data", {}).get("object"), dict)
+    ):
         raise InvalidWebhook("body is not a Stripe event")
     return event

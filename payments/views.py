@@ -50,7 +50,7 @@ def pay(contract_id: int) -> str | Response:
 
 
 @bp.get("/contracts/<int:contract_id>/payment-success")
-def success(contract_id: int) -> str:
+def success(contract_id: int) -> str | tuple[str, int]:
     session_id = request.args.get("session_id", "")
     try:
         payment = services.confirm_return(contract_id, current_user, session_id)

@@ -22,7 +22,9 @@ def stripe_webhook() -> tuple[Response, int]:
     if length is None or length > MAX_BODY_BYTES:
         return jsonify(error="missing or oversized body"), 400
     try:
-        event = verify_webhook(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+        event = verify_webhook(
+            request.get_data(cache=False), request.headers.get("Stripe-Signature")
+        )
     except InvalidWebhook as exc:
         return jsonify(error=str(exc)), 400
     try:

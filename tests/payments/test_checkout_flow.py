@@ -203,3 +203,29 @@ def test_reconcile_recovers_a_dropped_webhook(
     assert contract_state(db, contract_id) == ("active", "paid")
     again = runner.invoke(args=["payments", "reconcile", "--since", "1h"])
     assert "fulfilled" not in again.output and "duplicate" in again.output
+
+
+def test_a_second_paid_session_is_refunded_in_full(db, student_client, sandbox, pending_contract):
+    from datetime import timedelta
+
+    from db_types import utcnow
+
+    contract_id = pending_contract[0]
+    first = start_checkout(student_client, contract_id)
+    # Make the first session look too old to reuse, so the next press opens another one.
+    [payment] = payments(db, contract_id)
+    payment.expires_at = utcnow() + timedelta(minutes=1)
+    db.session.commit()
+    second = start_checkout(student_client, contract_id)
+    assert second != first
+
+    sandbox.pay(first)
+    wait_until_state(db, contract_id, ("active", "paid"))
+    sandbox.pay(second)
+    refunded = wait_for(
+        lambda: [p for p in payments(db, contract_id) if p.status.value == "refunded"],
+        what="the duplicate payment refunded",
+    )
+    assert [p.checkout_session_id for p in refunded] == [second]
+    assert refunded[0].amount_refunded == 20000
+    assert contract_state(db, contract_id) == ("active", "paid")

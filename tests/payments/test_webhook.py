@@ -1,0 +1,229 @@
+"""The webhook: signatures, redeliveries, order, mismatches, crashes and races."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import is_postgres
+from tests.payments.conftest import (
+    WEBHOOK_SECRET,
+    contract_state,
+    deliver,
+    payments,
+    sign,
+    start_checkout,
+)
+from tests.support import require_service
+
+HOLD = {"SANDBOX_HOLD_EVENTS": "1"}
+
+
+def rows(db, model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def paid_events(db, student_client, sandbox, pending_contract):
+    """A paid Checkout whose events the sandbox held back: (contract id, events oldest first)."""
+    contract_id = pending_contract[0]
+    sandbox.pay(start_checkout(student_client, contract_id))
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    return contract_id, sandbox.events()
+
+
+def completed(events):
+    return next(e for e in events if e["type"] == "checkout.session.completed")
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_the_same_event_ten_times_has_one_effect(db, client, paid_events, sandbox_knobs):
+    from audit.models import AuditEntry
+    from notifications.models import Notification
+    from payments.models import WebhookEvent
+
+    contract_id, events = paid_events
+    outcomes = [deliver(client, completed(events)).get_json()["outcome"] for _ in range(10)]
+    assert outcomes == ["fulfilled"] + ["duplicate"] * 9
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert rows(db, WebhookEvent) == 1
+    assert rows(db, Notification) == 1
+    assert rows(db, AuditEntry) == 2  # checkout started, contract paid
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_events_in_reverse_order_reach_the_same_end(db, client, paid_events, sandbox_knobs):
+    contract_id, events = paid_events
+    answers = [deliver(client, event).status_code for event in reversed(events)]
+    assert set(answers) <= {200, 503}
+    # Anything answered 503 is redelivered by Stripe later; do that, in order.
+    for event in events:
+        deliver(client, event)
+    assert contract_state(db, contract_id) == ("active", "paid")
+    [payment] = payments(db, contract_id)
+    assert payment.status.value == "succeeded"
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [("amount_total", 100, "amount 100"), ("currency", "eur", "currency eur"),
+     ("metadata", {"contract_id": "999999"}, "contract")],
+)
+def test_a_mismatch_is_flagged_and_activates_nothing(
+    db, client, paid_events, sandbox_knobs, field, value, reason
+):
+    contract_id, events = paid_events
+    event = copy.deepcopy(completed(events))
+    event["data"]["object"][field] = value
+    response = deliver(client, event)
+    assert response.status_code == 200 and response.get_json()["outcome"] == "flagged"
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    [payment] = payments(db, contract_id)
+    assert reason in payment.review_reason and payment.status.value == "pending"
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_a_crash_before_commit_writes_nothing_and_the_redelivery_fulfils(
+    db, client, paid_events, sandbox_knobs, monkeypatch
+):
+    import payments.services as services
+    from audit.models import AuditEntry
+    from payments.models import WebhookEvent
+
+    contract_id, events = paid_events
+    audits_before = rows(db, AuditEntry)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("mail server exploded")
+
+    # notify() runs after the contract row was updated and before the commit.
+    monkeypatch.setattr(services, "notify", crash)
+    assert deliver(client, completed(events)).status_code == 500
+    assert contract_state(db, contract_id) == ("pending", "pending")
+    assert rows(db, WebhookEvent) == 0 and rows(db, AuditEntry) == audits_before
+    assert payments(db, contract_id)[0].status.value == "pending"
+
+    monkeypatch.undo()
+    assert deliver(client, completed(events)).get_json()["outcome"] == "fulfilled"
+    assert contract_state(db, contract_id) == ("active", "paid")
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_webhook_and_success_page_racing(
+    db, client, student_client, paid_events, sandbox_knobs, app
+):
+    from audit.models import AuditEntry
+
+    contract_id, events = paid_events
+    session_id = completed(events)["data"]["object"]["id"]
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def webhook():
+        other = app.test_client()
+        barrier.wait()
+        results["webhook"] = deliver(other, completed(events)).status_code
+
+    def success_page():
+        barrier.wait()
+        results["page"] = student_client.get(
+            f"/contracts/{contract_id}/payment-success?session_id={session_id}"
+        ).status_code
+
+    threads = [threading.Thread(target=webhook), threading.Thread(target=success_page)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {"webhook": 200, "page": 200}
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert db.session.scalar(
+        select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")
+    ) == 1
+
+
+def test_unknown_event_types_are_acknowledged(db, client):
+    from payments.models import WebhookEvent
+
+    event = {"id": "evt_other", "type": "customer.updated", "object": "event",
+             "data": {"object": {"id": "cus_1", "object": "customer"}}}
+    response = deliver(client, event)
+    assert response.status_code == 200 and response.get_json()["outcome"] == "ignored"
+    assert rows(db, WebhookEvent) == 1
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["bad_signature", "wrong_secret", "stale", "tampered_body", "missing_header", "not_json",
+     "not_an_event", "oversized"],
+)
+def test_untrustworthy_webhooks_get_400_and_write_nothing(db, client, tamper):
+    from payments.models import WebhookEvent
+
+    event = {"id": "evt_x", "type": "checkout.session.completed", "object": "event",
+             "data": {"object": {"id": "cs_test_x", "metadata": {"contract_id": "1"}}}}
+    payload = json.dumps(event).encode()
+    header = sign(payload)
+    if tamper == "bad_signature":
+        header = header[:-4] + "beef"
+    elif tamper == "wrong_secret":
+        header = sign(payload, secret="whsec_someone_else")
+    elif tamper == "stale":
+        header = sign(payload, timestamp=int(time.time()) - 301)
+    elif tamper == "tampered_body":
+        payload = payload.replace(b"cs_test_x", b"cs_test_y")
+    elif tamper == "not_json":
+        payload = b"this is not json"
+        header = sign(payload)
+    elif tamper == "not_an_event":
+        payload = b'["a list"]'
+        header = sign(payload)
+    elif tamper == "oversized":
+        payload = b'{"pad": "' + b"x" * 300_000 + b'"}'
+        header = sign(payload)
+    headers = {} if tamper == "missing_header" else {"Stripe-Signature": header}
+    response = client.post("/webhooks/stripe", data=payload, headers=headers,
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert rows(db, WebhookEvent) == 0
+    assert WEBHOOK_SECRET not in response.get_data(as_text=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_eight_concurrent_deliveries_fulfil_once(
+    db, app, database_uri, paid_events, sandbox_knobs
+):
+    require_service(is_postgres(database_uri), "needs PostgreSQL: set DATABASE_URL")
+    from audit.models import AuditEntry
+    from notifications.models import Notification
+    from payments.models import Payment, PaymentRecordStatus
+
+    contract_id, events = paid_events
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def post():
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(deliver(client, completed(events)).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 8
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert db.session.scalar(
+        select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")) == 1
+    assert rows(db, Notification) == 1
+    assert db.session.scalar(select(func.count()).select_from(Payment).filter_by(
+        status=PaymentRecordStatus.SUCCEEDED)) == 1
