@@ -55,11 +55,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from accounts import models as _accounts_models  # noqa: F401
     from accounts.cli import register_cli as register_account_cli
     from accounts.views import bp as auth_bp
+    from audit import models as _audit_models  # noqa: F401
     from contracts import models as _contracts_models  # noqa: F401
     from contracts.money import format_money
     from contracts.views import bp as contracts_bp
     from demo import register_cli as register_demo_cli
-    from audit import models as _audit_models  # noqa: F401
     from notifications import services as notification_services
     from notifications.views import bp as notifications_bp
     from payments import models as _payments_models  # noqa: F401
