@@ -20,17 +20,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# Upgrades the database, loads the demo data, then serves the app with the
-# Stripe sandbox beside it (stopped again when the app stops).
+# Upgrades the database, loads the demo data, then serves the app. Without a
+# STRIPE_SECRET_KEY the Stripe sandbox runs beside it (and stops with it).
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
 	$(FLASK) demo-data
-	@if [ -f sandbox/__main__.py ]; then \
+	@if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	  SANDBOX_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe \
 	    $(BIN)/python -m sandbox --port $(SANDBOX_PORT) & \
 	  sandbox_pid=$$!; trap 'kill $$sandbox_pid 2>/dev/null' EXIT INT TERM; \
 	  echo "Stripe sandbox on http://127.0.0.1:$(SANDBOX_PORT)"; \
-	  $(FLASK) run --port $(APP_PORT); \
+	  STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT) $(FLASK) run --port $(APP_PORT); \
 	else \
 	  $(FLASK) run --port $(APP_PORT); \
 	fi
