@@ -1,0 +1,1 @@
+"""Benchmarks; run them as scripts (see README.md here), never under pytest."""
