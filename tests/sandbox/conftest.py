@@ -16,22 +16,10 @@ from flask import Flask
 from werkzeug.wrappers import Request, Response
 
 from sandbox import create_app
-from tests.support import serve_in_thread
+from tests.support import Switch, serve_in_thread, wait_for
 
 WEBHOOK_SECRET = "whsec_sandbox_tests_secret"
 API_KEY = "sk_test_sandbox_suite"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until predicate() is truthy, with a bounded deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -97,21 +85,6 @@ class Receiver:
     def wait_for_type(self, type_: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
         return wait_for(lambda: len(self.of_type(type_)) >= count and self.of_type(type_),
                         timeout, f"{count} × {type_} (got {self.types()})")
-
-
-class Switch:
-    """A WSGI app that forwards to whichever app the current test installed.
-
-    Servers are started once per run (stopping one costs ~0.5 s of polling),
-    while every test still gets a fresh sandbox and a fresh receiver.
-    """
-
-    def __init__(self) -> None:
-        self.target: Callable | None = None
-
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
-        assert self.target is not None, "no app installed for this test"
-        return self.target(environ, start_response)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ import requests
 from stripe._api_version import _ApiVersion
 
 from sandbox.events import sign
-from tests.sandbox.conftest import WEBHOOK_SECRET, wait_for
+from tests.sandbox.conftest import WEBHOOK_SECRET
 from tests.sandbox.shape_check import assert_shape
+from tests.support import wait_for
 
 CARD_EVENTS = ["charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
 
