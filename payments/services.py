@@ -27,7 +27,7 @@ from contracts.models import (
 )
 from contracts.money import format_money
 from contracts.states import TransitionError, check_transition
-from db_types import utcnow
+from db_types import lock_sqlite_row, utcnow
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
@@ -56,6 +56,7 @@ class RetryLater(Exception):
 
 
 def _locked_contract(contract_id: int) -> Contract | None:
+    lock_sqlite_row(db.session, Contract, contract_id)
     return db.session.scalar(
         select(Contract)
         .where(Contract.id == contract_id)

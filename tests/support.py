@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -73,3 +74,25 @@ class Switch:
     def __call__(self, environ, start_response):
         assert self.target is not None, "no app installed for this test"
         return self.target(environ, start_response)
+
+
+# --- browser helpers ---------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def register(page, url: str, name: str, email: str, role: str, timezone: str) -> None:
+    page.goto(f"{url}/auth/register")
+    page.get_by_label("Full name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill("a-long-password")
+    page.get_by_label("Repeat password").fill("a-long-password")
+    page.get_by_label(role.title()).check()
+    page.get_by_label("Time zone").select_option(timezone)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(f"{url}/contracts/")
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
-from tests.support import serve_in_thread
+from tests.support import register, serve_in_thread, shot
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
 def live_url(app):
     with serve_in_thread(app) as url:
         yield url
-
-
-def register(page, url: str, name: str, email: str, role: str, timezone: str) -> None:
-    page.goto(f"{url}/auth/register")
-    page.get_by_label("Full name").fill(name)
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill("a-long-password")
-    page.get_by_label("Repeat password").fill("a-long-password")
-    page.get_by_label(role.title()).check()
-    page.get_by_label("Time zone").select_option(timezone)
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(f"{url}/contracts/")
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_register_propose_accept_and_land_on_the_pay_page(page, live_url, db):
