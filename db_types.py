@@ -47,20 +47,17 @@ def str_enum(enum_cls: type[enum.Enum], length: int = 24) -> sa.Enum:
     )
 
 
-def lock_sqlite_row(session: Any, model: Any, ident: int) -> None:
+def lock_sqlite(session: Any, where: Any) -> None:
     """Serialise writers on SQLite, where `SELECT ... FOR UPDATE` is silently ignored.
 
     SQLite has no row locks, and its Python driver opens a transaction only at
     the first write, so two requests could read the same row and both act on
-    it. A no-op UPDATE takes the database's write lock now: a concurrent
-    request waits here until this transaction ends, then reads fresh data.
-    On PostgreSQL this does nothing; the caller's FOR UPDATE locks the row.
+    it. A no-op UPDATE of the rows matching `where` (a column comparison) takes
+    the database's write lock now: a concurrent request waits here until this
+    transaction ends, then reads fresh data. On PostgreSQL this does nothing;
+    the caller's FOR UPDATE locks the row.
     """
     if session.get_bind().dialect.name != "sqlite":
         return
-    session.execute(
-        sa.update(model)
-        .where(model.id == ident)
-        .values(id=model.id)
-        .execution_options(synchronize_session=False)
-    )
+    table = where.left.table
+    session.execute(sa.update(table).where(where).values(id=table.c.id))

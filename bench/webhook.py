@@ -21,6 +21,7 @@ machine, the ratios less so.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import hmac
 import http.client
@@ -108,35 +109,43 @@ def sign(payload: bytes, timestamp: int) -> str:
 
 
 def build_events(targets: list[Target]) -> list[tuple[bytes, str]]:
-    """Signed `checkout.session.completed` events, one per target: (body, signature)."""
+    """Signed `checkout.session.completed` events, one per target: (body, signature).
+
+    Full-size events, as Stripe sends them: the envelope and the session carry
+    every field of Stripe's own example objects (the sandbox's fixture copy),
+    with this contract's values laid over them.
+    """
+    resources = json.loads((ROOT / "sandbox" / "fixtures.json").read_text())["resources"]
     now = int(time.time())
     out = []
     for t in targets:
-        event = {
-            "id": f"evt_bench_{t.index}",
-            "object": "event",
-            "type": "checkout.session.completed",
-            "api_version": "2024-06-20",
-            "created": now,
-            "livemode": False,
-            "pending_webhooks": 1,
-            "data": {
-                "object": {
-                    "id": f"cs_test_bench_{t.index}",
-                    "object": "checkout.session",
-                    "status": "complete",
-                    "payment_status": "paid",
-                    "amount_total": t.amount,
-                    "currency": t.currency,
-                    "metadata": {"contract_id": str(t.contract_id)},
-                    "client_reference_id": str(t.contract_id),
-                    "payment_intent": f"pi_bench_{t.index}",
-                    "customer": None,
-                    "mode": "payment",
-                    "livemode": False,
-                }
-            },
-        }
+        session = copy.deepcopy(resources["checkout.session"])
+        session.update(
+            {
+                "id": f"cs_test_bench_{t.index}",
+                "status": "complete",
+                "payment_status": "paid",
+                "amount_subtotal": t.amount,
+                "amount_total": t.amount,
+                "currency": t.currency,
+                "metadata": {"contract_id": str(t.contract_id)},
+                "client_reference_id": str(t.contract_id),
+                "payment_intent": f"pi_bench_{t.index}",
+                "customer": None,
+                "mode": "payment",
+                "livemode": False,
+            }
+        )
+        event = copy.deepcopy(resources["event"])
+        event.update(
+            {
+                "id": f"evt_bench_{t.index}",
+                "type": "checkout.session.completed",
+                "created": now,
+                "livemode": False,
+                "data": {"object": session},
+            }
+        )
         body = json.dumps(event).encode()
         out.append((body, sign(body, now)))
     return out

@@ -16,7 +16,7 @@ from contracts.models import (
 )
 from contracts.money import Quote, quote
 from contracts.states import TransitionError, check_transition
-from db_types import lock_sqlite_row, utcnow
+from db_types import lock_sqlite, utcnow
 from extensions import db
 
 
@@ -83,7 +83,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
         # The row lock serialises concurrent answers on PostgreSQL; the second one
         # then sees the first one's status and is refused by the transition table.
         query = query.with_for_update().execution_options(populate_existing=True)
-        lock_sqlite_row(db.session, Proposal, proposal_id)
+        lock_sqlite(db.session, Proposal.id == proposal_id)
     proposal = db.session.scalar(query)
     if proposal is None:
         abort(404)

@@ -25,7 +25,6 @@ def notify(
 ) -> None:
     """Add an in-app notification for `user` and queue its email for after commit."""
     db.session.add(Notification(user_id=user.id, message=message, link=link))
-    db.session.flush()
     body = message if link is None else f"{message}\n\n{link}"
     db.session.info.setdefault(_OUTBOX, []).append(
         (user.email, subject or "Coachpact: " + message[:60], body)

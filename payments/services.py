@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from accounts.models import User
 from audit.services import record as audit
@@ -27,7 +28,7 @@ from contracts.models import (
 )
 from contracts.money import format_money
 from contracts.states import TransitionError, check_transition
-from db_types import lock_sqlite_row, utcnow
+from db_types import lock_sqlite, utcnow
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
@@ -56,7 +57,7 @@ class RetryLater(Exception):
 
 
 def _locked_contract(contract_id: int) -> Contract | None:
-    lock_sqlite_row(db.session, Contract, contract_id)
+    lock_sqlite(db.session, Contract.id == contract_id)
     return db.session.scalar(
         select(Contract)
         .where(Contract.id == contract_id)
@@ -224,18 +225,32 @@ def _metadata_contract_id(stripe_object: dict[str, Any]) -> int | None:
 def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contract | None]:
     """The payment record and locked contract a Checkout session belongs to.
 
+    One statement in the usual case: the payment joined to its contract, the
+    contract row locked, its coach and student loaded for the notification.
     A session with no record of ours yet (the pay request crashed after Stripe
     answered, say) whose metadata names a real contract gets a record built from
     what Stripe reports, so the payment is never dropped.
     """
-    payment = _payment_by(checkout_session_id=session["id"])
-    contract_id = payment.contract_id if payment else _metadata_contract_id(session)
-    if contract_id is None:
-        return None, None
-    contract = _locked_contract(contract_id)
+    lock_sqlite(db.session, Payment.checkout_session_id == session["id"])
+    row = db.session.execute(
+        select(Payment, Contract)
+        .join(Contract, Payment.contract_id == Contract.id)
+        .where(Payment.checkout_session_id == session["id"])
+        .options(
+            joinedload(Contract.coach, innerjoin=True),
+            joinedload(Contract.student, innerjoin=True),
+        )
+        .with_for_update(of=Contract)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is not None:
+        return row.Payment, row.Contract
+    contract_id = _metadata_contract_id(session)
+    contract = _locked_contract(contract_id) if contract_id is not None else None
     if contract is None:
         return None, None
-    payment = _payment_by(checkout_session_id=session["id"])  # again, now under the lock
+    # Under the contract's lock: a concurrent delivery may have recorded it meanwhile.
+    payment = _payment_by(checkout_session_id=session["id"])
     if payment is None:
         payment = Payment(
             contract_id=contract.id,
@@ -334,7 +349,6 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     )
     _set_contract_payment(contract, PaymentStatus.PAID)
     contract.paid_at = payment.paid_at
-    db.session.flush()
     audit(
         "contract.paid",
         contract,
@@ -536,18 +550,27 @@ def process_event(event: dict[str, Any]) -> str:
     The event row goes in first: its unique id makes a redelivery a no-op, also
     when several processes receive the same event at once (the database lets one
     insert win). Raises RetryLater when the event cannot be matched yet.
+    Plain INSERT/UPDATE statements rather than the ORM's unit of work: this is
+    the hottest path Stripe drives.
     """
     handler = EVENT_HANDLERS.get(event["type"])
-    row = WebhookEvent(stripe_event_id=event["id"], type=event["type"])
-    db.session.add(row)
     try:
-        db.session.flush()
+        db.session.execute(
+            insert(WebhookEvent).values(
+                stripe_event_id=event["id"], type=event["type"], received_at=utcnow()
+            )
+        )
     except IntegrityError:
         db.session.rollback()
         return "duplicate"
-    row.outcome = "ignored" if handler is None else handler(event["data"]["object"])
-    row.processed_at = utcnow()
-    return row.outcome
+    outcome = "ignored" if handler is None else handler(event["data"]["object"])
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.stripe_event_id == event["id"])
+        .values(outcome=outcome, processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return outcome
 
 
 def reconcile(since: datetime) -> dict[str, int]:
