@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
+
 from accounts.models import User
 from audit.models import AuditEntry
+from db_types import utcnow
 from extensions import db
 
 
@@ -15,16 +18,21 @@ def record(
     actor_label: str | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Add an audit entry for `obj` (any model with an id) in the current transaction."""
-    entry = AuditEntry(
-        actor_id=actor.id if actor else None,
-        actor_label=actor_label or (actor.email if actor else "system"),
-        action=action,
-        object_type=obj.__tablename__,
-        object_id=obj.id,
-        before=before,
-        after=after,
+) -> None:
+    """Append an audit entry for `obj` (any model with an id) in the current transaction.
+
+    A plain INSERT, sent at once: entries are never read back or changed in the
+    request that writes them, so they need none of the ORM's bookkeeping.
+    """
+    db.session.execute(
+        insert(AuditEntry).values(
+            actor_id=actor.id if actor else None,
+            actor_label=actor_label or (actor.email if actor else "system"),
+            action=action,
+            object_type=obj.__tablename__,
+            object_id=obj.id,
+            before=before,
+            after=after,
+            created_at=utcnow(),
+        )
     )
-    db.session.add(entry)
-    return entry

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask_mail import Message
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from accounts.models import User
@@ -24,7 +24,11 @@ def notify(
     user: User, message: str, *, link: str | None = None, subject: str | None = None
 ) -> None:
     """Add an in-app notification for `user` and queue its email for after commit."""
-    db.session.add(Notification(user_id=user.id, message=message, link=link))
+    db.session.execute(
+        insert(Notification).values(
+            user_id=user.id, message=message, link=link, created_at=utcnow()
+        )
+    )
     body = message if link is None else f"{message}\n\n{link}"
     db.session.info.setdefault(_OUTBOX, []).append(
         (user.email, subject or "Coachpact: " + message[:60], body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from extensions import csrf, db
+from extensions import csrf, db, limiter
 from payments.services import RetryLater, process_event
 from payments.stripe_api import InvalidWebhook, verify_webhook
 
@@ -17,6 +17,7 @@ MAX_BODY_BYTES = 256 * 1024
 
 @bp.post("/stripe")
 @csrf.exempt
+@limiter.exempt  # Stripe's retries must never meet our per-IP limits
 def stripe_webhook() -> tuple[Response, int]:
     length = request.content_length
     if length is None or length > MAX_BODY_BYTES:
