@@ -1,0 +1,62 @@
+"""Refunds and disputes made at Stripe reach the contract through their webhooks."""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+from tests.payments.conftest import (
+    API_KEY,
+    contract_state,
+    payments,
+    start_checkout,
+    wait_until_state,
+)
+
+
+@pytest.fixture
+def paid(db, student_client, sandbox, pending_contract):
+    """A paid contract: (contract id, Stripe client, payment intent id)."""
+    contract_id = pending_contract[0]
+    sandbox.pay(start_checkout(student_client, contract_id))
+    wait_until_state(db, contract_id, ("active", "paid"))
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
+                                 max_network_retries=0)
+    return contract_id, client, payments(db, contract_id)[0].payment_intent_id
+
+
+def test_partial_then_full_refund(db, paid):
+    contract_id, client, intent = paid
+    client.v1.refunds.create({"payment_intent": intent, "amount": 5000})
+    wait_until_state(db, contract_id, ("active", "partially_refunded"))
+    assert payments(db, contract_id)[0].amount_refunded == 5000
+
+    client.v1.refunds.create({"payment_intent": intent})
+    wait_until_state(db, contract_id, ("refunded", "refunded"))
+    [payment] = payments(db, contract_id)
+    assert (payment.status.value, payment.amount_refunded) == ("refunded", 20000)
+
+
+def test_dispute_marks_the_contract_disputed(db, paid, sandbox):
+    contract_id, client, intent = paid
+    charge = client.v1.payment_intents.retrieve(intent).latest_charge
+    assert sandbox.tool(f"charges/{charge}/dispute").status_code == 200
+    wait_until_state(db, contract_id, ("disputed", "disputed"))
+
+
+def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid):
+    """A charge.refunded for an unknown payment intent is answered 503, never dropped."""
+    from tests.payments.conftest import deliver
+
+    contract_id = paid[0]
+    event = {
+        "id": "evt_refund_unknown",
+        "type": "charge.refunded",
+        "object": "event",
+        "data": {"object": {"id": "ch_unknown", "object": "charge",
+                            "payment_intent": "pi_not_ours_yet", "amount_refunded": 100}},
+    }
+    assert deliver(client, event).status_code == 503
+    assert contract_state(db, contract_id) == ("active", "paid")
+    # Nothing was recorded, so Stripe's redelivery is looked at afresh (not a duplicate).
+    assert deliver(client, event).status_code == 503
