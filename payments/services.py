@@ -1,9 +1,10 @@
 """Checkout, fulfilment and Stripe event handling. Services flush; callers commit once.
 
 Every state change here happens inside the caller's one transaction, after the
-contract's row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite writes are
-serialised anyway). Duplicates and races are settled by that lock and by unique
-constraints on Stripe's ids, never by process memory.
+contract's row is locked (SELECT ... FOR UPDATE on PostgreSQL; on SQLite, which
+has no row locks, `lock_sqlite` takes the database's write lock first).
+Duplicates and races are settled by that lock and by unique constraints on
+Stripe's ids, never by process memory.
 """
 
 from __future__ import annotations

@@ -229,3 +229,39 @@ def test_a_second_paid_session_is_refunded_in_full(db, student_client, sandbox, 
     assert [p.checkout_session_id for p in refunded] == [second]
     assert refunded[0].amount_refunded == 20000
     assert contract_state(db, contract_id) == ("active", "paid")
+
+
+def test_a_double_click_makes_one_session(app, db, sandbox, pending_contract):
+    """Two pay requests at once (a double-click) get the same Checkout session."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import login
+
+    contract_id, student, _ = pending_contract
+    clients = [app.test_client(), app.test_client()]
+
+    def log_in(each) -> str:
+        # In a thread of its own, each client's requests get their own app context
+        # (the test's context would share `g`, where the login and CSRF token are cached).
+        login(each, student)
+        return each.csrf_token()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tokens = [pool.submit(log_in, each).result() for each in clients]
+    barrier = threading.Barrier(2)
+    locations: list[str] = []
+
+    def press(each, token):
+        barrier.wait()
+        response = each.post(f"/contracts/{contract_id}/pay", data={"csrf_token": token})
+        locations.append(response.headers.get("Location", str(response.status_code)))
+
+    pairs = zip(clients, tokens, strict=True)
+    threads = [threading.Thread(target=press, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(locations) == 2 and locations[0] == locations[1], locations
+    assert len(payments(db, contract_id)) == 1
