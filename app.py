@@ -7,7 +7,6 @@ import os
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify, redirect, render_template, url_for
@@ -17,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from config import load_config
+from contracts.localtime import DISPLAY_FORMAT, format_local
 from extensions import bootstrap, csrf, db, limiter, login_manager, mail, migrate
 
 ERROR_MESSAGES = {
@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from audit import models as _audit_models  # noqa: F401
     from contracts import models as _contracts_models  # noqa: F401
     from contracts.money import format_money
+    from contracts.schedule_views import bp as sessions_bp
     from contracts.views import bp as contracts_bp
     from demo import register_cli as register_demo_cli
     from notifications import services as notification_services
@@ -70,6 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(contracts_bp)
+    app.register_blueprint(sessions_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)
@@ -92,12 +94,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def localtime(moment: datetime | None) -> str:
-    """A UTC datetime shown in the viewer's own time zone."""
-    if moment is None:
-        return ""
-    zone = ZoneInfo(current_user.timezone if current_user.is_authenticated else "UTC")
-    return moment.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
+def localtime(moment: datetime | None, fmt: str | None = None) -> str:
+    """A UTC datetime shown in the viewer's own time zone (`fmt`: a strftime format)."""
+    zone = current_user.timezone if current_user.is_authenticated else "UTC"
+    return format_local(moment, zone, fmt or DISPLAY_FORMAT)
 
 
 def _register_pages(app: Flask) -> None:

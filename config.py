@@ -86,6 +86,10 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "PLATFORM_FEE_MINIMUM": _decimal(
             "PLATFORM_FEE_MINIMUM", env.get("PLATFORM_FEE_MINIMUM", "1")
         ),
+        # Cancelling a session with less notice than this counts it as used.
+        "SESSION_CANCEL_NOTICE_HOURS": _decimal(
+            "SESSION_CANCEL_NOTICE_HOURS", env.get("SESSION_CANCEL_NOTICE_HOURS", "24")
+        ),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,

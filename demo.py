@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -10,7 +11,15 @@ from sqlalchemy import select
 
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
-from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
+from contracts.models import (
+    CoachingSession,
+    Contract,
+    ContractStatus,
+    PaymentStatus,
+    Proposal,
+    ProposalStatus,
+    SessionStatus,
+)
 from contracts.services import (
     accept_proposal,
     decline_proposal,
@@ -132,7 +141,46 @@ def load_demo_data() -> list[User]:
             withdraw_proposal(proposal.id, coach)
         elif isinstance(item.outcome, ContractStatus):
             _settle(accept_proposal(proposal.id, student), item.outcome)
+    for title, days in SESSIONS.items():
+        _add_sessions(title, days)
     return users
+
+
+# Sessions on the paid demo contracts, in days from now (negative: past, completed).
+# 00:00 UTC is late afternoon for Tomás in Los Angeles and morning for Kenji in
+# Tokyo; 10:00 UTC is a working hour for Maya in London and Priya in Kolkata.
+SESSIONS = {
+    "Conversational Portuguese": [-14, -7, 2, 9],
+    "Career change roadmap": [-40, -33, -26],
+}
+_SESSION_HOUR = {"Conversational Portuguese": 0, "Career change roadmap": 10}
+
+
+def _add_sessions(title: str, days: list[int]) -> None:
+    # Written directly: the booking rules rightly refuse times in the past.
+    contract = db.session.scalar(select(Contract).filter_by(title=title))
+    if contract is None or db.session.scalar(
+        select(CoachingSession.id).filter_by(contract_id=contract.id).limit(1)
+    ):
+        return
+    today = utcnow().replace(hour=_SESSION_HOUR[title], minute=0, second=0, microsecond=0)
+    for offset in days:
+        starts_at = today + timedelta(days=offset)
+        past = offset < 0
+        db.session.add(
+            CoachingSession(
+                contract_id=contract.id,
+                coach_id=contract.coach_id,
+                booked_by_id=contract.student_id,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(minutes=contract.minutes_per_session),
+                status=SessionStatus.COMPLETED if past else SessionStatus.SCHEDULED,
+                marked_at=starts_at + timedelta(minutes=contract.minutes_per_session)
+                if past
+                else None,
+            )
+        )
+    db.session.flush()
 
 
 def _settle(contract: Contract, status: ContractStatus) -> None:

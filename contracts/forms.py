@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    DateField,
     EmailField,
     IntegerField,
     SelectChoice,
@@ -9,6 +10,7 @@ from wtforms import (
     StringField,
     SubmitField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -16,6 +18,7 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
+    Optional,
     ValidationError,
 )
 
@@ -67,3 +70,17 @@ class ProposalForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A bare CSRF-protected form for one-click actions (accept, decline, withdraw)."""
+
+
+class SessionForm(FlaskForm):
+    """Book a session: a date and time on the booker's own wall clock."""
+
+    day = DateField("Date", validators=[InputRequired()])
+    # step=900: the browser's picker offers quarter hours, the service enforces them.
+    at = TimeField("Start time", validators=[InputRequired()], render_kw={"step": 900})
+    note = TextAreaField(
+        "Note for the session (optional)",
+        validators=[Optional(), Length(max=500)],
+        render_kw={"rows": 2, "placeholder": "What would you like to focus on?"},
+    )
+    submit = SubmitField("Book session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
@@ -157,3 +157,72 @@ class Contract(Terms, Model):
 
     def party_of(self, user: User) -> bool:
         return user.id in (self.coach_id, self.student_id)
+
+
+class SessionStatus(enum.Enum):
+    SCHEDULED = "scheduled"  # booked and still ahead, or waiting for the coach's mark
+    COMPLETED = "completed"  # took place; the coach marked it after its start
+    NO_SHOW = "no_show"  # the student did not come; counts as used
+    CANCELLED = "cancelled"  # called off; `late_cancellation` says whether it still counts
+
+
+SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.SCHEDULED: frozenset(
+        {SessionStatus.COMPLETED, SessionStatus.NO_SHOW, SessionStatus.CANCELLED}
+    ),
+}
+
+
+class CoachingSession(Model):
+    """One booked coaching session of a contract; its times are UTC instants."""
+
+    __tablename__ = "coaching_sessions"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_coaching_sessions_contract_id_starts_at", "contract_id", "starts_at"),
+        Index("ix_coaching_sessions_coach_id_starts_at", "coach_id", "starts_at"),
+        # A cheap database guard under the service's locked overlap check: a coach
+        # can never hold two live sessions starting at the same instant.
+        Index(
+            "uq_coaching_sessions_coach_id_starts_at_scheduled",
+            "coach_id",
+            "starts_at",
+            unique=True,
+            sqlite_where=text("status = 'scheduled'"),
+            postgresql_where=text("status = 'scheduled'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    # The contract's coach, copied so the overlap check and guard need no join.
+    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    booked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[SessionStatus] = mapped_column(
+        str_enum(SessionStatus), default=SessionStatus.SCHEDULED
+    )
+    note: Mapped[str | None] = mapped_column(String(500))
+    # Cancelled inside the notice period by the student: the session counts as used.
+    late_cancellation: Mapped[bool] = mapped_column(default=False)
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    contract: Mapped[Contract] = relationship()
+    coach: Mapped[User] = relationship(foreign_keys="CoachingSession.coach_id")
+    booked_by: Mapped[User] = relationship(foreign_keys="CoachingSession.booked_by_id")
+    cancelled_by: Mapped[User | None] = relationship(
+        foreign_keys="CoachingSession.cancelled_by_id"
+    )
+
+    @property
+    def counts_as_used(self) -> bool:
+        """Whether this session uses up one of the contract's sessions."""
+        return self.status is not SessionStatus.CANCELLED or self.late_cancellation
+
+    def __repr__(self) -> str:
+        return f"<CoachingSession {self.id} {self.starts_at:%Y-%m-%d %H:%M}Z {self.status.value}>"

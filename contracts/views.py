@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts import services
+from contracts import scheduling, services
 from contracts.forms import ConfirmForm, ProposalForm
 from contracts.models import ProposalStatus
 from contracts.money import MoneyError
@@ -119,4 +119,10 @@ def withdraw(proposal_id: int) -> Response:
 @bp.get("/<int:contract_id>")
 def detail(contract_id: int) -> str:
     contract = services.contract_for_party(contract_id, current_user)
-    return render_template("contracts/detail.html", contract=contract)
+    return render_template(
+        "contracts/detail.html",
+        contract=contract,
+        sessions=scheduling.agenda(scheduling.sessions_of_contract(contract)),
+        remaining=scheduling.remaining_count(contract),
+        closed_reason=scheduling.scheduling_closed_reason(contract),
+    )

@@ -7,7 +7,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from accounts.models import User
-from contracts.models import Contract, ContractStatus, Proposal, ProposalStatus
+from contracts.models import (
+    CoachingSession,
+    Contract,
+    ContractStatus,
+    Proposal,
+    ProposalStatus,
+    SessionStatus,
+)
 
 
 def test_models_and_migrations_agree(db):
@@ -23,11 +30,12 @@ def snapshot(db) -> dict:
             tuple(
                 str(getattr(row, column.key))
                 for column in model.__table__.columns
-                if column.key not in {"created_at", "updated_at", "paid_at", "responded_at"}
+                if column.key
+                not in {"created_at", "updated_at", "paid_at", "responded_at", "marked_at"}
             )
             for row in db.session.scalars(select(model))
         )
-        for model in (User, Proposal, Contract)
+        for model in (User, Proposal, Contract, CoachingSession)
     }
 
 
@@ -52,3 +60,17 @@ def test_demo_data_covers_every_state(runner, db):
     zones = set(db.session.scalars(select(User.timezone).where(User.role == "student")))
     assert len(zones) == 3
     assert db.session.scalar(select(func.count()).select_from(User).filter_by(role="coach")) == 2
+
+
+def test_demo_sessions_fit_their_contracts(runner, db):
+    runner.invoke(args=["demo-data"])
+    for contract in db.session.scalars(select(Contract)):
+        sessions = db.session.scalars(select(CoachingSession).filter_by(contract_id=contract.id))
+        statuses = [s.status for s in sessions]
+        if contract.status is ContractStatus.COMPLETED:
+            assert statuses == [SessionStatus.COMPLETED] * contract.session_count
+        elif contract.status is ContractStatus.ACTIVE:
+            assert SessionStatus.SCHEDULED in statuses and SessionStatus.COMPLETED in statuses
+            assert len(statuses) < contract.session_count
+        else:
+            assert statuses == []

@@ -1,0 +1,426 @@
+"""Coaching sessions: the scheduling gate, booking, cancelling and marking.
+
+Services flush; the request commits once. Every rule that depends on other
+sessions (the count, a coach's overlaps) is checked under row locks taken in
+one order, contract then coach then student, so two simultaneous bookings are
+decided one after the other by the database, never both allowed.
+
+"Now" is read through `db_types.utcnow()` at call time, so a test can move the
+clock by patching that one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from flask import abort, current_app, url_for
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+import db_types
+from accounts.models import User
+from audit.services import record as audit
+from contracts.localtime import SESSION_FORMAT, NonexistentLocalTime, format_local, local_to_utc
+from contracts.models import (
+    CONTRACT_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    CoachingSession,
+    Contract,
+    ContractStatus,
+    PaymentStatus,
+    SessionStatus,
+)
+from contracts.services import NotAllowed, _party_filter
+from contracts.states import check_transition
+from db_types import lock_sqlite
+from extensions import db
+from notifications.services import notify
+
+GRID_MINUTES = 15
+
+
+class SchedulingError(Exception):
+    """A booking or change refused by a rule; the message is for the user."""
+
+
+class SchedulingClosed(Exception):
+    """Scheduling is not open on `contract`; the message says why.
+
+    `pay_first` is set when paying would open it (the contract is pending).
+    """
+
+    def __init__(self, message: str, contract: Contract, *, pay_first: bool = False) -> None:
+        super().__init__(message)
+        self.contract = contract
+        self.pay_first = pay_first
+
+
+_CLOSED_BECAUSE = {
+    ContractStatus.COMPLETED: "Every session of this contract has taken place; "
+    "the contract is completed.",
+    ContractStatus.CANCELLED: "This contract was cancelled, so no sessions can be scheduled.",
+    ContractStatus.REFUNDED: "This contract was refunded, so its sessions are closed.",
+    ContractStatus.DISPUTED: "A payment dispute is open on this contract; scheduling is "
+    "closed until it is resolved.",
+}
+
+
+def check_scheduling_open(contract: Contract) -> None:
+    """The gate: only an active, paid contract can have sessions scheduled or changed."""
+    if contract.status is ContractStatus.ACTIVE and contract.payment_status is PaymentStatus.PAID:
+        return
+    if contract.status is ContractStatus.PENDING:
+        raise SchedulingClosed(
+            "Sessions can be scheduled once this contract is paid.", contract, pay_first=True
+        )
+    raise SchedulingClosed(
+        _CLOSED_BECAUSE.get(contract.status, "Scheduling is closed on this contract."), contract
+    )
+
+
+def scheduling_closed_reason(contract: Contract) -> str | None:
+    """Why scheduling is closed on `contract`, or None when it is open (for pages)."""
+    try:
+        check_scheduling_open(contract)
+    except SchedulingClosed as exc:
+        return str(exc)
+    return None
+
+
+def now() -> datetime:
+    return db_types.utcnow()
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def sessions_of_contract(contract: Contract) -> list[CoachingSession]:
+    return list(
+        db.session.scalars(
+            select(CoachingSession)
+            .where(CoachingSession.contract_id == contract.id)
+            .order_by(CoachingSession.starts_at, CoachingSession.id)
+        )
+    )
+
+
+def used_count(contract_id: int) -> int:
+    """Sessions that use up the contract's count: all but the freely cancelled ones."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(CoachingSession)
+            .where(
+                CoachingSession.contract_id == contract_id,
+                or_(
+                    CoachingSession.status != SessionStatus.CANCELLED,
+                    CoachingSession.late_cancellation.is_(True),
+                ),
+            )
+        )
+        or 0
+    )
+
+
+def remaining_count(contract: Contract) -> int:
+    return max(contract.session_count - used_count(contract.id), 0)
+
+
+@dataclass(frozen=True)
+class Agenda:
+    """A list of sessions split the way pages show them."""
+
+    upcoming: list[CoachingSession]  # scheduled, not started yet
+    to_mark: list[CoachingSession]  # scheduled, started: waiting for the coach's mark
+    past: list[CoachingSession]  # completed, no-show or cancelled, newest first
+
+
+def agenda(sessions: list[CoachingSession]) -> Agenda:
+    moment = now()
+    scheduled = [s for s in sessions if s.status is SessionStatus.SCHEDULED]
+    return Agenda(
+        upcoming=[s for s in scheduled if s.starts_at > moment],
+        to_mark=[s for s in scheduled if s.starts_at <= moment],
+        past=sorted(
+            (s for s in sessions if s.status is not SessionStatus.SCHEDULED),
+            key=lambda s: s.starts_at,
+            reverse=True,
+        ),
+    )
+
+
+def schedule_of(user: User) -> Agenda:
+    """The user's scheduled sessions across all their contracts (no past ones)."""
+    sessions = list(
+        db.session.scalars(
+            select(CoachingSession)
+            .join(Contract, CoachingSession.contract_id == Contract.id)
+            .where(_party_filter(Contract, user), CoachingSession.status == SessionStatus.SCHEDULED)
+            .options(
+                joinedload(CoachingSession.contract).joinedload(Contract.coach),
+                joinedload(CoachingSession.contract).joinedload(Contract.student),
+            )
+            .order_by(CoachingSession.starts_at, CoachingSession.id)
+        )
+    )
+    return agenda(sessions)
+
+
+def coach_busy_times(contract: Contract, *, limit: int = 20) -> list[CoachingSession]:
+    """The coach's upcoming sessions on other contracts, shown as busy times (no details)."""
+    return list(
+        db.session.scalars(
+            select(CoachingSession)
+            .where(
+                CoachingSession.coach_id == contract.coach_id,
+                CoachingSession.contract_id != contract.id,
+                CoachingSession.status == SessionStatus.SCHEDULED,
+                CoachingSession.starts_at > now(),
+            )
+            .order_by(CoachingSession.starts_at)
+            .limit(limit)
+        )
+    )
+
+
+def session_for_party(session_id: int, user: User, *, lock: bool = False) -> CoachingSession:
+    """The session if `user` is a party to its contract; anyone else gets a 404.
+
+    With `lock`, the contract's row is locked first (the order every scheduling
+    write uses) and then the session's, both read fresh.
+    """
+    found = db.session.scalar(
+        select(CoachingSession)
+        .join(Contract, CoachingSession.contract_id == Contract.id)
+        .where(CoachingSession.id == session_id, _party_filter(Contract, user))
+    )
+    if found is None:
+        abort(404)
+    if lock:
+        _lock_contract(found.contract_id)
+        db.session.scalar(
+            select(CoachingSession)
+            .where(CoachingSession.id == session_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    return found
+
+
+def _lock_contract(contract_id: int) -> Contract:
+    lock_sqlite(db.session, Contract.id == contract_id)
+    contract = db.session.scalar(
+        select(Contract)
+        .where(Contract.id == contract_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert contract is not None  # the caller has just found it
+    return contract
+
+
+def _lock_users(*user_ids: int) -> None:
+    # Coach before student (callers pass them so): the same order in every
+    # transaction, so two bookings can wait for each other but never deadlock.
+    for user_id in user_ids:
+        db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+# --- booking -------------------------------------------------------------------
+
+
+def start_from_local(day: date, at: time, zone_name: str) -> datetime:
+    """The UTC start of a session typed as a local date and time; refuses skipped times."""
+    try:
+        return local_to_utc(day, at, zone_name)
+    except NonexistentLocalTime as exc:
+        raise SchedulingError(str(exc)) from None
+
+
+def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> None:
+    if starts_at.second or starts_at.microsecond or starts_at.minute % GRID_MINUTES:
+        raise SchedulingError("Sessions start on the quarter hour (:00, :15, :30 or :45).")
+    if starts_at <= now():
+        raise SchedulingError("That time has passed. Pick a time in the future.")
+    if used_count(contract.id) >= contract.session_count:
+        raise SchedulingError(
+            f"All {contract.session_count} sessions of this contract are booked or used."
+        )
+    overlapping = db.session.execute(
+        select(CoachingSession.coach_id, Contract.student_id)
+        .join(Contract, CoachingSession.contract_id == Contract.id)
+        .where(
+            or_(
+                CoachingSession.coach_id == contract.coach_id,
+                Contract.student_id == contract.student_id,
+            ),
+            CoachingSession.status == SessionStatus.SCHEDULED,
+            and_(CoachingSession.starts_at < ends_at, CoachingSession.ends_at > starts_at),
+        )
+    ).all()
+    if any(row.coach_id == contract.coach_id for row in overlapping):
+        raise SchedulingError(
+            f"{contract.coach.name} already has a session at that time. Pick another time."
+        )
+    if overlapping:
+        raise SchedulingError(f"{contract.student.name} already has another session at that time.")
+
+
+def book_session(
+    contract_id: int, user: User, *, starts_at: datetime, note: str | None = None
+) -> CoachingSession:
+    """Book one session of an active, paid contract for its coach or student.
+
+    Refuses (SchedulingError) a time off the quarter-hour grid, in the past, beyond
+    the contract's session count, or overlapping the coach's (or the student's)
+    other scheduled sessions. All of it is checked under the locks.
+    """
+    found = db.session.scalar(
+        select(Contract.id).where(Contract.id == contract_id, _party_filter(Contract, user))
+    )
+    if found is None:
+        abort(404)
+    contract = _lock_contract(contract_id)
+    _lock_users(contract.coach_id, contract.student_id)
+    check_scheduling_open(contract)
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
+    _check_slot(contract, starts_at, ends_at)
+    booked = CoachingSession(
+        contract_id=contract.id,
+        coach_id=contract.coach_id,
+        booked_by_id=user.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        note=(note or "").strip() or None,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(booked)
+    except IntegrityError:
+        # The database's guard: only reachable if the locks above were bypassed.
+        raise SchedulingError("That time was just taken. Pick another time.") from None
+    audit(
+        "session.booked",
+        booked,
+        actor=user,
+        after={"contract_id": contract.id, "starts_at": starts_at.isoformat()},
+    )
+    other = contract.student if user.id == contract.coach_id else contract.coach
+    when = format_local(starts_at, other.timezone, SESSION_FORMAT)
+    notify(
+        other,
+        f"{user.name} booked a session of “{contract.title}” for {when}.",
+        link=url_for("contracts.detail", contract_id=contract.id),
+        subject=f"Coachpact: session booked for {when}",
+    )
+    return booked
+
+
+# --- changing ------------------------------------------------------------------
+
+
+def has_started(booked: CoachingSession) -> bool:
+    return booked.starts_at <= now()
+
+
+def is_late_cancellation(
+    booked: CoachingSession, user: User, moment: datetime | None = None
+) -> bool:
+    """Whether `user` cancelling now would lose the session (a student, inside the notice)."""
+    notice = timedelta(hours=float(current_app.config["SESSION_CANCEL_NOTICE_HOURS"]))
+    is_student = user.id == booked.contract.student_id
+    return is_student and booked.starts_at - (moment or now()) < notice
+
+
+def cancel_session(session_id: int, user: User) -> CoachingSession:
+    """Cancel a scheduled session that has not started.
+
+    A student cancelling inside the notice period (SESSION_CANCEL_NOTICE_HOURS)
+    loses the session: it stays counted as used. Earlier cancellations, and any
+    by the coach (the student should not pay for the coach's change of plan),
+    free the slot for a new booking.
+    """
+    booked = session_for_party(session_id, user, lock=True)
+    contract = booked.contract
+    check_scheduling_open(contract)
+    moment = now()
+    if booked.status is SessionStatus.SCHEDULED and booked.starts_at <= moment:
+        raise SchedulingError(
+            "This session has already started; the coach marks it completed or no-show."
+        )
+    booked.status = check_transition(
+        SESSION_TRANSITIONS, booked.status, SessionStatus.CANCELLED, "session"
+    )
+    booked.late_cancellation = is_late_cancellation(booked, user, moment)
+    booked.cancelled_by_id = user.id
+    booked.cancelled_at = moment
+    db.session.flush()
+    audit(
+        "session.cancelled",
+        booked,
+        actor=user,
+        after={"late": booked.late_cancellation, "starts_at": booked.starts_at.isoformat()},
+    )
+    other = contract.student if user.id == contract.coach_id else contract.coach
+    when = format_local(booked.starts_at, other.timezone, SESSION_FORMAT)
+    notify(
+        other,
+        f"{user.name} cancelled the session of “{contract.title}” on {when}.",
+        link=url_for("contracts.detail", contract_id=contract.id),
+        subject=f"Coachpact: session on {when} cancelled",
+    )
+    _complete_if_done(contract)
+    return booked
+
+
+def mark_session(session_id: int, coach: User, status: SessionStatus) -> CoachingSession:
+    """The coach marks a session that has started as completed or no-show."""
+    if status not in (SessionStatus.COMPLETED, SessionStatus.NO_SHOW):
+        raise ValueError(f"a session is not marked {status.value}")
+    booked = session_for_party(session_id, coach, lock=True)
+    contract = booked.contract
+    check_scheduling_open(contract)
+    if coach.id != contract.coach_id:
+        raise NotAllowed("Only the coach marks sessions.")
+    moment = now()
+    if booked.status is SessionStatus.SCHEDULED and booked.starts_at > moment:
+        raise SchedulingError("A session can be marked once it has started.")
+    booked.status = check_transition(SESSION_TRANSITIONS, booked.status, status, "session")
+    booked.marked_at = moment
+    db.session.flush()
+    audit("session.marked", booked, actor=coach, after={"status": status.value})
+    _complete_if_done(contract)
+    return booked
+
+
+def _complete_if_done(contract: Contract) -> None:
+    """Complete the contract once every one of its sessions has been used and none is open."""
+    still_scheduled = db.session.scalar(
+        select(func.count())
+        .select_from(CoachingSession)
+        .where(
+            CoachingSession.contract_id == contract.id,
+            CoachingSession.status == SessionStatus.SCHEDULED,
+        )
+    )
+    if still_scheduled or used_count(contract.id) < contract.session_count:
+        return
+    contract.status = check_transition(
+        CONTRACT_TRANSITIONS, contract.status, ContractStatus.COMPLETED, "contract"
+    )
+    db.session.flush()
+    audit(
+        "contract.completed",
+        contract,
+        actor_label="system",
+        before={"status": ContractStatus.ACTIVE.value},
+        after={"status": ContractStatus.COMPLETED.value},
+    )
+    for party in (contract.coach, contract.student):
+        notify(
+            party,
+            f"All sessions of “{contract.title}” are done; the contract is completed.",
+            link=url_for("contracts.detail", contract_id=contract.id),
+        )
