@@ -1,0 +1,114 @@
+"""After paying in Chromium, the student books a session; the coach sees it and completes it."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD
+from tests.support import shot
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page, url: str, email: str) -> None:
+    page.goto(f"{url}/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/contracts/")
+
+
+def test_pay_then_book_a_session_and_the_coach_completes_it(
+    page, live_url, sandbox, db, make_user, make_proposal, monkeypatch
+):
+    from contracts.localtime import SESSION_FORMAT, format_local
+    from contracts.models import CoachingSession, Contract, ContractStatus, SessionStatus
+    from contracts.services import accept_proposal
+
+    coach = make_user(
+        "coach", email="maya@example.com", name="Maya Lindqvist", timezone="Europe/London"
+    )
+    student = make_user(
+        "student", email="ana@example.com", name="Ana Ruiz", timezone="America/New_York"
+    )
+    proposal_id = make_proposal(
+        coach,
+        student,
+        title="Public speaking",
+        session_count=1,
+        minutes_per_session=45,
+        price_per_session=7500,
+    )
+    contract_id = accept_proposal(proposal_id, db.session.merge(student)).id
+    db.session.commit()
+
+    # Before paying, the scheduling page sends the student to the pay page.
+    log_in(page, live_url, "ana@example.com")
+    page.goto(f"{live_url}/contracts/{contract_id}/schedule")
+    page.wait_for_url(f"{live_url}/contracts/{contract_id}/pay")
+    assert page.get_by_text("Sessions can be scheduled once this contract is paid.").is_visible()
+    page.get_by_role("button", name="securely with Stripe").click()
+    page.wait_for_url(f"{sandbox.url}/checkout/*")
+    page.locator("#card-email").fill("ana@example.com")
+    page.locator("#card-number").fill("4242 4242 4242 4242")
+    page.locator("#card-expiry").fill("12/34")
+    page.locator("#card-cvc").fill("123")
+    page.locator("#card-name").fill("Ana Ruiz")
+    page.locator("#pay-card").click()
+    page.wait_for_url(f"{live_url}/contracts/*/payment-success*")
+    assert page.locator("#payment-result").inner_text() == "Payment received"
+    page.get_by_role("link", name="Go to the contract").click()
+
+    # Book three days ahead at 10:00 on the student's own (New York) clock.
+    new_york = ZoneInfo("America/New_York")
+    day = (datetime.now(new_york) + timedelta(days=3)).date()
+    starts_at = datetime.combine(day, time(10, 0), tzinfo=new_york)
+    page.get_by_role("link", name="Book a session").click()
+    page.get_by_label("Date").fill(day.isoformat())
+    page.get_by_label("Start time").fill("10:00")
+    page.get_by_label("Note for the session (optional)").fill("Wedding toast, first draft")
+    shot(page, "sessions-book-form")
+    page.get_by_role("button", name="Book session").click()
+    page.wait_for_url(f"{live_url}/contracts/{contract_id}#sessions")
+    student_view = format_local(starts_at, "America/New_York", SESSION_FORMAT)
+    assert page.get_by_text(f"Session booked for {student_view}.").is_visible()
+    assert page.locator("#sessions-upcoming .cp-session-time").inner_text() == student_view
+    assert page.locator("#remaining").inner_text().startswith("0 of 1 left to book")
+    shot(page, "sessions-student-contract")
+
+    with page.expect_download() as download:
+        page.locator("#sessions-upcoming").get_by_role("link", name=".ics").click()
+    ics = download.value.path().read_text(encoding="utf-8")
+    utc = starts_at.astimezone(ZoneInfo("UTC"))
+    assert f"DTSTART:{utc:%Y%m%dT%H%M%S}Z" in ics
+    assert download.value.suggested_filename.endswith(".ics")
+    page.get_by_role("button", name="Log out").click()
+
+    # The coach sees it on "My schedule" on London's clock.
+    log_in(page, live_url, "maya@example.com")
+    page.locator("#nav-schedule").click()
+    coach_view = format_local(starts_at, "Europe/London", SESSION_FORMAT)
+    row = page.locator("#schedule-upcoming .cp-session").first
+    assert row.locator(".cp-session-time").inner_text() == coach_view
+    assert "Public speaking" in row.inner_text() and "Ana Ruiz" in row.inner_text()
+    shot(page, "sessions-coach-schedule")
+
+    # An hour after its start the coach marks it completed, which completes the contract.
+    later = starts_at + timedelta(hours=1)
+    monkeypatch.setattr("db_types.utcnow", lambda: later.astimezone(ZoneInfo("UTC")))
+    page.reload()
+    assert page.locator("#schedule-upcoming").get_by_role("button").count() == 0
+    page.locator("#schedule-to-mark").get_by_role("button", name="Mark completed").click()
+    page.wait_for_url(f"{live_url}/contracts/{contract_id}#sessions")
+    assert page.get_by_text("Session marked completed.").is_visible()
+    assert page.locator(".cp-status").first.get_attribute("data-status") == "completed"
+    shot(page, "sessions-coach-completed")
+
+    db.session.expire_all()
+    booked = db.session.scalar(select(CoachingSession))
+    assert booked.status is SessionStatus.COMPLETED and booked.starts_at == starts_at
+    assert db.session.get(Contract, contract_id).status is ContractStatus.COMPLETED
