@@ -32,7 +32,7 @@ from contracts.models import (
     PaymentStatus,
     SessionStatus,
 )
-from contracts.services import NotAllowed, _party_filter
+from contracts.services import NotAllowed, party_filter
 from contracts.states import check_transition
 from db_types import lock_sqlite
 from extensions import db
@@ -157,7 +157,7 @@ def schedule_of(user: User) -> Agenda:
         db.session.scalars(
             select(CoachingSession)
             .join(Contract, CoachingSession.contract_id == Contract.id)
-            .where(_party_filter(Contract, user), CoachingSession.status == SessionStatus.SCHEDULED)
+            .where(party_filter(Contract, user), CoachingSession.status == SessionStatus.SCHEDULED)
             .options(
                 joinedload(CoachingSession.contract).joinedload(Contract.coach),
                 joinedload(CoachingSession.contract).joinedload(Contract.student),
@@ -194,7 +194,7 @@ def session_for_party(session_id: int, user: User, *, lock: bool = False) -> Coa
     found = db.session.scalar(
         select(CoachingSession)
         .join(Contract, CoachingSession.contract_id == Contract.id)
-        .where(CoachingSession.id == session_id, _party_filter(Contract, user))
+        .where(CoachingSession.id == session_id, party_filter(Contract, user))
     )
     if found is None:
         abort(404)
@@ -278,7 +278,7 @@ def book_session(
     other scheduled sessions. All of it is checked under the locks.
     """
     found = db.session.scalar(
-        select(Contract.id).where(Contract.id == contract_id, _party_filter(Contract, user))
+        select(Contract.id).where(Contract.id == contract_id, party_filter(Contract, user))
     )
     if found is None:
         abort(404)
@@ -393,6 +393,44 @@ def mark_session(session_id: int, coach: User, status: SessionStatus) -> Coachin
     audit("session.marked", booked, actor=coach, after={"status": status.value})
     _complete_if_done(contract)
     return booked
+
+
+def cancel_open_sessions(contract: Contract, reason: str) -> int:
+    """Cancel every scheduled session of a contract that closed (a full refund, say).
+
+    None of them counts as used; both parties are told once. The caller holds
+    the contract's lock. Returns how many were cancelled.
+    """
+    moment = now()
+    open_sessions = list(
+        db.session.scalars(
+            select(CoachingSession).where(
+                CoachingSession.contract_id == contract.id,
+                CoachingSession.status == SessionStatus.SCHEDULED,
+            )
+        )
+    )
+    for booked in open_sessions:
+        booked.status = check_transition(
+            SESSION_TRANSITIONS, booked.status, SessionStatus.CANCELLED, "session"
+        )
+        booked.cancelled_at = moment
+    if open_sessions:
+        db.session.flush()
+        audit(
+            "contract.sessions_cancelled",
+            contract,
+            actor_label="system",
+            after={"count": len(open_sessions), "reason": reason},
+        )
+        for party in (contract.coach, contract.student):
+            notify(
+                party,
+                f"{len(open_sessions)} scheduled session(s) of “{contract.title}” were "
+                f"cancelled: {reason}",
+                link=url_for("contracts.detail", contract_id=contract.id),
+            )
+    return len(open_sessions)
 
 
 def _complete_if_done(contract: Contract) -> None:

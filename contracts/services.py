@@ -72,13 +72,14 @@ def send_proposal(
     return proposal
 
 
-def _party_filter(model: type[Proposal] | type[Contract], user: User):
+def party_filter(model: type[Proposal] | type[Contract], user: User):
+    """Rows of `model` where `user` is the coach or the student."""
     return or_(model.coach_id == user.id, model.student_id == user.id)
 
 
 def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> Proposal:
     """The proposal if `user` is its coach or student; anyone else gets a 404."""
-    query = select(Proposal).where(Proposal.id == proposal_id, _party_filter(Proposal, user))
+    query = select(Proposal).where(Proposal.id == proposal_id, party_filter(Proposal, user))
     if lock:
         # The row lock serialises concurrent answers on PostgreSQL; the second one
         # then sees the first one's status and is refused by the transition table.
@@ -93,7 +94,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
 def contract_for_party(contract_id: int, user: User) -> Contract:
     """The contract if `user` is its coach or student; anyone else gets a 404."""
     contract = db.session.scalar(
-        select(Contract).where(Contract.id == contract_id, _party_filter(Contract, user))
+        select(Contract).where(Contract.id == contract_id, party_filter(Contract, user))
     )
     if contract is None:
         abort(404)
@@ -153,7 +154,7 @@ def _of_party(model: type[Proposal] | type[Contract], user: User) -> list:
     return list(
         db.session.scalars(
             select(model)
-            .where(_party_filter(model, user))
+            .where(party_filter(model, user))
             .options(selectinload(model.coach), selectinload(model.student))
             .order_by(model.created_at.desc(), model.id.desc())
         )

@@ -28,6 +28,7 @@ from contracts.models import (
     PaymentStatus,
 )
 from contracts.money import format_money
+from contracts.scheduling import cancel_open_sessions
 from contracts.states import TransitionError, check_transition
 from db_types import lock_sqlite, utcnow
 from extensions import db
@@ -497,6 +498,7 @@ def _charge_refunded(charge: dict[str, Any]) -> str:
         )
         if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
             contract.status = ContractStatus.REFUNDED
+            cancel_open_sessions(contract, "the contract was refunded in full.")
     audit(
         "contract.refund_recorded",
         contract,

@@ -60,3 +60,26 @@ def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid):
     assert contract_state(db, contract_id) == ("active", "paid")
     # Nothing was recorded, so Stripe's redelivery is looked at afresh (not a duplicate).
     assert deliver(client, event).status_code == 503
+
+
+def test_a_full_refund_cancels_the_scheduled_sessions(app, db, paid, pending_contract):
+    from datetime import timedelta
+
+    from contracts.models import CoachingSession, SessionStatus
+    from contracts.scheduling import book_session
+    from db_types import utcnow
+
+    contract_id, client, intent = paid
+    student = db.session.merge(pending_contract[1])
+    start = (utcnow() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    with app.test_request_context():
+        book_session(contract_id, student, starts_at=start)
+        book_session(contract_id, student, starts_at=start + timedelta(days=1))
+    db.session.commit()
+
+    client.v1.refunds.create({"payment_intent": intent})
+    wait_until_state(db, contract_id, ("refunded", "refunded"))
+    query = db.select(CoachingSession).filter_by(contract_id=contract_id)
+    sessions = list(db.session.scalars(query))
+    assert [s.status for s in sessions] == [SessionStatus.CANCELLED] * 2
+    assert not any(s.late_cancellation for s in sessions)
