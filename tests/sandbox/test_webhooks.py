@@ -211,8 +211,10 @@ def test_failed_delivery_is_retried(make_session, sandbox, receiver, client):
     customer = client.v1.customers.create(params={"email": "retry@example.com"})
     event = receiver.wait_for_type("customer.created")[0]
     assert event["data"]["object"]["id"] == customer.id
-    log = sandbox.deliveries(event["id"])
-    assert len(log) == 1 and log[0]["status"] == "succeeded"
+    # The receiver can see the last attempt before the sandbox has logged its answer.
+    log = wait_for(lambda: (d := sandbox.deliveries(event["id"])) and
+                   d[0]["status"] == "succeeded" and d, what="the delivery logged")
+    assert len(log) == 1
     codes = [a["status_code"] for a in log[0]["attempt_log"]]
     assert codes == [500, 500, 200]
     gaps = [b["at"] - a["at"] for a, b in zip(log[0]["attempt_log"], log[0]["attempt_log"][1:],
@@ -275,8 +277,12 @@ def test_knob_drop_first_attempt(sandbox, receiver, client):
     sandbox.configure(drop_first_attempt=True)
     client.v1.customers.create(params={"email": "lost@example.com"})
     event = receiver.wait_for_type("customer.created")[0]
-    log = sandbox.deliveries(event["id"])[0]
-    first, second = log["attempt_log"]
+    # The receiver can see the retry before the sandbox has logged its answer.
+    def logged():
+        attempts = sandbox.deliveries(event["id"])[0]["attempt_log"]
+        return attempts if len(attempts) >= 2 else None
+
+    first, second = wait_for(logged, what="both attempts logged")
     assert first["status_code"] is None and "dropped" in first["error"]
     assert second["status_code"] == 200
     assert len(receiver.attempts) == 1  # the dropped attempt never reached the endpoint
