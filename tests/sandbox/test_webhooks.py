@@ -269,7 +269,8 @@ def test_knob_delivery_delay(sandbox, receiver, client):
     sandbox.configure(delivery_delay=0.6)
     client.v1.customers.create(params={"email": "later@example.com"})
     event = receiver.wait_for_type("customer.created")[0]
-    log = sandbox.deliveries(event["id"])[0]
+    log = wait_for(lambda: (d := sandbox.deliveries(event["id"])[0])["attempt_log"] and d,
+                   what="the attempt logged")
     assert log["attempt_log"][0]["at"] - log["created"] >= 0.6
 
 
