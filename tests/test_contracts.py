@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
-from tests.conftest import is_postgres, login
-from tests.support import require_service
+from tests.conftest import login
 
 PROPOSAL_FORM = {
     "title": "Interview coaching",
@@ -267,7 +266,6 @@ def test_both_parties_list_the_contract(client, coach, student, accepted):
 
 @pytest.mark.postgres
 def test_concurrent_accepts_make_one_contract(app, database_uri, student, make_proposal):
-    require_service(is_postgres(database_uri), "needs PostgreSQL: set DATABASE_URL")
     from contracts.services import TransitionError, accept_proposal
     from extensions import db
 

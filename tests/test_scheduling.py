@@ -17,8 +17,7 @@ from contracts.models import (
     SessionStatus,
 )
 from notifications.models import Notification
-from tests.conftest import is_postgres, login
-from tests.support import require_service
+from tests.conftest import login
 
 # Every test runs on this clock unless it moves it: a Monday, two weeks before
 # the United States change to summer time (Sunday 14 March 2027) and four before
@@ -369,7 +368,6 @@ def _race(app, attempts) -> list[str]:
 def test_two_bookings_of_the_same_coach_slot_at_once_one_wins(
     app, db, database_uri, make_user, make_contract, student
 ):
-    require_service(is_postgres(database_uri), "needs PostgreSQL: set DATABASE_URL")
     other = make_user("student", timezone="Asia/Tokyo")
     first, second = make_contract(), make_contract(student_=other)
     slot = datetime(2027, 3, 10, 15, 0, tzinfo=UTC)
@@ -386,7 +384,6 @@ def test_two_bookings_of_the_same_coach_slot_at_once_one_wins(
 def test_two_bookings_of_a_contracts_last_session_at_once_one_wins(
     app, db, database_uri, make_contract, coach, student
 ):
-    require_service(is_postgres(database_uri), "needs PostgreSQL: set DATABASE_URL")
     contract_id = make_contract(session_count=1)
     slot = datetime(2027, 3, 10, 15, 0, tzinfo=UTC)
     outcomes = _race(

@@ -10,7 +10,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import is_postgres
 from tests.payments.conftest import (
     WEBHOOK_SECRET,
     contract_state,
@@ -19,7 +18,6 @@ from tests.payments.conftest import (
     sign,
     start_checkout,
 )
-from tests.support import require_service
 
 HOLD = {"SANDBOX_HOLD_EVENTS": "1"}
 
@@ -201,7 +199,6 @@ def test_untrustworthy_webhooks_get_400_and_write_nothing(db, client, tamper):
 def test_eight_concurrent_deliveries_fulfil_once(
     db, app, database_uri, paid_events, sandbox_knobs
 ):
-    require_service(is_postgres(database_uri), "needs PostgreSQL: set DATABASE_URL")
     from audit.models import AuditEntry
     from notifications.models import Notification
     from payments.models import Payment, PaymentRecordStatus
