@@ -96,3 +96,25 @@ def register(page, url: str, name: str, email: str, role: str, timezone: str) ->
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, url: str, email: str, password: str) -> None:
+    """Log in through the login form and land on the contracts page."""
+    page.goto(f"{url}/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/contracts/")
+
+
+def pay_by_card(page, sandbox_url: str, email: str, name: str, shot_name: str | None = None):
+    """On the sandbox's hosted checkout page, pay with the 4242 test card."""
+    page.wait_for_url(f"{sandbox_url}/checkout/*")
+    page.locator("#card-email").fill(email)
+    page.locator("#card-number").fill("4242 4242 4242 4242")
+    page.locator("#card-expiry").fill("12/34")
+    page.locator("#card-cvc").fill("123")
+    page.locator("#card-name").fill(name)
+    if shot_name:
+        shot(page, shot_name)
+    page.locator("#pay-card").click()

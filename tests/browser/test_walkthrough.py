@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.support import register, serve_in_thread, shot
+from tests.support import log_in, register, serve_in_thread, shot
 
 pytestmark = pytest.mark.browser
 
@@ -37,10 +37,7 @@ def test_register_propose_accept_and_land_on_the_pay_page(page, live_url, db):
     assert page.locator("#total").inner_text() == "€450.00"
     page.get_by_role("button", name="Log out").click()
 
-    page.goto(f"{live_url}/auth/login")
-    page.get_by_label("Email").fill("ANA@example.com")
-    page.get_by_label("Password").fill("a-long-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_url, "ANA@example.com", "a-long-password")
     page.get_by_role("link", name="Public speaking").click()
     page.get_by_role("button", name="Accept and continue to payment").click()
 

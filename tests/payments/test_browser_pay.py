@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import register, shot
+from tests.support import log_in, pay_by_card, register, shot
 
 pytestmark = pytest.mark.browser
 
@@ -21,22 +21,12 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(page, live_url, sand
     page.get_by_role("button", name="Send proposal").click()
     page.get_by_role("button", name="Log out").click()
 
-    page.goto(f"{live_url}/auth/login")
-    page.get_by_label("Email").fill("ana@example.com")
-    page.get_by_label("Password").fill("a-long-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_url, "ana@example.com", "a-long-password")
     page.get_by_role("link", name="Public speaking").click()
     page.get_by_role("button", name="Accept and continue to payment").click()
     page.get_by_role("button", name="securely with Stripe").click()
 
-    page.wait_for_url(f"{sandbox.url}/checkout/*")
-    page.locator("#card-email").fill("ana@example.com")
-    page.locator("#card-number").fill("4242 4242 4242 4242")
-    page.locator("#card-expiry").fill("12/34")
-    page.locator("#card-cvc").fill("123")
-    page.locator("#card-name").fill("Ana Ruiz")
-    shot(page, "sandbox-checkout")
-    page.locator("#pay-card").click()
+    pay_by_card(page, sandbox.url, "ana@example.com", "Ana Ruiz", shot_name="sandbox-checkout")
 
     page.wait_for_url(f"{live_url}/contracts/*/payment-success*")
     assert page.locator("#payment-result").inner_text() == "Payment received"
@@ -46,10 +36,7 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(page, live_url, sand
     assert page.locator(".cp-status").first.get_attribute("data-status") == "active"
     page.get_by_role("button", name="Log out").click()
 
-    page.goto(f"{live_url}/auth/login")
-    page.get_by_label("Email").fill("maya@example.com")
-    page.get_by_label("Password").fill("a-long-password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_url, "maya@example.com", "a-long-password")
     assert page.locator("#unread-count").inner_text() == "1"
     page.locator("#nav-notifications").click()
     notes = page.locator("#notifications").inner_text()

@@ -9,17 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-from tests.support import shot
+from tests.support import log_in, pay_by_card, shot
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, url: str, email: str) -> None:
-    page.goto(f"{url}/auth/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{url}/contracts/")
 
 
 def test_pay_then_book_a_session_and_the_coach_completes_it(
@@ -47,18 +39,12 @@ def test_pay_then_book_a_session_and_the_coach_completes_it(
     db.session.commit()
 
     # Before paying, the scheduling page sends the student to the pay page.
-    log_in(page, live_url, "ana@example.com")
+    log_in(page, live_url, "ana@example.com", PASSWORD)
     page.goto(f"{live_url}/contracts/{contract_id}/schedule")
     page.wait_for_url(f"{live_url}/contracts/{contract_id}/pay")
     assert page.get_by_text("Sessions can be scheduled once this contract is paid.").is_visible()
     page.get_by_role("button", name="securely with Stripe").click()
-    page.wait_for_url(f"{sandbox.url}/checkout/*")
-    page.locator("#card-email").fill("ana@example.com")
-    page.locator("#card-number").fill("4242 4242 4242 4242")
-    page.locator("#card-expiry").fill("12/34")
-    page.locator("#card-cvc").fill("123")
-    page.locator("#card-name").fill("Ana Ruiz")
-    page.locator("#pay-card").click()
+    pay_by_card(page, sandbox.url, "ana@example.com", "Ana Ruiz")
     page.wait_for_url(f"{live_url}/contracts/*/payment-success*")
     assert page.locator("#payment-result").inner_text() == "Payment received"
     page.get_by_role("link", name="Go to the contract").click()
@@ -89,7 +75,7 @@ def test_pay_then_book_a_session_and_the_coach_completes_it(
     page.get_by_role("button", name="Log out").click()
 
     # The coach sees it on "My schedule" on London's clock.
-    log_in(page, live_url, "maya@example.com")
+    log_in(page, live_url, "maya@example.com", PASSWORD)
     page.locator("#nav-schedule").click()
     coach_view = format_local(starts_at, "Europe/London", SESSION_FORMAT)
     row = page.locator("#schedule-upcoming .cp-session").first
