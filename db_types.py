@@ -61,3 +61,16 @@ def lock_sqlite(session: Any, where: Any) -> None:
         return
     table = where.left.table
     session.execute(sa.update(table).where(where).values(id=table.c.id))
+
+
+def select_for_update(session: Any, query: Any, where: Any) -> Any:
+    """The one row `query` finds under `where`, locked for the rest of the transaction.
+
+    PostgreSQL locks the row (SELECT ... FOR UPDATE); SQLite, which has no row
+    locks, takes its database write lock first (see `lock_sqlite`). The row is
+    read fresh even if the session had loaded it before the lock was granted.
+    """
+    lock_sqlite(session, where)
+    return session.scalar(
+        query.where(where).with_for_update().execution_options(populate_existing=True)
+    )

@@ -70,12 +70,13 @@ def book(contract_id: int) -> str | Response:
             when = format_local(booked.starts_at, zone, SESSION_FORMAT)
             flash(f"Session booked for {when}.", "success")
             return _to_sessions(contract_id)
+    booked_sessions = scheduling.sessions_of_contract(contract)
     return render_template(
         "contracts/schedule.html",
         contract=contract,
         form=form,
-        remaining=scheduling.remaining_count(contract),
-        sessions=scheduling.agenda(scheduling.sessions_of_contract(contract)),
+        remaining=scheduling.remaining_count(contract, booked_sessions),
+        sessions=scheduling.agenda(booked_sessions),
         busy=scheduling.coach_busy_times(contract),
     )
 

@@ -32,9 +32,9 @@ from contracts.models import (
     PaymentStatus,
     SessionStatus,
 )
-from contracts.services import NotAllowed, party_filter
+from contracts.services import NotAllowed, lock_contract, party_filter
 from contracts.states import check_transition
-from db_types import lock_sqlite
+from db_types import select_for_update
 from extensions import db
 from notifications.services import notify
 
@@ -124,8 +124,10 @@ def used_count(contract_id: int) -> int:
     )
 
 
-def remaining_count(contract: Contract) -> int:
-    return max(contract.session_count - used_count(contract.id), 0)
+def remaining_count(contract: Contract, sessions: list[CoachingSession]) -> int:
+    """Sessions left to book, from the contract's sessions as already loaded."""
+    used = sum(1 for booked in sessions if booked.counts_as_used)
+    return max(contract.session_count - used, 0)
 
 
 @dataclass(frozen=True)
@@ -199,26 +201,9 @@ def session_for_party(session_id: int, user: User, *, lock: bool = False) -> Coa
     if found is None:
         abort(404)
     if lock:
-        _lock_contract(found.contract_id)
-        db.session.scalar(
-            select(CoachingSession)
-            .where(CoachingSession.id == session_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        lock_contract(found.contract_id)
+        select_for_update(db.session, select(CoachingSession), CoachingSession.id == session_id)
     return found
-
-
-def _lock_contract(contract_id: int) -> Contract:
-    lock_sqlite(db.session, Contract.id == contract_id)
-    contract = db.session.scalar(
-        select(Contract)
-        .where(Contract.id == contract_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert contract is not None  # the caller has just found it
-    return contract
 
 
 def _lock_users(*user_ids: int) -> None:
@@ -282,7 +267,8 @@ def book_session(
     )
     if found is None:
         abort(404)
-    contract = _lock_contract(contract_id)
+    contract = lock_contract(contract_id)
+    assert contract is not None  # found just above
     _lock_users(contract.coach_id, contract.student_id)
     check_scheduling_open(contract)
     ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)

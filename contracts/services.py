@@ -16,7 +16,7 @@ from contracts.models import (
 )
 from contracts.money import Quote, quote
 from contracts.states import TransitionError, check_transition
-from db_types import lock_sqlite, utcnow
+from db_types import select_for_update, utcnow
 from extensions import db
 
 
@@ -79,16 +79,22 @@ def party_filter(model: type[Proposal] | type[Contract], user: User):
 
 def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> Proposal:
     """The proposal if `user` is its coach or student; anyone else gets a 404."""
-    query = select(Proposal).where(Proposal.id == proposal_id, party_filter(Proposal, user))
+    query = select(Proposal).where(party_filter(Proposal, user))
     if lock:
-        # The row lock serialises concurrent answers on PostgreSQL; the second one
-        # then sees the first one's status and is refused by the transition table.
-        query = query.with_for_update().execution_options(populate_existing=True)
-        lock_sqlite(db.session, Proposal.id == proposal_id)
-    proposal = db.session.scalar(query)
+        # The lock serialises concurrent answers; the second one then sees the
+        # first one's status and is refused by the transition table.
+        proposal = select_for_update(db.session, query, Proposal.id == proposal_id)
+    else:
+        proposal = db.session.scalar(query.where(Proposal.id == proposal_id))
     if proposal is None:
         abort(404)
     return proposal
+
+
+def lock_contract(contract_id: int) -> Contract | None:
+    """The contract, its row locked until the transaction ends (every change to a
+    contract's payment or sessions takes this lock first)."""
+    return select_for_update(db.session, select(Contract), Contract.id == contract_id)
 
 
 def contract_for_party(contract_id: int, user: User) -> Contract:

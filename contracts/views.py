@@ -119,10 +119,11 @@ def withdraw(proposal_id: int) -> Response:
 @bp.get("/<int:contract_id>")
 def detail(contract_id: int) -> str:
     contract = services.contract_for_party(contract_id, current_user)
+    booked_sessions = scheduling.sessions_of_contract(contract)
     return render_template(
         "contracts/detail.html",
         contract=contract,
-        sessions=scheduling.agenda(scheduling.sessions_of_contract(contract)),
-        remaining=scheduling.remaining_count(contract),
+        sessions=scheduling.agenda(booked_sessions),
+        remaining=scheduling.remaining_count(contract, booked_sessions),
         closed_reason=scheduling.scheduling_closed_reason(contract),
     )

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, url_for
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -29,6 +29,7 @@ from contracts.models import (
 )
 from contracts.money import format_money
 from contracts.scheduling import cancel_open_sessions
+from contracts.services import lock_contract
 from contracts.states import TransitionError, check_transition
 from db_types import lock_sqlite, utcnow
 from extensions import db
@@ -58,16 +59,6 @@ class RetryLater(Exception):
 # --- looking things up --------------------------------------------------------
 
 
-def _locked_contract(contract_id: int) -> Contract | None:
-    lock_sqlite(db.session, Contract.id == contract_id)
-    return db.session.scalar(
-        select(Contract)
-        .where(Contract.id == contract_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
 def _payment_by(**criteria: Any) -> Payment | None:
     return db.session.scalar(
         select(Payment).filter_by(**criteria).execution_options(populate_existing=True)
@@ -76,7 +67,7 @@ def _payment_by(**criteria: Any) -> Payment | None:
 
 def contract_for_student(contract_id: int, student: User, *, lock: bool = False) -> Contract:
     """The contract if `student` is its student; to anyone else it does not exist (404)."""
-    contract = _locked_contract(contract_id) if lock else db.session.get(Contract, contract_id)
+    contract = lock_contract(contract_id) if lock else db.session.get(Contract, contract_id)
     if contract is None or contract.student_id != student.id:
         abort(404)
     return contract
@@ -141,7 +132,8 @@ def start_checkout(contract_id: int, student: User) -> str:
     if contract.status is not ContractStatus.PENDING:
         raise NotPayable(f"This contract is {contract.status.value}; it cannot be paid.")
     now = utcnow()
-    for payment in payments_of(contract):
+    attempts = payments_of(contract)
+    for payment in attempts:
         if (
             payment.status in (PaymentRecordStatus.PENDING, PaymentRecordStatus.FAILED)
             and payment.checkout_url
@@ -149,12 +141,7 @@ def start_checkout(contract_id: int, student: User) -> str:
             and payment.expires_at > now + REUSE_MARGIN
         ):
             return payment.checkout_url
-    attempt = 1 + (
-        db.session.scalar(
-            select(func.count()).select_from(Payment).where(Payment.contract_id == contract.id)
-        )
-        or 0
-    )
+    attempt = 1 + len(attempts)
     metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
     success = url_for("payments.success", contract_id=contract.id, _external=True)
     session = stripe_api.create_checkout_session(
@@ -248,7 +235,7 @@ def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contr
     if row is not None:
         return row.Payment, row.Contract
     contract_id = _metadata_contract_id(session)
-    contract = _locked_contract(contract_id) if contract_id is not None else None
+    contract = lock_contract(contract_id) if contract_id is not None else None
     if contract is None:
         return None, None
     # Under the contract's lock: a concurrent delivery may have recorded it meanwhile.
@@ -440,7 +427,7 @@ def _expire_session(session: dict[str, Any]) -> str:
 
 def _intent_failed(intent: dict[str, Any]) -> str:
     contract_id = _metadata_contract_id(intent)
-    contract = _locked_contract(contract_id) if contract_id else None
+    contract = lock_contract(contract_id) if contract_id else None
     if contract is None:
         return "unrelated"
     payment = _payment_by(payment_intent_id=intent["id"]) or db.session.scalar(
@@ -473,7 +460,7 @@ def _payment_by_intent(intent_id: str | None, what: str) -> tuple[Payment, Contr
     if payment is None:
         # The checkout.session.completed that names this intent may not be here yet.
         raise RetryLater(f"{what} for a payment intent we do not know yet")
-    contract = _locked_contract(payment.contract_id)
+    contract = lock_contract(payment.contract_id)
     assert contract is not None
     return payment, contract
 
