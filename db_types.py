@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 
@@ -47,30 +51,123 @@ def str_enum(enum_cls: type[enum.Enum], length: int = 24) -> sa.Enum:
     )
 
 
-def lock_sqlite(session: Any, where: Any) -> None:
+def lock_sqlite(session: Any, column: Any, value: Any) -> None:
     """Serialise writers on SQLite, where `SELECT ... FOR UPDATE` is silently ignored.
 
     SQLite has no row locks, and its Python driver opens a transaction only at
     the first write, so two requests could read the same row and both act on
-    it. A no-op UPDATE of the rows matching `where` (a column comparison) takes
-    the database's write lock now: a concurrent request waits here until this
+    it. A no-op UPDATE of the rows where `column` equals `value` takes the
+    database's write lock now: a concurrent request waits here until this
     transaction ends, then reads fresh data. On PostgreSQL this does nothing;
     the caller's FOR UPDATE locks the row.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    table = where.left.table
-    session.execute(sa.update(table).where(where).values(id=table.c.id))
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_touch_where(column), {"_value": value})
 
 
-def select_for_update(session: Any, query: Any, where: Any) -> Any:
-    """The one row `query` finds under `where`, locked for the rest of the transaction.
+@functools.cache
+def _touch_where(attribute: Any) -> sa.Update:
+    # A plain UPDATE on the mapped column's table, built once per column.
+    column = attribute.property.columns[0]
+    table = column.table
+    return sa.update(table).where(column == sa.bindparam("_value")).values(id=table.c.id)
+
+
+def select_for_update(session: Any, query: Any, column: Any, value: Any) -> Any:
+    """The one row `query` finds where `column` equals `value`, locked until the
+    transaction ends.
 
     PostgreSQL locks the row (SELECT ... FOR UPDATE); SQLite, which has no row
     locks, takes its database write lock first (see `lock_sqlite`). The row is
     read fresh even if the session had loaded it before the lock was granted.
     """
-    lock_sqlite(session, where)
+    lock_sqlite(session, column, value)
     return session.scalar(
-        query.where(where).with_for_update().execution_options(populate_existing=True)
+        query.where(column == value).with_for_update().execution_options(populate_existing=True)
     )
+
+
+def table_of(model: type[Any]) -> sa.Table:
+    """The Core table behind a mapped class, for plain INSERT and UPDATE statements."""
+    table = model.__table__
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
+
+
+def write_row(session: Any, obj: Any, **values: Any) -> bool:
+    """UPDATE the columns of `obj`'s row that `values` changes, now, by primary key.
+
+    A plain UPDATE instead of the unit of work, for hot paths: the object then
+    holds the new values as its persisted state, so it reads right and the next
+    flush writes nothing again. Columns with `onupdate` (updated_at) are set by
+    the statement and expired on the object. Returns False, sending nothing,
+    when no value changes.
+    """
+    changed = {key: value for key, value in values.items() if getattr(obj, key) != value}
+    if not changed:
+        return False
+    mapper = sa.inspect(obj).mapper
+    table = mapper.local_table
+    (key_column,) = mapper.primary_key
+    params = {mapper.attrs[key].columns[0].name: value for key, value in changed.items()}
+    row_key = getattr(obj, mapper.get_property_by_column(key_column).key)
+    session.execute(_update_by_key(table, key_column), {"_key": row_key, **params})
+    for key, value in changed.items():
+        set_committed_value(obj, key, value)
+    stamped = [
+        mapper.get_property_by_column(column).key
+        for column in table.columns
+        if column.onupdate is not None and column.name not in params
+    ]
+    if stamped:
+        session.expire(obj, stamped)
+    return True
+
+
+@functools.cache
+def _update_by_key(table: sa.Table, key_column: sa.Column[Any]) -> sa.Update:
+    # The SET columns come from each call's parameters; the statement is built once.
+    return sa.update(table).where(key_column == sa.bindparam("_key"))
+
+
+@contextmanager
+def one_round_trip(session: Any) -> Iterator[None]:
+    """Send the statements executed in the block to the database in one round trip.
+
+    On PostgreSQL (psycopg 3) the block runs in pipeline mode: each statement
+    is sent at once but its result is read only when the block ends, so N writes
+    cost one network round trip instead of N. Only for INSERT and UPDATE
+    statements without RETURNING whose results nobody reads inside the block
+    (no ORM flush, no rowcount). A statement that fails raises, wrapped like any
+    other SQLAlchemy error, when the block ends. SQLite has no round trips: the
+    block runs as it is.
+    """
+    session.flush()  # the unit of work reads row counts: it must not run in the block
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with driver.pipeline():
+            yield
+    except dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
+
+
+def use_wal_on_sqlite(engine: sa.Engine) -> None:
+    """Put an SQLite database in write-ahead-log mode on every new connection.
+
+    Readers then never wait for the writer (several app processes share one
+    file), and a commit costs one sync of the log instead of the rollback
+    journal's several, so the write lock is held for less time. Durability is
+    unchanged: `synchronous` stays FULL. Nothing is done for other databases.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _wal(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")

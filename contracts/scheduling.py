@@ -202,7 +202,7 @@ def session_for_party(session_id: int, user: User, *, lock: bool = False) -> Coa
         abort(404)
     if lock:
         lock_contract(found.contract_id)
-        select_for_update(db.session, select(CoachingSession), CoachingSession.id == session_id)
+        select_for_update(db.session, select(CoachingSession), CoachingSession.id, session_id)
     return found
 
 

@@ -83,7 +83,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
     if lock:
         # The lock serialises concurrent answers; the second one then sees the
         # first one's status and is refused by the transition table.
-        proposal = select_for_update(db.session, query, Proposal.id == proposal_id)
+        proposal = select_for_update(db.session, query, Proposal.id, proposal_id)
     else:
         proposal = db.session.scalar(query.where(Proposal.id == proposal_id))
     if proposal is None:
@@ -94,7 +94,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
 def lock_contract(contract_id: int) -> Contract | None:
     """The contract, its row locked until the transaction ends (every change to a
     contract's payment or sessions takes this lock first)."""
-    return select_for_update(db.session, select(Contract), Contract.id == contract_id)
+    return select_for_update(db.session, select(Contract), Contract.id, contract_id)
 
 
 def contract_for_party(contract_id: int, user: User) -> Contract:

@@ -13,11 +13,14 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from accounts.models import User
-from db_types import utcnow
+from db_types import table_of, utcnow
 from extensions import db, mail
 from notifications.models import Notification
 
 _OUTBOX = "notifications_outbox"
+# A plain INSERT, built once: no ORM bookkeeping, and no RETURNING (the id is never
+# read), so it can be sent in one round trip with other writes (`one_round_trip`).
+_INSERT = insert(table_of(Notification)).inline()
 
 
 def notify(
@@ -25,9 +28,7 @@ def notify(
 ) -> None:
     """Add an in-app notification for `user` and queue its email for after commit."""
     db.session.execute(
-        insert(Notification).values(
-            user_id=user.id, message=message, link=link, created_at=utcnow()
-        )
+        _INSERT, {"user_id": user.id, "message": message, "link": link, "created_at": utcnow()}
     )
     body = message if link is None else f"{message}\n\n{link}"
     db.session.info.setdefault(_OUTBOX, []).append(

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, url_for
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -30,8 +30,8 @@ from contracts.models import (
 from contracts.money import format_money
 from contracts.scheduling import cancel_open_sessions
 from contracts.services import lock_contract
-from contracts.states import TransitionError, check_transition
-from db_types import lock_sqlite, utcnow
+from contracts.states import check_transition
+from db_types import lock_sqlite, one_round_trip, table_of, utcnow, write_row
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
@@ -90,16 +90,21 @@ def _set_contract_payment(contract: Contract, status: PaymentStatus) -> None:
         )
 
 
+def _may_move(payment: Payment, status: PaymentRecordStatus) -> bool:
+    """Whether the table lets the record move to `status`.
+
+    False for a late or reordered event: the record already knows better.
+    """
+    return status is not payment.status and status in PAYMENT_RECORD_TRANSITIONS.get(
+        payment.status, frozenset()
+    )
+
+
 def _move_payment(payment: Payment, status: PaymentRecordStatus) -> bool:
     """Move a payment record if the table allows it; False when it is already past that."""
-    if payment.status is status:
+    if not _may_move(payment, status):
         return False
-    try:
-        payment.status = check_transition(
-            PAYMENT_RECORD_TRANSITIONS, payment.status, status, "payment attempt"
-        )
-    except TransitionError:
-        return False  # a late or reordered event: the record already knows better
+    payment.status = status
     return True
 
 
@@ -211,6 +216,21 @@ def _metadata_contract_id(stripe_object: dict[str, Any]) -> int | None:
         return None
 
 
+# Built once (the webhook runs it for every Checkout event): the payment of a
+# Checkout session joined to its contract, whose row it locks, with both parties.
+_ATTEMPT_AND_LOCKED_CONTRACT = (
+    select(Payment, Contract)
+    .join(Contract, Payment.contract_id == Contract.id)
+    .where(Payment.checkout_session_id == bindparam("session_id"))
+    .options(
+        joinedload(Contract.coach, innerjoin=True),
+        joinedload(Contract.student, innerjoin=True),
+    )
+    .with_for_update(of=Contract)
+    .execution_options(populate_existing=True)
+)
+
+
 def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contract | None]:
     """The payment record and locked contract a Checkout session belongs to.
 
@@ -220,18 +240,8 @@ def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contr
     answered, say) whose metadata names a real contract gets a record built from
     what Stripe reports, so the payment is never dropped.
     """
-    lock_sqlite(db.session, Payment.checkout_session_id == session["id"])
-    row = db.session.execute(
-        select(Payment, Contract)
-        .join(Contract, Payment.contract_id == Contract.id)
-        .where(Payment.checkout_session_id == session["id"])
-        .options(
-            joinedload(Contract.coach, innerjoin=True),
-            joinedload(Contract.student, innerjoin=True),
-        )
-        .with_for_update(of=Contract)
-        .execution_options(populate_existing=True)
-    ).first()
+    lock_sqlite(db.session, Payment.checkout_session_id, session["id"])
+    row = db.session.execute(_ATTEMPT_AND_LOCKED_CONTRACT, {"session_id": session["id"]}).first()
     if row is not None:
         return row.Payment, row.Contract
     contract_id = _metadata_contract_id(session)
@@ -273,8 +283,8 @@ def _mismatch(contract: Contract, payment: Payment, session: dict[str, Any]) -> 
     return "; ".join(problems) or None
 
 
-def _capture_charge_details(payment: Payment, session: dict[str, Any]) -> None:
-    """Copy what the session tells about the charge; never calls Stripe.
+def _charge_details(payment: Payment, session: dict[str, Any]) -> dict[str, Any]:
+    """What the session tells about the charge, as payment columns; never calls Stripe.
 
     A webhook's session names its payment intent by id only; the success page
     retrieves it expanded, with the charge's receipt URL and method. Fetching it
@@ -282,82 +292,90 @@ def _capture_charge_details(payment: Payment, session: dict[str, Any]) -> None:
     """
     intent = session.get("payment_intent")
     if isinstance(intent, str):
-        payment.payment_intent_id = payment.payment_intent_id or intent
-        return
+        return {"payment_intent_id": payment.payment_intent_id or intent}
     if not isinstance(intent, dict):
-        return
-    payment.payment_intent_id = intent["id"]
+        return {}
+    details: dict[str, Any] = {"payment_intent_id": intent["id"]}
     charge = intent.get("latest_charge")
     if isinstance(charge, dict):
-        payment.receipt_url = charge.get("receipt_url") or payment.receipt_url
-        details = charge.get("payment_method_details") or {}
-        payment.payment_method_type = details.get("type") or payment.payment_method_type
+        method = (charge.get("payment_method_details") or {}).get("type")
+        details["receipt_url"] = charge.get("receipt_url") or payment.receipt_url
+        details["payment_method_type"] = method or payment.payment_method_type
+    return details
 
 
 def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     """Settle a Checkout session Stripe reports; the one path for webhook and success page.
 
     Idempotent: whatever the number and order of calls, a paid session activates
-    its contract once. Returns what happened, for the event log.
+    its contract once. Returns what happened, for the event log. The hottest
+    path Stripe drives: rows are written with plain UPDATEs, and the writes that
+    activate a contract go to the database in one round trip.
     """
     payment, contract = _payment_for_session(session)
     if payment is None or contract is None:
         return "unrelated"
+    charge = _charge_details(payment, session)
     if payment.status in (
         PaymentRecordStatus.SUCCEEDED,
         PaymentRecordStatus.REFUNDED,
         PaymentRecordStatus.PARTIALLY_REFUNDED,
     ):
-        _capture_charge_details(payment, session)  # the success page may bring the receipt
+        write_row(db.session, payment, **charge)  # the success page may bring the receipt
         return "already_fulfilled"
     if session.get("payment_status") != "paid":
-        if session.get("status") == "complete" and _move_payment(
+        if session.get("status") == "complete" and _may_move(
             payment, PaymentRecordStatus.PROCESSING
         ):
-            _capture_charge_details(payment, session)
+            write_row(db.session, payment, status=PaymentRecordStatus.PROCESSING, **charge)
             return "processing"
         return "not_paid"
     reason = _mismatch(contract, payment, session)
     if reason is not None:
         if payment.review_reason is None:
-            payment.review_reason = reason
+            write_row(db.session, payment, review_reason=reason)
             audit(
                 "payment.flagged", payment, actor_label=f"stripe:{source}", after={"reason": reason}
             )
         return "flagged"
-    _capture_charge_details(payment, session)
-    payment.status = check_transition(
+    succeeded = check_transition(
         PAYMENT_RECORD_TRANSITIONS, payment.status, PaymentRecordStatus.SUCCEEDED, "payment"
     )
-    payment.paid_at = utcnow()
+    paid_at = utcnow()
     if contract.paid_at is not None:
+        write_row(db.session, payment, status=succeeded, paid_at=paid_at, **charge)
         return _refund_duplicate(payment, contract)
     before = {"status": contract.status.value, "payment_status": contract.payment_status.value}
-    contract.status = check_transition(
+    active = check_transition(
         CONTRACT_TRANSITIONS, contract.status, ContractStatus.ACTIVE, "contract"
     )
-    _set_contract_payment(contract, PaymentStatus.PAID)
-    contract.paid_at = payment.paid_at
-    audit(
-        "contract.paid",
-        contract,
-        actor_label=f"stripe:{source}",
-        before=before,
-        after={
-            "status": contract.status.value,
-            "payment_status": contract.payment_status.value,
-            "payment_id": payment.id,
-            "checkout_session_id": payment.checkout_session_id,
-            "payment_intent_id": payment.payment_intent_id,
-        },
+    paid = check_transition(
+        PAYMENT_STATUS_TRANSITIONS, contract.payment_status, PaymentStatus.PAID, "payment"
     )
-    notify(
-        contract.coach,
-        f"{contract.student.name} paid {format_money(contract.total_amount, contract.currency)} "
-        f"for “{contract.title}”. You can schedule sessions now.",
-        link=url_for("contracts.detail", contract_id=contract.id),
-        subject=f"Coachpact: “{contract.title}” is paid",
-    )
+    with one_round_trip(db.session):
+        write_row(db.session, payment, status=succeeded, paid_at=paid_at, **charge)
+        write_row(db.session, contract, status=active, payment_status=paid, paid_at=paid_at)
+        audit(
+            "contract.paid",
+            contract,
+            actor_label=f"stripe:{source}",
+            before=before,
+            after={
+                "status": active.value,
+                "payment_status": paid.value,
+                "payment_id": payment.id,
+                "checkout_session_id": payment.checkout_session_id,
+                "payment_intent_id": payment.payment_intent_id,
+            },
+        )
+        notify(
+            contract.coach,
+            f"{contract.student.name} paid "
+            f"{format_money(contract.total_amount, contract.currency)} "
+            f"for “{contract.title}”. You can schedule sessions now.",
+            link=url_for("contracts.detail", contract_id=contract.id),
+            subject=f"Coachpact: “{contract.title}” is paid",
+        )
     return "fulfilled"
 
 
@@ -373,9 +391,9 @@ def _refund_duplicate(payment: Payment, contract: Contract) -> str:
         },
         stripe_api.idempotency_key("refund-duplicate", payment.checkout_session_id),
     )
-    payment.status = PaymentRecordStatus.REFUNDED
-    payment.amount_refunded = refund.amount
-    db.session.flush()
+    write_row(
+        db.session, payment, status=PaymentRecordStatus.REFUNDED, amount_refunded=refund.amount
+    )
     audit(
         "payment.duplicate_refunded",
         payment,
@@ -534,6 +552,15 @@ EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+_EVENTS = table_of(WebhookEvent)
+_RECORD_EVENT = insert(_EVENTS).inline()  # no RETURNING: the id is never read
+_EVENT_OUTCOME = (
+    update(_EVENTS)
+    .where(_EVENTS.c.stripe_event_id == bindparam("event_id"))
+    .values(outcome=bindparam("outcome"), processed_at=bindparam("processed_at"))
+)
+
+
 def process_event(event: dict[str, Any]) -> str:
     """Record a verified Stripe event and act on it, in the caller's transaction.
 
@@ -546,19 +573,16 @@ def process_event(event: dict[str, Any]) -> str:
     handler = EVENT_HANDLERS.get(event["type"])
     try:
         db.session.execute(
-            insert(WebhookEvent).values(
-                stripe_event_id=event["id"], type=event["type"], received_at=utcnow()
-            )
+            _RECORD_EVENT,
+            {"stripe_event_id": event["id"], "type": event["type"], "received_at": utcnow()},
         )
     except IntegrityError:
         db.session.rollback()
         return "duplicate"
     outcome = "ignored" if handler is None else handler(event["data"]["object"])
     db.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.stripe_event_id == event["id"])
-        .values(outcome=outcome, processed_at=utcnow())
-        .execution_options(synchronize_session=False)
+        _EVENT_OUTCOME,
+        {"event_id": event["id"], "outcome": outcome, "processed_at": utcnow()},
     )
     return outcome
 
