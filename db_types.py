@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 
@@ -61,8 +60,11 @@ def lock_sqlite(session: Any, column: Any, value: Any) -> None:
     transaction ends, then reads fresh data. On PostgreSQL this does nothing;
     the caller's FOR UPDATE locks the row.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(_touch_where(column), {"_value": value})
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    if session.connection().connection.driver_connection.in_transaction:
+        return  # this transaction has written already, so it holds the write lock
+    session.execute(_touch_where(column), {"_value": value})
 
 
 @functools.cache
@@ -95,40 +97,19 @@ def table_of(model: type[Any]) -> sa.Table:
     return table
 
 
-def write_row(session: Any, obj: Any, **values: Any) -> bool:
-    """UPDATE the columns of `obj`'s row that `values` changes, now, by primary key.
+def update_row(session: Any, table: sa.Table, row_id: int, **values: Any) -> None:
+    """UPDATE the row of `table` with this id, setting `values` (by column name).
 
-    A plain UPDATE instead of the unit of work, for hot paths: the object then
-    holds the new values as its persisted state, so it reads right and the next
-    flush writes nothing again. Columns with `onupdate` (updated_at) are set by
-    the statement and expired on the object. Returns False, sending nothing,
-    when no value changes.
+    A plain statement for hot paths that read rows without the ORM; built once
+    per table, its SET columns come from each call's parameters. Columns with
+    `onupdate` (updated_at) are set too.
     """
-    changed = {key: value for key, value in values.items() if getattr(obj, key) != value}
-    if not changed:
-        return False
-    mapper = sa.inspect(obj).mapper
-    table = mapper.local_table
-    (key_column,) = mapper.primary_key
-    params = {mapper.attrs[key].columns[0].name: value for key, value in changed.items()}
-    row_key = getattr(obj, mapper.get_property_by_column(key_column).key)
-    session.execute(_update_by_key(table, key_column), {"_key": row_key, **params})
-    for key, value in changed.items():
-        set_committed_value(obj, key, value)
-    stamped = [
-        mapper.get_property_by_column(column).key
-        for column in table.columns
-        if column.onupdate is not None and column.name not in params
-    ]
-    if stamped:
-        session.expire(obj, stamped)
-    return True
+    session.execute(_update_by_id(table), {"_id": row_id, **values})
 
 
 @functools.cache
-def _update_by_key(table: sa.Table, key_column: sa.Column[Any]) -> sa.Update:
-    # The SET columns come from each call's parameters; the statement is built once.
-    return sa.update(table).where(key_column == sa.bindparam("_key"))
+def _update_by_id(table: sa.Table) -> sa.Update:
+    return sa.update(table).where(table.c.id == sa.bindparam("_id"))
 
 
 @contextmanager
@@ -143,11 +124,11 @@ def one_round_trip(session: Any) -> Iterator[None]:
     other SQLAlchemy error, when the block ends. SQLite has no round trips: the
     block runs as it is.
     """
-    session.flush()  # the unit of work reads row counts: it must not run in the block
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         yield
         return
+    session.flush()  # the unit of work reads row counts: it must not run in the block
+    connection = session.connection()
     driver = connection.connection.driver_connection
     dbapi = connection.dialect.loaded_dbapi
     try:

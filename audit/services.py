@@ -16,26 +16,29 @@ _INSERT = insert(table_of(AuditEntry)).inline()
 
 def record(
     action: str,
-    obj: Any,
+    obj: Any | tuple[str, int],
     *,
     actor: User | None = None,
     actor_label: str | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """Append an audit entry for `obj` (any model with an id) in the current transaction.
+    """Append an audit entry for `obj` in the current transaction.
 
-    A plain INSERT, sent at once: entries are never read back or changed in the
-    request that writes them, so they need none of the ORM's bookkeeping.
+    `obj` is any model with an id, or a (table name, id) pair for a row read
+    without the ORM. A plain INSERT, sent at once: entries are never read back
+    or changed in the request that writes them, so they need none of the ORM's
+    bookkeeping.
     """
+    object_type, object_id = obj if isinstance(obj, tuple) else (obj.__tablename__, obj.id)
     db.session.execute(
         _INSERT,
         {
             "actor_id": actor.id if actor else None,
             "actor_label": actor_label or (actor.email if actor else "system"),
             "action": action,
-            "object_type": obj.__tablename__,
-            "object_id": obj.id,
+            "object_type": object_type,
+            "object_id": object_id,
             "before": before,
             "after": after,
             "created_at": utcnow(),

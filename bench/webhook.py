@@ -66,6 +66,7 @@ class Run:
     seconds: float
     latencies_ms: list[float]
     statuses: dict[int, int] = field(default_factory=dict)
+    server_cpu_ms: float | None = None  # the server's CPU time per event, where /proc tells
 
     @property
     def rate(self) -> float:
@@ -83,9 +84,10 @@ class Run:
         return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
     def row(self) -> str:
+        cpu = "-" if self.server_cpu_ms is None else f"{self.server_cpu_ms:.2f}"
         return (
             f"  {self.name:<6} {self.rate:9.1f} {self.percentile(50):9.1f} "
-            f"{self.percentile(99):9.1f} {self.non_2xx:8d}   {self.statuses}"
+            f"{self.percentile(99):9.1f} {cpu:>9} {self.non_2xx:8d}   {self.statuses}"
         )
 
 
@@ -200,6 +202,16 @@ def post_all(port: int, events: list[tuple[bytes, str]], concurrency: int, name:
     return Run(name, len(events), time.perf_counter() - started, latencies, statuses)
 
 
+def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, name: str) -> Run:
+    """`post_all`, with the CPU time the server's processes spent per event."""
+    before = server.cpu_seconds()
+    run = post_all(server.port, events, concurrency, name)
+    after = server.cpu_seconds()
+    if before is not None and after is not None:
+        run.server_cpu_ms = (after - before) * 1000 / len(events)
+    return run
+
+
 # --- gunicorn -----------------------------------------------------------------------
 
 
@@ -248,6 +260,23 @@ class Gunicorn:
                 pass
             time.sleep(0.2)
         raise BenchError(f"gunicorn not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the master and its live workers, from
+        /proc; None where there is no /proc."""
+        try:
+            ticks = os.sysconf("SC_CLK_TCK")
+            total = 0
+            pids = [self.proc.pid] + [
+                int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+                .read_text().split()
+            ]
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError):
+            return None
+        return total / ticks
 
     def log_tail(self, lines: int = 30) -> str:
         if not self._log.closed:
@@ -504,7 +533,7 @@ def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Res
                   workdir / f"app-{db.kind}.log") as server:
         server.wait_healthy()
         post_all(server.port, events[n:], args.concurrency, "warmup")
-        result.app = post_all(server.port, events[:n], args.concurrency, "app")
+        result.app = timed(server, events[:n], args.concurrency, "app")
     if result.app.non_2xx:
         print(f"  app log tail:\n{server.log_tail(15)}")
     paid, succeeded = count_app_paid(db.uri, contract_ids)
@@ -523,7 +552,7 @@ def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Res
     with Gunicorn("bench.floor:app", server_env(db.uri), floor_log) as server:
         server.wait_healthy()
         post_all(server.port, events[n:], args.concurrency, "warmup")
-        result.floor = post_all(server.port, events[:n], args.concurrency, "floor")
+        result.floor = timed(server, events[:n], args.concurrency, "floor")
     if result.floor.non_2xx:
         print(f"  floor log tail:\n{server.log_tail(15)}")
     logged, active = count_floor(db.uri)
@@ -533,7 +562,7 @@ def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Res
         result.failures.append(f"{db.kind} floor: {logged}/{expected} events, {active} active")
         print("  !!! WRONG COUNT: the floor did not record every event !!!", flush=True)
 
-    print("           events/s    p50 ms    p99 ms  non-2xx   statuses")
+    print("           events/s    p50 ms    p99 ms  cpu ms/ev  non-2xx   statuses")
     print(result.app.row())
     print(result.floor.row())
     print(f"  ratio app/floor throughput: {result.app.rate / result.floor.rate:.2f}", flush=True)

@@ -7,6 +7,8 @@ sends a message about something that did not happen.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flask import Flask, current_app
 from flask_mail import Message
 from sqlalchemy import event, func, insert, select, update
@@ -23,8 +25,19 @@ _OUTBOX = "notifications_outbox"
 _INSERT = insert(table_of(Notification)).inline()
 
 
+class Recipient(NamedTuple):
+    """Who is told: a user's id and email. A `User` serves as one too."""
+
+    id: int
+    email: str
+
+
 def notify(
-    user: User, message: str, *, link: str | None = None, subject: str | None = None
+    user: User | Recipient,
+    message: str,
+    *,
+    link: str | None = None,
+    subject: str | None = None,
 ) -> None:
     """Add an in-app notification for `user` and queue its email for after commit."""
     db.session.execute(

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 from flask import abort, url_for
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from accounts.models import User
 from audit.services import record as audit
@@ -31,9 +30,9 @@ from contracts.money import format_money
 from contracts.scheduling import cancel_open_sessions
 from contracts.services import lock_contract
 from contracts.states import check_transition
-from db_types import lock_sqlite, one_round_trip, table_of, utcnow, write_row
+from db_types import lock_sqlite, one_round_trip, table_of, update_row, utcnow
 from extensions import db
-from notifications.services import notify
+from notifications.services import Recipient, notify
 from payments import stripe_api
 from payments.models import (
     PAYMENT_RECORD_TRANSITIONS,
@@ -90,19 +89,17 @@ def _set_contract_payment(contract: Contract, status: PaymentStatus) -> None:
         )
 
 
-def _may_move(payment: Payment, status: PaymentRecordStatus) -> bool:
-    """Whether the table lets the record move to `status`.
+def _may_move(current: PaymentRecordStatus, new: PaymentRecordStatus) -> bool:
+    """Whether the table lets a payment record move from `current` to `new`.
 
     False for a late or reordered event: the record already knows better.
     """
-    return status is not payment.status and status in PAYMENT_RECORD_TRANSITIONS.get(
-        payment.status, frozenset()
-    )
+    return new is not current and new in PAYMENT_RECORD_TRANSITIONS.get(current, frozenset())
 
 
 def _move_payment(payment: Payment, status: PaymentRecordStatus) -> bool:
     """Move a payment record if the table allows it; False when it is already past that."""
-    if not _may_move(payment, status):
+    if not _may_move(payment.status, status):
         return False
     payment.status = status
     return True
@@ -216,47 +213,85 @@ def _metadata_contract_id(stripe_object: dict[str, Any]) -> int | None:
         return None
 
 
-# Built once (the webhook runs it for every Checkout event): the payment of a
-# Checkout session joined to its contract, whose row it locks, with both parties.
-_ATTEMPT_AND_LOCKED_CONTRACT = (
-    select(Payment, Contract)
-    .join(Contract, Payment.contract_id == Contract.id)
-    .where(Payment.checkout_session_id == bindparam("session_id"))
-    .options(
-        joinedload(Contract.coach, innerjoin=True),
-        joinedload(Contract.student, innerjoin=True),
+# --- the Checkout attempt a Stripe event is about ----------------------------
+#
+# Checkout events are what Stripe sends most. Their handlers read the attempt,
+# its contract and the coach in one statement, decide in Python with the state
+# tables, and write with plain UPDATE and INSERT statements: the ORM's
+# bookkeeping would be most of the cost of this path.
+
+_PAYMENTS = table_of(Payment)
+_CONTRACTS = table_of(Contract)
+_COACH = table_of(User).alias("coach")
+_STUDENT = table_of(User).alias("student")
+
+# Built once: the attempt of a Checkout session, its contract (whose row it
+# locks) and what the coach's notification needs.
+_LOCKED_ATTEMPT = (
+    select(
+        _PAYMENTS.c.id,
+        _PAYMENTS.c.contract_id,
+        _PAYMENTS.c.checkout_session_id,
+        _PAYMENTS.c.payment_intent_id,
+        _PAYMENTS.c.status,
+        _PAYMENTS.c.review_reason,
+        _PAYMENTS.c.receipt_url,
+        _PAYMENTS.c.payment_method_type,
+        _CONTRACTS.c.status.label("contract_status"),
+        _CONTRACTS.c.payment_status.label("contract_payment_status"),
+        _CONTRACTS.c.paid_at.label("contract_paid_at"),
+        _CONTRACTS.c.total_amount,
+        _CONTRACTS.c.currency,
+        _CONTRACTS.c.title,
+        _COACH.c.id.label("coach_id"),
+        _COACH.c.email.label("coach_email"),
+        _STUDENT.c.name.label("student_name"),
     )
-    .with_for_update(of=Contract)
-    .execution_options(populate_existing=True)
+    .join(_CONTRACTS, _PAYMENTS.c.contract_id == _CONTRACTS.c.id)
+    .join(_COACH, _COACH.c.id == _CONTRACTS.c.coach_id)
+    .join(_STUDENT, _STUDENT.c.id == _CONTRACTS.c.student_id)
+    .where(_PAYMENTS.c.checkout_session_id == bindparam("session_id"))
+    .with_for_update(of=_CONTRACTS)
+)
+
+# A row of `_LOCKED_ATTEMPT`, its columns read by name.
+Attempt: TypeAlias = Row[*tuple[Any, ...]]
+
+_SETTLED = (
+    PaymentRecordStatus.SUCCEEDED,
+    PaymentRecordStatus.REFUNDED,
+    PaymentRecordStatus.PARTIALLY_REFUNDED,
 )
 
 
-def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contract | None]:
-    """The payment record and locked contract a Checkout session belongs to.
+def _locked_attempt(session: dict[str, Any]) -> Attempt | None:
+    """The attempt a Checkout session belongs to, its contract's row locked.
 
-    One statement in the usual case: the payment joined to its contract, the
-    contract row locked, its coach and student loaded for the notification.
     A session with no record of ours yet (the pay request crashed after Stripe
     answered, say) whose metadata names a real contract gets a record built from
     what Stripe reports, so the payment is never dropped.
     """
     lock_sqlite(db.session, Payment.checkout_session_id, session["id"])
-    row = db.session.execute(_ATTEMPT_AND_LOCKED_CONTRACT, {"session_id": session["id"]}).first()
-    if row is not None:
-        return row.Payment, row.Contract
+    params = {"session_id": session["id"]}
+    attempt = db.session.execute(_LOCKED_ATTEMPT, params).first()
+    if attempt is None and _record_attempt_from_stripe(session):
+        attempt = db.session.execute(_LOCKED_ATTEMPT, params).first()
+    return attempt
+
+
+def _record_attempt_from_stripe(session: dict[str, Any]) -> bool:
+    """Record a Checkout session we have no attempt for; False if it names no contract."""
     contract_id = _metadata_contract_id(session)
     contract = lock_contract(contract_id) if contract_id is not None else None
     if contract is None:
-        return None, None
+        return False
     # Under the contract's lock: a concurrent delivery may have recorded it meanwhile.
-    payment = _payment_by(checkout_session_id=session["id"])
-    if payment is None:
+    if _payment_by(checkout_session_id=session["id"]) is None:
+        customer = session.get("customer")
         payment = Payment(
             contract_id=contract.id,
             checkout_session_id=session["id"],
-            customer_id=session.get("customer")
-            if isinstance(session.get("customer"), str)
-            else None,
+            customer_id=customer if isinstance(customer, str) else None,
             amount=int(session.get("amount_total") or 0),
             currency=str(session.get("currency") or contract.currency),
             stripe_metadata=dict(session.get("metadata") or {}),
@@ -269,134 +304,156 @@ def _payment_for_session(session: dict[str, Any]) -> tuple[Payment | None, Contr
             actor_label="stripe",
             after={"checkout_session_id": session["id"]},
         )
-    return payment, contract
+    return True
 
 
-def _mismatch(contract: Contract, payment: Payment, session: dict[str, Any]) -> str | None:
+def _mismatch(attempt: Attempt, session: dict[str, Any]) -> str | None:
     problems = []
-    if session.get("amount_total") != contract.total_amount:
-        problems.append(f"amount {session.get('amount_total')} ≠ {contract.total_amount}")
-    if session.get("currency") != contract.currency:
-        problems.append(f"currency {session.get('currency')} ≠ {contract.currency}")
-    if _metadata_contract_id(session) != contract.id or payment.contract_id != contract.id:
-        problems.append(f"contract {_metadata_contract_id(session)} ≠ {contract.id}")
+    if session.get("amount_total") != attempt.total_amount:
+        problems.append(f"amount {session.get('amount_total')} ≠ {attempt.total_amount}")
+    if session.get("currency") != attempt.currency:
+        problems.append(f"currency {session.get('currency')} ≠ {attempt.currency}")
+    if _metadata_contract_id(session) != attempt.contract_id:
+        problems.append(f"contract {_metadata_contract_id(session)} ≠ {attempt.contract_id}")
     return "; ".join(problems) or None
 
 
-def _charge_details(payment: Payment, session: dict[str, Any]) -> dict[str, Any]:
-    """What the session tells about the charge, as payment columns; never calls Stripe.
+def _charge_details(attempt: Attempt, session: dict[str, Any]) -> dict[str, Any]:
+    """What the session tells about the charge that the record lacks, as payment columns.
 
-    A webhook's session names its payment intent by id only; the success page
-    retrieves it expanded, with the charge's receipt URL and method. Fetching it
-    here would put a network round trip inside the contract's row lock.
+    Never calls Stripe: a webhook's session names its payment intent by id only;
+    the success page retrieves it expanded, with the charge's receipt URL and
+    method. Fetching it here would put a network round trip inside the
+    contract's row lock.
     """
     intent = session.get("payment_intent")
+    told: dict[str, Any] = {}
     if isinstance(intent, str):
-        return {"payment_intent_id": payment.payment_intent_id or intent}
-    if not isinstance(intent, dict):
-        return {}
-    details: dict[str, Any] = {"payment_intent_id": intent["id"]}
-    charge = intent.get("latest_charge")
-    if isinstance(charge, dict):
-        method = (charge.get("payment_method_details") or {}).get("type")
-        details["receipt_url"] = charge.get("receipt_url") or payment.receipt_url
-        details["payment_method_type"] = method or payment.payment_method_type
-    return details
+        told["payment_intent_id"] = intent
+    elif isinstance(intent, dict):
+        told["payment_intent_id"] = intent["id"]
+        charge = intent.get("latest_charge")
+        if isinstance(charge, dict):
+            told["receipt_url"] = charge.get("receipt_url")
+            told["payment_method_type"] = (charge.get("payment_method_details") or {}).get("type")
+    return {
+        column: value
+        for column, value in told.items()
+        if value and value != getattr(attempt, column)
+    }
 
 
 def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     """Settle a Checkout session Stripe reports; the one path for webhook and success page.
 
     Idempotent: whatever the number and order of calls, a paid session activates
-    its contract once. Returns what happened, for the event log. The hottest
-    path Stripe drives: rows are written with plain UPDATEs, and the writes that
+    its contract once. Returns what happened, for the event log. The writes that
     activate a contract go to the database in one round trip.
     """
-    payment, contract = _payment_for_session(session)
-    if payment is None or contract is None:
+    attempt = _locked_attempt(session)
+    if attempt is None:
         return "unrelated"
-    charge = _charge_details(payment, session)
-    if payment.status in (
-        PaymentRecordStatus.SUCCEEDED,
-        PaymentRecordStatus.REFUNDED,
-        PaymentRecordStatus.PARTIALLY_REFUNDED,
-    ):
-        write_row(db.session, payment, **charge)  # the success page may bring the receipt
+    charge = _charge_details(attempt, session)
+    if attempt.status in _SETTLED:
+        if charge:  # the success page may bring the receipt
+            update_row(db.session, _PAYMENTS, attempt.id, **charge)
         return "already_fulfilled"
     if session.get("payment_status") != "paid":
         if session.get("status") == "complete" and _may_move(
-            payment, PaymentRecordStatus.PROCESSING
+            attempt.status, PaymentRecordStatus.PROCESSING
         ):
-            write_row(db.session, payment, status=PaymentRecordStatus.PROCESSING, **charge)
+            update_row(
+                db.session, _PAYMENTS, attempt.id, status=PaymentRecordStatus.PROCESSING, **charge
+            )
             return "processing"
         return "not_paid"
-    reason = _mismatch(contract, payment, session)
+    reason = _mismatch(attempt, session)
     if reason is not None:
-        if payment.review_reason is None:
-            write_row(db.session, payment, review_reason=reason)
+        if attempt.review_reason is None:
+            update_row(db.session, _PAYMENTS, attempt.id, review_reason=reason)
             audit(
-                "payment.flagged", payment, actor_label=f"stripe:{source}", after={"reason": reason}
+                "payment.flagged",
+                ("payments", attempt.id),
+                actor_label=f"stripe:{source}",
+                after={"reason": reason},
             )
         return "flagged"
     succeeded = check_transition(
-        PAYMENT_RECORD_TRANSITIONS, payment.status, PaymentRecordStatus.SUCCEEDED, "payment"
+        PAYMENT_RECORD_TRANSITIONS, attempt.status, PaymentRecordStatus.SUCCEEDED, "payment"
     )
     paid_at = utcnow()
-    if contract.paid_at is not None:
-        write_row(db.session, payment, status=succeeded, paid_at=paid_at, **charge)
-        return _refund_duplicate(payment, contract)
-    before = {"status": contract.status.value, "payment_status": contract.payment_status.value}
+    intent_id = charge.get("payment_intent_id", attempt.payment_intent_id)
+    if attempt.contract_paid_at is not None:
+        return _refund_duplicate(attempt, intent_id, paid_at, charge)
     active = check_transition(
-        CONTRACT_TRANSITIONS, contract.status, ContractStatus.ACTIVE, "contract"
+        CONTRACT_TRANSITIONS, attempt.contract_status, ContractStatus.ACTIVE, "contract"
     )
     paid = check_transition(
-        PAYMENT_STATUS_TRANSITIONS, contract.payment_status, PaymentStatus.PAID, "payment"
+        PAYMENT_STATUS_TRANSITIONS, attempt.contract_payment_status, PaymentStatus.PAID, "payment"
     )
+    amount = format_money(attempt.total_amount, attempt.currency)
     with one_round_trip(db.session):
-        write_row(db.session, payment, status=succeeded, paid_at=paid_at, **charge)
-        write_row(db.session, contract, status=active, payment_status=paid, paid_at=paid_at)
+        update_row(db.session, _PAYMENTS, attempt.id, status=succeeded, paid_at=paid_at, **charge)
+        update_row(
+            db.session,
+            _CONTRACTS,
+            attempt.contract_id,
+            status=active,
+            payment_status=paid,
+            paid_at=paid_at,
+        )
         audit(
             "contract.paid",
-            contract,
+            ("contracts", attempt.contract_id),
             actor_label=f"stripe:{source}",
-            before=before,
+            before={
+                "status": attempt.contract_status.value,
+                "payment_status": attempt.contract_payment_status.value,
+            },
             after={
                 "status": active.value,
                 "payment_status": paid.value,
-                "payment_id": payment.id,
-                "checkout_session_id": payment.checkout_session_id,
-                "payment_intent_id": payment.payment_intent_id,
+                "payment_id": attempt.id,
+                "checkout_session_id": attempt.checkout_session_id,
+                "payment_intent_id": intent_id,
             },
         )
         notify(
-            contract.coach,
-            f"{contract.student.name} paid "
-            f"{format_money(contract.total_amount, contract.currency)} "
-            f"for “{contract.title}”. You can schedule sessions now.",
-            link=url_for("contracts.detail", contract_id=contract.id),
-            subject=f"Coachpact: “{contract.title}” is paid",
+            Recipient(attempt.coach_id, attempt.coach_email),
+            f"{attempt.student_name} paid {amount} for “{attempt.title}”. "
+            "You can schedule sessions now.",
+            link=url_for("contracts.detail", contract_id=attempt.contract_id),
+            subject=f"Coachpact: “{attempt.title}” is paid",
         )
     return "fulfilled"
 
 
-def _refund_duplicate(payment: Payment, contract: Contract) -> str:
+def _refund_duplicate(
+    attempt: Attempt, intent_id: str | None, paid_at: datetime, charge: dict[str, Any]
+) -> str:
     """A second paid session for an already paid contract goes back in full."""
-    if payment.payment_intent_id is None:
+    if intent_id is None:
         raise RetryLater("duplicate payment without a payment intent yet")
     refund = stripe_api.create_refund(
         {
-            "payment_intent": payment.payment_intent_id,
+            "payment_intent": intent_id,
             "reason": "duplicate",
-            "metadata": {"contract_id": str(contract.id), "payment_id": str(payment.id)},
+            "metadata": {"contract_id": str(attempt.contract_id), "payment_id": str(attempt.id)},
         },
-        stripe_api.idempotency_key("refund-duplicate", payment.checkout_session_id),
+        stripe_api.idempotency_key("refund-duplicate", attempt.checkout_session_id),
     )
-    write_row(
-        db.session, payment, status=PaymentRecordStatus.REFUNDED, amount_refunded=refund.amount
+    update_row(
+        db.session,
+        _PAYMENTS,
+        attempt.id,
+        status=PaymentRecordStatus.REFUNDED,
+        paid_at=paid_at,
+        amount_refunded=refund.amount,
+        **charge,
     )
     audit(
         "payment.duplicate_refunded",
-        payment,
+        ("payments", attempt.id),
         actor_label="system",
         after={"refund_id": refund.id, "amount": refund.amount},
     )
@@ -416,7 +473,8 @@ def confirm_return(contract_id: int, student: User, session_id: str) -> Payment 
     if session is None:
         return None
     fulfil_checkout(session.to_dict(), source="success_page")
-    db.session.flush()
+    # Fulfilment writes with plain statements: what the page shows is read afresh.
+    db.session.expire_all()
     return payment
 
 
@@ -424,23 +482,41 @@ def confirm_return(contract_id: int, student: User, session_id: str) -> Payment 
 
 
 def _fail_session(session: dict[str, Any]) -> str:
-    payment, contract = _payment_for_session(session)
-    if payment is None or contract is None:
+    attempt = _locked_attempt(session)
+    if attempt is None:
         return "unrelated"
-    if not _move_payment(payment, PaymentRecordStatus.FAILED):
+    if not _may_move(attempt.status, PaymentRecordStatus.FAILED):
         return "stale"
-    payment.failure_reason = "The bank debit did not go through."
-    if contract.paid_at is None:
-        _set_contract_payment(contract, PaymentStatus.FAILED)
-    audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
+    reason = "The bank debit did not go through."
+    update_row(
+        db.session,
+        _PAYMENTS,
+        attempt.id,
+        status=PaymentRecordStatus.FAILED,
+        failure_reason=reason,
+    )
+    if attempt.contract_paid_at is None:
+        failed = check_transition(
+            PAYMENT_STATUS_TRANSITIONS,
+            attempt.contract_payment_status,
+            PaymentStatus.FAILED,
+            "payment",
+        )
+        update_row(db.session, _CONTRACTS, attempt.contract_id, payment_status=failed)
+    audit(
+        "payment.failed", ("payments", attempt.id), actor_label="stripe", after={"reason": reason}
+    )
     return "failed"
 
 
 def _expire_session(session: dict[str, Any]) -> str:
-    payment, contract = _payment_for_session(session)
-    if payment is None or contract is None:
+    attempt = _locked_attempt(session)
+    if attempt is None:
         return "unrelated"
-    return "expired" if _move_payment(payment, PaymentRecordStatus.EXPIRED) else "stale"
+    if not _may_move(attempt.status, PaymentRecordStatus.EXPIRED):
+        return "stale"
+    update_row(db.session, _PAYMENTS, attempt.id, status=PaymentRecordStatus.EXPIRED)
+    return "expired"
 
 
 def _intent_failed(intent: dict[str, Any]) -> str:
