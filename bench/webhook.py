@@ -202,16 +202,6 @@ def post_all(port: int, events: list[tuple[bytes, str]], concurrency: int, name:
     return Run(name, len(events), time.perf_counter() - started, latencies, statuses)
 
 
-def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, name: str) -> Run:
-    """`post_all`, with the CPU time the server's processes spent per event."""
-    before = server.cpu_seconds()
-    run = post_all(server.port, events, concurrency, name)
-    after = server.cpu_seconds()
-    if before is not None and after is not None:
-        run.server_cpu_ms = (after - before) * 1000 / len(events)
-    return run
-
-
 # --- gunicorn -----------------------------------------------------------------------
 
 
@@ -299,6 +289,16 @@ class Gunicorn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, name: str) -> Run:
+    """`post_all`, with the CPU time the server's processes spent per event."""
+    before = server.cpu_seconds()
+    run = post_all(server.port, events, concurrency, name)
+    after = server.cpu_seconds()
+    if before is not None and after is not None:
+        run.server_cpu_ms = (after - before) * 1000 / len(events)
+    return run
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -583,8 +583,15 @@ def summary(result: Result) -> str:
         f"{result.kind}: app {a.rate:.0f} ev/s (p50 {a.percentile(50):.0f} ms, "
         f"p99 {a.percentile(99):.0f} ms, {a.non_2xx} non-2xx) | floor {f.rate:.0f} ev/s "
         f"(p50 {f.percentile(50):.0f} ms, p99 {f.percentile(99):.0f} ms, {f.non_2xx} non-2xx) "
-        f"| app/floor {a.rate / f.rate:.2f} | {verdict}"
+        f"| app/floor {a.rate / f.rate:.2f}{cpu_ratio(a, f)} | {verdict}"
     )
+
+
+def cpu_ratio(app: Run, floor: Run) -> str:
+    """The server CPU per event, floor/app (above 1: the app spends less), where known."""
+    if not app.server_cpu_ms or not floor.server_cpu_ms:
+        return ""
+    return f" | cpu/ev floor/app {floor.server_cpu_ms / app.server_cpu_ms:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
