@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from contracts.services import (
 )
 from db_types import utcnow
 from extensions import db
+from payments.models import Payment, PaymentRecordStatus
 
 DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
 
@@ -184,12 +186,33 @@ def _add_sessions(title: str, days: list[int]) -> None:
 
 
 def _settle(contract: Contract, status: ContractStatus) -> None:
-    # Demo contracts past `pending` get the fields a payment would have set.
+    # Demo contracts past `pending` get the fields, and the record of the Checkout
+    # attempt, that a real payment would have left.
     contract.status = status
     if status in _PAYMENT_FOR:
         contract.payment_status = _PAYMENT_FOR[status]
         contract.paid_at = utcnow()
+        refunded = status is ContractStatus.REFUNDED
+        db.session.add(
+            Payment(
+                contract_id=contract.id,
+                checkout_session_id=f"cs_test_{_demo_id(contract.id)}",
+                payment_intent_id=f"pi_test_{_demo_id(contract.id)}",
+                amount=contract.total_amount,
+                currency=contract.currency,
+                status=PaymentRecordStatus.REFUNDED if refunded else PaymentRecordStatus.SUCCEEDED,
+                amount_refunded=contract.total_amount if refunded else 0,
+                payment_method_type="card",
+                paid_at=contract.paid_at,
+                stripe_metadata={"contract_id": str(contract.id), "attempt": "1"},
+            )
+        )
     db.session.flush()
+
+
+def _demo_id(contract_id: int) -> str:
+    # Stripe-like ids (the page shows their last 8 characters), the same on every run.
+    return hashlib.sha256(f"coachpact-demo-{contract_id}".encode()).hexdigest()[:24]
 
 
 def register_cli(app: Flask) -> None:

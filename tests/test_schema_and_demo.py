@@ -74,3 +74,21 @@ def test_demo_sessions_fit_their_contracts(runner, db):
             assert len(statuses) < contract.session_count
         else:
             assert statuses == []
+
+
+def test_paid_demo_contracts_have_the_payment_that_paid_them(runner, db):
+    from payments.models import Payment, PaymentRecordStatus
+
+    runner.invoke(args=["demo-data"])
+    for contract in db.session.scalars(select(Contract)):
+        payments = list(db.session.scalars(select(Payment).filter_by(contract_id=contract.id)))
+        if contract.paid_at is None:
+            assert payments == []
+            continue
+        (payment,) = payments
+        assert (payment.amount, payment.currency) == (contract.total_amount, contract.currency)
+        refunded = contract.status is ContractStatus.REFUNDED
+        assert payment.status is (
+            PaymentRecordStatus.REFUNDED if refunded else PaymentRecordStatus.SUCCEEDED
+        )
+        assert payment.amount_refunded == (contract.total_amount if refunded else 0)
