@@ -114,6 +114,35 @@ def test_a_crash_before_commit_writes_nothing_and_the_redelivery_fulfils(
 
 
 @pytest.mark.parametrize("sandbox_knobs", [HOLD])
+def test_the_coach_is_mailed_once_after_commit_and_never_for_a_rollback(
+    db, client, app, paid_events, sandbox_knobs, monkeypatch
+):
+    from contracts.models import Contract
+    from extensions import mail
+
+    contract_id, events = paid_events
+    real_commit = db.session.commit
+
+    def commit_fails():
+        raise RuntimeError("the database went away at commit")
+
+    monkeypatch.setattr(db.session, "commit", commit_fails)
+    with mail.record_messages() as outbox:
+        assert deliver(client, completed(events)).status_code == 500
+    assert outbox == []
+    assert contract_state(db, contract_id) == ("pending", "pending")
+
+    monkeypatch.setattr(db.session, "commit", real_commit)
+    with mail.record_messages() as outbox:
+        for _ in range(3):
+            assert deliver(client, completed(events)).status_code == 200
+    (message,) = outbox
+    assert message.recipients == [db.session.get(Contract, contract_id).coach.email]
+    assert "is paid" in message.subject
+    assert f"/contracts/{contract_id}" in message.body
+
+
+@pytest.mark.parametrize("sandbox_knobs", [HOLD])
 def test_webhook_and_success_page_racing(
     db, client, student_client, paid_events, sandbox_knobs, app
 ):
