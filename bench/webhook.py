@@ -1,16 +1,19 @@
 """Benchmark `POST /webhooks/stripe` under gunicorn against a minimal floor.
 
-    .venv/bin/python bench/webhook.py [--events N] [--concurrency 16]
+    .venv/bin/python bench/webhook.py [--events N] [--rounds R] [--concurrency 16]
                                       [--databases sqlite,postgresql] [--profile]
 
-For each database: build the app's schema with the migrations, set up N pending
-contracts (plus a few for warm-up), each with a pending Checkout payment; serve
-the app with gunicorn (2 sync workers) and post N distinct signed
-`checkout.session.completed` events at the given concurrency; check that every
-contract is now active and paid. Then serve `bench/floor.py` (signature check,
-one insert, one update, one transaction) with the same gunicorn settings on the
-same kind of database and post the same number of events. Prints events/s, p50
-and p99 latency and non-2xx counts for both, and the app/floor throughput ratio.
+For each database: build the app's schema with the migrations and set up R x N
+pending contracts (plus a few for warm-up), each with a pending Checkout
+payment. Serve the app and `bench/floor.py` (signature check, one insert, one
+update, one transaction) side by side, each with gunicorn (2 sync workers), on
+that database. Then, round by round, post N distinct signed
+`checkout.session.completed` events at the given concurrency to the app, and
+the same N events to the floor: taking turns, so that a noisy neighbour slows
+both alike. Check that every contract is now active and paid and that the floor
+recorded every event. Prints events/s, p50 and p99 latency, server CPU per event
+and non-2xx counts per round, the app/floor throughput ratio per round, and a
+summary with the median ratio.
 
 PostgreSQL: a scratch database is created on the server named by `--pg-url`
 and dropped afterwards; the run is skipped, with the reason, if the server
@@ -32,6 +35,7 @@ import queue
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -498,6 +502,7 @@ class Result:
     floor: Run | None = None
     failures: list[str] = field(default_factory=list)
     skipped: str | None = None
+    ratios: list[float] = field(default_factory=list)  # app/floor throughput, per round
 
 
 def print_profile(profile_dir: Path, top: int = 30) -> None:
@@ -510,62 +515,86 @@ def print_profile(profile_dir: Path, top: int = 30) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
+def merged(name: str, runs: list[Run]) -> Run:
+    """Several rounds of one server as one run: all events over all the time spent."""
+    cpu = [r.server_cpu_ms * r.events for r in runs if r.server_cpu_ms is not None]
+    events = sum(r.events for r in runs)
+    statuses: dict[int, int] = {}
+    for run in runs:
+        for status, count in run.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    return Run(
+        name,
+        events,
+        sum(r.seconds for r in runs),
+        [ms for r in runs for ms in r.latencies_ms],
+        statuses,
+        sum(cpu) / events if len(cpu) == len(runs) else None,
+    )
+
+
 def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Result:
     result = Result(db.kind)
-    n, warm = args.events, args.warmup
-    print(f"\n== {db.kind}: {n} events (+{warm} warm-up), concurrency {args.concurrency}, "
+    n, warm, rounds = args.events, args.warmup, args.rounds
+    print(f"\n== {db.kind}: {rounds} rounds of {n} events each for the app and the floor, "
+          f"taking turns (+{warm} warm-up), concurrency {args.concurrency}, "
           f"gunicorn -w {WORKERS} -k sync ==", flush=True)
 
     started = time.perf_counter()
-    targets = setup_app_database(db.uri, n + warm)
+    targets = setup_app_database(db.uri, rounds * n + warm)
     contract_ids = [t.contract_id for t in targets]
+    setup_floor_tables(db.uri, contract_ids)
     print(f"  setup: migrated, {len(targets)} pending contracts with payments "
           f"in {time.perf_counter() - started:.1f} s", flush=True)
 
-    # --- the app
     extra = {}
     profile_dir = workdir / f"profile-{db.kind}"
     if args.profile:
         profile_dir.mkdir()
         extra["BENCH_PROFILE_DIR"] = str(profile_dir)
+    # The app and the floor get the same events; each records them in its own tables.
     events = build_events(targets)
-    with Gunicorn("bench.app_wsgi:app", server_env(db.uri, **extra),
-                  workdir / f"app-{db.kind}.log") as server:
-        server.wait_healthy()
-        post_all(server.port, events[n:], args.concurrency, "warmup")
-        result.app = timed(server, events[:n], args.concurrency, "app")
-    if result.app.non_2xx:
-        print(f"  app log tail:\n{server.log_tail(15)}")
+    warmup, timed_events = events[rounds * n:], events[: rounds * n]
+    app_runs: list[Run] = []
+    floor_runs: list[Run] = []
+    with (
+        Gunicorn("bench.app_wsgi:app", server_env(db.uri, **extra),
+                 workdir / f"app-{db.kind}.log") as app,
+        Gunicorn("bench.floor:app", server_env(db.uri), workdir / f"floor-{db.kind}.log") as floor,
+    ):
+        app.wait_healthy()
+        floor.wait_healthy()
+        post_all(app.port, warmup, args.concurrency, "warmup")
+        post_all(floor.port, warmup, args.concurrency, "warmup")
+        print("           events/s    p50 ms    p99 ms  cpu ms/ev  non-2xx   statuses")
+        # Taking turns, round by round, so that a noisy neighbour slows both alike.
+        for i in range(rounds):
+            batch = timed_events[i * n : (i + 1) * n]
+            app_runs.append(timed(app, batch, args.concurrency, "app"))
+            floor_runs.append(timed(floor, batch, args.concurrency, "floor"))
+            print(app_runs[-1].row())
+            print(floor_runs[-1].row())
+            result.ratios.append(app_runs[-1].rate / floor_runs[-1].rate)
+            print(f"  round {i + 1}: app/floor {result.ratios[-1]:.2f}", flush=True)
+        for server, runs in ((app, app_runs), (floor, floor_runs)):
+            if any(run.non_2xx for run in runs):
+                print(f"  {runs[0].name} log tail:\n{server.log_tail(15)}")
+    result.app, result.floor = merged("app", app_runs), merged("floor", floor_runs)
+
+    expected = rounds * n + warm
     paid, succeeded = count_app_paid(db.uri, contract_ids)
-    expected = n + warm
     print(f"  app verified: {paid}/{expected} contracts active+paid, "
           f"{succeeded} payments succeeded", flush=True)
     if paid != expected or succeeded != expected:
         result.failures.append(f"{db.kind} app: {paid}/{expected} contracts active+paid, "
                                f"{succeeded}/{expected} payments succeeded")
         print("  !!! WRONG COUNT: the app did not fulfil every event !!!", flush=True)
-
-    # --- the floor
-    setup_floor_tables(db.uri, contract_ids)
-    events = build_events(targets)
-    floor_log = workdir / f"floor-{db.kind}.log"
-    with Gunicorn("bench.floor:app", server_env(db.uri), floor_log) as server:
-        server.wait_healthy()
-        post_all(server.port, events[n:], args.concurrency, "warmup")
-        result.floor = timed(server, events[:n], args.concurrency, "floor")
-    if result.floor.non_2xx:
-        print(f"  floor log tail:\n{server.log_tail(15)}")
     logged, active = count_floor(db.uri)
     print(f"  floor verified: {logged}/{expected} events recorded, {active} rows active",
           flush=True)
     if logged != expected or active != expected:
         result.failures.append(f"{db.kind} floor: {logged}/{expected} events, {active} active")
         print("  !!! WRONG COUNT: the floor did not record every event !!!", flush=True)
-
-    print("           events/s    p50 ms    p99 ms  cpu ms/ev  non-2xx   statuses")
-    print(result.app.row())
-    print(result.floor.row())
-    print(f"  ratio app/floor throughput: {result.app.rate / result.floor.rate:.2f}", flush=True)
     if args.profile:
         print(f"\n  cProfile of the app's workers ({db.kind}; figures above are slowed by it):")
         print_profile(profile_dir)
@@ -579,11 +608,13 @@ def summary(result: Result) -> str:
         return f"{result.kind}: failed ({'; '.join(result.failures)})"
     a, f = result.app, result.floor
     verdict = "OK" if not result.failures else "WRONG COUNT"
+    ratios = sorted(result.ratios)
     return (
         f"{result.kind}: app {a.rate:.0f} ev/s (p50 {a.percentile(50):.0f} ms, "
         f"p99 {a.percentile(99):.0f} ms, {a.non_2xx} non-2xx) | floor {f.rate:.0f} ev/s "
         f"(p50 {f.percentile(50):.0f} ms, p99 {f.percentile(99):.0f} ms, {f.non_2xx} non-2xx) "
-        f"| app/floor {a.rate / f.rate:.2f}{cpu_ratio(a, f)} | {verdict}"
+        f"| app/floor median {statistics.median(ratios):.2f} of {len(ratios)} rounds "
+        f"({ratios[0]:.2f}–{ratios[-1]:.2f}){cpu_ratio(a, f)} | {verdict}"
     )
 
 
@@ -596,7 +627,10 @@ def cpu_ratio(app: Run, floor: Run) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=2000, help="timed events per server")
+    parser.add_argument("--events", type=int, default=1000,
+                        help="timed events per server and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; the app and the floor take turns, one round each")
     parser.add_argument("--warmup", type=int, default=100, help="untimed events first")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--databases", default="sqlite,postgresql",
@@ -609,9 +643,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     unknown = set(kinds) - {"sqlite", "postgresql"}
-    if unknown or args.events < 1 or args.concurrency < 1 or args.warmup < 0:
+    if unknown or min(args.events, args.concurrency, args.rounds) < 1 or args.warmup < 0:
         parser.error(f"bad arguments (unknown databases: {sorted(unknown)})" if unknown
-                     else "--events and --concurrency must be positive")
+                     else "--events, --rounds and --concurrency must be positive")
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="coachpact-bench-") as tmp:
