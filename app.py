@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from config import load_config
 from contracts.localtime import DISPLAY_FORMAT, format_local
-from db_types import use_wal_on_sqlite
+from db_types import tune_sqlite
 from extensions import bootstrap, csrf, db, limiter, login_manager, mail, migrate
 
 ERROR_MESSAGES = {
@@ -44,7 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        use_wal_on_sqlite(db.engine)
+        tune_sqlite(db.engine)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -138,17 +138,21 @@ def one_round_trip(session: Any) -> Iterator[None]:
         raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
 
 
-def use_wal_on_sqlite(engine: sa.Engine) -> None:
-    """Put an SQLite database in write-ahead-log mode on every new connection.
+def tune_sqlite(engine: sa.Engine) -> None:
+    """Set up every new connection to an SQLite database the way the app needs it.
 
-    Readers then never wait for the writer (several app processes share one
-    file), and a commit costs one sync of the log instead of the rollback
-    journal's several, so the write lock is held for less time. Durability is
-    unchanged: `synchronous` stays FULL. Nothing is done for other databases.
+    - Foreign keys are enforced (SQLite leaves them off unless asked, per connection).
+    - Write-ahead log: readers never wait for the writer (several app processes
+      share one file), and a commit costs one sync of the log instead of the
+      rollback journal's several, so the write lock is held for less time.
+      Durability is unchanged: `synchronous` stays FULL.
+
+    Nothing is done for other databases.
     """
     if engine.dialect.name != "sqlite":
         return
 
     @sa.event.listens_for(engine, "connect")
-    def _wal(dbapi_connection: Any, _record: Any) -> None:
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
         dbapi_connection.execute("PRAGMA journal_mode=WAL")

@@ -54,3 +54,24 @@ def test_update_row_sets_the_values_and_stamps_updated_at(db, make_proposal):
     contract = db.session.get(Contract, contract_id)
     assert contract.payment_status is PaymentStatus.FAILED
     assert contract.updated_at > stamped
+
+
+def test_foreign_keys_are_enforced_on_every_database(db):
+    from db_types import table_of, utcnow
+    from notifications.models import Notification
+
+    orphan = {"user_id": 987654, "message": "for nobody", "link": None, "created_at": utcnow()}
+    with pytest.raises(IntegrityError):
+        db.session.execute(insert(table_of(Notification)), orphan)
+        db.session.flush()
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+def test_sqlite_runs_in_write_ahead_log_mode(db):
+    from sqlalchemy import text
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("a setting of SQLite's")
+    assert db.session.scalar(text("PRAGMA journal_mode")) == "wal"
+    assert db.session.scalar(text("PRAGMA foreign_keys")) == 1
