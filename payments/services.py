@@ -82,11 +82,15 @@ def payments_of(contract: Contract) -> list[Payment]:
     )
 
 
+def _contract_payment_after(current: PaymentStatus, new: PaymentStatus) -> PaymentStatus:
+    """A contract's payment status moved to `new`; staying put needs no transition."""
+    if current is new:
+        return new
+    return check_transition(PAYMENT_STATUS_TRANSITIONS, current, new, "payment")
+
+
 def _set_contract_payment(contract: Contract, status: PaymentStatus) -> None:
-    if contract.payment_status is not status:
-        contract.payment_status = check_transition(
-            PAYMENT_STATUS_TRANSITIONS, contract.payment_status, status, "payment"
-        )
+    contract.payment_status = _contract_payment_after(contract.payment_status, status)
 
 
 def _may_move(current: PaymentRecordStatus, new: PaymentRecordStatus) -> bool:
@@ -229,14 +233,16 @@ _STUDENT = table_of(User).alias("student")
 # locks) and what the coach's notification needs.
 _LOCKED_ATTEMPT = (
     select(
-        _PAYMENTS.c.id,
-        _PAYMENTS.c.contract_id,
-        _PAYMENTS.c.checkout_session_id,
-        _PAYMENTS.c.payment_intent_id,
-        _PAYMENTS.c.status,
-        _PAYMENTS.c.review_reason,
-        _PAYMENTS.c.receipt_url,
-        _PAYMENTS.c.payment_method_type,
+        *_PAYMENTS.c[
+            "id",
+            "contract_id",
+            "checkout_session_id",
+            "payment_intent_id",
+            "status",
+            "review_reason",
+            "receipt_url",
+            "payment_method_type",
+        ],
         _CONTRACTS.c.status.label("contract_status"),
         _CONTRACTS.c.payment_status.label("contract_payment_status"),
         _CONTRACTS.c.paid_at.label("contract_paid_at"),
@@ -388,9 +394,7 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     active = check_transition(
         CONTRACT_TRANSITIONS, attempt.contract_status, ContractStatus.ACTIVE, "contract"
     )
-    paid = check_transition(
-        PAYMENT_STATUS_TRANSITIONS, attempt.contract_payment_status, PaymentStatus.PAID, "payment"
-    )
+    paid = _contract_payment_after(attempt.contract_payment_status, PaymentStatus.PAID)
     amount = format_money(attempt.total_amount, attempt.currency)
     with one_round_trip(db.session):
         update_row(db.session, _PAYMENTS, attempt.id, status=succeeded, paid_at=paid_at, **charge)
@@ -496,13 +500,9 @@ def _fail_session(session: dict[str, Any]) -> str:
         failure_reason=reason,
     )
     if attempt.contract_paid_at is None:
-        failed = check_transition(
-            PAYMENT_STATUS_TRANSITIONS,
-            attempt.contract_payment_status,
-            PaymentStatus.FAILED,
-            "payment",
-        )
-        update_row(db.session, _CONTRACTS, attempt.contract_id, payment_status=failed)
+        failed = _contract_payment_after(attempt.contract_payment_status, PaymentStatus.FAILED)
+        if failed is not attempt.contract_payment_status:
+            update_row(db.session, _CONTRACTS, attempt.contract_id, payment_status=failed)
     audit(
         "payment.failed", ("payments", attempt.id), actor_label="stripe", after={"reason": reason}
     )
