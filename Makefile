@@ -20,20 +20,24 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# Upgrades the database, loads the demo data, then serves the app. Without a
-# STRIPE_SECRET_KEY the Stripe sandbox runs beside it (and stops with it).
+# Upgrades the database, loads the demo data, then serves the app with one job
+# consumer beside it (on the SQLite queue under instance/, or Redis with REDIS_URL).
+# Without a STRIPE_SECRET_KEY the Stripe sandbox runs too. All stop together.
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
 	$(FLASK) demo-data
-	@if [ -z "$$STRIPE_SECRET_KEY" ]; then \
+	@pids=""; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	  SANDBOX_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe \
 	    $(BIN)/python -m sandbox --port $(SANDBOX_PORT) & \
-	  sandbox_pid=$$!; trap 'kill $$sandbox_pid 2>/dev/null' EXIT INT TERM; \
-	  echo "Stripe sandbox on http://127.0.0.1:$(SANDBOX_PORT)"; \
-	  STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT) $(FLASK) run --port $(APP_PORT); \
-	else \
-	  $(FLASK) run --port $(APP_PORT); \
-	fi
+	  pids="$$!"; \
+	  export STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT); \
+	  echo "Stripe sandbox on $$STRIPE_API_BASE"; \
+	fi; \
+	$(FLASK) jobs consume --workers 2 & \
+	pids="$$pids $$!"; \
+	$(FLASK) run --port $(APP_PORT)
 
 test: $(VENV)/.dev
 	$(BIN)/pytest

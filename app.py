@@ -15,9 +15,10 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+import jobs
 from config import load_config
 from contracts.localtime import DISPLAY_FORMAT, format_local
-from db_types import tune_sqlite
+from database.sqlite import tune_sqlite
 from extensions import bootstrap, csrf, db, limiter, login_manager, mail, migrate
 
 ERROR_MESSAGES = {
@@ -65,10 +66,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from contracts.views import bp as contracts_bp
     from demo import register_cli as register_demo_cli
     from notifications import services as notification_services
+    from notifications import tasks as _notification_tasks  # noqa: F401
     from notifications.views import bp as notifications_bp
+    from payments import events as _payment_events  # noqa: F401 (registers its jobs)
     from payments import models as _payments_models  # noqa: F401
     from payments.cli import register_cli as register_payments_cli
-    from payments.services import payments_of
     from payments.views import bp as payments_bp
     from payments.webhooks import bp as webhooks_bp
 
@@ -81,10 +83,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_account_cli(app)
     register_demo_cli(app)
     register_payments_cli(app)
-    notification_services.init_app(app)
+    jobs.init_app(app)
     app.add_template_filter(format_money, "money")
     app.add_template_filter(localtime, "localtime")
-    app.add_template_global(payments_of, "payments_of")
 
     @app.context_processor
     def unread_notifications() -> dict[str, int]:

@@ -91,6 +91,13 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
             "SESSION_CANCEL_NOTICE_HOURS", env.get("SESSION_CANCEL_NOTICE_HOURS", "24")
         ),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.
+        "REDIS_URL": redis_url,
+        "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH")
+        or str(Path(instance_path) / "jobs.sqlite3"),
+        "JOBS_QUEUE_NAME": env.get("JOBS_QUEUE_NAME", "coachpact"),
+        # Run each job at once where it is enqueued, with no consumer (tests, one-off scripts).
+        "JOBS_IMMEDIATE": env.get("JOBS_IMMEDIATE", "") == "1",
         "RATELIMIT_HEADERS_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -10,6 +10,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+import clock
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
 from contracts.models import (
@@ -27,7 +28,6 @@ from contracts.services import (
     send_proposal,
     withdraw_proposal,
 )
-from db_types import utcnow
 from extensions import db
 from payments.models import Payment, PaymentRecordStatus
 
@@ -165,7 +165,7 @@ def _add_sessions(title: str, days: list[int]) -> None:
         select(CoachingSession.id).filter_by(contract_id=contract.id).limit(1)
     ):
         return
-    today = utcnow().replace(hour=_SESSION_HOUR[title], minute=0, second=0, microsecond=0)
+    today = clock.now().replace(hour=_SESSION_HOUR[title], minute=0, second=0, microsecond=0)
     for offset in days:
         starts_at = today + timedelta(days=offset)
         past = offset < 0
@@ -191,7 +191,7 @@ def _settle(contract: Contract, status: ContractStatus) -> None:
     contract.status = status
     if status in _PAYMENT_FOR:
         contract.payment_status = _PAYMENT_FOR[status]
-        contract.paid_at = utcnow()
+        contract.paid_at = clock.now()
         refunded = status is ContractStatus.REFUNDED
         db.session.add(
             Payment(

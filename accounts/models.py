@@ -7,7 +7,8 @@ from flask_login import UserMixin
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db_types import UTCDateTime, str_enum, utcnow
+from clock import now
+from database.types import UTCDateTime, str_enum
 from extensions import Model
 
 
@@ -27,7 +28,7 @@ class User(UserMixin, Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(str_enum(Role))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
     @property
     def is_coach(self) -> bool:

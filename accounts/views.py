@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -20,10 +22,19 @@ def load_user(user_id: str):
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an absolute or scheme-relative URL would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("contracts.index")
+    """`target` if it is a path on this site, else the default page.
+
+    An absolute or scheme-relative URL would be an open redirect. Browsers also drop
+    tab, CR and LF anywhere in a URL and read a backslash as a slash, so `?next=/%09/evil.example`
+    or `?next=/%5Cevil.example` would lead to //evil.example: control characters and
+    backslashes are refused outright rather than cleaned up.
+    """
+    if not target or any(ord(char) < 0x20 or char in "\x7f\\" for char in target):
+        return url_for("contracts.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("contracts.index")
+    return target
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db_types import UTCDateTime, utcnow
+from clock import now
+from database.types import UTCDateTime
 from extensions import Model
 
 
@@ -26,4 +27,4 @@ class AuditEntry(Model):
     object_id: Mapped[int]
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

@@ -14,7 +14,6 @@ from wtforms import (
 )
 from wtforms.validators import (
     DataRequired,
-    Email,
     InputRequired,
     Length,
     NumberRange,
@@ -22,6 +21,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from accounts.forms import EmailAddress
 from contracts.models import MINUTES_RANGE, SESSION_COUNT_RANGE
 from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major
 
@@ -29,7 +29,7 @@ from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major
 class ProposalForm(FlaskForm):
     student_email = EmailField(
         "Student's email",
-        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+        validators=[DataRequired(), EmailAddress(), Length(max=254)],
     )
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
     description = TextAreaField(

@@ -7,7 +7,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
-from db_types import UTCDateTime, str_enum, utcnow
+from clock import now
+from database.types import UTCDateTime, str_enum
 from extensions import Model
 
 
@@ -109,7 +110,7 @@ class Proposal(Terms, Model):
     status: Mapped[ProposalStatus] = mapped_column(
         str_enum(ProposalStatus), default=ProposalStatus.SENT
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     coach: Mapped[User] = relationship(foreign_keys="Proposal.coach_id")
@@ -148,8 +149,8 @@ class Contract(Terms, Model):
         str_enum(PaymentStatus), default=PaymentStatus.PENDING
     )
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     proposal: Mapped[Proposal] = relationship(back_populates="contract")
     coach: Mapped[User] = relationship(foreign_keys="Contract.coach_id")
@@ -209,8 +210,8 @@ class CoachingSession(Model):
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     contract: Mapped[Contract] = relationship()
     coach: Mapped[User] = relationship(foreign_keys="CoachingSession.coach_id")

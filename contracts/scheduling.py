@@ -5,8 +5,7 @@ sessions (the count, a coach's overlaps) is checked under row locks taken in
 one order, contract then coach then student, so two simultaneous bookings are
 decided one after the other by the database, never both allowed.
 
-"Now" is read through `db_types.utcnow()` at call time, so a test can move the
-clock by patching that one function.
+"Now" is `clock.now()`, read at call time, so a test moves the clock in one place.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-import db_types
 from accounts.models import User
 from audit.services import record as audit
+from clock import now
+from contracts import lifecycle
 from contracts.localtime import SESSION_FORMAT, NonexistentLocalTime, format_local, local_to_utc
 from contracts.models import (
-    CONTRACT_TRANSITIONS,
     SESSION_TRANSITIONS,
     CoachingSession,
     Contract,
@@ -34,7 +33,7 @@ from contracts.models import (
 )
 from contracts.services import NotAllowed, lock_contract, party_filter
 from contracts.states import check_transition
-from db_types import select_for_update
+from database.locking import lock_by_id
 from extensions import db
 from notifications.services import notify
 
@@ -87,10 +86,6 @@ def scheduling_closed_reason(contract: Contract) -> str | None:
     except SchedulingClosed as exc:
         return str(exc)
     return None
-
-
-def now() -> datetime:
-    return db_types.utcnow()
 
 
 # --- reading -------------------------------------------------------------------
@@ -202,7 +197,7 @@ def session_for_party(session_id: int, user: User, *, lock: bool = False) -> Coa
         abort(404)
     if lock:
         lock_contract(found.contract_id)
-        select_for_update(db.session, select(CoachingSession), CoachingSession.id, session_id)
+        lock_by_id(db.session, CoachingSession, session_id)
     return found
 
 
@@ -381,44 +376,6 @@ def mark_session(session_id: int, coach: User, status: SessionStatus) -> Coachin
     return booked
 
 
-def cancel_open_sessions(contract: Contract, reason: str) -> int:
-    """Cancel every scheduled session of a contract that closed (a full refund, say).
-
-    None of them counts as used; both parties are told once. The caller holds
-    the contract's lock. Returns how many were cancelled.
-    """
-    moment = now()
-    open_sessions = list(
-        db.session.scalars(
-            select(CoachingSession).where(
-                CoachingSession.contract_id == contract.id,
-                CoachingSession.status == SessionStatus.SCHEDULED,
-            )
-        )
-    )
-    for booked in open_sessions:
-        booked.status = check_transition(
-            SESSION_TRANSITIONS, booked.status, SessionStatus.CANCELLED, "session"
-        )
-        booked.cancelled_at = moment
-    if open_sessions:
-        db.session.flush()
-        audit(
-            "contract.sessions_cancelled",
-            contract,
-            actor_label="system",
-            after={"count": len(open_sessions), "reason": reason},
-        )
-        for party in (contract.coach, contract.student):
-            notify(
-                party,
-                f"{len(open_sessions)} scheduled session(s) of “{contract.title}” were "
-                f"cancelled: {reason}",
-                link=url_for("contracts.detail", contract_id=contract.id),
-            )
-    return len(open_sessions)
-
-
 def _complete_if_done(contract: Contract) -> None:
     """Complete the contract once every one of its sessions has been used and none is open."""
     still_scheduled = db.session.scalar(
@@ -431,20 +388,4 @@ def _complete_if_done(contract: Contract) -> None:
     )
     if still_scheduled or used_count(contract.id) < contract.session_count:
         return
-    contract.status = check_transition(
-        CONTRACT_TRANSITIONS, contract.status, ContractStatus.COMPLETED, "contract"
-    )
-    db.session.flush()
-    audit(
-        "contract.completed",
-        contract,
-        actor_label="system",
-        before={"status": ContractStatus.ACTIVE.value},
-        after={"status": ContractStatus.COMPLETED.value},
-    )
-    for party in (contract.coach, contract.student):
-        notify(
-            party,
-            f"All sessions of “{contract.title}” are done; the contract is completed.",
-            link=url_for("contracts.detail", contract_id=contract.id),
-        )
+    lifecycle.complete(contract)

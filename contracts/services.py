@@ -6,6 +6,7 @@ from flask import abort, current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+import clock
 from accounts.models import Role, User
 from accounts.services import find_user_by_email
 from contracts.models import (
@@ -16,7 +17,7 @@ from contracts.models import (
 )
 from contracts.money import Quote, quote
 from contracts.states import TransitionError, check_transition
-from db_types import select_for_update, utcnow
+from database.locking import lock_one
 from extensions import db
 
 
@@ -83,7 +84,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
     if lock:
         # The lock serialises concurrent answers; the second one then sees the
         # first one's status and is refused by the transition table.
-        proposal = select_for_update(db.session, query, Proposal.id, proposal_id)
+        proposal = lock_one(db.session, query.where(Proposal.id == proposal_id))
     else:
         proposal = db.session.scalar(query.where(Proposal.id == proposal_id))
     if proposal is None:
@@ -94,7 +95,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
 def lock_contract(contract_id: int) -> Contract | None:
     """The contract, its row locked until the transaction ends (every change to a
     contract's payment or sessions takes this lock first)."""
-    return select_for_update(db.session, select(Contract), Contract.id, contract_id)
+    return lock_one(db.session, select(Contract).where(Contract.id == contract_id))
 
 
 def contract_for_party(contract_id: int, user: User) -> Contract:
@@ -117,7 +118,7 @@ def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: b
             else "Only the coach can withdraw this proposal."
         )
     proposal.status = check_transition(PROPOSAL_TRANSITIONS, proposal.status, new, "proposal")
-    proposal.responded_at = utcnow()
+    proposal.responded_at = clock.now()
     return proposal
 
 

@@ -1,52 +1,37 @@
-"""Notify users: a row for the in-app list, and an email sent only after commit.
+"""Notify users: a row for the in-app list, and a mail in the outbox, in the caller's transaction.
 
-Mail leaves the building only when the transaction that caused it commits, so a
-rolled-back fulfilment (or a redelivered webhook that changes nothing) never
-sends a message about something that did not happen.
+The mail is sent by a job after the transaction commits (`notifications.tasks`),
+so a rolled-back change (or a redelivered webhook that changes nothing) never
+mails about something that did not happen, and a crash after the commit loses
+no mail: the sweep finds it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from flask import current_app
+from sqlalchemy import func, select, update
 
-from flask import Flask, current_app
-from flask_mail import Message
-from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.orm import Session
-
+import clock
+import jobs
 from accounts.models import User
-from db_types import table_of, utcnow
-from extensions import db, mail
-from notifications.models import Notification
-
-_OUTBOX = "notifications_outbox"
-# A plain INSERT, built once: no ORM bookkeeping, and no RETURNING (the id is never
-# read), so it can be sent in one round trip with other writes (`one_round_trip`).
-_INSERT = insert(table_of(Notification)).inline()
-
-
-class Recipient(NamedTuple):
-    """Who is told: a user's id and email. A `User` serves as one too."""
-
-    id: int
-    email: str
+from extensions import db
+from notifications.models import Notification, OutboxMail
+from notifications.tasks import send_mail
 
 
 def notify(
-    user: User | Recipient,
-    message: str,
-    *,
-    link: str | None = None,
-    subject: str | None = None,
+    user: User, message: str, *, link: str | None = None, subject: str | None = None
 ) -> None:
-    """Add an in-app notification for `user` and queue its email for after commit."""
-    db.session.execute(
-        _INSERT, {"user_id": user.id, "message": message, "link": link, "created_at": utcnow()}
+    """Add an in-app notification for `user` and a mail to send once the transaction commits."""
+    db.session.add(Notification(user_id=user.id, message=message, link=link))
+    mail = OutboxMail(
+        recipient=user.email,
+        subject=subject or "Coachpact: " + message[:60],
+        body=message if link is None else f"{message}\n\n{_absolute(link)}",
     )
-    body = message if link is None else f"{message}\n\n{link}"
-    db.session.info.setdefault(_OUTBOX, []).append(
-        (user.email, subject or "Coachpact: " + message[:60], body)
-    )
+    db.session.add(mail)
+    db.session.flush()
+    jobs.enqueue_after_commit(db.session(), send_mail, mail.id)
 
 
 def unread_count(user: User) -> int:
@@ -75,29 +60,12 @@ def mark_all_read(user: User) -> None:
     db.session.execute(
         update(Notification)
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
+        .values(read_at=clock.now())
     )
 
 
-def _send_outbox(session: Session) -> None:
-    outbox = session.info.pop(_OUTBOX, [])
-    for recipient, subject, body in outbox:
-        message = Message(subject=subject, recipients=[recipient], body=body)
-        if current_app.config.get("MAIL_SUPPRESS_SEND"):
-            current_app.logger.info("mail to %s: %s\n%s", recipient, subject, body)
-        try:
-            mail.send(message)
-        except OSError:
-            # The in-app notification is committed; a mail outage must not undo it.
-            current_app.logger.exception("could not send mail to %s", recipient)
-
-
-def _drop_outbox(session: Session) -> None:
-    session.info.pop(_OUTBOX, None)
-
-
-def init_app(app: Flask) -> None:
-    """Send queued mail after each commit of the app's sessions; drop it on rollback."""
-    if not event.contains(Session, "after_commit", _send_outbox):
-        event.listen(Session, "after_commit", _send_outbox)
-        event.listen(Session, "after_soft_rollback", lambda session, _tx: _drop_outbox(session))
+def _absolute(link: str) -> str:
+    """Links in mail leave the site: a path becomes an address on APP_BASE_URL."""
+    if link.startswith("/"):
+        return current_app.config["APP_BASE_URL"].rstrip("/") + link
+    return link

@@ -1,4 +1,4 @@
-"""`flask --app app payments reconcile --since 3d`: catch up on events the webhook missed."""
+"""`flask --app app payments reconcile --since 3d`: add events the webhook missed to the inbox."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from db_types import utcnow
-from payments.services import reconcile
+import clock
+from payments.events import reconcile
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -28,11 +28,11 @@ def register_cli(app: Flask) -> None:
     @group.command("reconcile")
     @click.option("--since", default="3d", show_default=True, help="how far back: 30m, 12h, 3d")
     def reconcile_command(since: str) -> None:
-        """Process recent Stripe events that the webhook missed (safe to repeat, cron-friendly)."""
-        # Links in notifications need a URL; outside a request they use APP_BASE_URL.
-        with app.test_request_context(base_url=app.config["APP_BASE_URL"]):
-            counts = reconcile(utcnow() - parse_age(since))
-        summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "no events"
-        click.echo(f"Reconciled events since {since}: {summary}")
+        """Add recent Stripe events the webhook missed to the inbox (safe to repeat)."""
+        counts = reconcile(clock.now() - parse_age(since))
+        click.echo(
+            f"Events since {since}: {counts['added']} added to the inbox, "
+            f"{counts['known']} already there."
+        )
 
     app.cli.add_command(group)

@@ -4,11 +4,12 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from clock import now
 from contracts.models import Contract
-from db_types import UTCDateTime, str_enum, utcnow
+from database.types import UTCDateTime, str_enum
 from extensions import Model
 
 
@@ -77,10 +78,14 @@ class Payment(Model):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     # Set when what Stripe reported does not match the contract: an admin decides.
     review_reason: Mapped[str | None] = mapped_column(String(500))
+    # A second payment for a contract that was paid already: it goes back in full
+    # (`payments.fulfilment.refund_duplicate`) and never counts for the contract.
+    is_duplicate: Mapped[bool] = mapped_column(default=False)
+    duplicate_refund_id: Mapped[str | None] = mapped_column(String(255))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stripe_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     contract: Mapped[Contract] = relationship()
 
@@ -98,18 +103,36 @@ class StripeCustomer(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     customer_id: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class EventStatus(enum.Enum):
+    RECEIVED = "received"  # stored by the webhook; processing is due at next_attempt_at
+    PROCESSED = "processed"  # applied (or ignored) once; `outcome` says what happened
+    FAILED = "failed"  # still failing after Stripe's retry window: an admin looks
 
 
 class WebhookEvent(Model):
-    """Every Stripe event we processed; the unique id makes a redelivery a no-op."""
+    """The inbox: every Stripe event we received, as received, and how processing went.
+
+    The unique Stripe id makes a redelivery a no-op. The webhook only inserts the
+    row; a job applies it (`payments.events.process_event`).
+    """
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_received_at", "received_at"),)
+    __table_args__ = (
+        Index("ix_webhook_events_received_at", "received_at"),
+        Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(100))
-    outcome: Mapped[str] = mapped_column(String(60), default="received")
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    payload: Mapped[str] = mapped_column(Text)  # the body exactly as Stripe signed it
+    status: Mapped[EventStatus] = mapped_column(str_enum(EventStatus), default=EventStatus.RECEIVED)
+    outcome: Mapped[str | None] = mapped_column(String(60))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

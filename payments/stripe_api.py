@@ -151,14 +151,16 @@ def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, An
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(str(exc)) from None
     try:
-        event = json.loads(payload)
+        event = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise InvalidWebhook("body is not JSON") from None
+        raise InvalidWebhook("body is not UTF-8 JSON") from None
+    data = event.get("data") if isinstance(event, dict) else None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
-        or not isinstance(event.get("data", {}).get("object"), dict)
+        or not isinstance(data, dict)
+        or not isinstance(data.get("object"), dict)
     ):
         raise InvalidWebhook("body is not a Stripe event")
     return event

@@ -7,7 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from extensions import db
-from payments import services
+from payments import checkout
+from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
 
 bp = Blueprint("payments", __name__)
@@ -25,27 +26,27 @@ def require_login() -> None:
 
 @bp.route("/contracts/<int:contract_id>/pay", methods=["GET", "POST"])
 def pay(contract_id: int) -> str | Response:
-    contract = services.contract_for_student(contract_id, current_user)
+    contract = checkout.contract_for_student(contract_id, current_user)
     if contract.paid_at is not None:
         flash("This contract is already paid.", "info")
         return redirect(url_for("contracts.detail", contract_id=contract.id))
     form = PayForm()
     if form.validate_on_submit():
         try:
-            checkout_url = services.start_checkout(contract.id, current_user)
+            checkout_url = checkout.start_checkout(contract.id, current_user)
             db.session.commit()
-        except (services.NotPayable, PaymentProviderError) as exc:
+        except (checkout.NotPayable, PaymentProviderError) as exc:
             db.session.rollback()
             flash(str(exc), "danger")
             return redirect(url_for("contracts.detail", contract_id=contract.id))
         except IntegrityError:
             # A simultaneous request for the same contract won; its session is ours too.
             db.session.rollback()
-            checkout_url = services.start_checkout(contract.id, current_user)
+            checkout_url = checkout.start_checkout(contract.id, current_user)
             db.session.commit()
         return redirect(checkout_url, code=303)
     return render_template(
-        "payments/pay.html", contract=contract, form=form, payments=services.payments_of(contract)
+        "payments/pay.html", contract=contract, form=form, payments=payments_of(contract)
     )
 
 
@@ -53,13 +54,13 @@ def pay(contract_id: int) -> str | Response:
 def success(contract_id: int) -> str | tuple[str, int]:
     session_id = request.args.get("session_id", "")
     try:
-        payment = services.confirm_return(contract_id, current_user, session_id)
+        payment = checkout.confirm_return(contract_id, current_user, session_id)
         db.session.commit()
     except PaymentProviderError as exc:
         db.session.rollback()
         flash(str(exc), "warning")
         payment = None
-    contract = services.contract_for_student(contract_id, current_user)
+    contract = checkout.contract_for_student(contract_id, current_user)
     if payment is None:
         return render_template("payments/not_found.html", contract=contract), 404
     return render_template("payments/success.html", contract=contract, payment=payment)
@@ -67,7 +68,16 @@ def success(contract_id: int) -> str | tuple[str, int]:
 
 @bp.get("/contracts/<int:contract_id>/payment-cancel")
 def cancel(contract_id: int) -> str:
-    contract = services.contract_for_student(contract_id, current_user)
+    contract = checkout.contract_for_student(contract_id, current_user)
     if contract.paid_at is not None:
         abort(404)
     return render_template("payments/cancel.html", contract=contract, form=PayForm())
+
+
+@bp.get("/contracts/<int:contract_id>/payments")
+def history(contract_id: int) -> str:
+    """The student's payment attempts for one contract, with receipts."""
+    contract = checkout.contract_for_student(contract_id, current_user)
+    return render_template(
+        "payments/history.html", contract=contract, payments=payments_of(contract)
+    )

@@ -3,8 +3,8 @@
 Each builder starts from Stripe's own example object for the resource
 (`fixtures.json`, copied from stripe-mock's fixtures3.json) with every value
 reset, then fills in what the sandbox knows. The field set is therefore
-Stripe's by construction; tests compare it with the shared fixtures and the
-SDK's type annotations.
+Stripe's by construction; tests compare it with the copy of Stripe's fixtures in
+tests/sandbox and the SDK's type annotations.
 """
 
 from __future__ import annotations

@@ -114,6 +114,8 @@ def app(database_uri, app_overrides):
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "RATELIMIT_STORAGE_URI": "memory://",
             "MAIL_SUPPRESS_SEND": True,
+            # Jobs run where they are enqueued, through the real task path.
+            "JOBS_IMMEDIATE": True,
             **app_overrides,
         }
     )
@@ -126,6 +128,15 @@ def app(database_uri, app_overrides):
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    """The app's one clock; a test may `freeze` or `advance` it. Real time again after."""
+    import clock
+
+    yield clock
+    clock.reset()
 
 
 @pytest.fixture

@@ -118,3 +118,62 @@ def pay_by_card(page, sandbox_url: str, email: str, name: str, shot_name: str | 
     if shot_name:
         shot(page, shot_name)
     page.locator("#pay-card").click()
+
+
+# --- job consumers in processes of their own ---------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Consumer:
+    """`flask --app app jobs consume` in a child process, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        import subprocess
+        import sys
+
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
+        command = [sys.executable, "-m", "flask", "--app", "app", "jobs", "consume",
+                   "--workers", str(workers), "--no-periodic"]
+        self.process = subprocess.Popen(  # noqa: S603 (our own command line)
+            command, cwd=REPO, env={**os.environ, **env}, stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: "consumer started" in self.log() or self.process.poll() is not None,
+                 20, "the job consumer to start")
+        assert self.process.poll() is None, self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def kill(self) -> None:
+        """Kill at once (SIGKILL), as a crash or an out-of-memory kill would."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:  # it would not stop: make sure it is gone
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+
+def consumer_env(
+    database_uri: str, queue: dict[str, str], stripe: dict[str, str]
+) -> dict[str, str]:
+    """The environment a consumer needs to share the tests' database, queue and Stripe."""
+    return {"DATABASE_URL": database_uri, "JOBS_IMMEDIATE": "0", **queue, **stripe}
+
+
+def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False

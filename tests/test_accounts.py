@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from sqlalchemy import func, select
 
@@ -40,6 +42,32 @@ def test_duplicate_email_in_another_case_is_refused(client, db, make_user):
     assert response.status_code == 200
     assert "already exists" in response.get_data(as_text=True)
     assert user_count(db) == 1
+
+
+def test_registering_an_existing_demo_address_says_it_exists(client, db, make_user):
+    # The demo accounts live under the special-use `.test` domain (demo.py, README).
+    make_user("student", email="ana@coachpact.test")
+    response = client.submit("/auth/register", REGISTRATION | {"email": "Ana@coachpact.test"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "An account with this email already exists." in page
+    assert "Invalid email address." not in page
+    assert user_count(db) == 1
+
+
+def test_a_test_domain_address_can_register_outside_production(client, db):
+    response = client.submit("/auth/register", REGISTRATION | {"email": "lea@coachpact.test"})
+    assert response.status_code == 302
+    assert db.session.scalar(select(User)).email == "lea@coachpact.test"
+
+
+@pytest.mark.parametrize("app_overrides", [{"APP_ENV": "production"}])
+def test_production_refuses_test_domain_addresses(client, db, app_overrides):
+    # `.test` never receives mail: only demo and test data may use it.
+    response = client.submit("/auth/register", REGISTRATION | {"email": "lea@coachpact.test"})
+    assert response.status_code == 200
+    assert "Invalid email address." in response.get_data(as_text=True)
+    assert user_count(db) == 0
 
 
 @pytest.mark.parametrize(
@@ -108,11 +136,61 @@ def test_login_is_rate_limited(client, make_user):
     )
 
 
-def test_login_redirect_only_to_our_own_paths(client, make_user):
-    user = make_user()
+# `next` values that would take the user off the site. Browsers drop tab, CR and LF
+# anywhere in a URL and read a backslash as a slash, so "/\t/evil.example" is //evil.example.
+OFFSITE_TARGETS = [
+    "/\t/evil.example/",
+    "/\r/evil.example",
+    "/\n/evil.example",
+    "\r\n//evil.example",
+    "\\\\evil.example",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "//evil.example",
+    "https://evil.example",
+    "/\x7f/evil.example",
+    "javascript:alert(1)",
+]
+# The same kind of values as they arrive in a query string, encoded by hand the way a
+# crafted link carries them.
+OFFSITE_QUERIES = [
+    "next=/%09/evil.example/",
+    "next=/%0d/evil.example",
+    "next=/%0A/evil.example",
+    "next=%0d%0a//evil.example",
+    "next=/%09%09/evil.example",
+    "next=%5C%5Cevil.example",
+    "next=/%5Cevil.example",
+    "next=/%5C/evil.example",
+    "next=//evil.example/steal",
+    "next=%2F%2Fevil.example",
+    "next=/%2Fevil.example",
+    "next=https://evil.example",
+    "next=https%3A%2F%2Fevil.example",
+]
+
+
+def post_login(client, user, query: str):
+    """Log in through the form, with `query` as the raw query string of the login URL."""
     data = {"email": user.email, "password": PASSWORD, "csrf_token": client.csrf_token()}
-    response = client.post("/auth/login?next=//evil.example/steal", data=data)
+    return client.post(f"/auth/login?{query}", data=data)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [urlencode({"next": target}) for target in OFFSITE_TARGETS] + OFFSITE_QUERIES,
+)
+def test_login_never_redirects_off_site(client, make_user, query):
+    response = post_login(client, make_user(), query)
+    assert response.status_code == 302
     assert response.headers["Location"] == "/contracts/"
+    assert client.get("/contracts/").status_code == 200  # logged in all the same
+
+
+def test_login_follows_next_to_our_own_page(client, make_user):
+    response = post_login(client, make_user(), "next=/contracts/3")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/contracts/3"
 
 
 def test_session_cookie_and_security_headers(client, make_user):

@@ -47,6 +47,18 @@ def test_coach_sends_a_proposal(client, db, coach, student):
     assert "$200.00" in page and "Withdraw proposal" in page
 
 
+def test_coach_sends_a_proposal_to_a_demo_address(client, db, coach, make_user):
+    # The demo students have `.test` addresses (demo.py); a coach must be able to reach them.
+    ana = make_user("student", email="ana@coachpact.test", name="Ana Ruiz")
+    login(client, coach)
+    response = client.submit(
+        "/contracts/proposals/new", PROPOSAL_FORM | {"student_email": "ana@coachpact.test"}
+    )
+    assert response.status_code == 302
+    proposal = db.session.scalar(select(Proposal))
+    assert proposal.student_id == ana.id and proposal.coach_id == coach.id
+
+
 def test_students_cannot_send_proposals(client, db, student):
     login(client, student)
     assert client.get("/contracts/proposals/new").status_code == 403

@@ -25,23 +25,11 @@ from tests.conftest import login
 START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def travel(self, to: datetime) -> None:
-        self.now = to
-
-
 @pytest.fixture(autouse=True)
-def clock(monkeypatch) -> Clock:
-    """Scheduling reads the time through db_types.utcnow; the tests own it."""
-    fake = Clock(START)
-    monkeypatch.setattr("db_types.utcnow", fake)
-    return fake
+def clock(clock):
+    """Every test starts at START; `clock.freeze(moment)` travels."""
+    clock.freeze(START)
+    return clock
 
 
 @pytest.fixture
@@ -147,7 +135,7 @@ def test_the_gate_closes_every_scheduling_route(
         client.get(f"/contracts/{contract_id}/schedule"),
         book(client, contract_id, "2027-03-10", "10:00"),
     ]
-    clock.travel(START + timedelta(days=3))  # after the session's start: markable if open
+    clock.freeze(START + timedelta(days=3))  # after the session's start: markable if open
     responses += [client.submit(f"/sessions/{session_id}/{action}") for action in SESSION_ACTIONS]
     for response in responses:
         assert response.status_code == 302
@@ -179,7 +167,7 @@ def test_the_gate_opens_every_scheduling_route_on_an_active_paid_contract(
     assert client.submit(f"/sessions/{first.id}/cancel").status_code == 302
     client.submit("/auth/logout")
     login(client, coach)
-    clock.travel(second.starts_at + timedelta(minutes=5))
+    clock.freeze(second.starts_at + timedelta(minutes=5))
     assert client.submit(f"/sessions/{second.id}/no-show").status_code == 302
     assert [s.status for s in sessions(db, contract_id)] == [
         SessionStatus.CANCELLED,
@@ -284,11 +272,11 @@ def test_early_cancellation_frees_the_slot_and_late_cancellation_uses_it(
     book(client, contract_id, "2027-03-11", "10:00")
     early, late = sessions(db, contract_id)
 
-    clock.travel(early.starts_at - timedelta(hours=24, minutes=1))
+    clock.freeze(early.starts_at - timedelta(hours=24, minutes=1))
     client.submit(f"/sessions/{early.id}/cancel")
     assert "1 of 2 left to book" in page_text(client, f"/contracts/{contract_id}")
 
-    clock.travel(late.starts_at - timedelta(hours=23, minutes=59))
+    clock.freeze(late.starts_at - timedelta(hours=23, minutes=59))
     detail = page_text(client, f"/contracts/{contract_id}")
     assert "Cancel (counts as used)" in detail
     client.submit(f"/sessions/{late.id}/cancel")
@@ -311,11 +299,11 @@ def test_the_notice_period_is_a_setting_and_a_coachs_late_cancellation_frees_the
     book(client, contract_id, "2027-03-10", "10:00")
     book(client, contract_id, "2027-03-11", "10:00")
     first, second = sessions(db, contract_id)
-    clock.travel(first.starts_at - timedelta(hours=3))
+    clock.freeze(first.starts_at - timedelta(hours=3))
     client.submit(f"/sessions/{first.id}/cancel")
     client.submit("/auth/logout")
     login(client, coach)
-    clock.travel(second.starts_at - timedelta(minutes=30))
+    clock.freeze(second.starts_at - timedelta(minutes=30))
     client.submit(f"/sessions/{second.id}/cancel")
     assert [s.late_cancellation for s in sessions(db, contract_id)] == [False, False]
     assert "2 of 2 left to book" in page_text(client, f"/contracts/{contract_id}")
@@ -325,7 +313,7 @@ def test_a_started_session_cannot_be_cancelled(client, db, clock, contract_id, s
     login(client, student)
     book(client, contract_id, "2027-03-10", "10:00")
     [booked] = sessions(db, contract_id)
-    clock.travel(booked.starts_at + timedelta(minutes=1))
+    clock.freeze(booked.starts_at + timedelta(minutes=1))
     response = client.submit(f"/sessions/{booked.id}/cancel", follow_redirects=True)
     assert "already started" in response.get_data(as_text=True)
     assert sessions(db, contract_id)[0].status is SessionStatus.SCHEDULED
@@ -451,7 +439,7 @@ def test_a_time_skipped_by_the_spring_change_is_refused_and_a_repeated_one_is_th
     page = book(client, contract_id, "2027-03-14", "02:30").get_data(as_text=True)
     assert "14 Mar 2027, 02:30 does not exist in America/New_York" in page
     assert sessions(db, contract_id) == []
-    clock.travel(datetime(2027, 10, 1, tzinfo=UTC))
+    clock.freeze(datetime(2027, 10, 1, tzinfo=UTC))
     book(client, contract_id, "2027-11-07", "01:30")  # happens at 05:30 and 06:30 UTC
     [booked] = sessions(db, contract_id)
     assert booked.starts_at == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # first: EDT
@@ -512,7 +500,7 @@ def test_completed_and_no_show_sessions_complete_the_contract(
 
     early = client.submit(f"/sessions/{first.id}/complete", follow_redirects=True)
     assert "A session can be marked once it has started." in early.get_data(as_text=True)
-    clock.travel(first.starts_at + timedelta(minutes=50))
+    clock.freeze(first.starts_at + timedelta(minutes=50))
     detail = page_text(client, f"/contracts/{contract_id}")
     assert "Waiting for your mark" in detail and "Mark completed" in detail
     client.submit(f"/sessions/{first.id}/complete")
@@ -520,7 +508,7 @@ def test_completed_and_no_show_sessions_complete_the_contract(
     again = client.submit(f"/sessions/{first.id}/no-show", follow_redirects=True)
     assert "This session is completed; it cannot become no show." in again.get_data(as_text=True)
 
-    clock.travel(second.starts_at + timedelta(minutes=20))
+    clock.freeze(second.starts_at + timedelta(minutes=20))
     client.submit(f"/sessions/{second.id}/no-show")
     first, second = sessions(db, contract_id)
     assert (first.status, second.status) == (SessionStatus.COMPLETED, SessionStatus.NO_SHOW)
@@ -538,7 +526,7 @@ def test_a_late_cancellation_counts_towards_completion(
     book(client, contract_id, "2027-03-10", "10:00")
     book(client, contract_id, "2027-03-11", "10:00")
     first, second = sessions(db, contract_id)
-    clock.travel(second.starts_at - timedelta(hours=2))
+    clock.freeze(second.starts_at - timedelta(hours=2))
     client.submit(f"/sessions/{second.id}/cancel")  # late: used
     client.submit("/auth/logout")
     login(client, coach)
@@ -550,7 +538,7 @@ def test_only_the_coach_marks_sessions(client, db, clock, contract_id, student):
     login(client, student)
     book(client, contract_id, "2027-03-10", "10:00")
     [booked] = sessions(db, contract_id)
-    clock.travel(booked.starts_at + timedelta(hours=1))
+    clock.freeze(booked.starts_at + timedelta(hours=1))
     for action in ("complete", "no-show"):
         assert client.submit(f"/sessions/{booked.id}/{action}").status_code == 403
     assert sessions(db, contract_id)[0].status is SessionStatus.SCHEDULED
@@ -600,7 +588,7 @@ def test_my_schedule_lists_upcoming_sessions_across_contracts(
     assert "Tue 09 Mar 2027, 18:00 EST" in page and "Wed 10 Mar 2027, 10:00 EST" in page
     assert "Fri 12 Mar 2027" not in page  # cancelled
     assert 'id="nav-schedule"' in page
-    clock.travel(datetime(2027, 3, 11, tzinfo=UTC))
+    clock.freeze(datetime(2027, 3, 11, tzinfo=UTC))
     assert "No sessions booked." in page_text(client, "/schedule")
     count = db.session.scalar(select(func.count()).select_from(CoachingSession))
     assert count == 3

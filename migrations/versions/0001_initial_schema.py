@@ -10,7 +10,7 @@ columns are integers in minor units, enums are VARCHARs of their values.
 import sqlalchemy as sa
 from alembic import op
 
-import db_types
+from database import types as db_types
 
 
 # revision identifiers, used by Alembic.

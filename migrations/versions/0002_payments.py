@@ -10,7 +10,7 @@ Checkout session cannot make a second row), money is integer minor units.
 import sqlalchemy as sa
 from alembic import op
 
-import db_types
+from database import types as db_types
 
 
 # revision identifiers, used by Alembic.

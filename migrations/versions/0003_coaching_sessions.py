@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23
 
-Reviewed by hand: times are UTC (db_types.UTCDateTime); the coach is copied
+Reviewed by hand: times are UTC (database.types.UTCDateTime); the coach is copied
 onto each session so that the overlap check and the partial unique index
 (one scheduled session per coach and start instant, a guard under the
 service's row locks) need no join. Both SQLite and PostgreSQL support the
@@ -13,7 +13,7 @@ partial index.
 import sqlalchemy as sa
 from alembic import op
 
-import db_types
+from database import types as db_types
 
 
 # revision identifiers, used by Alembic.

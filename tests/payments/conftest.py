@@ -171,8 +171,68 @@ def wait_until_state(db, contract_id: int, expected: tuple[str, str], timeout: f
                     f"contract {contract_id} to be {expected}")
 
 
+def count(db, model, **criteria) -> int:
+    """Rows of `model` matching `criteria`, read fresh."""
+    from sqlalchemy import func
+
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model).filter_by(**criteria))
+
+
 def payments(db, contract_id: int):
     from payments.models import Payment
 
     db.session.expire_all()
     return list(db.session.scalars(select(Payment).filter_by(contract_id=contract_id)))
+
+
+# --- a real queue and consumer processes (instead of running jobs at once) ------
+
+
+@pytest.fixture
+def queue(tmp_path) -> dict[str, str]:
+    """Queue settings for this test: an SQLite queue file of its own.
+
+    A test that wants Redis overrides this fixture.
+    """
+    return {"JOBS_SQLITE_PATH": str(tmp_path / "jobs.sqlite3"), "JOBS_QUEUE_NAME": "tests"}
+
+
+@pytest.fixture
+def queued_overrides(sandbox_server, queue) -> dict[str, Any]:
+    """App settings with jobs going to `queue`, for a module's `app_overrides`."""
+    return {
+        "STRIPE_API_BASE": sandbox_server[1],
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_MAX_NETWORK_RETRIES": 0,
+        "JOBS_IMMEDIATE": False,
+        "REDIS_URL": None,
+        **queue,
+    }
+
+
+@pytest.fixture
+def start_consumer(app, database_uri, queue, sandbox_server, tmp_path):
+    """Start `flask --app app jobs consume` processes on the test's database and queue.
+
+    They stop before the app's teardown empties the tables.
+    """
+    from tests.support import Consumer, consumer_env
+
+    env = consumer_env(
+        database_uri,
+        queue,
+        {"STRIPE_SECRET_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+         "STRIPE_API_BASE": sandbox_server[1]},
+    )
+    started: list[Consumer] = []
+
+    def start(workers: int = 1) -> Consumer:
+        consumer = Consumer(env, tmp_path / f"consumer-{len(started)}.log", workers=workers)
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        consumer.stop()

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import log_in, pay_by_card, register, shot
+from tests.support import log_in, pay_by_card, register, shot, wait_for
 
 pytestmark = pytest.mark.browser
 
 
-def test_propose_accept_pay_with_4242_and_the_coach_is_told(page, live_url, sandbox, db):
+@pytest.fixture
+def app_overrides(queued_overrides):
+    """Jobs go to a real queue, applied by a consumer process (as `make run` does)."""
+    return queued_overrides
+
+
+def test_propose_accept_pay_with_4242_and_the_coach_is_told(
+    page, live_url, sandbox, db, start_consumer
+):
+    from sqlalchemy import func, select
+
+    from audit.models import AuditEntry
+    from payments.models import WebhookEvent
+
+    consumer = start_consumer()
     register(page, live_url, "Ana Ruiz", "ana@example.com", "student", "America/New_York")
     page.get_by_role("button", name="Log out").click()
     register(page, live_url, "Maya Lindqvist", "maya@example.com", "coach", "Europe/London")
@@ -42,3 +56,21 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(page, live_url, sand
     notes = page.locator("#notifications").inner_text()
     assert "Ana Ruiz paid $300.00 for “Public speaking”" in notes
     shot(page, "coach-notifications")
+
+    # Stripe's event went through the inbox: the consumer applied it, once in all.
+    def completed_event():
+        db.session.expire_all()
+        return db.session.scalar(
+            select(WebhookEvent).filter_by(type="checkout.session.completed")
+        )
+
+    wait_for(lambda: completed_event() and completed_event().status.value == "processed",
+             15, "the consumer to process the event")
+    assert completed_event().outcome in {"fulfilled", "already_fulfilled"}
+    assert "Executing payments.events.process_event_job" in consumer.log()
+    assert db.session.scalar(
+        select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")
+    ) == 1
+
+    # The coach's mail left through the outbox, sent by the consumer.
+    wait_for(lambda: "mail to maya@example.com" in consumer.log(), 15, "the coach's mail")

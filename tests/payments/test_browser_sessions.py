@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_pay_then_book_a_session_and_the_coach_completes_it(
-    page, live_url, sandbox, db, make_user, make_proposal, monkeypatch
+    page, live_url, sandbox, db, make_user, make_proposal, clock
 ):
     from contracts.localtime import SESSION_FORMAT, format_local
     from contracts.models import CoachingSession, Contract, ContractStatus, SessionStatus
@@ -85,7 +85,7 @@ def test_pay_then_book_a_session_and_the_coach_completes_it(
 
     # An hour after its start the coach marks it completed, which completes the contract.
     later = starts_at + timedelta(hours=1)
-    monkeypatch.setattr("db_types.utcnow", lambda: later.astimezone(ZoneInfo("UTC")))
+    clock.freeze(later)
     page.reload()
     assert page.locator("#schedule-upcoming").get_by_role("button").count() == 0
     page.locator("#schedule-to-mark").get_by_role("button", name="Mark completed").click()

@@ -44,8 +44,12 @@ def test_dispute_marks_the_contract_disputed(db, paid, sandbox):
     wait_until_state(db, contract_id, ("disputed", "disputed"))
 
 
-def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid):
-    """A charge.refunded for an unknown payment intent is answered 503, never dropped."""
+def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid, clock):
+    """A charge.refunded for an unknown payment intent is kept and retried, never dropped."""
+    from datetime import timedelta
+
+    from payments.events import sweep_inbox
+    from payments.models import WebhookEvent
     from tests.payments.conftest import deliver
 
     contract_id = paid[0]
@@ -56,18 +60,43 @@ def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid):
         "data": {"object": {"id": "ch_unknown", "object": "charge",
                             "payment_intent": "pi_not_ours_yet", "amount_refunded": 100}},
     }
-    assert deliver(client, event).status_code == 503
+
+    def row():
+        db.session.expire_all()
+        return db.session.scalar(db.select(WebhookEvent).filter_by(stripe_event_id=event["id"]))
+
+    assert deliver(client, event).status_code == 200
+    first = row()
+    assert (first.status.value, first.attempts) == ("received", 1)
+    assert "RetryLater" in first.last_error
+    assert first.next_attempt_at - first.received_at >= timedelta(seconds=10)
     assert contract_state(db, contract_id) == ("active", "paid")
-    # Nothing was recorded, so Stripe's redelivery is looked at afresh (not a duplicate).
-    assert deliver(client, event).status_code == 503
+    # Stripe's redelivery adds nothing; the inbox already retries it.
+    assert deliver(client, event).get_json() == {"received": True, "duplicate": True}
+
+    # Retried with a doubling wait for three days, then left to an admin.
+    waits = []
+    for _ in range(200):
+        if row().status.value != "received":
+            break
+        current = row()
+        waits.append(current.next_attempt_at - clock.now())
+        clock.advance(current.next_attempt_at - clock.now() + timedelta(seconds=6))
+        sweep_inbox()
+    assert row().status.value == "failed"
+    assert waits[1] > waits[0] and max(waits) <= timedelta(hours=1, seconds=1)
+    assert row().received_at + timedelta(days=2) < clock.now() <= row().received_at + timedelta(
+        days=3, hours=1
+    )
+    assert contract_state(db, contract_id) == ("active", "paid")
 
 
 def test_a_full_refund_cancels_the_scheduled_sessions(app, db, paid, pending_contract):
     from datetime import timedelta
 
+    from clock import now as utcnow
     from contracts.models import CoachingSession, SessionStatus
     from contracts.scheduling import book_session
-    from db_types import utcnow
 
     contract_id, client, intent = paid
     student = db.session.merge(pending_contract[1])

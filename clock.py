@@ -1,0 +1,43 @@
+"""The one clock. Every module asks `clock.now()`; tests move time here and nowhere else.
+
+Column defaults use `clock.now` too, so a row written while a test has moved
+the clock carries the moved time, as it would in production at that moment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+_frozen: datetime | None = None
+_offset = timedelta(0)
+
+
+def now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    if _frozen is not None:
+        return _frozen
+    return datetime.now(UTC) + _offset
+
+
+def freeze(moment: datetime) -> None:
+    """Stop the clock at `moment` (aware) until `reset()`; for tests."""
+    global _frozen
+    if moment.tzinfo is None:
+        raise ValueError("freeze() needs an aware datetime")
+    _frozen = moment.astimezone(UTC)
+
+
+def advance(delta: timedelta) -> None:
+    """Move the clock forward by `delta`, frozen or running; for tests."""
+    global _frozen, _offset
+    if _frozen is not None:
+        _frozen += delta
+    else:
+        _offset += delta
+
+
+def reset() -> None:
+    """Back to the real time."""
+    global _frozen, _offset
+    _frozen = None
+    _offset = timedelta(0)

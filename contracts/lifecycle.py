@@ -1,0 +1,218 @@
+"""A contract's state changes. Every change of `status` or `payment_status` happens here.
+
+Each function checks the transition tables, writes one audit entry and tells
+the parties what concerns them. The caller holds the contract's row lock
+(`contracts.services.lock_contract`) and commits; other packages (payments)
+call these functions and never write the contract's columns themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from accounts.models import User
+from audit.services import record as audit
+from clock import now
+from contracts.models import (
+    CONTRACT_TRANSITIONS,
+    PAYMENT_STATUS_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    CoachingSession,
+    Contract,
+    ContractStatus,
+    PaymentStatus,
+    SessionStatus,
+)
+from contracts.money import format_money
+from contracts.states import check_transition
+from extensions import db
+from notifications.services import notify
+
+
+def _move(
+    contract: Contract,
+    action: str,
+    *,
+    status: ContractStatus | None = None,
+    payment_status: PaymentStatus | None = None,
+    actor: User | None = None,
+    actor_label: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Move the contract along its tables (staying put is no move) and audit it."""
+    before = {"status": contract.status.value, "payment_status": contract.payment_status.value}
+    if status is not None and status is not contract.status:
+        contract.status = check_transition(
+            CONTRACT_TRANSITIONS, contract.status, status, "contract"
+        )
+    if payment_status is not None and payment_status is not contract.payment_status:
+        contract.payment_status = check_transition(
+            PAYMENT_STATUS_TRANSITIONS, contract.payment_status, payment_status, "payment"
+        )
+    db.session.flush()
+    audit(
+        action,
+        contract,
+        actor=actor,
+        actor_label=actor_label,
+        before=before,
+        after={
+            "status": contract.status.value,
+            "payment_status": contract.payment_status.value,
+            **(details or {}),
+        },
+    )
+
+
+def _link(contract: Contract) -> str:
+    return url_for("contracts.detail", contract_id=contract.id)
+
+
+def mark_paid(
+    contract: Contract, *, paid_at: datetime, actor_label: str, details: dict[str, Any]
+) -> None:
+    """The total arrived: the contract becomes active and paid; the coach is told."""
+    _move(
+        contract,
+        "contract.paid",
+        status=ContractStatus.ACTIVE,
+        payment_status=PaymentStatus.PAID,
+        actor_label=actor_label,
+        details=details,
+    )
+    contract.paid_at = paid_at
+    amount = format_money(contract.total_amount, contract.currency)
+    notify(
+        contract.coach,
+        f"{contract.student.name} paid {amount} for “{contract.title}”. "
+        "You can schedule sessions now.",
+        link=_link(contract),
+        subject=f"Coachpact: “{contract.title}” is paid",
+    )
+
+
+def mark_payment_failed(contract: Contract, *, actor_label: str, reason: str) -> bool:
+    """An attempt to pay an unpaid contract failed; False when the contract is paid already."""
+    if contract.paid_at is not None:
+        return False
+    _move(
+        contract,
+        "contract.payment_failed",
+        payment_status=PaymentStatus.FAILED,
+        actor_label=actor_label,
+        details={"reason": reason},
+    )
+    return True
+
+
+def record_refund(
+    contract: Contract, *, amount_refunded: int, full: bool, actor_label: str
+) -> None:
+    """Money went back to the student. A full refund closes the contract and its sessions.
+
+    A contract whose payment is disputed keeps that status (the dispute decides);
+    the refund is still audited.
+    """
+    payment_status = None
+    status = None
+    if contract.payment_status in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
+        payment_status = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+        if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
+            status = ContractStatus.REFUNDED
+    _move(
+        contract,
+        "contract.refund_recorded",
+        status=status,
+        payment_status=payment_status,
+        actor_label=actor_label,
+        details={"amount_refunded": amount_refunded},
+    )
+    if status is ContractStatus.REFUNDED:
+        cancel_open_sessions(contract, "the contract was refunded in full.")
+
+
+def open_dispute(contract: Contract, *, actor_label: str, details: dict[str, Any]) -> bool:
+    """The student's bank opened a dispute; False when one is open already."""
+    if contract.status is ContractStatus.DISPUTED:
+        return False
+    _move(
+        contract,
+        "contract.disputed",
+        status=ContractStatus.DISPUTED,
+        payment_status=PaymentStatus.DISPUTED,
+        actor_label=actor_label,
+        details=details,
+    )
+    return True
+
+
+def complete(contract: Contract) -> None:
+    """Every session is used and none is open: the contract is completed; both are told."""
+    _move(contract, "contract.completed", status=ContractStatus.COMPLETED, actor_label="system")
+    for party in (contract.coach, contract.student):
+        notify(
+            party,
+            f"All sessions of “{contract.title}” are done; the contract is completed.",
+            link=_link(contract),
+        )
+
+
+def cancel(contract: Contract, *, by: User, reason: str) -> None:
+    """Call off a contract that was never paid; the other party is told."""
+    if contract.paid_at is not None:
+        raise ValueError("a paid contract is closed by a refund, not cancelled")
+    _move(
+        contract,
+        "contract.cancelled",
+        status=ContractStatus.CANCELLED,
+        actor=by,
+        details={"reason": reason},
+    )
+    other = contract.student if by.id == contract.coach_id else contract.coach
+    notify(
+        other,
+        f"{by.name} cancelled the unpaid contract “{contract.title}”: {reason}",
+        link=_link(contract),
+    )
+
+
+def cancel_open_sessions(contract: Contract, reason: str) -> int:
+    """Cancel every scheduled session of a contract that closed (a full refund, say).
+
+    None of them counts as used; both parties are told once. The caller holds
+    the contract's lock. Returns how many were cancelled.
+    """
+    moment = now()
+    open_sessions = list(
+        db.session.scalars(
+            select(CoachingSession).where(
+                CoachingSession.contract_id == contract.id,
+                CoachingSession.status == SessionStatus.SCHEDULED,
+            )
+        )
+    )
+    for booked in open_sessions:
+        booked.status = check_transition(
+            SESSION_TRANSITIONS, booked.status, SessionStatus.CANCELLED, "session"
+        )
+        booked.cancelled_at = moment
+    if open_sessions:
+        db.session.flush()
+        audit(
+            "contract.sessions_cancelled",
+            contract,
+            actor_label="system",
+            after={"count": len(open_sessions), "reason": reason},
+        )
+        for party in (contract.coach, contract.student):
+            notify(
+                party,
+                f"{len(open_sessions)} scheduled session(s) of “{contract.title}” were "
+                f"cancelled: {reason}",
+                link=_link(contract),
+            )
+    return len(open_sessions)

@@ -1,0 +1,1 @@
+"""What every model shares: column types, row locking and SQLite's connection settings."""

@@ -1,0 +1,186 @@
+"""Background jobs on Huey: the queue, built from the app's config, and how tasks run.
+
+The queue is `SqliteHuey`'s storage in a file under `instance/` by default, and
+Redis when `REDIS_URL` is set. `JOBS_IMMEDIATE` runs each task at once in the
+process that enqueues it (the tests do), through the very same task code.
+
+A task carries only the id of a row of ours ("process event 42"): the durable
+state lives in our tables, so a lost or duplicated task costs nothing. Every
+task runs inside a fresh app context (its own database session) with a request
+context for building links, and periodic sweeps re-enqueue whatever a lost task
+left behind.
+
+Consumers: `flask --app app jobs consume` (see the README for production).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+from flask import Flask, current_app, has_app_context
+from flask.cli import AppGroup
+from huey import Huey, crontab
+from huey.api import TaskWrapper
+from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# One Huey for the process. Tasks register on it at import; `init_app` binds its
+# storage to the app's settings before anything is enqueued or consumed.
+huey = Huey("coachpact", results=False, utc=True, storage_class=MemoryStorage)
+_bound_app: Flask | None = None
+
+
+def init_app(app: Flask) -> None:
+    """Point the queue at the storage the app's settings name."""
+    global _bound_app
+    config = app.config
+    huey.name = config["JOBS_QUEUE_NAME"]
+    if config.get("REDIS_URL"):
+        huey.storage_class = RedisStorage
+        huey.storage_kwargs = {"url": config["REDIS_URL"]}
+    else:
+        huey.storage_class = SqliteStorage
+        huey.storage_kwargs = {"filename": config["JOBS_SQLITE_PATH"], "fsync": False}
+    huey.immediate = bool(config["JOBS_IMMEDIATE"])
+    huey.storage = huey.create_storage()
+    _bound_app = app
+    app.extensions["huey"] = huey
+    _listen_for_commits()
+    app.cli.add_command(_cli)
+
+
+@contextmanager
+def job_context() -> Iterator[None]:
+    """A fresh app context (so a fresh database session) and a request context for links."""
+    app = current_app._get_current_object() if has_app_context() else _bound_app  # type: ignore[attr-defined]
+    if app is None:
+        raise RuntimeError("jobs.init_app(app) was not called")
+    with app.app_context(), app.test_request_context(base_url=app.config["APP_BASE_URL"]):
+        yield
+
+
+def task(**options: Any) -> Callable[[F], TaskWrapper]:
+    """Declare a job; it runs inside `job_context`."""
+
+    def decorate(fn: F) -> TaskWrapper:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with job_context():
+                return fn(*args, **kwargs)
+
+        return huey.task(name=fn.__name__, **options)(run)  # huey adds the module
+
+    return decorate
+
+
+def periodic(schedule: Callable[..., bool]) -> Callable[[F], TaskWrapper]:
+    """Declare a periodic job (`schedule` as made by `every_minute`, `hourly_at`...)."""
+
+    def decorate(fn: F) -> TaskWrapper:
+        @functools.wraps(fn)
+        def run() -> Any:
+            with job_context():
+                return fn()
+
+        return huey.periodic_task(schedule, name=fn.__name__)(run)
+
+    return decorate
+
+
+def every_minute() -> Callable[..., bool]:
+    return crontab()
+
+
+def hourly_at(minute: int) -> Callable[..., bool]:
+    return crontab(minute=str(minute))
+
+
+def enqueue(job: TaskWrapper, *args: Any, delay: timedelta | None = None) -> bool:
+    """Put `job(*args)` on the queue; False (logged) if the queue cannot be reached.
+
+    Never raises: what a job would do is recorded in our tables first, and the
+    sweeps enqueue it again later.
+    """
+    try:
+        if delay is not None and delay > timedelta(0):
+            job.schedule(args=args, delay=delay.total_seconds())
+        else:
+            job(*args)
+    except Exception:  # any storage failure: the sweep will find the row
+        log.exception("could not enqueue %s%r; the sweep will retry", job.name, args)
+        return False
+    return True
+
+
+def overdue_ids(model: Any, waiting: Any, grace: timedelta, limit: int = 1000) -> list[int]:
+    """Ids of `model` rows in status `waiting` due more than `grace` ago: their job was lost.
+
+    For the sweeps. `model` has `status` and `next_attempt_at` columns.
+    """
+    from clock import now
+    from extensions import db
+
+    return list(
+        db.session.scalars(
+            select(model.id)
+            .where(model.status == waiting, model.next_attempt_at <= now() - grace)
+            .order_by(model.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+_AFTER_COMMIT = "jobs_after_commit"
+
+
+def enqueue_after_commit(session: Any, job: TaskWrapper, *args: Any) -> None:
+    """Enqueue `job(*args)` once `session`'s transaction commits; never if it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((job, args))
+
+
+def _after_commit(session: Any) -> None:
+    for job, args in session.info.pop(_AFTER_COMMIT, []):
+        enqueue(job, *args)
+
+
+def _after_rollback(session: Any, _transaction: Any = None) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+def _listen_for_commits() -> None:
+    """Run the after-commit queue of every SQLAlchemy session (hooked once per process)."""
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_soft_rollback", _after_rollback)
+
+
+_cli = AppGroup("jobs", help="Background jobs.")
+
+
+@_cli.command("consume")
+@click.option("--workers", default=2, show_default=True, help="worker threads")
+@click.option(
+    "--periodic/--no-periodic",
+    default=True,
+    show_default=True,
+    help="run the periodic sweeps here; enable on exactly one consumer",
+)
+def consume(workers: int, periodic: bool) -> None:
+    """Run a job consumer until stopped (SIGINT finishes running jobs; SIGTERM stops at once)."""
+    if huey.immediate:
+        raise click.UsageError("JOBS_IMMEDIATE is set: jobs run where they are enqueued.")
+    consumer = huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=periodic, check_worker_health=True
+    )
+    consumer.run()

@@ -1,0 +1,277 @@
+"""Stripe events: what each type does, and how an event in the inbox is applied.
+
+The webhook only stores the event (`payments.inbox`). A job then applies it:
+`process_event` locks the event's row, runs the handler for its type in one
+transaction with the event marked processed, and commits. An event that cannot
+be matched yet, or whose handler fails, is retried with backoff for Stripe's
+own three days, then marked failed for an admin. Exactly once: the event row's
+lock and status decide, whatever the number of deliveries and consumers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+import clock
+import jobs
+from audit.services import record as audit
+from contracts import lifecycle
+from contracts.models import Contract
+from contracts.services import lock_contract
+from database.locking import lock_by_id
+from extensions import db
+from payments import stripe_api
+from payments.fulfilment import (
+    fulfil_checkout,
+    locked_attempt,
+    metadata_contract_id,
+    refund_duplicate_job,
+    unrefunded_duplicate_ids,
+)
+from payments.inbox import record_event
+from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
+from payments.records import move_if_allowed, payment_by
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = timedelta(seconds=10)
+LONGEST_WAIT = timedelta(hours=1)
+# Stripe retries a webhook for three days; an event still failing after that needs a person.
+GIVE_UP_AFTER = timedelta(days=3)
+# An event still waiting this long after it was due was lost by its job: the sweep enqueues it.
+SWEEP_GRACE = timedelta(seconds=5)
+
+
+class RetryLater(Exception):
+    """An event we handle but cannot match yet (its payment is not known yet, say)."""
+
+
+# --- what each event type does ---------------------------------------------------
+
+
+def _fail_session(session: dict[str, Any]) -> str:
+    found = locked_attempt(session)
+    if found is None:
+        return "unrelated"
+    payment, contract = found
+    if not move_if_allowed(payment, PaymentRecordStatus.FAILED):
+        return "stale"
+    payment.failure_reason = "The bank debit did not go through."
+    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
+    return "failed"
+
+
+def _expire_session(session: dict[str, Any]) -> str:
+    found = locked_attempt(session)
+    if found is None:
+        return "unrelated"
+    payment, _ = found
+    return "expired" if move_if_allowed(payment, PaymentRecordStatus.EXPIRED) else "stale"
+
+
+def _intent_failed(intent: dict[str, Any]) -> str:
+    contract_id = metadata_contract_id(intent)
+    contract = lock_contract(contract_id) if contract_id else None
+    if contract is None:
+        return "unrelated"
+    payment = payment_by(payment_intent_id=intent["id"]) or db.session.scalar(
+        select(Payment)
+        .where(
+            Payment.contract_id == contract.id,
+            Payment.status.in_([PaymentRecordStatus.PENDING, PaymentRecordStatus.FAILED]),
+        )
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    )
+    if payment is None:
+        raise RetryLater("payment_intent.payment_failed before its Checkout attempt is known")
+    error = intent.get("last_payment_error") or {}
+    payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
+    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    move_if_allowed(payment, PaymentRecordStatus.FAILED)
+    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    audit(
+        "payment.failed",
+        payment,
+        actor_label="stripe",
+        after={"reason": payment.failure_reason, "code": error.get("code")},
+    )
+    return "failed"
+
+
+def _payment_by_intent(intent_id: str | None, what: str) -> tuple[Payment, Contract]:
+    """The payment of a payment intent, its contract locked; RetryLater if not known yet."""
+    known = payment_by(payment_intent_id=intent_id) if intent_id else None
+    if known is None:
+        # The checkout.session.completed that names this intent may not be here yet.
+        raise RetryLater(f"{what} for a payment intent we do not know yet")
+    contract = lock_contract(known.contract_id)
+    payment = payment_by(id=known.id)  # fresh, under the lock
+    assert contract is not None and payment is not None
+    return payment, contract
+
+
+def _charge_refunded(charge: dict[str, Any]) -> str:
+    payment, contract = _payment_by_intent(charge.get("payment_intent"), "charge.refunded")
+    refunded = int(charge.get("amount_refunded") or 0)
+    if refunded <= payment.amount_refunded:
+        return "stale"
+    full = refunded >= payment.amount
+    payment.amount_refunded = refunded
+    move_if_allowed(
+        payment, PaymentRecordStatus.REFUNDED if full else PaymentRecordStatus.PARTIALLY_REFUNDED
+    )
+    if payment.is_duplicate:
+        audit("payment.refunded", payment, actor_label="stripe", after={"amount": refunded})
+    else:
+        lifecycle.record_refund(contract, amount_refunded=refunded, full=full, actor_label="stripe")
+    return "refunded" if full else "partially_refunded"
+
+
+def _dispute_created(dispute: dict[str, Any]) -> str:
+    payment, contract = _payment_by_intent(dispute.get("payment_intent"), "charge.dispute.created")
+    opened = lifecycle.open_dispute(
+        contract,
+        actor_label="stripe",
+        details={
+            "dispute_id": dispute.get("id"),
+            "reason": dispute.get("reason"),
+            "payment_id": payment.id,
+        },
+    )
+    return "disputed" if opened else "stale"
+
+
+EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "checkout.session.completed": lambda s: fulfil_checkout(s, source="webhook"),
+    "checkout.session.async_payment_succeeded": lambda s: fulfil_checkout(s, source="webhook"),
+    "checkout.session.async_payment_failed": _fail_session,
+    "checkout.session.expired": _expire_session,
+    "payment_intent.payment_failed": _intent_failed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}
+
+
+# --- applying an event from the inbox ------------------------------------------------
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """10 s after the first failure, doubling, at most an hour."""
+    return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), LONGEST_WAIT)
+
+
+def process_event(event_id: int) -> str | None:
+    """Apply one inbox event if it is due; its outcome, or None if nothing was applied.
+
+    Commits: the handler's changes and the event's `processed` mark in one
+    transaction; on failure, the attempt (count, error, next time) in another.
+    """
+    event = lock_by_id(db.session, WebhookEvent, event_id)
+    if event is None or event.status is not EventStatus.RECEIVED:
+        db.session.rollback()
+        return None  # processed by another job already, or given up
+    if event.next_attempt_at > clock.now():
+        db.session.rollback()
+        return None  # a retry that is not due yet; its own job comes later
+    handler = EVENT_HANDLERS.get(event.type)
+    try:
+        body = json.loads(event.payload)
+        outcome = "ignored" if handler is None else handler(body["data"]["object"])
+    except Exception as exc:  # any failure: nothing of it is kept, the event is retried
+        db.session.rollback()
+        _record_failure(event_id, exc)
+        return None
+    event.status = EventStatus.PROCESSED
+    event.outcome = outcome
+    event.attempts += 1
+    event.last_error = None
+    event.processed_at = clock.now()
+    db.session.commit()
+    return outcome
+
+
+def _record_failure(event_id: int, exc: Exception) -> None:
+    if isinstance(exc, RetryLater):
+        log.info("event %s not matched yet: %s", event_id, exc)
+    else:
+        log.exception("event %s failed", event_id, exc_info=exc)
+    event = lock_by_id(db.session, WebhookEvent, event_id)
+    assert event is not None
+    moment = clock.now()
+    event.attempts += 1
+    event.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+    wait = retry_delay(event.attempts)
+    if moment + wait - event.received_at > GIVE_UP_AFTER:
+        event.status = EventStatus.FAILED
+    else:
+        event.next_attempt_at = moment + wait
+    retrying = event.status is EventStatus.RECEIVED
+    db.session.commit()
+    if retrying:
+        jobs.enqueue(process_event_job, event_id, delay=wait)
+
+
+def retry_now(event_id: int) -> bool:
+    """Make a waiting or failed event due at once (an admin's replay); False if processed."""
+    event = lock_by_id(db.session, WebhookEvent, event_id)
+    if event is None or event.status is EventStatus.PROCESSED:
+        return False
+    event.status = EventStatus.RECEIVED
+    event.next_attempt_at = clock.now()
+    jobs.enqueue_after_commit(db.session(), process_event_job, event_id)
+    return True
+
+
+def reconcile(since: datetime) -> dict[str, int]:
+    """Add to the inbox every event of a handled type since `since` that it lacks.
+
+    The pipeline then applies them like any webhook. Safe to run at any time:
+    known events are left as they are. Commits.
+    """
+    counts = {"added": 0, "known": 0}
+    added: list[int] = []
+    for event in stripe_api.list_events({"created": {"gte": int(since.timestamp())}, "limit": 100}):
+        if event["type"] not in EVENT_HANDLERS:
+            continue
+        row_id = record_event(event["id"], event["type"], json.dumps(event))
+        if row_id is None:
+            counts["known"] += 1
+        else:
+            counts["added"] += 1
+            added.append(row_id)
+    db.session.commit()
+    for row_id in added:
+        jobs.enqueue(process_event_job, row_id)
+    return counts
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+
+@jobs.task()
+def process_event_job(event_id: int) -> None:
+    process_event(event_id)
+
+
+@jobs.periodic(jobs.every_minute())
+def sweep_inbox() -> None:
+    """Enqueue events and duplicate refunds that a lost job (or a down queue) left behind."""
+    for event_id in jobs.overdue_ids(WebhookEvent, EventStatus.RECEIVED, SWEEP_GRACE):
+        jobs.enqueue(process_event_job, event_id)
+    for payment_id in unrefunded_duplicate_ids():
+        jobs.enqueue(refund_duplicate_job, payment_id)
+
+
+@jobs.periodic(jobs.hourly_at(17))
+def reconcile_hourly() -> None:
+    """Ask Stripe for the last few hours' events, in case a webhook never arrived."""
+    counts = reconcile(clock.now() - timedelta(hours=3))
+    if counts["added"]:
+        log.warning("reconcile added %s events the webhook never delivered", counts["added"])
