@@ -59,6 +59,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from accounts import models as _accounts_models  # noqa: F401
     from accounts.cli import register_cli as register_account_cli
     from accounts.views import bp as auth_bp
+    from admin import models as _admin_models  # noqa: F401
+    from admin.cli import register_cli as register_admin_cli
+    from admin.views import bp as admin_bp
     from audit import models as _audit_models  # noqa: F401
     from contracts import models as _contracts_models  # noqa: F401
     from contracts.money import format_money
@@ -80,9 +83,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(payments_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(admin_bp)
     register_account_cli(app)
     register_demo_cli(app)
     register_payments_cli(app)
+    register_admin_cli(app)
     jobs.init_app(app)
     app.add_template_filter(format_money, "money")
     app.add_template_filter(localtime, "localtime")
@@ -108,6 +113,8 @@ def _register_pages(app: Flask) -> None:
     @app.get("/")
     def home() -> str | Response:
         if current_user.is_authenticated:
+            if current_user.is_admin:
+                return redirect(url_for("admin.dashboard"))
             return redirect(url_for("contracts.index"))
         return render_template("home.html")
 

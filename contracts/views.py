@@ -22,7 +22,9 @@ def require_login() -> None:
 
 
 @bp.get("/")
-def index() -> str:
+def index() -> str | Response:
+    if current_user.is_admin:
+        return redirect(url_for("admin.dashboard"))  # an admin's home is the console
     return render_template(
         "contracts/index.html",
         contracts=services.contracts_of(current_user),

@@ -8,7 +8,7 @@ Create Date: ${create_date}
 from alembic import op
 import sqlalchemy as sa
 
-import db_types  # noqa: F401  (custom column types used by autogenerate)
+import database.types  # noqa: F401  (custom column types used by autogenerate)
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

@@ -31,8 +31,8 @@ from payments.fulfilment import (
     fulfil_checkout,
     locked_attempt,
     metadata_contract_id,
-    refund_duplicate_job,
-    unrefunded_duplicate_ids,
+    refund_void_payment_job,
+    unrefunded_void_payment_ids,
 )
 from payments.inbox import record_event
 from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
@@ -124,10 +124,12 @@ def _charge_refunded(charge: dict[str, Any]) -> str:
         return "stale"
     full = refunded >= payment.amount
     payment.amount_refunded = refunded
+    payment.charge_id = payment.charge_id or charge.get("id")
     move_if_allowed(
         payment, PaymentRecordStatus.REFUNDED if full else PaymentRecordStatus.PARTIALLY_REFUNDED
     )
-    if payment.is_duplicate:
+    if payment.void_reason is not None or contract.paid_at is None:
+        # The money never counted for the contract: only the payment changes.
         audit("payment.refunded", payment, actor_label="stripe", after={"amount": refunded})
     else:
         lifecycle.record_refund(contract, amount_refunded=refunded, full=full, actor_label="stripe")
@@ -240,7 +242,7 @@ def reconcile(since: datetime) -> dict[str, int]:
     for event in stripe_api.list_events({"created": {"gte": int(since.timestamp())}, "limit": 100}):
         if event["type"] not in EVENT_HANDLERS:
             continue
-        row_id = record_event(event["id"], event["type"], json.dumps(event))
+        row_id = record_event(event, json.dumps(event))
         if row_id is None:
             counts["known"] += 1
         else:
@@ -262,11 +264,11 @@ def process_event_job(event_id: int) -> None:
 
 @jobs.periodic(jobs.every_minute())
 def sweep_inbox() -> None:
-    """Enqueue events and duplicate refunds that a lost job (or a down queue) left behind."""
+    """Enqueue events and void-payment refunds that a lost job (or a down queue) left behind."""
     for event_id in jobs.overdue_ids(WebhookEvent, EventStatus.RECEIVED, SWEEP_GRACE):
         jobs.enqueue(process_event_job, event_id)
-    for payment_id in unrefunded_duplicate_ids():
-        jobs.enqueue(refund_duplicate_job, payment_id)
+    for payment_id in unrefunded_void_payment_ids():
+        jobs.enqueue(refund_void_payment_job, payment_id)
 
 
 @jobs.periodic(jobs.hourly_at(17))

@@ -21,7 +21,7 @@ from contracts.models import Contract
 from contracts.services import lock_contract
 from extensions import db
 from payments import stripe_api
-from payments.models import Payment, PaymentRecordStatus
+from payments.models import Payment, PaymentRecordStatus, VoidReason
 from payments.records import move, move_if_allowed, payment_by
 
 _SETTLED = (
@@ -99,7 +99,7 @@ def _mismatch(contract: Contract, session: dict[str, Any]) -> str | None:
 
 
 def _note_charge(payment: Payment, session: dict[str, Any]) -> None:
-    """Copy what the session tells about the charge onto the record.
+    """Copy what the session tells about the charge (intent, charge, receipt) onto the record.
 
     A webhook's session names its payment intent by id only; the success page
     retrieves it expanded, with the charge's receipt and method. Stripe is not
@@ -112,6 +112,7 @@ def _note_charge(payment: Payment, session: dict[str, Any]) -> None:
         payment.payment_intent_id = intent["id"]
         charge = intent.get("latest_charge")
         if isinstance(charge, dict):
+            payment.charge_id = charge.get("id") or payment.charge_id
             payment.receipt_url = charge.get("receipt_url") or payment.receipt_url
             method = (charge.get("payment_method_details") or {}).get("type")
             payment.payment_method_type = method or payment.payment_method_type
@@ -164,54 +165,68 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
 
 def _hold_duplicate(payment: Payment) -> str:
     """A second paid session for a paid contract: recorded, and refunded after commit."""
-    payment.is_duplicate = True
+    void_payment(payment, VoidReason.DUPLICATE)
     audit("payment.duplicate", payment, actor_label="system", after={"amount": payment.amount})
-    jobs.enqueue_after_commit(db.session(), refund_duplicate_job, payment.id)
     return "duplicate"
 
 
-def refund_duplicate(payment_id: int) -> str | None:
-    """Ask Stripe to refund a duplicate payment in full; the id of the refund, or None.
+def void_payment(payment: Payment, reason: VoidReason) -> None:
+    """The money arrived but does not count for the contract: a job refunds it in full.
+
+    The job runs after commit, outside any lock.
+    """
+    payment.void_reason = reason
+    jobs.enqueue_after_commit(db.session(), refund_void_payment_job, payment.id)
+
+
+def refund_void_payment(payment_id: int) -> str | None:
+    """Ask Stripe to refund a void payment in full; the id of the refund, or None.
 
     Outside any lock, with an idempotency key from the payment, so two jobs for
     the same payment make one refund. The refund's own event
     (`charge.refunded`) moves the record to refunded through the inbox.
     """
     payment = db.session.get(Payment, payment_id)
-    if payment is None or not payment.is_duplicate or payment.duplicate_refund_id:
+    if payment is None or payment.void_reason is None or payment.void_refund_id:
         return None
     if payment.payment_intent_id is None:
-        raise RuntimeError("a duplicate payment without a payment intent cannot be refunded yet")
+        raise RuntimeError("a payment without a payment intent cannot be refunded yet")
     refund = stripe_api.create_refund(
         {
             "payment_intent": payment.payment_intent_id,
-            "reason": "duplicate",
+            "reason": "duplicate"
+            if payment.void_reason is VoidReason.DUPLICATE
+            else "requested_by_customer",
             "metadata": {"contract_id": str(payment.contract_id), "payment_id": str(payment.id)},
         },
-        stripe_api.idempotency_key("refund-duplicate", payment.checkout_session_id),
+        stripe_api.idempotency_key("refund-void", payment.id, payment.payment_intent_id),
     )
-    payment.duplicate_refund_id = refund.id
+    payment.void_refund_id = refund.id
     audit(
-        "payment.duplicate_refund_requested",
+        "payment.refund_requested",
         payment,
         actor_label="system",
-        after={"refund_id": refund.id, "amount": refund.amount},
+        after={
+            "refund_id": refund.id,
+            "amount": refund.amount,
+            "reason": payment.void_reason.value,
+        },
     )
     return refund.id
 
 
-def unrefunded_duplicate_ids() -> list[int]:
-    """Duplicate payments whose refund was never requested (a lost or failed job)."""
+def unrefunded_void_payment_ids() -> list[int]:
+    """Void payments whose refund was never asked for (a lost or failed job)."""
     return list(
         db.session.scalars(
             select(Payment.id).where(
-                Payment.is_duplicate.is_(True), Payment.duplicate_refund_id.is_(None)
+                Payment.void_reason.is_not(None), Payment.void_refund_id.is_(None)
             )
         )
     )
 
 
 @jobs.task()
-def refund_duplicate_job(payment_id: int) -> None:
-    refund_duplicate(payment_id)
+def refund_void_payment_job(payment_id: int) -> None:
+    refund_void_payment(payment_id)
     db.session.commit()

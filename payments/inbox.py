@@ -18,16 +18,25 @@ from payments.models import EventStatus, WebhookEvent
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def record_event(stripe_event_id: str, event_type: str, payload: str) -> int | None:
-    """Store a verified event in the inbox; its row id, or None if it was there already."""
+def record_event(event: dict[str, Any], payload: str) -> int | None:
+    """Store a verified event (`payload`: its body as signed) in the inbox.
+
+    Returns the new row's id, or None if the event was there already.
+    """
     insert = _INSERTS[db.session.get_bind().dialect.name]
     moment = clock.now()
+    about = event["data"]["object"]
+    intent = about.get("id") if about.get("object") == "payment_intent" else about.get(
+        "payment_intent"
+    )
     statement = (
         insert(WebhookEvent)
         .values(
-            stripe_event_id=stripe_event_id,
-            type=event_type,
+            stripe_event_id=event["id"],
+            type=event["type"],
             payload=payload,
+            object_id=about.get("id") if isinstance(about.get("id"), str) else None,
+            payment_intent_id=intent if isinstance(intent, str) else None,
             status=EventStatus.RECEIVED,
             attempts=0,
             received_at=moment,

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clock import now
@@ -54,16 +54,40 @@ PAYMENT_RECORD_TRANSITIONS: dict[PaymentRecordStatus, frozenset[PaymentRecordSta
 }
 
 
+class ReviewResolution(enum.Enum):
+    ACCEPTED = "accepted"  # an admin accepted what Stripe reported; the contract is paid
+    REFUNDED = "refunded"  # an admin refused it; it goes back in full
+
+
+class VoidReason(enum.Enum):
+    DUPLICATE = "duplicate"  # a second payment for a contract that was paid already
+    REVIEW = "review"  # held for review and refused by an admin
+
+
+class ManualMethod(enum.Enum):
+    CASH = "cash"  # paid in cash, recorded by an admin
+    CHEQUE = "cheque"  # paid by cheque
+    BANK_TRANSFER = "bank_transfer"  # paid by a bank transfer outside Stripe
+
+
 class Payment(Model):
     """One Checkout attempt for a contract, and what Stripe told us about it."""
 
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_contract_id_created_at", "contract_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_payments_contract_id_created_at", "contract_id", "created_at"),
+        # The admin's lists: newest first, optionally by status and currency (keyset pages).
+        Index("ix_payments_created_at_id", "created_at", "id"),
+        Index("ix_payments_status_currency_created_at", "status", "currency", "created_at", "id"),
+        Index("ix_payments_currency_created_at", "currency", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
-    checkout_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # None for a manual (offline) payment, which never went through Checkout.
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     customer_id: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int]  # minor units, what we asked Stripe for
     currency: Mapped[str] = mapped_column(String(3))
@@ -76,12 +100,23 @@ class Payment(Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     receipt_url: Mapped[str | None] = mapped_column(String(2000))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
-    # Set when what Stripe reported does not match the contract: an admin decides.
+    # Set when what Stripe reported does not match the contract: held for an admin,
+    # who accepts it or refunds it (`payments.review`).
     review_reason: Mapped[str | None] = mapped_column(String(500))
-    # A second payment for a contract that was paid already: it goes back in full
-    # (`payments.fulfilment.refund_duplicate`) and never counts for the contract.
-    is_duplicate: Mapped[bool] = mapped_column(default=False)
-    duplicate_refund_id: Mapped[str | None] = mapped_column(String(255))
+    review_resolution: Mapped[ReviewResolution | None] = mapped_column(str_enum(ReviewResolution))
+    review_note: Mapped[str | None] = mapped_column(String(500))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the money arrived but does not count for the contract, and goes back in
+    # full by a job (`payments.fulfilment.refund_void_payment`); the refund's id once asked.
+    void_reason: Mapped[VoidReason | None] = mapped_column(str_enum(VoidReason))
+    void_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # A manual (offline) payment: how it was paid, its reference, who recorded it.
+    manual_method: Mapped[ManualMethod | None] = mapped_column(str_enum(ManualMethod))
+    manual_reference: Mapped[str | None] = mapped_column(String(100))
+    received_on: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(String(500))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stripe_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
@@ -91,8 +126,19 @@ class Payment(Model):
 
     @property
     def reference(self) -> str:
-        """What we show people: the last 8 characters of the Checkout session id."""
-        return self.checkout_session_id[-8:]
+        """What we show people: the end of the Checkout session id, or the manual reference."""
+        if self.checkout_session_id:
+            return self.checkout_session_id[-8:]
+        return self.manual_reference or f"manual-{self.id}"
+
+    @property
+    def held_for_review(self) -> bool:
+        return self.review_reason is not None and self.review_resolution is None
+
+    @property
+    def method(self) -> str | None:
+        """`manual` for an offline payment, else the Stripe method type (card, ...)."""
+        return "manual" if self.manual_method else self.payment_method_type
 
 
 class StripeCustomer(Model):
@@ -123,12 +169,19 @@ class WebhookEvent(Model):
     __table_args__ = (
         Index("ix_webhook_events_received_at", "received_at"),
         Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_events_object_id", "object_id"),
+        Index("ix_webhook_events_payment_intent_id", "payment_intent_id"),
+        Index("ix_webhook_events_type_id", "type", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[str] = mapped_column(Text)  # the body exactly as Stripe signed it
+    # What the event is about (its data.object's id, and the payment intent it names),
+    # so a payment's page can show its events without reading payloads.
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[EventStatus] = mapped_column(str_enum(EventStatus), default=EventStatus.RECEIVED)
     outcome: Mapped[str | None] = mapped_column(String(60))
     attempts: Mapped[int] = mapped_column(default=0)

@@ -35,7 +35,7 @@ def stripe_webhook() -> tuple[Response, int]:
         event = verify_webhook(body, request.headers.get("Stripe-Signature"))
     except InvalidWebhook as exc:
         return jsonify(error=str(exc)), 400
-    row_id = record_event(event["id"], event["type"], body.decode())
+    row_id = record_event(event, body.decode())
     db.session.commit()
     if row_id is None:
         return jsonify(received=True, duplicate=True), 200

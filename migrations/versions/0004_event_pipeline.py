@@ -1,4 +1,4 @@
-"""The event pipeline: the webhook inbox, the mail outbox, duplicate payments.
+"""The event pipeline: the webhook inbox and the mail outbox.
 
 Revision ID: 0004
 Revises: 0003
@@ -44,14 +44,6 @@ def upgrade():
         batch_op.create_index('ix_webhook_events_status_next_attempt_at',
                               ['status', 'next_attempt_at'], unique=False)
 
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('is_duplicate', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column('duplicate_refund_id', sa.String(length=255),
-                                      nullable=True))
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.alter_column('is_duplicate', server_default=None)
-
     op.create_table('outbox_mails',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('recipient', sa.String(length=254), nullable=False),
@@ -75,9 +67,6 @@ def downgrade():
     with op.batch_alter_table('outbox_mails', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_mails_status_next_attempt_at')
     op.drop_table('outbox_mails')
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.drop_column('duplicate_refund_id')
-        batch_op.drop_column('is_duplicate')
     op.execute("UPDATE webhook_events SET outcome = 'received' WHERE outcome IS NULL")
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_events_status_next_attempt_at')

@@ -1,0 +1,1 @@
+"""The admin console: payments, events, reviews, the audit trail and analytics."""
