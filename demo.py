@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 
 import clock
@@ -28,6 +28,7 @@ from contracts.services import (
     send_proposal,
     withdraw_proposal,
 )
+from demo_history import load_history
 from extensions import db
 from payments.models import Payment, PaymentRecordStatus
 
@@ -145,6 +146,8 @@ def load_demo_data() -> list[User]:
             _settle(accept_proposal(proposal.id, student), item.outcome)
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
+    config = current_app.config
+    load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"])
     return users
 
 

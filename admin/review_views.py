@@ -1,8 +1,72 @@
+"""Admin: the review queue (accept or refund held payments) and manual payments."""
+
 from __future__ import annotations
 
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from admin.forms import ManualPaymentForm, ReviewDecisionForm
 from admin.views import bp
+from contracts.models import Contract
+from extensions import db
+from payments import review
+from payments.manual import ManualPaymentRefused, record_manual_payment
+from payments.models import ManualMethod
 
 
 @bp.get("/reviews")
 def reviews() -> str:
-    return "reviews (to be built)"
+    return render_template(
+        "admin/reviews.html",
+        section="reviews",
+        held=review.held_payments(),
+        form=ReviewDecisionForm(),
+    )
+
+
+@bp.post("/reviews/<int:payment_id>/<any(accept, refund):decision>")
+def review_decide(payment_id: int, decision: str) -> Response:
+    form = ReviewDecisionForm()
+    if not form.validate_on_submit():
+        flash("Write a note saying why, then decide again.", "warning")
+        return redirect(url_for("admin.reviews"))
+    decide = review.accept_held_payment if decision == "accept" else review.refund_held_payment
+    try:
+        payment = decide(payment_id, current_user, form.note.data or "")
+        db.session.commit()
+    except LookupError:
+        abort(404)
+    except review.ReviewRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("admin.reviews"))
+    done = "accepted; the contract is paid" if decision == "accept" else "refused and refunded"
+    flash(f"Payment #{payment.id} {done}.", "success")
+    return redirect(url_for("admin.payment_detail", payment_id=payment.id))
+
+
+@bp.route("/contracts/<int:contract_id>/manual-payment", methods=["GET", "POST"])
+def manual_payment(contract_id: int) -> str | Response:
+    contract = db.session.get(Contract, contract_id) or abort(404)
+    form = ManualPaymentForm()
+    if form.validate_on_submit():
+        try:
+            payment = record_manual_payment(
+                contract.id,
+                current_user,
+                method=ManualMethod(form.method.data),
+                reference=form.reference.data or "",
+                received_on=form.received_on.data,
+                note=form.note.data or "",
+            )
+            db.session.commit()
+        except ManualPaymentRefused as exc:
+            db.session.rollback()
+            flash(str(exc), "warning")
+            return redirect(url_for("admin.contract_detail", contract_id=contract_id))
+        flash("Manual payment recorded; the contract is active.", "success")
+        return redirect(url_for("admin.payment_detail", payment_id=payment.id))
+    return render_template(
+        "admin/manual_payment.html", section="contracts", contract=contract, form=form
+    )

@@ -73,14 +73,24 @@ def _link(contract: Contract) -> str:
 
 
 def mark_paid(
-    contract: Contract, *, paid_at: datetime, actor_label: str, details: dict[str, Any]
+    contract: Contract,
+    *,
+    paid_at: datetime,
+    details: dict[str, Any],
+    actor: User | None = None,
+    actor_label: str | None = None,
 ) -> None:
-    """The total arrived: the contract becomes active and paid; the coach is told."""
+    """The total arrived: the contract becomes active and paid; the coach is told.
+
+    `actor` is the admin who recorded or accepted the payment; Stripe's own
+    payments have only an `actor_label`.
+    """
     _move(
         contract,
         "contract.paid",
         status=ContractStatus.ACTIVE,
         payment_status=PaymentStatus.PAID,
+        actor=actor,
         actor_label=actor_label,
         details=details,
     )

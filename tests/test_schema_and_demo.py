@@ -62,9 +62,17 @@ def test_demo_data_covers_every_state(runner, db):
     assert db.session.scalar(select(func.count()).select_from(User).filter_by(role="coach")) == 2
 
 
+def story_contracts(db):
+    """The demo's named contracts (not the generated payment history)."""
+    from demo import PROPOSALS
+
+    titles = [item.title for item in PROPOSALS]
+    return db.session.scalars(select(Contract).where(Contract.title.in_(titles)))
+
+
 def test_demo_sessions_fit_their_contracts(runner, db):
     runner.invoke(args=["demo-data"])
-    for contract in db.session.scalars(select(Contract)):
+    for contract in story_contracts(db):
         sessions = db.session.scalars(select(CoachingSession).filter_by(contract_id=contract.id))
         statuses = [s.status for s in sessions]
         if contract.status is ContractStatus.COMPLETED:
@@ -80,7 +88,7 @@ def test_paid_demo_contracts_have_the_payment_that_paid_them(runner, db):
     from payments.models import Payment, PaymentRecordStatus
 
     runner.invoke(args=["demo-data"])
-    for contract in db.session.scalars(select(Contract)):
+    for contract in story_contracts(db):
         payments = list(db.session.scalars(select(Payment).filter_by(contract_id=contract.id)))
         if contract.paid_at is None:
             assert payments == []
@@ -92,3 +100,35 @@ def test_paid_demo_contracts_have_the_payment_that_paid_them(runner, db):
             PaymentRecordStatus.REFUNDED if refunded else PaymentRecordStatus.SUCCEEDED
         )
         assert payment.amount_refunded == (contract.total_amount if refunded else 0)
+
+
+def test_demo_history_gives_the_admin_console_something_to_show(runner, db):
+    from datetime import timedelta
+
+    import clock
+    from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
+
+    runner.invoke(args=["demo-data"])
+    history = list(db.session.scalars(
+        select(Payment).where(Payment.checkout_session_id.like("cs_demo_%"))))
+    assert len(history) >= 300
+    assert {p.currency for p in history} >= {"usd", "eur", "gbp", "jpy"}
+    statuses = {p.status for p in history}
+    assert statuses >= {PaymentRecordStatus.SUCCEEDED, PaymentRecordStatus.FAILED,
+                        PaymentRecordStatus.REFUNDED, PaymentRecordStatus.PARTIALLY_REFUNDED}
+    assert any(p.held_for_review for p in history)
+    assert min(p.created_at for p in history) < clock.now() - timedelta(days=80)
+    counting = (PaymentRecordStatus.SUCCEEDED, PaymentRecordStatus.REFUNDED,
+                PaymentRecordStatus.PARTIALLY_REFUNDED)
+    by_contract: dict[int, list[Payment]] = {}
+    for payment in history:
+        by_contract.setdefault(payment.contract_id, []).append(payment)
+    for contract_id, payments in by_contract.items():
+        contract = db.session.get(Contract, contract_id)
+        paid = [p for p in payments if p.status in counting and p.void_reason is None]
+        # A paid contract has the one payment that paid it, for its total; others have none.
+        assert len(paid) == (1 if contract.paid_at else 0)
+        for payment in paid:
+            assert (payment.amount, payment.currency) == (contract.total_amount, contract.currency)
+    failed = db.session.scalars(select(WebhookEvent).filter_by(status=EventStatus.FAILED)).all()
+    assert failed and all(event.last_error for event in failed)

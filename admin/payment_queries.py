@@ -1,0 +1,318 @@
+"""Read models for the admin's payments list, its CSV export and a payment's timeline.
+
+Every page is one query of a fixed shape, whatever the filters: the page's rows
+with their contract and parties joined in, found by an index on
+(created_at, id) or (status, currency, created_at, id) and paged by keyset
+(`WHERE (created_at, id) < (:last_created_at, :last_id)`), so page 500 costs
+what page 1 does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select, tuple_
+from sqlalchemy.orm import aliased
+
+from accounts.models import User
+from audit.models import AuditEntry
+from contracts.models import Contract
+from extensions import db
+from payments.models import ManualMethod, Payment, PaymentRecordStatus, WebhookEvent
+
+PAGE_SIZE = 50
+Student = aliased(User, name="student")
+Coach = aliased(User, name="coach")
+
+# A search for one of Stripe's ids goes to the column that holds that kind of id.
+STRIPE_ID_COLUMNS = {
+    "cs_": Payment.checkout_session_id,
+    "pi_": Payment.payment_intent_id,
+    "ch_": Payment.charge_id,
+    "cus_": Payment.customer_id,
+    "re_": Payment.void_refund_id,
+}
+SORTS = {
+    "newest": (Payment.created_at, True),
+    "oldest": (Payment.created_at, False),
+    "amount_desc": (Payment.amount, True),
+    "amount_asc": (Payment.amount, False),
+}
+METHODS = ("card", "us_bank_account", "sepa_debit", "manual")
+
+
+@dataclass
+class PaymentFilters:
+    """What the list shows; built from the query string by `parse_filters`."""
+
+    status: PaymentRecordStatus | None = None
+    currency: str | None = None
+    method: str | None = None
+    start: date | None = None
+    end: date | None = None  # inclusive
+    held: bool = False
+    q: str = ""
+    sort: str = "newest"
+    errors: list[str] = field(default_factory=list)
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (for links and the export)."""
+        args = {
+            "status": self.status.value if self.status else "",
+            "currency": self.currency or "",
+            "method": self.method or "",
+            "start": self.start.isoformat() if self.start else "",
+            "end": self.end.isoformat() if self.end else "",
+            "held": "1" if self.held else "",
+            "q": self.q,
+            "sort": self.sort if self.sort != "newest" else "",
+        }
+        return {key: value for key, value in args.items() if value}
+
+
+def _date(args: Any, name: str, errors: list[str]) -> date | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors.append(f"“{raw}” is not a date (use YYYY-MM-DD); the {name} date was ignored.")
+        return None
+
+
+def parse_filters(args: Any) -> PaymentFilters:
+    """Filters from a query string; what cannot be read is ignored with a message."""
+    errors: list[str] = []
+    status = None
+    if args.get("status"):
+        try:
+            status = PaymentRecordStatus(args["status"])
+        except ValueError:
+            errors.append("Unknown status; the status filter was ignored.")
+    currency = (args.get("currency") or "").strip().lower() or None
+    if currency and (len(currency) != 3 or not currency.isalpha()):
+        errors.append("A currency is three letters, like usd; the currency filter was ignored.")
+        currency = None
+    method = args.get("method") or None
+    if method and method not in METHODS:
+        errors.append("Unknown payment method; the method filter was ignored.")
+        method = None
+    start, end = _date(args, "start", errors), _date(args, "end", errors)
+    if start and end and end < start:
+        errors.append("The range ends before it starts; the dates were ignored.")
+        start = end = None
+    sort = args.get("sort") or "newest"
+    if sort not in SORTS:
+        sort = "newest"
+    return PaymentFilters(
+        status=status,
+        currency=currency,
+        method=method,
+        start=start,
+        end=end,
+        held=args.get("held") == "1",
+        q=(args.get("q") or "").strip()[:200],
+        sort=sort,
+        errors=errors,
+    )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _search(query: Select[Any], q: str) -> Select[Any]:
+    for prefix, column in STRIPE_ID_COLUMNS.items():
+        if q.startswith(prefix):
+            return query.where(column == q)
+    if q.isdigit():
+        return query.where(Payment.contract_id == int(q))
+    if "@" in q:
+        people = select(User.id).where(User.email == q.lower())
+    else:
+        people = select(User.id).where(User.name.ilike(f"%{q}%"))
+    # People → their contracts → those contracts' payments: each step by an index,
+    # rather than an OR across joined tables that would read every payment.
+    contracts = select(Contract.id).where(
+        or_(Contract.student_id.in_(people), Contract.coach_id.in_(people))
+    )
+    return query.where(Payment.contract_id.in_(contracts))
+
+
+def filtered(filters: PaymentFilters) -> Select[Any]:
+    """Payments with their contract's title and parties, as the filters say (no order)."""
+    query = (
+        select(
+            Payment,
+            Contract.title,
+            Student.name.label("student_name"),
+            Student.email.label("student_email"),
+            Coach.name.label("coach_name"),
+            Coach.email.label("coach_email"),
+        )
+        .join(Contract, Contract.id == Payment.contract_id)
+        .join(Student, Student.id == Contract.student_id)
+        .join(Coach, Coach.id == Contract.coach_id)
+    )
+    if filters.status:
+        query = query.where(Payment.status == filters.status)
+    if filters.currency:
+        query = query.where(Payment.currency == filters.currency)
+    if filters.method == "manual":
+        query = query.where(Payment.manual_method.is_not(None))
+    elif filters.method:
+        query = query.where(Payment.payment_method_type == filters.method)
+    if filters.start:
+        query = query.where(Payment.created_at >= _midnight(filters.start))
+    if filters.end:
+        query = query.where(Payment.created_at < _midnight(filters.end + timedelta(days=1)))
+    if filters.held:
+        query = query.where(Payment.review_reason.is_not(None), Payment.review_resolution.is_(None))
+    if filters.q:
+        query = _search(query, filters.q)
+    return query
+
+
+def _cursor(row: Any, sort_column: Any) -> str:
+    value = getattr(row.Payment, sort_column.key)
+    shown = value.isoformat() if isinstance(value, datetime) else str(value)
+    return f"{shown}|{row.Payment.id}"
+
+
+def _after(raw: str, sort_column: Any) -> tuple[Any, int] | None:
+    value, _, row_id = raw.rpartition("|")
+    try:
+        parsed: Any = (
+            datetime.fromisoformat(value) if sort_column.key == "created_at" else int(value)
+        )
+        return parsed, int(row_id)
+    except ValueError:
+        return None
+
+
+def page(filters: PaymentFilters, after: str | None = None) -> tuple[list[Any], str | None]:
+    """One page of the list and the cursor of the next (None on the last page)."""
+    column, descending = SORTS[filters.sort]
+    query = filtered(filters)
+    position = _after(after, column) if after else None
+    if position is not None:
+        key = tuple_(column, Payment.id)
+        query = query.where(key < position if descending else key > position)
+    order = (column.desc(), Payment.id.desc()) if descending else (column.asc(), Payment.id.asc())
+    rows = list(db.session.execute(query.order_by(*order).limit(PAGE_SIZE + 1)))
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, _cursor(rows[-1], column) if more and rows else None
+
+
+# --- CSV export -------------------------------------------------------------------
+
+CSV_HEADER = (
+    "payment_id", "created_at_utc", "status", "amount_minor", "amount_refunded_minor",
+    "currency", "method", "contract_id", "contract_title", "student_name", "student_email",
+    "coach_name", "coach_email", "checkout_session_id", "payment_intent_id", "charge_id",
+    "manual_reference", "review_reason",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell a spreadsheet will show as text, never run (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_row(row: Any) -> tuple[Any, ...]:
+    payment: Payment = row.Payment
+    cells = (
+        payment.id, payment.created_at.isoformat(), payment.status.value, payment.amount,
+        payment.amount_refunded, payment.currency, payment.method or "", payment.contract_id,
+        row.title, row.student_name, row.student_email, row.coach_name, row.coach_email,
+        payment.checkout_session_id or "", payment.payment_intent_id or "",
+        payment.charge_id or "", payment.manual_reference or "", payment.review_reason or "",
+    )
+    return tuple(neutralise(cell) for cell in cells)
+
+
+def export_csv(filters: PaymentFilters, chunk_rows: int = 1000) -> Iterator[str]:
+    """The filtered set as CSV text, in chunks: rows are streamed from the database
+    (a server-side cursor on PostgreSQL), so memory stays flat whatever the size."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    query = filtered(filters).order_by(Payment.created_at.desc(), Payment.id.desc())
+    result = db.session.execute(query.execution_options(yield_per=chunk_rows))
+    for count, row in enumerate(result, start=1):
+        writer.writerow(_csv_row(row))
+        if count % chunk_rows == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            db.session.expunge_all()  # rows already written need not stay in the session
+    yield buffer.getvalue()
+
+
+# --- one payment -------------------------------------------------------------------
+
+
+@dataclass
+class TimelineItem:
+    at: datetime
+    kind: str  # "audit" or "event"
+    title: str
+    detail: str
+    link: tuple[str, dict[str, Any]] | None = None
+
+
+def timeline(payment: Payment) -> list[TimelineItem]:
+    """The payment's audit entries (and its contract's) and Stripe events, oldest first."""
+    entries = db.session.scalars(
+        select(AuditEntry).where(
+            or_(
+                and_(AuditEntry.object_type == "payments", AuditEntry.object_id == payment.id),
+                and_(
+                    AuditEntry.object_type == "contracts",
+                    AuditEntry.object_id == payment.contract_id,
+                ),
+            )
+        )
+    )
+    ids = [i for i in (payment.checkout_session_id, payment.payment_intent_id, payment.charge_id)
+           if i]
+    conditions = [WebhookEvent.object_id.in_(ids)] if ids else []
+    if payment.payment_intent_id:
+        conditions.append(WebhookEvent.payment_intent_id == payment.payment_intent_id)
+    events = db.session.scalars(select(WebhookEvent).where(or_(*conditions))) if conditions else []
+    items = [
+        TimelineItem(
+            at=entry.created_at,
+            kind="audit",
+            title=entry.action,
+            detail=f"by {entry.actor_label}" + (f" · {entry.after}" if entry.after else ""),
+        )
+        for entry in entries
+    ]
+    items += [
+        TimelineItem(
+            at=event.received_at,
+            kind="event",
+            title=event.type,
+            detail=f"{event.stripe_event_id} · {event.status.value}"
+            + (f" · {event.outcome}" if event.outcome else ""),
+            link=("admin.event_detail", {"event_id": event.id}),
+        )
+        for event in events
+    ]
+    return sorted(items, key=lambda item: item.at)
+
+
+def manual_methods() -> list[ManualMethod]:
+    return list(ManualMethod)

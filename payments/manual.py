@@ -1,0 +1,85 @@
+"""Manual (offline) payments: cash, a cheque or a bank transfer, recorded by an admin.
+
+The payment record is as final as a Stripe one: the contract is activated
+through the same `contracts.lifecycle.mark_paid`, and it is never deleted (a
+mistake is undone by a recorded refund).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import clock
+from accounts.models import User
+from audit.services import record as audit
+from contracts import lifecycle
+from contracts.models import ContractStatus
+from contracts.services import lock_contract
+from extensions import db
+from payments.models import ManualMethod, Payment, PaymentRecordStatus
+from payments.records import move
+
+
+class ManualPaymentRefused(Exception):
+    """The contract cannot take a manual payment now; the message says why."""
+
+
+def record_manual_payment(
+    contract_id: int,
+    admin: User,
+    *,
+    method: ManualMethod,
+    reference: str,
+    received_on: date,
+    note: str,
+) -> Payment:
+    """Record an offline payment of a pending contract's total and activate the contract.
+
+    Under the contract's lock, so two submissions at once record one payment.
+    """
+    contract = lock_contract(contract_id)
+    if contract is None:
+        raise LookupError(contract_id)
+    if contract.paid_at is not None:
+        raise ManualPaymentRefused("This contract is paid already; nothing was recorded.")
+    if contract.status is not ContractStatus.PENDING:
+        raise ManualPaymentRefused(
+            f"This contract is {contract.status.value}; only a pending contract takes a payment."
+        )
+    if received_on > clock.now().date():
+        raise ManualPaymentRefused("The money cannot have been received in the future.")
+    payment = Payment(
+        contract_id=contract.id,
+        amount=contract.total_amount,
+        currency=contract.currency,
+        status=PaymentRecordStatus.PENDING,
+        manual_method=method,
+        manual_reference=reference.strip(),
+        received_on=received_on,
+        note=note.strip() or None,
+        recorded_by_id=admin.id,
+        payment_method_type="manual",
+    )
+    db.session.add(payment)
+    move(payment, PaymentRecordStatus.SUCCEEDED)
+    payment.paid_at = clock.now()
+    db.session.flush()
+    audit(
+        "payment.manual_recorded",
+        payment,
+        actor=admin,
+        after={
+            "method": method.value,
+            "reference": payment.manual_reference,
+            "received_on": received_on.isoformat(),
+            "amount": payment.amount,
+            "note": payment.note,
+        },
+    )
+    lifecycle.mark_paid(
+        contract,
+        paid_at=payment.paid_at,
+        actor=admin,
+        details={"payment_id": payment.id, "method": "manual"},
+    )
+    return payment

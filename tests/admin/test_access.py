@@ -1,0 +1,68 @@
+"""Every admin address: 404 to anyone but an admin, 200 to an admin."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import login
+
+
+@pytest.fixture
+def objects(db, make_user, make_proposal):
+    """One of each thing an admin page is about; their ids by URL parameter name."""
+    from contracts.services import accept_proposal
+    from payments.models import EventStatus, Payment, WebhookEvent
+
+    student = make_user("student")
+    contract = accept_proposal(make_proposal(student=student), db.session.merge(student))
+    payment = Payment(contract_id=contract.id, amount=contract.total_amount,
+                      currency=contract.currency, checkout_session_id="cs_test_access")
+    event = WebhookEvent(stripe_event_id="evt_access", type="customer.updated", payload="{}",
+                         status=EventStatus.PROCESSED, outcome="ignored")
+    db.session.add_all([payment, event])
+    db.session.commit()
+    return {"contract_id": contract.id, "payment_id": payment.id, "event_id": event.id,
+            "user_id": student.id, "decision": "accept"}
+
+
+def admin_addresses(app, objects) -> list[tuple[str, str]]:
+    """(method, URL) of every route of the admin blueprint, its parameters filled in."""
+    addresses = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("admin."):
+            continue
+        url = rule.rule
+        for name in rule.arguments:
+            url = url.replace(f"<int:{name}>", str(objects[name]))
+            url = url.replace(f"<any(accept, refund):{name}>", str(objects[name]))
+            url = url.replace(f"<{name}>", str(objects[name]))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            addresses.append((method, url))
+    return addresses
+
+
+def test_the_console_has_the_addresses_it_promises(app, objects):
+    urls = {url for _, url in admin_addresses(app, objects)}
+    for path in ("/admin/payments", "/admin/payments/list", "/admin/reviews", "/admin/events",
+                 "/admin/audit", "/admin/contracts", "/admin/users"):
+        assert path in urls
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "coach"])
+def test_every_admin_address_is_a_404_to_anyone_else(app, client, make_user, objects, who):
+    if who != "anonymous":
+        login(client, make_user(who))
+    token = client.csrf_token()
+    for method, url in admin_addresses(app, objects):
+        response = client.open(url, method=method, data={"csrf_token": token})
+        assert response.status_code == 404, (who, method, url, response.status_code)
+
+
+def test_every_admin_page_answers_an_admin(app, admin_client, objects):
+    for method, url in admin_addresses(app, objects):
+        if method != "GET":
+            continue
+        response = admin_client.get(url)
+        assert response.status_code in (200, 302), (url, response.status_code)
+        if response.status_code == 302:
+            assert url == "/admin/"  # the console's root goes to the dashboard
