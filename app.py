@@ -59,6 +59,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from accounts import models as _accounts_models  # noqa: F401
     from accounts.cli import register_cli as register_account_cli
     from accounts.views import bp as auth_bp
+    from admin import analytics as _admin_analytics  # noqa: F401 (registers its jobs)
     from admin import models as _admin_models  # noqa: F401
     from admin.cli import register_cli as register_admin_cli
     from admin.views import bp as admin_bp

@@ -13,6 +13,7 @@ from sqlalchemy import select
 import clock
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
+from admin import analytics
 from contracts.models import (
     CoachingSession,
     Contract,
@@ -28,6 +29,7 @@ from contracts.services import (
     send_proposal,
     withdraw_proposal,
 )
+from demo_history import DAYS as HISTORY_DAYS
 from demo_history import load_history
 from extensions import db
 from payments.models import Payment, PaymentRecordStatus
@@ -147,7 +149,10 @@ def load_demo_data() -> list[User]:
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
     config = current_app.config
-    load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"])
+    if load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"]):
+        # The closed days' figures, as the nightly job would have kept them.
+        today = clock.now().date()
+        analytics.rollup(today - timedelta(days=HISTORY_DAYS + 1), today)
     return users
 
 

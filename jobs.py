@@ -106,6 +106,11 @@ def hourly_at(minute: int) -> Callable[..., bool]:
     return crontab(minute=str(minute))
 
 
+def daily_at(hour: int, minute: int) -> Callable[..., bool]:
+    """Once a day at `hour`:`minute` UTC (the queue runs on UTC)."""
+    return crontab(minute=str(minute), hour=str(hour))
+
+
 def enqueue(job: TaskWrapper, *args: Any, delay: timedelta | None = None) -> bool:
     """Put `job(*args)` on the queue; False (logged) if the queue cannot be reached.
 

@@ -18,7 +18,7 @@ class ReviewDecisionForm(FlaskForm):
 class ManualPaymentForm(FlaskForm):
     method = SelectField(
         "Paid by",
-        choices=[SelectChoice(m.value, m.value.replace("_", " ").capitalize()) for m in ManualMethod],
+        choices=[SelectChoice(m.value, m.value.replace("_", " ").title()) for m in ManualMethod],
         validators=[DataRequired()],
     )
     reference = StringField(

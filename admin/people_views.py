@@ -1,13 +1,51 @@
+"""Contracts and users as the console sees them: every one, searchable, with its file."""
+
 from __future__ import annotations
 
+from flask import render_template, request
+
+from accounts.models import Role, User
+from admin import queries_people
+from admin.listing import int_arg, linkable
 from admin.views import bp
+from contracts.models import Contract, ContractStatus, PaymentStatus
+from extensions import db
 
 
 @bp.get("/contracts")
 def contracts() -> str:
-    return "contracts (to be built)"
+    filters = queries_people.ContractFilters.from_args(request.args)
+    after = int_arg(request.args, "after")
+    return render_template(
+        "admin/contracts.html",
+        filters=filters,
+        page=queries_people.contract_page(filters, after),
+        after=after,
+        party=db.session.get(User, filters.user_id) if filters.user_id else None,
+        currencies=queries_people.contract_currencies(),
+        statuses=list(ContractStatus),
+        payment_statuses=list(PaymentStatus),
+    )
+
+
+@bp.get("/contracts/<int:contract_id>")
+def contract_detail(contract_id: int) -> str:
+    contract = db.get_or_404(Contract, contract_id)
+    return render_template(
+        "admin/contract_detail.html",
+        file=queries_people.contract_file(contract),
+        links=linkable(),
+    )
 
 
 @bp.get("/users")
 def users() -> str:
-    return "users (to be built)"
+    filters = queries_people.UserFilters.from_args(request.args)
+    after = int_arg(request.args, "after")
+    return render_template(
+        "admin/users.html",
+        filters=filters,
+        page=queries_people.user_page(filters, after),
+        after=after,
+        roles=list(Role),
+    )

@@ -14,12 +14,13 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 
 import clock
 import jobs
+from accounts.models import User
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract
@@ -229,6 +230,30 @@ def retry_now(event_id: int) -> bool:
     event.next_attempt_at = clock.now()
     jobs.enqueue_after_commit(db.session(), process_event_job, event_id)
     return True
+
+
+def replay_event(event_id: int, admin: User) -> Literal["unchanged", "queued"]:
+    """An admin's replay of an inbox event, audited as `event.replayed` with the admin as actor.
+
+    "unchanged": the event was processed already and stays exactly as it is. Its
+    handler ran once, and running it twice is what the inbox exists to prevent.
+    "queued": a waiting or failed event is due now; its job runs after the caller
+    commits, and the event's row then tells the outcome. Flushes; the caller commits.
+    """
+    event = lock_by_id(db.session, WebhookEvent, event_id)
+    if event is None:
+        raise LookupError(f"no webhook event {event_id}")
+    before = {"status": event.status.value, "attempts": event.attempts, "outcome": event.outcome}
+    result: Literal["unchanged", "queued"] = "queued" if retry_now(event_id) else "unchanged"
+    audit(
+        "event.replayed",
+        event,
+        actor=admin,
+        before=before,
+        after={"result": result, "status": event.status.value},
+    )
+    db.session.flush()
+    return result
 
 
 def reconcile(since: datetime) -> dict[str, int]:

@@ -1,0 +1,464 @@
+"""Payment figures for the admin dashboard, and the nightly rollup that keeps them.
+
+The rules every figure follows (the dashboard states them too):
+
+- Days are UTC days, and a payment counts on the day its attempt was created
+  (`Payment.created_at`), whatever happened to it later. A payment started at
+  23:58 and paid at 00:03 counts on the first day; a refund made a week later
+  lowers the figures of the day the payment was created. One rule for every
+  figure keeps a day's numbers about the same attempts: its success rate, its
+  gross and its fees describe one set of payments.
+- "Paid once" means the money arrived: succeeded, partially refunded or refunded.
+  Gross is what those payments brought in, refunded what went back of it, net
+  the difference. A void payment (a duplicate, or one refused after review) is
+  in gross and, once sent back, in refunded, because the money did move; it is
+  never in fees or earnings, which are the platform's and the coaches' shares
+  (`Contract.platform_fee`, `Contract.coach_earning`) of the contracts paid.
+- Money is never added across currencies; counts may be.
+- Success rate: paid once ÷ (paid once + failed). Attempts still open, expired
+  or canceled say nothing about whether paying works, so they are left out.
+
+Closed days are read from `DailyPaymentStats`, which `rollup` writes; today,
+and any day the rollup has not reached, is computed live by the very same
+query (`figures_by_day`), so both paths give the same numbers.
+
+Day ranges: `start`..`end` include both ends (as the page shows them);
+`since`..`until` leave `until` out, so that "until today" means closed days only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Date, case, delete, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+import clock
+import jobs
+from admin.models import DailyPaymentStats
+from contracts.models import Contract, ContractStatus
+from extensions import db
+from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+PAID_ONCE = frozenset(
+    {
+        PaymentRecordStatus.SUCCEEDED,
+        PaymentRecordStatus.PARTIALLY_REFUNDED,
+        PaymentRecordStatus.REFUNDED,
+    }
+)
+ONE_DAY = timedelta(days=1)
+# The nightly run rewrites yesterday and the day before (events may arrive late),
+# and any older day whose payments changed within this window (a late refund).
+NIGHTLY_WINDOW = timedelta(days=2)
+TOP_FAILURE_REASONS = 5
+DISPUTES_SHOWN = 5
+
+
+# --- the UTC day of a timestamp, on SQLite and PostgreSQL ------------------------------
+
+
+class utc_day(FunctionElement[date]):  # noqa: N801 (used like a SQL function)
+    """The calendar day of a `UTCDateTime` column, which holds naive UTC: so the UTC day."""
+
+    type = Date()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _utc_day(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # PostgreSQL (and standard SQL): a timestamp without time zone cast to its date.
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps timestamps as text ("2024-05-01 23:59:59.000000"); CAST would
+    # give the number 2024, while date() reads the text and returns "2024-05-01".
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+def midnight(day: date) -> datetime:
+    """The instant `day` begins, in UTC."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _created_from_to(start: date, end: date) -> tuple[Any, Any]:
+    # A plain range on created_at (no function on the column), so the indexes
+    # that start with created_at or currency, created_at serve it.
+    return Payment.created_at >= midnight(start), Payment.created_at < midnight(end + ONE_DAY)
+
+
+# --- one day's figures in one currency ----------------------------------------------
+
+
+@dataclass
+class DayFigures:
+    """What the payments created on one UTC day, in one currency, came to (minor units)."""
+
+    day: date
+    currency: str
+    status_counts: dict[str, int] = field(default_factory=dict)
+    succeeded: int = 0  # paid once, refunds included
+    failed: int = 0
+    gross: int = 0
+    refunded: int = 0
+    fees: int = 0
+    earnings: int = 0
+
+    @classmethod
+    def from_stored(cls, row: DailyPaymentStats) -> DayFigures:
+        return cls(
+            day=row.day,
+            currency=row.currency,
+            status_counts=dict(row.status_counts),
+            succeeded=row.succeeded,
+            failed=row.failed,
+            gross=row.gross,
+            refunded=row.refunded,
+            fees=row.fees,
+            earnings=row.earnings,
+        )
+
+
+def figures_by_day(start: date, end: date) -> list[DayFigures]:
+    """The figures of each (UTC day, currency) with payments created `start`..`end`.
+
+    One query grouped by day, currency and status; the statuses are then folded
+    into one `DayFigures` per day and currency. Days without payments are absent.
+    """
+    day = utc_day(Payment.created_at)
+    counted = Payment.void_reason.is_(None)
+    rows = db.session.execute(
+        select(
+            day.label("day"),
+            Payment.currency,
+            Payment.status,
+            func.count().label("payments"),
+            func.sum(Payment.amount).label("amount"),
+            func.sum(Payment.amount_refunded).label("refunded"),
+            func.sum(case((counted, Contract.platform_fee), else_=0)).label("fees"),
+            func.sum(case((counted, Contract.coach_earning), else_=0)).label("earnings"),
+        )
+        .join(Payment.contract)
+        .where(*_created_from_to(start, end))
+        .group_by(day, Payment.currency, Payment.status)
+        .order_by(day, Payment.currency)
+    )
+    figures: dict[tuple[date, str], DayFigures] = {}
+    for row in rows:
+        item = figures.setdefault((row.day, row.currency), DayFigures(row.day, row.currency))
+        item.status_counts[row.status.value] = row.payments
+        if row.status in PAID_ONCE:
+            item.succeeded += row.payments
+            item.gross += row.amount
+            item.refunded += row.refunded
+            item.fees += row.fees
+            item.earnings += row.earnings
+        elif row.status is PaymentRecordStatus.FAILED:
+            item.failed += row.payments
+    return list(figures.values())
+
+
+# --- the rollup -------------------------------------------------------------------------
+
+
+def today() -> date:
+    return clock.now().date()
+
+
+def rollup(since: date, until: date) -> int:
+    """(Re)write the stored figures of the closed days `since`..`until` (exclusive).
+
+    Days from today on are left out: a day is closed once it is over. The day
+    range is deleted and written again, so a rerun gives the same rows (and a
+    currency a day no longer has disappears). Flushes; the caller commits.
+    Returns how many day × currency rows were written.
+    """
+    until = min(until, today())
+    if since >= until:
+        return 0
+    db.session.execute(
+        delete(DailyPaymentStats).where(
+            DailyPaymentStats.day >= since, DailyPaymentStats.day < until
+        )
+    )
+    figures = figures_by_day(since, until - ONE_DAY)
+    computed_at = clock.now()
+    db.session.add_all(
+        DailyPaymentStats(
+            day=item.day,
+            currency=item.currency,
+            status_counts=item.status_counts,
+            succeeded=item.succeeded,
+            failed=item.failed,
+            gross=item.gross,
+            refunded=item.refunded,
+            fees=item.fees,
+            earnings=item.earnings,
+            computed_at=computed_at,
+        )
+        for item in figures
+    )
+    db.session.flush()
+    return len(figures)
+
+
+def days_changed_since(moment: datetime, before: date) -> list[date]:
+    """The days before `before` holding a payment changed since `moment`.
+
+    A refund, a dispute's outcome or a review decision changes a payment long
+    after the day it counts on has been rolled up; this finds those days. It
+    reads every payment's `updated_at` (no index has it): fine once a night.
+    """
+    day = utc_day(Payment.created_at)
+    return list(
+        db.session.scalars(
+            select(day)
+            .where(Payment.updated_at >= moment, Payment.created_at < midnight(before))
+            .distinct()
+            .order_by(day)
+        )
+    )
+
+
+def rollup_recent() -> int:
+    """What the nightly job does: the last closed days, and older days that changed."""
+    until = today()
+    since = until - NIGHTLY_WINDOW
+    written = rollup(since, until)
+    for day in days_changed_since(clock.now() - NIGHTLY_WINDOW, before=since):
+        written += rollup(day, day + ONE_DAY)
+    return written
+
+
+@jobs.periodic(jobs.daily_at(0, 10))
+def nightly_rollup() -> None:
+    """Shortly after midnight UTC, when yesterday has closed."""
+    written = rollup_recent()
+    db.session.commit()
+    log.info("payment rollup wrote %s day × currency rows", written)
+
+
+# --- the dashboard ----------------------------------------------------------------------
+
+
+@dataclass
+class CurrencyFigures:
+    """A range's figures in one currency (minor units)."""
+
+    currency: str
+    status_counts: Counter[str] = field(default_factory=Counter)
+    succeeded: int = 0
+    failed: int = 0
+    gross: int = 0
+    refunded: int = 0
+    fees: int = 0
+    earnings: int = 0
+
+    def add(self, day: DayFigures) -> None:
+        self.status_counts.update(day.status_counts)
+        self.succeeded += day.succeeded
+        self.failed += day.failed
+        self.gross += day.gross
+        self.refunded += day.refunded
+        self.fees += day.fees
+        self.earnings += day.earnings
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.refunded
+
+    @property
+    def payments(self) -> int:
+        return sum(self.status_counts.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.succeeded, self.failed)
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    """One day of the chart, in one currency."""
+
+    day: date
+    gross: int
+    succeeded: int
+    failed: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.succeeded, self.failed)
+
+
+@dataclass(frozen=True)
+class InboxHealth:
+    waiting: int  # received, not processed yet
+    failed: int  # gave up on; an admin looks
+    oldest_waiting_at: datetime | None
+    age: timedelta | None  # how long the oldest waiting event has waited
+
+
+@dataclass
+class Dashboard:
+    start: date
+    end: date
+    today: date
+    currencies: list[CurrencyFigures]  # the most payments first
+    series: dict[str, list[DayPoint]]  # per currency, one point per day start..end
+    failure_reasons: list[tuple[str, int]]
+    open_disputes: int
+    disputes: list[Contract]  # the latest few
+    held_for_review: int
+    inbox: InboxHealth
+    stored_days: tuple[date, date] | None  # the part of the range read from the rollup
+
+    @property
+    def status_counts(self) -> Counter[str]:
+        """Payments by status, all currencies together (counts, not money)."""
+        total: Counter[str] = Counter()
+        for figures in self.currencies:
+            total.update(figures.status_counts)
+        return total
+
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(
+            sum(c.succeeded for c in self.currencies), sum(c.failed for c in self.currencies)
+        )
+
+    def currency(self, code: str) -> CurrencyFigures | None:
+        return next((c for c in self.currencies if c.currency == code), None)
+
+
+def success_rate(succeeded: int, failed: int) -> float | None:
+    """Paid ÷ (paid + failed), from 0 to 1; None when there was no such attempt."""
+    attempts = succeeded + failed
+    return succeeded / attempts if attempts else None
+
+
+def dashboard(start: date, end: date) -> Dashboard:
+    """Everything the payments dashboard shows for the days `start`..`end`."""
+    days, stored_days = _days(start, end)
+    by_currency: dict[str, CurrencyFigures] = {}
+    points: dict[str, dict[date, DayFigures]] = {}
+    for item in days:
+        by_currency.setdefault(item.currency, CurrencyFigures(item.currency)).add(item)
+        points.setdefault(item.currency, {})[item.day] = item
+    span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    series = {
+        code: [_point(day, points[code].get(day)) for day in span] for code in by_currency
+    }
+    disputed = Contract.status == ContractStatus.DISPUTED
+    return Dashboard(
+        start=start,
+        end=end,
+        today=today(),
+        # Amounts in different currencies cannot be compared without rates: rank by count.
+        currencies=sorted(by_currency.values(), key=lambda c: (-c.payments, c.currency)),
+        series=series,
+        failure_reasons=failure_reasons(start, end),
+        open_disputes=_count(select(func.count()).select_from(Contract).where(disputed)),
+        disputes=list(
+            db.session.scalars(
+                select(Contract)
+                .where(disputed)
+                .order_by(Contract.updated_at.desc())
+                .limit(DISPUTES_SHOWN)
+            )
+        ),
+        held_for_review=_count(
+            select(func.count())
+            .select_from(Payment)
+            .where(Payment.review_reason.is_not(None), Payment.review_resolution.is_(None))
+        ),
+        inbox=inbox_health(),
+        stored_days=stored_days,
+    )
+
+
+def _days(start: date, end: date) -> tuple[list[DayFigures], tuple[date, date] | None]:
+    """The range's day figures: stored ones for the rolled-up closed days, live for the rest.
+
+    The rolled-up span runs from the first to the last day the rollup has
+    written. Days outside it (today; yesterday before the nightly run; days
+    from before the rollup existed) are computed live, so a missed run or a
+    fresh install shows correct figures, only more slowly.
+    """
+    first, last = db.session.execute(
+        select(func.min(DailyPaymentStats.day), func.max(DailyPaymentStats.day))
+    ).one()
+    if first is None:
+        return figures_by_day(start, end), None
+    stored_from, stored_to = max(start, first), min(end, last, today() - ONE_DAY)
+    if stored_from > stored_to:
+        return figures_by_day(start, end), None
+    stored = db.session.scalars(
+        select(DailyPaymentStats).where(
+            DailyPaymentStats.day >= stored_from, DailyPaymentStats.day <= stored_to
+        )
+    )
+    days = [DayFigures.from_stored(row) for row in stored]
+    if start < stored_from:
+        days += figures_by_day(start, stored_from - ONE_DAY)
+    if stored_to < end:
+        days += figures_by_day(stored_to + ONE_DAY, end)
+    return days, (stored_from, stored_to)
+
+
+def _point(day: date, figures: DayFigures | None) -> DayPoint:
+    if figures is None:
+        return DayPoint(day, 0, 0, 0)
+    return DayPoint(day, figures.gross, figures.succeeded, figures.failed)
+
+
+def _count(statement: Any) -> int:
+    return db.session.scalar(statement) or 0
+
+
+def failure_reasons(
+    start: date, end: date, limit: int = TOP_FAILURE_REASONS
+) -> list[tuple[str, int]]:
+    """The most frequent failure reasons of attempts created `start`..`end`, with their counts.
+
+    Every attempt that reported a failure counts, including one retried
+    successfully afterwards in the same Checkout session: the decline happened.
+    """
+    payments = func.count().label("payments")
+    rows = db.session.execute(
+        select(Payment.failure_reason, payments)
+        .where(*_created_from_to(start, end), Payment.failure_reason.is_not(None))
+        .group_by(Payment.failure_reason)
+        .order_by(payments.desc(), Payment.failure_reason)
+        .limit(limit)
+    )
+    return [(reason, count) for reason, count in rows]
+
+
+def inbox_health() -> InboxHealth:
+    """How the webhook inbox is keeping up, now."""
+    waiting, oldest = db.session.execute(
+        select(func.count(), func.min(WebhookEvent.received_at)).where(
+            WebhookEvent.status == EventStatus.RECEIVED
+        )
+    ).one()
+    failed = _count(
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.status == EventStatus.FAILED)
+    )
+    return InboxHealth(
+        waiting=waiting,
+        failed=failed,
+        oldest_waiting_at=oldest,
+        age=clock.now() - oldest if oldest is not None else None,
+    )
