@@ -134,6 +134,13 @@ class Contract(Terms, Model):
         CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
         Index("ix_contracts_student_id_created_at", "student_id", "created_at"),
         Index("ix_contracts_coach_id_created_at", "coach_id", "created_at"),
+        # The admin dashboard's open disputes: few rows among many contracts.
+        Index(
+            "ix_contracts_disputed_updated_at",
+            "updated_at",
+            sqlite_where=text("status = 'disputed'"),
+            postgresql_where=text("status = 'disputed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,7 +4,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clock import now
@@ -80,6 +80,22 @@ class Payment(Model):
         Index("ix_payments_created_at_id", "created_at", "id"),
         Index("ix_payments_status_currency_created_at", "status", "currency", "created_at", "id"),
         Index("ix_payments_currency_created_at", "currency", "created_at", "id"),
+        # Payments held for review (the queue, the dashboard, the list's filter): a few.
+        Index(
+            "ix_payments_held_created_at",
+            "created_at",
+            "id",
+            sqlite_where=text("review_reason IS NOT NULL AND review_resolution IS NULL"),
+            postgresql_where=text("review_reason IS NOT NULL AND review_resolution IS NULL"),
+        ),
+        # The dashboard's top failure reasons over a range, read from the index alone.
+        Index(
+            "ix_payments_failed_created_at",
+            "created_at",
+            sqlite_where=text("failure_reason IS NOT NULL"),
+            postgresql_where=text("failure_reason IS NOT NULL"),
+            postgresql_include=["failure_reason"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

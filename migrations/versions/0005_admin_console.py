@@ -23,6 +23,10 @@ down_revision = '0004'
 branch_labels = None
 depends_on = None
 
+HELD = "review_reason IS NOT NULL AND review_resolution IS NULL"
+FAILED = "failure_reason IS NOT NULL"
+DISPUTED = "status = 'disputed'"
+
 
 def upgrade():
     op.create_table('daily_payment_stats',
@@ -57,9 +61,18 @@ def upgrade():
         batch_op.create_index('ix_payments_created_at_id', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_payments_currency_created_at', ['currency', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_payments_status_currency_created_at', ['status', 'currency', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_payments_held_created_at', ['created_at', 'id'], unique=False,
+                              sqlite_where=sa.text(HELD), postgresql_where=sa.text(HELD))
+        batch_op.create_index('ix_payments_failed_created_at', ['created_at'], unique=False,
+                              sqlite_where=sa.text(FAILED), postgresql_where=sa.text(FAILED),
+                              postgresql_include=['failure_reason'])
         batch_op.create_unique_constraint(batch_op.f('uq_payments_charge_id'), ['charge_id'])
         batch_op.create_foreign_key(batch_op.f('fk_payments_reviewed_by_id_users'), 'users', ['reviewed_by_id'], ['id'])
         batch_op.create_foreign_key(batch_op.f('fk_payments_recorded_by_id_users'), 'users', ['recorded_by_id'], ['id'])
+
+    with op.batch_alter_table('contracts', schema=None) as batch_op:
+        batch_op.create_index('ix_contracts_disputed_updated_at', ['updated_at'], unique=False,
+                              sqlite_where=sa.text(DISPUTED), postgresql_where=sa.text(DISPUTED))
 
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('object_id', sa.String(length=255), nullable=True))
@@ -78,7 +91,12 @@ def downgrade():
         batch_op.drop_column('payment_intent_id')
         batch_op.drop_column('object_id')
 
+    with op.batch_alter_table('contracts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contracts_disputed_updated_at')
+
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('ix_payments_failed_created_at')
+        batch_op.drop_index('ix_payments_held_created_at')
         batch_op.drop_constraint(batch_op.f('fk_payments_recorded_by_id_users'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_payments_reviewed_by_id_users'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('uq_payments_charge_id'), type_='unique')

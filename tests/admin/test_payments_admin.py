@@ -305,3 +305,20 @@ def test_accepting_a_held_payment_pays_the_contract_once(admin_client, db, make_
     told = {n.user_id for n in db.session.scalars(select(Notification))}
     assert told == {contract.coach_id, contract.student_id}
     assert "Nothing is waiting" in admin_client.get("/admin/reviews").get_data(as_text=True)
+
+
+def test_the_export_streams_past_its_chunks_without_losing_rows(
+    app, db, make_contract, add_payment
+):
+    """Rows come in chunks from a streaming cursor; every chunk boundary is crossed."""
+    from admin.payment_queries import PaymentFilters, export_csv
+
+    contract = make_contract()
+    for n in range(25):
+        add_payment(contract, checkout_session_id=f"cs_test_chunk_{n}")
+    with app.test_request_context():
+        chunks = list(export_csv(PaymentFilters(), chunk_rows=10))
+    assert len(chunks) == 3  # 10 rows (after the header), 10, then the last 5
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert sorted(r["checkout_session_id"] for r in rows) == sorted(
+        f"cs_test_chunk_{n}" for n in range(25))

@@ -1,0 +1,1100 @@
+"""Benchmark the admin console's pages at a million payments.
+
+    .venv/bin/python bench/admin.py [--payments 1000000] [--repeat 20] [--warmup 2]
+                                    [--export-rows 100000] [--deep-page 500]
+                                    [--pg-url URL] [--keep]
+
+Makes a scratch PostgreSQL database on `--pg-url`, builds the schema with the
+migrations (`flask --app app db upgrade`) and bulk-loads, in SQL
+(`INSERT ... SELECT generate_series`), two years of history: users (coaches and
+students), proposals, contracts, `--payments` payments in usd, eur, gbp and jpy
+(mostly succeeded; failed, refunded, partially refunded, disputed, expired,
+canceled, pending, a few held for review), webhook events and audit entries;
+then VACUUM ANALYZE, and the daily figures of the closed days rolled up with
+the app's own command (`flask --app app admin rollup`), as in production.
+
+Then it creates an admin (`flask --app app create-admin`), serves the app with
+gunicorn (2 sync workers, `bench/admin_wsgi.py`: it counts the SQL statements
+of each request in an `X-Statements` header), logs in through `/auth/login`
+and times each page, as that admin, `--repeat` times after `--warmup`
+untimed rounds (the pages take turns, round by round): the dashboard (30 days
+and a year), the payments list (page 1 and a deep page, unfiltered and filtered
+by status + currency + range), searches by email and by Stripe id, a payment,
+a contract, the event log; then the CSV export of about `--export-rows` rows,
+downloaded in full while the gunicorn workers' memory is sampled. Every answer
+is checked against the database (the rows shown, the figures).
+
+Prints p50 / p99 and statements per page, then one line:
+
+    admin: worst p50 <ms> ms p99 <ms> ms over <n> pages | csv <rows> rows <s> s peak <MB> MB | OK
+
+and exits non-zero (FAIL in place of OK) if a page did not answer 200 with what
+the database says it should show, or the CSV's row count is wrong. The scratch
+database is dropped at the end (kept with `--keep`), gunicorn stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import math
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+WORKERS = 2  # gunicorn sync workers
+WORKER_TIMEOUT = 30  # gunicorn's default, as production runs it (Procfile)
+PAGE_SIZE = 50  # the payments list's page size (admin.payment_queries.PAGE_SIZE)
+ADMIN_EMAIL = "admin@bench.test"
+STRIPE_KEY = "sk_test_bench"  # noqa: S105 (a throwaway key: nothing listens at the API base)
+WEBHOOK_SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret)
+SAMPLE_SECONDS = 0.05  # how often the workers' memory is read during the export
+EXPORT_RUNS = 3
+YEARS_DAYS = 730  # the history's span
+
+# The goals, reported (not enforced).
+GOAL_P50_MS = 100.0
+GOAL_P99_MS = 250.0
+GOAL_PEAK_MB = 100.0
+
+CURRENCY_SHARES = (("usd", 0.50), ("eur", 0.25), ("gbp", 0.15), ("jpy", 0.10))
+PAID_ONCE = ("succeeded", "partially_refunded", "refunded")
+
+
+class BenchError(Exception):
+    """The run cannot go on (a command failed, a server did not start, ...)."""
+
+
+# --- the scratch database -----------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    server_url: str  # a PostgreSQL URL of the server (any database on it)
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.server_url.rsplit('/', 1)[0]}/{self.name}"
+
+    def connect(self, autocommit: bool = True) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=autocommit)
+
+
+def create_database(server_url: str) -> Database:
+    import psycopg
+    from psycopg import sql
+
+    name = f"coachpact_bench_admin_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        conn = psycopg.connect(server_url, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        raise BenchError(f"PostgreSQL unreachable at {server_url}: {exc}".strip()) from None
+    with conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return Database(server_url, name)
+
+
+def drop_database(db: Database) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(db.server_url, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name))
+        )
+
+
+# --- the app's environment and commands -----------------------------------------------------
+
+
+def app_env(db: Database) -> dict[str, str]:
+    """This process's environment less the app's own settings, plus the scratch database and
+    a throwaway Stripe setup (nothing listens at the API base: no page calls Stripe)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("STRIPE_", "DATABASE_URL", "APP_ENV", "REDIS_URL", "MAIL_",
+                               "JOBS_", "SECRET_KEY"))
+    }
+    env.update(
+        DATABASE_URL=db.url,
+        SECRET_KEY=secrets.token_hex(32),
+        STRIPE_SECRET_KEY=STRIPE_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+        APP_ENV="development",  # production would want https for the session cookie
+        JOBS_IMMEDIATE="0",
+        BENCH_COUNT_STATEMENTS="1",  # bench/admin_wsgi.py counts each request's statements
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def flask(env: dict[str, str], *args: str) -> str:
+    """Run `flask --app app <args>`; its output, or BenchError with it."""
+    done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"flask {' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+# --- the history, in SQL --------------------------------------------------------------------
+
+# One row per contract: its parties, terms, when it was made and what became of its payment.
+# `two`: the contract's first attempt failed and a second one followed (`delay` later).
+PLAN = """
+CREATE TEMP TABLE plan AS
+WITH r AS (
+    SELECT k, random() AS r1, random() AS r2, random() AS r3, random() AS r4,
+           random() AS r5, random() AS r6, random() AS r7, random() AS r8
+    FROM generate_series(1, %(contracts)s) AS k
+), t AS (
+    SELECT k,
+        1 + floor(%(coaches)s * r4 * r4)::int AS coach_id,  -- a few busy coaches, a long tail
+        %(coaches)s + 1 + floor(%(students)s * r5)::int AS student_id,
+        CASE WHEN r1 < 0.50 THEN 'usd' WHEN r1 < 0.75 THEN 'eur'
+             WHEN r1 < 0.90 THEN 'gbp' ELSE 'jpy' END AS currency,
+        (ARRAY[2, 3, 4, 6])[1 + floor(r2 * 4)::int] AS sessions,
+        CASE WHEN r3 < 0.5 THEN 45 ELSE 60 END AS minutes,
+        2 + floor(r3 * 3)::int AS price_step,
+        %(first)s::timestamp + (k - 1 + r6 * 0.9) * %(step)s * interval '1 second' AS c0,
+        CASE WHEN r7 < 0.80 THEN 'succeeded' WHEN r7 < 0.84 THEN 'refunded'
+             WHEN r7 < 0.87 THEN 'partially_refunded' WHEN r7 < 0.874 THEN 'disputed'
+             WHEN r7 < 0.92 THEN 'failed' WHEN r7 < 0.945 THEN 'pending'
+             WHEN r7 < 0.9451 THEN 'held' WHEN r7 < 0.965 THEN 'expired'
+             WHEN r7 < 0.975 THEN 'canceled' WHEN r7 < 0.98 THEN 'processing'
+             ELSE 'succeeded' END AS drawn,
+        (mod(k, 4) = 0 AND k / 4 <= %(repeats)s) AS two,
+        (5 + floor(r8 * 235)::int) * interval '1 minute' AS delay
+    FROM r
+), u AS (
+    SELECT t.*,
+        (CASE currency WHEN 'usd' THEN 6000 WHEN 'eur' THEN 5500 WHEN 'gbp' THEN 4800
+                       ELSE 7000 END) * price_step / 2 AS price,
+        -- An open Checkout session or a bank debit does not stay open for days.
+        CASE WHEN c0 >= %(now)s::timestamp - interval '3 days' THEN drawn
+             WHEN drawn = 'pending' THEN 'expired'
+             WHEN drawn = 'processing' THEN 'succeeded'
+             ELSE drawn END AS outcome
+    FROM t
+)
+SELECT u.*, price * sessions AS total,
+    least(price * sessions, greatest(round(price * sessions * 0.05)::int,
+                                     CASE currency WHEN 'jpy' THEN 1 ELSE 100 END)) AS fee,
+    c0 + interval '2 minutes' + CASE WHEN two THEN delay ELSE interval '0' END AS paid_created
+FROM u
+"""
+
+USERS = """
+INSERT INTO users (id, email, name, password_hash, role, timezone, created_at)
+SELECT g,
+    CASE WHEN g <= %(coaches)s THEN 'coach' || g ELSE 'student' || (g - %(coaches)s) END
+        || '@bench.test',
+    (ARRAY['Ana', 'Kenji', 'Priya', 'Maya', 'Tomas', 'Lea', 'Omar', 'Ines', 'Jonas', 'Sara',
+           'Luca', 'Amira', 'Noah', 'Chloe', 'Diego', 'Yuki', 'Emma', 'Ravi', 'Nora', 'Felix'])
+        [1 + mod(g, 20)] || ' '
+    || (ARRAY['Silva', 'Tanaka', 'Patel', 'Novak', 'Berg', 'Martin', 'Haddad', 'Costa',
+              'Weber', 'Lind', 'Rossi', 'Khan', 'Moreau', 'Dubois', 'Garcia', 'Sato',
+              'Fischer', 'Iyer', 'Olsen', 'Keller'])[1 + mod(g / 20, 20)] || ' ' || g,
+    '!bench: no password',  -- not a hash: nobody logs in as these users
+    CASE WHEN g <= %(coaches)s THEN 'coach' ELSE 'student' END,
+    (ARRAY['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Tokyo', 'Europe/London'])
+        [1 + mod(g, 5)],
+    %(first)s::timestamp - interval '30 days' + g * interval '1 second'
+FROM generate_series(1, %(coaches)s + %(students)s) AS g
+"""
+
+PROPOSALS = """
+INSERT INTO proposals (id, coach_id, student_id, title, description, session_count,
+                       minutes_per_session, price_per_session, currency, status, created_at,
+                       responded_at)
+SELECT k, coach_id, student_id,
+    (ARRAY['Interview sprint', 'Pitch practice', 'Writing clinic', 'Running form check',
+           'Spanish conversation', 'Career review', 'Portfolio critique',
+           'Negotiation drills'])[1 + mod(k, 8)] || ' #' || k,
+    sessions || ' sessions of ' || minutes || ' minutes.',
+    sessions, minutes, price, currency, 'accepted', c0 - interval '1 day', c0
+FROM plan
+"""
+
+CONTRACTS = """
+INSERT INTO contracts (id, proposal_id, coach_id, student_id, title, description,
+                       session_count, minutes_per_session, price_per_session, currency,
+                       total_amount, platform_fee, coach_earning, status, payment_status,
+                       paid_at, created_at, updated_at)
+SELECT k, k, plan.coach_id, plan.student_id, p.title, p.description, sessions, minutes,
+    price, plan.currency, total, fee, total - fee,
+    CASE WHEN outcome IN ('succeeded', 'partially_refunded')
+              THEN CASE WHEN c0 < %(now)s::timestamp - interval '45 days'
+                        THEN 'completed' ELSE 'active' END
+         WHEN outcome IN ('refunded', 'disputed') THEN outcome
+         WHEN outcome = 'canceled' THEN 'cancelled'
+         ELSE 'pending' END,
+    CASE outcome WHEN 'succeeded' THEN 'paid' WHEN 'partially_refunded' THEN outcome
+                 WHEN 'refunded' THEN outcome WHEN 'disputed' THEN outcome
+                 WHEN 'failed' THEN 'failed' ELSE 'pending' END,
+    CASE WHEN outcome IN ('succeeded', 'partially_refunded', 'refunded', 'disputed')
+         THEN paid_created + interval '1 minute' END,
+    c0,
+    CASE WHEN outcome IN ('refunded', 'partially_refunded')
+              THEN least(paid_created + interval '5 days', %(now)s::timestamp)
+         WHEN outcome = 'disputed' THEN least(paid_created + interval '12 days',
+                                               %(now)s::timestamp)
+         ELSE paid_created + interval '1 minute' END
+FROM plan JOIN proposals AS p ON p.id = plan.k
+"""
+
+# Every attempt, numbered in the order they were made (ids follow created_at, as in
+# production): a contract's failed first attempt where it had two, then its last one.
+PAYMENTS = """
+INSERT INTO payments (id, contract_id, checkout_session_id, payment_intent_id, charge_id,
+                      customer_id, amount, currency, status, amount_refunded,
+                      payment_method_type, checkout_url, expires_at, failure_reason,
+                      review_reason, paid_at, metadata, created_at, updated_at)
+SELECT id, k, 'cs_bench_' || id,
+    CASE WHEN status IN ('pending', 'expired', 'canceled') AND NOT held THEN NULL
+         ELSE 'pi_bench_' || id END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') OR held
+         THEN 'ch_bench_' || id END,
+    'cus_bench_' || student_id, total, currency, status,
+    CASE status WHEN 'refunded' THEN total WHEN 'partially_refunded' THEN total / 3 ELSE 0 END,
+    CASE WHEN status = 'processing'
+         THEN CASE currency WHEN 'eur' THEN 'sepa_debit' ELSE 'us_bank_account' END
+         ELSE 'card' END,
+    'https://checkout.stripe.com/c/pay/cs_bench_' || id,
+    created + interval '24 hours',
+    CASE WHEN status = 'failed' THEN
+        (ARRAY['Your card was declined.', 'Your card has insufficient funds.',
+               'Your card has expired.', 'Your card''s security code is incorrect.',
+               'The bank debit did not go through.'])[1 + mod(k * 7 + attempt, 5)] END,
+    CASE WHEN held THEN 'amount ' || (total / 2) || ' ≠ ' || total END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded')
+         THEN created + interval '1 minute' END,
+    json_build_object('contract_id', k::text, 'attempt', attempt::text),
+    created,
+    CASE WHEN status IN ('refunded', 'partially_refunded')
+              THEN least(created + interval '5 days', %(now)s::timestamp)
+         WHEN status = 'pending' THEN created
+         ELSE created + interval '1 minute' END
+FROM (
+    SELECT row_number() OVER (ORDER BY created, k, attempt) AS id, a.*
+    FROM (
+        SELECT k, student_id, total, currency, 1 AS attempt,
+            c0 + interval '2 minutes' AS created,
+            CASE WHEN two THEN 'failed' WHEN outcome = 'disputed' THEN 'succeeded'
+                 WHEN outcome = 'held' THEN 'pending' ELSE outcome END AS status,
+            outcome = 'held' AND NOT two AS held
+        FROM plan
+        UNION ALL
+        SELECT k, student_id, total, currency, 2, paid_created,
+            CASE outcome WHEN 'disputed' THEN 'succeeded' WHEN 'held' THEN 'pending'
+                         ELSE outcome END,
+            outcome = 'held'
+        FROM plan WHERE two
+    ) AS a
+) AS b
+"""
+
+# One event for every fifth payment, received as the payment happened: almost all
+# processed, a few given up on (failed), the newest few still waiting.
+EVENTS = """
+INSERT INTO webhook_events (id, stripe_event_id, type, payload, object_id, payment_intent_id,
+                            status, outcome, attempts, last_error, next_attempt_at,
+                            received_at, processed_at)
+SELECT id / 5, 'evt_bench_' || id, type,
+    json_build_object('id', 'evt_bench_' || id, 'object', 'event', 'type', type,
+                      'livemode', false,
+                      'data', json_build_object('object', json_build_object(
+                          'id', object_id, 'payment_intent', payment_intent_id)))::text,
+    object_id, payment_intent_id,
+    CASE WHEN mod(id / 5, 40000) = 7 THEN 'failed' ELSE 'processed' END,
+    CASE WHEN mod(id / 5, 40000) = 7 THEN NULL ELSE outcome END,
+    CASE WHEN mod(id / 5, 40000) = 7 THEN 79 ELSE 1 END,
+    CASE WHEN mod(id / 5, 40000) = 7
+         THEN 'RetryLater: ' || type || ' for a payment intent we do not know yet' END,
+    created_at + interval '30 seconds',
+    created_at + interval '30 seconds',
+    CASE WHEN mod(id / 5, 40000) = 7 THEN NULL ELSE created_at + interval '31 seconds' END
+FROM (
+    SELECT id, created_at, payment_intent_id,
+        CASE WHEN status = 'failed' THEN 'payment_intent.payment_failed'
+             WHEN status IN ('refunded', 'partially_refunded') THEN 'charge.refunded'
+             WHEN status IN ('expired', 'canceled') THEN 'checkout.session.expired'
+             ELSE 'checkout.session.completed' END AS type,
+        CASE WHEN status = 'failed' THEN payment_intent_id
+             WHEN status IN ('refunded', 'partially_refunded') THEN charge_id
+             ELSE checkout_session_id END AS object_id,
+        CASE WHEN status = 'failed' THEN 'failed'
+             WHEN status IN ('refunded', 'partially_refunded') THEN 'refunded'
+             WHEN status IN ('expired', 'canceled') THEN 'expired'
+             ELSE 'fulfilled' END AS outcome
+    FROM payments WHERE mod(id, 5) = 0
+) AS e
+"""
+
+EVENTS_WAITING = """
+UPDATE webhook_events SET status = 'received', outcome = NULL, attempts = 0,
+    processed_at = NULL
+WHERE id > (SELECT max(id) - 3 FROM webhook_events)
+"""
+
+# One entry per payment, as the trail would have it: the contract paid, the attempt
+# failed, or the checkout started.
+AUDIT = """
+INSERT INTO audit_entries (id, actor_id, actor_label, action, object_type, object_id, before,
+                           after, created_at)
+SELECT id, NULL,
+    CASE WHEN status IN ('pending', 'expired', 'canceled') THEN 'system'
+         ELSE 'stripe:webhook' END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') THEN 'contract.paid'
+         WHEN status = 'failed' THEN 'payment.failed'
+         ELSE 'payment.checkout_started' END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') THEN 'contracts'
+         ELSE 'payments' END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') THEN contract_id
+         ELSE id END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded')
+         THEN json_build_object('payment_status', 'pending') END,
+    CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded')
+              THEN json_build_object('payment_status', 'paid')
+         WHEN status = 'failed' THEN json_build_object('failure_reason', failure_reason)
+         ELSE json_build_object('checkout_session_id', checkout_session_id) END,
+    created_at + interval '1 minute'
+FROM payments
+"""
+
+SEQUENCES = ("users", "proposals", "contracts", "payments", "webhook_events", "audit_entries")
+
+
+@dataclass
+class Sizes:
+    payments: int
+    contracts: int
+    coaches: int
+    students: int
+
+    @classmethod
+    def for_payments(cls, payments: int) -> Sizes:
+        contracts = math.ceil(payments * 0.8)  # a quarter of them had a second attempt
+        return cls(
+            payments=payments,
+            contracts=contracts,
+            coaches=max(10, round(payments * 0.002)),
+            students=max(50, round(payments * 0.05)),
+        )
+
+
+def load_history(db: Database, sizes: Sizes, now: datetime) -> dict[str, int]:
+    """Bulk-load the history; returns the rows per table."""
+    from psycopg import sql
+
+    naive_now = now.astimezone(UTC).replace(tzinfo=None)
+    first = naive_now - timedelta(days=YEARS_DAYS)
+    # Contracts are spread evenly from two years ago until five hours ago (the last
+    # second attempts come up to four hours after their contract).
+    span = (naive_now - timedelta(hours=5) - first).total_seconds()
+    params = {
+        "contracts": sizes.contracts,
+        "repeats": sizes.payments - sizes.contracts,
+        "coaches": sizes.coaches,
+        "students": sizes.students,
+        "first": first,
+        "now": naive_now,
+        "step": span / sizes.contracts,
+    }
+    steps: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("plan", PLAN, params),
+        ("users", USERS, params),
+        ("proposals", PROPOSALS, None),
+        ("contracts", CONTRACTS, params),
+        ("payments", PAYMENTS, params),
+        ("webhook_events", EVENTS, None),
+        ("waiting events", EVENTS_WAITING, None),
+        ("audit_entries", AUDIT, None),
+    ]
+    counts: dict[str, int] = {}
+    with db.connect(autocommit=False) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SELECT setseed(0.2026)")
+        for label, statement, values in steps:
+            started = time.perf_counter()
+            cursor = conn.execute(statement, values)
+            if label in SEQUENCES:
+                counts[label] = cursor.rowcount
+            seconds = time.perf_counter() - started
+            print(f"    {label:<15} {cursor.rowcount:>9} rows {seconds:6.1f} s", flush=True)
+        for table in SEQUENCES:
+            conn.execute(
+                sql.SQL("SELECT setval(pg_get_serial_sequence({name}, 'id'), "
+                        "(SELECT coalesce(max(id), 1) FROM {table}))").format(
+                    name=sql.Literal(table), table=sql.Identifier(table))
+            )
+        conn.commit()
+    started = time.perf_counter()
+    with db.connect() as conn:
+        conn.execute("VACUUM ANALYZE")
+    print(f"    vacuum analyze {time.perf_counter() - started:17.1f} s", flush=True)
+    return counts
+
+
+# --- what the pages should show, from the database ------------------------------------------
+
+
+@dataclass
+class Expected:
+    """Targets for the pages, and the database's own answers for them."""
+
+    today: date
+    student_email: str
+    student_payment_ids: list[int]  # the first page of their payments
+    stripe_payment_id: int
+    payment_id: int  # a payment with a timeline
+    payment_session_id: str
+    contract_id: int
+    contract_payment_ids: list[int]
+    newest_event_id: int
+    held: int
+    open_disputes: int
+    gross: dict[tuple[int, str], int]  # (days, currency) → paid-once amount
+    filter_status: str = "succeeded"
+    filter_currency: str = "eur"
+    export_currency: str = "usd"
+    export_start: date | None = None
+    export_rows: int = 0
+
+
+def _ids(conn: Any, where: str, params: tuple[Any, ...], offset: int = 0) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM payments WHERE " + where  # noqa: S608 (fixed clauses)
+        + " ORDER BY created_at DESC, id DESC OFFSET %s LIMIT %s",
+        (*params, offset, PAGE_SIZE),
+    )
+    return [row[0] for row in rows]
+
+
+def expected_from(db: Database, today: date, export_rows: int) -> Expected:
+    with db.connect() as conn:
+        # A student of a recent contract, and the first page of their payments.
+        email, student_id = conn.execute(
+            "SELECT u.email, u.id FROM contracts c JOIN users u ON u.id = c.student_id "
+            "ORDER BY c.id DESC LIMIT 1"
+        ).fetchone()
+        student_ids = _ids(
+            conn, "contract_id IN (SELECT id FROM contracts WHERE student_id = %s)",
+            (student_id,),
+        )
+        count = conn.execute("SELECT count(*) FROM payments").fetchone()[0]
+        stripe_id = conn.execute(
+            "SELECT id FROM payments WHERE payment_intent_id IS NOT NULL "
+            "ORDER BY abs(id - %s) LIMIT 1", (min(123456, count * 6 // 10),)
+        ).fetchone()[0]
+        # A refunded payment with its events and audit entries, half-way through.
+        payment_id, session_id = conn.execute(
+            "SELECT id, checkout_session_id FROM payments WHERE status = 'refunded' "
+            "AND mod(id, 5) = 0 ORDER BY abs(id - %s) LIMIT 1", (count // 2,)
+        ).fetchone()
+        # A contract with two attempts.
+        contract_id = conn.execute(
+            "SELECT contract_id FROM payments GROUP BY contract_id HAVING count(*) = 2 "
+            "ORDER BY contract_id DESC LIMIT 1"
+        ).fetchone()[0]
+        contract_payments = [row[0] for row in conn.execute(
+            "SELECT id FROM payments WHERE contract_id = %s", (contract_id,))]
+        newest_event = conn.execute("SELECT max(id) FROM webhook_events").fetchone()[0]
+        held = conn.execute(
+            "SELECT count(*) FROM payments WHERE review_reason IS NOT NULL "
+            "AND review_resolution IS NULL"
+        ).fetchone()[0]
+        disputes = conn.execute(
+            "SELECT count(*) FROM contracts WHERE status = 'disputed'"
+        ).fetchone()[0]
+        gross: dict[tuple[int, str], int] = {}
+        for days in (30, 365):
+            start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time())
+            for currency, amount in conn.execute(
+                "SELECT currency, sum(amount) FROM payments WHERE status = ANY(%s) "
+                "AND created_at >= %s GROUP BY currency", (list(PAID_ONCE), start),
+            ):
+                gross[(days, currency)] = int(amount)
+        # The export: the newest `export_rows` usd payments, rounded out to whole days.
+        start_at = conn.execute(
+            "SELECT created_at FROM payments WHERE currency = 'usd' "
+            "ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1", (export_rows - 1,)
+        ).fetchone()
+        export_start = (start_at[0] if start_at else conn.execute(
+            "SELECT min(created_at) FROM payments").fetchone()[0]).date()
+        rows = conn.execute(
+            "SELECT count(*) FROM payments WHERE currency = 'usd' AND created_at >= %s",
+            (datetime.combine(export_start, datetime.min.time()),),
+        ).fetchone()[0]
+    return Expected(
+        today=today, student_email=email, student_payment_ids=student_ids,
+        stripe_payment_id=stripe_id, payment_id=payment_id, payment_session_id=session_id,
+        contract_id=contract_id, contract_payment_ids=contract_payments,
+        newest_event_id=newest_event, held=held, open_disputes=disputes, gross=gross,
+        export_start=export_start, export_rows=rows,
+    )
+
+
+def list_filter_where(expected: Expected, start: date) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "status = %s AND currency = %s AND created_at >= %s",
+        (expected.filter_status, expected.filter_currency,
+         datetime.combine(start, datetime.min.time())),
+    )
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`gunicorn -w 2 -k sync` serving `bench.admin_wsgi:app` on a free local port, in its
+    own process group, logging to a file; stopped by its pid."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+            [
+                sys.executable, "-m", "gunicorn",
+                "-w", str(WORKERS), "-k", "sync",
+                "--timeout", str(WORKER_TIMEOUT),
+                "-b", f"127.0.0.1:{self.port}",
+                "--log-level", "warning",
+                "--chdir", str(ROOT),
+                "bench.admin_wsgi:app",
+            ],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_problems(self) -> list[str]:
+        self._log.flush()
+        return [line for line in self.log_path.read_text(errors="replace").splitlines()
+                if "ERROR" in line or "Traceback" in line or "CRITICAL" in line]
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"gunicorn exited early:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.base}/healthz", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"gunicorn not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory (VmRSS) of a process in kB, from /proc; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class MemorySampler:
+    """Reads the VmRSS of every gunicorn worker every 50 ms in a thread; keeps the peak."""
+
+    def __init__(self, server: Gunicorn):
+        self.server = server
+        self.peak_kb = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.server.worker_pids():
+                self.peak_kb = max(self.peak_kb, rss_kb(pid))
+            self.samples += 1
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- the client -----------------------------------------------------------------------------
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+PAYMENT_ROW = re.compile(r'data-payment-id="(\d+)"')
+NEXT_PAGE = re.compile(r'<a[^>]*id="next-page"[^>]*href="([^"]+)"|'
+                       r'<a[^>]*href="([^"]+)"[^>]*id="next-page"', re.S)
+EVENT_ROW = re.compile(r'<tr id="event-(\d+)"')
+
+
+def login(session: Any, base: str, password: str) -> None:
+    page = session.get(f"{base}/auth/login", timeout=30)
+    token = CSRF_META.search(page.text)
+    if page.status_code != 200 or token is None:
+        raise BenchError(f"GET /auth/login: {page.status_code}, no CSRF token")
+    answer = session.post(
+        f"{base}/auth/login",
+        data={"email": ADMIN_EMAIL, "password": password, "csrf_token": token.group(1)},
+        timeout=30, allow_redirects=False,
+    )
+    if answer.status_code not in (302, 303):
+        raise BenchError(f"POST /auth/login answered {answer.status_code}, not a redirect")
+    # The console answers 404 to anyone but an admin; to an admin, /admin/ is a redirect.
+    check = session.get(f"{base}/admin/", timeout=60, allow_redirects=False)
+    if check.status_code not in (302, 303):
+        raise BenchError(f"logged in, but /admin/ answered {check.status_code}")
+
+
+def next_link(body: str) -> str | None:
+    found = NEXT_PAGE.search(body)
+    if found is None:
+        return None
+    return html.unescape(found.group(1) or found.group(2))
+
+
+@dataclass
+class Page:
+    name: str
+    path: str  # with its query string
+    check: Callable[[str], str | None]  # what is wrong with the body, or None
+    latencies_ms: list[float] = field(default_factory=list)
+    statements: list[int] = field(default_factory=list)
+    sql_ms: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    rows: int | None = None  # rows the page shows, where that means something
+    size: int = 0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return math.nan
+        rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+        return ordered[rank]
+
+
+def fetch(session: Any, base: str, page: Page, timed: bool) -> None:
+    started = time.perf_counter()
+    try:
+        answer = session.get(urljoin(base, page.path), timeout=120, allow_redirects=False)
+        body, status = answer.text, answer.status_code
+    except Exception as exc:  # noqa: BLE001 (any failure is reported as the page's problem)
+        page.problems.append(f"{type(exc).__name__}: {exc}")
+        return
+    elapsed = (time.perf_counter() - started) * 1000
+    problem = f"answered {status}" if status != 200 else page.check(body)
+    if problem and len(page.problems) < 3:
+        page.problems.append(problem)
+    if not timed:
+        return
+    page.latencies_ms.append(elapsed)
+    page.size = len(answer.content)
+    if "X-Statements" in answer.headers:
+        page.statements.append(int(answer.headers["X-Statements"]))
+        page.sql_ms.append(float(answer.headers.get("X-SQL-ms", "nan")))
+
+
+def payment_rows_check(expected_ids: list[int], want_next: bool | None = None
+                       ) -> Callable[[str], str | None]:
+    def check(body: str) -> str | None:
+        shown = [int(i) for i in PAYMENT_ROW.findall(body)]
+        if shown != expected_ids:
+            return (f"shows {len(shown)} rows {shown[:3]}..., the database says "
+                    f"{len(expected_ids)} {expected_ids[:3]}...")
+        if want_next is not None and (next_link(body) is not None) != want_next:
+            return "the next-page link is " + ("missing" if want_next else "there")
+        return None
+    return check
+
+
+def contains_check(*needles: str) -> Callable[[str], str | None]:
+    def check(body: str) -> str | None:
+        missing = [n for n in needles if n not in body]
+        return f"does not show {missing}" if missing else None
+    return check
+
+
+def dashboard_check(expected: Expected, days: int) -> Callable[[str], str | None]:
+    from contracts.money import format_money
+
+    def value(body: str, element_id: str) -> str | None:
+        found = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', body)
+        return html.unescape(found.group(1)).strip() if found else None
+
+    def check(body: str) -> str | None:
+        wrong = []
+        for (span, currency), amount in expected.gross.items():
+            if span != days:
+                continue
+            shown, want = value(body, f"gross-{currency}"), format_money(amount, currency)
+            if shown != want:
+                wrong.append(f"gross {currency} {shown!r} (the database: {want!r})")
+        for element_id, want_count in (("held-for-review", expected.held),
+                                       ("open-disputes", expected.open_disputes)):
+            shown = value(body, element_id)
+            if shown != str(want_count):
+                wrong.append(f"{element_id} {shown!r} (the database: {want_count})")
+        if 'id="range-error"' in body:
+            wrong.append("a range error")
+        return "; ".join(wrong) or None
+    return check
+
+
+def walk(session: Any, base: str, first: str, pages: int) -> tuple[str, int]:
+    """Follow the "Next page" link from `first` until page `pages` (or the last);
+    (that page's path, its number)."""
+    path, number = first, 1
+    while number < pages:
+        answer = session.get(urljoin(base, path), timeout=120, allow_redirects=False)
+        if answer.status_code != 200:
+            raise BenchError(f"page {number} of {first} answered {answer.status_code}")
+        link = next_link(answer.text)
+        if link is None:
+            break
+        path, number = link, number + 1
+    return path, number
+
+
+def build_pages(session: Any, base: str, db: Database, expected: Expected, deep: int
+                ) -> list[Page]:
+    today = expected.today
+    year_start = today - timedelta(days=364)
+    filt = (f"status={expected.filter_status}&currency={expected.filter_currency}"
+            f"&start={year_start.isoformat()}&end={today.isoformat()}")
+    pages = [
+        Page("dashboard 30d", "/admin/payments?range=30d", dashboard_check(expected, 30)),
+        Page("dashboard year",
+             f"/admin/payments?range=custom&start={year_start.isoformat()}"
+             f"&end={today.isoformat()}", dashboard_check(expected, 365)),
+    ]
+    started = time.perf_counter()
+    walked = []
+    with db.connect() as conn:
+        for label, first, where, params in (
+            ("list", "/admin/payments/list", "true", ()),
+            ("list filtered", f"/admin/payments/list?{filt}",
+             *list_filter_where(expected, year_start)),
+        ):
+            page_one = _ids(conn, where, params)
+            pages.append(Page(f"{label} p1", first, payment_rows_check(page_one, True)))
+            path, number = walk(session, base, first, deep)
+            walked.append(f"{label} to page {number}")
+            ids = _ids(conn, where, params, offset=(number - 1) * PAGE_SIZE)
+            pages.append(Page(f"{label} p{number}", path, payment_rows_check(ids)))
+    print(f"  followed the next-page links untimed ({', '.join(walked)}) in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    stripe_id = f"pi_bench_{expected.stripe_payment_id}"
+    pages += [
+        Page("search email", f"/admin/payments/list?q={expected.student_email}",
+             payment_rows_check(expected.student_payment_ids)),
+        Page("search stripe id", f"/admin/payments/list?q={stripe_id}",
+             payment_rows_check([expected.stripe_payment_id], False)),
+        Page("payment detail", f"/admin/payments/{expected.payment_id}",
+             contains_check(expected.payment_session_id, 'id="timeline"')),
+        Page("contract detail", f"/admin/contracts/{expected.contract_id}",
+             contains_check(*(f'id="payment-{i}"' for i in expected.contract_payment_ids))),
+        Page("event log", "/admin/events",
+             contains_check(f'id="event-{expected.newest_event_id}"', 'id="next-page"')),
+    ]
+    return pages
+
+
+def count_rows(page: Page, body: str) -> int | None:
+    if "/admin/payments/list" in page.path:
+        return len(PAYMENT_ROW.findall(body))
+    if page.path.startswith("/admin/events"):
+        return len(EVENT_ROW.findall(body))
+    if page.path.startswith("/admin/contracts/"):
+        return body.count('<tr id="payment-')
+    return None
+
+
+# --- the export -----------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    rows: int = -1
+    seconds: list[float] = field(default_factory=list)
+    peak_kb: int = 0
+    baseline_kb: int = 0
+    samples: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else math.nan
+
+
+def run_export(session: Any, server: Gunicorn, expected: Expected, runs: int) -> Export:
+    assert expected.export_start is not None
+    path = (f"/admin/payments/export.csv?currency={expected.export_currency}"
+            f"&start={expected.export_start.isoformat()}&end={expected.today.isoformat()}")
+    result = Export()
+    result.baseline_kb = max((rss_kb(pid) for pid in server.worker_pids()), default=0)
+    for _ in range(runs):
+        chunks: list[bytes] = []
+        with MemorySampler(server) as sampler:
+            started = time.perf_counter()
+            try:
+                with session.get(urljoin(server.base, path), stream=True, timeout=600,
+                                 allow_redirects=False) as answer:
+                    status = answer.status_code
+                    for chunk in answer.iter_content(chunk_size=65536):
+                        chunks.append(chunk)
+            except Exception as exc:  # noqa: BLE001 (reported as the export's problem)
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                problem = None if status == 200 else f"answered {status}"
+            elapsed = time.perf_counter() - started
+        result.peak_kb = max(result.peak_kb, sampler.peak_kb)
+        result.samples += sampler.samples
+        # What arrived, even when the download broke off: how far it got.
+        text = b"".join(chunks).decode("utf-8", errors="replace")
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        records = list(reader)
+        result.rows = len(records)
+        if problem:
+            result.problems.append(f"{problem} (after {result.rows} rows)")
+            break
+        result.seconds.append(elapsed)
+        if header is None or header[0] != "payment_id":
+            result.problems.append(f"the CSV starts with {header!r}")
+        if result.rows != expected.export_rows:
+            result.problems.append(f"{result.rows} rows, the database says "
+                                   f"{expected.export_rows}")
+        elif records and any(r[5] != expected.export_currency for r in records):
+            result.problems.append("rows in another currency")
+    return result
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def bench(args: argparse.Namespace, db: Database, workdir: Path) -> tuple[list[Page], Export]:
+    sizes = Sizes.for_payments(args.payments)
+    env = app_env(db)
+
+    started = time.perf_counter()
+    flask(env, "db", "upgrade")
+    print(f"  migrated in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"  loading: {sizes.payments} payments over {YEARS_DAYS} days, {sizes.contracts} "
+          f"contracts, {sizes.coaches} coaches, {sizes.students} students", flush=True)
+    started = time.perf_counter()
+    counts = load_history(db, sizes, datetime.now(UTC))
+    loaded = time.perf_counter() - started
+    print(f"  loaded in {loaded:.1f} s: " + ", ".join(f"{n} {t}" for t, n in counts.items()),
+          flush=True)
+    if counts.get("payments") != sizes.payments:
+        raise BenchError(f"{counts.get('payments')} payments loaded, not {sizes.payments}")
+
+    started = time.perf_counter()
+    since = (datetime.now(UTC) - timedelta(days=YEARS_DAYS)).date()
+    out = flask(env, "admin", "rollup", "--since", since.isoformat())
+    print(f"  rollup in {time.perf_counter() - started:.1f} s: {out.splitlines()[-1]}",
+          flush=True)
+    password = secrets.token_urlsafe(18)
+    flask(env, "create-admin", "--email", ADMIN_EMAIL, "--name", "Bench Admin",
+          "--password", password)
+
+    today = datetime.now(UTC).date()
+    expected = expected_from(db, today, args.export_rows)
+
+    import requests
+
+    server = Gunicorn(env, workdir / "gunicorn.log")
+    try:
+        server.wait_healthy()
+        session = requests.Session()
+        login(session, server.base, password)
+        pages = build_pages(session, server.base, db, expected, args.deep_page)
+        print(f"  timing {len(pages)} pages: {args.warmup} untimed rounds, then {args.repeat} "
+              "timed ones (the pages take turns)", flush=True)
+        for round_number in range(args.warmup + args.repeat):
+            for page in pages:
+                fetch(session, server.base, page, timed=round_number >= args.warmup)
+        for page in pages:  # what each page shows, once more
+            answer = session.get(urljoin(server.base, page.path), timeout=120)
+            page.rows = count_rows(page, answer.text)
+        print(f"  export: {expected.export_currency} from {expected.export_start} to "
+              f"{expected.today}, {expected.export_rows} rows in the database; {EXPORT_RUNS} "
+              "downloads", flush=True)
+        export = run_export(session, server, expected, EXPORT_RUNS)
+        if server.log_problems():
+            print(f"  gunicorn's log has errors; its tail:\n{server.log_tail(40)}")
+    finally:
+        server.stop()
+    return pages, export
+
+
+def report(pages: list[Page], export: Export) -> bool:
+    print("\n  page                         p50 ms   p99 ms  stmts   sql ms(p50)  rows    KB"
+          "  problems")
+    ok = True
+    for page in pages:
+        statements = sorted(set(page.statements))
+        shown = ",".join(str(s) for s in statements) or "-"
+        sql = statistics.median(page.sql_ms) if page.sql_ms else math.nan
+        rows = "-" if page.rows is None else str(page.rows)
+        print(f"  {page.name:<26} {fmt_ms(page.percentile(50)):>8} {fmt_ms(page.percentile(99)):>8}"
+              f" {shown:>6} {sql:12.1f} {rows:>5} {page.size / 1024:5.0f}  "
+              f"{'; '.join(page.problems) or 'ok'}")
+        ok = ok and not page.problems and bool(page.latencies_ms)
+    by_name = {page.name: page for page in pages}
+
+    def stmts(name: str) -> str:
+        page = by_name.get(name)
+        return ",".join(str(s) for s in sorted(set(page.statements))) if page else "?"
+
+    lists = [p for p in pages if "/admin/payments/list" in p.path]
+    print("\n  statements vs rows shown (the payments list): " + "; ".join(
+        f"{p.name}: {stmts(p.name)} for {p.rows} rows" for p in lists))
+    constant = len({s for p in lists for s in p.statements}) == 1
+    print(f"  statements per page constant across the list's pages: {'yes' if constant else 'NO'}")
+    growth = (export.peak_kb - export.baseline_kb) / 1024
+    print(f"\n  export: {export.rows} rows, {', '.join(f'{s:.2f}' for s in export.seconds)} s "
+          f"(median {export.median_s:.2f} s); the workers' RSS: {export.baseline_kb / 1024:.0f}"
+          f" MB before, peak {export.peak_kb / 1024:.0f} MB during ({growth:+.0f} MB; "
+          f"{export.samples} samples); "
+          f"{'; '.join(export.problems) or 'ok'}")
+    ok = ok and not export.problems and bool(export.seconds)
+    worst50 = max((p.percentile(50) for p in pages), default=math.nan)
+    worst99 = max((p.percentile(99) for p in pages), default=math.nan)
+    slow = [p.name for p in pages
+            if not (p.percentile(50) < GOAL_P50_MS and p.percentile(99) < GOAL_P99_MS)]
+    print(f"\n  goals: every page p50 < {GOAL_P50_MS:.0f} ms and p99 < {GOAL_P99_MS:.0f} ms: "
+          f"{met(not slow)}{' (not: ' + ', '.join(slow) + ')' if slow else ''}; statements "
+          f"per page constant: {met(constant)}; export peak < {GOAL_PEAK_MB:.0f} MB: "
+          f"{met(0 < export.peak_kb / 1024 < GOAL_PEAK_MB)} (an idle worker holds "
+          f"{export.baseline_kb / 1024:.0f} MB)")
+    print(f"admin: worst p50 {fmt_ms(worst50)} ms p99 {fmt_ms(worst99)} ms over {len(pages)} pages"
+          f" | csv {export.rows} rows {export.median_s:.2f} s peak {export.peak_kb / 1024:.0f} MB"
+          f" | {'OK' if ok else 'FAIL'}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--payments", type=int, default=1_000_000,
+                        help="payments to load (20000 makes a quick run)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed fetches of each page")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument("--deep-page", type=int, default=500,
+                        help="the deep page of the payments list (or its last page)")
+    parser.add_argument("--export-rows", type=int, default=100_000,
+                        help="about how many rows the CSV export should hold")
+    parser.add_argument("--pg-url", default=os.environ.get(
+        "BENCH_PG_URL", "postgresql://127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server (any database on it) where a scratch database may be made")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch database (its URL is printed) for inspection")
+    args = parser.parse_args(argv)
+    if args.payments < 1000 or args.repeat < 1 or args.warmup < 0 or args.deep_page < 2:
+        parser.error("--payments ≥ 1000, --repeat ≥ 1, --warmup ≥ 0, --deep-page ≥ 2")
+
+    try:
+        db = create_database(args.pg_url)
+    except BenchError as exc:
+        print(f"admin: skipped ({exc})")
+        return 1
+    print(f"== admin console, scratch database {db.name} ==", flush=True)
+    ok = False
+    try:
+        with tempfile.TemporaryDirectory(prefix="coachpact-bench-admin-") as tmp:
+            pages, export = bench(args, db, Path(tmp))
+            ok = report(pages, export)
+    except Exception as exc:  # noqa: BLE001 (any failure ends the run with its summary line)
+        if isinstance(exc, BenchError):
+            print(f"  !!! failed: {exc}", flush=True)
+        else:
+            traceback.print_exc()
+        print("admin: worst p50 nan ms p99 nan ms over 0 pages | csv 0 rows nan s peak 0 MB "
+              "| FAIL")
+    finally:
+        if args.keep:
+            print(f"  kept the scratch database: {db.url}", flush=True)
+        else:
+            drop_database(db)
+            print(f"  dropped the scratch database {db.name}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
