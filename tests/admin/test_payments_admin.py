@@ -247,21 +247,30 @@ def test_a_manual_payment_form_says_what_is_wrong(admin_client, db, make_contrac
 
 @pytest.mark.postgres
 def test_two_manual_payments_at_once_record_one(app, db, make_contract, admin_user, clock):
+    from concurrent.futures import ThreadPoolExecutor
+
     from payments.models import Payment
 
     contract = make_contract()
     clients = [app.test_client(), app.test_client()]
-    tokens = []
-    for each in clients:
+
+    def log_in(each) -> str:
+        # In a thread of its own, each client gets its own app context (in the test's
+        # context both would share `g`, where the CSRF token is cached).
         login(each, admin_user)
-        tokens.append(each.csrf_token())
+        return each.csrf_token()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tokens = [pool.submit(log_in, each).result() for each in clients]
     barrier = threading.Barrier(2)
     statuses = []
+    today = clock.now().date().isoformat()
+    url = f"/admin/contracts/{contract.id}/manual-payment"
 
     def post(each, token):
         barrier.wait()
-        statuses.append(each.post(f"/admin/contracts/{contract.id}/manual-payment",
-                                  data={**manual_form(received_on=date.today().isoformat()),
+        statuses.append(each.post(url,
+                                  data={**manual_form(received_on=today),
                                         "csrf_token": token}).status_code)
 
     pairs = zip(clients, tokens, strict=True)
