@@ -185,7 +185,13 @@ def consume(workers: int, periodic: bool) -> None:
     """Run a job consumer until stopped (SIGINT finishes running jobs; SIGTERM stops at once)."""
     if huey.immediate:
         raise click.UsageError("JOBS_IMMEDIATE is set: jobs run where they are enqueued.")
+    # An idle consumer polls the SQLite queue at most every second (Huey's default backs
+    # off to ten); Redis blocks on the queue instead of polling.
     consumer = huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=periodic, check_worker_health=True
+        workers=workers,
+        worker_type="thread",
+        periodic=periodic,
+        check_worker_health=True,
+        max_delay=1.0,
     )
     consumer.run()

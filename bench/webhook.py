@@ -1,24 +1,42 @@
-"""Benchmark `POST /webhooks/stripe` under gunicorn against a minimal floor.
+"""Benchmark the Stripe webhook under gunicorn against two floors, then the consumers' drain.
 
-    .venv/bin/python bench/webhook.py [--events N] [--rounds R] [--concurrency 16]
-                                      [--databases sqlite,postgresql] [--profile]
+    .venv/bin/python bench/webhook.py [--events N] [--rounds R] [--drain-events D]
+                                      [--concurrency 16] [--databases sqlite,postgresql]
+                                      [--profile]
 
-For each database: build the app's schema with the migrations and set up R x N
-pending contracts (plus a few for warm-up), each with a pending Checkout
-payment. Serve the app and `bench/floor.py` (signature check, one insert, one
-update, one transaction) side by side, each with gunicorn (2 sync workers), on
-that database. Then, round by round, post N distinct signed
-`checkout.session.completed` events at the given concurrency to the app, and
-the same N events to the floor: taking turns, so that a noisy neighbour slows
-both alike. Check that every contract is now active and paid and that the floor
-recorded every event. Prints events/s, p50 and p99 latency, server CPU per event
-and non-2xx counts per round, the app/floor throughput ratio per round, and a
-summary with the median ratio.
+For each database: build the app's schema with the migrations and set up
+pending contracts, each with a pending Checkout payment, for both phases.
 
-PostgreSQL: a scratch database is created on the server named by `--pg-url`
-and dropped afterwards; the run is skipped, with the reason, if the server
-cannot be reached. A benchmark, not a test: the figures are noisy on a shared
-machine, the ratios less so.
+Ack: serve the app (`bench/app_wsgi.py`), floor A (`bench/floor.py`: signature
+check with `construct_event`, one insert, one update, one transaction) and
+floor B (`bench/floor_inbox.py`: the limit of a durable inbox, `verify_header`
+and one INSERT of id, type and payload on the raw driver) side by side, each
+with gunicorn (2 sync workers), and NO job consumer: the app's events wait in
+its inbox and queue (SQLite: a queue file in the temporary folder; PostgreSQL:
+Redis, under a queue name of this run's own). Round by round, post N distinct
+signed `checkout.session.completed` events at the given concurrency to each of
+the three, taking turns. Check that the app stored and enqueued every event
+once and that each floor recorded every event.
+
+Drain: stop those servers; serve the app again on a fresh queue (a new queue
+file, or a new queue name) and start the consumers (SQLite: one
+`flask --app app jobs consume --workers 2 --no-periodic`; PostgreSQL: two of them
+on Redis). After a short warm-up through the whole pipeline, post D new events
+for D fresh contracts and time from the first delivery until the database shows
+the last contract active. Check that every contract was activated exactly once
+(one `contract.paid` audit entry each) and every event processed once.
+
+Prints the per-round figures, then one summary line per database (one line;
+split here):
+
+    <db>: ack app/floorA <r> app/floorB <r> p99 <ms> ms |
+          drain <done>/<total> <ev/s> ev/s <r> of floorA | OK
+
+and exits non-zero if any count is wrong (FAIL in place of OK). PostgreSQL:
+a scratch database is created on the server named by `--pg-url` and dropped
+afterwards; the run is skipped, with the reason, if PostgreSQL or Redis cannot
+be reached. A benchmark, not a test: the figures are noisy on a shared machine,
+the ratios less so.
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import os
 import pstats
 import queue
@@ -41,9 +60,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -52,15 +73,32 @@ if str(ROOT) not in sys.path:
 SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret for local servers)
 STRIPE_KEY = "sk_test_bench"
 WEBHOOK_PATH = "/webhooks/stripe"
-WORKERS = 2
+WORKERS = 2  # gunicorn sync workers, for the app and both floors
 BATCH = 500
+CONSUMER_WORKERS = 2  # threads per consumer process
+CONSUMERS = {"sqlite": 1, "postgresql": 2}  # consumer processes in the drain
+DRAIN_WARMUP = 20  # events through the whole pipeline before the drain's clock starts
+POLL_SECONDS = 0.05  # how often the drain looks for its last active contract
+STALL_SECONDS = 30.0  # the drain gives up when no contract became active for this long
+SERVERS = ("app", "floorA", "floorB")
+TARGETS = {
+    "app": "bench.app_wsgi:app",
+    "floorA": "bench.floor:app",
+    "floorB": "bench.floor_inbox:app",
+}
+
+# The goals, reported (not enforced): ack ratios and p99 at concurrency 16, the drain's ratio.
+GOAL_ACK_FLOOR_A = 1.0
+GOAL_ACK_FLOOR_B = 0.75
+GOAL_P99_MS = 50.0
+GOAL_DRAIN = 0.4
 
 
 class BenchError(Exception):
     """The run cannot go on (a server did not start, a count is wrong, ...)."""
 
 
-# --- figures --------------------------------------------------------------------
+# --- figures --------------------------------------------------------------------------
 
 
 @dataclass
@@ -95,7 +133,10 @@ class Run:
         )
 
 
-# --- events -----------------------------------------------------------------------
+ROW_HEADER = "           events/s    p50 ms    p99 ms  cpu ms/ev  non-2xx   statuses"
+
+
+# --- events ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -206,7 +247,7 @@ def post_all(port: int, events: list[tuple[bytes, str]], concurrency: int, name:
     return Run(name, len(events), time.perf_counter() - started, latencies, statuses)
 
 
-# --- gunicorn -----------------------------------------------------------------------
+# --- child processes ------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -215,14 +256,78 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Gunicorn:
-    """`gunicorn -w 2 -k sync` serving `target` on a free local port; stopped by its pid."""
+class Child:
+    """A process this script starts in its own process group, logging to a file; stopped
+    by its pid (SIGTERM, then SIGKILL to its group if it will not stop)."""
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path):
-        self.port = free_port()
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: its children go with it
+        )
+
+    def log_text(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_problems(self) -> list[str]:
+        """The log's lines that report an error or a traceback."""
+        return [
+            line for line in self.log_text().splitlines()
+            if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
+        ]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the process (all its threads) and its live
+        children (gunicorn's workers), from /proc; None where there is no /proc."""
+        try:
+            ticks = os.sysconf("SC_CLK_TCK")
+            total = 0
+            pids = [self.proc.pid] + [
+                int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+                .read_text().split()
+            ]
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError):
+            return None
+        return total / ticks
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Gunicorn(Child):
+    """`gunicorn -w 2 -k sync` serving `target` on a free local port (SIGTERM stops its
+    workers gracefully)."""
+
+    def __init__(self, target: str, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        super().__init__(
             [
                 sys.executable, "-m", "gunicorn",
                 "-w", str(WORKERS), "-k", "sync",
@@ -231,11 +336,8 @@ class Gunicorn:
                 "--chdir", str(ROOT),
                 target,
             ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers go with it
+            env,
+            log_path,
         )
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
@@ -255,44 +357,29 @@ class Gunicorn:
             time.sleep(0.2)
         raise BenchError(f"gunicorn not healthy after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def cpu_seconds(self) -> float | None:
-        """CPU time (user + system) used so far by the master and its live workers, from
-        /proc; None where there is no /proc."""
-        try:
-            ticks = os.sysconf("SC_CLK_TCK")
-            total = 0
-            pids = [self.proc.pid] + [
-                int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-                .read_text().split()
-            ]
-            for pid in pids:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, ValueError):
-            return None
-        return total / ticks
+class Consumer(Child):
+    """`flask --app app jobs consume --workers 2 --no-periodic`: its INFO log (a line or
+    two per job) goes to its file (SIGTERM stops it at once). With `profile_dir`, every
+    thread runs under cProfile (`bench/consumer_profiled.py`)."""
 
-    def log_tail(self, lines: int = 30) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+    def __init__(self, env: dict[str, str], log_path: Path, profile_dir: Path | None = None):
+        options = ["--workers", str(CONSUMER_WORKERS), "--no-periodic"]
+        if profile_dir is None:
+            command = [sys.executable, "-m", "flask", "--app", "app", "jobs", "consume"]
+        else:
+            command = [sys.executable, str(ROOT / "bench" / "consumer_profiled.py"),
+                       str(profile_dir)]
+        super().__init__([*command, *options], env, log_path)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # gunicorn stops its workers gracefully
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-    def __enter__(self) -> Gunicorn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def wait_started(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"the consumer exited early:\n{self.log_tail()}")
+            if "consumer started" in self.log_text():
+                return
+            time.sleep(0.1)
+        raise BenchError(f"the consumer did not start in {timeout:.0f} s:\n{self.log_tail()}")
 
 
 def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, name: str) -> Run:
@@ -306,10 +393,14 @@ def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, n
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a server or consumer: this one's, less any settings of the app's
+    own, plus the database, a throwaway Stripe setup and `extra` (the job queue's)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("STRIPE_", "DATABASE_URL", "APP_ENV", "REDIS_URL", "MAIL_"))
+        if not key.startswith(
+            ("STRIPE_", "DATABASE_URL", "APP_ENV", "REDIS_URL", "MAIL_", "JOBS_")
+        )
     }
     env.update(
         DATABASE_URL=database_url,
@@ -323,7 +414,78 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-# --- databases ----------------------------------------------------------------------
+# --- job queues -----------------------------------------------------------------------
+
+
+@dataclass
+class JobQueue:
+    """The app's job queue for one phase: its settings and a look into it."""
+
+    label: str
+    env: dict[str, str]  # JOBS_QUEUE_NAME, and REDIS_URL or JOBS_SQLITE_PATH
+
+    @property
+    def redis(self) -> bool:
+        return bool(self.env.get("REDIS_URL"))
+
+    def _storage(self) -> Any:
+        from huey.storage import RedisStorage, SqliteStorage
+
+        name = self.env["JOBS_QUEUE_NAME"]
+        if self.redis:
+            return RedisStorage(name=name, url=self.env["REDIS_URL"])
+        return SqliteStorage(name=name, filename=self.env["JOBS_SQLITE_PATH"])
+
+    def _use(self, action: Any) -> Any:
+        storage = self._storage()
+        try:
+            return action(storage)
+        finally:
+            if self.redis:
+                storage.conn.connection_pool.disconnect()
+            else:
+                storage.close()
+
+    def size(self) -> int:
+        """Jobs waiting in the queue."""
+        return int(self._use(lambda storage: storage.queue_size()))
+
+    def discard(self) -> None:
+        """Redis: delete this queue's keys (the name is this run's own). An SQLite queue file
+        goes with the temporary folder."""
+        if self.redis:
+            self._use(lambda storage: storage.flush_all())
+
+
+def job_queue(kind: str, phase: str, workdir: Path, redis_url: str, run_id: str) -> JobQueue:
+    """The queue the app and the consumers use in `phase`, one of this run's own."""
+    name = f"coachpact-bench-{run_id}-{phase}"
+    off = {"JOBS_IMMEDIATE": "0"}  # jobs go to the queue, whatever a .env file says
+    if kind == "postgresql":
+        return JobQueue(f"Redis {redis_url} queue {name}",
+                        {"REDIS_URL": redis_url, "JOBS_QUEUE_NAME": name, **off})
+    path = workdir / f"jobs-{phase}.sqlite3"
+    return JobQueue(f"SQLite queue file {path.name}",
+                    {"REDIS_URL": "", "JOBS_SQLITE_PATH": str(path), "JOBS_QUEUE_NAME": name,
+                     **off})
+
+
+def redis_unreachable(url: str) -> str | None:
+    """Why Redis at `url` cannot be used, or None if it answers."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        return f"Redis unreachable at {url}: {exc}"
+    return None
+
+
+# --- databases ------------------------------------------------------------------------
 
 
 @dataclass
@@ -427,38 +589,167 @@ def setup_app_database(uri: str, count: int) -> list[Target]:
     return targets
 
 
-def count_app_paid(uri: str, contract_ids: list[int]) -> tuple[int, int]:
-    """(contracts active and paid, payments succeeded) among `contract_ids`."""
+def chunks(items: Sequence[Any], size: int = 900) -> Iterator[Sequence[Any]]:
+    """`items` in slices small enough for one `IN (...)` on any database."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def event_id(target: Target) -> str:
+    return f"evt_bench_{target.index}"
+
+
+def count_inbox(uri: str, event_ids: list[str]) -> tuple[int, int]:
+    """(rows in the app's inbox for `event_ids`, of them waiting: received, 0 attempts)."""
     from sqlalchemy import create_engine, func, select
 
-    from contracts.models import Contract, ContractStatus, PaymentStatus
-    from payments.models import Payment, PaymentRecordStatus
+    from payments.models import EventStatus, WebhookEvent
 
+    engine = create_engine(uri)
+    rows = waiting = 0
+    try:
+        with engine.connect() as conn:
+            for part in chunks(event_ids):
+                mine = WebhookEvent.stripe_event_id.in_(part)
+                rows += conn.scalar(
+                    select(func.count()).select_from(WebhookEvent).where(mine)
+                ) or 0
+                waiting += conn.scalar(
+                    select(func.count()).select_from(WebhookEvent).where(
+                        mine,
+                        WebhookEvent.status == EventStatus.RECEIVED,
+                        WebhookEvent.attempts == 0,
+                    )
+                ) or 0
+    finally:
+        engine.dispose()
+    return rows, waiting
+
+
+@dataclass
+class DrainCounts:
+    active: int = 0  # contracts active and paid
+    paid_once: int = 0  # contracts with exactly one `contract.paid` audit entry
+    paid_again: int = 0  # `contract.paid` entries beyond the first, over all contracts
+    rows: int = 0  # inbox rows of the drain's events
+    processed_once: int = 0  # of them processed, in one attempt
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def ok(self, total: int) -> bool:
+        return (
+            self.active == total and self.paid_once == total and self.paid_again == 0
+            and self.rows == total and self.processed_once == total
+        )
+
+
+def count_drain(uri: str, contract_ids: list[int], event_ids: list[str]) -> DrainCounts:
+    """What the drain left in the database for its contracts and events."""
+    from sqlalchemy import create_engine, func, select
+
+    from audit.models import AuditEntry
+    from contracts.models import Contract, ContractStatus, PaymentStatus
+    from payments.models import EventStatus, WebhookEvent
+
+    counts = DrainCounts()
     engine = create_engine(uri)
     try:
         with engine.connect() as conn:
-            contracts = conn.scalar(
-                select(func.count()).select_from(Contract).where(
-                    Contract.id.in_(contract_ids),
-                    Contract.status == ContractStatus.ACTIVE,
-                    Contract.payment_status == PaymentStatus.PAID,
-                    Contract.paid_at.is_not(None),
-                )
-            )
-            payments = conn.scalar(
-                select(func.count()).select_from(Payment).where(
-                    Payment.contract_id.in_(contract_ids),
-                    Payment.status == PaymentRecordStatus.SUCCEEDED,
-                )
-            )
+            for part in chunks(contract_ids):
+                counts.active += conn.scalar(
+                    select(func.count()).select_from(Contract).where(
+                        Contract.id.in_(part),
+                        Contract.status == ContractStatus.ACTIVE,
+                        Contract.payment_status == PaymentStatus.PAID,
+                        Contract.paid_at.is_not(None),
+                    )
+                ) or 0
+                for _, entries in conn.execute(
+                    select(AuditEntry.object_id, func.count())
+                    .where(
+                        AuditEntry.action == "contract.paid",
+                        AuditEntry.object_type == Contract.__tablename__,
+                        AuditEntry.object_id.in_(part),
+                    )
+                    .group_by(AuditEntry.object_id)
+                ):
+                    counts.paid_once += entries == 1
+                    counts.paid_again += entries - 1
+            for part in chunks(event_ids):
+                mine = WebhookEvent.stripe_event_id.in_(part)
+                counts.rows += conn.scalar(
+                    select(func.count()).select_from(WebhookEvent).where(mine)
+                ) or 0
+                counts.processed_once += conn.scalar(
+                    select(func.count()).select_from(WebhookEvent).where(
+                        mine,
+                        WebhookEvent.status == EventStatus.PROCESSED,
+                        WebhookEvent.attempts == 1,
+                    )
+                ) or 0
+                for outcome, n in conn.execute(
+                    select(WebhookEvent.outcome, func.count())
+                    .where(mine)
+                    .group_by(WebhookEvent.outcome)
+                ):
+                    key = str(outcome)
+                    counts.outcomes[key] = counts.outcomes.get(key, 0) + n
     finally:
         engine.dispose()
-    return contracts or 0, payments or 0
+    return counts
+
+
+class ActiveWatch:
+    """Counts, again and again, how many of a set of contracts are active."""
+
+    def __init__(self, uri: str):
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(uri)
+
+    def count(self, contract_ids: list[int]) -> int:
+        from sqlalchemy import func, select
+
+        from contracts.models import Contract, ContractStatus
+
+        low, high = min(contract_ids), max(contract_ids)
+        contiguous = high - low + 1 == len(contract_ids)  # as set up: one range, one query
+        parts = [contract_ids] if contiguous else list(chunks(contract_ids))
+        total = 0
+        with self.engine.connect() as conn:
+            for part in parts:
+                mine = (
+                    Contract.id.between(min(part), max(part)) if contiguous
+                    else Contract.id.in_(part)
+                )
+                total += conn.scalar(
+                    select(func.count()).select_from(Contract).where(
+                        mine, Contract.status == ContractStatus.ACTIVE
+                    )
+                ) or 0
+        return total
+
+    def wait(self, contract_ids: list[int], since: float) -> tuple[int, float]:
+        """Poll until every contract is active, or none became active for STALL_SECONDS;
+        (how many are active, seconds from `since` until the last of them was seen)."""
+        done, seen_at = 0, since
+        while True:
+            now_done = self.count(contract_ids)
+            now = time.perf_counter()
+            if now_done != done:
+                done, seen_at = now_done, now
+            if done >= len(contract_ids) or now - seen_at > STALL_SECONDS:
+                return done, seen_at - since
+            time.sleep(POLL_SECONDS)
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def setup_floor_tables(uri: str, contract_ids: list[int]) -> None:
+    """Floor A's two tables (its contracts pending) and floor B's inbox, all empty."""
     from sqlalchemy import create_engine, insert
 
+    from bench import floor_inbox
     from bench.floor import contracts_floor, metadata
 
     engine = create_engine(uri)
@@ -471,6 +762,7 @@ def setup_floor_tables(uri: str, contract_ids: list[int]) -> None:
             )
     finally:
         engine.dispose()
+    floor_inbox.create_table(uri)
 
 
 def count_floor(uri: str) -> tuple[int, int]:
@@ -492,177 +784,375 @@ def count_floor(uri: str) -> tuple[int, int]:
     return events or 0, active or 0
 
 
-# --- one database -------------------------------------------------------------------
+# --- one database ---------------------------------------------------------------------
 
 
 @dataclass
 class Result:
     kind: str
-    app: Run | None = None
-    floor: Run | None = None
     failures: list[str] = field(default_factory=list)
     skipped: str | None = None
-    ratios: list[float] = field(default_factory=list)  # app/floor throughput, per round
+    rounds: dict[str, list[Run]] = field(default_factory=lambda: {s: [] for s in SERVERS})
+    drain_done: int = 0
+    drain_total: int = 0
+    drain_rate: float = math.nan
+
+    def median_ratio(self, floor: str) -> float:
+        """The app's throughput over `floor`'s, median over the rounds."""
+        ratios = [
+            app.rate / other.rate
+            for app, other in zip(self.rounds["app"], self.rounds[floor], strict=False)
+            if other.rate
+        ]
+        return statistics.median(ratios) if ratios else math.nan
+
+    @property
+    def app_p99(self) -> float:
+        p99s = [run.percentile(99) for run in self.rounds["app"]]
+        return statistics.median(p99s) if p99s else math.nan
+
+    @property
+    def floor_a_rate(self) -> float:
+        rates = [run.rate for run in self.rounds["floorA"]]
+        return statistics.median(rates) if rates else math.nan
+
+    @property
+    def drain_ratio(self) -> float:
+        floor = self.floor_a_rate
+        return self.drain_rate / floor if floor else math.nan
 
 
-def print_profile(profile_dir: Path, top: int = 30) -> None:
-    files = sorted(profile_dir.glob("app-*.prof"))
+def print_profile(profile_dir: Path, pattern: str, entry: str, top: int = 30) -> None:
+    """The functions with the most cumulative and own time, then what `entry` (a function's
+    name) spends its time in."""
+    files = sorted(profile_dir.glob(pattern))
     if not files:
         print("  (no profile written)")
         return
     stats = pstats.Stats(*map(str, files), stream=sys.stdout)
     stats.strip_dirs().sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_callees(rf"\({entry}\)")
 
 
-def merged(name: str, runs: list[Run]) -> Run:
-    """Several rounds of one server as one run: all events over all the time spent."""
-    cpu = [r.server_cpu_ms * r.events for r in runs if r.server_cpu_ms is not None]
-    events = sum(r.events for r in runs)
-    statuses: dict[int, int] = {}
-    for run in runs:
-        for status, count in run.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
-    return Run(
-        name,
-        events,
-        sum(r.seconds for r in runs),
-        [ms for r in runs for ms in r.latencies_ms],
-        statuses,
-        sum(cpu) / events if len(cpu) == len(runs) else None,
-    )
+def machine_load() -> str:
+    """The 1-minute load average, a hint that other work shares the machine (this script's
+    own previous phase counts too)."""
+    try:
+        return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    except OSError:
+        return "load average unknown"
 
 
-def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Result:
-    result = Result(db.kind)
-    n, warm, rounds = args.events, args.warmup, args.rounds
-    print(f"\n== {db.kind}: {rounds} rounds of {n} events each for the app and the floor, "
-          f"taking turns (+{warm} warm-up), concurrency {args.concurrency}, "
-          f"gunicorn -w {WORKERS} -k sync ==", flush=True)
+def report_log_problems(child: Child, what: str) -> None:
+    problems = child.log_problems()
+    if problems:
+        print(f"  {what}: {len(problems)} error lines in its log, the first:", flush=True)
+        for line in problems[:5]:
+            print(f"    {line[:200]}")
 
-    started = time.perf_counter()
-    targets = setup_app_database(db.uri, rounds * n + warm)
-    contract_ids = [t.contract_id for t in targets]
-    setup_floor_tables(db.uri, contract_ids)
-    print(f"  setup: migrated, {len(targets)} pending contracts with payments "
-          f"in {time.perf_counter() - started:.1f} s", flush=True)
 
-    extra = {}
+def check_warmup(run: Run, name: str, server: Gunicorn) -> None:
+    """A warm-up answered with anything but 2xx: the server is broken, stop here."""
+    if run.non_2xx:
+        raise BenchError(f"{name} answered {run.non_2xx} of {run.events} warm-up events with "
+                         f"no 2xx {run.statuses}; its log's tail:\n{server.log_tail(15)}")
+
+
+def ack_phase(
+    db: Database, args: argparse.Namespace, workdir: Path, jobs: JobQueue,
+    timed_targets: list[Target], warm_targets: list[Target], result: Result,
+) -> None:
+    """The app and both floors take turns, round by round; no consumer runs."""
+    from bench import floor_inbox
+
+    n, rounds = args.events, args.rounds
+    print(f"  ack: {rounds} rounds of {n} events for each of {', '.join(SERVERS)}, taking "
+          f"turns (+{len(warm_targets)} warm-up), concurrency {args.concurrency}, "
+          f"gunicorn -w {WORKERS} -k sync, no consumer; the app's queue: {jobs.label}; "
+          f"{machine_load()}", flush=True)
+    profile: dict[str, str] = {}
     profile_dir = workdir / f"profile-{db.kind}"
     if args.profile:
         profile_dir.mkdir()
-        extra["BENCH_PROFILE_DIR"] = str(profile_dir)
-    # The app and the floor get the same events; each records them in its own tables.
-    events = build_events(targets)
-    warmup, timed_events = events[rounds * n:], events[: rounds * n]
-    app_runs: list[Run] = []
-    floor_runs: list[Run] = []
-    with (
-        Gunicorn("bench.app_wsgi:app", server_env(db.uri, **extra),
-                 workdir / f"app-{db.kind}.log") as app,
-        Gunicorn("bench.floor:app", server_env(db.uri), workdir / f"floor-{db.kind}.log") as floor,
-    ):
-        app.wait_healthy()
-        floor.wait_healthy()
-        post_all(app.port, warmup, args.concurrency, "warmup")
-        post_all(floor.port, warmup, args.concurrency, "warmup")
-        print("           events/s    p50 ms    p99 ms  cpu ms/ev  non-2xx   statuses")
-        # Taking turns, round by round, so that a noisy neighbour slows both alike.
+        profile["BENCH_PROFILE_DIR"] = str(profile_dir)
+    envs = {
+        "app": server_env(db.uri, **jobs.env, **profile),
+        "floorA": server_env(db.uri),
+        "floorB": server_env(db.uri),
+    }
+    with ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(
+                Gunicorn(TARGETS[name], envs[name], workdir / f"{name}-ack-{db.kind}.log")
+            )
+            for name in SERVERS
+        }
+        for server in servers.values():
+            server.wait_healthy()
+        warmup = build_events(warm_targets)
+        for name, server in servers.items():
+            check_warmup(post_all(server.port, warmup, args.concurrency, "warmup"), name, server)
+        print(ROW_HEADER)
         for i in range(rounds):
-            batch = timed_events[i * n : (i + 1) * n]
-            app_runs.append(timed(app, batch, args.concurrency, "app"))
-            floor_runs.append(timed(floor, batch, args.concurrency, "floor"))
-            print(app_runs[-1].row())
-            print(floor_runs[-1].row())
-            result.ratios.append(app_runs[-1].rate / floor_runs[-1].rate)
-            print(f"  round {i + 1}: app/floor {result.ratios[-1]:.2f}", flush=True)
-        for server, runs in ((app, app_runs), (floor, floor_runs)):
-            if any(run.non_2xx for run in runs):
-                print(f"  {runs[0].name} log tail:\n{server.log_tail(15)}")
-    result.app, result.floor = merged("app", app_runs), merged("floor", floor_runs)
+            # Signed just before the round (Stripe's timestamps go stale after 5 minutes).
+            batch = build_events(timed_targets[i * n : (i + 1) * n])
+            # Taking turns, in a rotating order, so that a noisy neighbour or a database
+            # growing round by round weighs on all three alike.
+            order = SERVERS[i % len(SERVERS):] + SERVERS[: i % len(SERVERS)]
+            for name in order:
+                result.rounds[name].append(timed(servers[name], batch, args.concurrency, name))
+            for name in SERVERS:
+                print(result.rounds[name][-1].row())
+            app, floor_a, floor_b = (result.rounds[name][-1] for name in SERVERS)
+            print(f"  round {i + 1}: app/floorA {app.rate / floor_a.rate:.2f} "
+                  f"app/floorB {app.rate / floor_b.rate:.2f}", flush=True)
+        for name, server in servers.items():
+            bad = sum(run.non_2xx for run in result.rounds[name])
+            if bad:
+                result.failures.append(f"{db.kind} ack: {bad} non-2xx answers from {name}")
+                print(f"  {name} answered {bad} requests with no 2xx; its log's tail:\n"
+                      f"{server.log_tail(15)}")
+            report_log_problems(server, f"{name} (ack)")
 
-    expected = rounds * n + warm
-    paid, succeeded = count_app_paid(db.uri, contract_ids)
-    print(f"  app verified: {paid}/{expected} contracts active+paid, "
-          f"{succeeded} payments succeeded", flush=True)
-    if paid != expected or succeeded != expected:
-        result.failures.append(f"{db.kind} app: {paid}/{expected} contracts active+paid, "
-                               f"{succeeded}/{expected} payments succeeded")
-        print("  !!! WRONG COUNT: the app did not fulfil every event !!!", flush=True)
+    expected = len(timed_targets) + len(warm_targets)
+    rows, waiting = count_inbox(db.uri, [event_id(t) for t in timed_targets + warm_targets])
+    queued = jobs.size()
+    print(f"  app verified: {rows}/{expected} events in the inbox, {waiting} of them waiting "
+          f"(received, 0 attempts), {queued} jobs queued", flush=True)
+    if not rows == waiting == queued == expected:
+        result.failures.append(f"{db.kind} ack: {rows}/{expected} events in the inbox, "
+                               f"{waiting} waiting, {queued} jobs queued")
+        print("  !!! WRONG COUNT: the app did not store and enqueue every event once !!!")
     logged, active = count_floor(db.uri)
-    print(f"  floor verified: {logged}/{expected} events recorded, {active} rows active",
-          flush=True)
-    if logged != expected or active != expected:
-        result.failures.append(f"{db.kind} floor: {logged}/{expected} events, {active} active")
-        print("  !!! WRONG COUNT: the floor did not record every event !!!", flush=True)
+    stored = floor_inbox.count(db.uri)
+    print(f"  floors verified: A {logged}/{expected} events recorded, {active} rows active; "
+          f"B {stored}/{expected} events stored", flush=True)
+    if not logged == active == stored == expected:
+        result.failures.append(f"{db.kind} floors: A {logged}/{expected} events, {active} "
+                               f"active; B {stored}/{expected} events")
+        print("  !!! WRONG COUNT: a floor did not record every event !!!")
     if args.profile:
-        print(f"\n  cProfile of the app's workers ({db.kind}; figures above are slowed by it):")
-        print_profile(profile_dir)
+        print(f"\n  cProfile of the app's workers in the ack phase ({db.kind}; the figures "
+              "above are slowed by it):")
+        print_profile(profile_dir, "app-*.prof", "stripe_webhook")
+
+
+def drain_phase(
+    db: Database, args: argparse.Namespace, workdir: Path, jobs: JobQueue,
+    timed_targets: list[Target], warm_targets: list[Target], result: Result,
+) -> None:
+    """A storm of new events posted to the app while the consumers apply them."""
+    total = result.drain_total = len(timed_targets)
+    consumers = CONSUMERS[db.kind]
+    print(f"\n  drain: {total} new events (+{len(warm_targets)} warm-up) posted at concurrency "
+          f"{args.concurrency} while {consumers} consumer process(es) (--workers "
+          f"{CONSUMER_WORKERS} --no-periodic) apply them; a fresh app server and queue: "
+          f"{jobs.label}; {machine_load()}", flush=True)
+    env = server_env(db.uri, **jobs.env)
+    contract_ids = [t.contract_id for t in timed_targets]
+    event_ids = [event_id(t) for t in timed_targets]
+    profile_dir = workdir / f"profile-drain-{db.kind}"
+    if args.profile:
+        profile_dir.mkdir()
+    started: list[Consumer] = []
+    failed = False
+    try:
+        with ExitStack() as stack:
+            app = stack.enter_context(
+                Gunicorn(TARGETS["app"], env, workdir / f"app-drain-{db.kind}.log")
+            )
+            for i in range(consumers):
+                started.append(stack.enter_context(Consumer(
+                    env, workdir / f"consumer-{db.kind}-{i + 1}.log",
+                    profile_dir if args.profile else None,
+                )))
+            watch = ActiveWatch(db.uri)
+            stack.callback(watch.close)
+            app.wait_healthy()
+            for consumer in started:
+                consumer.wait_started()
+            if warm_targets:
+                warmup = post_all(app.port, build_events(warm_targets), args.concurrency, "warmup")
+                check_warmup(warmup, "app", app)
+                warm_ids = [t.contract_id for t in warm_targets]
+                if watch.wait(warm_ids, time.perf_counter())[0] != len(warm_ids):
+                    raise BenchError("the drain's warm-up events were not all applied")
+            events = build_events(timed_targets)  # before the clock starts
+            cpu_before = [child.cpu_seconds() for child in (app, *started)]
+            since = time.perf_counter()  # the first delivery
+            posted = post_all(app.port, events, args.concurrency, "drain")
+            done, seconds = watch.wait(contract_ids, since)
+            cpu_after = [child.cpu_seconds() for child in (app, *started)]
+            window = time.perf_counter() - since
+            result.drain_done = done
+            result.drain_rate = done / seconds if seconds > 0 else math.nan
+            print(ROW_HEADER)
+            print(posted.row() + "   (the webhook's answers while the consumers run)")
+            print(f"  drain: {done}/{total} contracts active {seconds:.2f} s after the first "
+                  f"delivery: {result.drain_rate:.1f} ev/s, {result.drain_ratio:.2f} of floor "
+                  f"A's median ack rate ({result.floor_a_rate:.1f} ev/s)", flush=True)
+            spent = cpu_spent(cpu_before, cpu_after)
+            if spent is not None:
+                print(f"  drain CPU per event: the app's web workers {spent[0] * 1000 / total:.2f}"
+                      f" ms, the consumers {sum(spent[1:]) * 1000 / total:.2f} ms "
+                      f"(over {window:.2f} s on {os.cpu_count()} CPUs)", flush=True)
+            if done != total:
+                failed = True
+                result.failures.append(f"{db.kind} drain: {done}/{total} contracts active, "
+                                       f"none more for {STALL_SECONDS:.0f} s")
+            if posted.non_2xx:
+                failed = True
+                result.failures.append(f"{db.kind} drain: {posted.non_2xx} non-2xx answers")
+                print(f"  the app's log tail:\n{app.log_tail(15)}")
+            report_log_problems(app, "app (drain)")
+        # The consumers are stopped: nothing can change the counts any more.
+        counts = count_drain(db.uri, contract_ids, event_ids)
+        print(f"  drain verified: {counts.active}/{total} contracts active+paid, "
+              f"{counts.paid_once}/{total} with exactly one contract.paid audit entry "
+              f"({counts.paid_again} extra), {counts.rows}/{total} inbox rows, "
+              f"{counts.processed_once}/{total} processed in one attempt; outcomes "
+              f"{counts.outcomes}", flush=True)
+        if not counts.ok(total):
+            failed = True
+            result.failures.append(
+                f"{db.kind} drain: {counts.active}/{total} active, {counts.paid_once}/{total} "
+                f"paid once (+{counts.paid_again}), {counts.rows}/{total} rows, "
+                f"{counts.processed_once}/{total} processed once"
+            )
+            print("  !!! WRONG COUNT: the drain did not apply every event exactly once !!!")
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        for i, consumer in enumerate(started, 1):
+            if failed:
+                print(f"  consumer {i}'s log tail:\n{consumer.log_tail(20)}")
+            report_log_problems(consumer, f"consumer {i}")
+    if args.profile:
+        print(f"\n  cProfile of the consumers in the drain ({db.kind}; all their threads; the "
+              "figures above are slowed by it):")
+        print_profile(profile_dir, "consumer-*.prof", "process_event")
+
+
+def cpu_spent(
+    before: list[float | None], after: list[float | None]
+) -> list[float] | None:
+    """CPU seconds each process spent between two readings; None if /proc did not tell."""
+    spent = []
+    for start, end in zip(before, after, strict=True):
+        if start is None or end is None:
+            return None
+        spent.append(end - start)
+    return spent
+
+
+def bench_database(
+    db: Database, args: argparse.Namespace, workdir: Path, redis_url: str
+) -> Result:
+    result = Result(db.kind)
+    n, rounds, warm, drain = args.events, args.rounds, args.warmup, args.drain_events
+    drain_warm = min(warm, DRAIN_WARMUP)
+    print(f"\n== {db.kind} ==", flush=True)
+
+    started = time.perf_counter()
+    targets = setup_app_database(db.uri, rounds * n + warm + drain_warm + drain)
+    # In order of creation: the ack's timed and warm-up contracts, then the drain's.
+    ack_timed, ack_warm = targets[: rounds * n], targets[rounds * n : rounds * n + warm]
+    drain_targets = targets[rounds * n + warm :]
+    drain_warm_targets, drain_timed = drain_targets[:drain_warm], drain_targets[drain_warm:]
+    setup_floor_tables(db.uri, [t.contract_id for t in ack_timed + ack_warm])
+    print(f"  setup: migrated, {len(targets)} pending contracts with payments "
+          f"in {time.perf_counter() - started:.1f} s", flush=True)
+
+    run_id = f"{os.getpid()}-{secrets.token_hex(3)}"
+    queues = [job_queue(db.kind, phase, workdir, redis_url, run_id) for phase in ("ack", "drain")]
+    try:
+        ack_phase(db, args, workdir, queues[0], ack_timed, ack_warm, result)
+        # The ack's events stay in the inbox (received) and its queue, which no consumer reads.
+        drain_phase(db, args, workdir, queues[1], drain_timed, drain_warm_targets, result)
+    except BenchError as exc:
+        print(f"  !!! {db.kind} failed: {exc}", flush=True)
+        result.failures.append(f"{db.kind}: {exc}")
+    finally:
+        for jobs in queues:
+            jobs.discard()
+    print(f"  goals: ack app/floorA {result.median_ratio('floorA'):.2f} "
+          f"(≥ {GOAL_ACK_FLOOR_A:.2f}: {met(result.median_ratio('floorA') >= GOAL_ACK_FLOOR_A)}), "
+          f"app/floorB {result.median_ratio('floorB'):.2f} "
+          f"(≥ {GOAL_ACK_FLOOR_B:.2f}: {met(result.median_ratio('floorB') >= GOAL_ACK_FLOOR_B)}), "
+          f"p99 {result.app_p99:.1f} ms (< {GOAL_P99_MS:.0f}: {met(result.app_p99 < GOAL_P99_MS)}"
+          f"); drain {result.drain_ratio:.2f} of floorA "
+          f"(≥ {GOAL_DRAIN:.2f}: {met(result.drain_ratio >= GOAL_DRAIN)})", flush=True)
     return result
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def summary(result: Result) -> str:
     if result.skipped:
         return f"{result.kind}: skipped ({result.skipped})"
-    if result.app is None or result.floor is None:
-        return f"{result.kind}: failed ({'; '.join(result.failures)})"
-    a, f = result.app, result.floor
-    verdict = "OK" if not result.failures else "WRONG COUNT"
-    ratios = sorted(result.ratios)
+    verdict = "OK" if not result.failures else "FAIL"
     return (
-        f"{result.kind}: app {a.rate:.0f} ev/s (p50 {a.percentile(50):.0f} ms, "
-        f"p99 {a.percentile(99):.0f} ms, {a.non_2xx} non-2xx) | floor {f.rate:.0f} ev/s "
-        f"(p50 {f.percentile(50):.0f} ms, p99 {f.percentile(99):.0f} ms, {f.non_2xx} non-2xx) "
-        f"| app/floor median {statistics.median(ratios):.2f} of {len(ratios)} rounds "
-        f"({ratios[0]:.2f}–{ratios[-1]:.2f}){cpu_ratio(a, f)} | {verdict}"
+        f"{result.kind}: ack app/floorA {result.median_ratio('floorA'):.2f} "
+        f"app/floorB {result.median_ratio('floorB'):.2f} p99 {result.app_p99:.1f} ms | "
+        f"drain {result.drain_done}/{result.drain_total} {result.drain_rate:.1f} ev/s "
+        f"{result.drain_ratio:.2f} of floorA | {verdict}"
     )
-
-
-def cpu_ratio(app: Run, floor: Run) -> str:
-    """The server CPU per event, floor/app (above 1: the app spends less), where known."""
-    if not app.server_cpu_ms or not floor.server_cpu_ms:
-        return ""
-    return f" | cpu/ev floor/app {floor.server_cpu_ms / app.server_cpu_ms:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000,
-                        help="timed events per server and round")
+                        help="timed events per server and round in the ack phase")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds; the app and the floor take turns, one round each")
-    parser.add_argument("--warmup", type=int, default=100, help="untimed events first")
+                        help="ack rounds; the app and the floors take turns, one run each")
+    parser.add_argument("--drain-events", type=int, default=None,
+                        help="timed events of the drain (default: as --events)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help=f"untimed events first (the drain's: at most {DRAIN_WARMUP})")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--databases", default="sqlite,postgresql",
                         help="comma-separated: sqlite, postgresql")
     parser.add_argument("--pg-url", default=os.environ.get(
         "BENCH_PG_URL", "postgresql://127.0.0.1:5432/postgres"),
         help="a PostgreSQL server (any database on it) where scratch databases may be made")
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the app's job queue in the PostgreSQL pass")
     parser.add_argument("--profile", action="store_true",
-                        help="run the app's workers under cProfile and print where time goes")
+                        help="run the app's workers under cProfile in the ack phase and print "
+                             "where time goes")
     args = parser.parse_args(argv)
+    if args.drain_events is None:
+        args.drain_events = args.events
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     unknown = set(kinds) - {"sqlite", "postgresql"}
-    if unknown or min(args.events, args.concurrency, args.rounds) < 1 or args.warmup < 0:
-        parser.error(f"bad arguments (unknown databases: {sorted(unknown)})" if unknown
-                     else "--events, --rounds and --concurrency must be positive")
+    if unknown:
+        parser.error(f"unknown databases: {sorted(unknown)}")
+    if min(args.events, args.concurrency, args.rounds, args.drain_events) < 1 or args.warmup < 0:
+        parser.error("--events, --rounds, --drain-events and --concurrency must be positive")
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="coachpact-bench-") as tmp:
         workdir = Path(tmp)
         for kind in kinds:
             try:
-                db = (sqlite_database(workdir) if kind == "sqlite"
-                      else postgres_database(args.pg_url))
+                if kind == "postgresql":
+                    reason = redis_unreachable(args.redis_url)
+                    if reason is not None:
+                        raise BenchError(reason)
+                    db = postgres_database(args.pg_url)
+                else:
+                    db = sqlite_database(workdir)
             except BenchError as exc:
                 print(f"\n== {kind}: skipped: {exc}", flush=True)
                 results.append(Result(kind, skipped=str(exc)))
                 continue
             try:
-                results.append(bench_database(db, args, workdir))
-            except BenchError as exc:
-                print(f"  !!! {kind} failed: {exc}", flush=True)
-                results.append(Result(kind, failures=[str(exc)]))
+                results.append(bench_database(db, args, workdir, args.redis_url))
             finally:
                 if db.cleanup is not None:
                     db.cleanup()
