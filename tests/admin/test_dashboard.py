@@ -557,7 +557,7 @@ def test_a_range_without_payments_says_so(admin_client, payments):
 
 def test_chart_geometry():
     from admin.analytics import DayPoint
-    from admin.dashboard_views import volume_chart
+    from admin.charts import volume_chart
 
     points = [
         DayPoint(date(2024, 5, 8), 20000, 1, 1),
@@ -594,7 +594,7 @@ def test_chart_geometry():
 )
 def test_the_money_axis_covers_the_largest_bar(largest, currency, labels):
     from admin.analytics import DayPoint
-    from admin.dashboard_views import volume_chart
+    from admin.charts import volume_chart
 
     chart = volume_chart([DayPoint(date(2024, 5, 8), largest, 1, 0)], currency)
     assert [t.label for t in chart.money_ticks] == labels
