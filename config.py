@@ -44,6 +44,16 @@ def _decimal(name: str, raw: str) -> Decimal:
     return value
 
 
+def _whole_days(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of days, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
 def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the app's settings from `env` (the process environment by default)."""
     if env is None:
@@ -89,6 +99,11 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         # Cancelling a session with less notice than this counts it as used.
         "SESSION_CANCEL_NOTICE_HOURS": _decimal(
             "SESSION_CANCEL_NOTICE_HOURS", env.get("SESSION_CANCEL_NOTICE_HOURS", "24")
+        ),
+        # The refund policy a new contract takes (each contract keeps its own copy): the full
+        # total back until the first session is used or this many days after payment.
+        "REFUND_FULL_WINDOW_DAYS": _whole_days(
+            "REFUND_FULL_WINDOW_DAYS", env.get("REFUND_FULL_WINDOW_DAYS", "14")
         ),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.

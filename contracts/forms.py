@@ -72,6 +72,18 @@ class ConfirmForm(FlaskForm):
     """A bare CSRF-protected form for one-click actions (accept, decline, withdraw)."""
 
 
+class CancelContractForm(FlaskForm):
+    """Call off a pending, unpaid contract; the reason goes to the other party."""
+
+    # 200 characters keep the notification (name, title and reason) within its 500.
+    reason = StringField(
+        "Reason",
+        validators=[DataRequired(message="Say why you are cancelling."), Length(max=200)],
+        render_kw={"placeholder": "Why are you cancelling?"},
+    )
+    submit = SubmitField("Cancel this contract")
+
+
 class SessionForm(FlaskForm):
     """Book a session: a date and time on the booker's own wall clock."""
 

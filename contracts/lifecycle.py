@@ -80,7 +80,7 @@ def mark_paid(
     actor: User | None = None,
     actor_label: str | None = None,
 ) -> None:
-    """The total arrived: the contract becomes active and paid; the coach is told.
+    """The total arrived: the contract becomes active and paid; both parties are told.
 
     `actor` is the admin who recorded or accepted the payment; Stripe's own
     payments have only an `actor_label`.
@@ -103,6 +103,24 @@ def mark_paid(
         link=_link(contract),
         subject=f"Coachpact: “{contract.title}” is paid",
     )
+    notify(
+        contract.student,
+        f"Your payment of {amount} for “{contract.title}” is confirmed. "
+        f"You can book your sessions with {contract.coach.name} now.",
+        link=_link(contract),
+        subject=f"Coachpact: your payment for “{contract.title}” is confirmed",
+    )
+
+
+def mark_payment_processing(contract: Contract, *, actor_label: str) -> None:
+    """A bank debit for an unpaid contract is on its way: no second payment is offered."""
+    if contract.paid_at is None and contract.payment_status is not PaymentStatus.PROCESSING:
+        _move(
+            contract,
+            "contract.payment_processing",
+            payment_status=PaymentStatus.PROCESSING,
+            actor_label=actor_label,
+        )
 
 
 def mark_payment_failed(contract: Contract, *, actor_label: str, reason: str) -> bool:

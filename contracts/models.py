@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
 from clock import now
+from contracts.refund_policy import terms_in_words, window_days_in_force
 from database.types import UTCDateTime, str_enum
 from extensions import Model
 
@@ -53,6 +54,7 @@ CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
 
 class PaymentStatus(enum.Enum):
     PENDING = "pending"  # nothing paid yet
+    PROCESSING = "processing"  # a bank debit is on its way; nothing more to pay now
     PAID = "paid"  # the total was received
     FAILED = "failed"  # the last attempt failed; the student may retry
     REFUNDED = "refunded"  # all of it went back
@@ -61,8 +63,13 @@ class PaymentStatus(enum.Enum):
 
 
 PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    PaymentStatus.PENDING: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
-    PaymentStatus.FAILED: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
+    PaymentStatus.PENDING: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.PAID, PaymentStatus.FAILED}
+    ),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
+    PaymentStatus.FAILED: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.PAID, PaymentStatus.FAILED}
+    ),
     PaymentStatus.PAID: frozenset(
         {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED}
     ),
@@ -88,6 +95,10 @@ class Terms:
     minutes_per_session: Mapped[int]
     price_per_session: Mapped[int]  # minor units
     currency: Mapped[str] = mapped_column(String(3))
+
+    def refund_terms_in_words(self, window_days: int) -> str:
+        """The refund policy for these terms with a `window_days` full-refund window."""
+        return terms_in_words(self, window_days)
 
 
 class Proposal(Terms, Model):
@@ -132,6 +143,7 @@ class Contract(Terms, Model):
         ),
         CheckConstraint("coach_earning = total_amount - platform_fee", name="earning_is_net"),
         CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
+        CheckConstraint("refund_full_window_days >= 0", name="refund_window_not_negative"),
         Index("ix_contracts_student_id_created_at", "student_id", "created_at"),
         Index("ix_contracts_coach_id_created_at", "coach_id", "created_at"),
         # The admin dashboard's open disputes: few rows among many contracts.
@@ -156,6 +168,11 @@ class Contract(Terms, Model):
         str_enum(PaymentStatus), default=PaymentStatus.PENDING
     )
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The refund policy in force at acceptance (contracts.refund_policy reads only this
+    # copy): the full total back until the first session is used or this many days
+    # after payment, whichever comes first. The default covers rows written elsewhere
+    # than `accept_proposal` (demo history), which sets it explicitly.
+    refund_full_window_days: Mapped[int] = mapped_column(default=window_days_in_force)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 

@@ -23,6 +23,21 @@ CURRENCY_DECIMALS: dict[str, int] = {
 }
 # Stripe refuses a charge whose amount has more than eight digits in minor units.
 MAX_CHARGE_AMOUNT = 99_999_999
+# Stripe's minimum charge per supported currency, in minor units (its "Minimum and maximum
+# charge amounts" table, docs.stripe.com/currencies). Checkout refuses a smaller total, so a
+# contract for less could never be paid. KRW is not in that table: Stripe asks for the
+# equivalent of the settlement currency's minimum (USD 0.50, EUR 0.50, GBP 0.30, ...), and
+# KRW 1,000 stays above those at any recent exchange rate.
+MIN_CHARGE_AMOUNT: dict[str, int] = {
+    "usd": 50,
+    "eur": 50,
+    "gbp": 30,
+    "cad": 50,
+    "aud": 50,
+    "chf": 50,
+    "jpy": 50,
+    "krw": 1000,
+}
 
 
 class MoneyError(ValueError):
@@ -66,6 +81,22 @@ def to_major(amount: int, currency: str) -> Decimal:
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     """Display an amount with the currency's symbol and decimals ("$1,234.50", "¥5,000")."""
     return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+
+
+def check_minimum_charge(total: int, currency: str) -> None:
+    """Refuse a total below Stripe's minimum charge in its currency (MoneyError).
+
+    Kept apart from `quote`, which also prices proposals sent before this check
+    existed: their pages must still show.
+    """
+    minimum = MIN_CHARGE_AMOUNT.get(currency)
+    if minimum is None:
+        raise MoneyError(f"Unsupported currency {currency!r}.")
+    if total < minimum:
+        raise MoneyError(
+            f"The total must be at least {format_money(minimum, currency)}, "
+            f"Stripe's minimum charge in {currency.upper()}."
+        )
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,12 @@ def check_scheduling_open(contract: Contract) -> None:
     """The gate: only an active, paid contract can have sessions scheduled or changed."""
     if contract.status is ContractStatus.ACTIVE and contract.payment_status is PaymentStatus.PAID:
         return
+    if contract.payment_status is PaymentStatus.PROCESSING:
+        raise SchedulingClosed(
+            "The payment is on its way (a bank debit takes a few days); sessions can be "
+            "scheduled once it arrives.",
+            contract,
+        )
     if contract.status is ContractStatus.PENDING:
         raise SchedulingClosed(
             "Sessions can be scheduled once this contract is paid.", contract, pay_first=True

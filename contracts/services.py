@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, has_request_context, url_for
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 import clock
 from accounts.models import Role, User
 from accounts.services import find_user_by_email
+from contracts import lifecycle
 from contracts.models import (
     PROPOSAL_TRANSITIONS,
     Contract,
+    ContractStatus,
+    PaymentStatus,
     Proposal,
     ProposalStatus,
 )
-from contracts.money import Quote, quote
+from contracts.money import Quote, check_minimum_charge, format_money, quote
+from contracts.refund_policy import window_days_in_force
 from contracts.states import TransitionError, check_transition
 from database.locking import lock_one
 from extensions import db
+from notifications.services import notify
 
 
 class ProposalError(Exception):
@@ -57,7 +65,10 @@ def send_proposal(
     if student is None or student.role is not Role.STUDENT:
         raise ProposalError("There is no student with this email on Coachpact.")
     # Refuses terms whose total could never be charged (MoneyError).
-    fee_quote(price_per_session=price_per_session, session_count=session_count, currency=currency)
+    split = fee_quote(
+        price_per_session=price_per_session, session_count=session_count, currency=currency
+    )
+    check_minimum_charge(split.total, currency)
     proposal = Proposal(
         coach=coach,
         student=student,
@@ -70,7 +81,30 @@ def send_proposal(
     )
     db.session.add(proposal)
     db.session.flush()
+    amount = format_money(split.total, currency)
+    notify(
+        student,
+        f"{coach.name} sent you a proposal: “{proposal.title}”, {session_count} sessions "
+        f"for {amount}. Have a look, and accept it when it suits you.",
+        link=_path_to("contracts.proposal", proposal_id=proposal.id),
+        subject=f"Coachpact: a proposal from {coach.name}",
+    )
     return proposal
+
+
+def _path_to(endpoint: str, **values: Any) -> str:
+    """The path of a page, for a notification's link.
+
+    Proposals are also sent and answered outside any request (the demo loader, the
+    benchmark's setup): there the path is built against APP_BASE_URL, as jobs do.
+    """
+    if has_request_context():
+        return url_for(endpoint, **values)
+    base = urlsplit(current_app.config["APP_BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
+    )
+    return adapter.build(endpoint, values)
 
 
 def party_filter(model: type[Proposal] | type[Contract], user: User):
@@ -108,6 +142,35 @@ def contract_for_party(contract_id: int, user: User) -> Contract:
     return contract
 
 
+def cancel_refusal(contract: Contract) -> str | None:
+    """Why a party cannot cancel `contract`, or None when they can: pending and unpaid only."""
+    if contract.paid_at is not None:
+        return "This contract is paid; it can only be closed by a refund, not cancelled."
+    if contract.payment_status is PaymentStatus.PROCESSING:
+        return "A payment for this contract is on its way; it cannot be cancelled now."
+    if contract.status is not ContractStatus.PENDING:
+        return (
+            f"This contract is {contract.status.value}; "
+            "only a pending, unpaid contract can be cancelled."
+        )
+    return None
+
+
+def cancel_contract(contract_id: int, user: User, *, reason: str) -> Contract:
+    """Cancel a pending, unpaid contract as its coach or student; the other party is told.
+
+    Strangers get a 404; a contract that cannot be cancelled raises TransitionError.
+    """
+    contract = lock_contract(contract_id)
+    if contract is None or not contract.party_of(user):
+        abort(404)
+    refusal = cancel_refusal(contract)
+    if refusal is not None:
+        raise TransitionError(refusal)
+    lifecycle.cancel(contract, by=user, reason=reason.strip())
+    return contract
+
+
 def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: bool) -> Proposal:
     proposal = proposal_for_party(proposal_id, user, lock=True)
     allowed_user = proposal.student_id if by_student else proposal.coach_id
@@ -123,13 +186,15 @@ def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: b
 
 
 def accept_proposal(proposal_id: int, student: User) -> Contract:
-    """Accept a sent proposal and create its one contract, pending payment."""
+    """Accept a sent proposal and create its one contract, pending payment; the coach is told."""
     proposal = _respond(proposal_id, student, ProposalStatus.ACCEPTED, by_student=True)
     split = fee_quote(
         price_per_session=proposal.price_per_session,
         session_count=proposal.session_count,
         currency=proposal.currency,
     )
+    # A proposal sent before the minimum was checked must not become an unpayable contract.
+    check_minimum_charge(split.total, proposal.currency)
     contract = Contract(
         proposal=proposal,
         coach_id=proposal.coach_id,
@@ -143,14 +208,31 @@ def accept_proposal(proposal_id: int, student: User) -> Contract:
         total_amount=split.total,
         platform_fee=split.platform_fee,
         coach_earning=split.coach_earning,
+        # The refund policy is part of the deal: later setting changes never reach it.
+        refund_full_window_days=window_days_in_force(),
     )
     db.session.add(contract)
     db.session.flush()
+    notify(
+        proposal.coach,
+        f"{proposal.student.name} accepted your proposal “{proposal.title}”. "
+        "We will tell you as soon as it is paid.",
+        link=_path_to("contracts.detail", contract_id=contract.id),
+        subject=f"Coachpact: “{proposal.title}” was accepted",
+    )
     return contract
 
 
 def decline_proposal(proposal_id: int, student: User) -> Proposal:
-    return _respond(proposal_id, student, ProposalStatus.DECLINED, by_student=True)
+    """Decline a sent proposal; the coach is told."""
+    proposal = _respond(proposal_id, student, ProposalStatus.DECLINED, by_student=True)
+    notify(
+        proposal.coach,
+        f"{proposal.student.name} declined your proposal “{proposal.title}”.",
+        link=_path_to("contracts.proposal", proposal_id=proposal.id),
+        subject=f"Coachpact: “{proposal.title}” was declined",
+    )
+    return proposal
 
 
 def withdraw_proposal(proposal_id: int, coach: User) -> Proposal:
@@ -183,6 +265,8 @@ __all__ = [
     "ProposalError",
     "TransitionError",
     "accept_proposal",
+    "cancel_contract",
+    "cancel_refusal",
     "contract_for_party",
     "contracts_of",
     "decline_proposal",

@@ -7,8 +7,8 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from contracts import scheduling, services
-from contracts.forms import ConfirmForm, ProposalForm
-from contracts.models import ProposalStatus
+from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm
+from contracts.models import Contract, ProposalStatus
 from contracts.money import MoneyError
 from extensions import db
 
@@ -87,7 +87,7 @@ def _answer(
         result = action(proposal_id, current_user)
     except services.NotAllowed:
         abort(403)
-    except services.TransitionError as exc:
+    except (services.TransitionError, MoneyError) as exc:
         db.session.rollback()
         flash(str(exc), "warning")
         return redirect(url_for("contracts.proposal", proposal_id=proposal_id))
@@ -118,14 +118,41 @@ def withdraw(proposal_id: int) -> Response:
     return _answer(proposal_id, services.withdraw_proposal, "Proposal withdrawn.")
 
 
-@bp.get("/<int:contract_id>")
-def detail(contract_id: int) -> str:
-    contract = services.contract_for_party(contract_id, current_user)
+def _detail_page(contract: Contract, cancel_form: CancelContractForm | None = None) -> str:
+    """The contract page; the cancel form only while the contract can be cancelled."""
     booked_sessions = scheduling.sessions_of_contract(contract)
+    if services.cancel_refusal(contract) is None:
+        cancel_form = cancel_form or CancelContractForm(formdata=None)
+    else:
+        cancel_form = None
     return render_template(
         "contracts/detail.html",
         contract=contract,
         sessions=scheduling.agenda(booked_sessions),
         remaining=scheduling.remaining_count(contract, booked_sessions),
         closed_reason=scheduling.scheduling_closed_reason(contract),
+        cancel_form=cancel_form,
     )
+
+
+@bp.get("/<int:contract_id>")
+def detail(contract_id: int) -> str:
+    return _detail_page(services.contract_for_party(contract_id, current_user))
+
+
+@bp.post("/<int:contract_id>/cancel")
+def cancel(contract_id: int) -> str | Response:
+    contract = services.contract_for_party(contract_id, current_user)
+    form = CancelContractForm()
+    # A contract that cannot be cancelled gets its refusal below, whatever the form holds.
+    if services.cancel_refusal(contract) is None and not form.validate_on_submit():
+        return _detail_page(contract, cancel_form=form)
+    try:
+        services.cancel_contract(contract_id, current_user, reason=form.reason.data or "")
+    except services.TransitionError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+    else:
+        db.session.commit()
+        flash("Contract cancelled. The other party has been told.", "success")
+    return redirect(url_for("contracts.detail", contract_id=contract_id))

@@ -21,6 +21,10 @@ from payments.records import payment_by, payments_of
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
 CHECKOUT_LIFETIME = timedelta(hours=2)
+ON_ITS_WAY = (
+    "A payment for this contract is on its way (a bank debit takes a few days); "
+    "nothing more to pay now."
+)
 
 
 class NotPayable(Exception):
@@ -74,6 +78,9 @@ def start_checkout(contract_id: int, student: User) -> str:
         raise NotPayable(f"This contract is {contract.status.value}; it cannot be paid.")
     moment = clock.now()
     attempts = payments_of(contract)
+    if any(payment.status is PaymentRecordStatus.PROCESSING for payment in attempts):
+        # The debit settles in days; a second session now would charge the student twice.
+        raise NotPayable(ON_ITS_WAY)
     reusable = _reusable(attempts, moment)
     if reusable is not None:
         return reusable.checkout_url or ""

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 
 import clock
 import jobs
 from audit.services import record as audit
 from contracts import lifecycle
-from contracts.models import Contract
+from contracts.models import Contract, ContractStatus
+from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
+from notifications.services import notify
 from payments import stripe_api
 from payments.models import Payment, PaymentRecordStatus, VoidReason
 from payments.records import move, move_if_allowed, payment_by
@@ -136,6 +139,8 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
         if session.get("status") == "complete" and move_if_allowed(
             payment, PaymentRecordStatus.PROCESSING
         ):
+            if contract.status is ContractStatus.PENDING:
+                lifecycle.mark_payment_processing(contract, actor_label=f"stripe:{source}")
             return "processing"
         return "not_paid"
     reason = _mismatch(contract, session)
@@ -150,6 +155,8 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
     payment.paid_at = clock.now()
     if contract.paid_at is not None:
         return _hold_duplicate(payment)
+    if contract.status is not ContractStatus.PENDING:
+        return _refund_for_closed_contract(payment, contract)
     lifecycle.mark_paid(
         contract,
         paid_at=payment.paid_at,
@@ -164,10 +171,41 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
 
 
 def _hold_duplicate(payment: Payment) -> str:
-    """A second paid session for a paid contract: recorded, and refunded after commit."""
+    """A second paid session for a paid contract: recorded, refunded after commit; both are told."""
     void_payment(payment, VoidReason.DUPLICATE)
     audit("payment.duplicate", payment, actor_label="system", after={"amount": payment.amount})
+    contract = payment.contract
+    amount = format_money(payment.amount, payment.currency)
+    link = url_for("contracts.detail", contract_id=contract.id)
+    for party in (contract.student, contract.coach):
+        notify(
+            party,
+            f"A second payment of {amount} for “{contract.title}” arrived after the contract "
+            "was already paid. It is being refunded in full; nothing else changes.",
+            link=link,
+            subject=f"Coachpact: a second payment for “{contract.title}” is being refunded",
+        )
     return "duplicate"
+
+
+def _refund_for_closed_contract(payment: Payment, contract: Contract) -> str:
+    """A Checkout session left open was paid after its contract was cancelled: it goes back."""
+    void_payment(payment, VoidReason.CLOSED)
+    audit(
+        "payment.after_cancellation",
+        payment,
+        actor_label="system",
+        after={"amount": payment.amount, "contract_status": contract.status.value},
+    )
+    link = url_for("contracts.detail", contract_id=contract.id)
+    for party in (contract.student, contract.coach):
+        notify(
+            party,
+            f"A payment for “{contract.title}” arrived after the contract was cancelled; "
+            "it is being refunded in full.",
+            link=link,
+        )
+    return "refunded_closed"
 
 
 def void_payment(payment: Payment, reason: VoidReason) -> None:

@@ -62,6 +62,7 @@ class ReviewResolution(enum.Enum):
 class VoidReason(enum.Enum):
     DUPLICATE = "duplicate"  # a second payment for a contract that was paid already
     REVIEW = "review"  # held for review and refused by an admin
+    CLOSED = "closed"  # arrived after the contract was cancelled unpaid
 
 
 class ManualMethod(enum.Enum):

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from extensions import db
 from payments import checkout
+from payments.history import PAID_ONCE, earnings_of, payments_of_student, receipt_for
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
 
@@ -81,3 +82,30 @@ def history(contract_id: int) -> str:
     return render_template(
         "payments/history.html", contract=contract, payments=payments_of(contract)
     )
+
+
+@bp.get("/payments")
+def mine() -> str:
+    """Every payment the student made or started, across their contracts."""
+    if not current_user.is_student:
+        abort(404)
+    return render_template(
+        "payments/my_payments.html",
+        payments=payments_of_student(current_user),
+        with_receipt=PAID_ONCE,
+    )
+
+
+@bp.get("/payments/<int:payment_id>/receipt")
+def receipt(payment_id: int) -> str:
+    """A printable receipt, for the student who paid and only once the money arrived."""
+    payment = receipt_for(payment_id, current_user)
+    return render_template("payments/receipt.html", payment=payment, contract=payment.contract)
+
+
+@bp.get("/earnings")
+def earnings() -> str:
+    """The coach's paid contracts: what each earns, what refunds took back, what is earned."""
+    if not current_user.is_coach:
+        abort(404)
+    return render_template("payments/earnings.html", earnings=earnings_of(current_user))

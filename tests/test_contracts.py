@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
+from contracts.money import CURRENCY_DECIMALS, MIN_CHARGE_AMOUNT, format_money, to_major
 from tests.conftest import login
 
 PROPOSAL_FORM = {
@@ -102,6 +104,85 @@ def test_bad_proposal_input_shows_errors_and_writes_nothing(
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
     assert count(db, Proposal) == 0
+
+
+def minimum_message(currency: str) -> str:
+    shown = format_money(MIN_CHARGE_AMOUNT[currency], currency)
+    return f"The total must be at least {shown}, Stripe's minimum charge in {currency.upper()}."
+
+
+def test_a_total_below_stripes_minimum_is_refused_on_the_price_field(client, db, coach, student):
+    # 4 sessions at $0.01: $0.04, which Checkout would refuse for ever.
+    login(client, coach)
+    data = PROPOSAL_FORM | {"student_email": student.email, "price_per_session": "0.01"}
+    response = client.submit("/contracts/proposals/new", data)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert str(escape(minimum_message("usd"))) in page
+    assert "The total must be at least $0.50" in page
+    assert count(db, Proposal) == 0
+
+
+@pytest.mark.parametrize("currency", sorted(CURRENCY_DECIMALS))
+def test_the_proposal_form_takes_the_minimum_and_refuses_one_minor_unit_less(
+    client, db, coach, student, currency
+):
+    login(client, coach)
+    minimum = MIN_CHARGE_AMOUNT[currency]
+    data = PROPOSAL_FORM | {"student_email": student.email, "currency": currency}
+    data["session_count"] = "1"
+
+    data["price_per_session"] = str(to_major(minimum - 1, currency))
+    refused = client.submit("/contracts/proposals/new", data)
+    assert refused.status_code == 200
+    assert str(escape(minimum_message(currency))) in refused.get_data(as_text=True)
+    assert count(db, Proposal) == 0
+
+    data["price_per_session"] = str(to_major(minimum, currency))
+    assert client.submit("/contracts/proposals/new", data).status_code == 302
+    proposal = db.session.scalar(select(Proposal))
+    assert (proposal.total, proposal.currency) == (minimum, currency)
+
+
+@pytest.mark.parametrize("currency", sorted(CURRENCY_DECIMALS))
+def test_send_proposal_checks_the_minimum_over_the_whole_total(
+    app, coach, student, make_proposal, currency
+):
+    from contracts.money import MoneyError
+
+    minimum = MIN_CHARGE_AMOUNT[currency]
+    # Two sessions: the total, not the price per session, must reach the minimum.
+    assert make_proposal(
+        coach, student, currency=currency, price_per_session=minimum // 2, session_count=2
+    )
+    with pytest.raises(MoneyError, match="Stripe's minimum charge"):
+        make_proposal(
+            coach, student, currency=currency, price_per_session=minimum - 1, session_count=1
+        )
+
+
+def test_accepting_an_old_proposal_below_the_minimum_makes_no_contract(
+    app, client, db, coach, student
+):
+    # Sent before the minimum was checked: written as it was then.
+    proposal = Proposal(
+        coach_id=coach.id,
+        student_id=student.id,
+        title="Tiny",
+        description="Four cents.",
+        session_count=4,
+        minutes_per_session=60,
+        price_per_session=1,
+        currency="usd",
+    )
+    db.session.add(proposal)
+    db.session.commit()
+    login(client, student)
+    assert client.get(f"/contracts/proposals/{proposal.id}").status_code == 200
+    response = client.submit(f"/contracts/proposals/{proposal.id}/accept", follow_redirects=True)
+    assert str(escape(minimum_message("usd"))) in response.get_data(as_text=True)
+    assert count(db, Contract) == 0
+    assert db.session.get(Proposal, proposal.id).status is ProposalStatus.SENT
 
 
 def test_accept_creates_one_contract_with_a_snapshot_and_goes_to_pay(

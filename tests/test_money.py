@@ -6,7 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.money import MoneyError, format_money, parse_major, quote
+from contracts.money import (
+    CURRENCY_DECIMALS,
+    MIN_CHARGE_AMOUNT,
+    MoneyError,
+    check_minimum_charge,
+    format_money,
+    parse_major,
+    quote,
+)
 
 FIVE = Decimal("5")
 ONE = Decimal("1")
@@ -126,3 +134,40 @@ def test_format_money():
     assert format_money(123450, "usd") == "$1,234.50"
     assert format_money(999, "gbp") == "£9.99"
     assert format_money(5000, "krw") == "₩5,000"
+
+
+# Stripe's published minimum charge (docs.stripe.com/currencies, minimum and maximum charge
+# amounts), written out here so a change to the table in money.py has to be deliberate.
+# KRW has no entry there; 1000 is the app's own floor above the settlement minimums.
+STRIPE_MINIMUMS = {
+    "usd": (50, "$0.50"),
+    "eur": (50, "€0.50"),
+    "gbp": (30, "£0.30"),
+    "cad": (50, "CA$0.50"),
+    "aud": (50, "A$0.50"),
+    "chf": (50, "CHF0.50"),  # Babel's en_US format, as everywhere in the app
+    "jpy": (50, "¥50"),
+    "krw": (1000, "₩1,000"),
+}
+
+
+def test_every_supported_currency_has_a_minimum_charge():
+    assert set(MIN_CHARGE_AMOUNT) == set(CURRENCY_DECIMALS) == set(STRIPE_MINIMUMS)
+
+
+@pytest.mark.parametrize("currency", sorted(CURRENCY_DECIMALS))
+def test_the_minimum_charge_is_accepted_and_one_minor_unit_less_is_refused(currency):
+    minimum, shown = STRIPE_MINIMUMS[currency]
+    assert MIN_CHARGE_AMOUNT[currency] == minimum
+    check_minimum_charge(minimum, currency)
+    check_minimum_charge(minimum * 100, currency)
+    with pytest.raises(MoneyError) as refused:
+        check_minimum_charge(minimum - 1, currency)
+    assert str(refused.value) == (
+        f"The total must be at least {shown}, Stripe's minimum charge in {currency.upper()}."
+    )
+
+
+def test_minimum_charge_of_an_unsupported_currency_is_refused():
+    with pytest.raises(MoneyError, match="Unsupported currency"):
+        check_minimum_charge(10_000, "xxx")

@@ -203,7 +203,10 @@ def test_booking_notifies_the_other_party_in_their_own_time_zone(
     assert booked.starts_at == datetime(2027, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 EST
     assert booked.ends_at - booked.starts_at == timedelta(minutes=60)
     assert booked.booked_by_id == student.id and booked.note == "Opening lines"
-    note = db.session.scalar(select(Notification).filter_by(user_id=coach.id))
+    # The latest: accepting the proposal told the coach before.
+    note = db.session.scalar(
+        select(Notification).filter_by(user_id=coach.id).order_by(Notification.id.desc())
+    )
     assert note.message == (
         "Ana Student booked a session of “Interview coaching” for Wed 10 Mar 2027, 15:00 GMT."
     )

@@ -209,6 +209,7 @@ def test_a_manual_payment_activates_the_contract_once(admin_client, db, make_con
 
     clock.freeze(datetime(2026, 11, 26, 10, tzinfo=UTC))
     contract = make_contract()
+    told_before = db.session.scalar(select(func.max(Notification.id)))  # the proposal's
     url = f"/admin/contracts/{contract.id}/manual-payment"
     first = admin_client.submit(url, manual_form())
     assert first.status_code == 302
@@ -226,8 +227,8 @@ def test_a_manual_payment_activates_the_contract_once(admin_client, db, make_con
     assert actions == ["payment.manual_recorded", "contract.paid"]
     admin_ids = db.session.scalars(select(AuditEntry.actor_id)).all()
     assert len(set(admin_ids)) == 1 and admin_ids[0] is not None
-    [note] = db.session.scalars(select(Notification)).all()
-    assert note.user_id == contract.coach_id
+    notes = db.session.scalars(select(Notification).where(Notification.id > told_before)).all()
+    assert sorted(n.user_id for n in notes) == sorted([contract.coach_id, contract.student_id])
 
 
 def test_a_manual_payment_form_says_what_is_wrong(admin_client, db, make_contract, clock):
@@ -293,6 +294,7 @@ def test_accepting_a_held_payment_pays_the_contract_once(admin_client, db, make_
     from notifications.models import Notification
 
     contract = make_contract()
+    told_before = db.session.scalar(select(func.max(Notification.id)))  # the proposal's
     held = add_payment(contract, status="pending", checkout_session_id="cs_test_held",
                        payment_intent_id="pi_held", review_reason="currency eur ≠ usd")
     queue = admin_client.get("/admin/reviews").get_data(as_text=True)
@@ -311,7 +313,10 @@ def test_accepting_a_held_payment_pays_the_contract_once(admin_client, db, make_
     assert (refreshed.status.value, refreshed.payment_status.value) == ("active", "paid")
     payment = db.session.get(type(held), held.id)
     assert (payment.status.value, payment.review_resolution.value) == ("succeeded", "accepted")
-    told = {n.user_id for n in db.session.scalars(select(Notification))}
+    told = {
+        n.user_id
+        for n in db.session.scalars(select(Notification).where(Notification.id > told_before))
+    }
     assert told == {contract.coach_id, contract.student_id}
     assert "Nothing is waiting" in admin_client.get("/admin/reviews").get_data(as_text=True)
 

@@ -51,9 +51,10 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, live_url, "maya@example.com", "a-long-password")
-    assert page.locator("#unread-count").inner_text() == "1"
+    assert page.locator("#unread-count").inner_text() == "2"  # accepted, then paid
     page.locator("#nav-notifications").click()
     notes = page.locator("#notifications").inner_text()
+    assert "Ana Ruiz accepted your proposal “Public speaking”" in notes
     assert "Ana Ruiz paid $300.00 for “Public speaking”" in notes
     shot(page, "coach-notifications")
 

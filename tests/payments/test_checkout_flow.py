@@ -18,7 +18,7 @@ def test_card_payment_activates_the_contract_once(db, student_client, sandbox, p
     from audit.models import AuditEntry
     from notifications.models import Notification
 
-    contract_id, _, coach = pending_contract
+    contract_id, student, coach = pending_contract
     session_id = start_checkout(student_client, contract_id)
     assert session_id.startswith("cs_test_")
     [payment] = payments(db, contract_id)
@@ -43,8 +43,14 @@ def test_card_payment_activates_the_contract_once(db, student_client, sandbox, p
     assert db.session.scalar(
         select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")
     ) == 1
-    notes = list(db.session.scalars(select(Notification).filter_by(user_id=coach.id)))
-    assert len(notes) == 1 and "paid $200.00" in notes[0].message
+    # Each party is told of the payment once (the coach heard of the acceptance before).
+    notes = db.session.scalars(select(Notification.message).filter_by(user_id=coach.id))
+    assert len([m for m in notes if "paid $200.00" in m]) == 1
+    student_notes = db.session.scalars(select(Notification.message).filter_by(user_id=student.id))
+    assert [m for m in student_notes if "payment of $200.00" in m] == [
+        "Your payment of $200.00 for “Interview coaching” is confirmed. "
+        "You can book your sessions with Maya Coach now."
+    ]
 
 
 def test_paid_contract_is_not_charged_again(db, student_client, sandbox, pending_contract):
@@ -112,12 +118,13 @@ def test_bank_debit_is_processing_then_settles(
     assert sandbox.pay(session_id, bank_account=account).status_code == 200
     wait_for(lambda: [p for p in payments(db, contract_id) if p.status.value == "processing"],
              what="payment processing")
-    assert contract_state(db, contract_id) == ("pending", "pending")
+    # The contract knows its debit is on its way (no second payment is offered).
+    assert contract_state(db, contract_id) == ("pending", "processing")
     page = student_client.get(
         f"/contracts/{contract_id}/payment-success?session_id={session_id}"
     ).get_data(as_text=True)
     assert "Payment processing" in page
-    assert contract_state(db, contract_id) == ("pending", "pending")
+    assert contract_state(db, contract_id) == ("pending", "processing")
 
     sandbox.tool(f"checkout/sessions/{session_id}/settle")
     wait_until_state(db, contract_id, state)
@@ -266,3 +273,26 @@ def test_a_double_click_makes_one_session(app, db, sandbox, pending_contract):
         thread.join(timeout=30)
     assert len(locations) == 2 and locations[0] == locations[1], locations
     assert len(payments(db, contract_id)) == 1
+
+
+def test_a_session_paid_after_the_contract_was_cancelled_is_refunded(
+    db, student_client, sandbox, pending_contract
+):
+    """The Checkout tab was still open when the contract was cancelled; the money goes back."""
+    from notifications.models import Notification
+
+    contract_id, student, coach = pending_contract
+    session_id = start_checkout(student_client, contract_id)
+    cancelled = student_client.submit(f"/contracts/{contract_id}/cancel",
+                                      {"reason": "I found another coach"})
+    assert cancelled.status_code == 302
+    sandbox.pay(session_id)
+    refunded = wait_for(
+        lambda: [p for p in payments(db, contract_id) if p.status.value == "refunded"],
+        what="the late payment refunded",
+    )
+    assert refunded[0].void_reason.value == "closed"
+    assert contract_state(db, contract_id) == ("cancelled", "pending")
+    db.session.expire_all()
+    messages = [n.message for n in db.session.scalars(db.select(Notification))]
+    assert sum("arrived after the contract was cancelled" in m for m in messages) == 2

@@ -55,13 +55,17 @@ def test_the_same_event_ten_times_has_one_effect(db, client, paid_events, sandbo
     from payments.models import WebhookEvent
 
     contract_id, events = paid_events
+    # Sending and accepting the proposal told each party once already.
+    told_before, mailed_before = rows(db, Notification), rows(db, OutboxMail)
     answers = [deliver(client, completed(events)).get_json() for _ in range(10)]
     assert answers == [{"received": True}] + [{"received": True, "duplicate": True}] * 9
     assert contract_state(db, contract_id) == ("active", "paid")
     row = event_row(db, completed(events)["id"])
     assert (row.status.value, row.outcome, row.attempts) == ("processed", "fulfilled", 1)
     assert rows(db, WebhookEvent) == 1
-    assert rows(db, Notification) == 1 and rows(db, OutboxMail) == 1
+    # Paid: the coach and the student are told, once each.
+    assert rows(db, Notification) == told_before + 2
+    assert rows(db, OutboxMail) == mailed_before + 2
     assert rows(db, AuditEntry) == 2  # checkout started, contract paid
 
 
@@ -97,8 +101,12 @@ def test_the_coach_is_mailed_once_with_a_link_to_the_contract(
     with mail.record_messages() as outbox:
         for _ in range(3):
             assert deliver(client, completed(events)).status_code == 200
-    (message,) = outbox
-    assert message.recipients == [db.session.get(Contract, contract_id).coach.email]
+    contract = db.session.get(Contract, contract_id)
+    # One mail each: the coach's that it is paid, the student's that the payment is confirmed.
+    assert sorted(m.recipients[0] for m in outbox) == sorted(
+        [contract.coach.email, contract.student.email]
+    )
+    (message,) = [m for m in outbox if m.recipients == [contract.coach.email]]
     assert "is paid" in message.subject
     assert f"{app.config['APP_BASE_URL']}/contracts/{contract_id}" in message.body
 
@@ -144,6 +152,7 @@ def test_a_handler_that_fails_twice_then_succeeds_applies_once(
 
     # notify() runs after the contract row was changed and before the commit.
     monkeypatch.setattr(lifecycle, "notify", flaky_notify)
+    told_before = rows(db, Notification)  # sending and accepting the proposal
     assert deliver(client, completed(events)).status_code == 200
     row = event_row(db, completed(events)["id"])
     assert (row.status.value, row.attempts) == ("received", 1)
@@ -160,7 +169,8 @@ def test_a_handler_that_fails_twice_then_succeeds_applies_once(
     assert (row.status.value, row.outcome, row.attempts) == ("processed", "fulfilled", 3)
     assert row.last_error is None
     assert contract_state(db, contract_id) == ("active", "paid")
-    assert rows(db, AuditEntry) == 2 and rows(db, Notification) == 1
+    assert rows(db, AuditEntry) == 2
+    assert rows(db, Notification) == told_before + 2  # the coach and the student, once
 
 
 @pytest.mark.parametrize("sandbox_knobs", [HOLD])
@@ -281,6 +291,7 @@ def test_eight_concurrent_deliveries_fulfil_once(
     from payments.models import Payment, PaymentRecordStatus
 
     contract_id, events = paid_events
+    told_before = rows(db, Notification)  # sending and accepting the proposal
     barrier = threading.Barrier(8)
     statuses: list[int] = []
 
@@ -298,6 +309,6 @@ def test_eight_concurrent_deliveries_fulfil_once(
     assert contract_state(db, contract_id) == ("active", "paid")
     assert db.session.scalar(
         select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")) == 1
-    assert rows(db, Notification) == 1
+    assert rows(db, Notification) == told_before + 2  # the coach and the student, once
     assert db.session.scalar(select(func.count()).select_from(Payment).filter_by(
         status=PaymentRecordStatus.SUCCEEDED)) == 1
