@@ -72,6 +72,12 @@ def _link(contract: Contract) -> str:
     return url_for("contracts.detail", contract_id=contract.id)
 
 
+def tell_parties(contract: Contract, message: str, *, subject: str | None = None) -> None:
+    """Tell the coach and the student the same thing, with a link to the contract."""
+    for party in (contract.coach, contract.student):
+        notify(party, message, link=_link(contract), subject=subject)
+
+
 def mark_paid(
     contract: Contract,
     *,
@@ -181,12 +187,9 @@ def open_dispute(contract: Contract, *, actor_label: str, details: dict[str, Any
 def complete(contract: Contract) -> None:
     """Every session is used and none is open: the contract is completed; both are told."""
     _move(contract, "contract.completed", status=ContractStatus.COMPLETED, actor_label="system")
-    for party in (contract.coach, contract.student):
-        notify(
-            party,
-            f"All sessions of “{contract.title}” are done; the contract is completed.",
-            link=_link(contract),
-        )
+    tell_parties(
+        contract, f"All sessions of “{contract.title}” are done; the contract is completed."
+    )
 
 
 def cancel(contract: Contract, *, by: User, reason: str) -> None:
@@ -236,11 +239,9 @@ def cancel_open_sessions(contract: Contract, reason: str) -> int:
             actor_label="system",
             after={"count": len(open_sessions), "reason": reason},
         )
-        for party in (contract.coach, contract.student):
-            notify(
-                party,
-                f"{len(open_sessions)} scheduled session(s) of “{contract.title}” were "
-                f"cancelled: {reason}",
-                link=_link(contract),
-            )
+        tell_parties(
+            contract,
+            f"{len(open_sessions)} scheduled session(s) of “{contract.title}” were "
+            f"cancelled: {reason}",
+        )
     return len(open_sessions)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
 from sqlalchemy import select
 
 import clock
@@ -22,7 +21,6 @@ from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
-from notifications.services import notify
 from payments import stripe_api
 from payments.models import Payment, PaymentRecordStatus, VoidReason
 from payments.records import move, move_if_allowed, payment_by
@@ -176,15 +174,12 @@ def _hold_duplicate(payment: Payment) -> str:
     audit("payment.duplicate", payment, actor_label="system", after={"amount": payment.amount})
     contract = payment.contract
     amount = format_money(payment.amount, payment.currency)
-    link = url_for("contracts.detail", contract_id=contract.id)
-    for party in (contract.student, contract.coach):
-        notify(
-            party,
-            f"A second payment of {amount} for “{contract.title}” arrived after the contract "
-            "was already paid. It is being refunded in full; nothing else changes.",
-            link=link,
-            subject=f"Coachpact: a second payment for “{contract.title}” is being refunded",
-        )
+    lifecycle.tell_parties(
+        contract,
+        f"A second payment of {amount} for “{contract.title}” arrived after the contract "
+        "was already paid. It is being refunded in full; nothing else changes.",
+        subject=f"Coachpact: a second payment for “{contract.title}” is being refunded",
+    )
     return "duplicate"
 
 
@@ -197,15 +192,13 @@ def _refund_for_closed_contract(payment: Payment, contract: Contract) -> str:
         actor_label="system",
         after={"amount": payment.amount, "contract_status": contract.status.value},
     )
-    link = url_for("contracts.detail", contract_id=contract.id)
-    for party in (contract.student, contract.coach):
-        notify(
-            party,
-            f"A payment for “{contract.title}” arrived after the contract was cancelled; "
-            "it is being refunded in full.",
-            link=link,
-        )
+    lifecycle.tell_parties(
+        contract,
+        f"A payment for “{contract.title}” arrived after the contract was cancelled; "
+        "it is being refunded in full.",
+    )
     return "refunded_closed"
+
 
 
 def void_payment(payment: Payment, reason: VoidReason) -> None:

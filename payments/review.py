@@ -7,7 +7,6 @@ decision is audited and both parties are told.
 
 from __future__ import annotations
 
-from flask import url_for
 from sqlalchemy import select
 
 import clock
@@ -17,7 +16,6 @@ from contracts import lifecycle
 from contracts.models import Contract
 from contracts.services import lock_contract
 from extensions import db
-from notifications.services import notify
 from payments.fulfilment import void_payment
 from payments.models import Payment, PaymentRecordStatus, ReviewResolution, VoidReason
 from payments.records import move, payment_by
@@ -66,12 +64,6 @@ def _decide(payment: Payment, admin: User, resolution: ReviewResolution, note: s
     )
 
 
-def _tell_parties(contract: Contract, message: str) -> None:
-    link = url_for("contracts.detail", contract_id=contract.id)
-    for party in (contract.coach, contract.student):
-        notify(party, message, link=link)
-
-
 def accept_held_payment(payment_id: int, admin: User, note: str) -> Payment:
     """Accept what Stripe reported: the contract is activated, once."""
     payment, contract = _locked_held(payment_id)
@@ -84,7 +76,9 @@ def accept_held_payment(payment_id: int, admin: User, note: str) -> Payment:
         actor=admin,
         details={"payment_id": payment.id, "review": "accepted"},
     )
-    _tell_parties(contract, f"The payment for “{contract.title}” was checked and accepted.")
+    lifecycle.tell_parties(
+        contract, f"The payment for “{contract.title}” was checked and accepted."
+    )
     return payment
 
 
@@ -95,7 +89,7 @@ def refund_held_payment(payment_id: int, admin: User, note: str) -> Payment:
         raise ReviewRefused("Stripe has not named this payment's intent yet; try again later.")
     _decide(payment, admin, ReviewResolution.REFUNDED, note)
     void_payment(payment, VoidReason.REVIEW)
-    _tell_parties(
+    lifecycle.tell_parties(
         contract,
         f"A payment for “{contract.title}” could not be accepted and is being refunded in full.",
     )
