@@ -194,6 +194,9 @@ def test_a_cancelled_contract_shows_no_payment_instead_of_pending(
         assert "None — cancelled before payment" in payment
         assert 'data-status="pending"' not in page and "Pending" not in payment
         assert str(escape("Pay $200.00")) not in page
+        # The list of contracts says the same.
+        listing = client.get("/contracts/").get_data(as_text=True)
+        assert "None — cancelled before payment" in listing
         client.submit("/auth/logout")
 
 
