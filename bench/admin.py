@@ -248,7 +248,7 @@ CONTRACTS = """
 INSERT INTO contracts (id, proposal_id, coach_id, student_id, title, description,
                        session_count, minutes_per_session, price_per_session, currency,
                        total_amount, platform_fee, coach_earning, status, payment_status,
-                       paid_at, created_at, updated_at)
+                       paid_at, created_at, updated_at, refund_full_window_days)
 SELECT k, k, plan.coach_id, plan.student_id, p.title, p.description, sessions, minutes,
     price, plan.currency, total, fee, total - fee,
     CASE WHEN outcome IN ('succeeded', 'partially_refunded')
@@ -267,7 +267,8 @@ SELECT k, k, plan.coach_id, plan.student_id, p.title, p.description, sessions, m
               THEN least(paid_created + interval '5 days', %(now)s::timestamp)
          WHEN outcome = 'disputed' THEN least(paid_created + interval '12 days',
                                                %(now)s::timestamp)
-         ELSE paid_created + interval '1 minute' END
+         ELSE paid_created + interval '1 minute' END,
+    14
 FROM plan JOIN proposals AS p ON p.id = plan.k
 """
 
