@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -15,10 +16,10 @@ from stripe._api_version import _ApiVersion
 from tests.sandbox.conftest import API_KEY
 from tests.sandbox.shape_check import CLASSES, FIXTURES, assert_shape, raw, shape_errors
 
-# Stripe's full fixture file, kept beside the repository on developers' machines. Only
-# the comparison below reads it; a clone with nothing beside it skips that one test.
-REPOSITORY = Path(__file__).resolve().parents[2]
-SHARED_FIXTURES = REPOSITORY.parent / "shared" / "stripe" / "fixtures3.json"
+# Stripe's full fixture file (openapi/fixtures3.json in Stripe's openapi repository), to
+# check the vendored copies against when a developer points STRIPE_FIXTURES3 at it; the
+# tests themselves need only the copies in the repository.
+FULL_FIXTURES = os.environ.get("STRIPE_FIXTURES3")
 
 
 def _resources(path: Path) -> dict:
@@ -40,14 +41,14 @@ def test_sandbox_fixtures_agree_with_the_vendored_reference():
 def test_vendored_fixtures_are_stripes_own():
     from sandbox import shapes
 
-    if not SHARED_FIXTURES.parent.is_dir():
-        pytest.skip(f"no {SHARED_FIXTURES.parent} beside the repository, so no full "
-                    "fixtures3.json to compare with; the vendored copies are still "
+    if not FULL_FIXTURES:
+        pytest.skip("STRIPE_FIXTURES3 is not set (the path of Stripe's fixtures3.json), so "
+                    "there is no full file to compare with; the vendored copies are still "
                     "checked against each other")
-    shared = _resources(SHARED_FIXTURES)
+    full = _resources(Path(FULL_FIXTURES))
     for path in (FIXTURES, shapes.FIXTURES):
         vendored = _resources(path)
-        assert vendored == {name: shared[name] for name in vendored}, path
+        assert vendored == {name: full[name] for name in vendored}, path
 
 
 def test_api_version_is_the_sdks():
