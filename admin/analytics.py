@@ -379,7 +379,7 @@ def dashboard(start: date, end: date) -> Dashboard:
         held_for_review=_count(
             select(func.count())
             .select_from(Payment)
-            .where(Payment.review_reason.is_not(None), Payment.review_resolution.is_(None))
+            .where(Payment.held_for_review)
         ),
         inbox=inbox_health(),
         stored_days=stored_days,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template, request
 from flask_login import current_user
 
-from admin.listing import int_arg, linkable
+from admin.listing import int_arg
 from admin.queries_audit import AuditFilters, audit_choices, audit_page
 from admin.views import bp
 
@@ -20,5 +20,4 @@ def audit() -> str:
         page=audit_page(filters, after, current_user.timezone),
         after=after,
         choices=audit_choices(),
-        links=linkable(),
     )

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 import clock
 from admin import queries_events
-from admin.listing import int_arg, linkable
+from admin.listing import int_arg
 from admin.queries_audit import entries_about
 from admin.views import bp
 from contracts.localtime import format_local
@@ -41,7 +41,6 @@ def event_detail(event_id: int) -> str:
         payload=queries_events.pretty_payload(event.payload),
         payments=queries_events.payments_about(event),
         history=entries_about({WebhookEvent.__tablename__: [event.id]}),
-        links=linkable(),
     )
 
 

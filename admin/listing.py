@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
 
-from flask import current_app
 from sqlalchemy import ColumnElement, Select, select
 
 from extensions import db
@@ -99,12 +98,3 @@ def query_args(**values: Any) -> dict[str, str]:
 def distinct_values(column: ColumnElement[str]) -> list[str]:
     """The values a column holds, sorted: the choices of a filter's select."""
     return list(db.session.scalars(select(column).distinct().order_by(column)))
-
-
-def linkable() -> dict[str, bool]:
-    """Which of the console's optional pages exist, so that lists link to them only then."""
-    views = current_app.view_functions
-    return {
-        "payment_detail": "admin.payment_detail" in views,
-        "manual_payment": "admin.manual_payment" in views,
-    }

@@ -13,17 +13,18 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, tuple_, union_all
 from sqlalchemy.orm import aliased
 
 from accounts.models import User
+from admin.analytics import midnight
 from audit.models import AuditEntry
 from contracts.models import Contract
 from extensions import db
-from payments.models import ManualMethod, Payment, PaymentRecordStatus, WebhookEvent
+from payments.models import Payment, PaymentRecordStatus, WebhookEvent
 
 PAGE_SIZE = 50
 Student = aliased(User, name="student")
@@ -123,10 +124,6 @@ def parse_filters(args: Any) -> PaymentFilters:
     )
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def _search(query: Select[Any], q: str) -> Select[Any]:
     for prefix, column in STRIPE_ID_COLUMNS.items():
         if q.startswith(prefix):
@@ -165,16 +162,14 @@ def filtered(filters: PaymentFilters) -> Select[Any]:
         query = query.where(Payment.status == filters.status)
     if filters.currency:
         query = query.where(Payment.currency == filters.currency)
-    if filters.method == "manual":
-        query = query.where(Payment.manual_method.is_not(None))
-    elif filters.method:
-        query = query.where(Payment.payment_method_type == filters.method)
+    if filters.method:
+        query = query.where(Payment.method == filters.method)
     if filters.start:
-        query = query.where(Payment.created_at >= _midnight(filters.start))
+        query = query.where(Payment.created_at >= midnight(filters.start))
     if filters.end:
-        query = query.where(Payment.created_at < _midnight(filters.end + timedelta(days=1)))
+        query = query.where(Payment.created_at < midnight(filters.end + timedelta(days=1)))
     if filters.held:
-        query = query.where(Payment.review_reason.is_not(None), Payment.review_resolution.is_(None))
+        query = query.where(Payment.held_for_review)
     if filters.q:
         query = _search(query, filters.q)
     return query
@@ -235,7 +230,7 @@ def neutralise(value: Any) -> Any:
 # about three times faster at a hundred thousand rows.
 _EXPORT_COLUMNS = (
     Payment.id, Payment.created_at, Payment.status, Payment.amount, Payment.amount_refunded,
-    Payment.currency, Payment.payment_method_type, Payment.contract_id, Contract.title,
+    Payment.currency, Payment.method, Payment.contract_id, Contract.title,
     Student.name, Student.email, Coach.name, Coach.email, Payment.checkout_session_id,
     Payment.payment_intent_id, Payment.charge_id, Payment.manual_reference,
     Payment.review_reason,
@@ -322,7 +317,3 @@ def timeline(payment: Payment) -> list[TimelineItem]:
         for event in events
     ]
     return sorted(items, key=lambda item: item.at)
-
-
-def manual_methods() -> list[ManualMethod]:
-    return list(ManualMethod)

@@ -6,7 +6,7 @@ from flask import render_template, request
 
 from accounts.models import Role, User
 from admin import queries_people
-from admin.listing import int_arg, linkable
+from admin.listing import int_arg
 from admin.views import bp
 from contracts.models import Contract, ContractStatus, PaymentStatus
 from extensions import db
@@ -34,7 +34,6 @@ def contract_detail(contract_id: int) -> str:
     return render_template(
         "admin/contract_detail.html",
         file=queries_people.contract_file(contract),
-        links=linkable(),
     )
 
 

@@ -58,7 +58,6 @@ def record_manual_payment(
         received_on=received_on,
         note=note.strip() or None,
         recorded_by_id=admin.id,
-        payment_method_type="manual",
     )
     db.session.add(payment)
     move(payment, PaymentRecordStatus.SUCCEEDED)

@@ -4,7 +4,8 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ColumnElement, Date, ForeignKey, Index, String, Text, and_, case, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clock import now
@@ -148,14 +149,27 @@ class Payment(Model):
             return self.checkout_session_id[-8:]
         return self.manual_reference or f"manual-{self.id}"
 
-    @property
+    # Each of these reads the same on a loaded payment and in a query (`Payment.method == ...`).
+
+    @hybrid_property
     def held_for_review(self) -> bool:
+        """Held for review and not decided yet."""
         return self.review_reason is not None and self.review_resolution is None
 
-    @property
+    @held_for_review.inplace.expression
+    @classmethod
+    def _held_for_review_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.review_reason.is_not(None), cls.review_resolution.is_(None))
+
+    @hybrid_property
     def method(self) -> str | None:
         """`manual` for an offline payment, else the Stripe method type (card, ...)."""
         return "manual" if self.manual_method else self.payment_method_type
+
+    @method.inplace.expression
+    @classmethod
+    def _method_expression(cls) -> ColumnElement[str | None]:
+        return case((cls.manual_method.is_not(None), "manual"), else_=cls.payment_method_type)
 
 
 class StripeCustomer(Model):

@@ -8,6 +8,7 @@ decision is audited and both parties are told.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 import clock
 from accounts.models import User
@@ -30,7 +31,12 @@ def held_payments() -> list[Payment]:
     return list(
         db.session.scalars(
             select(Payment)
-            .where(Payment.review_reason.is_not(None), Payment.review_resolution.is_(None))
+            .where(Payment.held_for_review)
+            # The queue shows each payment's contract and parties: loaded with the rows.
+            .options(
+                joinedload(Payment.contract).joinedload(Contract.student),
+                joinedload(Payment.contract).joinedload(Contract.coach),
+            )
             .order_by(Payment.created_at, Payment.id)
         )
     )
