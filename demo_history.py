@@ -143,7 +143,7 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
         # Now and then a student paid twice; the second payment went back in full.
         _payment(n, 3, contract, created + timedelta(minutes=3), PaymentRecordStatus.REFUNDED,
                  amount_refunded=contract.total_amount, paid_at=created,
-                 void_reason=VoidReason.DUPLICATE, void_refund_id=f"re_demo_{n:04d}")
+                 void_reason=VoidReason.DUPLICATE)
         return attempt + 1
     return attempt
 

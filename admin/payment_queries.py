@@ -24,7 +24,7 @@ from admin.analytics import midnight
 from audit.models import AuditEntry
 from contracts.models import Contract
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus, WebhookEvent
+from payments.models import Payment, PaymentRecordStatus, Refund, WebhookEvent
 
 PAGE_SIZE = 50
 Student = aliased(User, name="student")
@@ -36,7 +36,6 @@ STRIPE_ID_COLUMNS = {
     "pi_": Payment.payment_intent_id,
     "ch_": Payment.charge_id,
     "cus_": Payment.customer_id,
-    "re_": Payment.void_refund_id,
 }
 SORTS = {
     "newest": (Payment.created_at, True),
@@ -128,6 +127,10 @@ def _search(query: Select[Any], q: str) -> Select[Any]:
     for prefix, column in STRIPE_ID_COLUMNS.items():
         if q.startswith(prefix):
             return query.where(column == q)
+    if q.startswith("re_"):  # a refund: the payment it gave money back from
+        return query.where(
+            Payment.id.in_(select(Refund.payment_id).where(Refund.stripe_refund_id == q))
+        )
     if q.isdigit():
         return query.where(Payment.contract_id == int(q))
     if "@" in q:

@@ -144,33 +144,66 @@ def mark_payment_failed(contract: Contract, *, actor_label: str, reason: str) ->
 
 
 def record_refund(
-    contract: Contract, *, amount_refunded: int, full: bool, actor_label: str
+    contract: Contract,
+    *,
+    refunded_total: int,
+    consumed_sessions: int,
+    actor_label: str,
+    actor: User | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
-    """Money went back to the student. A full refund closes the contract and its sessions.
+    """Money went back to the student: `refunded_total` is all that came back so far.
 
-    A contract whose payment is disputed keeps that status (the dispute decides);
-    the refund is still audited.
+    A full refund closes the contract and its sessions. A partial one releases the
+    sessions it paid for: `sessions_released` becomes `refunded_total // price per
+    session`, never taking back a session already used (`consumed_sessions`:
+    completed, no-show or cancelled late), and the latest scheduled sessions beyond
+    what is left are cancelled. A contract whose payment is disputed keeps that
+    status (the dispute decides); the refund is still audited. Both parties are told.
     """
+    full = refunded_total >= contract.total_amount
     payment_status = None
     status = None
     if contract.payment_status in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
         payment_status = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
             status = ContractStatus.REFUNDED
+    released = (
+        contract.session_count
+        if full
+        else min(
+            refunded_total // contract.price_per_session,
+            contract.session_count - consumed_sessions,
+        )
+    )
+    contract.sessions_released = max(contract.sessions_released, released, 0)
     _move(
         contract,
         "contract.refund_recorded",
         status=status,
         payment_status=payment_status,
+        actor=actor,
         actor_label=actor_label,
-        details={"amount_refunded": amount_refunded},
+        details={
+            "refunded_total": refunded_total,
+            "sessions_released": contract.sessions_released,
+            **(details or {}),
+        },
     )
     if status is ContractStatus.REFUNDED:
         cancel_open_sessions(contract, "the contract was refunded in full.")
+    elif contract.status is ContractStatus.ACTIVE:
+        left = contract.session_allowance - consumed_sessions
+        cancel_open_sessions(contract, "a refund gave these sessions back.", keep=left)
+        if left <= 0 and consumed_sessions:
+            complete(contract)
 
 
 def open_dispute(contract: Contract, *, actor_label: str, details: dict[str, Any]) -> bool:
-    """The student's bank opened a dispute; False when one is open already."""
+    """The student's bank opened a dispute; False when one is open already.
+
+    Scheduling closes until it is decided; both parties are told.
+    """
     if contract.status is ContractStatus.DISPUTED:
         return False
     _move(
@@ -181,7 +214,76 @@ def open_dispute(contract: Contract, *, actor_label: str, details: dict[str, Any
         actor_label=actor_label,
         details=details,
     )
+    tell_parties(
+        contract,
+        f"The student's bank opened a dispute on the payment for “{contract.title}”. "
+        "Scheduling is paused until it is decided.",
+        subject=f"Coachpact: a dispute on “{contract.title}”",
+    )
     return True
+
+
+def close_dispute(
+    contract: Contract,
+    *,
+    won: bool,
+    status_before: ContractStatus,
+    payment_status_before: PaymentStatus,
+    actor_label: str,
+    details: dict[str, Any],
+) -> None:
+    """A dispute was decided. Won: the contract returns to where it was before it.
+
+    Lost: the bank gave the money back to the student, so the contract is refunded
+    and its open sessions cancelled. Both parties are told.
+    """
+    if contract.status is not ContractStatus.DISPUTED:
+        return
+    if won:
+        _move(
+            contract,
+            "contract.dispute_won",
+            status=status_before,
+            payment_status=payment_status_before,
+            actor_label=actor_label,
+            details=details,
+        )
+        tell_parties(
+            contract,
+            f"The dispute on “{contract.title}” was decided in the coach's favour; "
+            "the contract is as it was before.",
+        )
+        return
+    _move(
+        contract,
+        "contract.dispute_lost",
+        status=ContractStatus.REFUNDED,
+        payment_status=PaymentStatus.REFUNDED,
+        actor_label=actor_label,
+        details=details,
+    )
+    cancel_open_sessions(contract, "the bank returned the payment to the student.")
+    tell_parties(
+        contract,
+        f"The dispute on “{contract.title}” was decided in the student's favour; "
+        "the bank returned the payment and the contract is closed.",
+    )
+
+
+def cancel_paid(contract: Contract, *, by: User, reason: str) -> None:
+    """An admin ends an active, paid contract; the refund follows through payments.
+
+    Its open sessions are cancelled; both parties are told.
+    """
+    _move(
+        contract,
+        "contract.cancelled",
+        status=ContractStatus.CANCELLED,
+        actor=by,
+        details={"reason": reason, "paid": True},
+    )
+    cancel_open_sessions(contract, "the contract was cancelled.")
+    tell_parties(contract, f"An administrator cancelled “{contract.title}”: {reason}")
 
 
 def complete(contract: Contract) -> None:
@@ -211,21 +313,24 @@ def cancel(contract: Contract, *, by: User, reason: str) -> None:
     )
 
 
-def cancel_open_sessions(contract: Contract, reason: str) -> int:
-    """Cancel every scheduled session of a contract that closed (a full refund, say).
+def cancel_open_sessions(contract: Contract, reason: str, *, keep: int = 0) -> int:
+    """Cancel the scheduled sessions of a contract beyond the first `keep` (by start).
 
-    None of them counts as used; both parties are told once. The caller holds
-    the contract's lock. Returns how many were cancelled.
+    For a contract that closed (a full refund, keep none) or that a partial refund
+    left with fewer sessions. None of them counts as used; both parties are told
+    once. The caller holds the contract's lock. Returns how many were cancelled.
     """
     moment = now()
     open_sessions = list(
         db.session.scalars(
-            select(CoachingSession).where(
+            select(CoachingSession)
+            .where(
                 CoachingSession.contract_id == contract.id,
                 CoachingSession.status == SessionStatus.SCHEDULED,
             )
+            .order_by(CoachingSession.starts_at, CoachingSession.id)
         )
-    )
+    )[max(keep, 0) :]
     for booked in open_sessions:
         booked.status = check_transition(
             SESSION_TRANSITIONS, booked.status, SessionStatus.CANCELLED, "session"

@@ -49,6 +49,15 @@ CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
     ContractStatus.COMPLETED: frozenset({ContractStatus.DISPUTED}),
     ContractStatus.CANCELLED: frozenset({ContractStatus.DISPUTED}),
     ContractStatus.REFUNDED: frozenset({ContractStatus.DISPUTED}),
+    # A dispute won returns the contract to where it was; a dispute lost refunds it.
+    ContractStatus.DISPUTED: frozenset(
+        {
+            ContractStatus.ACTIVE,
+            ContractStatus.COMPLETED,
+            ContractStatus.CANCELLED,
+            ContractStatus.REFUNDED,
+        }
+    ),
 }
 
 
@@ -77,6 +86,9 @@ PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
         {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED, PaymentStatus.DISPUTED}
     ),
     PaymentStatus.REFUNDED: frozenset({PaymentStatus.DISPUTED}),
+    PaymentStatus.DISPUTED: frozenset(
+        {PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+    ),
 }
 
 # Bounds on proposal terms, shared by the form validators and the database checks.
@@ -144,6 +156,9 @@ class Contract(Terms, Model):
         CheckConstraint("coach_earning = total_amount - platform_fee", name="earning_is_net"),
         CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
         CheckConstraint("refund_full_window_days >= 0", name="refund_window_not_negative"),
+        CheckConstraint(
+            "sessions_released BETWEEN 0 AND session_count", name="sessions_released_range"
+        ),
         Index("ix_contracts_student_id_created_at", "student_id", "created_at"),
         Index("ix_contracts_coach_id_created_at", "coach_id", "created_at"),
         # The admin dashboard's open disputes: few rows among many contracts.
@@ -173,12 +188,20 @@ class Contract(Terms, Model):
     # after payment, whichever comes first. The default covers rows written elsewhere
     # than `accept_proposal` (demo history), which sets it explicitly.
     refund_full_window_days: Mapped[int] = mapped_column(default=window_days_in_force)
+    # Sessions given back by partial refunds: the student can use only
+    # `session_allowance` = session_count - sessions_released (`contracts.lifecycle`).
+    sessions_released: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     proposal: Mapped[Proposal] = relationship(back_populates="contract")
     coach: Mapped[User] = relationship(foreign_keys="Contract.coach_id")
     student: Mapped[User] = relationship(foreign_keys="Contract.student_id")
+
+    @property
+    def session_allowance(self) -> int:
+        """The sessions the student may still use in all: bought minus given back."""
+        return self.session_count - self.sessions_released
 
     def party_of(self, user: User) -> bool:
         return user.id in (self.coach_id, self.student_id)

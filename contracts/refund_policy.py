@@ -75,7 +75,8 @@ def quote(
             explanation="Nothing has been paid for this contract yet, so there is nothing "
             "to refund.",
         )
-    unused = max(contract.session_count - used_sessions, 0)
+    # Sessions a partial refund gave back were paid back already: never twice.
+    unused = max(contract.session_count - (contract.sessions_released or 0) - used_sessions, 0)
     full = used_sessions == 0 and now < closes_at
     due = contract.total_amount if full else contract.price_per_session * unused
     amount = min(due, max(contract.total_amount - already_refunded, 0))

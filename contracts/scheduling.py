@@ -67,8 +67,15 @@ _CLOSED_BECAUSE = {
 
 
 def check_scheduling_open(contract: Contract) -> None:
-    """The gate: only an active, paid contract can have sessions scheduled or changed."""
-    if contract.status is ContractStatus.ACTIVE and contract.payment_status is PaymentStatus.PAID:
+    """The gate: only an active, paid contract can have sessions scheduled or changed.
+
+    A partial refund leaves the contract active with fewer sessions to use
+    (`Contract.session_allowance`).
+    """
+    if contract.status is ContractStatus.ACTIVE and contract.payment_status in (
+        PaymentStatus.PAID,
+        PaymentStatus.PARTIALLY_REFUNDED,
+    ):
         return
     if contract.payment_status is PaymentStatus.PROCESSING:
         raise SchedulingClosed(
@@ -125,10 +132,32 @@ def used_count(contract_id: int) -> int:
     )
 
 
+def consumed_count(contract_id: int) -> int:
+    """Sessions already used for good: completed, no-show, or cancelled late.
+
+    Unlike `used_count`, sessions still scheduled are not counted: a refund can
+    still give them back (`contracts.refund_policy`).
+    """
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(CoachingSession)
+            .where(
+                CoachingSession.contract_id == contract_id,
+                or_(
+                    CoachingSession.status.in_([SessionStatus.COMPLETED, SessionStatus.NO_SHOW]),
+                    CoachingSession.late_cancellation.is_(True),
+                ),
+            )
+        )
+        or 0
+    )
+
+
 def remaining_count(contract: Contract, sessions: list[CoachingSession]) -> int:
     """Sessions left to book, from the contract's sessions as already loaded."""
     used = sum(1 for booked in sessions if booked.counts_as_used)
-    return max(contract.session_count - used, 0)
+    return max(contract.session_allowance - used, 0)
 
 
 @dataclass(frozen=True)
@@ -230,9 +259,9 @@ def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> N
         raise SchedulingError("Sessions start on the quarter hour (:00, :15, :30 or :45).")
     if starts_at <= now():
         raise SchedulingError("That time has passed. Pick a time in the future.")
-    if used_count(contract.id) >= contract.session_count:
+    if used_count(contract.id) >= contract.session_allowance:
         raise SchedulingError(
-            f"All {contract.session_count} sessions of this contract are booked or used."
+            f"All {contract.session_allowance} sessions of this contract are booked or used."
         )
     overlapping = db.session.execute(
         select(CoachingSession.coach_id, Contract.student_id)
@@ -392,6 +421,6 @@ def _complete_if_done(contract: Contract) -> None:
             CoachingSession.status == SessionStatus.SCHEDULED,
         )
     )
-    if still_scheduled or used_count(contract.id) < contract.session_count:
+    if still_scheduled or used_count(contract.id) < contract.session_allowance:
         return
     lifecycle.complete(contract)

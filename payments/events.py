@@ -23,18 +23,12 @@ import jobs
 from accounts.models import User
 from audit.services import record as audit
 from contracts import lifecycle
-from contracts.models import Contract
 from contracts.services import lock_contract
 from database.locking import lock_by_id
 from extensions import db
-from payments import stripe_api
-from payments.fulfilment import (
-    fulfil_checkout,
-    locked_attempt,
-    metadata_contract_id,
-    refund_void_payment_job,
-    unrefunded_void_payment_ids,
-)
+from payments import refunds, stripe_api
+from payments.disputes import mirror_dispute
+from payments.fulfilment import fulfil_checkout, locked_attempt, metadata_contract_id
 from payments.inbox import record_event
 from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
 from payments.records import move_if_allowed, payment_by
@@ -106,49 +100,17 @@ def _intent_failed(intent: dict[str, Any]) -> str:
     return "failed"
 
 
-def _payment_by_intent(intent_id: str | None, what: str) -> tuple[Payment, Contract]:
-    """The payment of a payment intent, its contract locked; RetryLater if not known yet."""
-    known = payment_by(payment_intent_id=intent_id) if intent_id else None
-    if known is None:
-        # The checkout.session.completed that names this intent may not be here yet.
-        raise RetryLater(f"{what} for a payment intent we do not know yet")
-    contract = lock_contract(known.contract_id)
-    payment = payment_by(id=known.id)  # fresh, under the lock
-    assert contract is not None and payment is not None
-    return payment, contract
+def _matched(handler: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+    """A handler whose payment may not be known yet: retried until it is."""
 
+    def run(obj: dict[str, Any]) -> str:
+        try:
+            return handler(obj)
+        except LookupError as exc:
+            # The checkout.session.completed that names this intent may not be here yet.
+            raise RetryLater(str(exc)) from None
 
-def _charge_refunded(charge: dict[str, Any]) -> str:
-    payment, contract = _payment_by_intent(charge.get("payment_intent"), "charge.refunded")
-    refunded = int(charge.get("amount_refunded") or 0)
-    if refunded <= payment.amount_refunded:
-        return "stale"
-    full = refunded >= payment.amount
-    payment.amount_refunded = refunded
-    payment.charge_id = payment.charge_id or charge.get("id")
-    move_if_allowed(
-        payment, PaymentRecordStatus.REFUNDED if full else PaymentRecordStatus.PARTIALLY_REFUNDED
-    )
-    if payment.void_reason is not None or contract.paid_at is None:
-        # The money never counted for the contract: only the payment changes.
-        audit("payment.refunded", payment, actor_label="stripe", after={"amount": refunded})
-    else:
-        lifecycle.record_refund(contract, amount_refunded=refunded, full=full, actor_label="stripe")
-    return "refunded" if full else "partially_refunded"
-
-
-def _dispute_created(dispute: dict[str, Any]) -> str:
-    payment, contract = _payment_by_intent(dispute.get("payment_intent"), "charge.dispute.created")
-    opened = lifecycle.open_dispute(
-        contract,
-        actor_label="stripe",
-        details={
-            "dispute_id": dispute.get("id"),
-            "reason": dispute.get("reason"),
-            "payment_id": payment.id,
-        },
-    )
-    return "disputed" if opened else "stale"
+    return run
 
 
 EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -157,8 +119,13 @@ EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "checkout.session.async_payment_failed": _fail_session,
     "checkout.session.expired": _expire_session,
     "payment_intent.payment_failed": _intent_failed,
-    "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
+    "charge.refunded": _matched(refunds.mirror_charge),
+    "refund.created": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
+    "refund.updated": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
+    "refund.failed": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
+    "charge.dispute.created": _matched(mirror_dispute),
+    "charge.dispute.updated": _matched(mirror_dispute),
+    "charge.dispute.closed": _matched(mirror_dispute),
 }
 
 
@@ -289,11 +256,11 @@ def process_event_job(event_id: int) -> None:
 
 @jobs.periodic(jobs.every_minute())
 def sweep_inbox() -> None:
-    """Enqueue events and void-payment refunds that a lost job (or a down queue) left behind."""
+    """Enqueue events and refunds that a lost job (or a down queue) left behind."""
     for event_id in jobs.overdue_ids(WebhookEvent, EventStatus.RECEIVED, SWEEP_GRACE):
         jobs.enqueue(process_event_job, event_id)
-    for payment_id in unrefunded_void_payment_ids():
-        jobs.enqueue(refund_void_payment_job, payment_id)
+    for refund_id in refunds.unsent_refund_ids():
+        jobs.enqueue(refunds.send_refund_job, refund_id)
 
 
 @jobs.periodic(jobs.hourly_at(17))

@@ -14,16 +14,15 @@ from typing import Any
 from sqlalchemy import select
 
 import clock
-import jobs
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
-from payments import stripe_api
 from payments.models import Payment, PaymentRecordStatus, VoidReason
 from payments.records import move, move_if_allowed, payment_by
+from payments.refunds import refund_void_payment
 
 _SETTLED = (
     PaymentRecordStatus.SUCCEEDED,
@@ -202,62 +201,10 @@ def _refund_for_closed_contract(payment: Payment, contract: Contract) -> str:
 
 
 def void_payment(payment: Payment, reason: VoidReason) -> None:
-    """The money arrived but does not count for the contract: a job refunds it in full.
+    """The money arrived but does not count for the contract: it goes back in full.
 
-    The job runs after commit, outside any lock.
+    The caller holds the contract's lock; the refund is written now and sent to
+    Stripe after commit, outside any lock (`payments.refunds`).
     """
     payment.void_reason = reason
-    jobs.enqueue_after_commit(db.session(), refund_void_payment_job, payment.id)
-
-
-def refund_void_payment(payment_id: int) -> str | None:
-    """Ask Stripe to refund a void payment in full; the id of the refund, or None.
-
-    Outside any lock, with an idempotency key from the payment, so two jobs for
-    the same payment make one refund. The refund's own event
-    (`charge.refunded`) moves the record to refunded through the inbox.
-    """
-    payment = db.session.get(Payment, payment_id)
-    if payment is None or payment.void_reason is None or payment.void_refund_id:
-        return None
-    if payment.payment_intent_id is None:
-        raise RuntimeError("a payment without a payment intent cannot be refunded yet")
-    refund = stripe_api.create_refund(
-        {
-            "payment_intent": payment.payment_intent_id,
-            "reason": "duplicate"
-            if payment.void_reason is VoidReason.DUPLICATE
-            else "requested_by_customer",
-            "metadata": {"contract_id": str(payment.contract_id), "payment_id": str(payment.id)},
-        },
-        stripe_api.idempotency_key("refund-void", payment.id, payment.payment_intent_id),
-    )
-    payment.void_refund_id = refund.id
-    audit(
-        "payment.refund_requested",
-        payment,
-        actor_label="system",
-        after={
-            "refund_id": refund.id,
-            "amount": refund.amount,
-            "reason": payment.void_reason.value,
-        },
-    )
-    return refund.id
-
-
-def unrefunded_void_payment_ids() -> list[int]:
-    """Void payments whose refund was never asked for (a lost or failed job)."""
-    return list(
-        db.session.scalars(
-            select(Payment.id).where(
-                Payment.void_reason.is_not(None), Payment.void_refund_id.is_(None)
-            )
-        )
-    )
-
-
-@jobs.task()
-def refund_void_payment_job(payment_id: int) -> None:
-    refund_void_payment(payment_id)
-    db.session.commit()
+    refund_void_payment(payment)

@@ -4,10 +4,23 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Date, ForeignKey, Index, String, Text, and_, case, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    and_,
+    case,
+    text,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from accounts.models import User
 from clock import now
 from contracts.models import Contract
 from database.types import UTCDateTime, str_enum
@@ -125,10 +138,9 @@ class Payment(Model):
     review_note: Mapped[str | None] = mapped_column(String(500))
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Set when the money arrived but does not count for the contract, and goes back in
-    # full by a job (`payments.fulfilment.refund_void_payment`); the refund's id once asked.
+    # Set when the money arrived but does not count for the contract: it goes back in
+    # full through a refund of source `duplicate` (`payments.refunds.refund_void_payment`).
     void_reason: Mapped[VoidReason | None] = mapped_column(str_enum(VoidReason))
-    void_refund_id: Mapped[str | None] = mapped_column(String(255))
     # A manual (offline) payment: how it was paid, its reference, who recorded it.
     manual_method: Mapped[ManualMethod | None] = mapped_column(str_enum(ManualMethod))
     manual_reference: Mapped[str | None] = mapped_column(String(100))
@@ -220,3 +232,187 @@ class WebhookEvent(Model):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RefundStatus(enum.Enum):
+    PENDING = "pending"  # written by us or reported by Stripe; the money is not back yet
+    SUCCEEDED = "succeeded"  # the money went back to the student
+    FAILED = "failed"  # Stripe refused it or the bank returned it; nothing went back
+    CANCELED = "canceled"  # cancelled before it was made; nothing went back
+
+
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset(
+        {RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED}
+    ),
+    # A card refund can still fail after it succeeded (the card was closed meanwhile).
+    RefundStatus.SUCCEEDED: frozenset({RefundStatus.FAILED}),
+}
+
+# Refunds that count against what is still refundable: asked for, or made.
+LIVE_REFUND_STATUSES = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+
+
+class RefundSource(enum.Enum):
+    STUDENT_REQUEST = "student_request"  # a student's request, approved by an admin
+    ADMIN = "admin"  # an admin's own refund (a cancelled contract, a goodwill gesture)
+    DUPLICATE = "duplicate"  # a payment that did not count for its contract, back in full
+    DASHBOARD = "dashboard"  # made outside Coachpact (the Stripe Dashboard), mirrored
+
+
+class Refund(Model):
+    """One Stripe refund of one payment, from the moment we decide it (or hear of it).
+
+    A refund we start is written first (pending, no Stripe id), then a job asks
+    Stripe with an idempotency key derived from this row, outside any lock.
+    What is still refundable counts pending and succeeded rows, decided under
+    the contract's lock (`payments.refunds`).
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_refunds_contract_id_status", "contract_id", "status"),
+        Index("ix_refunds_payment_id", "payment_id"),
+        Index("ix_refunds_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("refund_requests.id"))
+    amount: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[RefundStatus] = mapped_column(
+        str_enum(RefundStatus), default=RefundStatus.PENDING
+    )
+    source: Mapped[RefundSource] = mapped_column(str_enum(RefundSource))
+    # Stripe's reason (duplicate, fraudulent, requested_by_customer) and ours, in words.
+    stripe_reason: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(String(500))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    payment: Mapped[Payment] = relationship()
+    contract: Mapped[Contract] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+
+class RefundCategory(enum.Enum):
+    SCHEDULE = "schedule"  # the sessions no longer fit the student's schedule
+    NOT_AS_DESCRIBED = "not_as_described"  # the coaching was not what was agreed
+    COACH_UNAVAILABLE = "coach_unavailable"  # the coach could not give the sessions
+    PERSONAL = "personal"  # personal or financial reasons
+    OTHER = "other"  # anything else; the text says
+
+
+CATEGORY_LABELS = {
+    RefundCategory.SCHEDULE: "The sessions no longer fit my schedule",
+    RefundCategory.NOT_AS_DESCRIBED: "The coaching is not what was agreed",
+    RefundCategory.COACH_UNAVAILABLE: "The coach is not available",
+    RefundCategory.PERSONAL: "Personal or financial reasons",
+    RefundCategory.OTHER: "Something else",
+}
+
+
+class RequestStatus(enum.Enum):
+    OPEN = "open"  # waiting for an admin
+    APPROVED = "approved"  # an admin approved it; its refund is on its way (or made)
+    REJECTED = "rejected"  # an admin said no; the note says why
+
+
+REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    RequestStatus.OPEN: frozenset({RequestStatus.APPROVED, RequestStatus.REJECTED}),
+}
+
+
+class RefundRequest(Model):
+    """A student's request for money back on a contract, and an admin's decision."""
+
+    __tablename__ = "refund_requests"
+    __table_args__ = (
+        # One open request per contract, whatever two clicks at once do.
+        Index(
+            "uq_refund_requests_contract_id_open",
+            "contract_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_refund_requests_status_created_at", "status", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    category: Mapped[RefundCategory] = mapped_column(str_enum(RefundCategory))
+    reason: Mapped[str] = mapped_column(Text)
+    # The quote shown to the student when they asked (the admin sees today's too).
+    quoted_amount: Mapped[int]
+    status: Mapped[RequestStatus] = mapped_column(
+        str_enum(RequestStatus), default=RequestStatus.OPEN
+    )
+    approved_amount: Mapped[int | None]
+    override_reason: Mapped[str | None] = mapped_column(String(500))
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+    contract: Mapped[Contract] = relationship()
+    student: Mapped[User] = relationship(foreign_keys="RefundRequest.student_id")
+    decided_by: Mapped[User | None] = relationship(foreign_keys="RefundRequest.decided_by_id")
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORY_LABELS[self.category]
+
+
+# Stripe's dispute statuses that are still open (a decision is to come).
+OPEN_DISPUTE_STATUSES = (
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+)
+
+
+class Dispute(Model):
+    """A dispute (chargeback or inquiry) on a payment, mirrored from Stripe's events.
+
+    `status` is Stripe's own word. The contract's state before the dispute opened
+    is kept, so a dispute won returns the contract to it.
+    """
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        Index("ix_disputes_status_evidence_due_by", "status", "evidence_due_by"),
+        Index("ix_disputes_contract_id", "contract_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    amount: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(40))
+    is_charge_refundable: Mapped[bool] = mapped_column(default=False)
+    evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    contract_status_before: Mapped[str] = mapped_column(String(40))
+    payment_status_before: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    payment: Mapped[Payment] = relationship()
+    contract: Mapped[Contract] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_DISPUTE_STATUSES

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from sandbox import params as p
 from sandbox import shapes
+from sandbox.engine import EVIDENCE_FILES
 from sandbox.errors import ParamError, StripeError, not_found
 
 if TYPE_CHECKING:
@@ -54,6 +55,25 @@ REFUND_CREATE = {
     "reason": p.Enum("duplicate", "fraudulent", "requested_by_customer"),
     "metadata": p.Metadata(), "expand": p.EXPAND,
 }
+REFUND_LIST = {**p.PAGINATION, "charge": p.Str(), "payment_intent": p.Str(),
+               "created": p.Created()}
+DISPUTE_LIST = {**p.PAGINATION, "charge": p.Str(), "payment_intent": p.Str(),
+                "created": p.Created()}
+# Dispute.evidence: text (Stripe allows 20,000 characters for the explanations) or the id of
+# a file upload.
+_EXPLANATIONS = ("access_activity_log", "cancellation_policy_disclosure", "cancellation_rebuttal",
+                 "duplicate_charge_explanation", "product_description",
+                 "refund_policy_disclosure", "refund_refusal_explanation", "uncategorized_text")
+_SHORT_TEXT = ("billing_address", "customer_email_address", "customer_name",
+               "customer_purchase_ip", "duplicate_charge_id", "service_date", "shipping_address",
+               "shipping_carrier", "shipping_date", "shipping_tracking_number")
+EVIDENCE = p.Obj({
+    **{name: p.Str(max_length=20_000) for name in _EXPLANATIONS},
+    **{name: p.Str() for name in _SHORT_TEXT},
+    **{name: p.Str() for name in sorted(EVIDENCE_FILES)},
+})
+DISPUTE_UPDATE = {"evidence": EVIDENCE, "metadata": p.Metadata(unset=True), "submit": p.Bool(),
+                  "expand": p.EXPAND}
 EVENT_LIST = {**p.PAGINATION, "type": p.Str(), "types": p.List(p.Str(), max_items=20),
               "created": p.Created(), "delivery_success": p.Bool()}
 RETRIEVE = {"expand": p.EXPAND}
@@ -357,16 +377,68 @@ def create_refund() -> dict[str, Any]:
     return expand(refund, query.get("expand", []))
 
 
+@bp.get("/refunds")
+@endpoint
+def list_refunds() -> dict[str, Any]:
+    query = p.validate(REFUND_LIST, _params())
+    clauses, args = _filters(query, ("charge", "payment_intent"))
+    return _list("refund", "/v1/refunds", query, clauses, args)
+
+
+def _filters(query: dict[str, Any], names: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+    """WHERE clauses for a list's equality filters on object fields, plus `created`."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for name in names:
+        if name in query:
+            clauses.append(f"json_extract(data, '$.{name}') = ?")
+            args.append(query[name])
+    _created_filter(query.get("created", {}), clauses, args)
+    return clauses, args
+
+
 @bp.get("/refunds/<refund_id>")
 @endpoint
 def get_refund(refund_id: str) -> dict[str, Any]:
     return _retrieve("refund", refund_id, "refund")
 
 
+@bp.post("/refunds/<refund_id>/cancel")
+@endpoint
+def cancel_refund(refund_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    refund = sandbox().engine.cancel_refund(refund_id, _request_info())
+    return expand(refund, query.get("expand", []))
+
+
+@bp.get("/disputes")
+@endpoint
+def list_disputes() -> dict[str, Any]:
+    query = p.validate(DISPUTE_LIST, _params())
+    clauses, args = _filters(query, ("charge", "payment_intent"))
+    return _list("dispute", "/v1/disputes", query, clauses, args)
+
+
 @bp.get("/disputes/<dispute_id>")
 @endpoint
 def get_dispute(dispute_id: str) -> dict[str, Any]:
     return _retrieve("dispute", dispute_id, "dispute")
+
+
+@bp.post("/disputes/<dispute_id>")
+@endpoint
+def update_dispute(dispute_id: str) -> dict[str, Any]:
+    query = p.validate(DISPUTE_UPDATE, _params())
+    dispute = sandbox().engine.update_dispute(dispute_id, query, _request_info())
+    return expand(dispute, query.get("expand", []))
+
+
+@bp.post("/disputes/<dispute_id>/close")
+@endpoint
+def close_dispute(dispute_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    dispute = sandbox().engine.accept_dispute(dispute_id, _request_info())
+    return expand(dispute, query.get("expand", []))
 
 
 # -- events ------------------------------------------------------------------------

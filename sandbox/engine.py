@@ -8,6 +8,7 @@ payment step is atomic even when the page, the API and the worker race.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import time
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from sandbox import shapes
 from sandbox.errors import ParamError, StripeError, not_found
 from sandbox.events import Events
-from sandbox.settings import Settings
+from sandbox.settings import REFUND_OUTCOMES, Settings
 from sandbox.store import Store
 
 Request = tuple[str, str | None] | None  # (request id, idempotency key) of the API call
@@ -61,6 +62,17 @@ BANK_FAILURES = {
     "insufficient_funds": "The customer's account has insufficient funds to cover this payment.",
 }
 TEST_ROUTING = "110000000"
+# metadata[sandbox_refund] on refunds.create: this refund's outcome, whatever the knob says.
+REFUND_OVERRIDE = "sandbox_refund"
+# The dispute statuses still awaiting a decision (the sandbox opens chargebacks, no inquiries).
+OPEN_DISPUTE = ("needs_response", "under_review")
+# Evidence fields that hold the id of a file upload rather than text.
+EVIDENCE_FILES = frozenset({
+    "cancellation_policy", "customer_communication", "customer_signature",
+    "duplicate_charge_documentation", "receipt", "refund_policy", "service_documentation",
+    "shipping_documentation", "uncategorized_file",
+})
+EVIDENCE_MAX_CHARACTERS = 150_000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -555,11 +567,13 @@ class Engine:
     # -- refunds and disputes -------------------------------------------------
 
     def refund(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        status = self._new_refund_status(params)
         with self.store.transaction():
             charge = self._refund_target(params)
             if charge["status"] != "succeeded":
                 raise StripeError(f"Charge {charge['id']} is not in a refundable state "
                                   f"({charge['status']}).", param="charge")
+            self._refuse_if_charged_back(charge)
             remaining = charge["amount"] - charge["amount_refunded"]
             if remaining <= 0:
                 raise StripeError(f"Charge {charge['id']} has already been refunded.",
@@ -573,10 +587,11 @@ class Engine:
                     f"Refund amount ({shapes.format_money(amount, currency)}) is greater than "
                     f"unrefunded amount on charge ({shapes.format_money(remaining, currency)})",
                     code="amount_too_large", param="amount")
-            refund = shapes.refund(charge, amount, params, now())
+            refund = shapes.refund(charge, amount, params, now(), status=status)
             self.store.insert(refund, parent=charge["id"])
             previous = {"amount_refunded": charge["amount_refunded"],
                         "refunds": {"data": list(charge["refunds"]["data"])}}
+            # Pending refunds count too, as on Stripe; a failed or canceled one gives it back.
             charge["amount_refunded"] += amount
             if charge["amount_refunded"] == charge["amount"]:
                 charge["refunded"] = True
@@ -587,6 +602,25 @@ class Engine:
             self.events.emit("charge.refunded", charge, request=request,
                              previous_attributes=previous)
             return refund
+
+    def _new_refund_status(self, params: dict[str, Any]) -> str:
+        """The `refund_outcome` knob, or what metadata[sandbox_refund] asks for this refund."""
+        wanted = params.get("metadata", {}).get(REFUND_OVERRIDE)
+        if wanted is None:
+            return self.settings.knobs.refund_outcome
+        if wanted not in REFUND_OUTCOMES:
+            raise ParamError(f"Invalid metadata[{REFUND_OVERRIDE}] (a sandbox switch): must be "
+                             f"one of {', '.join(REFUND_OUTCOMES)}",
+                             f"metadata[{REFUND_OVERRIDE}]")
+        return wanted
+
+    def _refuse_if_charged_back(self, charge: dict[str, Any]) -> None:
+        """Stripe refuses to refund a charge whose chargeback took the money back already."""
+        for dispute in self.store.children(charge["id"], "dispute"):
+            open_ = dispute["status"] in OPEN_DISPUTE
+            if dispute["status"] == "lost" or (open_ and not dispute["is_charge_refundable"]):
+                raise StripeError(f"Charge {charge['id']} has been charged back; cannot issue "
+                                  "a refund.", code="charge_disputed")
 
     def _refund_target(self, params: dict[str, Any]) -> dict[str, Any]:
         if "charge" not in params and "payment_intent" not in params:
@@ -615,7 +649,74 @@ class Engine:
         assert charge is not None
         return charge
 
-    def dispute(self, charge_id: str, amount: int | None, reason: str) -> dict[str, Any]:
+    def _load(self, type_: str, object_id: str, param: str) -> dict[str, Any]:
+        obj = self.store.get(object_id, type_)
+        if obj is None:
+            raise not_found(type_, object_id, param)
+        return obj
+
+    def settle_refund(self, refund_id: str, outcome: str,
+                      failure_reason: str | None = None) -> dict[str, Any]:
+        """Finish a pending refund (a sandbox tool): succeeded, or failed (default reason
+        `declined`), which gives the amount back to the charge."""
+        if outcome not in ("succeeded", "failed"):
+            raise ParamError("outcome must be succeeded or failed", "outcome")
+        if failure_reason is not None and outcome != "failed":
+            raise ParamError("failure_reason applies only to outcome=failed", "failure_reason")
+        if failure_reason is not None and failure_reason not in shapes.REFUND_FAILURE_REASONS:
+            raise ParamError("failure_reason must be one of "
+                             f"{', '.join(shapes.REFUND_FAILURE_REASONS)}", "failure_reason")
+        with self.store.transaction():
+            refund = self._load("refund", refund_id, "refund")
+            if refund["status"] != "pending":
+                raise StripeError(f"Refund {refund_id} has a status of `{refund['status']}`; "
+                                  "only a `pending` refund can be settled.", param="refund")
+            before = copy.deepcopy(refund)
+            if outcome == "succeeded":
+                refund["status"] = "succeeded"
+                types = ["refund.updated"]
+            else:
+                shapes.end_refund(refund, "failed", failure_reason or "declined")
+                types = ["refund.failed", "refund.updated"]
+            self._save_refund(refund, returned=outcome == "failed")
+            previous = _previous(before, refund)
+            for type_ in types:
+                self.events.emit(type_, refund, request=None, previous_attributes=previous)
+            return refund
+
+    def cancel_refund(self, refund_id: str, request: Request) -> dict[str, Any]:
+        """`POST /v1/refunds/{id}/cancel`: only a refund waiting for the customer can be
+        canceled; Stripe marks it `merchant_request` and gives the amount back."""
+        with self.store.transaction():
+            refund = self._load("refund", refund_id, "refund")
+            if refund["status"] != "requires_action":
+                raise StripeError(
+                    f"This refund cannot be canceled because it has a status of "
+                    f"`{refund['status']}`. Only refunds with a status of `requires_action` can "
+                    "be canceled.", param="refund")
+            before = copy.deepcopy(refund)
+            shapes.end_refund(refund, "canceled", "merchant_request")
+            self._save_refund(refund, returned=True)
+            self.events.emit("refund.updated", refund, request=request,
+                             previous_attributes=_previous(before, refund))
+            return refund
+
+    def _save_refund(self, refund: dict[str, Any], *, returned: bool) -> None:
+        """Save a refund whose status changed, with its copy in the charge's `refunds`; a
+        failed or canceled refund no longer counts in the charge's amount_refunded."""
+        self.store.save(refund)
+        charge = self.store.get(refund["charge"], "charge")
+        assert charge is not None
+        if returned:
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+        charge["refunds"]["data"] = [refund if r["id"] == refund["id"] else r
+                                     for r in charge["refunds"]["data"]]
+        self.store.save(charge)
+
+    def dispute(self, charge_id: str, amount: int | None, reason: str,
+                refundable: bool = False) -> dict[str, Any]:
+        """Open a chargeback (a sandbox tool); `refundable` sets is_charge_refundable."""
         with self.store.transaction():
             charge = self.store.get(charge_id, "charge")
             if charge is None:
@@ -623,9 +724,121 @@ class Engine:
             if charge["status"] != "succeeded" or charge["disputed"]:
                 raise StripeError("Only a succeeded, undisputed charge can be disputed.",
                                   param="charge")
-            dispute = shapes.dispute(charge, amount or charge["amount"], reason, now())
+            dispute = shapes.dispute(charge, amount or charge["amount"], reason, now(),
+                                     refundable=refundable)
             self.store.insert(dispute, parent=charge_id)
             charge["disputed"] = True
             self.store.save(charge)
             self.events.emit("charge.dispute.created", dispute, request=None)
+            # A chargeback takes the disputed amount from the balance straight away.
+            self.events.emit("charge.dispute.funds_withdrawn", dispute, request=None)
             return dispute
+
+    def update_dispute(self, dispute_id: str, params: dict[str, Any],
+                       request: Request) -> dict[str, Any]:
+        """`POST /v1/disputes/{id}`: metadata, and evidence staged (submit=false) or submitted
+        (Stripe's default when evidence is given), which puts the dispute under review."""
+        evidence = params.get("evidence")
+        submit = params.get("submit", evidence is not None)
+        with self.store.transaction():
+            dispute = self._load("dispute", dispute_id, "dispute")
+            before = copy.deepcopy(dispute)
+            if evidence is not None or submit:
+                status = dispute["status"]
+                if status not in OPEN_DISPUTE:
+                    raise StripeError(f"This dispute is already closed (status `{status}`); "
+                                      "its evidence can no longer be changed.", param="dispute")
+                if status != "needs_response":
+                    raise StripeError("The evidence for this dispute has already been "
+                                      "submitted and can no longer be changed.",
+                                      param="evidence" if evidence is not None else "submit")
+            if "metadata" in params:
+                _merge_metadata(dispute, params["metadata"])
+            if evidence:
+                self._stage_evidence(dispute, evidence)
+            if submit:
+                dispute["status"] = "under_review"
+                dispute["evidence_details"]["submission_count"] += 1
+            previous = _previous(before, dispute)
+            self.store.save(dispute)
+            if previous:
+                self.events.emit("charge.dispute.updated", dispute, request=request,
+                                 previous_attributes=previous)
+            return dispute
+
+    @staticmethod
+    def _stage_evidence(dispute: dict[str, Any], evidence: dict[str, str]) -> None:
+        for key, value in evidence.items():
+            # The sandbox keeps no file uploads; any `file_` id stands for one.
+            if key in EVIDENCE_FILES and not value.startswith("file_"):
+                raise ParamError(f"No such file upload: '{value}'", f"evidence[{key}]",
+                                 "resource_missing")
+        dispute["evidence"].update(evidence)
+        text = sum(len(v) for v in dispute["evidence"].values() if isinstance(v, str))
+        if text > EVIDENCE_MAX_CHARACTERS:
+            raise ParamError("The combined character count of all evidence fields is limited "
+                             "to 150,000.", "evidence")
+        dispute["evidence_details"]["has_evidence"] = True
+
+    def decide_dispute(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """The bank's decision on an open dispute (a sandbox tool): won or lost."""
+        if outcome not in ("won", "lost"):
+            raise ParamError("outcome must be won or lost", "outcome")
+        with self.store.transaction():
+            dispute = self._load("dispute", dispute_id, "dispute")
+            if dispute["status"] not in OPEN_DISPUTE:
+                raise StripeError(f"Dispute {dispute_id} is already closed (status "
+                                  f"`{dispute['status']}`).", param="dispute")
+            return self._close_dispute(dispute, outcome, None)
+
+    def accept_dispute(self, dispute_id: str, request: Request) -> dict[str, Any]:
+        """`POST /v1/disputes/{id}/close`: the merchant accepts the dispute, which is lost."""
+        with self.store.transaction():
+            dispute = self._load("dispute", dispute_id, "dispute")
+            status = dispute["status"]
+            if status not in OPEN_DISPUTE:
+                raise StripeError(f"This dispute is already closed (status `{status}`).",
+                                  param="dispute")
+            if status != "needs_response":
+                raise StripeError("This dispute's evidence has been submitted; it is under "
+                                  "review and can no longer be closed.", param="dispute")
+            return self._close_dispute(dispute, "lost", request)
+
+    def _close_dispute(self, dispute: dict[str, Any], status: str,
+                       request: Request) -> dict[str, Any]:
+        before = copy.deepcopy(dispute)
+        dispute.update(status=status, is_charge_refundable=False)
+        self.store.save(dispute)
+        self.events.emit("charge.dispute.closed", dispute, request=request,
+                         previous_attributes=_previous(before, dispute))
+        if status == "won":
+            # The amount withdrawn when the dispute opened comes back to the balance.
+            self.events.emit("charge.dispute.funds_reinstated", dispute, request=None)
+        return dispute
+
+
+def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Stripe's previous_attributes: the old value of each changed field; for a hash only its
+    changed keys, and null for a key that did not exist before."""
+    out: dict[str, Any] = {}
+    for key in [*before, *(k for k in after if k not in before)]:
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        out[key] = _previous(old, new) if isinstance(old, dict) and isinstance(new, dict) \
+            else old
+    return out
+
+
+def _merge_metadata(obj: dict[str, Any], metadata: dict[str, str | None] | None) -> None:
+    """An update's metadata: keys set or (None) unset one by one; None unsets them all."""
+    if metadata is None:
+        obj["metadata"] = {}
+        return
+    merged = dict(obj["metadata"])
+    for key, value in metadata.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    obj["metadata"] = merged

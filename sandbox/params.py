@@ -143,11 +143,20 @@ class Enum(Field):
 
 
 class Metadata(Field):
-    """Stripe metadata: up to 50 string keys (40 chars) with string values (500 chars)."""
+    """Stripe metadata: up to 50 string keys (40 chars) with string values (500 chars).
 
-    def coerce(self, value: Any, param: str) -> dict[str, str]:
+    On create an empty value just leaves the key out. On update (`unset=True`) it
+    unsets the key, kept as None for the merge, and an empty `metadata` (None)
+    unsets them all, as Stripe's update endpoints do.
+    """
+
+    def __init__(self, required: bool = False, unset: bool = False) -> None:
+        super().__init__(required)
+        self.unset = unset
+
+    def coerce(self, value: Any, param: str) -> dict[str, str | None] | None:
         if value == "":
-            return {}
+            return None if self.unset else {}
         if not isinstance(value, dict):
             raise ParamError(f"Invalid hash: {param}", param)
         if len(value) > 50:
@@ -162,8 +171,10 @@ class Metadata(Field):
                 raise ParamError(f"Metadata keys can be at most 40 characters ({key}).", name)
             if len(item) > 500:
                 raise ParamError(f"Metadata values can be at most 500 characters ({key}).", name)
-            if item != "":  # an empty value unsets the key
+            if item != "":
                 out[key] = item
+            elif self.unset:  # an empty value unsets the key
+                out[key] = None
         return out
 
 

@@ -37,6 +37,19 @@ def _schedule(value: Any) -> list[float]:
     return [_seconds(part) for part in str(value).split(",") if part.strip()]
 
 
+# What a new refund does: Stripe's card refunds usually succeed at once; `pending` stays
+# pending until settled through /_sandbox/refunds/{id}/settle; `requires_action` waits for
+# the customer (the only state Stripe lets `POST /v1/refunds/{id}/cancel` cancel).
+REFUND_OUTCOMES = ("succeeded", "pending", "requires_action")
+
+
+def _refund_outcome(value: Any) -> str:
+    text = str(value).strip()
+    if text not in REFUND_OUTCOMES:
+        raise ValueError(f"must be one of {', '.join(REFUND_OUTCOMES)}: {value!r}")
+    return text
+
+
 def _urls(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
@@ -56,12 +69,14 @@ class Knobs:
     delivery_delay: float = 0.0        # wait N s before the first attempt
     drop_first_attempt: bool = False   # the first attempt is lost (never sent), then retried
     hold_events: bool = False          # record events, deliver nothing (reconcile via /v1/events)
+    refund_outcome: str = "succeeded"  # new refunds: succeeded, pending or requires_action
 
 
 PARSERS = {
     "webhook_urls": _urls, "retry_schedule": _schedule, "webhook_timeout": _seconds,
     "async_settle_seconds": _seconds, "duplicate_delivery": _bool, "shuffle_window": _seconds,
     "delivery_delay": _seconds, "drop_first_attempt": _bool, "hold_events": _bool,
+    "refund_outcome": _refund_outcome,
 }
 # Environment / create_app names for each knob.
 ENV_NAMES = {
@@ -74,6 +89,7 @@ ENV_NAMES = {
     "delivery_delay": "SANDBOX_DELIVERY_DELAY",
     "drop_first_attempt": "SANDBOX_DROP_FIRST_ATTEMPT",
     "hold_events": "SANDBOX_HOLD_EVENTS",
+    "refund_outcome": "SANDBOX_REFUND_OUTCOME",
 }
 
 

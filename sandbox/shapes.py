@@ -280,7 +280,7 @@ def outcome(kind: str, *, reason: str | None = None, message: str = "Payment com
 
 
 def refund(charge_obj: dict[str, Any], amount: int, params: dict[str, Any],
-           now: int) -> dict[str, Any]:
+           now: int, status: str = "succeeded") -> dict[str, Any]:
     is_card = charge_obj["payment_method_details"]["type"] == "card"
     return fill(
         template("refund"),
@@ -294,11 +294,32 @@ def refund(charge_obj: dict[str, Any], amount: int, params: dict[str, Any],
                 "reference": None, "reference_status": "pending"}}),
         metadata=params.get("metadata", {}), payment_intent=charge_obj["payment_intent"],
         reason=params.get("reason"), receipt_number=None, source_transfer_reversal=None,
-        status="succeeded", transfer_reversal=None,
+        status=status, transfer_reversal=None,
     )
 
 
-def dispute(charge_obj: dict[str, Any], amount: int, reason: str, now: int) -> dict[str, Any]:
+# Refund fields Stripe adds only once a refund has failed or been canceled: optional in its
+# OpenAPI spec, so absent from the fixture's succeeded example, but typed by the SDK's Refund
+# and shown in Stripe's own example of a canceled refund.
+REFUND_FAILURE_FIELDS = ("failure_balance_transaction", "failure_reason")
+# Stripe's documented values of Refund.failure_reason.
+REFUND_FAILURE_REASONS = (
+    "lost_or_stolen_card", "expired_or_canceled_card", "charge_for_pending_refund_disputed",
+    "insufficient_funds", "declined", "merchant_request", "unknown",
+)
+
+
+def end_refund(obj: dict[str, Any], status: str, failure_reason: str) -> dict[str, Any]:
+    """A refund that failed or was canceled: the money comes back through a second balance
+    transaction (`failure_balance_transaction`)."""
+    obj["status"] = status
+    obj["failure_balance_transaction"] = new_id("txn_")
+    obj["failure_reason"] = failure_reason
+    return obj
+
+
+def dispute(charge_obj: dict[str, Any], amount: int, reason: str, now: int,
+            refundable: bool = False) -> dict[str, Any]:
     obj = template("dispute")
     details = charge_obj["payment_method_details"]
     method_details: dict[str, Any] | None = None
@@ -310,7 +331,8 @@ def dispute(charge_obj: dict[str, Any], amount: int, reason: str, now: int) -> d
                                    submission_count=0, enhanced_eligibility={})
     return fill(
         obj, id=new_id("dp_"), created=now, amount=amount, balance_transactions=[],
-        charge=charge_obj["id"], currency=charge_obj["currency"], is_charge_refundable=False,
+        charge=charge_obj["id"], currency=charge_obj["currency"],
+        is_charge_refundable=refundable,
         livemode=False, metadata={}, payment_intent=charge_obj["payment_intent"],
         payment_method_details=method_details, reason=reason, status="needs_response",
         enhanced_eligibility_types=[],

@@ -1,14 +1,16 @@
 """Sandbox-only endpoints under /_sandbox/ (no Stripe equivalent): drive payments without a
-browser, settle async payments, open disputes, change the test knobs, inspect deliveries."""
+browser, settle async payments and pending refunds, open and decide disputes, change the test
+knobs, inspect deliveries."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 
-from sandbox.engine import PaymentInputError, PayResult
+from sandbox.engine import OPEN_DISPUTE, PaymentInputError, PayResult
 from sandbox.errors import StripeError
 
 if TYPE_CHECKING:
@@ -27,6 +29,27 @@ def _input() -> dict[str, Any]:
     if isinstance(data, dict):
         return data
     return request.form.to_dict()
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    """A yes/no input: JSON true/false, or a form's "true"/"1"/"on" (a ticked checkbox)."""
+    value = data.get(name)
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise StripeError(f"Invalid boolean: {value}", param=name)
+
+
+def _reply(body: dict[str, Any], page: str = "/_sandbox/refunds") -> Response:
+    """JSON for scripts and tests; a browser's form post goes back to its page (303)."""
+    wanted = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if request.is_json or wanted != "text/html":
+        return jsonify(body)
+    return redirect(page, 303)
 
 
 @bp.errorhandler(StripeError)
@@ -74,7 +97,8 @@ def expire_now(sid: str) -> Response:
 
 @bp.post("/charges/<charge_id>/dispute")
 def dispute(charge_id: str) -> Response:
-    """Open a dispute on a charge: optional amount (minor units) and reason."""
+    """Open a chargeback on a charge: optional amount (minor units), reason, and refundable
+    (is_charge_refundable, default false)."""
     data = _input()
     try:
         amount = int(data["amount"]) if data.get("amount") not in (None, "") else None
@@ -82,7 +106,42 @@ def dispute(charge_id: str) -> Response:
         raise StripeError(f"Invalid integer: {data.get('amount')}", param="amount",
                           code="parameter_invalid_integer") from None
     reason = str(data.get("reason") or "fraudulent")
-    return jsonify(sandbox().engine.dispute(charge_id, amount, reason))
+    refundable = _flag(data, "refundable")
+    return _reply(sandbox().engine.dispute(charge_id, amount, reason, refundable))
+
+
+@bp.post("/disputes/<dispute_id>/close")
+def close_dispute(dispute_id: str) -> Response:
+    """The bank decides an open dispute: outcome=won|lost."""
+    outcome = str(_input().get("outcome") or "")
+    return _reply(sandbox().engine.decide_dispute(dispute_id, outcome))
+
+
+@bp.post("/refunds/<refund_id>/settle")
+def settle_refund(refund_id: str) -> Response:
+    """Finish a pending refund: outcome=succeeded|failed (+ optional failure_reason, one of
+    Stripe's, default declined)."""
+    data = _input()
+    reason = data.get("failure_reason") or None
+    return _reply(sandbox().engine.settle_refund(
+        refund_id, str(data.get("outcome") or ""), str(reason) if reason else None))
+
+
+def _date(timestamp: int | None) -> str:
+    if not timestamp:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+@bp.get("/refunds")
+def refunds_page() -> str:
+    """Refunds and disputes, newest first, with buttons to settle and decide them."""
+    store = sandbox().store
+    refunds, _ = store.page("refund", limit=100)
+    disputes, _ = store.page("dispute", limit=100)
+    return render_template("refunds.html", refunds=refunds, disputes=disputes,
+                           open_dispute=OPEN_DISPUTE, date=_date,
+                           knobs=sandbox().settings.knobs)
 
 
 @bp.route("/config", methods=["GET", "POST"])

@@ -49,7 +49,7 @@ def test_a_paid_contract_is_not_cancelled_but_refunded(app, db, contract):
         )
         with pytest.raises(ValueError, match="refund"):
             lifecycle.cancel(contract, by=contract.coach, reason="changed my mind")
-        lifecycle.record_refund(contract, amount_refunded=contract.total_amount, full=True,
+        lifecycle.record_refund(contract, refunded_total=contract.total_amount, consumed_sessions=0,
                                 actor_label="test")
         db.session.commit()
     assert (contract.status.value, contract.payment_status.value) == ("refunded", "refunded")

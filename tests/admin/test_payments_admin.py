@@ -57,16 +57,21 @@ def listed_ids(client, query: str = "") -> list[int]:
     return [int(i) for i in re.findall(r'data-payment-id="(\d+)"', html)]
 
 
-def test_filters_and_search_find_the_right_payments(admin_client, make_contract, add_payment):
+def test_filters_and_search_find_the_right_payments(db, admin_client, make_contract, add_payment):
+    from payments.models import Refund, RefundSource
+
     ana = make_contract("Ana Ruiz", "ana@example.com", currency="usd")
     kenji = make_contract("Kenji Sato", "kenji@example.com", currency="jpy", price_per_session=5000)
     card = add_payment(ana, checkout_session_id="cs_test_aaa", payment_intent_id="pi_aaa",
                        charge_id="ch_aaa", customer_id="cus_aaa", payment_method_type="card")
     failed = add_payment(ana, status="failed", checkout_session_id="cs_test_bbb",
                          created_at=datetime(2026, 11, 18, 23, 59, tzinfo=UTC))
-    yen = add_payment(kenji, checkout_session_id="cs_test_ccc", void_refund_id="re_ccc",
+    yen = add_payment(kenji, checkout_session_id="cs_test_ccc",
                       created_at=datetime(2026, 11, 19, 0, 1, tzinfo=UTC),
                       review_reason="amount 1 ≠ 20000")
+    db.session.add(Refund(payment_id=yen.id, contract_id=kenji.id, amount=yen.amount,
+                          currency="jpy", source=RefundSource.DUPLICATE, stripe_refund_id="re_ccc"))
+    db.session.commit()
     manual = add_payment(kenji, payment_method_type="manual", manual_method="cash",
                          manual_reference="R-1")
 

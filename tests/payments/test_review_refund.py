@@ -19,6 +19,7 @@ def test_refusing_a_held_payment_refunds_it_once_and_activates_nothing(
 ):
     from audit.models import AuditEntry
     from notifications.models import Notification
+    from payments.models import Refund
 
     contract_id = pending_contract[0]
     told_before = db.session.scalar(select(func.max(Notification.id)))  # the proposal's
@@ -44,11 +45,14 @@ def test_refusing_a_held_payment_refunds_it_once_and_activates_nothing(
     assert deliver(student_client, refund_event).status_code == 200
     [payment] = payments(db, contract_id)
     assert (payment.status.value, payment.amount_refunded) == ("refunded", payment.amount)
-    assert payment.void_reason.value == "review" and payment.void_refund_id.startswith("re_")
+    [refund] = db.session.scalars(select(Refund).filter_by(payment_id=payment.id)).all()
+    assert payment.void_reason.value == "review" and refund.stripe_refund_id.startswith("re_")
+    assert (refund.source.value, refund.status.value, refund.amount) == (
+        "duplicate", "succeeded", payment.amount)
     assert contract_state(db, contract_id) == ("pending", "pending")
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions.count("payment.review_refunded") == 1
-    assert actions.count("payment.refund_requested") == 1
+    assert (actions.count("refund.created"), actions.count("refund.succeeded")) == (1, 1)
     assert "contract.paid" not in actions
     told = {
         n.user_id
