@@ -121,8 +121,16 @@ def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
 
 
 def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:
-    with _translated_errors():
+    """A refund; a refusal carries Stripe's own words (it is shown to admins, not students)."""
+    try:
         return client().v1.refunds.create(params, {"idempotency_key": key})
+    except stripe.InvalidRequestError as exc:
+        raise PaymentProviderError(
+            exc.user_message or "Stripe refused the refund.", code=exc.code, status=exc.http_status
+        ) from exc
+    except stripe.StripeError:
+        with _translated_errors():
+            raise
 
 
 def list_events(params: EventListParams) -> Iterator[dict[str, Any]]:

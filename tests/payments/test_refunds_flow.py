@@ -1,0 +1,279 @@
+"""Refunds we start, end to end: a row first, Stripe asked outside any lock, events mirrored.
+
+Every test pays a real contract at the sandbox through Checkout; refunds go to
+the sandbox through the SDK and come back through the signed webhook and inbox.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.payments.conftest import (
+    contract_state,
+    payments,
+    start_checkout,
+    wait_until_state,
+)
+from tests.support import wait_for
+
+
+@pytest.fixture(autouse=True)
+def request_context(app):
+    """Services link to pages in what they tell people, as they do inside a request."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
+def paid(db, student_client, sandbox, pending_contract):
+    """A paid usd contract of 4 sessions at 50.00: its id, the student, the coach.
+
+    Paid through Checkout at the sandbox; the return page fulfils it (as it does
+    when a webhook is slow), so it holds with the sandbox's events held too.
+    """
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    assert sandbox.pay(session_id).status_code == 200
+    student_client.get(f"/contracts/{contract_id}/payment-success?session_id={session_id}")
+    wait_until_state(db, contract_id, ("active", "paid"))
+    return pending_contract
+
+
+def charge_of(db, sandbox, contract_id) -> str:
+    import stripe
+
+    from tests.payments.conftest import API_KEY
+
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
+                                 max_network_retries=0)
+    return client.v1.payment_intents.retrieve(
+        payments(db, contract_id)[0].payment_intent_id).latest_charge
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin", name="Ada Admin")
+
+
+def refunds_of(db, contract_id):
+    from payments.models import Refund
+
+    db.session.expire_all()
+    return list(db.session.scalars(select(Refund).filter_by(contract_id=contract_id)
+                                    .order_by(Refund.id)))
+
+
+def contract(db, contract_id):
+    from contracts.models import Contract
+
+    db.session.expire_all()
+    return db.session.get(Contract, contract_id)
+
+
+def notices(db, user) -> list[str]:
+    from notifications.models import Notification
+
+    db.session.expire_all()
+    return list(db.session.scalars(select(Notification.message).filter_by(user_id=user.id)
+                                   .order_by(Notification.id)))
+
+
+def admin_refund(db, contract_id, admin, amount, note="goodwill"):
+    """What the admin console does: write the refund, commit, then ask Stripe."""
+    from payments import refunds
+
+    refund = refunds.refund_contract(contract_id, db.session.merge(admin), amount=amount,
+                                     note=note)
+    db.session.commit()
+    return refunds.send_refund(refund.id)
+
+
+def test_partial_then_full_refund_releases_sessions_then_closes(db, paid, admin):
+    from payments import refunds
+
+    contract_id, student, coach = paid
+    first = admin_refund(db, contract_id, admin, 5000)
+    assert (first.status.value, first.source.value) == ("succeeded", "admin")
+    assert first.stripe_refund_id.startswith("re_")
+    assert contract_state(db, contract_id) == ("active", "partially_refunded")
+    # One session's price came back: the student can use 3 of the 4 sessions.
+    assert (contract(db, contract_id).sessions_released,
+            contract(db, contract_id).session_allowance) == (1, 3)
+    assert payments(db, contract_id)[0].amount_refunded == 5000
+    assert any("50.00" in m and "refunded to you" in m for m in notices(db, student))
+    assert any("refunded to" in m for m in notices(db, coach))
+
+    # The student asks for the rest; inside the window the policy gives all that is left.
+    request = refunds.request_refund(contract_id, db.session.merge(student),
+                                     category=refunds.RefundCategory.SCHEDULE,
+                                     reason="My new job leaves no time.")
+    db.session.commit()
+    assert request.quoted_amount == 15000
+    second = refunds.approve_request(request.id, db.session.merge(admin))
+    db.session.commit()
+    second = refunds.send_refund(second.id)
+    assert (second.status.value, second.amount, second.source.value) == (
+        "succeeded", 15000, "student_request")
+    assert contract_state(db, contract_id) == ("refunded", "refunded")
+    [payment] = payments(db, contract_id)
+    assert (payment.status.value, payment.amount_refunded) == ("refunded", 20000)
+    # Stripe's own events for both refunds arrive through the webhook and add nothing.
+    wait_for(lambda: _processed(db, "refund.created") == 2, 10, "the refund events")
+    assert [r.amount for r in refunds_of(db, contract_id)] == [5000, 15000]
+
+
+def _processed(db, event_type: str) -> int:
+    from payments.models import EventStatus, WebhookEvent
+
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(WebhookEvent).where(
+        WebhookEvent.type == event_type, WebhookEvent.status == EventStatus.PROCESSED))
+
+
+def test_a_partial_refund_cancels_the_latest_sessions_beyond_the_allowance(
+    db, paid, admin, clock
+):
+    from datetime import timedelta
+
+    from contracts.scheduling import book_session
+    from contracts.models import SessionStatus
+
+    contract_id, student, _ = paid
+    start = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    booked = []
+    for n in range(4):
+        booked.append(book_session(contract_id, db.session.merge(student),
+                                   starts_at=start + timedelta(days=n)).id)
+        db.session.commit()
+    admin_refund(db, contract_id, admin, 10000)  # two sessions' price
+    from contracts.models import CoachingSession
+
+    db.session.expire_all()
+    states = [db.session.get(CoachingSession, i).status for i in booked]
+    assert states == [SessionStatus.SCHEDULED] * 2 + [SessionStatus.CANCELLED] * 2
+    assert contract(db, contract_id).session_allowance == 2
+
+
+def test_the_dashboard_refund_is_recorded_with_its_source(db, paid, sandbox):
+    import stripe
+
+    from tests.payments.conftest import API_KEY
+
+    contract_id = paid[0]
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
+                                 max_network_retries=0)
+    client.v1.refunds.create({"payment_intent": payments(db, contract_id)[0].payment_intent_id,
+                              "amount": 2500})
+    wait_until_state(db, contract_id, ("active", "partially_refunded"))
+    [refund] = refunds_of(db, contract_id)
+    assert (refund.source.value, refund.status.value, refund.amount) == (
+        "dashboard", "succeeded", 2500)
+    assert refund.requested_by_id is None
+
+
+def test_more_than_is_left_is_refused_and_nothing_written(db, paid, admin):
+    from payments import refunds
+
+    contract_id = paid[0]
+    admin_refund(db, contract_id, admin, 15000)
+    with pytest.raises(refunds.RefundRefused, match="Only \\$50.00 is still refundable"):
+        refunds.refund_contract(contract_id, db.session.merge(admin), amount=5001, note="x")
+    db.session.rollback()
+    assert [r.amount for r in refunds_of(db, contract_id)] == [15000]
+
+
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_HOLD_EVENTS": "1"}])
+def test_a_refund_stripe_refuses_leaves_the_contract_and_tells_the_student(
+    db, paid, admin, sandbox, sandbox_knobs
+):
+    """Stripe refused (the charge was refunded at the Dashboard, its events not here yet)."""
+    import stripe
+
+    from tests.payments.conftest import API_KEY, deliver
+
+    contract_id, student, _ = paid
+    intent = payments(db, contract_id)[0].payment_intent_id
+    stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
+                        max_network_retries=0).v1.refunds.create({"payment_intent": intent})
+    refused = admin_refund(db, contract_id, admin, 5000)
+    assert refused.status.value == "failed"
+    assert "already been refunded" in refused.failure_reason
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert any("did not go through" in m for m in notices(db, student))
+    # The Dashboard refund's events then arrive and are recorded as what they are.
+    from flask import current_app
+
+    with current_app.test_client() as webhook:
+        for event in sandbox.events():
+            if event["type"].startswith(("refund.", "charge.refunded")):
+                assert deliver(webhook, event).status_code == 200
+    wait_until_state(db, contract_id, ("refunded", "refunded"))
+    assert [(r.source.value, r.status.value) for r in refunds_of(db, contract_id)] == [
+        ("admin", "failed"), ("dashboard", "succeeded")]
+
+
+def test_an_open_dispute_refuses_refunds_and_requests(db, paid, admin, sandbox):
+    from payments import refunds
+
+    contract_id, student, _ = paid
+    charge = charge_of(db, sandbox, contract_id)
+    assert sandbox.tool(f"charges/{charge}/dispute").status_code == 200
+    wait_until_state(db, contract_id, ("disputed", "disputed"))
+    with pytest.raises(refunds.RefundRefused, match="dispute"):
+        refunds.refund_contract(contract_id, db.session.merge(admin), amount=100, note="x")
+    db.session.rollback()
+    with pytest.raises(refunds.RefundRefused, match="dispute"):
+        refunds.request_refund(contract_id, db.session.merge(student),
+                               category=refunds.RefundCategory.OTHER, reason="Changed my mind")
+    db.session.rollback()
+    assert refunds_of(db, contract_id) == []
+
+
+def test_an_admin_cancels_an_active_contract_with_the_quoted_refund(db, paid, admin):
+    from payments import refunds
+
+    contract_id, student, coach = paid
+    refund = refunds.cancel_active_contract(contract_id, db.session.merge(admin),
+                                            reason="The coach left the platform")
+    db.session.commit()
+    assert refund.amount == 20000  # inside the window, nothing used: the full total
+    refunds.send_refund(refund.id)
+    assert contract_state(db, contract_id) == ("cancelled", "refunded")
+    assert any("cancelled" in m for m in notices(db, student))
+    assert any("cancelled" in m for m in notices(db, coach))
+
+
+@pytest.mark.postgres
+def test_two_approvals_at_once_never_refund_more_than_was_paid(app, db, paid, admin):
+    """Two admins refund 120.00 each of a 200.00 contract at the same moment: one wins."""
+    from extensions import db as database
+    from payments import refunds
+
+    contract_id = paid[0]
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def approve() -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                refund = refunds.refund_contract(
+                    contract_id, database.session.merge(admin), amount=12000, note="race")
+                database.session.commit()
+                results.append(refunds.send_refund(refund.id).status.value)
+            except refunds.RefundRefused as exc:
+                database.session.rollback()
+                results.append(f"refused: {exc}")
+
+    threads = [threading.Thread(target=approve) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["refused: Only $80.00 is still refundable on this contract.",
+                               "succeeded"]
+    assert sum(r.amount for r in refunds_of(db, contract_id)
+               if r.status.value in ("pending", "succeeded")) == 12000
