@@ -76,7 +76,7 @@ DISPUTE_UPDATE = {"evidence": EVIDENCE, "metadata": p.Metadata(unset=True), "sub
                   "expand": p.EXPAND}
 EVENT_LIST = {**p.PAGINATION, "type": p.Str(), "types": p.List(p.Str(), max_items=20),
               "created": p.Created(), "delivery_success": p.Bool()}
-RETRIEVE = {"expand": p.EXPAND}
+RETRIEVE: dict[str, p.Field] = {"expand": p.EXPAND}
 
 
 def sandbox() -> Sandbox:

@@ -298,10 +298,6 @@ def refund(charge_obj: dict[str, Any], amount: int, params: dict[str, Any],
     )
 
 
-# Refund fields Stripe adds only once a refund has failed or been canceled: optional in its
-# OpenAPI spec, so absent from the fixture's succeeded example, but typed by the SDK's Refund
-# and shown in Stripe's own example of a canceled refund.
-REFUND_FAILURE_FIELDS = ("failure_balance_transaction", "failure_reason")
 # Stripe's documented values of Refund.failure_reason.
 REFUND_FAILURE_REASONS = (
     "lost_or_stolen_card", "expired_or_canceled_card", "charge_for_pending_refund_disputed",
@@ -311,7 +307,9 @@ REFUND_FAILURE_REASONS = (
 
 def end_refund(obj: dict[str, Any], status: str, failure_reason: str) -> dict[str, Any]:
     """A refund that failed or was canceled: the money comes back through a second balance
-    transaction (`failure_balance_transaction`)."""
+    transaction. Stripe adds `failure_balance_transaction` and `failure_reason` only then:
+    optional in its OpenAPI spec, so absent from the fixture's succeeded example, but typed
+    by the SDK's Refund and shown in Stripe's example of a canceled refund."""
     obj["status"] = status
     obj["failure_balance_transaction"] = new_id("txn_")
     obj["failure_reason"] = failure_reason

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from sandbox.engine import OPEN_DISPUTE, PaymentInputError, PayResult
 from sandbox.errors import StripeError
@@ -44,12 +45,13 @@ def _flag(data: dict[str, Any], name: str) -> bool:
     raise StripeError(f"Invalid boolean: {value}", param=name)
 
 
-def _reply(body: dict[str, Any], page: str = "/_sandbox/refunds") -> Response:
-    """JSON for scripts and tests; a browser's form post goes back to its page (303)."""
+def _reply(body: dict[str, Any]) -> BaseResponse:
+    """JSON for scripts and tests (any Accept but a browser's); a browser's form post goes
+    back to the refunds page (303)."""
     wanted = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if request.is_json or wanted != "text/html":
         return jsonify(body)
-    return redirect(page, 303)
+    return redirect("/_sandbox/refunds", 303)
 
 
 @bp.errorhandler(StripeError)
@@ -96,7 +98,7 @@ def expire_now(sid: str) -> Response:
 
 
 @bp.post("/charges/<charge_id>/dispute")
-def dispute(charge_id: str) -> Response:
+def dispute(charge_id: str) -> BaseResponse:
     """Open a chargeback on a charge: optional amount (minor units), reason, and refundable
     (is_charge_refundable, default false)."""
     data = _input()
@@ -111,14 +113,14 @@ def dispute(charge_id: str) -> Response:
 
 
 @bp.post("/disputes/<dispute_id>/close")
-def close_dispute(dispute_id: str) -> Response:
+def close_dispute(dispute_id: str) -> BaseResponse:
     """The bank decides an open dispute: outcome=won|lost."""
     outcome = str(_input().get("outcome") or "")
     return _reply(sandbox().engine.decide_dispute(dispute_id, outcome))
 
 
 @bp.post("/refunds/<refund_id>/settle")
-def settle_refund(refund_id: str) -> Response:
+def settle_refund(refund_id: str) -> BaseResponse:
     """Finish a pending refund: outcome=succeeded|failed (+ optional failure_reason, one of
     Stripe's, default declined)."""
     data = _input()

@@ -22,6 +22,7 @@ def paid(client: stripe.StripeClient, make_session, sandbox) -> tuple[str, str]:
     response = sandbox.pay(session.id, card_number="4242424242424242")
     assert response.status_code == 200, response.text
     pi = client.v1.payment_intents.retrieve(response.json()["payment_intent"]["id"])
+    assert isinstance(pi.latest_charge, str)
     return pi.id, pi.latest_charge
 
 
