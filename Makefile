@@ -20,12 +20,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# Upgrades the database, loads the demo data, then serves the app with one job
-# consumer beside it (on the SQLite queue under instance/, or Redis with REDIS_URL).
-# Without a STRIPE_SECRET_KEY the Stripe sandbox runs too. All stop together.
+# Upgrades the database, starts the Stripe sandbox (without a STRIPE_SECRET_KEY),
+# loads the demo data (an active demo contract is paid at the sandbox for real),
+# then serves the app with one job consumer beside it (on the SQLite queue under
+# instance/, or Redis with REDIS_URL). All stop together.
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
-	$(FLASK) demo-data
 	@pids=""; \
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
 	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
@@ -34,7 +34,12 @@ run: $(VENV)/.runtime
 	  pids="$$!"; \
 	  export STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT); \
 	  echo "Stripe sandbox on $$STRIPE_API_BASE"; \
+	  for _ in $$(seq 1 50); do \
+	    $(BIN)/python -c "import urllib.request as u; u.urlopen('$$STRIPE_API_BASE/_sandbox/config', timeout=1)" 2>/dev/null && break; \
+	    sleep 0.2; \
+	  done; \
 	fi; \
+	$(FLASK) demo-data || exit 1; \
 	$(FLASK) jobs consume --workers 2 & \
 	pids="$$pids $$!"; \
 	$(FLASK) run --port $(APP_PORT)

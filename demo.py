@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import click
+import requests
 from flask import Flask, current_app
 from sqlalchemy import select
 
@@ -32,7 +33,19 @@ from contracts.services import (
 from demo_history import DAYS as HISTORY_DAYS
 from demo_history import load_history
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus
+from payments import checkout
+from payments.models import (
+    Dispute,
+    Payment,
+    PaymentRecordStatus,
+    Refund,
+    RefundCategory,
+    RefundRequest,
+    RefundSource,
+    RefundStatus,
+    RequestStatus,
+)
+from payments.refunds import quote_now
 
 DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
 
@@ -148,6 +161,7 @@ def load_demo_data() -> list[User]:
             _settle(accept_proposal(proposal.id, student), item.outcome)
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
+    _add_money_back(by_key)
     config = current_app.config
     if load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"]):
         # The closed days' figures, as the nightly job would have kept them.
@@ -195,7 +209,10 @@ def _add_sessions(title: str, days: list[int]) -> None:
 
 def _settle(contract: Contract, status: ContractStatus) -> None:
     # Demo contracts past `pending` get the fields, and the record of the Checkout
-    # attempt, that a real payment would have left.
+    # attempt, that a real payment would have left. An active one is paid for real
+    # at the Stripe sandbox when it runs, so that it can be refunded for real.
+    if status is ContractStatus.ACTIVE and _pay_at_sandbox(contract):
+        return
     contract.status = status
     if status in _PAYMENT_FOR:
         contract.payment_status = _PAYMENT_FOR[status]
@@ -213,6 +230,101 @@ def _settle(contract: Contract, status: ContractStatus) -> None:
                 payment_method_type="card",
                 paid_at=contract.paid_at,
                 stripe_metadata={"contract_id": str(contract.id), "attempt": "1"},
+            )
+        )
+    db.session.flush()
+
+
+def _pay_at_sandbox(contract: Contract) -> bool:
+    """Pay `contract` by card through Checkout at the running sandbox; False if none runs."""
+    config = current_app.config
+    if not config.get("STRIPE_USES_SANDBOX"):
+        return False
+    base = config["STRIPE_API_BASE"]
+    try:
+        requests.get(f"{base}/_sandbox/config", timeout=2).raise_for_status()
+    except requests.RequestException:
+        return False
+    with current_app.test_request_context(base_url=config["APP_BASE_URL"]):
+        session_url = checkout.start_checkout(contract.id, contract.student)
+        session_id = session_url.rstrip("/").rsplit("/", 1)[-1]
+        paid = requests.post(
+            f"{base}/_sandbox/checkout/sessions/{session_id}/pay",
+            data={"card_number": "4242424242424242", "email": contract.student.email},
+            timeout=10,
+        )
+        paid.raise_for_status()
+        checkout.confirm_return(contract.id, contract.student, session_id)
+    return contract.status is ContractStatus.ACTIVE
+
+
+def _add_money_back(people: dict[str, User]) -> None:
+    """A refund request waiting for an admin, a refund made, and an open dispute."""
+    if db.session.scalar(select(RefundRequest.id).limit(1)):
+        return
+    moment = clock.now()
+    active = db.session.scalar(select(Contract).filter_by(title="Conversational Portuguese"))
+    if active is not None and active.status is ContractStatus.ACTIVE:
+        offer = quote_now(active)
+        db.session.add(
+            RefundRequest(
+                contract_id=active.id,
+                student_id=active.student_id,
+                category=RefundCategory.SCHEDULE,
+                reason="I am moving to Lisbon next month and will learn in person there.",
+                quoted_amount=offer.amount,
+                created_at=moment - timedelta(hours=5),
+            )
+        )
+    refunded = db.session.scalar(select(Contract).filter_by(title="Strength training plan"))
+    if refunded is not None and refunded.paid_at is not None:
+        request = RefundRequest(
+            contract_id=refunded.id,
+            student_id=refunded.student_id,
+            category=RefundCategory.PERSONAL,
+            reason="An injury means I cannot train for the next months.",
+            quoted_amount=refunded.total_amount,
+            status=RequestStatus.APPROVED,
+            approved_amount=refunded.total_amount,
+            decided_by_id=people["admin"].id,
+            decided_at=moment - timedelta(days=1),
+            created_at=moment - timedelta(days=2),
+        )
+        db.session.add(request)
+        db.session.flush()
+        payment = db.session.scalar(select(Payment).filter_by(contract_id=refunded.id))
+        db.session.add(
+            Refund(
+                payment_id=payment.id,
+                contract_id=refunded.id,
+                request_id=request.id,
+                amount=refunded.total_amount,
+                currency=refunded.currency,
+                status=RefundStatus.SUCCEEDED,
+                source=RefundSource.STUDENT_REQUEST,
+                stripe_reason="requested_by_customer",
+                stripe_refund_id=f"re_demo_{_demo_id(refunded.id)}",
+                requested_by_id=people["admin"].id,
+                created_at=moment - timedelta(days=1),
+                settled_at=moment - timedelta(days=1),
+            )
+        )
+        refunded.sessions_released = refunded.session_count
+    disputed = db.session.scalar(select(Contract).filter_by(title="Negotiation skills"))
+    if disputed is not None and disputed.paid_at is not None:
+        payment = db.session.scalar(select(Payment).filter_by(contract_id=disputed.id))
+        db.session.add(
+            Dispute(
+                stripe_dispute_id=f"dp_demo_{_demo_id(disputed.id)}",
+                payment_id=payment.id,
+                contract_id=disputed.id,
+                amount=disputed.total_amount,
+                currency=disputed.currency,
+                reason="product_not_received",
+                status="needs_response",
+                evidence_due_by=moment + timedelta(days=4),
+                contract_status_before=ContractStatus.ACTIVE.value,
+                payment_status_before=PaymentStatus.PAID.value,
             )
         )
     db.session.flush()

@@ -18,7 +18,17 @@ from accounts.models import User
 from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
 from contracts.money import quote
 from extensions import db
-from payments.models import EventStatus, Payment, PaymentRecordStatus, VoidReason, WebhookEvent
+from payments.models import (
+    Dispute,
+    EventStatus,
+    Payment,
+    PaymentRecordStatus,
+    Refund,
+    RefundSource,
+    RefundStatus,
+    VoidReason,
+    WebhookEvent,
+)
 
 HISTORY_PAYMENTS = 320
 DAYS = 90
@@ -126,9 +136,17 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
     elif outcome == "partially_refunded":
         paid, refunded = PaymentRecordStatus.PARTIALLY_REFUNDED, contract.total_amount // 3
     attempt = 2 if outcome == "failed_then_paid" else 1
-    _payment(n, attempt, contract, created, paid, amount_refunded=refunded, paid_at=created,
-             receipt_url=None)
+    payment = _payment(n, attempt, contract, created, paid, amount_refunded=refunded,
+                       paid_at=created, receipt_url=None)
     contract.paid_at = created
+    if refunded:
+        _refund(rng, n, payment, refunded, created)
+        contract.sessions_released = (
+            contract.session_count if outcome == "refunded"
+            else refunded // contract.price_per_session
+        )
+    if outcome == "disputed":
+        _dispute(rng, n, payment, created)
     contract.payment_status = {
         "refunded": PaymentStatus.REFUNDED,
         "partially_refunded": PaymentStatus.PARTIALLY_REFUNDED,
@@ -141,11 +159,45 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
     }.get(outcome, ContractStatus.COMPLETED if age > timedelta(days=45) else ContractStatus.ACTIVE)
     if outcome == "paid" and rng.random() < 0.02:
         # Now and then a student paid twice; the second payment went back in full.
-        _payment(n, 3, contract, created + timedelta(minutes=3), PaymentRecordStatus.REFUNDED,
-                 amount_refunded=contract.total_amount, paid_at=created,
-                 void_reason=VoidReason.DUPLICATE)
+        twice = _payment(n, 3, contract, created + timedelta(minutes=3),
+                         PaymentRecordStatus.REFUNDED, amount_refunded=contract.total_amount,
+                         paid_at=created, void_reason=VoidReason.DUPLICATE)
+        _refund(rng, n, twice, contract.total_amount, created, source=RefundSource.DUPLICATE)
         return attempt + 1
     return attempt
+
+
+def _refund(rng, n, payment: Payment, amount: int, paid: datetime,
+            source: RefundSource | None = None) -> None:
+    """The refund that gave `amount` of `payment` back, a few days after it was paid."""
+    db.session.flush()  # the payment's id
+    at = min(paid + timedelta(days=rng.randrange(1, 12), hours=rng.randrange(24)), clock.now())
+    source = source or rng.choice(
+        (RefundSource.STUDENT_REQUEST, RefundSource.STUDENT_REQUEST, RefundSource.ADMIN,
+         RefundSource.DASHBOARD))
+    db.session.add(Refund(
+        payment_id=payment.id, contract_id=payment.contract_id, amount=amount,
+        currency=payment.currency, status=RefundStatus.SUCCEEDED, source=source,
+        stripe_reason="duplicate" if source is RefundSource.DUPLICATE else "requested_by_customer",
+        stripe_refund_id=f"re_demo_{n:04d}_{payment.id}", created_at=at, updated_at=at,
+        settled_at=at,
+    ))
+
+
+def _dispute(rng, n, payment: Payment, paid: datetime) -> None:
+    """An open chargeback; its evidence is due within days (one or two are overdue)."""
+    db.session.flush()
+    opened = min(paid + timedelta(days=rng.randrange(3, 30)), clock.now() - timedelta(days=1))
+    db.session.add(Dispute(
+        stripe_dispute_id=f"dp_demo_{n:04d}", payment_id=payment.id,
+        contract_id=payment.contract_id, amount=payment.amount, currency=payment.currency,
+        reason=rng.choice(("fraudulent", "product_not_received", "subscription_canceled",
+                           "duplicate")),
+        status=rng.choice(("needs_response", "needs_response", "under_review")),
+        evidence_due_by=clock.now() + timedelta(days=rng.randrange(-2, 14)),
+        contract_status_before="active", payment_status_before="paid",
+        created_at=opened, updated_at=opened,
+    ))
 
 
 def _events(today: datetime) -> None:
