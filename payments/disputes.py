@@ -22,6 +22,7 @@ from database.locking import lock_by_id
 from extensions import db
 from payments.models import OPEN_DISPUTE_STATUSES, Dispute, Payment
 from payments.records import payment_by
+from payments.refunds import refunded_total
 
 
 def _due_by(dispute: dict[str, Any]) -> datetime | None:
@@ -103,12 +104,20 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
         return "disputed" if before is None else "updated"
     row.closed_at = clock.now()
     if counts:
+        status_before = ContractStatus(row.contract_status_before)
+        payment_status_before = PaymentStatus(row.payment_status_before)
+        # Refunds made while it was open (Stripe allowed them) count when it is won.
+        refunded = refunded_total(contract)
+        if refunded >= contract.total_amount:
+            status_before, payment_status_before = ContractStatus.REFUNDED, PaymentStatus.REFUNDED
+        elif refunded:
+            payment_status_before = PaymentStatus.PARTIALLY_REFUNDED
         lifecycle.close_dispute(
             contract,
             # An inquiry closed without a chargeback ends like a dispute won.
             won=row.status != "lost",
-            status_before=ContractStatus(row.contract_status_before),
-            payment_status_before=PaymentStatus(row.payment_status_before),
+            status_before=status_before,
+            payment_status_before=payment_status_before,
             actor_label="stripe",
             details={**details, "status": row.status},
         )

@@ -713,8 +713,9 @@ def _settle(
     return status.value
 
 
-def _record_on_contract(contract: Contract, refund: Refund, actor_label: str) -> None:
-    refunded_total = sum(
+def refunded_total(contract: Contract) -> int:
+    """What succeeded refunds gave back of the payments that paid for the contract."""
+    return sum(
         db.session.scalars(
             select(Refund.amount).where(
                 Refund.contract_id == contract.id,
@@ -723,9 +724,12 @@ def _record_on_contract(contract: Contract, refund: Refund, actor_label: str) ->
             )
         )
     )
+
+
+def _record_on_contract(contract: Contract, refund: Refund, actor_label: str) -> None:
     lifecycle.record_refund(
         contract,
-        refunded_total=refunded_total,
+        refunded_total=refunded_total(contract),
         consumed_sessions=consumed_count(contract.id),
         actor_label=actor_label,
         details={"refund_id": refund.id, "amount": refund.amount, "source": refund.source.value},

@@ -277,3 +277,86 @@ def test_two_approvals_at_once_never_refund_more_than_was_paid(app, db, paid, ad
                                "succeeded"]
     assert sum(r.amount for r in refunds_of(db, contract_id)
                if r.status.value in ("pending", "succeeded")) == 12000
+
+
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_REFUND_OUTCOME": "pending"}])
+def test_a_pending_refund_reaches_the_contract_when_stripe_settles_it(
+    db, paid, admin, sandbox, sandbox_knobs
+):
+    contract_id = paid[0]
+    refund = admin_refund(db, contract_id, admin, 5000)
+    assert refund.status.value == "pending" and refund.stripe_refund_id
+    assert contract_state(db, contract_id) == ("active", "paid")
+    response = sandbox.tool(f"refunds/{refund.stripe_refund_id}/settle", outcome="succeeded")
+    assert response.status_code == 200, response.text
+    wait_until_state(db, contract_id, ("active", "partially_refunded"))
+    [row] = refunds_of(db, contract_id)
+    assert (row.status.value, row.settled_at is not None) == ("succeeded", True)
+
+
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_REFUND_OUTCOME": "pending"}])
+def test_a_refund_the_bank_fails_reopens_the_request_and_tells_the_student(
+    db, paid, admin, sandbox, sandbox_knobs
+):
+    from payments import refunds
+
+    contract_id, student, _ = paid
+    request = refunds.request_refund(contract_id, db.session.merge(student),
+                                     category=refunds.RefundCategory.PERSONAL,
+                                     reason="Family matters need my time.")
+    db.session.commit()
+    refund = refunds.approve_request(request.id, db.session.merge(admin))
+    db.session.commit()
+    refund = refunds.send_refund(refund.id)
+    assert refund.status.value == "pending"
+    sandbox.tool(f"refunds/{refund.stripe_refund_id}/settle", outcome="failed",
+                 failure_reason="expired_or_canceled_card")
+    wait_for(lambda: refunds_of(db, contract_id)[0].status.value == "failed", 10,
+             "the refund to fail")
+    assert refunds_of(db, contract_id)[0].failure_reason == "expired_or_canceled_card"
+    assert contract_state(db, contract_id) == ("active", "paid")
+    db.session.expire_all()
+    assert db.session.get(refunds.RefundRequest, request.id).status.value == "open"
+    assert any("did not go through" in m for m in notices(db, student))
+    assert payments(db, contract_id)[0].amount_refunded == 0
+
+
+@pytest.mark.parametrize("outcome, expected", [
+    ("won", ("active", "paid")),
+    ("lost", ("refunded", "refunded")),
+])
+def test_a_dispute_won_restores_the_contract_and_lost_refunds_it(
+    db, paid, sandbox, outcome, expected
+):
+    from payments.models import Dispute
+
+    contract_id = paid[0]
+    dispute = sandbox.tool(f"charges/{charge_of(db, sandbox, contract_id)}/dispute",
+                           reason="product_not_received").json()
+    wait_until_state(db, contract_id, ("disputed", "disputed"))
+    db.session.expire_all()
+    row = db.session.scalar(select(Dispute).filter_by(stripe_dispute_id=dispute["id"]))
+    assert (row.status, row.reason, row.amount) == ("needs_response", "product_not_received",
+                                                    20000)
+    assert int(row.evidence_due_by.timestamp()) == dispute["evidence_details"]["due_by"]
+    assert sandbox.tool(f"disputes/{dispute['id']}/close", outcome=outcome).status_code == 200
+    wait_until_state(db, contract_id, expected)
+    db.session.expire_all()
+    row = db.session.get(Dispute, row.id)
+    assert (row.status, row.closed_at is not None) == (outcome, True)
+
+
+def test_a_refundable_dispute_still_allows_a_refund(db, paid, admin, sandbox):
+    contract_id = paid[0]
+    sandbox.tool(f"charges/{charge_of(db, sandbox, contract_id)}/dispute", refundable="true",
+                 reason="general")
+    wait_until_state(db, contract_id, ("disputed", "disputed"))
+    refund = admin_refund(db, contract_id, admin, 20000)
+    assert refund.status.value == "succeeded"
+    # The contract stays disputed (the bank decides); the refund is on record.
+    assert contract_state(db, contract_id) == ("disputed", "disputed")
+    assert payments(db, contract_id)[0].amount_refunded == 20000
+    # Won after all: the contract comes back as what it is now, refunded.
+    [dispute] = sandbox.events("charge.dispute.created")
+    sandbox.tool(f"disputes/{dispute['data']['object']['id']}/close", outcome="won")
+    wait_until_state(db, contract_id, ("refunded", "refunded"))
