@@ -112,6 +112,11 @@ def _why(contract: Contract, used: int, unused: int, *, full: bool) -> str:
     else:
         reason = "This contract has no full-refund period"
     if not unused:
+        if contract.sessions_released:
+            return (
+                f"{reason}; the sessions not used were refunded already, so nothing is "
+                "left to refund."
+            )
         return f"{reason}; every session has been used, so nothing is left to refund."
     return (
         f"{reason}; the {_count(unused, 'session')} not used "

@@ -3,12 +3,18 @@
 The student's payments (every attempt, across contracts), one printable receipt,
 and the coach's earnings per paid contract. Each page is one query, whatever
 the number of rows: payments come with their contract, contracts with their
-refunds and delivered sessions as correlated sums.
+refunds and delivered sessions as correlated sums. The refunds of the listed
+payments, and the open refund requests of their contracts, come in one more
+query each (a payment has no `refunds` relationship to eager-load).
+
+And a contract's refund page for its student (`money_back`): today's quote,
+whether a request can be made, and what was asked and refunded before.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,8 +24,16 @@ from sqlalchemy.orm import contains_eager, joinedload
 
 from accounts.models import User
 from contracts.models import CoachingSession, Contract, ContractStatus, SessionStatus
+from contracts.refund_policy import RefundQuote
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus
+from payments import refunds
+from payments.models import (
+    Payment,
+    PaymentRecordStatus,
+    Refund,
+    RefundRequest,
+    RequestStatus,
+)
 
 # A payment whose money arrived at some point: only these have a receipt.
 PAID_ONCE = frozenset(
@@ -44,6 +58,33 @@ def payments_of_student(student: User) -> list[Payment]:
             .order_by(func.coalesce(Payment.paid_at, Payment.created_at).desc(), Payment.id.desc())
         )
     )
+
+
+def refunds_by_payment(payment_ids: Iterable[int]) -> dict[int, list[Refund]]:
+    """The refunds of the given payments, oldest first per payment, in one query."""
+    ids = sorted(set(payment_ids))
+    found: dict[int, list[Refund]] = defaultdict(list)
+    if ids:
+        for refund in db.session.scalars(
+            select(Refund).where(Refund.payment_id.in_(ids)).order_by(Refund.created_at, Refund.id)
+        ):
+            found[refund.payment_id].append(refund)
+    return dict(found)
+
+
+def open_requests_by_contract(contract_ids: Iterable[int]) -> dict[int, RefundRequest]:
+    """The open refund request of each given contract that has one, in one query."""
+    ids = sorted(set(contract_ids))
+    if not ids:
+        return {}
+    return {
+        request.contract_id: request
+        for request in db.session.scalars(
+            select(RefundRequest).where(
+                RefundRequest.contract_id.in_(ids), RefundRequest.status == RequestStatus.OPEN
+            )
+        )
+    }
 
 
 def receipt_for(payment_id: int, student: User) -> Payment:
@@ -177,3 +218,40 @@ def earnings_of(coach: User) -> Earnings:
         .order_by(Contract.paid_at.desc(), Contract.id.desc())
     )
     return Earnings([ContractEarning(*row) for row in rows])  # type: ignore[call-arg, arg-type]
+
+
+@dataclass(frozen=True)
+class MoneyBack:
+    """A contract's refund page, as its student sees it.
+
+    `why_not` says why no request can be made now (nothing paid, everything
+    refunded, an open dispute, an offline payment, or a policy that gives
+    nothing back any more); `open_request` is the request waiting for an admin.
+    """
+
+    quote: RefundQuote
+    why_not: str | None
+    open_request: RefundRequest | None
+    decided: list[RefundRequest]  # approved or rejected, newest first
+    refunds: list[Refund]  # every refund of the contract, newest first
+
+    @property
+    def can_ask(self) -> bool:
+        return self.why_not is None and self.open_request is None
+
+
+def money_back(contract: Contract) -> MoneyBack:
+    """What the contract's own policy gives back today, and what was asked and refunded."""
+    money = refunds.refundable(contract)
+    offer = refunds.quote_now(contract, money)
+    why_not = refunds.refusal(contract, money)
+    if why_not is None and offer.amount <= 0:
+        why_not = offer.explanation
+    requests = refunds.requests_of_contract(contract.id)
+    return MoneyBack(
+        quote=offer,
+        why_not=why_not,
+        open_request=next((r for r in requests if r.status is RequestStatus.OPEN), None),
+        decided=[r for r in requests if r.status is not RequestStatus.OPEN],
+        refunds=refunds.refunds_of_contract(contract.id),
+    )

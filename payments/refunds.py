@@ -490,7 +490,8 @@ def _start_refund(
         source=source,
         stripe_reason="requested_by_customer",
         note=note,
-        requested_by_id=by.id if by else None,
+        # Who asked: the student for their request (the admin who approved is on it).
+        requested_by_id=request.student_id if request else (by.id if by else None),
     )
     db.session.add(refund)
     db.session.flush()
@@ -647,6 +648,8 @@ def mirror(stripe_refund: dict[str, Any], *, actor_label: str) -> str:
             actor_label=actor_label,
             after={"ours": row.amount, "stripe": stripe_refund["amount"]},
         )
+        if row.status is RefundStatus.SUCCEEDED:  # already counted on the payment
+            row.payment.amount_refunded += int(stripe_refund["amount"]) - row.amount
         row.amount = int(stripe_refund["amount"])  # what Stripe reports is what went back
     status = {
         "succeeded": RefundStatus.SUCCEEDED,

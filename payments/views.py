@@ -7,8 +7,17 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from extensions import db
-from payments import checkout
-from payments.history import PAID_ONCE, earnings_of, payments_of_student, receipt_for
+from payments import checkout, refunds
+from payments.forms import RefundRequestForm
+from payments.history import (
+    PAID_ONCE,
+    earnings_of,
+    money_back,
+    open_requests_by_contract,
+    payments_of_student,
+    receipt_for,
+    refunds_by_payment,
+)
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
 
@@ -84,14 +93,58 @@ def history(contract_id: int) -> str:
     )
 
 
+@bp.route("/contracts/<int:contract_id>/refund", methods=["GET", "POST"])
+def refund_request(contract_id: int) -> str | Response:
+    """The contract's refund terms, today's quote, and the student's request for it."""
+    contract = checkout.contract_for_student(contract_id, current_user)
+    form = RefundRequestForm()
+    refused = None
+    if form.validate_on_submit():
+        try:
+            refunds.request_refund(
+                contract.id,
+                current_user,
+                category=form.refund_category,
+                reason=form.reason.data,
+            )
+            db.session.commit()
+        except LookupError:
+            db.session.rollback()
+            abort(404)
+        except refunds.RefundRefused as exc:
+            db.session.rollback()
+            refused = str(exc)
+        except IntegrityError:
+            # A simultaneous request for the same contract was written first.
+            db.session.rollback()
+            refused = "You have already asked for a refund on this contract."
+        else:
+            flash(
+                "Your request was sent. An administrator decides on it; you will be told "
+                "the outcome.",
+                "success",
+            )
+            return redirect(url_for("payments.refund_request", contract_id=contract.id))
+    return render_template(
+        "payments/refund_request.html",
+        contract=contract,
+        form=form,
+        refused=refused,
+        money=money_back(contract),
+    )
+
+
 @bp.get("/payments")
 def mine() -> str:
     """Every payment the student made or started, across their contracts."""
     if not current_user.is_student:
         abort(404)
+    payments = payments_of_student(current_user)
     return render_template(
         "payments/my_payments.html",
-        payments=payments_of_student(current_user),
+        payments=payments,
+        refunds=refunds_by_payment(p.id for p in payments),
+        open_requests=open_requests_by_contract(p.contract_id for p in payments),
         with_receipt=PAID_ONCE,
     )
 
@@ -100,7 +153,12 @@ def mine() -> str:
 def receipt(payment_id: int) -> str:
     """A printable receipt, for the student who paid and only once the money arrived."""
     payment = receipt_for(payment_id, current_user)
-    return render_template("payments/receipt.html", payment=payment, contract=payment.contract)
+    return render_template(
+        "payments/receipt.html",
+        payment=payment,
+        contract=payment.contract,
+        refunds=refunds_by_payment([payment.id]).get(payment.id, []),
+    )
 
 
 @bp.get("/earnings")

@@ -138,8 +138,8 @@ def test_a_partial_refund_cancels_the_latest_sessions_beyond_the_allowance(
 ):
     from datetime import timedelta
 
-    from contracts.scheduling import book_session
     from contracts.models import SessionStatus
+    from contracts.scheduling import book_session
 
     contract_id, student, _ = paid
     start = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
