@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from flask import render_template, request
 
-from admin import analytics
+from admin import analytics, queries_refunds
 from admin.charts import volume_chart
 from admin.views import bp
 from payments.models import PaymentRecordStatus
@@ -143,4 +143,5 @@ def dashboard() -> str:
         statuses=list(PaymentRecordStatus),
         chart=volume_chart(figures.series[currency], currency) if currency else None,
         inbox_age=age_text(figures.inbox.age),
+        money_back=queries_refunds.attention(),
     )

@@ -1,9 +1,22 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import DateField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from typing import Any
 
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import HiddenInput
+
+from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major, to_major
 from payments.models import ManualMethod
 
 
@@ -27,3 +40,97 @@ class ManualPaymentForm(FlaskForm):
     )
     received_on = DateField("Received on", validators=[DataRequired("The date the money came.")])
     note = TextAreaField("Note", validators=[Optional(), Length(max=500)])
+
+
+# --- money back ------------------------------------------------------------------------
+
+
+def amount_text(amount: int, currency: str) -> str:
+    """Minor units as an admin types them: "150.00" for 15000 usd, "5000" for 5000 jpy."""
+    return f"{to_major(amount, currency):.{CURRENCY_DECIMALS[currency]}f}"
+
+
+class RefundAmountForm(FlaskForm):
+    """An amount typed in the contract's currency, as shown ("150.00", "5000").
+
+    Set `currency` (the contract's) before validating; `minor_amount` then holds the
+    amount in minor units, converted exactly (never through a float).
+    """
+
+    amount = StringField(
+        "Amount", validators=[DataRequired("Enter the amount to refund."), Length(max=20)]
+    )
+
+    def __init__(self, *args: Any, currency: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.minor_amount: int | None = None
+
+    def validate_amount(self, field: StringField) -> None:
+        assert self.currency, "set the form's currency before validating"
+        try:
+            self.minor_amount = parse_major(field.data or "", self.currency)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class ApproveRequestForm(RefundAmountForm):
+    """Approve a refund request; an amount other than today's quote needs a reason."""
+
+    request_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+    override_reason = TextAreaField(
+        "Why a different amount", validators=[Optional(), Length(max=500)]
+    )
+
+
+class RejectRequestForm(FlaskForm):
+    request_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+    note = TextAreaField(
+        "Why not (the student sees this)",
+        validators=[
+            DataRequired("Say why the request is rejected; the student sees it."),
+            Length(max=500),
+        ],
+    )
+
+
+class BulkDecisionForm(FlaskForm):
+    """Approve the ticked requests at their quotes, or reject them with one note."""
+
+    request_ids = SelectMultipleField(
+        coerce=int,
+        validate_choice=False,  # the service refuses a request that is not open
+        validators=[DataRequired("Tick the requests to decide.")],
+    )
+    note = TextAreaField("Note for a rejection", validators=[Optional(), Length(max=500)])
+    approve = SubmitField("Approve selected at their quotes")
+    reject = SubmitField("Reject selected")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if not (self.approve.data or self.reject.data):
+            self.form_errors.append("Choose to approve or to reject the selected requests.")
+            return False
+        if self.reject.data and not (self.note.data or "").strip():
+            self.note.errors = [*self.note.errors, "Say why they are rejected; students see it."]
+            return False
+        return valid
+
+
+class CancelWithRefundForm(FlaskForm):
+    reason = TextAreaField(
+        "Why the contract is cancelled (both parties see it)",
+        validators=[
+            DataRequired("Say why the contract is cancelled; both parties see it."),
+            Length(max=450),
+        ],
+    )
+
+
+class IssueRefundForm(RefundAmountForm):
+    """An admin's own refund on a contract (a goodwill gesture, a correction)."""
+
+    note = TextAreaField(
+        "Why (kept with the refund)",
+        validators=[DataRequired("Say why this refund is made."), Length(max=500)],
+    )

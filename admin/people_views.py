@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import render_template, request
 
 from accounts.models import Role, User
-from admin import queries_people
+from admin import queries_people, queries_refunds
+from admin.forms import CancelWithRefundForm, IssueRefundForm, amount_text
 from admin.listing import int_arg
 from admin.views import bp
 from contracts.models import Contract, ContractStatus, PaymentStatus
@@ -30,10 +31,28 @@ def contracts() -> str:
 
 @bp.get("/contracts/<int:contract_id>")
 def contract_detail(contract_id: int) -> str:
-    contract = db.get_or_404(Contract, contract_id)
+    return render_contract(db.get_or_404(Contract, contract_id))
+
+
+def render_contract(
+    contract: Contract,
+    *,
+    cancel_form: CancelWithRefundForm | None = None,
+    refund_form: IssueRefundForm | None = None,
+) -> str:
+    """The contract's page; a refused money-back form is shown again with its errors."""
+    money_back = queries_refunds.contract_money_back(contract)
+    if refund_form is None:
+        prefill = money_back.quote.amount or money_back.money.left
+        refund_form = IssueRefundForm(
+            formdata=None, amount=amount_text(prefill, contract.currency) if prefill else ""
+        )
     return render_template(
         "admin/contract_detail.html",
         file=queries_people.contract_file(contract),
+        money_back=money_back,
+        cancel_form=cancel_form if cancel_form is not None else CancelWithRefundForm(formdata=None),
+        refund_form=refund_form,
     )
 
 

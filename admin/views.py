@@ -32,5 +32,6 @@ from admin import (  # noqa: E402, F401
     event_views,
     payment_views,
     people_views,
+    refund_views,
     review_views,
 )

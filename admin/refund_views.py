@@ -1,0 +1,239 @@
+"""Admin: money back. Refund requests (one by one or in bulk), refunds, disputes, and a
+contract's cancellation with a refund or an admin's own refund.
+
+Each decision commits once; a refund is then sent to Stripe at once (`send_refund`)
+so the admin reads Stripe's answer on the next page. When Stripe cannot be reached
+the refund stays recorded as pending, and its job and the sweep send it later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+import clock
+from admin import queries_refunds as queries
+from admin.forms import (
+    ApproveRequestForm,
+    BulkDecisionForm,
+    CancelWithRefundForm,
+    IssueRefundForm,
+    RejectRequestForm,
+    amount_text,
+)
+from admin.listing import enum_arg
+from admin.people_views import render_contract
+from admin.views import bp
+from contracts.models import Contract
+from extensions import db
+from payments import refunds
+from payments.models import RefundRequest, RefundStatus
+
+# --- refund requests -----------------------------------------------------------------------
+
+
+@bp.get("/refunds")
+def refunds_page() -> str:
+    return _requests_page()
+
+
+def _requests_page(
+    refused: ApproveRequestForm | RejectRequestForm | None = None,
+    bulk: BulkDecisionForm | None = None,
+) -> str:
+    """The open requests, each with its forms; a refused form is shown with its errors."""
+    rows, total = queries.open_requests()
+    approve: dict[int, ApproveRequestForm] = {}
+    reject: dict[int, RejectRequestForm] = {}
+    for row in rows:
+        r = row.request
+        approve[r.id] = ApproveRequestForm(
+            formdata=None,
+            request_id=r.id,
+            amount=amount_text(row.quote.amount, r.contract.currency) if row.quote.amount else "",
+        )
+        reject[r.id] = RejectRequestForm(formdata=None, request_id=r.id)
+    if refused is not None:
+        forms: dict[int, Any] = approve if isinstance(refused, ApproveRequestForm) else reject
+        if refused.request_id.data in forms:
+            forms[refused.request_id.data] = refused
+        else:  # decided meanwhile: no longer listed, so its errors are said up top
+            for error in _errors(refused):
+                flash(error, "warning")
+    return render_template(
+        "admin/refunds.html",
+        section="refunds",
+        rows=rows,
+        total=total,
+        approve_forms=approve,
+        reject_forms=reject,
+        bulk=bulk or BulkDecisionForm(formdata=None),
+    )
+
+
+def _errors(form: FlaskForm) -> list[str]:
+    """Every error of the form, its own (the service's refusal) and its fields'."""
+    return [error for errors in form.errors.values() for error in errors]
+
+
+def _request_or_404(request_id: int | None) -> RefundRequest:
+    found = db.session.get(RefundRequest, request_id) if request_id else None
+    if found is None:
+        abort(404)
+    return found
+
+
+def _send(refund_id: int) -> None:
+    """Ask Stripe now and flash its answer (a refund Stripe could not take yet is swept)."""
+    sent = refunds.send_now(refund_id)
+    if sent.status is RefundStatus.FAILED:
+        category = "danger"
+    elif sent.stripe_refund_id is None:
+        category = "warning"
+    else:
+        category = "success"
+    flash(refunds.describe(sent), category)
+
+
+@bp.post("/refunds/approve")
+def refund_approve() -> str | Response:
+    form = ApproveRequestForm()
+    wanted = _request_or_404(form.request_id.data)
+    form.currency = wanted.contract.currency
+    if form.validate_on_submit():
+        try:
+            refund_id = refunds.approve_request(
+                wanted.id,
+                current_user,
+                amount=form.minor_amount,
+                override_reason=form.override_reason.data or "",
+            ).id
+            db.session.commit()
+        except refunds.RefundRefused as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            _send(refund_id)
+            return redirect(url_for("admin.refunds_page"))
+    return _requests_page(refused=form)
+
+
+@bp.post("/refunds/reject")
+def refund_reject() -> str | Response:
+    form = RejectRequestForm()
+    wanted = _request_or_404(form.request_id.data)
+    if form.validate_on_submit():
+        try:
+            refunds.reject_request(wanted.id, current_user, note=form.note.data or "")
+            db.session.commit()
+        except refunds.RefundRefused as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            flash(f"Request #{wanted.id} rejected; the student was told why.", "success")
+            return redirect(url_for("admin.refunds_page"))
+    return _requests_page(refused=form)
+
+
+@bp.post("/refunds/decide")
+def refund_decide_many() -> str:
+    """Approve or reject the ticked requests; the results page says what happened to each.
+
+    Rendered in answer to the POST (no redirect): the service committed each
+    request already, and pressing reload again only reports them decided.
+    """
+    form = BulkDecisionForm()
+    if not form.validate_on_submit():
+        return _requests_page(bulk=form)
+    approve = bool(form.approve.data)
+    outcomes = refunds.decide_many(
+        form.request_ids.data or [], current_user, approve=approve, note=form.note.data or ""
+    )
+    return render_template(
+        "admin/refunds_results.html",
+        section="refunds",
+        approve=approve,
+        outcomes=outcomes,
+        requests=queries.requests_by_id([o.request_id for o in outcomes]),
+    )
+
+
+@bp.get("/refunds/all")
+def refund_list() -> str:
+    status = enum_arg(request.args, "status", RefundStatus)
+    return render_template(
+        "admin/refunds_list.html",
+        section="refunds",
+        refunds=queries.recent_refunds(status),
+        status=status,
+        statuses=list(RefundStatus),
+        shown=queries.REFUNDS_SHOWN,
+    )
+
+
+# --- disputes ------------------------------------------------------------------------------
+
+
+@bp.get("/disputes")
+def disputes_page() -> str:
+    return render_template(
+        "admin/disputes.html",
+        section="disputes",
+        open_rows=queries.open_dispute_rows(clock.now()),
+        closed=queries.closed_disputes(),
+    )
+
+
+# --- a contract: cancel with a refund, or an admin's own refund ---------------------------
+
+
+def _back_to(contract_id: int) -> Response:
+    return redirect(url_for("admin.contract_detail", contract_id=contract_id, _anchor="money-back"))
+
+
+@bp.post("/contracts/<int:contract_id>/cancel-with-refund")
+def contract_cancel_with_refund(contract_id: int) -> str | Response:
+    contract = db.get_or_404(Contract, contract_id)
+    form = CancelWithRefundForm()
+    if form.validate_on_submit():
+        try:
+            refund = refunds.cancel_active_contract(
+                contract.id, current_user, reason=form.reason.data or ""
+            )
+            refund_id = refund.id if refund else None
+            db.session.commit()
+        except refunds.RefundRefused as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            flash("The contract is cancelled; both parties were told.", "success")
+            if refund_id is None:
+                flash("Its refund policy gives nothing back now, so no refund was made.", "info")
+            else:
+                _send(refund_id)
+            return _back_to(contract.id)
+    return render_contract(contract, cancel_form=form)
+
+
+@bp.post("/contracts/<int:contract_id>/refund")
+def contract_refund(contract_id: int) -> str | Response:
+    contract = db.get_or_404(Contract, contract_id)
+    form = IssueRefundForm(currency=contract.currency)
+    if form.validate_on_submit():
+        try:
+            assert form.minor_amount is not None  # set by a valid form
+            refund_id = refunds.refund_contract(
+                contract.id, current_user, amount=form.minor_amount, note=form.note.data or ""
+            ).id
+            db.session.commit()
+        except refunds.RefundRefused as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            _send(refund_id)
+            return _back_to(contract.id)
+    return render_contract(contract, refund_form=form)
