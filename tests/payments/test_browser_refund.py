@@ -1,0 +1,79 @@
+"""Money back in Chromium: a student asks, an admin approves, Stripe refunds, both pages follow."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.payments.conftest import start_checkout, wait_until_state
+from tests.support import log_in, shot
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def paid(db, student_client, sandbox, pending_contract):
+    """The pending contract (4 × $50.00) paid by card at the sandbox."""
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    assert sandbox.pay(session_id).status_code == 200
+    wait_until_state(db, contract_id, ("active", "paid"))
+    student_client.submit("/auth/logout")
+    return pending_contract
+
+
+def log_out(page) -> None:
+    page.get_by_role("button", name="Log out").click()
+
+
+def test_a_refund_asked_approved_and_seen_by_both_parties(page, live_url, db, paid, make_user):
+    contract_id, student, coach = paid
+    admin = make_user("admin", email="ada@example.com", name="Ada Admin")
+
+    log_in(page, live_url, coach.email, PASSWORD)
+    page.goto(f"{live_url}/earnings")
+    net = page.locator(f'#earnings tr[data-contract="{contract_id}"] [data-col="net_earning"]')
+    assert net.inner_text() == "$190.00"  # $200.00 less the 5 % fee
+    log_out(page)
+
+    log_in(page, live_url, student.email, PASSWORD)
+    page.goto(f"{live_url}/contracts/{contract_id}")
+    page.get_by_role("link", name="Request a refund for this contract").click()
+    assert page.locator("#quote-amount").inner_text() == "$200.00"
+    assert "full total" in page.locator("#quote-explanation").inner_text()
+    page.get_by_label("What went wrong").select_option(label="The sessions no longer fit my schedule")
+    page.get_by_label("Tell the administrator why you are asking").fill("My new job leaves me no evenings for sessions.")
+    shot(page, "refund-request-form")
+    page.get_by_role("button", name="Ask for a refund of $200.00").click()
+    assert "Your request was sent" in page.locator(".alert").first.inner_text()
+    assert page.locator("#open-request-quote").inner_text() == "$200.00"
+    shot(page, "refund-request-sent")
+    log_out(page)
+
+    page.goto(f"{live_url}/auth/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_url}/admin/**")
+    page.locator("#admin-nav").get_by_role("link", name="Refunds").click()
+    request = page.locator("[data-request-id]").first
+    assert "My new job" in request.inner_text()
+    assert request.get_by_label("Amount (USD)").input_value() == "200.00"
+    shot(page, "admin-refund-queue")
+    request.get_by_role("button", name="Approve and refund").click()
+    assert "Refunded $200.00" in page.locator(".alert").first.inner_text()
+    assert page.locator("#requests-empty").is_visible()
+    wait_until_state(db, contract_id, ("refunded", "refunded"))
+    log_out(page)
+
+    log_in(page, live_url, student.email, PASSWORD)
+    page.goto(f"{live_url}/payments")
+    payments_table = page.locator("#my-payments").inner_text()
+    assert "$200.00" in payments_table and "succeeded" in payments_table.lower()
+    shot(page, "student-payments-refunded")
+    log_out(page)
+
+    log_in(page, live_url, coach.email, PASSWORD)
+    page.goto(f"{live_url}/earnings")
+    assert net.inner_text() == "$0.00"
+    shot(page, "coach-earnings-refunded")
