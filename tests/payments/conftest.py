@@ -151,6 +151,26 @@ def student_client(client, pending_contract):
     return client
 
 
+@pytest.fixture
+def paid(db, student_client, sandbox, pending_contract):
+    """`pending_contract` (4 sessions at $50.00) paid by card through Checkout at the sandbox.
+
+    The return page fulfils it, as it does when a webhook is slow, so it holds with
+    the sandbox's events held too. Returns (contract id, student, coach).
+    """
+    contract_id = pending_contract[0]
+    session_id = start_checkout(student_client, contract_id)
+    assert sandbox.pay(session_id).status_code == 200
+    student_client.get(f"/contracts/{contract_id}/payment-success?session_id={session_id}")
+    wait_until_state(db, contract_id, ("active", "paid"))
+    return pending_contract
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin", name="Ada Admin")
+
+
 def start_checkout(client, contract_id: int) -> str:
     """Press the pay button; return the Checkout session id it redirected to."""
     response = client.submit(f"/contracts/{contract_id}/pay")

@@ -5,21 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.payments.conftest import start_checkout, wait_until_state
+from tests.payments.conftest import wait_until_state
 from tests.support import log_in, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def paid(db, student_client, sandbox, pending_contract):
-    """The pending contract (4 × $50.00) paid by card at the sandbox."""
-    contract_id = pending_contract[0]
-    session_id = start_checkout(student_client, contract_id)
-    assert sandbox.pay(session_id).status_code == 200
-    wait_until_state(db, contract_id, ("active", "paid"))
-    student_client.submit("/auth/logout")
-    return pending_contract
 
 
 def log_out(page) -> None:
@@ -41,8 +30,10 @@ def test_a_refund_asked_approved_and_seen_by_both_parties(page, live_url, db, pa
     page.get_by_role("link", name="Request a refund for this contract").click()
     assert page.locator("#quote-amount").inner_text() == "$200.00"
     assert "full total" in page.locator("#quote-explanation").inner_text()
-    page.get_by_label("What went wrong").select_option(label="The sessions no longer fit my schedule")
-    page.get_by_label("Tell the administrator why you are asking").fill("My new job leaves me no evenings for sessions.")
+    page.get_by_label("What went wrong").select_option(
+        label="The sessions no longer fit my schedule")
+    page.get_by_label("Tell the administrator why you are asking").fill(
+        "My new job leaves me no evenings for sessions.")
     shot(page, "refund-request-form")
     page.get_by_role("button", name="Ask for a refund of $200.00").click()
     assert "Your request was sent" in page.locator(".alert").first.inner_text()

@@ -10,29 +10,14 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 from contracts.money import format_money
 from tests.conftest import login
-from tests.payments.conftest import contract_state, payments, start_checkout, wait_until_state
+from tests.payments.conftest import contract_state, payments
 from tests.support import wait_for
 
 REASON = "My new job leaves me no evening free for the sessions."
-
-
-@pytest.fixture
-def paid(db, student_client, sandbox, pending_contract):
-    """A paid usd contract (4 sessions at 50.00): its id, the student, the coach."""
-    contract_id = pending_contract[0]
-    assert sandbox.pay(start_checkout(student_client, contract_id)).status_code == 200
-    wait_until_state(db, contract_id, ("active", "paid"))
-    return pending_contract
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("admin", name="Ada Admin")
 
 
 def log_in_as(client, user):

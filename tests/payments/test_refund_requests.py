@@ -14,23 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import login
-from tests.payments.conftest import count, start_checkout, wait_until_state
+from tests.payments.conftest import count
 
 REASON = "My new job leaves me no evening free for the sessions."
-
-
-@pytest.fixture
-def paid(db, student_client, sandbox, pending_contract):
-    """A paid usd contract (4 sessions at 50.00): its id, the student, the coach."""
-    contract_id = pending_contract[0]
-    assert sandbox.pay(start_checkout(student_client, contract_id)).status_code == 200
-    wait_until_state(db, contract_id, ("active", "paid"))
-    return pending_contract
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("admin", name="Ada Admin")
 
 
 def page(client, contract_id: int) -> str:

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from tests.payments.conftest import (
     contract_state,
     payments,
-    start_checkout,
     wait_until_state,
 )
 from tests.support import wait_for
@@ -27,21 +26,6 @@ def request_context(app):
         yield
 
 
-@pytest.fixture
-def paid(db, student_client, sandbox, pending_contract):
-    """A paid usd contract of 4 sessions at 50.00: its id, the student, the coach.
-
-    Paid through Checkout at the sandbox; the return page fulfils it (as it does
-    when a webhook is slow), so it holds with the sandbox's events held too.
-    """
-    contract_id = pending_contract[0]
-    session_id = start_checkout(student_client, contract_id)
-    assert sandbox.pay(session_id).status_code == 200
-    student_client.get(f"/contracts/{contract_id}/payment-success?session_id={session_id}")
-    wait_until_state(db, contract_id, ("active", "paid"))
-    return pending_contract
-
-
 def charge_of(db, sandbox, contract_id) -> str:
     import stripe
 
@@ -51,11 +35,6 @@ def charge_of(db, sandbox, contract_id) -> str:
                                  max_network_retries=0)
     return client.v1.payment_intents.retrieve(
         payments(db, contract_id)[0].payment_intent_id).latest_charge
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("admin", name="Ada Admin")
 
 
 def refunds_of(db, contract_id):
