@@ -27,6 +27,10 @@ CUSTOMER_CREATE = {
     "email": p.Str(max_length=512), "name": p.Str(max_length=256), "phone": p.Str(max_length=20),
     "description": p.Str(), "metadata": p.Metadata(), "expand": p.EXPAND,
 }
+CUSTOMER_UPDATE = {
+    **CUSTOMER_CREATE, "metadata": p.Metadata(unset=True),
+    "invoice_settings": p.Obj({"default_payment_method": p.Unsettable()}),
+}
 PRODUCT_DATA = p.Obj({"name": p.Str(required=True), "description": p.Str(),
                       "metadata": p.Metadata(), "images": p.List(p.Str(), max_items=8)})
 PRICE_DATA = p.Obj({
@@ -40,8 +44,12 @@ SESSION_CREATE = {
                                 "quantity": p.Int(minimum=1, maximum=999_999)})),
     "customer": p.Str(), "customer_email": p.Str(max_length=800),
     "client_reference_id": p.Str(max_length=200), "metadata": p.Metadata(),
+    "currency": p.Str(),
     "payment_intent_data": p.Obj({"metadata": p.Metadata(), "description": p.Str(),
-                                  "receipt_email": p.Str()}),
+                                  "receipt_email": p.Str(),
+                                  "setup_future_usage": p.Enum("off_session", "on_session"),
+                                  "transfer_group": p.Str()}),
+    "setup_intent_data": p.Obj({"metadata": p.Metadata(), "description": p.Str()}),
     "success_url": p.Str(), "cancel_url": p.Str(), "expires_at": p.Int(),
     "allow_promotion_codes": p.Bool(), "locale": p.Str(),
     "payment_method_types": p.List(p.Enum("card", "us_bank_account")),
@@ -74,6 +82,33 @@ EVIDENCE = p.Obj({
 })
 DISPUTE_UPDATE = {"evidence": EVIDENCE, "metadata": p.Metadata(unset=True), "submit": p.Bool(),
                   "expand": p.EXPAND}
+PAYMENT_INTENT_CREATE = {
+    "amount": p.Int(required=True), "currency": p.Str(required=True), "customer": p.Str(),
+    "payment_method": p.Str(), "confirm": p.Bool(),
+    "off_session": p.BoolOr("one_off", "recurring"),
+    "setup_future_usage": p.Enum("off_session", "on_session"),
+    "payment_method_types": p.List(p.Enum("card")),
+    "automatic_payment_methods": p.Obj({"enabled": p.Bool(required=True),
+                                        "allow_redirects": p.Enum("always", "never")}),
+    "description": p.Str(max_length=1000), "metadata": p.Metadata(), "receipt_email": p.Str(),
+    "transfer_group": p.Str(), "return_url": p.Str(), "expand": p.EXPAND,
+}
+PAYMENT_INTENT_CONFIRM = {
+    "payment_method": p.Str(), "off_session": p.BoolOr("one_off", "recurring"),
+    "return_url": p.Str(), "expand": p.EXPAND,
+}
+PAYMENT_INTENT_CANCEL = {
+    "cancellation_reason": p.Enum("abandoned", "duplicate", "fraudulent",
+                                  "requested_by_customer"),
+    "expand": p.EXPAND,
+}
+PAYMENT_INTENT_LIST = {**p.PAGINATION, "customer": p.Str(), "created": p.Created()}
+CUSTOMER_PAYMENT_METHODS = {**p.PAGINATION, "type": p.Str(),
+                            "allow_redisplay": p.Enum("always", "limited", "unspecified")}
+PAYMENT_METHOD_LIST = {**p.PAGINATION, "customer": p.Str(), "type": p.Str()}
+PAYMENT_METHOD_ATTACH = {"customer": p.Str(required=True), "expand": p.EXPAND}
+SETUP_INTENT_LIST = {**p.PAGINATION, "customer": p.Str(), "payment_method": p.Str(),
+                     "created": p.Created()}
 EVENT_LIST = {**p.PAGINATION, "type": p.Str(), "types": p.List(p.Str(), max_items=20),
               "created": p.Created(), "delivery_success": p.Bool()}
 RETRIEVE: dict[str, p.Field] = {"expand": p.EXPAND}
@@ -291,6 +326,38 @@ def get_customer(customer_id: str) -> dict[str, Any]:
     return _retrieve("customer", customer_id, "customer")
 
 
+@bp.post("/customers/<customer_id>")
+@endpoint
+def update_customer(customer_id: str) -> dict[str, Any]:
+    query = p.validate(CUSTOMER_UPDATE, _params())
+    customer = sandbox().engine.update_customer(customer_id, query, _request_info())
+    return expand(customer, query.get("expand", []))
+
+
+@bp.get("/customers/<customer_id>/payment_methods")
+@endpoint
+def list_customer_payment_methods(customer_id: str) -> dict[str, Any]:
+    """A customer's attached PaymentMethods, newest first (`type`, `allow_redisplay`)."""
+    query = p.validate(CUSTOMER_PAYMENT_METHODS, _params())
+    sandbox().engine.customer(customer_id)
+    clauses, args = _filters({**query, "customer": customer_id},
+                             ("customer", "type", "allow_redisplay"))
+    return _list("payment_method", f"/v1/customers/{customer_id}/payment_methods", query,
+                 clauses, args)
+
+
+@bp.get("/customers/<customer_id>/payment_methods/<pm_id>")
+@endpoint
+def get_customer_payment_method(customer_id: str, pm_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    sandbox().engine.customer(customer_id)
+    pm = sandbox().store.get(pm_id, "payment_method")
+    if pm is None or pm["customer"] != customer_id:
+        raise StripeError(f"No such PaymentMethod: '{pm_id}'", status=404,
+                          code="resource_missing", param="payment_method")
+    return expand(pm, query.get("expand", []))
+
+
 def _retrieve(type_: str, object_id: str, param: str) -> dict[str, Any]:
     query = p.validate(RETRIEVE, _params())
     obj = sandbox().store.get(object_id, type_)
@@ -306,9 +373,7 @@ def _retrieve(type_: str, object_id: str, param: str) -> dict[str, Any]:
 @endpoint
 def create_session() -> dict[str, Any]:
     query = p.validate(SESSION_CREATE, _params())
-    box = sandbox()
-    public_url = box.settings.public_url or request.host_url.rstrip("/")
-    session = box.engine.create_session(query, public_url)
+    session = sandbox().engine.create_session(query, _public_url())
     return expand(session, query.get("expand", []))
 
 
@@ -324,7 +389,7 @@ def list_sessions() -> dict[str, Any]:
             args.append(query[name])
     _created_filter(query.get("created", {}), clauses, args)
     # Time-based expiry is applied lazily too, so a listing never shows a stale "open".
-    for sid in sandbox().store.open_sessions_expired_by(int(time.time())):
+    for sid in sandbox().store.open_sessions_expired_by(sandbox().engine.now()):
         sandbox().engine.expire_if_due(sid)
     return _list("checkout.session", "/v1/checkout/sessions", query, clauses, args)
 
@@ -357,10 +422,100 @@ def list_line_items(session_id: str) -> dict[str, Any]:
 # -- payment intents, charges, refunds, disputes -------------------------------------
 
 
+@bp.post("/payment_intents")
+@endpoint
+def create_payment_intent() -> dict[str, Any]:
+    query = p.validate(PAYMENT_INTENT_CREATE, _params())
+    pi = sandbox().engine.create_payment_intent(query, _request_info(), _public_url())
+    return expand(pi, query.get("expand", []))
+
+
+def _public_url() -> str:
+    return sandbox().settings.public_url or request.host_url.rstrip("/")
+
+
+@bp.get("/payment_intents")
+@endpoint
+def list_payment_intents() -> dict[str, Any]:
+    query = p.validate(PAYMENT_INTENT_LIST, _params())
+    clauses, args = _filters(query, ("customer",))
+    return _list("payment_intent", "/v1/payment_intents", query, clauses, args)
+
+
 @bp.get("/payment_intents/<pi_id>")
 @endpoint
 def get_payment_intent(pi_id: str) -> dict[str, Any]:
     return _retrieve("payment_intent", pi_id, "intent")
+
+
+@bp.post("/payment_intents/<pi_id>/confirm")
+@endpoint
+def confirm_payment_intent(pi_id: str) -> dict[str, Any]:
+    query = p.validate(PAYMENT_INTENT_CONFIRM, _params())
+    pi = sandbox().engine.confirm_payment_intent(pi_id, query, _request_info(), _public_url())
+    return expand(pi, query.get("expand", []))
+
+
+@bp.post("/payment_intents/<pi_id>/cancel")
+@endpoint
+def cancel_payment_intent(pi_id: str) -> dict[str, Any]:
+    query = p.validate(PAYMENT_INTENT_CANCEL, _params())
+    pi = sandbox().engine.cancel_payment_intent(pi_id, query, _request_info())
+    return expand(pi, query.get("expand", []))
+
+
+# -- payment methods and setup intents ------------------------------------------------
+
+
+@bp.get("/payment_methods")
+@endpoint
+def list_payment_methods() -> dict[str, Any]:
+    query = p.validate(PAYMENT_METHOD_LIST, _params())
+    clauses, args = _filters(query, ("customer", "type"))
+    return _list("payment_method", "/v1/payment_methods", query, clauses, args)
+
+
+@bp.get("/payment_methods/<pm_id>")
+@endpoint
+def get_payment_method(pm_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    pm, _ = sandbox().engine.payment_method(pm_id)
+    return expand(pm, query.get("expand", []))
+
+
+@bp.post("/payment_methods/<pm_id>/attach")
+@endpoint
+def attach_payment_method(pm_id: str) -> dict[str, Any]:
+    query = p.validate(PAYMENT_METHOD_ATTACH, _params())
+    pm = sandbox().engine.attach_payment_method(pm_id, query["customer"], _request_info())
+    return expand(pm, query.get("expand", []))
+
+
+@bp.post("/payment_methods/<pm_id>/detach")
+@endpoint
+def detach_payment_method(pm_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    pm = sandbox().engine.detach_payment_method(pm_id, _request_info())
+    return expand(pm, query.get("expand", []))
+
+
+@bp.get("/setup_intents")
+@endpoint
+def list_setup_intents() -> dict[str, Any]:
+    query = p.validate(SETUP_INTENT_LIST, _params())
+    clauses, args = _filters(query, ("customer", "payment_method"))
+    return _list("setup_intent", "/v1/setup_intents", query, clauses, args)
+
+
+@bp.get("/setup_intents/<si_id>")
+@endpoint
+def get_setup_intent(si_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    si = sandbox().store.get(si_id, "setup_intent")
+    if si is None:
+        raise StripeError(f"No such setupintent: '{si_id}'", status=404,
+                          code="resource_missing", param="intent")
+    return expand(si, query.get("expand", []))
 
 
 @bp.get("/charges/<charge_id>")

@@ -39,14 +39,24 @@ def _render(session: dict[str, Any], *, error: str | None = None, field: str | N
     if error is None and pi and pi["status"] == "requires_payment_method" \
             and pi["last_payment_error"]:
         error = pi["last_payment_error"]["message"]  # the last attempt's decline, as on Stripe
+    si = _setup_intent(session)
+    if error is None and si and si["status"] == "requires_payment_method" \
+            and si["last_setup_error"]:
+        error = si["last_setup_error"]["message"]
     method = (form or {}).get("payment_method", "card")
+    wanted = engine.session_extra(session["id"])["payment_intent_data"]
+    saves_card = session["mode"] == "setup" or bool(wanted.get("setup_future_usage"))
     return render_template(
         "checkout.html", session=session, items=engine.line_items(session["id"]),
         error=error, field=field, form=form or {}, method=method,
         locked_email=session["customer_email"], payment_intent=pi,
-        merchant=sandbox().settings.merchant_name,
+        merchant=sandbox().settings.merchant_name, saves_card=saves_card,
         prefill_email=session["customer_email"] or engine._customer_email(session) or "",
     ), status
+
+
+def _setup_intent(session: dict[str, Any]) -> dict[str, Any] | None:
+    return sandbox().store.get(session["setup_intent"]) if session["setup_intent"] else None
 
 
 @bp.get("/checkout/<sid>")
@@ -74,9 +84,12 @@ def pay(sid: str) -> Response | tuple[str, int]:
 def authenticate_page(sid: str) -> Response | str:
     session = _load(sid)
     pi = sandbox().store.get(session["payment_intent"]) if session["payment_intent"] else None
-    if not pi or pi["status"] != "requires_action":
+    # A payment to confirm, or (setup mode) a card to save.
+    intent = _setup_intent(session) if session["mode"] == "setup" else pi
+    if not intent or intent["status"] != "requires_action":
         return redirect(url_for("checkout.page", sid=sid), 303)
     return render_template("authenticate.html", session=session, payment_intent=pi,
+                           setup_intent=intent if session["mode"] == "setup" else None,
                            merchant=sandbox().settings.merchant_name)
 
 

@@ -24,7 +24,9 @@ from sandbox.store import Store
 
 Request = tuple[str, str | None] | None  # (request id, idempotency key) of the API call
 
-# Stripe's test cards: number → (brand, funding, behaviour, decline code or None).
+# Stripe's test cards: number → (brand, funding, behaviour, decline code or None). Behaviour on
+# the hosted page: succeed, decline, 3ds (asks for 3-D Secure), or attach_then_decline (a
+# payment is declined, but saving the card in setup mode works: 4000 0000 0000 0341).
 CARDS: dict[str, tuple[str, str, str, str | None]] = {
     "4242424242424242": ("visa", "credit", "succeed", None),
     "4000056655665556": ("visa", "debit", "succeed", None),
@@ -37,7 +39,25 @@ CARDS: dict[str, tuple[str, str, str, str | None]] = {
     "4000000000000127": ("visa", "credit", "decline", "incorrect_cvc"),
     "4000002500003155": ("visa", "credit", "3ds", None),
     "4000000000003220": ("visa", "credit", "3ds", None),
+    "4000002760003184": ("visa", "credit", "3ds", None),
+    "4000003800000446": ("visa", "credit", "3ds", None),
+    "4000000000000341": ("visa", "credit", "attach_then_decline", "generic_decline"),
 }
+# What a saved card does when charged later through the API, where it differs from the page
+# (Stripe's test cards for saved cards): "succeed", "authenticate" (every charge asks for
+# authentication), "authenticate_unless_set_up" (asks unless the card was set up for
+# off-session use), or a decline code. Other cards do what they do on the page; a 3-D Secure
+# card without an entry here asks unless set up.
+SAVED_CARDS = {
+    "4000002760003184": "authenticate",          # authentication required on every charge
+    "4000000000003220": "authenticate",          # 3-D Secure 2 required
+    "4000002500003155": "authenticate_unless_set_up",
+    "4000003800000446": "succeed",               # already set up: off-session charges succeed
+    "4000000000000341": "generic_decline",       # attaches fine, every charge is declined
+}
+# A saved card's next outcome, as the /_sandbox/.../next tool sets it; "default" goes back to
+# what the test card does.
+NEXT_OUTCOMES = ("succeed", "decline", "authentication_required", "default")
 # decline code → (error code, message shown to the customer), as Stripe words them.
 DECLINES = {
     "generic_decline": ("card_declined", "Your card was declined."),
@@ -49,6 +69,21 @@ DECLINES = {
 AUTH_FAILED = ("payment_intent_authentication_failure",
                "We are unable to authenticate your payment method. Please choose a different "
                "payment method and try again.")
+SETUP_AUTH_FAILED = ("setup_intent_authentication_failure", AUTH_FAILED[1])
+# An off-session charge the issuer will not take without the customer (Stripe's soft decline).
+AUTH_REQUIRED = ("authentication_required",
+                 "Your card was declined. This transaction requires authentication.")
+# Stripe's words for a PaymentMethod that cannot be used again.
+REUSE_REFUSED = ("The provided PaymentMethod was previously used with a PaymentIntent without "
+                 "Customer attachment, shared with a connected account without Customer "
+                 "attachment, or was detached from a Customer. It may not be used again. To use "
+                 "a PaymentMethod multiple times, you must attach it to a Customer first.")
+ATTACH_REFUSED = ("This PaymentMethod was previously used without being attached to a Customer "
+                  "or was detached from a Customer, and may not be used again.")
+# PaymentIntent statuses that confirm and cancel accept.
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
+              "requires_action", "processing")
 # Stripe's US bank account test numbers (routing 110000000) → outcome and failure code.
 BANK_ACCOUNTS = {
     "000123456789": ("succeeded", None),
@@ -88,14 +123,11 @@ class PaymentInputError(Exception):
 class PayResult:
     outcome: str  # succeeded, processing, requires_action, declined
     session: dict[str, Any]
-    payment_intent: dict[str, Any]
+    payment_intent: dict[str, Any] | None  # None in setup mode
     redirect_url: str | None = None
     error: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def now() -> int:
-    return int(time.time())
+    setup_intent: dict[str, Any] | None = None  # setup mode only
 
 
 def luhn_ok(number: str) -> bool:
@@ -123,6 +155,10 @@ class Engine:
         self.settings = settings
         self.events = events
 
+    def now(self) -> int:
+        """The sandbox's clock (real time plus the `clock_offset` knob)."""
+        return self.settings.now()
+
     # -- customers -----------------------------------------------------------
 
     def create_customer(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -130,7 +166,7 @@ class Engine:
         if email is not None and not EMAIL.match(email):
             raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
         with self.store.transaction():
-            customer = shapes.customer(params, now())
+            customer = shapes.customer(params, self.now())
             self.store.insert(customer)
             self.events.emit("customer.created", customer, request=request)
         return customer
@@ -138,18 +174,17 @@ class Engine:
     # -- checkout sessions -----------------------------------------------------
 
     def create_session(self, params: dict[str, Any], public_url: str) -> dict[str, Any]:
-        if params["mode"] != "payment":
-            raise ParamError("The sandbox supports only `mode=payment` Checkout Sessions.", "mode")
-        specs = params.get("line_items") or []
-        if not specs:
-            raise ParamError("`line_items` is required in `payment` mode.", "line_items",
-                             "parameter_missing")
-        for i, spec in enumerate(specs):
-            self._check_line_item(spec, f"line_items[{i}]")
-        currencies = {spec["price_data"]["currency"] for spec in specs}
-        if len(currencies) > 1:
-            raise ParamError("Checkout does not support multiple currencies.", "line_items")
-        currency = currencies.pop()
+        """A `payment` mode session (line items to pay) or a `setup` mode one (a card saved
+        for later, nothing charged)."""
+        mode = params["mode"]
+        if mode == "subscription":
+            raise ParamError("The sandbox supports only `mode=payment` and `mode=setup` Checkout "
+                             "Sessions.", "mode")
+        specs: list[dict[str, Any]] = []
+        if mode == "setup":
+            currency = self._check_setup_mode(params)
+        else:
+            specs, currency = self._check_payment_mode(params)
         if params.get("customer") and params.get("customer_email"):
             raise ParamError("You may only specify one of these parameters: customer, "
                              "customer_email.", "customer", "parameters_exclusive")
@@ -162,7 +197,7 @@ class Engine:
         for name in ("success_url", "cancel_url"):
             if name in params and not _valid_url(params[name]):
                 raise ParamError("Not a valid URL", name, "url_invalid")
-        created = now()
+        created = self.now()
         expires_at = params.get("expires_at", created + 24 * 3600)
         if expires_at > created + 24 * 3600:
             raise ParamError("The `expires_at` timestamp must be less than 24 hours from "
@@ -170,34 +205,79 @@ class Engine:
         if expires_at < created + 30 * 60:
             raise ParamError("The `expires_at` timestamp must be at least 30 minutes from "
                              "Checkout Session creation.", "expires_at")
-        methods = params.get("payment_method_types") or (
-            ["card", "us_bank_account"] if currency == "usd" else ["card"])
-        if "us_bank_account" in methods and currency != "usd":
-            raise ParamError("The payment method `us_bank_account` only supports `usd`.",
-                             "payment_method_types")
+        if mode == "setup":
+            methods = params.get("payment_method_types") or ["card"]
+            if set(methods) != {"card"}:
+                raise ParamError("The sandbox supports only `card` in `setup` mode.",
+                                 "payment_method_types")
+        else:
+            methods = params.get("payment_method_types") or (
+                ["card", "us_bank_account"] if currency == "usd" else ["card"])
+            if "us_bank_account" in methods and currency != "usd":
+                raise ParamError("The payment method `us_bank_account` only supports `usd`.",
+                                 "payment_method_types")
         items = [shapes.line_item(spec, created) for spec in specs]
-        total = sum(item["amount_total"] for item in items)
-        minimum = shapes.MINIMUM_CHARGE[currency]
-        if total < minimum:
-            raise ParamError(
-                f"The Checkout Session's total amount due must add up to at least "
-                f"{shapes.format_money(minimum, currency)} {currency}.", "line_items",
-                "amount_too_small")
-        if total > 99_999_999:
-            raise ParamError("The Checkout Session's total amount due must be no more than "
-                             "999,999.99.", "line_items", "amount_too_large")
+        if mode == "payment":
+            assert currency is not None
+            total = sum(item["amount_total"] for item in items)
+            minimum = shapes.MINIMUM_CHARGE[currency]
+            if total < minimum:
+                raise ParamError(
+                    f"The Checkout Session's total amount due must add up to at least "
+                    f"{shapes.format_money(minimum, currency)} {currency}.", "line_items",
+                    "amount_too_small")
+            if total > 99_999_999:
+                raise ParamError("The Checkout Session's total amount due must be no more than "
+                                 "999,999.99.", "line_items", "amount_too_large")
         sid = shapes.session_id()
         session = shapes.checkout_session(
-            {**params, "id": sid}, items, now=created, expires_at=expires_at,
-            url=f"{public_url}/checkout/{sid}", method_types=methods)
+            {**params, "id": sid, "currency": currency}, items, now=created,
+            expires_at=expires_at, url=f"{public_url}/checkout/{sid}", method_types=methods)
         extra = {"public_url": public_url,
                  "payment_intent_data": params.get("payment_intent_data", {}),
+                 "setup_intent_data": params.get("setup_intent_data", {}),
                  "expires_at": expires_at}
         with self.store.transaction():
             self.store.insert(session, extra)
             for item in items:
                 self.store.insert(item, parent=sid)
         return session
+
+    def _check_payment_mode(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """A payment mode session's line items and their one currency."""
+        if "setup_intent_data" in params:
+            raise ParamError("You can not pass `setup_intent_data` in `payment` mode.",
+                             "setup_intent_data")
+        specs = params.get("line_items") or []
+        if not specs:
+            raise ParamError("`line_items` is required in `payment` mode.", "line_items",
+                             "parameter_missing")
+        for i, spec in enumerate(specs):
+            self._check_line_item(spec, f"line_items[{i}]")
+        currencies = {spec["price_data"]["currency"] for spec in specs}
+        if len(currencies) > 1:
+            raise ParamError("Checkout does not support multiple currencies.", "line_items")
+        currency = currencies.pop()
+        if "currency" in params and params["currency"].lower() != currency:
+            raise ParamError(f"`currency` ({params['currency']}) must match the currency of the "
+                             f"line items ({currency}).", "currency")
+        return specs, currency
+
+    @staticmethod
+    def _check_setup_mode(params: dict[str, Any]) -> str | None:
+        """A setup mode session takes no line items and nothing about a payment; `currency`
+        is optional (a card needs none)."""
+        for name in ("line_items", "payment_intent_data", "submit_type"):
+            if name in params:
+                raise ParamError(f"You can not pass `{name}` in `setup` mode.", name)
+        currency = params.get("currency")
+        if currency is None:
+            return None
+        if currency.lower() not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {currency}. The sandbox supports: "
+                             f"{', '.join(sorted(shapes.MINIMUM_CHARGE))}.", "currency",
+                             "parameter_invalid")
+        return currency.lower()
 
     def _check_line_item(self, spec: dict[str, Any], param: str) -> None:
         if "price" in spec:
@@ -258,7 +338,7 @@ class Engine:
     def expire_if_due(self, sid: str) -> None:
         with self.store.transaction():
             found = self.store.get_with_extra(sid, "checkout.session")
-            if found and found[0]["status"] == "open" and found[0]["expires_at"] <= now():
+            if found and found[0]["status"] == "open" and found[0]["expires_at"] <= self.now():
                 self._expire(found[0], None)
 
     def _expire(self, session: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -267,10 +347,16 @@ class Engine:
         if session["payment_intent"]:
             pi = self.store.get(session["payment_intent"], "payment_intent")
             if pi and pi["status"] in ("requires_payment_method", "requires_action"):
-                pi.update(status="canceled", canceled_at=now(), cancellation_reason="abandoned",
-                          next_action=None)
+                pi.update(status="canceled", canceled_at=self.now(),
+                          cancellation_reason="abandoned", next_action=None)
                 self.store.save(pi)
                 self.events.emit("payment_intent.canceled", pi, request=request)
+        if session["setup_intent"]:
+            si = self.store.get(session["setup_intent"], "setup_intent")
+            if si and si["status"] in ("requires_payment_method", "requires_action"):
+                si.update(status="canceled", cancellation_reason="abandoned", next_action=None)
+                self.store.save(si)
+                self.events.emit("setup_intent.canceled", si, request=request)
         self.store.save(session)
         self.events.emit("checkout.session.expired", session, request=request)
         return session
@@ -292,10 +378,16 @@ class Engine:
                 "us_bank_account" if form.get("bank_account") else "card")
             if method not in session["payment_method_types"]:
                 raise PaymentInputError("This payment method is not available.", "payment_method")
+            billing = {"email": email, "name": name, "phone": None}
+            if session["mode"] == "setup":
+                si = self._current_setup_intent(session, extra)
+                if si["status"] == "requires_action":
+                    raise PaymentInputError("Complete the authentication step first.",
+                                            "card_number")
+                return self._setup_card(session, extra, si, form, billing)
             pi = self._current_intent(session, extra, method)
             if pi["status"] == "requires_action":
                 raise PaymentInputError("Complete the authentication step first.", "card_number")
-            billing = {"email": email, "name": name, "phone": None}
             if method == "card":
                 return self._pay_card(session, extra, pi, form, billing)
             return self._pay_bank(session, extra, pi, form, billing)
@@ -322,11 +414,26 @@ class Engine:
             assert pi is not None
             pi["payment_method_types"] = [method]
             return pi
-        pi = shapes.payment_intent(session, extra["payment_intent_data"], method, now())
+        pi = shapes.payment_intent(session, extra["payment_intent_data"], method, self.now())
         self.store.insert(pi, {"session": session["id"]})
         session["payment_intent"] = pi["id"]
         self.store.save(session)
         return pi
+
+    def _current_setup_intent(self, session: dict[str, Any],
+                              extra: dict[str, Any]) -> dict[str, Any]:
+        """A setup mode session's SetupIntent, created at the first attempt like a payment
+        mode session's PaymentIntent."""
+        if session["setup_intent"]:
+            si = self.store.get(session["setup_intent"], "setup_intent")
+            assert si is not None
+            return si
+        si = shapes.setup_intent(session, extra.get("setup_intent_data", {}), self.now())
+        self.store.insert(si, {"session": session["id"]})
+        session["setup_intent"] = si["id"]
+        self.store.save(session)
+        self.events.emit("setup_intent.created", si, request=None)
+        return si
 
     def _card(self, form: dict[str, str]) -> tuple[dict[str, Any], str]:
         number = re.sub(r"[\s-]", "", form.get("card_number") or "")
@@ -342,7 +449,7 @@ class Engine:
             raise PaymentInputError("Your card's expiration date is incomplete.", "card_expiry")
         month, year = int(match.group(1)), int(match.group(2))
         year = year + 2000 if year < 100 else year
-        current = time.gmtime()
+        current = time.gmtime(self.now())
         if (year, month) < (current.tm_year, current.tm_mon):
             raise PaymentInputError("Your card's expiration year is in the past.", "card_expiry")
         cvc = (form.get("card_cvc") or "123").strip()
@@ -354,10 +461,22 @@ class Engine:
                 "amount_authorized": None, "behaviour": behaviour, "decline": decline}
         return card, number
 
+    def _new_payment_method(self, card: dict[str, Any], number: str,
+                            billing: dict[str, Any]) -> dict[str, Any]:
+        """The PaymentMethod for a card typed on the page (one per attempt, as on Stripe).
+        Its `extra` remembers what the test card does when charged again later."""
+        pm = shapes.payment_method(card, billing, self.now())
+        behaviour, decline = card["behaviour"], card["decline"]
+        saved = SAVED_CARDS.get(number) or {
+            "succeed": "succeed", "3ds": "authenticate_unless_set_up"}.get(behaviour) or decline
+        self.store.insert(pm, {"behaviour": behaviour, "saved": saved, "setup_for": None,
+                               "consumed": False, "detached": False, "next": None})
+        return pm
+
     def _pay_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
                   form: dict[str, str], billing: dict[str, Any]) -> PayResult:
-        card, _number = self._card(form)
-        pm_id = shapes.new_id("pm_")
+        card, number = self._card(form)
+        pm_id = self._new_payment_method(card, number, billing)["id"]
         pi["payment_method"] = pm_id
         attempt = {"card": card, "billing": billing, "payment_method": pm_id}
         pi_extra = {"session": session["id"], "attempt": attempt}
@@ -371,9 +490,90 @@ class Engine:
             self.events.emit("payment_intent.requires_action", pi, request=None)
             return PayResult("requires_action", session, pi, redirect_url=auth_url)
         self.store.save(pi, pi_extra)
-        if card["behaviour"] == "decline":
+        if card["behaviour"] in ("decline", "attach_then_decline"):
             return self._decline_card(session, extra, pi, attempt, card["decline"])
         return self._succeed_card(session, extra, pi, attempt, three_d_secure=False)
+
+    # -- setup mode: save a card, charge nothing ----------------------------------------
+
+    def _setup_card(self, session: dict[str, Any], extra: dict[str, Any], si: dict[str, Any],
+                    form: dict[str, str], billing: dict[str, Any]) -> PayResult:
+        card, number = self._card(form)
+        pm = self._new_payment_method(card, number, billing)
+        si.update(payment_method=pm["id"], last_setup_error=None)
+        si_extra = {"session": session["id"], "attempt": {"billing": billing,
+                                                          "payment_method": pm["id"]}}
+        if card["behaviour"] == "3ds":
+            auth_url = f"{extra['public_url']}/checkout/{session['id']}/authenticate"
+            si.update(status="requires_action", next_action={
+                "type": "redirect_to_url",
+                "redirect_to_url": {"return_url": f"{extra['public_url']}/checkout/"
+                                                  f"{session['id']}", "url": auth_url}})
+            self.store.save(si, si_extra)
+            self.events.emit("setup_intent.requires_action", si, request=None)
+            return PayResult("requires_action", session, None, redirect_url=auth_url,
+                             setup_intent=si)
+        self.store.save(si, si_extra)
+        if card["behaviour"] == "decline":
+            code, message = DECLINES[card["decline"]]
+            return self._fail_setup(session, si, code, message, card["decline"])
+        return self._succeed_setup(session, extra, si, billing)
+
+    def _succeed_setup(self, session: dict[str, Any], extra: dict[str, Any],
+                       si: dict[str, Any], billing: dict[str, Any]) -> PayResult:
+        """The card is saved for off-session use and, with a customer, attached to it."""
+        found = self.store.get_with_extra(si["payment_method"], "payment_method")
+        assert found is not None
+        pm, pm_extra = found
+        pm_extra["setup_for"] = "off_session"
+        pm["allow_redisplay"] = "limited"  # what Checkout sets on a card it saves
+        si.update(status="succeeded", last_setup_error=None, next_action=None)
+        self.store.save(si)
+        if session["customer"]:
+            self._attach(pm, pm_extra, session["customer"], None)
+        else:
+            self.store.save(pm, pm_extra)
+        self._complete(session, billing, paid=False)
+        self.events.emit("setup_intent.succeeded", si, request=None)
+        self.events.emit("checkout.session.completed", session, request=None)
+        return PayResult("succeeded", session, None,
+                         redirect_url=self._success_url(session, extra), setup_intent=si)
+
+    def _authenticate_setup(self, session: dict[str, Any], extra: dict[str, Any],
+                            outcome: str) -> PayResult:
+        found = (self.store.get_with_extra(session["setup_intent"], "setup_intent")
+                 if session["setup_intent"] else None)
+        if not found or found[0]["status"] != "requires_action":
+            raise StripeError("This Checkout Session has no card awaiting authentication.",
+                              param="session")
+        si, si_extra = found
+        si["next_action"] = None
+        if outcome == "succeeded":
+            return self._succeed_setup(session, extra, si, si_extra["attempt"]["billing"])
+        code, message = SETUP_AUTH_FAILED
+        return self._fail_setup(session, si, code, message, None)
+
+    def _fail_setup(self, session: dict[str, Any], si: dict[str, Any], code: str, message: str,
+                    decline: str | None) -> PayResult:
+        pm = self._consume(si["payment_method"])
+        si.update(status="requires_payment_method", payment_method=None, next_action=None,
+                  last_setup_error=self._last_error(code, message, decline, None, "card", pm))
+        self.store.save(si)
+        self.events.emit("setup_intent.setup_failed", si, request=None)
+        return PayResult("declined", session, None, setup_intent=si,
+                         error={"code": code, "decline_code": decline, "message": message})
+
+    def _consume(self, pm_id: str) -> dict[str, Any] | None:
+        """A PaymentMethod used once and not attached to a customer: never usable again.
+        (None for an attempt stored before cards became PaymentMethod objects.)"""
+        found = self.store.get_with_extra(pm_id, "payment_method")
+        if found is None:
+            return None
+        pm, pm_extra = found
+        if pm["customer"] is None and not pm_extra["setup_for"]:
+            pm_extra["consumed"] = True
+            self.store.save(pm, pm_extra)
+        return pm
 
     def authenticate(self, sid: str, outcome: str) -> PayResult:
         """The 3-D Secure step's answer: `succeeded` (approve) or `failed`."""
@@ -383,6 +583,8 @@ class Engine:
             session = self.session(sid)
             extra = self.session_extra(sid)
             self._require_open(session)
+            if session["mode"] == "setup":
+                return self._authenticate_setup(session, extra, outcome)
             found = (self.store.get_with_extra(session["payment_intent"], "payment_intent")
                      if session["payment_intent"] else None)
             if not found or found[0]["status"] != "requires_action":
@@ -394,8 +596,9 @@ class Engine:
             if outcome == "succeeded":
                 return self._succeed_card(session, extra, pi, attempt, three_d_secure=True)
             code, message = AUTH_FAILED
+            pm = self._consume(attempt["payment_method"])
             pi.update(status="requires_payment_method", last_payment_error=self._last_error(
-                code, message, None, None, "card"))
+                code, message, None, None, "card", pm))
             self.store.save(pi)
             self.events.emit("payment_intent.payment_failed", pi, request=None)
             return PayResult("declined", session, pi,
@@ -403,8 +606,41 @@ class Engine:
 
     def _succeed_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
                       attempt: dict[str, Any], *, three_d_secure: bool) -> PayResult:
-        card = dict(attempt["card"], amount_authorized=pi["amount"],
-                    authorization_code=f"{now() % 1000000:06d}",
+        charge = self._card_charge(pi, attempt["payment_method"], attempt["card"],
+                                   attempt["billing"], extra["public_url"],
+                                   three_d_secure=three_d_secure)
+        pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"],
+                  last_payment_error=None, next_action=None)
+        self.store.save(pi)
+        self._complete(session, attempt["billing"], paid=True)
+        self._after_payment(pi, None, checkout=True)
+        self.events.emit("charge.succeeded", charge, request=None)
+        self.events.emit("payment_intent.succeeded", pi, request=None)
+        self.events.emit("checkout.session.completed", session, request=None)
+        return PayResult("succeeded", session, pi, redirect_url=self._success_url(session, extra))
+
+    def _decline_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
+                      attempt: dict[str, Any], decline: str) -> PayResult:
+        code, message = DECLINES[decline]
+        charge = self._failed_card_charge(pi, attempt["payment_method"], attempt["card"],
+                                          attempt["billing"], extra["public_url"], code,
+                                          message, decline)
+        pm = self._consume(attempt["payment_method"])
+        pi.update(status="requires_payment_method", latest_charge=charge["id"],
+                  last_payment_error=self._last_error(code, message, decline, charge["id"],
+                                                      "card", pm))
+        self.store.save(pi)
+        self.events.emit("charge.failed", charge, request=None)
+        self.events.emit("payment_intent.payment_failed", pi, request=None)
+        return PayResult("declined", session, pi,
+                         error={"code": code, "decline_code": decline, "message": message})
+
+    def _card_charge(self, pi: dict[str, Any], pm_id: str, card: dict[str, Any],
+                     billing: dict[str, Any], public_url: str, *,
+                     three_d_secure: bool = False) -> dict[str, Any]:
+        """A succeeded card charge for the whole PaymentIntent (stored; no event yet)."""
+        card = dict(card, amount_authorized=pi["amount"],
+                    authorization_code=f"{self.now() % 1000000:06d}",
                     network_transaction_id=shapes.new_id("", 15))
         if three_d_secure:
             card["three_d_secure"] = {
@@ -414,49 +650,69 @@ class Engine:
                 "version": "2.2.0"}
         charge_id = shapes.new_id("ch_")
         charge = shapes.charge(
-            pi, payment_method=attempt["payment_method"], method_details=shapes.card_details(card),
-            billing=attempt["billing"], status="succeeded", outcome=shapes.outcome("authorized"),
-            receipt_url=f"{extra['public_url']}/receipts/{charge_id}", now=now(),
+            pi, payment_method=pm_id, method_details=shapes.card_details(card),
+            billing=billing, status="succeeded", outcome=shapes.outcome("authorized"),
+            receipt_url=f"{public_url}/receipts/{charge_id}", now=self.now(),
             charge_id=charge_id)
         self.store.insert(charge)
-        pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"],
-                  last_payment_error=None, next_action=None)
-        self.store.save(pi)
-        self._complete(session, attempt["billing"], paid=True)
-        self.events.emit("charge.succeeded", charge, request=None)
-        self.events.emit("payment_intent.succeeded", pi, request=None)
-        self.events.emit("checkout.session.completed", session, request=None)
-        return PayResult("succeeded", session, pi, redirect_url=self._success_url(session, extra))
+        return charge
 
-    def _decline_card(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
-                      attempt: dict[str, Any], decline: str) -> PayResult:
-        code, message = DECLINES[decline]
+    def _failed_card_charge(self, pi: dict[str, Any], pm_id: str, card: dict[str, Any],
+                            billing: dict[str, Any], public_url: str, code: str, message: str,
+                            reason: str) -> dict[str, Any]:
+        """A charge the issuer declined (stored; no event yet)."""
         charge_id = shapes.new_id("ch_")
         charge = shapes.charge(
-            pi, payment_method=attempt["payment_method"],
-            method_details=shapes.card_details(attempt["card"]), billing=attempt["billing"],
-            status="failed", now=now(), failure=(code, message), charge_id=charge_id,
+            pi, payment_method=pm_id, method_details=shapes.card_details(card),
+            billing=billing, status="failed", now=self.now(), failure=(code, message),
+            charge_id=charge_id,
             outcome=shapes.outcome(
-                "issuer_declined", reason=decline, network_status="declined_by_network",
+                "issuer_declined", reason=reason, network_status="declined_by_network",
                 message="The bank did not return any further details with this decline."),
-            receipt_url=f"{extra['public_url']}/receipts/{charge_id}")
+            receipt_url=f"{public_url}/receipts/{charge_id}")
         self.store.insert(charge)
-        pi.update(status="requires_payment_method", latest_charge=charge["id"],
-                  last_payment_error=self._last_error(code, message, decline, charge["id"],
-                                                      "card"))
-        self.store.save(pi)
-        self.events.emit("charge.failed", charge, request=None)
-        self.events.emit("payment_intent.payment_failed", pi, request=None)
-        return PayResult("declined", session, pi,
-                         error={"code": code, "decline_code": decline, "message": message})
+        return charge
+
+    def _after_payment(self, pi: dict[str, Any], request: Request, *, checkout: bool) -> None:
+        """What a successful payment does to its card: with setup_future_usage it is saved
+        for later (and attached to the PaymentIntent's customer, emitting
+        payment_method.attached); otherwise a card no customer owns is used up."""
+        found = self.store.get_with_extra(pi["payment_method"], "payment_method")
+        if found is None:
+            return
+        pm, pm_extra = found
+        usage = pi["setup_future_usage"]
+        if not usage:
+            if pm["customer"] is None:
+                pm_extra["consumed"] = True
+                self.store.save(pm, pm_extra)
+            return
+        if pm_extra["setup_for"] != "off_session":
+            pm_extra["setup_for"] = usage
+        if checkout and pm["allow_redisplay"] == "unspecified":
+            pm["allow_redisplay"] = "limited"  # what Checkout sets on a card it saves
+        if pi["customer"] and pm["customer"] is None:
+            self._attach(pm, pm_extra, pi["customer"], request)
+        else:
+            self.store.save(pm, pm_extra)
+
+    def _attach(self, pm: dict[str, Any], pm_extra: dict[str, Any], customer_id: str,
+                request: Request) -> dict[str, Any]:
+        pm["customer"] = customer_id
+        self.store.save(pm, pm_extra)
+        self.events.emit("payment_method.attached", pm, request=request)
+        return pm
 
     @staticmethod
     def _last_error(code: str, message: str, decline: str | None, charge_id: str | None,
-                    method_type: str) -> dict[str, Any]:
+                    method_type: str, payment_method: dict[str, Any] | None = None,
+                    ) -> dict[str, Any]:
+        """A PaymentIntent's last_payment_error (or a SetupIntent's last_setup_error); for a
+        card, Stripe includes the PaymentMethod that failed."""
         return {"advice_code": None, "charge": charge_id, "code": code, "decline_code": decline,
                 "doc_url": f"https://stripe.com/docs/error-codes/{code}", "message": message,
                 "network_advice_code": None, "network_decline_code": None, "param": None,
-                "payment_method": None, "payment_method_type": method_type,
+                "payment_method": payment_method, "payment_method_type": method_type,
                 "type": "card_error" if method_type == "card" else "invalid_request_error"}
 
     def _pay_bank(self, session: dict[str, Any], extra: dict[str, Any], pi: dict[str, Any],
@@ -479,7 +735,7 @@ class Engine:
                   payment_method_types=["us_bank_account"])
         charge = shapes.charge(
             pi, payment_method=pm_id, method_details=shapes.bank_details(bank),
-            billing=billing, status="pending", now=now(), charge_id=charge_id,
+            billing=billing, status="pending", now=self.now(), charge_id=charge_id,
             outcome=shapes.outcome("authorized", message="Payment pending."),
             receipt_url=f"{extra['public_url']}/receipts/{charge_id}")
         charge["paid"] = False
@@ -539,7 +795,9 @@ class Engine:
             return session
 
     def _complete(self, session: dict[str, Any], billing: dict[str, Any], *, paid: bool) -> None:
-        session.update(status="complete", payment_status="paid" if paid else "unpaid", url=None,
+        status = ("no_payment_required" if session["mode"] == "setup"
+                  else "paid" if paid else "unpaid")
+        session.update(status="complete", payment_status=status, url=None,
                        customer_details=shapes.customer_details(billing["email"],
                                                                 billing["name"]))
         self.store.save(session)
@@ -553,7 +811,7 @@ class Engine:
     # -- timed transitions (run by the worker) ------------------------------------
 
     def tick(self) -> None:
-        for sid in self.store.open_sessions_expired_by(now()):
+        for sid in self.store.open_sessions_expired_by(self.now()):
             self.expire_if_due(sid)
         for pi_id in self.store.ids_where_extra("payment_intent", "$.settle_at", "<=",
                                                 time.time()):
@@ -563,6 +821,361 @@ class Engine:
                     self.settle(found[1]["session"])
                 except StripeError:  # settled on demand in the meantime
                     continue
+
+    # -- customers and their saved cards (PaymentMethods) -------------------------------
+
+    def customer(self, customer_id: str, *, status: int = 404) -> dict[str, Any]:
+        """A customer; 404 when it is the request's path, 400 when named by a parameter."""
+        customer = self.store.get(customer_id, "customer")
+        if customer is None:
+            raise StripeError(f"No such customer: '{customer_id}'", status=status,
+                              code="resource_missing", param="customer")
+        return customer
+
+    def update_customer(self, customer_id: str, params: dict[str, Any],
+                        request: Request) -> dict[str, Any]:
+        """`POST /v1/customers/{id}`: contact details, metadata and the default card
+        (invoice_settings[default_payment_method], which must be attached to the customer)."""
+        email = params.get("email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
+        with self.store.transaction():
+            customer = self.customer(customer_id)
+            before = copy.deepcopy(customer)
+            for name in ("email", "name", "phone", "description"):
+                if name in params:
+                    customer[name] = params[name]
+            if "metadata" in params:
+                _merge_metadata(customer, params["metadata"])
+            settings = params.get("invoice_settings", {})
+            if "default_payment_method" in settings:
+                pm_id = settings["default_payment_method"]
+                if pm_id is not None:
+                    pm = self.store.get(pm_id, "payment_method")
+                    if pm is None or pm["customer"] != customer_id:
+                        raise StripeError(
+                            f"The customer does not have a payment method with the ID {pm_id}. "
+                            "The payment method must be attached to the customer.",
+                            code="resource_missing",
+                            param="invoice_settings[default_payment_method]")
+                customer["invoice_settings"]["default_payment_method"] = pm_id
+            previous = _previous(before, customer)
+            self.store.save(customer)
+            if previous:
+                self.events.emit("customer.updated", customer, request=request,
+                                 previous_attributes=previous)
+            return customer
+
+    def payment_method(self, pm_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        found = self.store.get_with_extra(pm_id, "payment_method")
+        if found is None:
+            raise StripeError(f"No such PaymentMethod: '{pm_id}'", status=404,
+                              code="resource_missing", param="payment_method")
+        return found
+
+    def attach_payment_method(self, pm_id: str, customer_id: str,
+                              request: Request) -> dict[str, Any]:
+        """`POST /v1/payment_methods/{id}/attach`: a card not yet used up (saved with
+        setup_future_usage or in setup mode without a customer) joins a customer."""
+        with self.store.transaction():
+            pm, pm_extra = self.payment_method(pm_id)
+            self.customer(customer_id, status=400)
+            if pm_extra["consumed"] or pm_extra["detached"]:
+                raise StripeError(ATTACH_REFUSED, param="payment_method")
+            if pm["customer"] == customer_id:
+                return pm
+            if pm["customer"] is not None:
+                raise StripeError("The payment method you provided has already been attached "
+                                  "to a customer.", param="payment_method")
+            return self._attach(pm, pm_extra, customer_id, request)
+
+    def detach_payment_method(self, pm_id: str, request: Request) -> dict[str, Any]:
+        """`POST /v1/payment_methods/{id}/detach`: the card leaves its customer for good (a
+        detached card can be neither charged nor attached again). A customer whose default
+        card it was loses the default (customer.updated)."""
+        with self.store.transaction():
+            pm, pm_extra = self.payment_method(pm_id)
+            customer_id = pm["customer"]
+            if customer_id is None:
+                raise StripeError("The payment method you provided is not attached to a "
+                                  "customer so detachment is impossible.", param="payment_method")
+            pm["customer"] = None
+            pm_extra["detached"] = True
+            self.store.save(pm, pm_extra)
+            self.events.emit("payment_method.detached", pm, request=request,
+                             previous_attributes={"customer": customer_id})
+            customer = self.store.get(customer_id, "customer")
+            if customer and customer["invoice_settings"]["default_payment_method"] == pm_id:
+                customer["invoice_settings"]["default_payment_method"] = None
+                self.store.save(customer)
+                self.events.emit("customer.updated", customer, request=request,
+                                 previous_attributes={
+                                     "invoice_settings": {"default_payment_method": pm_id}})
+            return pm
+
+    def _usable_method(self, pm_id: str,
+                       customer_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The card a PaymentIntent names, refused as Stripe refuses it: unknown, used up or
+        detached, or another customer's."""
+        found = self.store.get_with_extra(pm_id, "payment_method")
+        if found is None:
+            raise StripeError(f"No such PaymentMethod: '{pm_id}'", code="resource_missing",
+                              param="payment_method")
+        pm, pm_extra = found
+        owner = pm["customer"]
+        if owner is None and (pm_extra["consumed"] or pm_extra["detached"]):
+            raise StripeError(REUSE_REFUSED, param="payment_method")
+        if owner is not None and customer_id is None:
+            raise StripeError("The provided PaymentMethod belongs to a Customer, but you did not "
+                              "specify a Customer. Please specify the Customer that this "
+                              "PaymentMethod belongs to in the `customer` parameter.",
+                              param="customer")
+        if owner is not None and owner != customer_id:
+            raise StripeError(f"The provided PaymentMethod ({pm_id}) does not belong to the "
+                              f"Customer ({customer_id}). Please use a PaymentMethod that "
+                              "belongs to this Customer.", param="payment_method")
+        return pm, pm_extra
+
+    def _saved_outcome(self, pm: dict[str, Any], pm_extra: dict[str, Any], *,
+                       off_session: bool) -> tuple[str, str | None]:
+        """What charging a saved card does now: ("succeed", None), ("authenticate", None) or
+        ("decline", decline code). The next-outcome tool's setting wins; then an expiry date
+        the (sandbox) clock has passed; then the test card's own behaviour."""
+        wanted = pm_extra.get("next")
+        if wanted:
+            if wanted["outcome"] == "decline":
+                return "decline", wanted["decline_code"]
+            if wanted["outcome"] == "authentication_required":
+                return "authenticate", None
+            return "succeed", None
+        card = pm["card"]
+        current = time.gmtime(self.now())
+        if (card["exp_year"], card["exp_month"]) < (current.tm_year, current.tm_mon):
+            return "decline", "expired_card"
+        if not off_session and pm_extra["behaviour"] == "3ds":
+            return "authenticate", None  # a 3-D Secure card always asks a customer present
+        saved = pm_extra["saved"]
+        if saved == "authenticate_unless_set_up":
+            set_up = off_session and pm_extra["setup_for"] == "off_session"
+            saved = "succeed" if set_up else "authenticate"
+        if saved in ("succeed", "authenticate"):
+            return saved, None
+        return "decline", saved
+
+    # -- PaymentIntents through the API (charging a saved card) ----------------------------
+
+    def create_payment_intent(self, params: dict[str, Any], request: Request,
+                              public_url: str) -> dict[str, Any]:
+        """`POST /v1/payment_intents`; with confirm=true the saved card is charged at once
+        (off_session=true: the customer is not there to authenticate). A decline or an
+        authentication the card asks for answers 402 with the failed PaymentIntent."""
+        currency = params["currency"].lower()
+        if currency not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {params['currency']}. The sandbox supports: "
+                             f"{', '.join(sorted(shapes.MINIMUM_CHARGE))}.", "currency",
+                             "parameter_invalid")
+        amount, minimum = params["amount"], shapes.MINIMUM_CHARGE[currency]
+        if amount < minimum:
+            raise ParamError(f"Amount must be at least {shapes.format_money(minimum, currency)} "
+                             f"{currency}", "amount", "amount_too_small")
+        if amount > 99_999_999:
+            raise ParamError("Amount must be no more than 999,999.99", "amount",
+                             "amount_too_large")
+        off_session = params.get("off_session")
+        if off_session is not None and not params.get("confirm"):
+            raise ParamError("You may only specify `off_session` when `confirm` is `true`.",
+                             "off_session")
+        if params.get("confirm") and "payment_method" not in params:
+            raise ParamError("You cannot confirm this PaymentIntent because it's missing a "
+                             "payment method. Specify a `payment_method` (a card attached to "
+                             "the `customer`).", "payment_method", "parameter_missing")
+        if "payment_method_types" in params and "automatic_payment_methods" in params:
+            raise ParamError("You may only specify one of these parameters: "
+                             "automatic_payment_methods, payment_method_types.",
+                             "payment_method_types", "parameters_exclusive")
+        automatic: dict[str, Any] | None = None
+        if "payment_method_types" not in params:
+            # Stripe's default: the payment methods enabled in the Dashboard (here: cards).
+            wanted = params.get("automatic_payment_methods", {"enabled": True})
+            if wanted["enabled"]:
+                automatic = {"allow_redirects": wanted.get("allow_redirects", "always"),
+                             "enabled": True}
+        with self.store.transaction():
+            customer_id = params.get("customer")
+            if customer_id is not None:
+                self.customer(customer_id, status=400)
+            found = (self._usable_method(params["payment_method"], customer_id)
+                     if "payment_method" in params else None)
+            pi = shapes.new_payment_intent(
+                amount=amount, currency=currency, customer=customer_id, data=params,
+                method_types=params.get("payment_method_types") or ["card"], now=self.now(),
+                automatic=automatic)
+            if found is not None:
+                pi.update(payment_method=found[0]["id"], status="requires_confirmation")
+            self.store.insert(pi, {"public_url": public_url})
+            self.events.emit("payment_intent.created", pi, request=request)
+            error = None
+            if params.get("confirm") and found is not None:
+                error = self._confirm(pi, *found, off_session=bool(off_session),
+                                      request=request, public_url=public_url)
+        if error is not None:
+            raise error  # after the commit: the failed attempt is recorded, as on Stripe
+        return pi
+
+    def confirm_payment_intent(self, pi_id: str, params: dict[str, Any], request: Request,
+                               public_url: str) -> dict[str, Any]:
+        """`POST /v1/payment_intents/{id}/confirm`, for one created through the API (e.g. to
+        try again after a decline, with the same card or another one)."""
+        with self.store.transaction():
+            found = self.store.get_with_extra(pi_id, "payment_intent")
+            if found is None:
+                raise not_found("payment_intent", pi_id, "intent")
+            pi, pi_extra = found
+            if pi_extra.get("session"):
+                raise StripeError("This PaymentIntent belongs to a Checkout Session and is "
+                                  "confirmed on its payment page.",
+                                  code="payment_intent_unexpected_state", param="intent")
+            if pi["status"] == "succeeded":
+                raise StripeError("You cannot confirm this PaymentIntent because it has already "
+                                  "succeeded after being previously confirmed.",
+                                  code="payment_intent_unexpected_state", payment_intent=pi)
+            if pi["status"] not in CONFIRMABLE:
+                raise StripeError(
+                    f"You cannot confirm this PaymentIntent because it has a status of "
+                    f"{pi['status']}. Only a PaymentIntent with one of the following statuses "
+                    f"may be confirmed: {', '.join(CONFIRMABLE)}.",
+                    code="payment_intent_unexpected_state", payment_intent=pi)
+            pm_id = params.get("payment_method") or pi["payment_method"]
+            if not pm_id:
+                raise StripeError("You cannot confirm this PaymentIntent because it's missing a "
+                                  "payment method. Specify a `payment_method` (a card attached "
+                                  "to the customer).", code="payment_intent_unexpected_state",
+                                  param="payment_method", payment_intent=pi)
+            pm, pm_extra = self._usable_method(pm_id, pi["customer"])
+            error = self._confirm(pi, pm, pm_extra, off_session=bool(params.get("off_session")),
+                                  request=request, public_url=pi_extra.get("public_url",
+                                                                           public_url))
+        if error is not None:
+            raise error
+        return pi
+
+    def _confirm(self, pi: dict[str, Any], pm: dict[str, Any], pm_extra: dict[str, Any], *,
+                 off_session: bool, request: Request, public_url: str) -> StripeError | None:
+        """One payment attempt on a saved card. Success: a charge, charge.succeeded,
+        payment_intent.succeeded. Failure: a failed charge, charge.failed,
+        payment_intent.payment_failed, and the 402 card error to answer (returned, so that
+        the caller commits first). A card that asks for authentication while the customer is
+        present leaves the PaymentIntent in requires_action."""
+        outcome, decline = self._saved_outcome(pm, pm_extra, off_session=off_session)
+        pi.update(payment_method=pm["id"], last_payment_error=None, next_action=None)
+        if outcome == "authenticate" and not off_session:
+            pi.update(status="requires_action", next_action={
+                "type": "use_stripe_sdk",
+                "use_stripe_sdk": {"type": "three_d_secure_redirect", "source": pm["id"]}})
+            self.store.save(pi)
+            self.events.emit("payment_intent.requires_action", pi, request=request)
+            return None
+        card = shapes.saved_card(pm)
+        if outcome == "succeed":
+            charge = self._card_charge(pi, pm["id"], card, pm["billing_details"], public_url)
+            pi.update(status="succeeded", amount_received=pi["amount"],
+                      latest_charge=charge["id"])
+            self.store.save(pi)
+            self._after_payment(pi, request, checkout=False)
+            self.events.emit("charge.succeeded", charge, request=request)
+            self.events.emit("payment_intent.succeeded", pi, request=request)
+            return None
+        if outcome == "authenticate":
+            code, message = AUTH_REQUIRED
+            decline = "authentication_required"
+        else:
+            assert decline is not None
+            code, message = DECLINES[decline]
+        charge = self._failed_card_charge(pi, pm["id"], card, pm["billing_details"], public_url,
+                                          code, message, decline)
+        pm = self._consume(pm["id"]) or pm
+        # As on Stripe, a failed attempt clears payment_method; the error keeps the card.
+        pi.update(status="requires_payment_method", payment_method=None,
+                  latest_charge=charge["id"],
+                  last_payment_error=self._last_error(code, message, decline, charge["id"],
+                                                      "card", pm))
+        self.store.save(pi)
+        self.events.emit("charge.failed", charge, request=request)
+        self.events.emit("payment_intent.payment_failed", pi, request=request)
+        return StripeError(message, status=402, type_="card_error", code=code,
+                           charge=charge["id"], decline_code=decline,
+                           payment_intent=copy.deepcopy(pi), payment_method=pm)
+
+    def cancel_payment_intent(self, pi_id: str, params: dict[str, Any],
+                              request: Request) -> dict[str, Any]:
+        with self.store.transaction():
+            found = self.store.get_with_extra(pi_id, "payment_intent")
+            if found is None:
+                raise not_found("payment_intent", pi_id, "intent")
+            pi, pi_extra = found
+            if pi_extra.get("session"):
+                raise StripeError("This PaymentIntent belongs to a Checkout Session; expire the "
+                                  "session instead.", code="payment_intent_unexpected_state",
+                                  param="intent")
+            if pi["status"] not in CANCELABLE:
+                raise StripeError(
+                    f"You cannot cancel this PaymentIntent because it has a status of "
+                    f"{pi['status']}. Only a PaymentIntent with one of the following statuses "
+                    f"may be canceled: {', '.join(CANCELABLE)}.",
+                    code="payment_intent_unexpected_state", payment_intent=pi)
+            pi.update(status="canceled", canceled_at=self.now(), next_action=None,
+                      cancellation_reason=params.get("cancellation_reason"))
+            self.store.save(pi)
+            self.events.emit("payment_intent.canceled", pi, request=request)
+            return pi
+
+    # -- the next-outcome tool -----------------------------------------------------------
+
+    def set_next_outcome(self, pm_id: str, outcome: str,
+                         decline_code: str | None = None) -> dict[str, Any]:
+        """Decide what a saved card does from now on (a sandbox tool): succeed, decline
+        (with a decline code, default insufficient_funds), authentication_required, or
+        default (what the test card does). Sticky until changed."""
+        if outcome not in NEXT_OUTCOMES:
+            raise ParamError(f"outcome must be one of {', '.join(NEXT_OUTCOMES)}", "outcome")
+        if decline_code is not None and outcome != "decline":
+            raise ParamError("decline_code applies only to outcome=decline", "decline_code")
+        code = decline_code or "insufficient_funds"
+        if outcome == "decline" and code not in DECLINES:
+            raise ParamError(f"decline_code must be one of {', '.join(DECLINES)}",
+                             "decline_code")
+        with self.store.transaction():
+            pm, pm_extra = self.payment_method(pm_id)
+            pm_extra["next"] = None if outcome == "default" else {
+                "outcome": outcome, "decline_code": code if outcome == "decline" else None}
+            self.store.save(pm, pm_extra)
+            return self.next_outcome(pm_id)
+
+    def next_outcome(self, pm_id: str) -> dict[str, Any]:
+        """The tool's setting for a card, and what its next off-session charge will do."""
+        pm, pm_extra = self.payment_method(pm_id)
+        wanted = pm_extra["next"] or {"outcome": "default", "decline_code": None}
+        outcome, decline = self._saved_outcome(pm, pm_extra, off_session=True)
+        named = {"succeed": "succeed", "decline": "decline",
+                 "authenticate": "authentication_required"}[outcome]
+        return {"payment_method": pm["id"], "customer": pm["customer"], **wanted,
+                "next_off_session_charge": {"outcome": named, "decline_code": decline}}
+
+    def customer_card(self, customer_id: str) -> str:
+        """A customer's card for the tool: its default, else its only attached card."""
+        customer = self.customer(customer_id)
+        default = customer["invoice_settings"]["default_payment_method"]
+        if default:
+            return default
+        ids = self.store.ids_where_data("payment_method", "$.customer", customer_id)
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            raise StripeError(f"Customer {customer_id} has no saved card.", param="customer")
+        raise StripeError(
+            f"Customer {customer_id} has {len(ids)} saved cards and no default "
+            f"(invoice_settings.default_payment_method); name one with "
+            f"/_sandbox/payment_methods/{{id}}/next: {', '.join(ids)}.", param="customer")
 
     # -- refunds and disputes -------------------------------------------------
 
@@ -587,7 +1200,7 @@ class Engine:
                     f"Refund amount ({shapes.format_money(amount, currency)}) is greater than "
                     f"unrefunded amount on charge ({shapes.format_money(remaining, currency)})",
                     code="amount_too_large", param="amount")
-            refund = shapes.refund(charge, amount, params, now(), status=status)
+            refund = shapes.refund(charge, amount, params, self.now(), status=status)
             self.store.insert(refund, parent=charge["id"])
             previous = {"amount_refunded": charge["amount_refunded"],
                         "refunds": {"data": list(charge["refunds"]["data"])}}
@@ -724,7 +1337,7 @@ class Engine:
             if charge["status"] != "succeeded" or charge["disputed"]:
                 raise StripeError("Only a succeeded, undisputed charge can be disputed.",
                                   param="charge")
-            dispute = shapes.dispute(charge, amount or charge["amount"], reason, now(),
+            dispute = shapes.dispute(charge, amount or charge["amount"], reason, self.now(),
                                      refundable=refundable)
             self.store.insert(dispute, parent=charge_id)
             charge["disputed"] = True

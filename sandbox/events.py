@@ -47,7 +47,7 @@ class Events:
     def emit(self, type_: str, obj: dict[str, Any], *, request: tuple[str, str | None] | None,
              previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
         req_id, idem_key = request if request else (None, None)
-        event = shapes.event(type_, json.loads(json.dumps(obj)), now=int(time.time()),
+        event = shapes.event(type_, json.loads(json.dumps(obj)), now=self.settings.now(),
                              request_id=req_id, idempotency_key=idem_key,
                              previous_attributes=previous_attributes)
         with self.store.transaction():

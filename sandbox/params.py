@@ -128,6 +128,33 @@ class Bool(Field):
         return text == "true"
 
 
+class BoolOr(Field):
+    """A boolean that also takes some named values, true either way (Stripe's `off_session`:
+    true, false, one_off or recurring). Gives True, False or the name."""
+
+    def __init__(self, *names: str, required: bool = False) -> None:
+        super().__init__(required)
+        self.names = names
+
+    def coerce(self, value: Any, param: str) -> bool | str:
+        text = self._scalar(value, param, "boolean")
+        if text in self.names:
+            return text
+        if text not in ("true", "false"):
+            raise ParamError(f"Invalid {param}: must be one of true, false, "
+                             f"{', '.join(self.names)}", param)
+        return text == "true"
+
+
+class Unsettable(Str):
+    """A string that an empty value unsets (None), as on Stripe's update endpoints."""
+
+    def coerce(self, value: Any, param: str) -> str | None:  # type: ignore[override]
+        if value == "":
+            return None
+        return super().coerce(value, param)
+
+
 class Enum(Field):
     def __init__(self, *choices: str, required: bool = False) -> None:
         super().__init__(required)

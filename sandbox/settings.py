@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -50,6 +51,14 @@ def _refund_outcome(value: Any) -> str:
     return text
 
 
+def _offset(value: Any) -> float:
+    """The clock's offset: whole seconds ahead of real time (never behind it)."""
+    number = float(value)
+    if number < 0 or number != int(number):
+        raise ValueError(f"must be a whole number of seconds, not negative: {value!r}")
+    return number
+
+
 def _urls(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
@@ -70,13 +79,14 @@ class Knobs:
     drop_first_attempt: bool = False   # the first attempt is lost (never sent), then retried
     hold_events: bool = False          # record events, deliver nothing (reconcile via /v1/events)
     refund_outcome: str = "succeeded"  # new refunds: succeeded, pending or requires_action
+    clock_offset: float = 0.0          # the sandbox's clock runs this many seconds ahead
 
 
 PARSERS = {
     "webhook_urls": _urls, "retry_schedule": _schedule, "webhook_timeout": _seconds,
     "async_settle_seconds": _seconds, "duplicate_delivery": _bool, "shuffle_window": _seconds,
     "delivery_delay": _seconds, "drop_first_attempt": _bool, "hold_events": _bool,
-    "refund_outcome": _refund_outcome,
+    "refund_outcome": _refund_outcome, "clock_offset": _offset,
 }
 # Environment / create_app names for each knob.
 ENV_NAMES = {
@@ -90,6 +100,7 @@ ENV_NAMES = {
     "drop_first_attempt": "SANDBOX_DROP_FIRST_ATTEMPT",
     "hold_events": "SANDBOX_HOLD_EVENTS",
     "refund_outcome": "SANDBOX_REFUND_OUTCOME",
+    "clock_offset": "SANDBOX_CLOCK_OFFSET",
 }
 
 
@@ -124,6 +135,21 @@ class Settings:
         """A consistent copy of the knobs."""
         with self._lock:
             return Knobs(**asdict(self._knobs))
+
+    def now(self) -> int:
+        """The sandbox's clock: real time plus the `clock_offset` knob. Every `created`,
+        `expires_at` and event timestamp comes from here, so a demo can move time forward."""
+        with self._lock:
+            offset = self._knobs.clock_offset
+        return int(time.time() + offset)
+
+    def advance_clock(self, seconds: float) -> Knobs:
+        """Move the clock forward by `seconds` (a sandbox tool)."""
+        if seconds <= 0 or seconds != int(seconds):
+            raise ValueError(f"advance_seconds must be a positive whole number: {seconds!r}")
+        with self._lock:
+            self._knobs.clock_offset += seconds
+        return self.knobs
 
     def update(self, values: dict[str, Any]) -> Knobs:
         """Apply knob changes; unknown names or bad values raise ValueError (nothing applied)."""

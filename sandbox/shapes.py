@@ -77,7 +77,7 @@ def fill(obj: dict[str, Any], **values: Any) -> dict[str, Any]:
     """Set fields that the template already has; a typo here is a bug, not a new field."""
     for key, value in values.items():
         if key not in obj:
-            raise KeyError(f"{obj['object']} has no field {key!r}")
+            raise KeyError(f"{obj.get('object', 'hash')} has no field {key!r}")
         obj[key] = value
     return obj
 
@@ -140,15 +140,20 @@ def line_item(spec: dict[str, Any], now: int) -> dict[str, Any]:
 
 def checkout_session(params: dict[str, Any], items: list[dict[str, Any]], *, now: int,
                      expires_at: int, url: str, method_types: list[str]) -> dict[str, Any]:
-    total = sum(item["amount_total"] for item in items)
+    """A new session. In `setup` mode there is nothing to pay: no amounts, no invoice
+    settings or totals, `payment_status` no_payment_required, `currency` only if given."""
+    setup = params["mode"] == "setup"
+    total = None if setup else sum(item["amount_total"] for item in items)
     return fill(
         template("checkout.session"),
         id=params["id"], created=now, expires_at=expires_at, livemode=False,
-        mode="payment", status="open", payment_status="unpaid",
+        mode=params["mode"], status="open",
+        payment_status="no_payment_required" if setup else "unpaid",
         adaptive_pricing={"enabled": False},
         after_expiration=None,
         allow_promotion_codes=params.get("allow_promotion_codes"),
-        amount_subtotal=total, amount_total=total, currency=items[0]["currency"],
+        amount_subtotal=total, amount_total=total,
+        currency=params.get("currency") if setup else items[0]["currency"],
         automatic_tax={"enabled": False, "liability": None, "status": None, "provider": None},
         billing_address_collection=None, cancel_url=params.get("cancel_url"),
         client_reference_id=params.get("client_reference_id"), client_secret=None,
@@ -160,7 +165,7 @@ def checkout_session(params: dict[str, Any], items: list[dict[str, Any]], *, now
         customer_creation=None if params.get("customer") else "if_required",
         customer_details=None, customer_email=params.get("customer_email"),
         discounts=[], invoice=None,
-        invoice_creation={"enabled": False, "invoice_data": {
+        invoice_creation=None if setup else {"enabled": False, "invoice_data": {
             "account_tax_ids": None, "custom_fields": None, "description": None,
             "footer": None, "issuer": None, "metadata": {}, "rendering_options": None}},
         locale=params.get("locale"), metadata=params.get("metadata", {}),
@@ -174,7 +179,8 @@ def checkout_session(params: dict[str, Any], items: list[dict[str, Any]], *, now
         shipping_address_collection=None, shipping_cost=None, shipping_options=[],
         submit_type=params.get("submit_type"), subscription=None,
         success_url=params.get("success_url"),
-        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        total_details=None if setup else {"amount_discount": 0, "amount_shipping": 0,
+                                          "amount_tax": 0},
         ui_mode="hosted_page", url=url, wallet_options=None,
     )
 
@@ -187,23 +193,88 @@ def customer_details(email: str, name: str | None) -> dict[str, Any]:
 
 def payment_intent(session: dict[str, Any], pi_data: dict[str, Any], method_type: str,
                    now: int) -> dict[str, Any]:
+    """The PaymentIntent of a Checkout Session (payment_intent_data gives its details)."""
+    return new_payment_intent(amount=session["amount_total"], currency=session["currency"],
+                              customer=session["customer"], data=pi_data,
+                              method_types=[method_type], now=now)
+
+
+def new_payment_intent(*, amount: int, currency: str, customer: str | None,
+                       data: dict[str, Any], method_types: list[str], now: int,
+                       automatic: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A PaymentIntent in `requires_payment_method`; `data` holds the optional create
+    parameters (description, metadata, receipt_email, setup_future_usage, transfer_group)."""
     pi_id = new_id("pi_")
     return fill(
         template("payment_intent"),
-        id=pi_id, created=now, livemode=False, amount=session["amount_total"],
+        id=pi_id, created=now, livemode=False, amount=amount,
         amount_capturable=0, amount_details={"tip": {}}, amount_received=0,
-        application=None, application_fee_amount=None, automatic_payment_methods=None,
+        application=None, application_fee_amount=None, automatic_payment_methods=automatic,
         canceled_at=None, cancellation_reason=None, capture_method="automatic_async",
         client_secret=f"{pi_id}_secret_{new_id('', 25)}", confirmation_method="automatic",
-        currency=session["currency"], customer=session["customer"],
-        description=pi_data.get("description"), last_payment_error=None,
-        latest_charge=None, metadata=pi_data.get("metadata", {}), next_action=None,
+        currency=currency, customer=customer,
+        description=data.get("description"), last_payment_error=None,
+        latest_charge=None, metadata=data.get("metadata", {}), next_action=None,
         on_behalf_of=None, payment_method=None, payment_method_configuration_details=None,
-        payment_method_options={}, payment_method_types=[method_type], processing=None,
-        receipt_email=pi_data.get("receipt_email"), review=None, setup_future_usage=None,
+        payment_method_options={}, payment_method_types=method_types, processing=None,
+        receipt_email=data.get("receipt_email"), review=None,
+        setup_future_usage=data.get("setup_future_usage"),
         shipping=None, statement_descriptor=None, statement_descriptor_suffix=None,
-        status="requires_payment_method", transfer_data=None, transfer_group=None,
+        status="requires_payment_method", transfer_data=None,
+        transfer_group=data.get("transfer_group"),
         source=None, excluded_payment_method_types=None,
+    )
+
+
+# Card.display_brand: the brand as Stripe shows it to a customer.
+DISPLAY_BRANDS = {"amex": "american_express", "diners": "diners_club"}
+
+
+def payment_method(card: dict[str, Any], billing: dict[str, Any], now: int,
+                   pm_id: str | None = None) -> dict[str, Any]:
+    """A card PaymentMethod (not attached to any customer yet). `card` is what the
+    checkout form gave: brand, funding, last4, exp_month, exp_year, country, fingerprint."""
+    obj = template("payment_method")
+    fill(obj["card"], brand=card["brand"],
+         checks={"address_line1_check": None, "address_postal_code_check": None,
+                 "cvc_check": "pass"},
+         country=card["country"], display_brand=DISPLAY_BRANDS.get(card["brand"], card["brand"]),
+         exp_month=card["exp_month"], exp_year=card["exp_year"],
+         fingerprint=card["fingerprint"], funding=card["funding"], generated_from=None,
+         last4=card["last4"], networks={"available": [card["brand"]], "preferred": None},
+         three_d_secure_usage={"supported": True}, wallet=None, regulated_status="unregulated")
+    return fill(
+        obj, id=pm_id or new_id("pm_"), allow_redisplay="unspecified",
+        billing_details={"address": empty_address(), "tax_id": None, **billing},
+        created=now, customer=None, livemode=False, metadata={}, type="card",
+    )
+
+
+def saved_card(pm: dict[str, Any]) -> dict[str, Any]:
+    """The card of a PaymentMethod in the form the charge builders take."""
+    card = pm["card"]
+    return {"brand": card["brand"], "funding": card["funding"], "last4": card["last4"],
+            "exp_month": card["exp_month"], "exp_year": card["exp_year"],
+            "country": card["country"], "fingerprint": card["fingerprint"],
+            "amount_authorized": None}
+
+
+def setup_intent(session: dict[str, Any], si_data: dict[str, Any], now: int) -> dict[str, Any]:
+    """The SetupIntent of a `setup` mode Checkout Session, awaiting a card."""
+    si_id = new_id("seti_")
+    return fill(
+        template("setup_intent"),
+        id=si_id, application=None, automatic_payment_methods=None, cancellation_reason=None,
+        client_secret=f"{si_id}_secret_{new_id('', 25)}", created=now,
+        customer=session["customer"], description=si_data.get("description"),
+        flow_directions=None, last_setup_error=None, latest_attempt=None, livemode=False,
+        mandate=None, metadata=si_data.get("metadata", {}), next_action=None,
+        on_behalf_of=None, payment_method=None, payment_method_configuration_details=None,
+        payment_method_options={"card": {"mandate_options": None, "network": None,
+                                         "request_three_d_secure": "automatic"}},
+        payment_method_types=["card"], single_use_mandate=None,
+        status="requires_payment_method", usage="off_session",
+        excluded_payment_method_types=None,
     )
 
 
@@ -268,7 +339,7 @@ def charge(pi: dict[str, Any], *, payment_method: str, method_details: dict[str,
                  "url": f"/v1/charges/{charge_id}/refunds"},
         review=None, shipping=None, source=None, source_transfer=None,
         statement_descriptor=None, statement_descriptor_suffix=None, status=status,
-        transfer_data=None, transfer_group=None,
+        transfer_data=None, transfer_group=pi["transfer_group"],
     )
 
 

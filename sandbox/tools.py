@@ -1,6 +1,6 @@
 """Sandbox-only endpoints under /_sandbox/ (no Stripe equivalent): drive payments without a
-browser, settle async payments and pending refunds, open and decide disputes, change the test
-knobs, inspect deliveries."""
+browser, settle async payments and pending refunds, open and decide disputes, decide what a
+saved card does next, move the clock, change the test knobs, inspect deliveries."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def input_error(exc: PaymentInputError) -> tuple[Response, int]:
 def _result(result: PayResult) -> tuple[Response, int]:
     body = {"outcome": result.outcome, "redirect_url": result.redirect_url,
             "error": result.error, "session": result.session,
-            "payment_intent": result.payment_intent}
+            "payment_intent": result.payment_intent, "setup_intent": result.setup_intent}
     return jsonify(body), 402 if result.outcome == "declined" else 200
 
 
@@ -127,6 +127,51 @@ def settle_refund(refund_id: str) -> BaseResponse:
     reason = data.get("failure_reason") or None
     return _reply(sandbox().engine.settle_refund(
         refund_id, str(data.get("outcome") or ""), str(reason) if reason else None))
+
+
+@bp.route("/payment_methods/<pm_id>/next", methods=["GET", "POST"])
+def next_outcome(pm_id: str) -> Response:
+    """What a saved card does from now on when charged through the API: outcome=succeed,
+    decline (+ decline_code, default insufficient_funds), authentication_required, or default
+    (the test card's own behaviour). Sticky until changed; GET shows it."""
+    engine = sandbox().engine
+    if request.method == "GET":
+        return jsonify(engine.next_outcome(pm_id))
+    data = _input()
+    code = data.get("decline_code") or None
+    return jsonify(engine.set_next_outcome(pm_id, str(data.get("outcome") or ""),
+                                           str(code) if code else None))
+
+
+@bp.route("/customers/<customer_id>/next", methods=["GET", "POST"])
+def customer_next_outcome(customer_id: str) -> Response:
+    """The same for a customer's card: its default, else its only attached card."""
+    return next_outcome(sandbox().engine.customer_card(customer_id))
+
+
+@bp.route("/clock", methods=["GET", "POST"])
+def clock() -> tuple[Response, int]:
+    """The sandbox's clock. POST advance_seconds=N moves it N seconds forward, or
+    offset_seconds=N sets how far ahead of real time it runs (0: real time again)."""
+    settings = sandbox().settings
+    if request.method == "POST":
+        data = _input()
+        given = [name for name in ("advance_seconds", "offset_seconds")
+                 if data.get(name) not in (None, "")]
+        if len(given) != 1:
+            raise StripeError("Give one of advance_seconds or offset_seconds.",
+                              param="advance_seconds")
+        try:
+            if given[0] == "advance_seconds":
+                settings.advance_clock(float(data["advance_seconds"]))
+            else:
+                settings.update({"clock_offset": data["offset_seconds"]})
+        except ValueError as exc:
+            raise StripeError(str(exc), param=given[0]) from None
+    now = settings.now()
+    return jsonify({"now": now, "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                    "offset_seconds": int(settings.knobs.clock_offset),
+                    "real_now": int(time.time())}), 200
 
 
 def _date(timestamp: int | None) -> str:

@@ -33,6 +33,8 @@ CLASSES: dict[str, type] = {
     "event": stripe.Event,
     "dispute": stripe.Dispute,
     "item": stripe.LineItem,
+    "payment_method": stripe.PaymentMethod,
+    "setup_intent": stripe.SetupIntent,
 }
 
 

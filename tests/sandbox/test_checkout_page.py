@@ -160,3 +160,34 @@ def test_completed_session_cannot_be_paid_again(page, make_session, client, sand
     assert again.json()["error"]["code"] == "checkout_session_complete"
     charges = [e for e in client.v1.events.list().data if e.type == "charge.succeeded"]
     assert len(charges) == 1
+
+
+def test_setup_mode_page_saves_a_card(page, make_session, client, receiver):
+    customer = client.v1.customers.create(params={"email": "ada@example.com"})
+    session = make_session(mode="setup", line_items=None, payment_intent_data=None,
+                           customer=customer.id, customer_email=None)
+    page.goto(session.url)
+    assert page.text_content("#setup-summary") == "No charge now"
+    assert page.locator("#total").count() == 0
+    assert page.text_content("#pay-card").strip() == "Save card"
+    assert page.locator("#save-note").count() == 1
+    fill_card(page, "4000 0027 6000 3184")  # asks for 3-D Secure to save the card
+    page.wait_for_url(f"**/checkout/{session.id}/authenticate")
+    assert "keep this card" in page.text_content("#auth-setup")
+    page.click("#approve")
+    page.wait_for_url(f"{receiver.url}/success?session_id={session.id}")
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status) == ("complete", "no_payment_required")
+    cards = client.v1.customers.payment_methods.list(customer.id).data
+    assert [(c.card.last4, c.billing_details.name) for c in cards] == [("3184", "Ada Lovelace")]
+    page.goto(session.url)
+    assert "Card saved" in page.text_content("h1")
+
+
+def test_payment_that_saves_the_card_says_so(page, make_session):
+    session = make_session(payment_intent_data={"setup_future_usage": "off_session"})
+    page.goto(session.url)
+    assert "charge this card for future payments" in page.text_content("#save-note")
+    plain = make_session()
+    page.goto(plain.url)
+    assert page.locator("#save-note").count() == 0
