@@ -54,21 +54,35 @@ def _whole_days(name: str, raw: str) -> int:
     return value
 
 
+def _day_list(name: str, raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be whole days separated by commas, got {raw!r}") from None
+    if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)) or values[0] < 1:
+        raise ConfigError(f"{name} must be increasing whole days from 1, got {raw!r}")
+    return values
+
+
 def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the app's settings from `env` (the process environment by default)."""
     if env is None:
         env = dict(os.environ)
     app_env = env.get("APP_ENV", "development")
     production = app_env == "production"
+    payments_mode = env.get("PAYMENTS_MODE", "stripe")
+    if payments_mode not in ("stripe", "manual"):
+        raise ConfigError(f"PAYMENTS_MODE must be stripe or manual, got {payments_mode!r}")
     if production:
-        missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
+        required = PRODUCTION_REQUIRED if payments_mode == "stripe" else PRODUCTION_REQUIRED[:2]
+        missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigError(
                 "Coachpact cannot start in production without these settings: "
                 + ", ".join(missing)
                 + ". Set them in the environment."
             )
-        if env["STRIPE_SECRET_KEY"] == SANDBOX_SECRET_KEY:
+        if env.get("STRIPE_SECRET_KEY") == SANDBOX_SECRET_KEY:
             raise ConfigError("STRIPE_SECRET_KEY is the sandbox's development key.")
 
     stripe_key = env.get("STRIPE_SECRET_KEY")
@@ -105,6 +119,25 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "REFUND_FULL_WINDOW_DAYS": _whole_days(
             "REFUND_FULL_WINDOW_DAYS", env.get("REFUND_FULL_WINDOW_DAYS", "14")
         ),
+        # Payment plans: the smallest total (major units of the contract's currency) and the
+        # most instalments offered; a failed instalment is retried this many days after the
+        # first failure, then the contract is past due.
+        "PLAN_MINIMUM_TOTAL": _decimal(
+            "PLAN_MINIMUM_TOTAL", env.get("PLAN_MINIMUM_TOTAL", "100")
+        ),
+        "PLAN_MAX_INSTALMENTS": int(_whole_days(
+            "PLAN_MAX_INSTALMENTS", env.get("PLAN_MAX_INSTALMENTS", "12")
+        )),
+        # `manual`: Coachpact runs without Stripe; students pay offline as the pay page
+        # explains (PAYMENT_INSTRUCTIONS) and admins record the payments.
+        "PAYMENTS_MODE": payments_mode,
+        "PAYMENT_INSTRUCTIONS": env.get(
+            "PAYMENT_INSTRUCTIONS",
+            "Pay by bank transfer to the account your coach gives you, with the contract "
+            "number as the reference. An administrator records it when it arrives, and "
+            "the contract opens for scheduling at once.",
+        ),
+        "PLAN_RETRY_DAYS": _day_list("PLAN_RETRY_DAYS", env.get("PLAN_RETRY_DAYS", "1,3,7")),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.
         "REDIS_URL": redis_url,

@@ -33,9 +33,10 @@ from contracts.services import (
 from demo_history import DAYS as HISTORY_DAYS
 from demo_history import load_history
 from extensions import db
-from payments import checkout
+from payments import checkout, plans
 from payments.models import (
     Dispute,
+    InstalmentStatus,
     Payment,
     PaymentRecordStatus,
     Refund,
@@ -71,6 +72,8 @@ class DemoProposal:
     # What becomes of it: a proposal status, or a contract status (the contract
     # exists with the payment state a real payment would have left).
     outcome: ProposalStatus | ContractStatus
+    # A payment plan the coach offers (deposit percent, most instalments), taken at 3.
+    plan: tuple[int, int] | None = None
 
 
 PROPOSALS = [
@@ -112,6 +115,14 @@ PROPOSALS = [
     ),
     DemoProposal(
         "maya", "kenji", "Negotiation skills", 2, 60, 20000, "usd", ContractStatus.DISPUTED
+    ),
+    DemoProposal(
+        "maya", "ana", "Presentation skills programme", 8, 60, 10000, "usd",
+        ContractStatus.ACTIVE, plan=(25, 6),
+    ),
+    DemoProposal(
+        "tomas", "priya", "Spanish for work", 6, 45, 6000, "eur", ContractStatus.PAST_DUE,
+        plan=(25, 3),
     ),
 ]
 
@@ -158,7 +169,14 @@ def load_demo_data() -> list[User]:
         elif item.outcome is ProposalStatus.WITHDRAWN:
             withdraw_proposal(proposal.id, coach)
         elif isinstance(item.outcome, ContractStatus):
-            _settle(accept_proposal(proposal.id, student), item.outcome)
+            if item.plan:
+                proposal.plan_deposit_percent, proposal.plan_max_instalments = item.plan
+            contract = accept_proposal(proposal.id, student)
+            if item.plan:
+                contract.plan_deposit_percent, contract.plan_max_instalments = item.plan
+                _start_plan(contract, item.outcome)
+            else:
+                _settle(contract, item.outcome)
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
     _add_money_back(by_key)
@@ -176,8 +194,14 @@ def load_demo_data() -> list[User]:
 SESSIONS = {
     "Conversational Portuguese": [-14, -7, 2, 9],
     "Career change roadmap": [-40, -33, -26],
+    # On a plan: the deposit opened 2 of the 8 sessions.
+    "Presentation skills programme": [-1, 6],
 }
-_SESSION_HOUR = {"Conversational Portuguese": 0, "Career change roadmap": 10}
+_SESSION_HOUR = {
+    "Conversational Portuguese": 0,
+    "Career change roadmap": 10,
+    "Presentation skills programme": 15,
+}
 
 
 def _add_sessions(title: str, days: list[int]) -> None:
@@ -216,7 +240,7 @@ def _settle(contract: Contract, status: ContractStatus) -> None:
     contract.status = status
     if status in _PAYMENT_FOR:
         contract.payment_status = _PAYMENT_FOR[status]
-        contract.paid_at = clock.now()
+        contract.paid_at, contract.amount_paid = clock.now(), contract.total_amount
         refunded = status is ContractStatus.REFUNDED
         db.session.add(
             Payment(
@@ -235,8 +259,46 @@ def _settle(contract: Contract, status: ContractStatus) -> None:
     db.session.flush()
 
 
-def _pay_at_sandbox(contract: Contract) -> bool:
-    """Pay `contract` by card through Checkout at the running sandbox; False if none runs."""
+PLAN_INSTALMENTS = 3
+
+
+def _start_plan(contract: Contract, status: ContractStatus) -> None:
+    """A contract on a plan: its deposit paid at the sandbox when it runs (so instalments
+    can be charged for real), else as a real deposit would have left it; a past-due one
+    has its first instalment failed after every retry."""
+    if status is ContractStatus.ACTIVE and _pay_at_sandbox(contract, PLAN_INSTALMENTS):
+        return
+    started = clock.now() - timedelta(days=45 if status is ContractStatus.PAST_DUE else 3)
+    deposit = Payment(
+        contract_id=contract.id,
+        checkout_session_id=f"cs_test_{_demo_id(contract.id)}",
+        payment_intent_id=f"pi_test_{_demo_id(contract.id)}",
+        customer_id=f"cus_demo_{contract.student_id}",
+        amount=plans.deposit_of(contract, PLAN_INSTALMENTS),
+        currency=contract.currency,
+        status=PaymentRecordStatus.SUCCEEDED,
+        payment_method_type="card",
+        paid_at=started,
+        created_at=started,
+        stripe_metadata={"contract_id": str(contract.id), "attempt": "1",
+                         "plan_instalments": str(PLAN_INSTALMENTS)},
+    )
+    db.session.add(deposit)
+    db.session.flush()
+    plan = plans.start_plan(contract, deposit, PLAN_INSTALMENTS)
+    contract.status, contract.payment_status = ContractStatus.ACTIVE, PaymentStatus.PARTIALLY_PAID
+    contract.paid_at, contract.amount_paid = started, deposit.amount
+    if status is ContractStatus.PAST_DUE:
+        first = plan.instalments[1]
+        first.status, first.attempts = InstalmentStatus.FAILED, 4
+        first.last_error = "Your card has insufficient funds."
+        contract.status = ContractStatus.PAST_DUE
+    db.session.flush()
+
+
+def _pay_at_sandbox(contract: Contract, instalments: int | None = None) -> bool:
+    """Pay `contract` by card through Checkout at the running sandbox (the deposit of a
+    plan of `instalments`, when given); False if no sandbox runs."""
     config = current_app.config
     if not config.get("STRIPE_USES_SANDBOX"):
         return False
@@ -246,7 +308,9 @@ def _pay_at_sandbox(contract: Contract) -> bool:
     except requests.RequestException:
         return False
     with current_app.test_request_context(base_url=config["APP_BASE_URL"]):
-        session_url = checkout.start_checkout(contract.id, contract.student)
+        session_url = checkout.start_checkout(
+            contract.id, contract.student, instalments=instalments
+        )
         session_id = session_url.rstrip("/").rsplit("/", 1)[-1]
         paid = requests.post(
             f"{base}/_sandbox/checkout/sessions/{session_id}/pay",

@@ -138,7 +138,7 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
     attempt = 2 if outcome == "failed_then_paid" else 1
     payment = _payment(n, attempt, contract, created, paid, amount_refunded=refunded,
                        paid_at=created, receipt_url=None)
-    contract.paid_at = created
+    contract.paid_at, contract.amount_paid = created, contract.total_amount
     if refunded:
         _refund(rng, n, payment, refunded, created)
         contract.sessions_released = (

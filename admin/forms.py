@@ -134,3 +134,46 @@ class IssueRefundForm(RefundAmountForm):
         "Why (kept with the refund)",
         validators=[DataRequired("Say why this refund is made."), Length(max=500)],
     )
+
+
+# --- payment plans -----------------------------------------------------------------------
+
+
+class PlanActionForm(FlaskForm):
+    """Pause or resume a plan: nothing to fill in but the CSRF token."""
+
+
+class MoveInstalmentForm(FlaskForm):
+    instalment_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+    due_on = DateField("Move to", validators=[DataRequired("Choose the new due date.")])
+
+
+class OfflineInstalmentForm(FlaskForm):
+    """An instalment paid outside Stripe (a transfer, a cheque), recorded by an admin."""
+
+    instalment_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+    reference = StringField(
+        "Reference",
+        validators=[DataRequired("The receipt, cheque or transfer reference."), Length(max=100)],
+    )
+    note = TextAreaField("Note", validators=[Optional(), Length(max=500)])
+
+
+class CancelPlanForm(FlaskForm):
+    reason = TextAreaField(
+        "Why the plan is cancelled (both parties see it)",
+        validators=[
+            DataRequired("Say why the plan is cancelled; both parties see it."),
+            Length(max=450),
+        ],
+    )
+
+
+def plan_forms() -> dict[str, FlaskForm]:
+    """Empty forms for a contract's "Payment plan" section (rendered once per instalment)."""
+    return {
+        "action": PlanActionForm(formdata=None),
+        "move": MoveInstalmentForm(formdata=None),
+        "offline": OfflineInstalmentForm(formdata=None),
+        "cancel": CancelPlanForm(formdata=None),
+    }

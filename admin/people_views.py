@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+import clock
 from accounts.models import Role, User
 from admin import queries_people, queries_refunds
-from admin.forms import CancelWithRefundForm, IssueRefundForm, amount_text
+from admin.forms import CancelWithRefundForm, IssueRefundForm, amount_text, plan_forms
 from admin.listing import int_arg
 from admin.views import bp
 from contracts.models import Contract, ContractStatus, PaymentStatus
 from extensions import db
+from payments import plans
 
 
 @bp.get("/contracts")
@@ -42,6 +44,7 @@ def render_contract(
 ) -> str:
     """The contract's page; a refused money-back form is shown again with its errors."""
     money_back = queries_refunds.contract_money_back(contract)
+    plan = plans.plan_of(contract.id)  # its "Payment plan" section (admin.plan_views)
     if refund_form is None:
         prefill = money_back.quote.amount or money_back.money.left
         refund_form = IssueRefundForm(
@@ -53,6 +56,9 @@ def render_contract(
         money_back=money_back,
         cancel_form=cancel_form if cancel_form is not None else CancelWithRefundForm(formdata=None),
         refund_form=refund_form,
+        plan=plan,
+        plan_forms=plan_forms() if plan is not None else None,
+        today=clock.now().date(),
     )
 
 

@@ -32,6 +32,7 @@ from admin import (  # noqa: E402, F401
     event_views,
     payment_views,
     people_views,
+    plan_views,
     refund_views,
     review_views,
 )

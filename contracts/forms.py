@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     IntegerField,
@@ -18,12 +22,28 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    StopValidation,
     ValidationError,
 )
 
 from accounts.forms import EmailAddress
 from contracts.models import MINUTES_RANGE, SESSION_COUNT_RANGE
 from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major
+from contracts.plans import DEPOSIT_PERCENT_RANGE, INSTALMENTS_RANGE, PlanRules, plan_refusal
+
+
+def most_instalments() -> int:
+    """The most monthly instalments a coach may offer: the setting, within the plans' range."""
+    return min(int(current_app.config["PLAN_MAX_INSTALMENTS"]), INSTALMENTS_RANGE[1])
+
+
+class IfPlanOffered:
+    """Validate a plan field only when "Offer a payment plan" is ticked; else ignore it."""
+
+    def __call__(self, form: ProposalForm, field: IntegerField) -> None:
+        if not form.offer_plan.data:
+            field.errors[:] = []  # whatever was typed (even not a number) is ignored
+            raise StopValidation()
 
 
 class ProposalForm(FlaskForm):
@@ -54,6 +74,19 @@ class ProposalForm(FlaskForm):
     price_per_session = StringField(
         "Price per session", validators=[DataRequired(), Length(max=20)]
     )
+    offer_plan = BooleanField("Offer a payment plan")
+    plan_deposit_percent = IntegerField(
+        "Deposit (% of the total, paid up front)",
+        validators=[IfPlanOffered(), InputRequired("Give the deposit, in percent.")],
+        default=25,
+        render_kw={"min": DEPOSIT_PERCENT_RANGE[0], "max": DEPOSIT_PERCENT_RANGE[1]},
+    )
+    plan_max_instalments = IntegerField(
+        "Up to this many monthly instalments",
+        validators=[IfPlanOffered(), InputRequired("Give the most instalments you allow.")],
+        default=3,
+        render_kw={"min": INSTALMENTS_RANGE[0]},
+    )
     submit = SubmitField("Send proposal")
 
     #: The price in minor units, set by a successful validation.
@@ -66,6 +99,45 @@ class ProposalForm(FlaskForm):
             self.price_minor = parse_major(field.data or "", currency)
         except MoneyError as exc:
             raise ValidationError(str(exc)) from None
+
+    def validate_plan_deposit_percent(self, field: IntegerField) -> None:
+        low, high = DEPOSIT_PERCENT_RANGE
+        if field.data is not None and not low <= field.data <= high:
+            raise ValidationError(f"The deposit is between {low} and {high} %.")
+
+    def validate_plan_max_instalments(self, field: IntegerField) -> None:
+        low, high = INSTALMENTS_RANGE[0], most_instalments()
+        if high < low:
+            raise ValidationError("Payment plans are not offered on Coachpact at the moment.")
+        if field.data is not None and not low <= field.data <= high:
+            raise ValidationError(f"Allow between {low} and {high} monthly instalments.")
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if self.offer_plan.data:
+            # A plan on a total too small for one would never be offered to the student.
+            why_not = plan_refusal(
+                self.price_minor * self.session_count.data,
+                self.currency.data,
+                self.plan_deposit_percent.data,
+                INSTALMENTS_RANGE[0],
+                PlanRules(
+                    minimum_total=Decimal(current_app.config["PLAN_MINIMUM_TOTAL"]),
+                    max_instalments=most_instalments(),
+                ),
+            )
+            if why_not:
+                self.offer_plan.errors.append(why_not)
+                return False
+        return True
+
+    @property
+    def plan_terms(self) -> tuple[int | None, int | None]:
+        """(deposit percent, most instalments) once valid; (None, None) without a plan."""
+        if not self.offer_plan.data:
+            return None, None
+        return self.plan_deposit_percent.data, self.plan_max_instalments.data
 
 
 class ConfirmForm(FlaskForm):

@@ -85,36 +85,74 @@ def mark_paid(
     details: dict[str, Any],
     actor: User | None = None,
     actor_label: str | None = None,
+    amount: int | None = None,
 ) -> None:
-    """The total arrived: the contract becomes active and paid; both parties are told.
+    """Money for the contract arrived: the total (by default), or a plan's deposit or
+    instalment. The contract is active; paid once all of it arrived, else partially
+    paid, with sessions unlocked in proportion. Both parties are told.
 
     `actor` is the admin who recorded or accepted the payment; Stripe's own
-    payments have only an `actor_label`.
+    payments have only an `actor_label`. A past-due contract becomes active again.
     """
+    amount = contract.total_amount if amount is None else amount
+    first = contract.paid_at is None
+    contract.amount_paid = (contract.amount_paid or 0) + amount
+    whole = contract.amount_paid >= contract.total_amount
     _move(
         contract,
-        "contract.paid",
+        "contract.paid" if whole and first else "contract.payment_received",
         status=ContractStatus.ACTIVE,
-        payment_status=PaymentStatus.PAID,
+        payment_status=PaymentStatus.PAID if whole else PaymentStatus.PARTIALLY_PAID,
         actor=actor,
         actor_label=actor_label,
-        details=details,
+        details={"amount": amount, "amount_paid": contract.amount_paid, **details},
     )
-    contract.paid_at = paid_at
-    amount = format_money(contract.total_amount, contract.currency)
+    if first:
+        contract.paid_at = paid_at
+    money = format_money(amount, contract.currency)
+    unlocked = (
+        "You can schedule sessions now."
+        if whole
+        else f"{contract.sessions_unlocked} of {contract.session_count} sessions can be "
+        "scheduled now."
+    )
     notify(
         contract.coach,
-        f"{contract.student.name} paid {amount} for “{contract.title}”. "
-        "You can schedule sessions now.",
+        f"{contract.student.name} paid {money} for “{contract.title}”. {unlocked}",
         link=_link(contract),
-        subject=f"Coachpact: “{contract.title}” is paid",
+        subject=f"Coachpact: “{contract.title}” is paid"
+        if whole
+        else f"Coachpact: a payment for “{contract.title}”",
     )
     notify(
         contract.student,
-        f"Your payment of {amount} for “{contract.title}” is confirmed. "
-        f"You can book your sessions with {contract.coach.name} now.",
+        f"Your payment of {money} for “{contract.title}” is confirmed. "
+        + (
+            f"You can book your sessions with {contract.coach.name} now."
+            if whole
+            else unlocked
+        ),
         link=_link(contract),
         subject=f"Coachpact: your payment for “{contract.title}” is confirmed",
+    )
+
+
+def mark_past_due(contract: Contract, *, reason: str) -> None:
+    """An instalment stayed unpaid after its retries: scheduling pauses; both are told."""
+    if contract.status is not ContractStatus.ACTIVE:
+        return
+    _move(
+        contract,
+        "contract.past_due",
+        status=ContractStatus.PAST_DUE,
+        actor_label="system",
+        details={"reason": reason},
+    )
+    tell_parties(
+        contract,
+        f"An instalment of “{contract.title}” is overdue ({reason}). Scheduling is paused "
+        "until it is paid.",
+        subject=f"Coachpact: an instalment of “{contract.title}” is overdue",
     )
 
 

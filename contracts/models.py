@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
 from clock import now
+from contracts.plans import unlocked_sessions
 from contracts.refund_policy import terms_in_words, window_days_in_force
 from database.types import UTCDateTime, str_enum
 from extensions import Model
@@ -34,6 +35,7 @@ class ContractStatus(enum.Enum):
     CANCELLED = "cancelled"  # ended before completion
     REFUNDED = "refunded"  # the money went back to the student
     DISPUTED = "disputed"  # the student's bank opened a dispute
+    PAST_DUE = "past_due"  # an instalment stayed unpaid after its retries; scheduling pauses
 
 
 CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
@@ -41,6 +43,16 @@ CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
     ContractStatus.ACTIVE: frozenset(
         {
             ContractStatus.COMPLETED,
+            ContractStatus.CANCELLED,
+            ContractStatus.REFUNDED,
+            ContractStatus.DISPUTED,
+            ContractStatus.PAST_DUE,
+        }
+    ),
+    # A later payment makes it active again; an admin may close it.
+    ContractStatus.PAST_DUE: frozenset(
+        {
+            ContractStatus.ACTIVE,
             ContractStatus.CANCELLED,
             ContractStatus.REFUNDED,
             ContractStatus.DISPUTED,
@@ -53,6 +65,7 @@ CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
     ContractStatus.DISPUTED: frozenset(
         {
             ContractStatus.ACTIVE,
+            ContractStatus.PAST_DUE,
             ContractStatus.COMPLETED,
             ContractStatus.CANCELLED,
             ContractStatus.REFUNDED,
@@ -64,6 +77,7 @@ CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
 class PaymentStatus(enum.Enum):
     PENDING = "pending"  # nothing paid yet
     PROCESSING = "processing"  # a bank debit is on its way; nothing more to pay now
+    PARTIALLY_PAID = "partially_paid"  # on a plan: the deposit and some instalments arrived
     PAID = "paid"  # the total was received
     FAILED = "failed"  # the last attempt failed; the student may retry
     REFUNDED = "refunded"  # all of it went back
@@ -73,11 +87,31 @@ class PaymentStatus(enum.Enum):
 
 PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.PENDING: frozenset(
-        {PaymentStatus.PROCESSING, PaymentStatus.PAID, PaymentStatus.FAILED}
+        {
+            PaymentStatus.PROCESSING,
+            PaymentStatus.PAID,
+            PaymentStatus.PARTIALLY_PAID,
+            PaymentStatus.FAILED,
+        }
     ),
-    PaymentStatus.PROCESSING: frozenset({PaymentStatus.PAID, PaymentStatus.FAILED}),
+    PaymentStatus.PROCESSING: frozenset(
+        {PaymentStatus.PAID, PaymentStatus.PARTIALLY_PAID, PaymentStatus.FAILED}
+    ),
     PaymentStatus.FAILED: frozenset(
-        {PaymentStatus.PROCESSING, PaymentStatus.PAID, PaymentStatus.FAILED}
+        {
+            PaymentStatus.PROCESSING,
+            PaymentStatus.PAID,
+            PaymentStatus.PARTIALLY_PAID,
+            PaymentStatus.FAILED,
+        }
+    ),
+    PaymentStatus.PARTIALLY_PAID: frozenset(
+        {
+            PaymentStatus.PAID,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+            PaymentStatus.DISPUTED,
+        }
     ),
     PaymentStatus.PAID: frozenset(
         {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED}
@@ -87,7 +121,12 @@ PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     ),
     PaymentStatus.REFUNDED: frozenset({PaymentStatus.DISPUTED}),
     PaymentStatus.DISPUTED: frozenset(
-        {PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+        {
+            PaymentStatus.PAID,
+            PaymentStatus.PARTIALLY_PAID,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+        }
     ),
 }
 
@@ -107,6 +146,9 @@ class Terms:
     minutes_per_session: Mapped[int]
     price_per_session: Mapped[int]  # minor units
     currency: Mapped[str] = mapped_column(String(3))
+    # Payment plans the coach allows (`contracts.plans`): None = pay in full only.
+    plan_deposit_percent: Mapped[int | None]
+    plan_max_instalments: Mapped[int | None]
 
     def refund_terms_in_words(self, window_days: int) -> str:
         """The refund policy for these terms with a `window_days` full-refund window."""
@@ -191,12 +233,28 @@ class Contract(Terms, Model):
     # Sessions given back by partial refunds: the student can use only
     # `session_allowance` = session_count - sessions_released (`contracts.lifecycle`).
     sessions_released: Mapped[int] = mapped_column(default=0)
+    # What arrived so far for the contract (minor units): the total when paid in full, the
+    # deposit and instalments on a plan. Sessions unlock in proportion (`contracts.plans`).
+    amount_paid: Mapped[int] = mapped_column(default=0)
+    # The instalments the student chose, set when a plan's deposit is paid; None when the
+    # contract is paid in full.
+    plan_instalments: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     proposal: Mapped[Proposal] = relationship(back_populates="contract")
     coach: Mapped[User] = relationship(foreign_keys="Contract.coach_id")
     student: Mapped[User] = relationship(foreign_keys="Contract.student_id")
+
+    @property
+    def sessions_unlocked(self) -> int:
+        """The sessions the money paid so far opens (all of them once paid in full)."""
+        if self.plan_instalments is None:
+            return self.session_allowance
+        return min(
+            unlocked_sessions(self.session_count, self.total_amount, self.amount_paid or 0),
+            self.session_allowance,
+        )
 
     @property
     def session_allowance(self) -> int:

@@ -57,12 +57,19 @@ def full_window_closes_at(contract: Contract) -> datetime | None:
 
 
 def quote(
-    contract: Contract, *, used_sessions: int, now: datetime, already_refunded: int = 0
+    contract: Contract,
+    *,
+    used_sessions: int,
+    now: datetime,
+    already_refunded: int = 0,
+    paid: int | None = None,
 ) -> RefundQuote:
     """What the contract's own refund policy gives back at `now`.
 
     `used_sessions` is how many of the contract's sessions are used up (completed,
-    no-show or cancelled late); `already_refunded` is what earlier refunds returned.
+    no-show or cancelled late); `already_refunded` is what earlier refunds returned;
+    `paid` is what arrived so far (the total by default; less on a payment plan):
+    a refund never gives back more than was paid.
     """
     if used_sessions < 0 or already_refunded < 0:
         raise ValueError("used_sessions and already_refunded cannot be negative")
@@ -79,9 +86,16 @@ def quote(
     unused = max(contract.session_count - (contract.sessions_released or 0) - used_sessions, 0)
     full = used_sessions == 0 and now < closes_at
     due = contract.total_amount if full else contract.price_per_session * unused
-    amount = min(due, max(contract.total_amount - already_refunded, 0))
+    paid = contract.total_amount if paid is None else paid
+    amount = min(due, max(paid - already_refunded, 0))
     words = [_why(contract, used_sessions, unused, full=full)]
-    if amount < due:
+    if amount < due and paid < contract.total_amount:
+        words.append(
+            f"{_money(paid, contract)} of the total has been paid so far"
+            + (f" and {_money(already_refunded, contract)} refunded" if already_refunded else "")
+            + f", so {_money(amount, contract)} is what can come back."
+        )
+    elif amount < due:
         words.append(
             f"{_money(already_refunded, contract)} was refunded already, so "
             f"{_money(amount, contract)} is what remains to refund."

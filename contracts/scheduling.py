@@ -63,6 +63,8 @@ _CLOSED_BECAUSE = {
     ContractStatus.REFUNDED: "This contract was refunded, so its sessions are closed.",
     ContractStatus.DISPUTED: "A payment dispute is open on this contract; scheduling is "
     "closed until it is resolved.",
+    ContractStatus.PAST_DUE: "An instalment of this contract is overdue; scheduling resumes "
+    "once it is paid.",
 }
 
 
@@ -74,6 +76,7 @@ def check_scheduling_open(contract: Contract) -> None:
     """
     if contract.status is ContractStatus.ACTIVE and contract.payment_status in (
         PaymentStatus.PAID,
+        PaymentStatus.PARTIALLY_PAID,
         PaymentStatus.PARTIALLY_REFUNDED,
     ):
         return
@@ -157,7 +160,7 @@ def consumed_count(contract_id: int) -> int:
 def remaining_count(contract: Contract, sessions: list[CoachingSession]) -> int:
     """Sessions left to book, from the contract's sessions as already loaded."""
     used = sum(1 for booked in sessions if booked.counts_as_used)
-    return max(contract.session_allowance - used, 0)
+    return max(contract.sessions_unlocked - used, 0)
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,13 @@ def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> N
         raise SchedulingError("Sessions start on the quarter hour (:00, :15, :30 or :45).")
     if starts_at <= now():
         raise SchedulingError("That time has passed. Pick a time in the future.")
-    if used_count(contract.id) >= contract.session_allowance:
+    used = used_count(contract.id)
+    if used >= contract.sessions_unlocked and used < contract.session_allowance:
+        raise SchedulingError(
+            f"The {contract.sessions_unlocked} sessions paid for so far are booked or used; "
+            "the next one opens when the next instalment is paid."
+        )
+    if used >= contract.session_allowance:
         raise SchedulingError(
             f"All {contract.session_allowance} sessions of this contract are booked or used."
         )

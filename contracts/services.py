@@ -22,6 +22,7 @@ from contracts.models import (
     ProposalStatus,
 )
 from contracts.money import Quote, check_minimum_charge, format_money, quote
+from contracts.plans import DEPOSIT_PERCENT_RANGE, INSTALMENTS_RANGE
 from contracts.refund_policy import window_days_in_force
 from contracts.states import TransitionError, check_transition
 from database.locking import lock_one
@@ -58,7 +59,11 @@ def send_proposal(
     minutes_per_session: int,
     price_per_session: int,
     currency: str,
+    plan_deposit_percent: int | None = None,
+    plan_max_instalments: int | None = None,
 ) -> Proposal:
+    """Send a proposal; with both plan terms the student may also pay by a deposit and up
+    to `plan_max_instalments` monthly instalments (`contracts.plans`)."""
     if not coach.is_coach:
         raise NotAllowed("Only coaches send proposals.")
     student = find_user_by_email(student_email)
@@ -69,6 +74,18 @@ def send_proposal(
         price_per_session=price_per_session, session_count=session_count, currency=currency
     )
     check_minimum_charge(split.total, currency)
+    # A plan is both terms within their ranges, or none (the form checks the settings too).
+    if (plan_deposit_percent, plan_max_instalments) != (None, None) and (
+        plan_deposit_percent is None
+        or plan_max_instalments is None
+        or not DEPOSIT_PERCENT_RANGE[0] <= plan_deposit_percent <= DEPOSIT_PERCENT_RANGE[1]
+        or not INSTALMENTS_RANGE[0] <= plan_max_instalments <= INSTALMENTS_RANGE[1]
+    ):
+        raise ProposalError(
+            f"A payment plan needs a deposit of {DEPOSIT_PERCENT_RANGE[0]} to "
+            f"{DEPOSIT_PERCENT_RANGE[1]} % and {INSTALMENTS_RANGE[0]} to "
+            f"{INSTALMENTS_RANGE[1]} instalments."
+        )
     proposal = Proposal(
         coach=coach,
         student=student,
@@ -78,6 +95,8 @@ def send_proposal(
         minutes_per_session=minutes_per_session,
         price_per_session=price_per_session,
         currency=currency,
+        plan_deposit_percent=plan_deposit_percent,
+        plan_max_instalments=plan_max_instalments,
     )
     db.session.add(proposal)
     db.session.flush()
@@ -210,6 +229,9 @@ def accept_proposal(proposal_id: int, student: User) -> Contract:
         coach_earning=split.coach_earning,
         # The refund policy is part of the deal: later setting changes never reach it.
         refund_full_window_days=window_days_in_force(),
+        # So are the plans the coach allows (the student chooses one, if any, at payment).
+        plan_deposit_percent=proposal.plan_deposit_percent,
+        plan_max_instalments=proposal.plan_max_instalments,
     )
     db.session.add(contract)
     db.session.flush()

@@ -39,6 +39,7 @@ def new_proposal() -> str | Response:
         abort(403)
     form = ProposalForm()
     if form.validate_on_submit():
+        deposit_percent, max_instalments = form.plan_terms
         try:
             proposal = services.send_proposal(
                 current_user,
@@ -49,6 +50,8 @@ def new_proposal() -> str | Response:
                 minutes_per_session=form.minutes_per_session.data,
                 price_per_session=form.price_minor,
                 currency=form.currency.data,
+                plan_deposit_percent=deposit_percent,
+                plan_max_instalments=max_instalments,
             )
         except services.ProposalError as exc:
             form.student_email.errors.append(str(exc))

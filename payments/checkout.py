@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import abort, url_for
+from flask import abort, current_app, url_for
 from sqlalchemy import select
 
 import clock
@@ -13,9 +13,9 @@ from audit.services import record as audit
 from contracts.models import Contract, ContractStatus, PaymentStatus
 from contracts.services import lock_contract
 from extensions import db
-from payments import stripe_api
+from payments import plans, stripe_api
 from payments.fulfilment import fulfil_checkout
-from payments.models import Payment, PaymentRecordStatus, StripeCustomer
+from payments.models import InstalmentStatus, Payment, PaymentRecordStatus, StripeCustomer
 from payments.records import payment_by, payments_of
 
 # An open Checkout session is reused only while it has this long left to live.
@@ -25,6 +25,11 @@ ON_ITS_WAY = (
     "A payment for this contract is on its way (a bank debit takes a few days); "
     "nothing more to pay now."
 )
+
+
+def manual_only() -> bool:
+    """Whether Coachpact runs without Stripe (PAYMENTS_MODE=manual): admins record payments."""
+    return current_app.config["PAYMENTS_MODE"] == "manual"
 
 
 class NotPayable(Exception):
@@ -64,14 +69,22 @@ def _reusable(attempts: list[Payment], moment: datetime) -> Payment | None:
     return None
 
 
-def start_checkout(contract_id: int, student: User) -> str:
+def start_checkout(contract_id: int, student: User, *, instalments: int | None = None) -> str:
     """The Checkout URL for paying this contract: an open session reused, or a new one.
 
-    The price comes from the contract alone. The idempotency key is derived from
-    the contract and the attempt number, so a double-click or a retried request
-    gets the very same session from Stripe instead of a second one.
+    The price comes from the contract alone: its total, or with `instalments` the
+    deposit of that plan (`payments.plans`), with the card saved for the
+    instalments (`setup_future_usage=off_session`). The idempotency key is derived
+    from the contract and the attempt number, so a double-click or a retried
+    request gets the very same session from Stripe instead of a second one.
     """
+    if manual_only():
+        raise NotPayable(current_app.config["PAYMENT_INSTRUCTIONS"])
     contract = contract_for_student(contract_id, student, lock=True)
+    if instalments is not None:
+        why_not = plans.refusal(contract, instalments)
+        if why_not:
+            raise NotPayable(why_not)
     if contract.payment_status is PaymentStatus.PAID or contract.paid_at is not None:
         raise NotPayable("This contract is already paid.")
     if contract.status is not ContractStatus.PENDING:
@@ -81,11 +94,28 @@ def start_checkout(contract_id: int, student: User) -> str:
     if any(payment.status is PaymentRecordStatus.PROCESSING for payment in attempts):
         # The debit settles in days; a second session now would charge the student twice.
         raise NotPayable(ON_ITS_WAY)
-    reusable = _reusable(attempts, moment)
+    plan_choice = str(instalments or "")
+    reusable = _reusable(
+        [p for p in attempts if p.stripe_metadata.get("plan_instalments", "") == plan_choice],
+        moment,
+    )
     if reusable is not None:
         return reusable.checkout_url or ""
     attempt = 1 + len(attempts)
     metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
+    product = f"{contract.title} — {contract.minutes_per_session}-minute coaching session"
+    line = {"quantity": contract.session_count, "unit_amount": contract.price_per_session}
+    intent_data: stripe_api.CheckoutIntentData = {"metadata": metadata}
+    expected = contract.total_amount
+    if instalments is not None:
+        expected = plans.deposit_of(contract, instalments)
+        metadata["plan_instalments"] = plan_choice
+        product = (
+            f"{contract.title}: deposit ({contract.plan_deposit_percent} %), then "
+            f"{instalments} monthly instalments"
+        )
+        line = {"quantity": 1, "unit_amount": expected}
+        intent_data["setup_future_usage"] = "off_session"
     success = url_for("payments.success", contract_id=contract.id, _external=True)
     session = stripe_api.create_checkout_session(
         {
@@ -94,19 +124,16 @@ def start_checkout(contract_id: int, student: User) -> str:
             "client_reference_id": str(contract.id),
             "line_items": [
                 {
-                    "quantity": contract.session_count,
+                    "quantity": line["quantity"],
                     "price_data": {
                         "currency": contract.currency,
-                        "unit_amount": contract.price_per_session,
-                        "product_data": {
-                            "name": f"{contract.title} — {contract.minutes_per_session}-minute "
-                            "coaching session",
-                        },
+                        "unit_amount": line["unit_amount"],
+                        "product_data": {"name": product},
                     },
                 }
             ],
             "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
+            "payment_intent_data": intent_data,
             "success_url": success + "?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": url_for("payments.cancel", contract_id=contract.id, _external=True),
             "expires_at": int((moment + CHECKOUT_LIFETIME).timestamp()),
@@ -115,7 +142,7 @@ def start_checkout(contract_id: int, student: User) -> str:
             "checkout", contract.id, int(contract.created_at.timestamp()), attempt
         ),
     )
-    if session.amount_total != contract.total_amount or session.currency != contract.currency:
+    if session.amount_total != expected or session.currency != contract.currency:
         raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
     replayed = payment_by(checkout_session_id=session.id)
     if replayed is not None:
@@ -124,7 +151,7 @@ def start_checkout(contract_id: int, student: User) -> str:
         contract_id=contract.id,
         checkout_session_id=session.id,
         customer_id=session.customer if isinstance(session.customer, str) else None,
-        amount=contract.total_amount,
+        amount=expected,
         currency=contract.currency,
         checkout_url=session.url,
         expires_at=datetime.fromtimestamp(session.expires_at, moment.tzinfo),
@@ -156,3 +183,57 @@ def confirm_return(contract_id: int, student: User, session_id: str) -> Payment 
         return None
     fulfil_checkout(session.to_dict(), source="success_page")
     return payment_by(checkout_session_id=session_id)
+
+
+def start_instalment_checkout(contract_id: int, instalment_id: int, student: User) -> str:
+    """The Checkout URL for paying one plan instalment by hand (the bank asked the student
+    to authenticate, or it failed): its amount, the card saved again for the next ones."""
+    contract = contract_for_student(contract_id, student, lock=True)
+    try:
+        instalment = plans.instalment_for_student(contract_id, instalment_id, student)
+    except LookupError:
+        abort(404)
+    # Only one waiting for the student: any other is charged on its date (twice, if paid here).
+    if not (
+        instalment.status is InstalmentStatus.FAILED
+        or (instalment.status is InstalmentStatus.SCHEDULED and instalment.needs_authentication)
+    ):
+        raise NotPayable("This instalment is charged to your card on its date; nothing to pay now.")
+    attempts = [p for p in payments_of(contract) if p.instalment_id == instalment.id]
+    reusable = _reusable([p for p in attempts if p.checkout_session_id], clock.now())
+    if reusable is not None:
+        return reusable.checkout_url or ""
+    metadata = {"contract_id": str(contract.id), "instalment_id": str(instalment.id),
+                "attempt": f"checkout-{len(attempts) + 1}"}
+    session = stripe_api.create_checkout_session(
+        {
+            "mode": "payment",
+            "customer": _ensure_customer(student),
+            "client_reference_id": str(contract.id),
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": contract.currency, "unit_amount": instalment.amount,
+                "product_data": {"name": f"{contract.title}: instalment {instalment.number} of "
+                                         f"{instalment.plan.instalment_count}"}}}],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata, "setup_future_usage": "off_session"},
+            "success_url": url_for("payments.success", contract_id=contract.id, _external=True)
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": url_for("contracts.detail", contract_id=contract.id, _external=True),
+            "expires_at": int((clock.now() + CHECKOUT_LIFETIME).timestamp()),
+        },
+        stripe_api.idempotency_key("checkout-instalment", instalment.id, len(attempts) + 1),
+    )
+    if session.amount_total != instalment.amount:
+        raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
+    payment = Payment(contract_id=contract.id, checkout_session_id=session.id,
+                      customer_id=session.customer if isinstance(session.customer, str) else None,
+                      amount=instalment.amount, currency=contract.currency,
+                      checkout_url=session.url, instalment_id=instalment.id,
+                      expires_at=datetime.fromtimestamp(session.expires_at, clock.now().tzinfo),
+                      stripe_metadata=metadata)
+    db.session.add(payment)
+    db.session.flush()
+    audit("payment.checkout_started", payment, actor=student,
+          after={"checkout_session_id": session.id, "amount": payment.amount,
+                 "instalment": instalment.number})
+    return session.url or ""

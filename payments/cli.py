@@ -1,4 +1,10 @@
-"""`flask --app app payments reconcile --since 3d`: add events the webhook missed to the inbox."""
+"""Payment operations from the command line.
+
+`flask --app app payments reconcile --since 3d` adds events the webhook missed to
+the inbox; `flask --app app payments charge-due [--ahead 31d]` charges the plan
+instalments due now (or, to try a plan out in development, as if the clock
+were that far ahead).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 import clock
+import jobs
+from payments import plans
 from payments.events import reconcile
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -34,5 +42,21 @@ def register_cli(app: Flask) -> None:
             f"Events since {since}: {counts['added']} added to the inbox, "
             f"{counts['known']} already there."
         )
+
+    @group.command("charge-due")
+    @click.option("--ahead", default="0m", show_default=True,
+                  help="charge as if the clock were this far ahead (30m, 12h, 31d)")
+    def charge_due_command(ahead: str) -> None:
+        """Charge every plan instalment due now, once each (the periodic job does it too)."""
+        shift = parse_age(ahead)
+        if shift:
+            clock.freeze(clock.now() + shift)
+        try:
+            with jobs.job_context():
+                due = plans.due_instalment_ids()
+                outcomes = [plans.charge_instalment(instalment_id) for instalment_id in due]
+        finally:
+            clock.reset()
+        click.echo(f"{len(due)} instalment(s) due: " + (", ".join(outcomes) or "none charged"))
 
     app.cli.add_command(group)

@@ -26,7 +26,7 @@ from contracts import lifecycle
 from contracts.services import lock_contract
 from database.locking import lock_by_id
 from extensions import db
-from payments import refunds, stripe_api
+from payments import plans, refunds, stripe_api
 from payments.disputes import mirror_dispute
 from payments.fulfilment import fulfil_checkout, locked_attempt, metadata_contract_id
 from payments.inbox import record_event
@@ -72,6 +72,8 @@ def _expire_session(session: dict[str, Any]) -> str:
 
 
 def _intent_failed(intent: dict[str, Any]) -> str:
+    if plans.is_instalment_charge(intent):
+        return plans.intent_failed(intent)
     contract_id = metadata_contract_id(intent)
     contract = lock_contract(contract_id) if contract_id else None
     if contract is None:
@@ -119,6 +121,7 @@ EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "checkout.session.async_payment_failed": _fail_session,
     "checkout.session.expired": _expire_session,
     "payment_intent.payment_failed": _intent_failed,
+    "payment_intent.succeeded": _matched(plans.record_intent_paid),
     "charge.refunded": _matched(refunds.mirror_charge),
     "refund.created": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
     "refund.updated": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from payments.models import CATEGORY_LABELS, RefundCategory
 
 REASON_LENGTH = (10, 2000)
+# The pay page's choice: the whole total, or the number of instalments of a plan.
+PAY_IN_FULL = "full"
 
 
 def _stripped(value: str | None) -> str | None:
@@ -39,3 +41,47 @@ class RefundRequestForm(FlaskForm):
     def refund_category(self) -> RefundCategory:
         """The chosen category, once the form is valid."""
         return RefundCategory(self.category.data)
+
+
+class PayForm(FlaskForm):
+    """The pay button, and how to pay when the contract offers plans (`offer`).
+
+    The price always comes from the contract: the form only names the choice.
+    """
+
+    plan = RadioField("How would you like to pay?", default=PAY_IN_FULL, validate_choice=False)
+
+    def offer(self, instalment_counts: list[int]) -> PayForm:
+        """The choices: in full, and each plan offered (by its number of instalments)."""
+        self.plan.choices = [(PAY_IN_FULL, "In full")] + [
+            (str(count), f"{count} monthly instalments") for count in instalment_counts
+        ]
+        return self
+
+    def validate_plan(self, field: RadioField) -> None:
+        offered = [value for value, _ in field.choices or [(PAY_IN_FULL, "In full")]]
+        if not field.raw_data:
+            # The plain pay button (no plans offered) sends no choice: in full.
+            if len(offered) > 1:
+                raise ValidationError("Choose how to pay: in full, or by one of the plans.")
+            return
+        if field.data not in offered:
+            raise ValidationError("Choose one of the ways to pay shown here.")
+
+    @property
+    def instalments(self) -> int | None:
+        """The plan chosen (its number of instalments), or None to pay in full."""
+        return None if self.plan.data in (None, "", PAY_IN_FULL) else int(self.plan.data)
+
+
+class ConfirmForm(FlaskForm):
+    """A bare CSRF-protected form for one-click actions (pay an instalment, add or remove a
+    card)."""
+
+
+class PlanCardForm(FlaskForm):
+    """The saved card a plan charges; `plans.use_card` checks it is the student's."""
+
+    payment_method = StringField(
+        "Card", validators=[DataRequired("Choose a card."), Length(max=255)]
+    )

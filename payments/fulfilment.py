@@ -20,7 +20,9 @@ from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus, VoidReason
+from payments import plans
+from payments.invoices import issue_invoice
+from payments.models import Instalment, Payment, PaymentRecordStatus, VoidReason
 from payments.records import move, move_if_allowed, payment_by
 from payments.refunds import refund_void_payment
 
@@ -86,11 +88,32 @@ def _record_attempt_from_stripe(session: dict[str, Any], contract: Contract) -> 
     return payment
 
 
+def _expected_amount(contract: Contract, session: dict[str, Any]) -> int | None:
+    """What this session should have charged, from our rows alone (None: nothing valid).
+
+    The contract's total; a plan's deposit (`plan_instalments` in the metadata);
+    or one instalment paid by hand (`instalment_id`).
+    """
+    metadata = session.get("metadata") or {}
+    if str(metadata.get("instalment_id", "")).isdigit():
+        instalment = db.session.get(Instalment, int(metadata["instalment_id"]))
+        if instalment is None or instalment.plan.contract_id != contract.id:
+            return None
+        return instalment.amount
+    if metadata.get("plan_instalments"):
+        count = int(metadata["plan_instalments"]) if metadata["plan_instalments"].isdigit() else 0
+        if plans.refusal(contract, count) is not None:
+            return None
+        return plans.deposit_of(contract, count)
+    return contract.total_amount
+
+
 def _mismatch(contract: Contract, session: dict[str, Any]) -> str | None:
     """What Stripe reports that does not match the contract, or None."""
     problems = []
-    if session.get("amount_total") != contract.total_amount:
-        problems.append(f"amount {session.get('amount_total')} ≠ {contract.total_amount}")
+    expected = _expected_amount(contract, session)
+    if session.get("amount_total") != expected:
+        problems.append(f"amount {session.get('amount_total')} ≠ {expected}")
     if session.get("currency") != contract.currency:
         problems.append(f"currency {session.get('currency')} ≠ {contract.currency}")
     if metadata_contract_id(session) != contract.id:
@@ -150,20 +173,31 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
         return "flagged"
     move(payment, PaymentRecordStatus.SUCCEEDED)
     payment.paid_at = clock.now()
+    metadata = session.get("metadata") or {}
+    if str(metadata.get("instalment_id", "")).isdigit() and contract.paid_at is not None:
+        # One instalment of a plan, paid by hand; a second payment of it is a duplicate.
+        outcome = plans.record_checkout_instalment(
+            payment, contract, int(metadata["instalment_id"]), source=source
+        )
+        return _hold_duplicate(payment) if outcome == "already_fulfilled" else outcome
     if contract.paid_at is not None:
         return _hold_duplicate(payment)
     if contract.status is not ContractStatus.PENDING:
         return _refund_for_closed_contract(payment, contract)
+    if metadata.get("plan_instalments"):
+        plans.start_plan(contract, payment, int(metadata["plan_instalments"]))
     lifecycle.mark_paid(
         contract,
         paid_at=payment.paid_at,
         actor_label=f"stripe:{source}",
+        amount=payment.amount,
         details={
             "payment_id": payment.id,
             "checkout_session_id": payment.checkout_session_id,
             "payment_intent_id": payment.payment_intent_id,
         },
     )
+    issue_invoice(payment)  # numbered in this transaction: a rollback takes no number
     return "fulfilled"
 
 

@@ -16,6 +16,8 @@ from contracts import lifecycle
 from contracts.models import ContractStatus
 from contracts.services import lock_contract
 from extensions import db
+from payments import plans
+from payments.invoices import issue_invoice
 from payments.models import ManualMethod, Payment, PaymentRecordStatus
 from payments.records import move
 
@@ -32,9 +34,12 @@ def record_manual_payment(
     reference: str,
     received_on: date,
     note: str,
+    instalments: int | None = None,
 ) -> Payment:
     """Record an offline payment of a pending contract's total and activate the contract.
 
+    With `instalments`, the payment is the deposit of that plan (`payments.plans`): the
+    plan starts and its instalments are recorded the same way when they arrive.
     Under the contract's lock, so two submissions at once record one payment.
     """
     contract = lock_contract(contract_id)
@@ -48,9 +53,15 @@ def record_manual_payment(
         )
     if received_on > clock.now().date():
         raise ManualPaymentRefused("The money cannot have been received in the future.")
+    if instalments is not None:
+        why_not = plans.refusal(contract, instalments)
+        if why_not:
+            raise ManualPaymentRefused(why_not)
     payment = Payment(
         contract_id=contract.id,
-        amount=contract.total_amount,
+        amount=contract.total_amount
+        if instalments is None
+        else plans.deposit_of(contract, instalments),
         currency=contract.currency,
         status=PaymentRecordStatus.PENDING,
         manual_method=method,
@@ -75,10 +86,14 @@ def record_manual_payment(
             "note": payment.note,
         },
     )
+    if instalments is not None:
+        plans.start_plan(contract, payment, instalments)
     lifecycle.mark_paid(
         contract,
         paid_at=payment.paid_at,
+        amount=payment.amount,
         actor=admin,
         details={"payment_id": payment.id, "method": "manual"},
     )
+    issue_invoice(payment)  # numbered in this transaction: a rollback takes no number
     return payment

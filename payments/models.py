@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     and_,
     case,
     text,
@@ -149,6 +150,8 @@ class Payment(Model):
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stripe_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # The plan instalment this payment pays (the deposit is number 0); None for a whole total.
+    instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
@@ -182,6 +185,101 @@ class Payment(Model):
     @classmethod
     def _method_expression(cls) -> ColumnElement[str | None]:
         return case((cls.manual_method.is_not(None), "manual"), else_=cls.payment_method_type)
+
+
+class PlanStatus(enum.Enum):
+    ACTIVE = "active"  # instalments are charged on their dates
+    PAUSED = "paused"  # an admin paused it: nothing is charged; dates move on resume
+    COMPLETED = "completed"  # every instalment is paid
+    CANCELLED = "cancelled"  # an admin ended it; what was paid goes back by the refund path
+
+
+PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
+    PlanStatus.ACTIVE: frozenset({PlanStatus.PAUSED, PlanStatus.COMPLETED, PlanStatus.CANCELLED}),
+    PlanStatus.PAUSED: frozenset({PlanStatus.ACTIVE, PlanStatus.CANCELLED}),
+}
+
+
+class InstalmentStatus(enum.Enum):
+    SCHEDULED = "scheduled"  # due on its date (or waiting for its next retry)
+    PROCESSING = "processing"  # a charge was asked for and has not answered yet
+    PAID = "paid"  # the money arrived
+    FAILED = "failed"  # the last retry failed too: the contract is past due
+    CANCELLED = "cancelled"  # the plan was cancelled before it was paid
+
+
+INSTALMENT_TRANSITIONS: dict[InstalmentStatus, frozenset[InstalmentStatus]] = {
+    InstalmentStatus.SCHEDULED: frozenset(
+        {InstalmentStatus.PROCESSING, InstalmentStatus.PAID, InstalmentStatus.CANCELLED}
+    ),
+    InstalmentStatus.PROCESSING: frozenset(
+        {
+            InstalmentStatus.SCHEDULED,
+            InstalmentStatus.PAID,
+            InstalmentStatus.FAILED,
+            InstalmentStatus.CANCELLED,
+        }
+    ),
+    # An admin may give a failed instalment a new date, or record it paid offline.
+    InstalmentStatus.FAILED: frozenset(
+        {InstalmentStatus.SCHEDULED, InstalmentStatus.PAID, InstalmentStatus.CANCELLED}
+    ),
+}
+
+
+class PaymentPlan(Model):
+    """A contract paid by a deposit and monthly instalments, charged off-session by us."""
+
+    __tablename__ = "payment_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), unique=True)
+    status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus), default=PlanStatus.ACTIVE)
+    deposit_percent: Mapped[int]
+    instalment_count: Mapped[int]
+    # The student's Stripe customer and the saved card instalments are charged to.
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+
+    contract: Mapped[Contract] = relationship()
+    instalments: Mapped[list[Instalment]] = relationship(
+        back_populates="plan", order_by="Instalment.number"
+    )
+
+
+class Instalment(Model):
+    """One charge of a plan: number 0 is the deposit. Retries and moves are rows of ours."""
+
+    __tablename__ = "instalments"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "number", name="uq_instalments_plan_id_number"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # The sweep's look-up: what is due now.
+        Index("ix_instalments_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("payment_plans.id"))
+    number: Mapped[int]
+    amount: Mapped[int]  # minor units
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[InstalmentStatus] = mapped_column(
+        str_enum(InstalmentStatus), default=InstalmentStatus.SCHEDULED
+    )
+    # When the next charge is due: the due date at first, then each retry's time.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # The bank asked the student to authenticate: they pay this one through Checkout.
+    needs_authentication: Mapped[bool] = mapped_column(default=False)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+
+    plan: Mapped[PaymentPlan] = relationship(back_populates="instalments")
 
 
 class StripeCustomer(Model):
@@ -416,3 +514,62 @@ class Dispute(Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_DISPUTE_STATUSES
+
+
+class InvoiceCounter(Model):
+    """The last invoice number taken in one calendar year (UTC): one row per year.
+
+    Locked for update in the transaction that records the payment
+    (`payments.invoices`), so numbers are consecutive, never reused and never
+    skipped: a rolled-back payment rolls its number back with it.
+    """
+
+    __tablename__ = "invoice_counters"
+    __table_args__ = (CheckConstraint("last_number >= 0", name="last_number_not_negative"),)
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
+class Invoice(Model):
+    """The numbered invoice of one payment that counts for its contract (never a void one).
+
+    Written once, in the payment's transaction, and never changed: the parties'
+    names and emails and the contract's terms are frozen copies, so a user who
+    renames later does not change an invoice already issued. `platform_fee` and
+    `coach_earning` are this payment's shares of the contract's split
+    (`payments.invoices.split_of`).
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("coach_earning = amount - platform_fee", name="earning_is_net"),
+        CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
+        CheckConstraint("sequence > 0", name="sequence_positive"),
+        Index("uq_invoices_year_sequence", "year", "sequence", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # CP-2026-000001
+    year: Mapped[int]  # the UTC year of the payment's paid_at
+    sequence: Mapped[int]  # 1, 2, ... within the year
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    amount: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    platform_fee: Mapped[int]  # minor units, this payment's share
+    coach_earning: Mapped[int]  # minor units, this payment's share
+    # Frozen copies, as they were when the invoice was issued.
+    student_name: Mapped[str] = mapped_column(String(100))
+    student_email: Mapped[str] = mapped_column(String(254))
+    coach_name: Mapped[str] = mapped_column(String(100))
+    coach_email: Mapped[str] = mapped_column(String(254))
+    contract_title: Mapped[str] = mapped_column(String(120))
+    session_count: Mapped[int]
+    minutes_per_session: Mapped[int]
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+    payment: Mapped[Payment] = relationship()
+    contract: Mapped[Contract] = relationship()

@@ -142,6 +142,7 @@ def quote_now(contract: Contract, money: Refundable | None = None) -> RefundQuot
         used_sessions=consumed_count(contract.id),
         now=clock.now(),
         already_refunded=money.refunded_or_pending,
+        paid=money.paid,
     )
 
 
@@ -430,7 +431,7 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
     (none counts as used). Returns the refund, or None when the policy gives nothing.
     """
     contract = _locked(contract_id)
-    if contract.status is not ContractStatus.ACTIVE:
+    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
         raise RefundRefused(
             f"This contract is {contract.status.value}; only an active one can be "
             "cancelled with a refund."

@@ -18,6 +18,7 @@ from contracts.models import Contract
 from contracts.services import lock_contract
 from extensions import db
 from payments.fulfilment import void_payment
+from payments.invoices import issue_invoice
 from payments.models import Payment, PaymentRecordStatus, ReviewResolution, VoidReason
 from payments.records import move, payment_by
 
@@ -82,6 +83,7 @@ def accept_held_payment(payment_id: int, admin: User, note: str) -> Payment:
         actor=admin,
         details={"payment_id": payment.id, "review": "accepted"},
     )
+    issue_invoice(payment)
     lifecycle.tell_parties(
         contract, f"The payment for “{contract.title}” was checked and accepted."
     )

@@ -15,10 +15,17 @@ from typing import Any
 import stripe
 from flask import current_app
 from stripe.checkout import Session as CheckoutSession
-from stripe.params import CustomerCreateParams, EventListParams, RefundCreateParams
-from stripe.params.checkout import SessionCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    EventListParams,
+    PaymentIntentCreateParams,
+    RefundCreateParams,
+)
+from stripe.params.checkout import SessionCreateParams, SessionCreateParamsPaymentIntentData
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Checkout's `payment_intent_data`, typed, for callers that build it in parts.
+CheckoutIntentData = SessionCreateParamsPaymentIntentData
 
 
 class PaymentProviderError(Exception):
@@ -28,6 +35,15 @@ class PaymentProviderError(Exception):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class CardDeclined(PaymentProviderError):
+    """An off-session charge the card refused; `code` is Stripe's (card_declined,
+    authentication_required, ...) and `payment_intent_id` the intent it left behind."""
+
+    def __init__(self, message: str, *, code: str | None, payment_intent_id: str | None):
+        super().__init__(message, code=code, status=402)
+        self.payment_intent_id = payment_intent_id
 
 
 class InvalidWebhook(Exception):
@@ -118,6 +134,45 @@ def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
         return client().v1.payment_intents.retrieve(
             payment_intent_id, {"expand": ["latest_charge"]}
         )
+
+
+def charge_off_session(params: PaymentIntentCreateParams, key: str) -> stripe.PaymentIntent:
+    """Create and confirm a PaymentIntent on a saved card with no customer present.
+
+    A refusal by the card raises CardDeclined with Stripe's code (for example
+    `authentication_required`: the customer must pay on-session instead).
+    """
+    try:
+        return client().v1.payment_intents.create(params, {"idempotency_key": key})
+    except stripe.CardError as exc:
+        error = exc.error
+        intent = getattr(error, "payment_intent", None) if error is not None else None
+        raise CardDeclined(
+            exc.user_message or "The card was declined.",
+            code=exc.code,
+            payment_intent_id=getattr(intent, "id", None),
+        ) from exc
+    except stripe.StripeError:
+        with _translated_errors():
+            raise
+
+
+def retrieve_setup_intent(setup_intent_id: str) -> stripe.SetupIntent:
+    with _translated_errors():
+        return client().v1.setup_intents.retrieve(setup_intent_id)
+
+
+def list_card_methods(customer_id: str) -> list[stripe.PaymentMethod]:
+    """The cards saved on a customer (brand, last four, expiry), newest first."""
+    with _translated_errors():
+        return list(
+            client().v1.customers.payment_methods.list(customer_id, {"type": "card", "limit": 20})
+        )
+
+
+def detach_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
+    with _translated_errors():
+        return client().v1.payment_methods.detach(payment_method_id)
 
 
 def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:

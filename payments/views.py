@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager, joinedload
 from werkzeug.wrappers import Response
 
+import clock
+from contracts.models import Contract
 from extensions import db
-from payments import checkout, refunds
-from payments.forms import RefundRequestForm
+from payments import checkout, invoices, plans, refunds, stripe_api
+from payments.forms import ConfirmForm, PayForm, PlanCardForm, RefundRequestForm
 from payments.history import (
     PAID_ONCE,
     earnings_of,
@@ -18,14 +24,22 @@ from payments.history import (
     receipt_for,
     refunds_by_payment,
 )
+from payments.models import (
+    Instalment,
+    InstalmentStatus,
+    PaymentPlan,
+    PlanStatus,
+    StripeCustomer,
+)
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
 
 bp = Blueprint("payments", __name__)
 
-
-class PayForm(FlaskForm):
-    """The pay button: CSRF only; the price always comes from the contract."""
+# Plans whose instalments are still to be charged: their card matters.
+RUNNING_PLANS = (PlanStatus.ACTIVE, PlanStatus.PAUSED)
+# "Add a card" without a plan to set the currency of the setup page.
+SETUP_CURRENCY = "usd"
 
 
 @bp.before_request
@@ -34,16 +48,37 @@ def require_login() -> None:
     """Every payment page is for the logged-in student of the contract."""
 
 
+def plans_with_instalments(*criteria: ColumnElement[bool]) -> list[PaymentPlan]:
+    """Plans matching `criteria`, newest first, with their contract and instalments in one
+    query."""
+    return list(
+        db.session.scalars(
+            select(PaymentPlan)
+            .join(PaymentPlan.contract)
+            .where(*criteria)
+            .options(contains_eager(PaymentPlan.contract), joinedload(PaymentPlan.instalments))
+            .order_by(PaymentPlan.id.desc())
+        ).unique()
+    )
+
+
 @bp.route("/contracts/<int:contract_id>/pay", methods=["GET", "POST"])
 def pay(contract_id: int) -> str | Response:
     contract = checkout.contract_for_student(contract_id, current_user)
     if contract.paid_at is not None:
+        if contract.plan_instalments:
+            flash("The deposit is paid; the instalments are charged to your card on their "
+                  "dates.", "info")
+            return redirect(url_for("payments.history", contract_id=contract.id, _anchor="plan"))
         flash("This contract is already paid.", "info")
         return redirect(url_for("contracts.detail", contract_id=contract.id))
-    form = PayForm()
+    options = plans.options(contract)
+    form = PayForm().offer([option.instalments for option in options])
     if form.validate_on_submit():
         try:
-            checkout_url = checkout.start_checkout(contract.id, current_user)
+            checkout_url = checkout.start_checkout(
+                contract.id, current_user, instalments=form.instalments
+            )
             db.session.commit()
         except (checkout.NotPayable, PaymentProviderError) as exc:
             db.session.rollback()
@@ -52,11 +87,64 @@ def pay(contract_id: int) -> str | Response:
         except IntegrityError:
             # A simultaneous request for the same contract won; its session is ours too.
             db.session.rollback()
-            checkout_url = checkout.start_checkout(contract.id, current_user)
+            checkout_url = checkout.start_checkout(
+                contract.id, current_user, instalments=form.instalments
+            )
             db.session.commit()
         return redirect(checkout_url, code=303)
     return render_template(
-        "payments/pay.html", contract=contract, form=form, payments=payments_of(contract)
+        "payments/pay.html",
+        contract=contract,
+        form=form,
+        options=options,
+        payments=payments_of(contract),
+    )
+
+
+def payable_by_hand(instalment: Instalment) -> bool:
+    """An instalment no sweep will charge: the bank asked for the student's confirmation,
+    or its last retry failed. Paying any other one by hand could charge it twice."""
+    return (
+        instalment.status is InstalmentStatus.SCHEDULED and instalment.needs_authentication
+    ) or instalment.status is InstalmentStatus.FAILED
+
+
+@bp.route(
+    "/contracts/<int:contract_id>/instalments/<int:instalment_id>/pay", methods=["GET", "POST"]
+)
+def pay_instalment(contract_id: int, instalment_id: int) -> str | Response:
+    """One plan instalment paid through Checkout: the bank asked the student to confirm it,
+    or it failed. The success page settles it on the way back."""
+    contract = checkout.contract_for_student(contract_id, current_user)
+    try:
+        instalment = plans.instalment_for_student(contract.id, instalment_id, current_user)
+    except LookupError:
+        abort(404)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if not payable_by_hand(instalment):
+            flash(f"This instalment is {instalment.status.value}; nothing to pay by hand now.",
+                  "info")
+            return redirect(url_for("payments.pay_instalment", contract_id=contract.id,
+                                    instalment_id=instalment.id))
+        try:
+            checkout_url = checkout.start_instalment_checkout(
+                contract.id, instalment.id, current_user
+            )
+            db.session.commit()
+        except (checkout.NotPayable, PaymentProviderError) as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return redirect(url_for("payments.pay_instalment", contract_id=contract.id,
+                                    instalment_id=instalment.id))
+        return redirect(checkout_url, code=303)
+    return render_template(
+        "payments/pay.html",
+        contract=contract,
+        form=form,
+        instalment=instalment,
+        payable=payable_by_hand(instalment),
+        payments=[p for p in payments_of(contract) if p.instalment_id == instalment.id],
     )
 
 
@@ -81,15 +169,20 @@ def cancel(contract_id: int) -> str:
     contract = checkout.contract_for_student(contract_id, current_user)
     if contract.paid_at is not None:
         abort(404)
-    return render_template("payments/cancel.html", contract=contract, form=PayForm())
+    return render_template("payments/cancel.html", contract=contract, form=ConfirmForm())
 
 
 @bp.get("/contracts/<int:contract_id>/payments")
 def history(contract_id: int) -> str:
     """The student's payment attempts for one contract, with receipts."""
     contract = checkout.contract_for_student(contract_id, current_user)
+    found = plans_with_instalments(PaymentPlan.contract_id == contract.id)
     return render_template(
-        "payments/history.html", contract=contract, payments=payments_of(contract)
+        "payments/history.html",
+        contract=contract,
+        payments=payments_of(contract),
+        plan=found[0] if found else None,
+        payable_by_hand=payable_by_hand,
     )
 
 
@@ -146,6 +239,9 @@ def mine() -> str:
         refunds=refunds_by_payment(p.id for p in payments),
         open_requests=open_requests_by_contract(p.contract_id for p in payments),
         with_receipt=PAID_ONCE,
+        invoices=invoices.invoices_by_payment(p.id for p in payments),
+        plans=plans_with_instalments(Contract.student_id == current_user.id),
+        payable_by_hand=payable_by_hand,
     )
 
 
@@ -158,6 +254,16 @@ def receipt(payment_id: int) -> str:
         payment=payment,
         contract=payment.contract,
         refunds=refunds_by_payment([payment.id]).get(payment.id, []),
+        invoice=invoices.invoices_by_payment([payment.id]).get(payment.id),
+    )
+
+
+@bp.get("/invoices/<int:invoice_id>")
+def invoice(invoice_id: int) -> str:
+    """A printable invoice, for the student it was issued to or an admin; anyone else 404."""
+    found = invoices.invoice_for(invoice_id, current_user)
+    return render_template(
+        "payments/invoice.html", invoice=found, payment=found.payment, contract=found.contract
     )
 
 
@@ -167,3 +273,210 @@ def earnings() -> str:
     if not current_user.is_coach:
         abort(404)
     return render_template("payments/earnings.html", earnings=earnings_of(current_user))
+
+
+# --- the student's saved cards ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved at Stripe, as the page shows it."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+    @classmethod
+    def of(cls, method: Any) -> SavedCard:
+        card = method.to_dict().get("card") or {}
+        return cls(
+            id=method.id,
+            brand=str(card.get("brand") or "card"),
+            last4=str(card.get("last4") or "????"),
+            exp_month=int(card.get("exp_month") or 0),
+            exp_year=int(card.get("exp_year") or 0),
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand.title()} •••• {self.last4}"
+
+
+def _students_only() -> None:
+    if not current_user.is_student:
+        abort(404)
+
+
+def _saved_cards() -> list[SavedCard]:
+    return [SavedCard.of(method) for method in plans.saved_cards(current_user)]
+
+
+def _running_plans() -> list[PaymentPlan]:
+    return plans_with_instalments(
+        Contract.student_id == current_user.id, PaymentPlan.status.in_(RUNNING_PLANS)
+    )
+
+
+def _charged_cards(running: list[PaymentPlan]) -> dict[int, str | None]:
+    """The card each plan charges (`plans.card_of` asks Stripe once a plan, then remembers)."""
+    charged = {plan.id: plans.card_of(plan) for plan in running}
+    db.session.commit()
+    return charged
+
+
+@bp.get("/payment-methods")
+def payment_methods() -> str | Response:
+    """The student's saved cards, the card each plan charges, and adding or removing one."""
+    _students_only()
+    session_id = request.args.get("session_id")
+    if session_id:
+        # Back from Checkout's setup page: note the new card, then show the page afresh.
+        _card_added(session_id)
+        return redirect(url_for("payments.payment_methods"), code=303)
+    running = _running_plans()
+    try:
+        cards = _saved_cards()
+        charged = _charged_cards(running)
+    except PaymentProviderError as exc:
+        flash(str(exc), "warning")
+        cards, charged = [], {plan.id: plan.payment_method_id for plan in running}
+    has_customer = db.session.scalar(
+        select(StripeCustomer.id).filter_by(user_id=current_user.id)) is not None
+    return render_template(
+        "payments/payment_methods.html",
+        cards=cards,
+        plans=running,
+        charged=charged,
+        users_of={card.id: [plan for plan in running if charged.get(plan.id) == card.id]
+                  for card in cards},
+        has_customer=has_customer,
+        form=ConfirmForm(),
+        card_form=PlanCardForm(formdata=None),
+    )
+
+
+@bp.post("/payment-methods/plans/<int:plan_id>")
+def plan_card(plan_id: int) -> Response:
+    """The student chooses the saved card a plan charges."""
+    _students_only()
+    form = PlanCardForm()
+    if not form.validate_on_submit():
+        flash("Choose one of your saved cards.", "warning")
+        return redirect(url_for("payments.payment_methods"))
+    try:
+        plan = plans.use_card(plan_id, form.payment_method.data, current_user)
+        db.session.commit()
+    except LookupError:
+        db.session.rollback()
+        abort(404)
+    except (plans.PlanRefused, PaymentProviderError) as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(f"Your plan for “{plan.contract.title}” now charges this card.", "success")
+    return redirect(url_for("payments.payment_methods"))
+
+
+@bp.post("/payment-methods/<string:payment_method_id>/remove")
+def remove_card(payment_method_id: str) -> Response:
+    """Remove a saved card at Stripe; never the card a plan still charges."""
+    _students_only()
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        card = next((c for c in _saved_cards() if c.id == payment_method_id), None)
+        if card is None:
+            abort(404)
+        running = _running_plans()
+        charged = _charged_cards(running)
+        users = [plan for plan in running if charged.get(plan.id) == card.id]
+        if users:
+            flash(f"{card.label} pays your plan for “{users[0].contract.title}”. Choose another "
+                  "card for that plan first, then remove this one.", "warning")
+        else:
+            stripe_api.detach_payment_method(card.id)
+            flash(f"{card.label} was removed.", "success")
+    except PaymentProviderError as exc:
+        flash(str(exc), "danger")
+    return redirect(url_for("payments.payment_methods"))
+
+
+@bp.post("/payment-methods/add")
+def add_card() -> Response:
+    """Save a new card through Checkout's setup page (nothing is charged)."""
+    _students_only()
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    customer_id = db.session.scalar(
+        select(StripeCustomer.customer_id).filter_by(user_id=current_user.id))
+    if customer_id is None:
+        flash("Your first card is saved when you pay a contract by a payment plan.", "info")
+        return redirect(url_for("payments.payment_methods"))
+    running = _running_plans()
+    try:
+        session = _start_card_setup(
+            customer_id, running[0].contract.currency if running else SETUP_CURRENCY
+        )
+    except PaymentProviderError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("payments.payment_methods"))
+    return redirect(session.url or url_for("payments.payment_methods"), code=303)
+
+
+def _start_card_setup(customer_id: str, currency: str) -> Any:
+    """A Checkout session in setup mode for the student's customer; one a minute per student
+    (a double click gets the same session back)."""
+    return stripe_api.create_checkout_session(
+        {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": currency,
+            "success_url": url_for("payments.payment_methods", _external=True)
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": url_for("payments.payment_methods", _external=True),
+            "metadata": {"purpose": "card", "user_id": str(current_user.id)},
+        },
+        stripe_api.idempotency_key(
+            "setup", current_user.id, int(clock.now().timestamp()) // 60
+        ),
+    )
+
+
+def _card_added(session_id: str) -> None:
+    """The student is back from the setup page: say what happened; with one active plan, the
+    new card becomes the plan's (commits). Nothing is written when Stripe does not answer."""
+    try:
+        session = stripe_api.retrieve_checkout_session(session_id)
+        found = session.to_dict() if session is not None else {}
+        metadata = found.get("metadata") or {}
+        if (
+            found.get("mode") != "setup"
+            or metadata.get("purpose") != "card"
+            or metadata.get("user_id") != str(current_user.id)
+        ):
+            flash("We found no card being added for you.", "warning")
+            return
+        setup = found.get("setup_intent")
+        setup_id = setup.get("id") if isinstance(setup, dict) else setup
+        intent = stripe_api.retrieve_setup_intent(setup_id) if setup_id else None
+        method = intent.payment_method if intent is not None else None
+        method_id = method if isinstance(method, str) else getattr(method, "id", None)
+        if found.get("status") != "complete" or intent is None or intent.status != "succeeded" \
+                or not method_id:
+            flash("The card was not saved; nothing changed.", "warning")
+            return
+        card = next((c for c in _saved_cards() if c.id == method_id), None)
+        label = card.label if card else "Your card"
+        active = [p for p in _running_plans() if p.status is PlanStatus.ACTIVE]
+        if len(active) == 1 and active[0].payment_method_id != method_id:
+            plan = plans.use_card(active[0].id, method_id, current_user)
+            db.session.commit()
+            flash(f"{label} is saved. Your plan for “{plan.contract.title}” now charges it.",
+                  "success")
+        else:
+            flash(f"{label} is saved.", "success")
+    except (PaymentProviderError, plans.PlanRefused) as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")

@@ -94,7 +94,10 @@ def test_paid_demo_contracts_have_the_payment_that_paid_them(runner, db):
             assert payments == []
             continue
         (payment,) = payments
-        assert (payment.amount, payment.currency) == (contract.total_amount, contract.currency)
+        # The total, or on a plan the deposit (all that was paid so far).
+        assert (payment.amount, payment.currency) == (contract.amount_paid, contract.currency)
+        if contract.plan_instalments is None:
+            assert contract.amount_paid == contract.total_amount
         refunded = contract.status is ContractStatus.REFUNDED
         assert payment.status is (
             PaymentRecordStatus.REFUNDED if refunded else PaymentRecordStatus.SUCCEEDED

@@ -206,11 +206,12 @@ def test_reconcile_recovers_a_dropped_webhook(
     assert contract_state(db, contract_id) == ("pending", "pending")
     result = runner.invoke(args=["payments", "reconcile", "--since", "1h"])
     assert result.exit_code == 0, result.output
-    assert "1 added to the inbox, 0 already there" in result.output
+    # checkout.session.completed and payment_intent.succeeded (handled for plans' charges).
+    assert "2 added to the inbox, 0 already there" in result.output
     # The pipeline applied the added event (jobs run at once in the tests).
     assert contract_state(db, contract_id) == ("active", "paid")
     again = runner.invoke(args=["payments", "reconcile", "--since", "1h"])
-    assert "0 added to the inbox, 1 already there" in again.output
+    assert "0 added to the inbox, 2 already there" in again.output
 
 
 def test_a_second_paid_session_is_refunded_in_full(db, student_client, sandbox, pending_contract):

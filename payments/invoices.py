@@ -1,0 +1,167 @@
+"""Invoices: one numbered invoice per payment that counts for its contract.
+
+Numbers run per calendar year (the UTC year of the payment's `paid_at`):
+CP-2026-000001, CP-2026-000002, ... They are never reused and never skipped.
+The number is taken from the year's `invoice_counters` row, locked for update
+(`database.locking`; SQLite takes its write lock with BEGIN IMMEDIATE) in the
+same transaction that records the payment: two payments at once get
+consecutive numbers, and a payment rolled back rolls its number back too, so
+no gap is left. The counter's lock is held until that transaction ends, which
+serialises the last step of concurrent payments only.
+
+A void payment (a duplicate, refused on review, arrived after cancellation)
+gets no invoice: it goes back in full. Payments recorded before invoices
+existed (migration 0008) have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC
+from typing import Any
+
+from flask import abort
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
+
+import clock
+from accounts.models import User
+from contracts.models import Contract
+from database.locking import lock_one, take_write_lock
+from extensions import db
+from payments.models import Invoice, InvoiceCounter, Payment, PaymentRecordStatus
+
+PREFIX = "CP"
+
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class NotInvoiceable(ValueError):
+    """The payment does not count for its contract (not succeeded, or void)."""
+
+
+def invoice_number(year: int, sequence: int) -> str:
+    """CP-2026-000001: the platform's prefix, the year, the sequence on six digits."""
+    return f"{PREFIX}-{year}-{sequence:06d}"
+
+
+def split_of(contract: Contract, amount: int) -> tuple[int, int]:
+    """(platform fee, coach earning) of a payment of `amount` towards `contract`.
+
+    In integers: the fee share is `platform_fee × amount // total_amount`
+    (rounded down) and the coach's share is the rest, `amount − fee share`, so
+    any remainder of a minor unit goes to the coach and the two always add up to
+    the amount. A payment of the whole total carries the contract's own split
+    exactly.
+    """
+    if contract.total_amount <= 0:
+        return 0, amount
+    fee = contract.platform_fee * amount // contract.total_amount
+    return fee, amount - fee
+
+
+def _invoice_of_payment(payment_id: int) -> Invoice | None:
+    return db.session.scalar(
+        select(Invoice)
+        .where(Invoice.payment_id == payment_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _take_number(year: int) -> int:
+    """The next sequence of `year`, from its counter row locked until the transaction ends.
+
+    The year's row is made on its first use with INSERT ... ON CONFLICT DO
+    NOTHING: two first payments of a year at once both find it then, and the
+    second waits for the first one's lock instead of failing on the key.
+    """
+    session = db.session
+    take_write_lock(session)
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _INSERTS[dialect](InvoiceCounter)
+        .values(year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+    counter: InvoiceCounter = lock_one(
+        session, select(InvoiceCounter).where(InvoiceCounter.year == year)
+    )
+    counter.last_number += 1
+    return counter.last_number
+
+
+def issue_invoice(payment: Payment) -> Invoice:
+    """The invoice of a succeeded payment that counts for its contract; flushed, not committed.
+
+    Idempotent: a payment that has its invoice gets that one back. Call it in
+    the transaction that records the payment (under the contract's lock), so
+    the number is committed, or rolled back, with the payment.
+    """
+    if payment.id is None:
+        db.session.flush()
+    existing = _invoice_of_payment(payment.id)
+    if existing is not None:
+        return existing
+    if payment.status is not PaymentRecordStatus.SUCCEEDED or payment.void_reason is not None:
+        raise NotInvoiceable(f"payment {payment.id} does not count for its contract")
+    paid_at = payment.paid_at or clock.now()
+    year = paid_at.astimezone(UTC).year
+    sequence = _take_number(year)
+    # Read again under the counter's lock: a concurrent call may have issued it meanwhile.
+    existing = _invoice_of_payment(payment.id)
+    if existing is not None:
+        return existing
+    contract = payment.contract
+    fee, earning = split_of(contract, payment.amount)
+    invoice = Invoice(
+        number=invoice_number(year, sequence),
+        year=year,
+        sequence=sequence,
+        payment_id=payment.id,
+        contract_id=contract.id,
+        student_id=contract.student_id,
+        coach_id=contract.coach_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        platform_fee=fee,
+        coach_earning=earning,
+        student_name=contract.student.name,
+        student_email=contract.student.email,
+        coach_name=contract.coach.name,
+        coach_email=contract.coach.email,
+        contract_title=contract.title,
+        session_count=contract.session_count,
+        minutes_per_session=contract.minutes_per_session,
+        issued_at=clock.now(),
+    )
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice
+
+
+def invoice_for(invoice_id: int, user: User) -> Invoice:
+    """The invoice, for the student it was issued to or an admin; anyone else gets a 404.
+
+    The coach is not shown it: it is the buyer's document, and the coach's
+    figures are on the earnings page.
+    """
+    invoice = db.session.scalar(
+        select(Invoice)
+        .where(Invoice.id == invoice_id)
+        .options(joinedload(Invoice.payment), joinedload(Invoice.contract))
+    )
+    if invoice is None or not (user.is_admin or invoice.student_id == user.id):
+        abort(404)
+    return invoice
+
+
+def invoices_by_payment(payment_ids: Iterable[int]) -> dict[int, Invoice]:
+    """The invoice of each given payment that has one, in one query."""
+    ids = sorted(set(payment_ids))
+    if not ids:
+        return {}
+    return {
+        invoice.payment_id: invoice
+        for invoice in db.session.scalars(select(Invoice).where(Invoice.payment_id.in_(ids)))
+    }

@@ -1,0 +1,680 @@
+"""Payment plans at Stripe: the deposit through Checkout, instalments charged off-session.
+
+Our own rows decide when to charge (`Instalment.next_attempt_at`): a periodic
+sweep finds what is due and a job charges each instalment with an off-session
+PaymentIntent on the card saved at the deposit. The charge is claimed under the
+contract's lock (the instalment moves to `processing` and a payment record is
+written), then Stripe is asked outside any lock with an idempotency key from
+the instalment and its attempt number, so two sweeps at once, a retried job or a
+redelivered event charge it once. Stripe's answer, or its `payment_intent.*`
+event through the inbox, settles it:
+
+- paid: the payment succeeds, the instalment is paid, the contract records the
+  money (`contracts.lifecycle.mark_paid` with the amount) and more sessions unlock;
+- declined: retried `PLAN_RETRY_DAYS` after the due date (1, 3 and 7 days by
+  default); after the last retry the instalment has failed and the contract is
+  past due (scheduling pauses; both parties and the admins are told);
+- the bank asks for authentication: the student is mailed a link to pay that
+  instalment through Checkout; no retry charges the card meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import select
+
+import clock
+import jobs
+from accounts.models import Role, User
+from audit.services import record as audit
+from contracts import lifecycle
+from contracts.models import Contract, ContractStatus
+from contracts.money import format_money
+from contracts.plans import Charge, PlanRules, plan_refusal, schedule
+from contracts.services import lock_contract
+from contracts.states import check_transition
+from database.locking import lock_by_id
+from extensions import db
+from notifications.services import notify
+from payments import stripe_api
+from payments.invoices import issue_invoice
+from payments.models import (
+    INSTALMENT_TRANSITIONS,
+    PLAN_TRANSITIONS,
+    Instalment,
+    InstalmentStatus,
+    ManualMethod,
+    Payment,
+    PaymentPlan,
+    PaymentRecordStatus,
+    PlanStatus,
+    Refund,
+    VoidReason,
+)
+from payments.records import move, move_if_allowed, payment_by
+from payments.refunds import cancel_active_contract, refund_void_payment
+
+log = logging.getLogger(__name__)
+
+# Instalments are charged at this UTC time of their due day.
+CHARGE_AT = time(9, 0)
+# Stripe could not be reached: the charge is tried again this much later (same key).
+UNREACHABLE_WAIT = timedelta(minutes=5)
+
+
+def rules() -> PlanRules:
+    config = current_app.config
+    return PlanRules(
+        minimum_total=config["PLAN_MINIMUM_TOTAL"],
+        max_instalments=int(config["PLAN_MAX_INSTALMENTS"]),
+    )
+
+
+# --- choosing a plan ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """One plan the pay page offers: the deposit and N instalments, dated from today."""
+
+    instalments: int
+    charges: list[Charge]
+
+    @property
+    def deposit(self) -> int:
+        return self.charges[0].amount
+
+
+def options(contract: Contract, today: date | None = None) -> list[PlanOption]:
+    """The plans this contract may be paid by (none when the coach offers none)."""
+    if contract.plan_deposit_percent is None or not contract.plan_max_instalments:
+        return []
+    today = today or clock.now().date()
+    found = []
+    for count in range(2, contract.plan_max_instalments + 1):
+        if plan_refusal(contract.total_amount, contract.currency,
+                        contract.plan_deposit_percent, count, rules()) is None:
+            found.append(PlanOption(count, schedule(
+                contract.total_amount, contract.plan_deposit_percent, count, today)))
+    return found
+
+
+def refusal(contract: Contract, instalments: int) -> str | None:
+    """Why this contract cannot be paid by `instalments` instalments, or None."""
+    if contract.plan_max_instalments and instalments > contract.plan_max_instalments:
+        return f"The coach offers at most {contract.plan_max_instalments} instalments."
+    return plan_refusal(contract.total_amount, contract.currency,
+                        contract.plan_deposit_percent, instalments, rules())
+
+
+def deposit_of(contract: Contract, instalments: int) -> int:
+    """The deposit of the plan with `instalments` instalments (the first charge)."""
+    assert contract.plan_deposit_percent is not None
+    return schedule(contract.total_amount, contract.plan_deposit_percent, instalments,
+                    date(2000, 1, 1))[0].amount
+
+
+def plan_of(contract_id: int) -> PaymentPlan | None:
+    return db.session.scalar(select(PaymentPlan).where(PaymentPlan.contract_id == contract_id))
+
+
+def _charge_instant(day: date) -> datetime:
+    return datetime.combine(day, CHARGE_AT, tzinfo=UTC)
+
+
+# --- the deposit: the plan starts -------------------------------------------------
+
+
+def start_plan(contract: Contract, payment: Payment, instalments: int) -> PaymentPlan:
+    """The deposit arrived: write the plan and its schedule, dated from today. Flushes.
+
+    The caller holds the contract's lock and marks the contract paid with the
+    deposit's amount. The card saved at Checkout is found when first needed.
+    """
+    assert contract.plan_deposit_percent is not None
+    paid_on = (payment.paid_at or clock.now()).date()
+    plan = PaymentPlan(
+        contract_id=contract.id,
+        deposit_percent=contract.plan_deposit_percent,
+        instalment_count=instalments,
+        customer_id=payment.customer_id,
+    )
+    db.session.add(plan)
+    db.session.flush()
+    for charge in schedule(contract.total_amount, contract.plan_deposit_percent, instalments,
+                           paid_on):
+        row = Instalment(plan_id=plan.id, number=charge.number, amount=charge.amount,
+                         due_on=charge.due_on, next_attempt_at=_charge_instant(charge.due_on))
+        if charge.number == 0:
+            row.status, row.paid_at, row.attempts = InstalmentStatus.PAID, payment.paid_at, 1
+        db.session.add(row)
+    db.session.flush()
+    payment.instalment_id = plan.instalments[0].id
+    contract.plan_instalments = instalments
+    audit("plan.started", plan, actor_label="stripe",
+          after={"instalments": instalments, "deposit": payment.amount,
+                 "contract_id": contract.id})
+    return plan
+
+
+# --- charging an instalment off-session --------------------------------------------
+
+
+def due_instalment_ids(limit: int = 500) -> list[int]:
+    """Instalments whose charge is due now on active plans (the sweep's look-up)."""
+    return list(db.session.scalars(
+        select(Instalment.id)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .where(
+            Instalment.status == InstalmentStatus.SCHEDULED,
+            Instalment.number > 0,
+            Instalment.needs_authentication.is_(False),
+            Instalment.next_attempt_at <= clock.now(),
+            PaymentPlan.status == PlanStatus.ACTIVE,
+        )
+        .order_by(Instalment.next_attempt_at)
+        .limit(limit)
+    ))
+
+
+def _locked(instalment_id: int) -> tuple[Instalment, PaymentPlan, Contract]:
+    """The instalment, its plan and contract: the contract locked first (the lock order)."""
+    known = db.session.get(Instalment, instalment_id)
+    if known is None:
+        raise LookupError(f"no instalment {instalment_id}")
+    contract = lock_contract(known.plan.contract_id)
+    instalment = lock_by_id(db.session, Instalment, instalment_id)
+    assert contract is not None and instalment is not None
+    return instalment, instalment.plan, contract
+
+
+def _move(instalment: Instalment, status: InstalmentStatus) -> None:
+    instalment.status = check_transition(INSTALMENT_TRANSITIONS, instalment.status, status,
+                                         "instalment")
+
+
+def _claim(instalment_id: int) -> int | None:
+    """Take a due instalment for one charge; the payment record's id, or None. Commits.
+
+    Under the contract's lock: of two sweeps at once, one claims it and the
+    other finds it processing.
+    """
+    instalment, plan, contract = _locked(instalment_id)
+    if (
+        instalment.status is not InstalmentStatus.SCHEDULED
+        or instalment.needs_authentication
+        or instalment.next_attempt_at > clock.now()
+        or plan.status is not PlanStatus.ACTIVE
+    ):
+        db.session.rollback()
+        return None
+    _move(instalment, InstalmentStatus.PROCESSING)
+    instalment.attempts += 1
+    metadata = {"contract_id": str(contract.id), "instalment_id": str(instalment.id),
+                "attempt": str(instalment.attempts)}
+    payment = Payment(contract_id=contract.id, amount=instalment.amount,
+                      currency=contract.currency, customer_id=plan.customer_id,
+                      instalment_id=instalment.id, stripe_metadata=metadata)
+    db.session.add(payment)
+    db.session.flush()
+    audit("instalment.charge_started", instalment, actor_label="system",
+          after={"attempt": instalment.attempts, "amount": instalment.amount,
+                 "payment_id": payment.id})
+    db.session.commit()
+    return payment.id
+
+
+def card_of(plan: PaymentPlan) -> str | None:
+    """The card the plan charges: the one chosen, else the one saved by its latest payment
+    through Checkout (the deposit, or an instalment paid by hand), found at Stripe once and
+    remembered. Asks Stripe: call it outside any lock; the caller commits."""
+    if plan.payment_method_id:
+        return plan.payment_method_id
+    latest = db.session.scalar(
+        select(Payment)
+        .join(Instalment, Instalment.id == Payment.instalment_id)
+        .where(Instalment.plan_id == plan.id, Payment.checkout_session_id.is_not(None),
+               Payment.status == PaymentRecordStatus.SUCCEEDED,
+               Payment.payment_intent_id.is_not(None))
+        .order_by(Payment.paid_at.desc(), Payment.id.desc())
+    )
+    if latest is None or latest.payment_intent_id is None:
+        return None
+    intent = stripe_api.retrieve_payment_intent(latest.payment_intent_id)
+    method = intent.payment_method
+    found = method if isinstance(method, str) else getattr(method, "id", None)
+    plan.payment_method_id = found
+    return found
+
+
+def charge_instalment(instalment_id: int) -> str:
+    """Charge one due instalment off-session, once; what happened, in a word. Commits."""
+    payment_id = _claim(instalment_id)
+    if payment_id is None:
+        return "not_due"
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None
+    instalment = db.session.get(Instalment, instalment_id)
+    assert instalment is not None
+    plan = instalment.plan
+    params: Any = {
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "customer": plan.customer_id,
+        "off_session": True,
+        "confirm": True,
+        "metadata": dict(payment.stripe_metadata),
+        "description": f"Instalment {instalment.number} of {plan.instalment_count}: "
+        f"{plan.contract.title}",
+    }
+    key = stripe_api.idempotency_key("instalment", instalment.id, instalment.attempts)
+    try:
+        method = card_of(plan)
+        db.session.commit()  # remember the card found
+        if method is None:
+            outcome = _failed(payment_id, "no_saved_card", "No saved card for this plan.")
+            db.session.commit()
+            return outcome
+        params["payment_method"] = method
+        db.session.rollback()  # no transaction (and no lock) while Stripe answers
+        intent = stripe_api.charge_off_session(params, key)
+    except stripe_api.CardDeclined as exc:
+        if exc.payment_intent_id:
+            _note_intent(payment_id, exc.payment_intent_id)
+        outcome = _failed(payment_id, exc.code or "card_declined", str(exc))
+        db.session.commit()
+        return outcome
+    except stripe_api.PaymentProviderError as exc:
+        _unreached(payment_id, str(exc))
+        return "unreached"
+    return settle_intent(intent.to_dict())
+
+
+def _note_intent(payment_id: int, intent_id: str) -> None:
+    payment = db.session.get(Payment, payment_id)
+    if payment is not None and payment.payment_intent_id is None:
+        payment.payment_intent_id = intent_id
+        db.session.commit()
+
+
+def _unreached(payment_id: int, error: str) -> None:
+    """Stripe was not reached: the same attempt is tried again shortly, with the same key."""
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None and payment.instalment_id is not None
+    instalment, _, _ = _locked(payment.instalment_id)
+    if instalment.status is InstalmentStatus.PROCESSING:
+        _move(instalment, InstalmentStatus.SCHEDULED)
+        instalment.attempts -= 1  # not a try: the next one reuses this key
+        instalment.next_attempt_at = clock.now() + UNREACHABLE_WAIT
+        instalment.last_error = error[:500]
+        move_if_allowed(payment, PaymentRecordStatus.CANCELED)
+    db.session.commit()
+
+
+def settle_intent(intent: dict[str, Any]) -> str:
+    """A succeeded PaymentIntent of an instalment (Stripe's answer or its event). Commits.
+
+    Idempotent: the payment moves to succeeded once; a second call finds it settled.
+    """
+    result = record_intent_paid(intent)
+    db.session.commit()
+    return result
+
+
+def record_intent_paid(intent: dict[str, Any]) -> str:
+    """`payment_intent.succeeded` of an instalment charge (an event, or Stripe's answer).
+
+    Flushes; the caller commits.
+    """
+    payment = _payment_of_intent(intent)
+    if payment is None or payment.checkout_session_id is not None:
+        return "unrelated"  # Checkout payments are settled by their session's events
+    return _record_paid(payment.id, intent)
+
+
+def is_instalment_charge(intent: dict[str, Any]) -> bool:
+    """Whether a PaymentIntent is one of our off-session instalment charges."""
+    metadata = intent.get("metadata") or {}
+    return str(metadata.get("instalment_id", "")).isdigit() and str(
+        metadata.get("attempt", "")
+    ).isdigit()
+
+
+def _payment_of_intent(intent: dict[str, Any]) -> Payment | None:
+    found = payment_by(payment_intent_id=intent["id"])
+    if found is not None:
+        return found
+    ours = (intent.get("metadata") or {})
+    if not str(ours.get("instalment_id", "")).isdigit():
+        return None
+    return db.session.scalar(
+        select(Payment).where(
+            Payment.instalment_id == int(ours["instalment_id"]),
+            Payment.checkout_session_id.is_(None),
+            Payment.stripe_metadata["attempt"].as_string() == str(ours.get("attempt")),
+        )
+    )
+
+
+def _record_paid(payment_id: int, intent: dict[str, Any]) -> str:
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None and payment.instalment_id is not None
+    instalment, plan, contract = _locked(payment.instalment_id)
+    payment = payment_by(id=payment_id)
+    assert payment is not None
+    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    charge = intent.get("latest_charge")
+    if isinstance(charge, str):
+        payment.charge_id = payment.charge_id or charge
+    if payment.status is PaymentRecordStatus.SUCCEEDED:
+        return "already_paid"
+    if instalment.status is InstalmentStatus.CANCELLED:
+        # Charged after the plan was cancelled: the money goes back in full.
+        move(payment, PaymentRecordStatus.SUCCEEDED)
+        payment.paid_at = clock.now()
+        payment.void_reason = VoidReason.CLOSED
+        refund_void_payment(payment)
+        audit("payment.after_cancellation", payment, actor_label="stripe",
+              after={"amount": payment.amount, "instalment": instalment.number})
+        return "refunded_closed"
+    if int(intent.get("amount_received") or intent.get("amount") or 0) != payment.amount:
+        payment.review_reason = f"amount {intent.get('amount')} ≠ {payment.amount}"
+        audit("payment.flagged", payment, actor_label="stripe",
+              after={"reason": payment.review_reason})
+        return "flagged"
+    move(payment, PaymentRecordStatus.SUCCEEDED)
+    payment.paid_at = clock.now()
+    payment.payment_method_type = payment.payment_method_type or "card"
+    return _instalment_paid(instalment, plan, contract, payment, actor_label="stripe")
+
+
+def _instalment_paid(instalment: Instalment, plan: PaymentPlan, contract: Contract,
+                     payment: Payment, *, actor_label: str | None = None,
+                     actor: User | None = None) -> str:
+    """The money of an instalment arrived (by card, Checkout or an admin's record)."""
+    _move(instalment, InstalmentStatus.PAID)
+    instalment.paid_at = payment.paid_at
+    instalment.needs_authentication = False
+    instalment.last_error = None
+    payment.instalment_id = instalment.id
+    db.session.flush()
+    audit("instalment.paid", instalment, actor=actor, actor_label=actor_label,
+          after={"amount": instalment.amount, "payment_id": payment.id})
+    issue_invoice(payment)
+    if contract.status in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
+        lifecycle.mark_paid(contract, paid_at=payment.paid_at or clock.now(), actor=actor,
+                            actor_label=actor_label, amount=payment.amount,
+                            details={"payment_id": payment.id, "instalment": instalment.number})
+    if all(i.status is InstalmentStatus.PAID for i in plan.instalments):
+        plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.COMPLETED,
+                                       "plan")
+        audit("plan.completed", plan, actor_label="system")
+    return "instalment_paid"
+
+
+def _failed(payment_id: int, code: str, message: str) -> str:
+    """A charge of an instalment failed: a retry is scheduled, or the contract is past due.
+
+    Flushes; the caller commits. A charge settled already is left as it is.
+    """
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None and payment.instalment_id is not None
+    instalment, plan, contract = _locked(payment.instalment_id)
+    payment = payment_by(id=payment_id)
+    assert payment is not None
+    if payment.status is not PaymentRecordStatus.PENDING:
+        return "stale"
+    move(payment, PaymentRecordStatus.FAILED)
+    payment.failure_reason = message[:500]
+    instalment.last_error = message[:500]
+    amount = format_money(instalment.amount, contract.currency)
+    retries = current_app.config["PLAN_RETRY_DAYS"]
+    outcome: str
+    if code == "authentication_required":
+        _move(instalment, InstalmentStatus.SCHEDULED)
+        instalment.needs_authentication = True
+        link = url_for("payments.pay_instalment", contract_id=contract.id,
+                       instalment_id=instalment.id)
+        notify(contract.student,
+               f"Your bank asks you to confirm the instalment of {amount} for "
+               f"“{contract.title}”. Pay it here; it takes a minute.",
+               link=link, subject=f"Coachpact: confirm your instalment for “{contract.title}”")
+        outcome = "authentication_required"
+    elif instalment.attempts <= len(retries):
+        _move(instalment, InstalmentStatus.SCHEDULED)
+        instalment.next_attempt_at = (
+            _charge_instant(instalment.due_on) + timedelta(days=retries[instalment.attempts - 1])
+        )
+        notify(contract.student,
+               f"The instalment of {amount} for “{contract.title}” did not go through "
+               f"({message}). We will try again on "
+               f"{instalment.next_attempt_at:%d %b %Y}; you can also update your card.",
+               link=url_for("payments.payment_methods"),
+               subject=f"Coachpact: an instalment for “{contract.title}” did not go through")
+        outcome = "retry_scheduled"
+    else:
+        _move(instalment, InstalmentStatus.FAILED)
+        lifecycle.mark_past_due(contract, reason=f"instalment {instalment.number} of "
+                                f"{amount} unpaid after {instalment.attempts} tries")
+        for admin in db.session.scalars(select(User).where(User.role == Role.ADMIN)):
+            notify(admin, f"“{contract.title}” is past due: instalment {instalment.number} "
+                   f"({amount}) failed {instalment.attempts} times.",
+                   link=url_for("admin.contract_detail", contract_id=contract.id))
+        outcome = "past_due"
+    audit("instalment.failed", instalment, actor_label="stripe",
+          after={"code": code, "message": message[:200], "attempt": instalment.attempts,
+                 "outcome": outcome})
+    return outcome
+
+
+def intent_failed(intent: dict[str, Any]) -> str:
+    """`payment_intent.payment_failed` of an instalment charge (an event). Flushes."""
+    payment = _payment_of_intent(intent)
+    if payment is None or payment.instalment_id is None or payment.checkout_session_id:
+        return "unrelated"
+    error = intent.get("last_payment_error") or {}
+    return _failed(payment.id, error.get("code") or "card_declined",
+                   error.get("message") or "The payment failed.")
+
+
+# --- the student pays one instalment through Checkout (after authentication) -------
+
+
+def instalment_for_student(contract_id: int, instalment_id: int, student: User) -> Instalment:
+    instalment = db.session.get(Instalment, instalment_id)
+    if (
+        instalment is None
+        or instalment.plan.contract_id != contract_id
+        or instalment.plan.contract.student_id != student.id
+    ):
+        raise LookupError("not this student's instalment")
+    return instalment
+
+
+def record_checkout_instalment(payment: Payment, contract: Contract, instalment_id: int,
+                               *, source: str) -> str:
+    """A Checkout session that paid one instalment (the caller holds the contract's lock)."""
+    instalment = lock_by_id(db.session, Instalment, instalment_id)
+    if instalment is None or instalment.plan.contract_id != contract.id:
+        return "unrelated"
+    if instalment.status is InstalmentStatus.PAID:
+        return "already_fulfilled"
+    # The card just used is saved on the customer: the next instalments charge it.
+    instalment.plan.payment_method_id = None
+    return _instalment_paid(instalment, instalment.plan, contract, payment,
+                            actor_label=f"stripe:{source}")
+
+
+# --- the student's saved cards -----------------------------------------------------------
+
+
+def saved_cards(student: User) -> list[Any]:
+    """The cards saved on the student's Stripe customer (none when they never paid)."""
+    from payments.models import StripeCustomer
+
+    customer = db.session.scalar(select(StripeCustomer).filter_by(user_id=student.id))
+    if customer is None:
+        return []
+    return stripe_api.list_card_methods(customer.customer_id)
+
+
+def use_card(plan_id: int, payment_method_id: str, student: User) -> PaymentPlan:
+    """The student chooses which saved card the plan charges. Flushes.
+
+    The card must be one of theirs at Stripe (asked before any lock is taken).
+    A card whose instalment waited for authentication is charged again at once.
+    """
+    known = db.session.get(PaymentPlan, plan_id)
+    if known is None or known.contract.student_id != student.id:
+        raise LookupError("not this student's plan")
+    if known.status not in (PlanStatus.ACTIVE, PlanStatus.PAUSED):
+        raise PlanRefused(f"This plan is {known.status.value}; it charges no card any more.")
+    if payment_method_id not in {card.id for card in saved_cards(student)}:
+        raise PlanRefused("That card is not one of yours.")
+    plan, _ = _locked_plan(plan_id)
+    before = plan.payment_method_id
+    plan.payment_method_id = payment_method_id
+    for instalment in plan.instalments:
+        if instalment.needs_authentication and instalment.status is InstalmentStatus.SCHEDULED:
+            instalment.needs_authentication = False
+            instalment.next_attempt_at = min(instalment.next_attempt_at, clock.now())
+    audit("plan.card_changed", plan, actor=student, before={"payment_method": before},
+          after={"payment_method": payment_method_id})
+    return plan
+
+
+def plans_of_student(student: User) -> list[PaymentPlan]:
+    return list(db.session.scalars(
+        select(PaymentPlan).join(Contract, Contract.id == PaymentPlan.contract_id)
+        .where(Contract.student_id == student.id).order_by(PaymentPlan.id.desc())))
+
+
+# --- an admin's hand on a plan ----------------------------------------------------------
+
+
+class PlanRefused(Exception):
+    """An admin's change a plan cannot take now; the message says why."""
+
+
+def _locked_plan(plan_id: int) -> tuple[PaymentPlan, Contract]:
+    known = db.session.get(PaymentPlan, plan_id)
+    if known is None:
+        raise LookupError(f"no plan {plan_id}")
+    contract = lock_contract(known.contract_id)
+    plan = lock_by_id(db.session, PaymentPlan, plan_id)
+    assert contract is not None and plan is not None
+    return plan, contract
+
+
+def pause(plan_id: int, admin: User) -> PaymentPlan:
+    """No charge while paused; resuming moves the unpaid dates on by the pause. Flushes."""
+    plan, _ = _locked_plan(plan_id)
+    plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.PAUSED, "plan")
+    plan.paused_at = clock.now()
+    audit("plan.paused", plan, actor=admin)
+    return plan
+
+
+def resume(plan_id: int, admin: User) -> PaymentPlan:
+    """Resume a paused plan; every unpaid instalment moves on by the whole days paused."""
+    plan, _ = _locked_plan(plan_id)
+    plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.ACTIVE, "plan")
+    assert plan.paused_at is not None
+    shift = timedelta(days=(clock.now() - plan.paused_at).days)  # whole 24-hour days
+    for instalment in plan.instalments:
+        if instalment.status is InstalmentStatus.SCHEDULED and shift:
+            instalment.due_on += shift
+            instalment.next_attempt_at += shift
+    plan.paused_at = None
+    audit("plan.resumed", plan, actor=admin, after={"shifted_days": shift.days})
+    return plan
+
+
+def move_instalment(instalment_id: int, admin: User, due_on: date) -> Instalment:
+    """Move one unpaid instalment to another day (today or later). Flushes."""
+    instalment, _, _ = _locked(instalment_id)
+    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
+        raise PlanRefused(f"This instalment is {instalment.status.value}; it cannot move.")
+    if due_on < clock.now().date():
+        raise PlanRefused("An instalment cannot move into the past.")
+    before = instalment.due_on
+    if instalment.status is InstalmentStatus.FAILED:
+        # A new date is a new start: charged on it, with its own retries.
+        _move(instalment, InstalmentStatus.SCHEDULED)
+        instalment.attempts = 0
+    instalment.due_on = due_on
+    instalment.next_attempt_at = _charge_instant(due_on)
+    audit("instalment.moved", instalment, actor=admin,
+          before={"due_on": before.isoformat()}, after={"due_on": due_on.isoformat()})
+    return instalment
+
+
+def record_manual_instalment(
+    instalment_id: int,
+    admin: User,
+    *,
+    reference: str,
+    note: str = "",
+    method: ManualMethod = ManualMethod.BANK_TRANSFER,
+    received_on: date | None = None,
+) -> Payment:
+    """An instalment paid offline, recorded by an admin: as final as a card payment."""
+    instalment, plan, contract = _locked(instalment_id)
+    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
+        raise PlanRefused(f"This instalment is {instalment.status.value}; nothing to record.")
+    received_on = received_on or clock.now().date()
+    if received_on > clock.now().date():
+        raise PlanRefused("The money cannot have been received in the future.")
+    payment = Payment(contract_id=contract.id, amount=instalment.amount,
+                      currency=contract.currency, status=PaymentRecordStatus.PENDING,
+                      manual_method=method, manual_reference=reference.strip(),
+                      received_on=received_on, note=note.strip() or None,
+                      recorded_by_id=admin.id, instalment_id=instalment.id)
+    db.session.add(payment)
+    move(payment, PaymentRecordStatus.SUCCEEDED)
+    payment.paid_at = clock.now()
+    db.session.flush()
+    audit("payment.manual_recorded", payment, actor=admin,
+          after={"instalment": instalment.number, "amount": payment.amount})
+    _instalment_paid(instalment, plan, contract, payment, actor=admin)
+    return payment
+
+
+def cancel_plan(plan_id: int, admin: User, *, reason: str) -> Refund | None:
+    """End a plan: the contract is cancelled with the refund its policy gives for what was
+    paid (`payments.refunds`), and every unpaid instalment is cancelled (a charge still on
+    its way that succeeds later goes back in full). Flushes; the refund, if any."""
+    plan, contract = _locked_plan(plan_id)
+    check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.CANCELLED, "plan")
+    refund = cancel_active_contract(contract.id, admin, reason=reason)
+    plan.status = PlanStatus.CANCELLED
+    for instalment in plan.instalments:
+        if instalment.status is not InstalmentStatus.PAID:
+            _move(instalment, InstalmentStatus.CANCELLED)
+    audit("plan.cancelled", plan, actor=admin, after={"reason": reason})
+    return refund
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+
+@jobs.task()
+def charge_instalment_job(instalment_id: int) -> None:
+    charge_instalment(instalment_id)
+
+
+@jobs.periodic(jobs.every_minute())
+def charge_due_instalments() -> None:
+    """Enqueue a charge for every instalment due now (the claim makes doubles harmless).
+
+    Without Stripe (PAYMENTS_MODE=manual) admins record instalments; nothing is charged.
+    """
+    if current_app.config["PAYMENTS_MODE"] == "manual":
+        return
+    for instalment_id in due_instalment_ids():
+        jobs.enqueue(charge_instalment_job, instalment_id)
