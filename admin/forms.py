@@ -40,6 +40,21 @@ class ManualPaymentForm(FlaskForm):
     )
     received_on = DateField("Received on", validators=[DataRequired("The date the money came.")])
     note = TextAreaField("Note", validators=[Optional(), Length(max=500)])
+    # The deposit of a plan the contract offers, or the whole total (empty).
+    instalments = SelectField(
+        "What it pays", choices=[SelectChoice("", "The whole total")], default=""
+    )
+
+    def offer(self, plan_options: list[tuple[int, str]]) -> ManualPaymentForm:
+        """Add the plans the contract offers: (instalments, "deposit of $X, then N × ...")."""
+        self.instalments.choices = [SelectChoice("", "The whole total")] + [
+            SelectChoice(str(count), label) for count, label in plan_options
+        ]
+        return self
+
+    @property
+    def plan_instalments(self) -> int | None:
+        return int(self.instalments.data) if self.instalments.data else None
 
 
 # --- money back ------------------------------------------------------------------------

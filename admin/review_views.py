@@ -9,8 +9,9 @@ from werkzeug.wrappers import Response
 from admin.forms import ManualPaymentForm, ReviewDecisionForm
 from admin.views import bp
 from contracts.models import Contract
+from contracts.money import format_money
 from extensions import db
-from payments import review
+from payments import plans, review
 from payments.manual import ManualPaymentRefused, record_manual_payment
 from payments.models import ManualMethod
 
@@ -49,7 +50,13 @@ def review_decide(payment_id: int, decision: str) -> Response:
 @bp.route("/contracts/<int:contract_id>/manual-payment", methods=["GET", "POST"])
 def manual_payment(contract_id: int) -> str | Response:
     contract = db.session.get(Contract, contract_id) or abort(404)
-    form = ManualPaymentForm()
+    form = ManualPaymentForm().offer(
+        [
+            (option.instalments, f"The deposit of a plan of {option.instalments} instalments: "
+             f"{format_money(option.deposit, contract.currency)}")
+            for option in plans.options(contract)
+        ]
+    )
     if form.validate_on_submit():
         try:
             payment = record_manual_payment(
@@ -59,6 +66,7 @@ def manual_payment(contract_id: int) -> str | Response:
                 reference=form.reference.data or "",
                 received_on=form.received_on.data,
                 note=form.note.data or "",
+                instalments=form.plan_instalments,
             )
             db.session.commit()
         except ManualPaymentRefused as exc:

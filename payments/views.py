@@ -72,7 +72,8 @@ def pay(contract_id: int) -> str | Response:
             return redirect(url_for("payments.history", contract_id=contract.id, _anchor="plan"))
         flash("This contract is already paid.", "info")
         return redirect(url_for("contracts.detail", contract_id=contract.id))
-    options = plans.options(contract)
+    manual_only = checkout.manual_only()
+    options = [] if manual_only else plans.options(contract)
     form = PayForm().offer([option.instalments for option in options])
     if form.validate_on_submit():
         try:
@@ -97,6 +98,7 @@ def pay(contract_id: int) -> str | Response:
         contract=contract,
         form=form,
         options=options,
+        manual_only=manual_only,
         payments=payments_of(contract),
     )
 
