@@ -159,9 +159,12 @@ class Payment(Model):
 
     @property
     def reference(self) -> str:
-        """What we show people: the end of the Checkout session id, or the manual reference."""
+        """What we show people: the end of the Checkout session (or off-session payment
+        intent) id, or the manual reference."""
         if self.checkout_session_id:
             return self.checkout_session_id[-8:]
+        if self.payment_intent_id and not self.manual_method:
+            return self.payment_intent_id[-8:]
         return self.manual_reference or f"manual-{self.id}"
 
     # Each of these reads the same on a loaded payment and in a query (`Payment.method == ...`).
