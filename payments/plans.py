@@ -274,7 +274,12 @@ def charge_instalment(instalment_id: int) -> str:
     }
     key = stripe_api.idempotency_key("instalment", instalment.id, instalment.attempts)
     try:
-        method = card_of(plan)
+        try:
+            method = card_of(plan)
+        except stripe_api.PaymentProviderError as exc:
+            if exc.status is None or exc.status >= 500 or exc.code == "rate_limit":
+                raise
+            method = None  # Stripe knows no card of this plan's payments
         db.session.commit()  # remember the card found
         if method is None:
             outcome = _failed(payment_id, "no_saved_card", "No saved card for this plan.")
