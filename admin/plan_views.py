@@ -23,13 +23,14 @@ from werkzeug.wrappers import Response
 import clock
 from admin.forms import CancelPlanForm, MoveInstalmentForm, OfflineInstalmentForm, PlanActionForm
 from admin.listing import Page, int_arg, keyset_page, query_args
+from admin.refund_views import send_and_tell
 from admin.views import bp
 from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
 from contracts.states import TransitionError
 from extensions import db
 from payments import plans, refunds
-from payments.models import Instalment, InstalmentStatus, PaymentPlan, PlanStatus, RefundStatus
+from payments.models import Instalment, InstalmentStatus, PaymentPlan, PlanStatus
 
 # What the list can show: a plan's own status, or its contract past due.
 PAST_DUE = "past_due"
@@ -346,20 +347,5 @@ def plan_cancel(contract_id: int) -> Response:
     if refund_id is None:
         flash("Its refund policy gives nothing back now, so no refund was made.", "info")
     else:
-        _send(refund_id)
+        send_and_tell(refund_id)
     return _back_to(contract_id)
-
-
-def _send(refund_id: int) -> None:
-    """Ask Stripe now and flash its answer (a refund Stripe could not take yet is swept).
-
-    As `admin.refund_views` does after its own decisions.
-    """
-    sent = refunds.send_now(refund_id)
-    if sent.status is RefundStatus.FAILED:
-        category = "danger"
-    elif sent.stripe_refund_id is None:
-        category = "warning"
-    else:
-        category = "success"
-    flash(refunds.describe(sent), category)

@@ -87,8 +87,11 @@ def _request_or_404(request_id: int | None) -> RefundRequest:
     return found
 
 
-def _send(refund_id: int) -> None:
-    """Ask Stripe now and flash its answer (a refund Stripe could not take yet is swept)."""
+def send_and_tell(refund_id: int) -> None:
+    """Ask Stripe now and flash its answer (a refund Stripe could not take yet is swept).
+
+    After every refund decided in the console: requests, contracts, plans.
+    """
     sent = refunds.send_now(refund_id)
     if sent.status is RefundStatus.FAILED:
         category = "danger"
@@ -117,7 +120,7 @@ def refund_approve() -> str | Response:
             db.session.rollback()
             form.form_errors.append(str(exc))
         else:
-            _send(refund_id)
+            send_and_tell(refund_id)
             return redirect(url_for("admin.refunds_page"))
     return _requests_page(refused=form)
 
@@ -214,7 +217,7 @@ def contract_cancel_with_refund(contract_id: int) -> str | Response:
             if refund_id is None:
                 flash("Its refund policy gives nothing back now, so no refund was made.", "info")
             else:
-                _send(refund_id)
+                send_and_tell(refund_id)
             return _back_to(contract.id)
     return render_contract(contract, cancel_form=form)
 
@@ -234,6 +237,6 @@ def contract_refund(contract_id: int) -> str | Response:
             db.session.rollback()
             form.form_errors.append(str(exc))
         else:
-            _send(refund_id)
+            send_and_tell(refund_id)
             return _back_to(contract.id)
     return render_contract(contract, refund_form=form)

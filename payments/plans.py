@@ -377,7 +377,7 @@ def _record_paid(payment_id: int, intent: dict[str, Any]) -> str:
     if isinstance(charge, str):
         payment.charge_id = payment.charge_id or charge
     if payment.status is PaymentRecordStatus.SUCCEEDED:
-        return "already_paid"
+        return "instalment_paid"  # settled already, by its event or our answer
     if instalment.status is InstalmentStatus.CANCELLED:
         # Charged after the plan was cancelled: the money goes back in full.
         move(payment, PaymentRecordStatus.SUCCEEDED)
@@ -433,7 +433,7 @@ def _failed(payment_id: int, code: str, message: str) -> str:
     payment = payment_by(id=payment_id)
     assert payment is not None
     if payment.status is not PaymentRecordStatus.PENDING:
-        return "stale"
+        return _state_of(instalment)  # its event (or our own answer) settled it already
     move(payment, PaymentRecordStatus.FAILED)
     payment.failure_reason = message[:500]
     instalment.last_error = message[:500]
@@ -475,6 +475,17 @@ def _failed(payment_id: int, code: str, message: str) -> str:
           after={"code": code, "message": message[:200], "attempt": instalment.attempts,
                  "outcome": outcome})
     return outcome
+
+
+def _state_of(instalment: Instalment) -> str:
+    """Where an instalment stands, in the words `_failed` and `_record_paid` answer with."""
+    if instalment.status is InstalmentStatus.PAID:
+        return "instalment_paid"
+    if instalment.status is InstalmentStatus.FAILED:
+        return "past_due"
+    if instalment.needs_authentication:
+        return "authentication_required"
+    return "retry_scheduled"
 
 
 def intent_failed(intent: dict[str, Any]) -> str:

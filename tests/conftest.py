@@ -216,6 +216,27 @@ def make_proposal(app, make_user):
     return make
 
 
+@pytest.fixture
+def make_plan_contract(app, make_user, make_proposal):
+    """A pending usd contract of 4 sessions whose coach offers a 25 % deposit and up to 3
+    monthly instalments: make_plan_contract(price_per_session) → (id, student, coach)."""
+    from contracts.services import accept_proposal
+    from extensions import db
+
+    def make(price_per_session: int):
+        coach = make_user("coach", name="Maya Coach")
+        student = make_user("student", name="Ana Student")
+        proposal_id = make_proposal(coach, student, price_per_session=price_per_session,
+                                    session_count=4, plan_deposit_percent=25,
+                                    plan_max_instalments=3)
+        with app.app_context():
+            contract = accept_proposal(proposal_id, db.session.merge(student))
+            db.session.commit()
+            return contract.id, student, coach
+
+    return make
+
+
 def login(client: FormClient, user, password: str = PASSWORD):
     """Log `user` in through the login form."""
     response = client.submit("/auth/login", {"email": user.email, "password": password})

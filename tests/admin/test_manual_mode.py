@@ -17,17 +17,9 @@ def app_overrides():
 
 
 @pytest.fixture
-def contract(db, make_user, make_proposal):
+def contract(make_plan_contract):
     """A pending $400.00 contract (4 × $100.00) offering a 25 % deposit and 3 instalments."""
-    from contracts.services import accept_proposal
-
-    coach = make_user("coach", name="Maya Coach")
-    student = make_user("student", name="Ana Student")
-    proposal_id = make_proposal(coach, student, price_per_session=10000, session_count=4)
-    made = accept_proposal(proposal_id, db.session.merge(student))
-    made.plan_deposit_percent, made.plan_max_instalments = 25, 3
-    db.session.commit()
-    return made.id, student
+    return make_plan_contract(10000)[:2]
 
 
 def test_the_pay_page_explains_how_to_pay_offline_and_charges_nothing(app, client, db, contract):

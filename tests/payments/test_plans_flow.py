@@ -20,18 +20,9 @@ def request_context(app):
 
 
 @pytest.fixture
-def plan_contract(db, make_user, make_proposal):
-    """A pending usd contract of 4 sessions at $100.00 whose coach offers a 25 % deposit
-    and up to 3 monthly instalments; returns (contract id, student, coach)."""
-    from contracts.services import accept_proposal
-
-    coach = make_user("coach", name="Maya Coach")
-    student = make_user("student", name="Ana Student")
-    proposal_id = make_proposal(coach, student, price_per_session=10000, session_count=4)
-    contract = accept_proposal(proposal_id, db.session.merge(student))
-    contract.plan_deposit_percent, contract.plan_max_instalments = 25, 3
-    db.session.commit()
-    return contract.id, student, coach
+def plan_contract(make_plan_contract):
+    """A pending $400.00 contract (4 × $100.00) offering a 25 % deposit and 3 instalments."""
+    return make_plan_contract(10000)
 
 
 @pytest.fixture

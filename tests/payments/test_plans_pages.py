@@ -52,18 +52,9 @@ def contract_of(db, contract_id: int):
 
 
 @pytest.fixture
-def plan_contract(db, make_user, make_proposal):
-    """A pending usd contract of $200.00 whose coach offers a 25 % deposit and up to 3
-    instalments; returns (contract id, student, coach)."""
-    from contracts.services import accept_proposal
-
-    coach = make_user("coach", name="Maya Coach")
-    student = make_user("student", name="Ana Student")
-    proposal_id = make_proposal(coach, student, price_per_session=5000, session_count=4,
-                                plan_deposit_percent=25, plan_max_instalments=3)
-    contract = accept_proposal(proposal_id, db.session.merge(student))
-    db.session.commit()
-    return contract.id, student, coach
+def plan_contract(make_plan_contract):
+    """A pending $200.00 contract offering a 25 % deposit and up to 3 instalments."""
+    return make_plan_contract(5000)
 
 
 @pytest.fixture
