@@ -246,3 +246,22 @@ def test_two_sweeps_at_once_charge_a_due_instalment_once(app, db, sandbox, on_pl
                if e["data"]["object"]["metadata"].get("instalment_id") == str(target)]
     assert len(charges) == 1
     assert contract(db, contract_id).amount_paid == 20000
+
+
+def test_the_scheduling_gate_refuses_the_next_session_until_the_next_instalment(
+    db, on_plan, at
+):
+    from contracts.scheduling import SchedulingError, book_session
+
+    contract_id, student, _ = on_plan
+    first = datetime(2027, 3, 15, 10, 0, tzinfo=UTC)
+    book_session(contract_id, db.session.merge(student), starts_at=first)
+    db.session.commit()
+    with pytest.raises(SchedulingError, match="next one opens when the next instalment is paid"):
+        book_session(contract_id, db.session.merge(student), starts_at=first + timedelta(days=1))
+    db.session.rollback()
+    charge_at(at, db, contract_id, 1, datetime(2027, 4, 10, 9, 0, tzinfo=UTC))
+    booked = book_session(contract_id, db.session.merge(student),
+                          starts_at=datetime(2027, 4, 12, 10, 0, tzinfo=UTC))
+    db.session.commit()
+    assert booked.id and contract(db, contract_id).sessions_unlocked == 2
