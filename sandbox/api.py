@@ -112,6 +112,56 @@ SETUP_INTENT_LIST = {**p.PAGINATION, "customer": p.Str(), "payment_method": p.St
 EVENT_LIST = {**p.PAGINATION, "type": p.Str(), "types": p.List(p.Str(), max_items=20),
               "created": p.Created(), "delivery_success": p.Bool()}
 RETRIEVE: dict[str, p.Field] = {"expand": p.EXPAND}
+_CAPABILITY = p.Obj({"requested": p.Bool()})
+CAPABILITIES = p.Obj({"transfers": _CAPABILITY, "card_payments": _CAPABILITY})
+BUSINESS_PROFILE = p.Obj({
+    "name": p.Str(), "url": p.Str(), "product_description": p.Str(max_length=40_000),
+    "mcc": p.Str(), "support_email": p.Str(), "support_phone": p.Str(), "support_url": p.Str(),
+})
+ACCOUNT_CREATE = {
+    "controller": p.Obj({
+        "fees": p.Obj({"payer": p.Enum("account", "application")}),
+        "losses": p.Obj({"payments": p.Enum("application", "stripe")}),
+        "requirement_collection": p.Enum("application", "stripe"),
+        "stripe_dashboard": p.Obj({"type": p.Enum("express", "full", "none")}),
+    }),
+    "type": p.Enum("custom", "express", "standard"),  # deprecated: use controller
+    "country": p.Str(max_length=2), "email": p.Str(), "default_currency": p.Str(),
+    "business_type": p.Enum("company", "government_entity", "individual", "non_profit"),
+    "business_profile": BUSINESS_PROFILE, "capabilities": CAPABILITIES,
+    "metadata": p.Metadata(), "expand": p.EXPAND,
+}
+ACCOUNT_UPDATE = {"email": p.Str(), "business_profile": BUSINESS_PROFILE,
+                  "capabilities": CAPABILITIES, "metadata": p.Metadata(unset=True),
+                  "expand": p.EXPAND}
+ACCOUNT_LIST = {**p.PAGINATION, "created": p.Created()}
+ACCOUNT_LINK_CREATE = {
+    "account": p.Str(required=True),
+    "type": p.Enum("account_onboarding", "account_update", required=True),
+    "refresh_url": p.Str(), "return_url": p.Str(),
+    "collect": p.Enum("currently_due", "eventually_due"),
+    "collection_options": p.Obj({"fields": p.Enum("currently_due", "eventually_due"),
+                                 "future_requirements": p.Enum("include", "omit")}),
+    "expand": p.EXPAND,
+}
+TRANSFER_CREATE = {
+    "amount": p.Int(required=True), "currency": p.Str(required=True),
+    "destination": p.Str(required=True), "transfer_group": p.Str(),
+    "source_transaction": p.Str(), "source_type": p.Enum("bank_account", "card", "fpx"),
+    "description": p.Str(), "metadata": p.Metadata(), "expand": p.EXPAND,
+}
+TRANSFER_UPDATE = {"description": p.Str(), "metadata": p.Metadata(unset=True),
+                   "expand": p.EXPAND}
+TRANSFER_LIST = {**p.PAGINATION, "destination": p.Str(), "transfer_group": p.Str(),
+                 "created": p.Created()}
+# refund_application_fee is accepted and ignored (separate charges and transfers take no
+# application fee).
+REVERSAL_CREATE = {"amount": p.Int(), "description": p.Str(), "metadata": p.Metadata(),
+                   "refund_application_fee": p.Bool(), "expand": p.EXPAND}
+PAYOUT_LIST = {**p.PAGINATION, "status": p.Str(), "created": p.Created()}
+# Views that act for a connected account named by the Stripe-Account header (the SDK sends
+# it for the `stripe_account` request option); elsewhere the sandbox refuses the header.
+CONNECTED_ACCOUNT_VIEWS = frozenset({"get_balance", "list_payouts", "get_payout"})
 
 
 def sandbox() -> Sandbox:
@@ -142,6 +192,28 @@ def _authenticate() -> str:
     return key
 
 
+def _check_stripe_account(api_key: str, view: str) -> None:
+    """The Stripe-Account header: an existing connected account (403 otherwise, as Stripe
+    answers a key without access to it), on the views that support it."""
+    account_id = request.headers.get("Stripe-Account")
+    if not account_id:
+        return
+    if view not in CONNECTED_ACCOUNT_VIEWS:
+        raise StripeError("The sandbox supports the Stripe-Account header only on "
+                          "GET /v1/balance and GET /v1/payouts[/{id}].",
+                          store_idempotent=False)
+    if sandbox().store.get(account_id, "account") is None:
+        masked = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
+        raise StripeError(f"The provided key '{masked}' does not have access to account "
+                          f"'{account_id}' (or that account does not exist). Application "
+                          "access may have been revoked.", status=403, code="account_invalid",
+                          store_idempotent=False)
+
+
+def _connected_account() -> str | None:
+    return request.headers.get("Stripe-Account") or None
+
+
 def _params() -> dict[str, Any]:
     source = request.form if request.method == "POST" else request.args
     return p.decode(source.items(multi=True))
@@ -159,6 +231,7 @@ def endpoint(fn: Callable[..., dict[str, Any]]) -> Callable[..., Response]:
         g.request_id = "req_" + secrets.token_hex(7)
         try:
             api_key = _authenticate()
+            _check_stripe_account(api_key, fn.__name__)
             key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
             if key:
                 return _idempotent(api_key, key, fn, kwargs)
@@ -631,6 +704,140 @@ def get_event(event_id: str) -> dict[str, Any]:
     if event is None:
         raise not_found("event", event_id, "id")
     return event
+
+
+# -- Connect: accounts, account links, login links, balance, transfers, payouts -------
+
+
+@bp.post("/accounts")
+@endpoint
+def create_account() -> dict[str, Any]:
+    query = p.validate(ACCOUNT_CREATE, _params())
+    account = sandbox().engine.create_account(query, _request_info())
+    return expand(account, query.get("expand", []))
+
+
+@bp.get("/accounts")
+@endpoint
+def list_accounts() -> dict[str, Any]:
+    query = p.validate(ACCOUNT_LIST, _params())
+    clauses, args = _filters(query, ())
+    return _list("account", "/v1/accounts", query, clauses, args)
+
+
+@bp.get("/accounts/<account_id>")
+@endpoint
+def get_account(account_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    account, _ = sandbox().engine.account(account_id)
+    return expand(account, query.get("expand", []))
+
+
+@bp.post("/accounts/<account_id>")
+@endpoint
+def update_account(account_id: str) -> dict[str, Any]:
+    query = p.validate(ACCOUNT_UPDATE, _params())
+    account = sandbox().engine.update_account(account_id, query, _request_info())
+    return expand(account, query.get("expand", []))
+
+
+@bp.post("/accounts/<account_id>/login_links")
+@endpoint
+def create_login_link(account_id: str) -> dict[str, Any]:
+    p.validate(RETRIEVE, _params())
+    return sandbox().engine.create_login_link(account_id, _public_url())
+
+
+@bp.post("/account_links")
+@endpoint
+def create_account_link() -> dict[str, Any]:
+    query = p.validate(ACCOUNT_LINK_CREATE, _params())
+    return sandbox().engine.create_account_link(query, _public_url())
+
+
+@bp.get("/balance")
+@endpoint
+def get_balance() -> dict[str, Any]:
+    p.validate(RETRIEVE, _params())
+    return sandbox().engine.balance(_connected_account())
+
+
+@bp.post("/transfers")
+@endpoint
+def create_transfer() -> dict[str, Any]:
+    query = p.validate(TRANSFER_CREATE, _params())
+    transfer = sandbox().engine.create_transfer(query, _request_info())
+    return expand(transfer, query.get("expand", []))
+
+
+@bp.get("/transfers")
+@endpoint
+def list_transfers() -> dict[str, Any]:
+    query = p.validate(TRANSFER_LIST, _params())
+    clauses, args = _filters(query, ("destination", "transfer_group"))
+    return _list("transfer", "/v1/transfers", query, clauses, args)
+
+
+@bp.get("/transfers/<transfer_id>")
+@endpoint
+def get_transfer(transfer_id: str) -> dict[str, Any]:
+    return _retrieve("transfer", transfer_id, "transfer")
+
+
+@bp.post("/transfers/<transfer_id>")
+@endpoint
+def update_transfer(transfer_id: str) -> dict[str, Any]:
+    query = p.validate(TRANSFER_UPDATE, _params())
+    transfer = sandbox().engine.update_transfer(transfer_id, query, _request_info())
+    return expand(transfer, query.get("expand", []))
+
+
+@bp.post("/transfers/<transfer_id>/reversals")
+@endpoint
+def create_transfer_reversal(transfer_id: str) -> dict[str, Any]:
+    query = p.validate(REVERSAL_CREATE, _params())
+    reversal = sandbox().engine.reverse_transfer(transfer_id, query, _request_info())
+    return expand(reversal, query.get("expand", []))
+
+
+@bp.get("/transfers/<transfer_id>/reversals")
+@endpoint
+def list_transfer_reversals(transfer_id: str) -> dict[str, Any]:
+    query = p.validate(p.PAGINATION, _params())
+    sandbox().engine.transfer(transfer_id)
+    return _list("transfer_reversal", f"/v1/transfers/{transfer_id}/reversals", query,
+                 ["parent = ?"], [transfer_id])
+
+
+@bp.get("/transfers/<transfer_id>/reversals/<reversal_id>")
+@endpoint
+def get_transfer_reversal(transfer_id: str, reversal_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    reversal = sandbox().store.get(reversal_id, "transfer_reversal")
+    if reversal is None or reversal["transfer"] != transfer_id:
+        raise not_found("transfer_reversal", reversal_id, "id")
+    return expand(reversal, query.get("expand", []))
+
+
+@bp.get("/payouts")
+@endpoint
+def list_payouts() -> dict[str, Any]:
+    """A connected account's payouts (Stripe-Account header); the platform has none."""
+    query = p.validate(PAYOUT_LIST, _params())
+    clauses, args = _filters(query, ("status",))
+    clauses.append("parent = ?")
+    args.append(_connected_account() or "")
+    return _list("payout", "/v1/payouts", query, clauses, args)
+
+
+@bp.get("/payouts/<payout_id>")
+@endpoint
+def get_payout(payout_id: str) -> dict[str, Any]:
+    found = sandbox().store.query("SELECT parent FROM objects WHERE id = ? AND type = 'payout'",
+                                  (payout_id,))
+    if not found or found[0]["parent"] != _connected_account():
+        raise not_found("payout", payout_id, "payout")
+    return _retrieve("payout", payout_id, "payout")
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "DELETE"])

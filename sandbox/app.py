@@ -43,10 +43,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["sandbox"] = box
     logging.getLogger("sandbox").setLevel(logging.INFO)
 
-    from sandbox import api, checkout, tools
+    from sandbox import api, checkout, connect, tools
 
     app.register_blueprint(api.bp)
     app.register_blueprint(checkout.bp)
+    app.register_blueprint(connect.bp)
     app.register_blueprint(tools.bp)
 
     if settings.start_worker:

@@ -109,6 +109,24 @@ EVIDENCE_FILES = frozenset({
 })
 EVIDENCE_MAX_CHARACTERS = 150_000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Connect: the controller properties each legacy account `type` stands for.
+LEGACY_TYPES: dict[str, dict[str, Any]] = {
+    "standard": {"fees": {"payer": "account"}, "losses": {"payments": "stripe"},
+                 "requirement_collection": "stripe", "stripe_dashboard": {"type": "full"}},
+    "express": {"fees": {"payer": "application"}, "losses": {"payments": "application"},
+                "requirement_collection": "stripe", "stripe_dashboard": {"type": "express"}},
+    "custom": {"fees": {"payer": "application"}, "losses": {"payments": "application"},
+               "requirement_collection": "application", "stripe_dashboard": {"type": "none"}},
+}
+ACCOUNT_LINK_SECONDS = 300  # an Account Link expires after five minutes
+# Stripe's words when the destination cannot receive transfers (code
+# insufficient_capabilities_for_transfer) and when the platform's balance is short.
+TRANSFER_CAPABILITY = ("Your destination account needs to have at least one of the following "
+                       "capabilities enabled: transfers, crypto_transfers, legacy_payments")
+BALANCE_INSUFFICIENT = ("You have insufficient available funds in your Stripe account. Try "
+                        "adding funds directly to your available balance by creating Charges "
+                        "using the 4000000000000077 test card. See: "
+                        "https://stripe.com/docs/testing#available-balance")
 
 
 class PaymentInputError(Exception):
@@ -1428,6 +1446,399 @@ class Engine:
             # The amount withdrawn when the dispute opened comes back to the balance.
             self.events.emit("charge.dispute.funds_reinstated", dispute, request=None)
         return dispute
+
+    # -- Connect: connected accounts, onboarding, transfers, reversals, payouts ------------
+
+    def create_account(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        """`POST /v1/accounts`: an account configured by its controller properties (or the
+        legacy `type`), nothing submitted yet. Stripe sends no event for the creation."""
+        email = params.get("email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
+        if "type" in params and "controller" in params:
+            raise ParamError("You cannot specify both `type` and `controller`; `type` is "
+                             "deprecated, configure the account with `controller`.", "type")
+        controller: dict[str, Any]
+        if "type" in params:
+            controller = copy.deepcopy(LEGACY_TYPES[params["type"]])
+        else:
+            wanted = params.get("controller", {})
+            controller = {
+                "fees": {"payer": wanted.get("fees", {}).get("payer", "account")},
+                "losses": {"payments": wanted.get("losses", {}).get("payments", "stripe")},
+                "requirement_collection": wanted.get("requirement_collection", "stripe"),
+                "stripe_dashboard": {"type": wanted.get("stripe_dashboard", {}).get(
+                    "type", "full")},
+            }
+        if controller["requirement_collection"] == "application" and \
+                controller["stripe_dashboard"]["type"] != "none":
+            raise ParamError("`controller[requirement_collection]` can be `application` only "
+                             "when `controller[stripe_dashboard][type]` is `none`.",
+                             "controller[requirement_collection]")
+        if controller["stripe_dashboard"]["type"] != "full" and \
+                controller["fees"]["payer"] == "account" and \
+                controller["losses"]["payments"] == "application":
+            raise ParamError("When the platform is liable for losses "
+                             "(`controller[losses][payments]=application`), it must also pay "
+                             "Stripe's fees (`controller[fees][payer]=application`).",
+                             "controller[fees][payer]")
+        currency = params.get("default_currency")
+        if currency is not None and currency.lower() not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {currency}. The sandbox supports: "
+                             f"{', '.join(sorted(shapes.MINIMUM_CHARGE))}.", "default_currency",
+                             "parameter_invalid")
+        with self.store.transaction():
+            account = shapes.account(
+                {**params, "default_currency": currency.lower() if currency else None},
+                controller, self.now())
+            self.store.insert(account, {"balance": {"available": {}, "pending": {}}})
+            return account
+
+    def account(self, account_id: str, *, status: int = 404,
+                param: str = "account") -> tuple[dict[str, Any], dict[str, Any]]:
+        found = self.store.get_with_extra(account_id, "account")
+        if found is None:
+            raise StripeError(f"No such account: '{account_id}'", status=status,
+                              code="resource_missing", param=param)
+        return found
+
+    def update_account(self, account_id: str, params: dict[str, Any],
+                       request: Request) -> dict[str, Any]:
+        """`POST /v1/accounts/{id}`: email, business profile, metadata, capabilities asked
+        for (inactive until onboarding is done); account.updated when something changed."""
+        email = params.get("email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
+        with self.store.transaction():
+            account, extra = self.account(account_id)
+            before = copy.deepcopy(account)
+            if "email" in params:
+                account["email"] = email
+            account["business_profile"].update(params.get("business_profile", {}))
+            if "metadata" in params:
+                _merge_metadata(account, params["metadata"])
+            for name, wanted in params.get("capabilities", {}).items():
+                if wanted.get("requested") and name not in account["capabilities"]:
+                    account["capabilities"][name] = (
+                        "active" if account["details_submitted"] else "inactive")
+                elif wanted.get("requested") is False:
+                    account["capabilities"].pop(name, None)
+            self._save_account(account, extra, before, request)
+            return account
+
+    def _save_account(self, account: dict[str, Any], extra: dict[str, Any],
+                      before: dict[str, Any], request: Request) -> None:
+        self.store.save(account, extra)
+        previous = _previous(before, account)
+        if previous:
+            self.events.emit("account.updated", account, request=request,
+                             previous_attributes=previous, account=account["id"])
+
+    def create_account_link(self, params: dict[str, Any], public_url: str) -> dict[str, Any]:
+        """`POST /v1/account_links`: a single-use link to the hosted onboarding page, valid
+        for five minutes. Visiting it expired or a second time goes to `refresh_url`."""
+        if params["type"] != "account_onboarding":
+            raise ParamError("The sandbox supports only `type=account_onboarding` Account "
+                             "Links (`account_update` is for accounts whose requirements the "
+                             "platform collects).", "type")
+        for name in ("refresh_url", "return_url"):
+            if name not in params:
+                raise ParamError(f"Missing required param: {name}.", name, "parameter_missing")
+            if not _valid_url(params[name]):
+                raise ParamError("Not a valid URL", name, "url_invalid")
+        with self.store.transaction():
+            account, _ = self.account(params["account"], status=400)
+            now = self.now()
+            token = shapes.new_id("", 32)
+            link = shapes.account_link(f"{public_url}/connect/onboarding/{token}", now,
+                                       now + ACCOUNT_LINK_SECONDS)
+            self.store.insert({"id": token, "object": "sandbox.account_link", "created": now,
+                               "account": account["id"], "expires_at": link["expires_at"],
+                               "refresh_url": params["refresh_url"],
+                               "return_url": params["return_url"], "visited": False,
+                               "used": False})
+            return link
+
+    def open_onboarding(self, token: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Visit an onboarding link: (link record, account), or (link record, None) when the
+        link expired or was visited before (the page sends the browser to refresh_url).
+        Raises when there is no such link."""
+        with self.store.transaction():
+            link = self._load("sandbox.account_link", token, "link")
+            if link["visited"] or link["expires_at"] <= self.now():
+                return link, None
+            link["visited"] = True
+            self.store.save(link)
+            account, _ = self.account(link["account"])
+            return link, account
+
+    def finish_onboarding(self, token: str, complete: bool) -> str:
+        """The onboarding form's answer: `complete` submits the details (the account is
+        enabled); otherwise the user leaves unfinished. Returns where to send the browser:
+        return_url, or refresh_url when the link can no longer be used."""
+        with self.store.transaction():
+            link = self._load("sandbox.account_link", token, "link")
+            if link["used"] or not link["visited"] or link["expires_at"] <= self.now():
+                return link["refresh_url"]
+            link["used"] = True
+            self.store.save(link)
+            if complete:
+                self.onboard(link["account"], ip=None)
+            return link["return_url"]
+
+    def onboard(self, account_id: str, ip: str | None = "127.0.0.1") -> dict[str, Any]:
+        """Everything onboarding collects is in: details submitted, charges and payouts
+        enabled, no requirements, requested capabilities active (account.updated with
+        previous_attributes; nothing when the account was onboarded already)."""
+        with self.store.transaction():
+            account, extra = self.account(account_id)
+            before = copy.deepcopy(account)
+            now = self.now()
+            account.update(details_submitted=True, charges_enabled=True, payouts_enabled=True,
+                           capabilities=dict.fromkeys(account["capabilities"], "active"))
+            account["requirements"].update(currently_due=[], eventually_due=[], past_due=[],
+                                           disabled_reason=None, current_deadline=None)
+            if account["tos_acceptance"]["date"] is None:
+                account["tos_acceptance"].update(date=now, ip=ip or "127.0.0.1")
+            extra.setdefault("bank_account", shapes.new_id("ba_"))
+            self._save_account(account, extra, before, None)
+            return account
+
+    def create_login_link(self, account_id: str, public_url: str) -> dict[str, Any]:
+        """`POST /v1/accounts/{id}/login_links`: a link to the (sandbox) Express Dashboard,
+        for accounts with that dashboard that finished onboarding."""
+        with self.store.transaction():
+            account, _ = self.account(account_id)
+            if account["controller"]["stripe_dashboard"]["type"] != "express":
+                raise StripeError("Login links can only be created for accounts that use the "
+                                  "Express Dashboard (`controller[stripe_dashboard][type]` "
+                                  "`express`).", param="account")
+            if not account["details_submitted"]:
+                raise StripeError("Cannot create a login link for an account that has not "
+                                  "completed onboarding.", param="account")
+            now = self.now()
+            token = shapes.new_id("", 32)
+            self.store.insert({"id": token, "object": "sandbox.login_link", "created": now,
+                               "account": account_id})
+            return shapes.login_link(f"{public_url}/connect/express/{token}", now)
+
+    def login_link_account(self, token: str) -> dict[str, Any]:
+        link = self._load("sandbox.login_link", token, "link")
+        return self.account(link["account"])[0]
+
+    # -- balances ---------------------------------------------------------------------
+
+    def balance(self, account_id: str | None = None) -> dict[str, Any]:
+        """`GET /v1/balance`: the platform's (succeeded charges minus refunds and disputes,
+        minus transfers plus reversals, all available at once; bank debits still processing
+        are pending), or a connected account's (Stripe-Account header)."""
+        if account_id is not None:
+            _, extra = self.account(account_id, status=403)
+            return shapes.balance(extra["balance"]["available"], extra["balance"]["pending"])
+        available, pending = self._platform_balance()
+        return shapes.balance(available, pending)
+
+    def _platform_balance(self) -> tuple[dict[str, int], dict[str, int]]:
+        available: dict[str, int] = {}
+        pending: dict[str, int] = {}
+
+        def add(target: dict[str, int], sql: str) -> None:
+            for row in self.store.query(sql):
+                target[row["c"]] = target.get(row["c"], 0) + (row["n"] or 0)
+
+        add(available, "SELECT json_extract(data, '$.currency') AS c, SUM("
+                       "json_extract(data, '$.amount') - json_extract(data, '$.amount_refunded'))"
+                       " AS n FROM objects WHERE type = 'charge' AND "
+                       "json_extract(data, '$.status') = 'succeeded' GROUP BY c")
+        add(available, "SELECT json_extract(data, '$.currency') AS c, -SUM("
+                       "json_extract(data, '$.amount')) AS n FROM objects WHERE type = "
+                       "'dispute' AND json_extract(data, '$.status') != 'won' GROUP BY c")
+        add(available, "SELECT json_extract(data, '$.currency') AS c, -SUM("
+                       "json_extract(data, '$.amount') - json_extract(data, '$.amount_reversed'))"
+                       " AS n FROM objects WHERE type = 'transfer' GROUP BY c")
+        add(pending, "SELECT json_extract(data, '$.currency') AS c, SUM("
+                     "json_extract(data, '$.amount')) AS n FROM objects WHERE type = 'charge' "
+                     "AND json_extract(data, '$.status') = 'pending' GROUP BY c")
+        return available, pending
+
+    def set_account_balance(self, account_id: str, currency: str | None,
+                            available: int | None, pending: int | None) -> dict[str, Any]:
+        """Set a connected account's balance in one currency (a sandbox tool), e.g. to 0 to
+        play a coach who was paid out already."""
+        with self.store.transaction():
+            account, extra = self.account(account_id)
+            currency = (currency or account["default_currency"]).lower()
+            if currency not in shapes.MINIMUM_CHARGE:
+                raise ParamError(f"Invalid currency: {currency}", "currency", "parameter_invalid")
+            if available is None and pending is None:
+                raise ParamError("Give `available` and/or `pending` (minor units).", "available")
+            if available is not None:
+                extra["balance"]["available"][currency] = available
+            if pending is not None:
+                extra["balance"]["pending"][currency] = pending
+            self.store.save(account, extra)
+            return self.balance(account_id)
+
+    def _credit(self, extra: dict[str, Any], currency: str, amount: int) -> None:
+        funds = extra["balance"]["available"]
+        funds[currency] = funds.get(currency, 0) + amount
+
+    # -- transfers and reversals -------------------------------------------------------
+
+    def create_transfer(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        """`POST /v1/transfers`: move money from the platform to a connected account whose
+        `transfers` capability is active; from a charge (source_transaction: a succeeded
+        charge in the same currency, at most what it has left after refunds and earlier
+        transfers) or else from the platform's available balance."""
+        amount, currency = params["amount"], params["currency"].lower()
+        if amount <= 0:
+            raise ParamError("Invalid positive integer", "amount", "parameter_invalid_integer")
+        if currency not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {params['currency']}. The sandbox supports: "
+                             f"{', '.join(sorted(shapes.MINIMUM_CHARGE))}.", "currency",
+                             "parameter_invalid")
+        with self.store.transaction():
+            found = self.store.get_with_extra(params["destination"], "account")
+            if found is None:
+                raise StripeError(f"No such destination: '{params['destination']}'",
+                                  code="resource_missing", param="destination")
+            account, extra = found
+            if account["capabilities"].get("transfers") != "active":
+                raise StripeError(TRANSFER_CAPABILITY, param="destination",
+                                  code="insufficient_capabilities_for_transfer")
+            source = params.get("source_transaction")
+            if source is not None:
+                self._check_source(source, amount, currency)
+            else:
+                have = self._platform_balance()[0].get(currency, 0)
+                if amount > have:
+                    raise StripeError(BALANCE_INSUFFICIENT, code="balance_insufficient")
+            transfer = shapes.transfer(params, currency, self.now())
+            self.store.insert(transfer, parent=account["id"])
+            self._credit(extra, currency, amount)
+            self.store.save(account, extra)
+            self.events.emit("transfer.created", transfer, request=request)
+            return transfer
+
+    def _check_source(self, charge_id: str, amount: int, currency: str) -> None:
+        charge = self.store.get(charge_id, "charge")
+        if charge is None:
+            raise StripeError(f"No such charge: '{charge_id}'", code="resource_missing",
+                              param="source_transaction")
+        if charge["status"] != "succeeded":
+            raise StripeError(f"The source_transaction {charge_id} has a status of "
+                              f"`{charge['status']}`; only a succeeded charge can fund a "
+                              "transfer.", param="source_transaction")
+        if charge["currency"] != currency:
+            raise StripeError(f"The currency of the source_transaction ({charge['currency']}) "
+                              f"must be the same as the transfer currency ({currency}).",
+                              param="currency")
+        used = sum(t["amount"] - t["amount_reversed"] for t in (
+            self.store.get(tid, "transfer") or {"amount": 0, "amount_reversed": 0}
+            for tid in self.store.ids_where_data("transfer", "$.source_transaction",
+                                                 charge_id)))
+        left = charge["amount"] - charge["amount_refunded"] - used
+        if amount > left:
+            raise StripeError(
+                f"Insufficient funds in the source transaction {charge_id} for a transfer of "
+                f"{shapes.format_money(amount, currency)}: "
+                f"{shapes.format_money(max(left, 0), currency)} is left (the charge minus "
+                "refunds and earlier transfers).", code="balance_insufficient", param="amount")
+
+    def transfer(self, transfer_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        found = self.store.get_with_extra(transfer_id, "transfer")
+        if found is None:
+            raise not_found("transfer", transfer_id, "transfer")
+        return found
+
+    def update_transfer(self, transfer_id: str, params: dict[str, Any],
+                        request: Request) -> dict[str, Any]:
+        """`POST /v1/transfers/{id}`: description and metadata (transfer.updated)."""
+        with self.store.transaction():
+            transfer, _ = self.transfer(transfer_id)
+            before = copy.deepcopy(transfer)
+            if "description" in params:
+                transfer["description"] = params["description"]
+            if "metadata" in params:
+                _merge_metadata(transfer, params["metadata"])
+            previous = _previous(before, transfer)
+            self.store.save(transfer)
+            if previous:
+                self.events.emit("transfer.updated", transfer, request=request,
+                                 previous_attributes=previous)
+            return transfer
+
+    def reverse_transfer(self, transfer_id: str, params: dict[str, Any],
+                         request: Request) -> dict[str, Any]:
+        """`POST /v1/transfers/{id}/reversals`: take (part of) a transfer back from the
+        connected account, which must still hold it in its available balance."""
+        with self.store.transaction():
+            transfer, _ = self.transfer(transfer_id)
+            currency = transfer["currency"]
+            remaining = transfer["amount"] - transfer["amount_reversed"]
+            if remaining <= 0:
+                raise StripeError(f"Transfer {transfer_id} has already been fully reversed.",
+                                  param="transfer")
+            amount = params.get("amount", remaining)
+            if amount <= 0:
+                raise ParamError("Invalid positive integer", "amount", "parameter_invalid_integer")
+            if amount > remaining:
+                raise StripeError(
+                    f"Reversal amount ({shapes.format_money(amount, currency)}) is greater "
+                    f"than the amount left on the transfer "
+                    f"({shapes.format_money(remaining, currency)}).", param="amount")
+            account, extra = self.account(transfer["destination"])
+            have = extra["balance"]["available"].get(currency, 0)
+            if amount > have:
+                raise StripeError(
+                    f"Insufficient funds in the destination account ({account['id']}) to "
+                    f"reverse {shapes.format_money(amount, currency)}: its available balance "
+                    f"is {shapes.format_money(have, currency)}.",
+                    code="balance_insufficient", param="amount")
+            reversal = shapes.transfer_reversal(transfer, amount, params, self.now())
+            self.store.insert(reversal, parent=transfer_id)
+            before = copy.deepcopy(transfer)
+            transfer["amount_reversed"] += amount
+            transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
+            transfer["reversals"]["data"].insert(0, reversal)
+            self.store.save(transfer)
+            self._credit(extra, currency, -amount)
+            self.store.save(account, extra)
+            previous = _previous(before, transfer)
+            self.events.emit("transfer.reversed", transfer, request=request,
+                             previous_attributes=previous)
+            self.events.emit("transfer.updated", transfer, request=request,
+                             previous_attributes=previous)
+            return reversal
+
+    # -- payouts (a sandbox tool: Stripe pays out on its own schedule) ------------------
+
+    def payout(self, account_id: str, currency: str | None = None) -> dict[str, Any]:
+        """Pay a connected account's available balance in one currency out to its bank
+        account: payout.created (in transit), then payout.paid, both carrying `account`."""
+        with self.store.transaction():
+            account, extra = self.account(account_id)
+            if not account["payouts_enabled"]:
+                raise StripeError(f"Payouts are not enabled for account {account_id}: it has "
+                                  "not completed onboarding.", param="account")
+            currency = (currency or account["default_currency"]).lower()
+            amount = extra["balance"]["available"].get(currency, 0)
+            if amount <= 0:
+                raise StripeError(f"Account {account_id} has no available {currency} balance "
+                                  "to pay out.", code="balance_insufficient", param="currency")
+            payout = shapes.payout(amount, currency, extra.get("bank_account") or
+                                   shapes.new_id("ba_"), self.now())
+            self.store.insert(payout, parent=account_id)
+            self._credit(extra, currency, -amount)
+            self.store.save(account, extra)
+            self.events.emit("payout.created", payout, request=None, account=account_id)
+            before = copy.deepcopy(payout)
+            payout.update(status="paid", reconciliation_status="completed",
+                          trace_id={"status": "supported", "value": shapes.new_id("", 15)})
+            self.store.save(payout)
+            self.events.emit("payout.paid", payout, request=None, account=account_id,
+                             previous_attributes=_previous(before, payout))
+            return payout
 
 
 def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

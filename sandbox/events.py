@@ -45,11 +45,14 @@ class Events:
         self._shuffle_release: float | None = None
 
     def emit(self, type_: str, obj: dict[str, Any], *, request: tuple[str, str | None] | None,
-             previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+             previous_attributes: dict[str, Any] | None = None,
+             account: str | None = None) -> dict[str, Any]:
+        """Record an event and queue its deliveries; `account` marks an event that happened
+        on a connected account (Stripe's `account` field)."""
         req_id, idem_key = request if request else (None, None)
         event = shapes.event(type_, json.loads(json.dumps(obj)), now=self.settings.now(),
                              request_id=req_id, idempotency_key=idem_key,
-                             previous_attributes=previous_attributes)
+                             previous_attributes=previous_attributes, account=account)
         with self.store.transaction():
             self.store.insert(event)
             knobs = self.settings.knobs

@@ -408,18 +408,163 @@ def dispute(charge_obj: dict[str, Any], amount: int, reason: str, now: int,
     )
 
 
+# -- Connect -------------------------------------------------------------------------
+
+# A connected account's default currency by country (the few Coachpact's coaches live in).
+COUNTRY_CURRENCY = {
+    "US": "usd", "GB": "gbp", "CA": "cad", "AU": "aud", "NZ": "nzd", "CH": "chf",
+    "SE": "sek", "NO": "nok", "DK": "dkk", "PL": "pln", "CZ": "czk", "HU": "huf",
+    "MX": "mxn", "BR": "brl", "IN": "inr", "SG": "sgd", "HK": "hkd", "JP": "jpy",
+}
+EURO_COUNTRIES = frozenset({"AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE",
+                            "IT", "LT", "LU", "LV", "MT", "NL", "PT", "SI", "SK"})
+# What a new Express-style account still has to give before it can be paid (a few of the
+# fields Stripe lists for an individual in the US).
+ONBOARDING_FIELDS = [
+    "business_profile.url", "external_account", "individual.dob.day", "individual.dob.month",
+    "individual.dob.year", "individual.first_name", "individual.last_name",
+    "tos_acceptance.date", "tos_acceptance.ip",
+]
+
+
+def account_type(controller: dict[str, Any]) -> str:
+    """The legacy `type` Stripe reports for a set of controller properties ("none" when the
+    combination matches no legacy type)."""
+    fees, losses = controller["fees"]["payer"], controller["losses"]["payments"]
+    dashboard = controller["stripe_dashboard"]["type"]
+    collection = controller["requirement_collection"]
+    if (dashboard, fees, losses, collection) == ("full", "account", "stripe", "stripe"):
+        return "standard"
+    if (dashboard, fees, losses, collection) == ("express", "application", "application",
+                                                 "stripe"):
+        return "express"
+    if (dashboard, fees, losses, collection) == ("none", "application", "application",
+                                                 "application"):
+        return "custom"
+    return "none"
+
+
+def account(params: dict[str, Any], controller: dict[str, Any], now: int) -> dict[str, Any]:
+    """A connected account just created: nothing submitted, nothing enabled, the requested
+    capabilities `inactive` until onboarding is complete."""
+    account_id = new_id("acct_", 16)
+    country = params.get("country", "US").upper()
+    currency = params.get("default_currency") or COUNTRY_CURRENCY.get(
+        country, "eur" if country in EURO_COUNTRIES else "usd")
+    obj = template("account")
+    profile = params.get("business_profile", {})
+    obj["business_profile"].update(profile)
+    obj["business_profile"]["annual_revenue"] = None
+    obj["settings"]["dashboard"].update(display_name=profile.get("name"), timezone="Etc/UTC")
+    obj["settings"]["payouts"].update(debit_negative_balances=True, schedule={
+        "delay_days": 2, "interval": "daily", "monthly_anchor": None,
+        "monthly_payout_days": None, "weekly_anchor": None, "weekly_payout_days": None})
+    obj["settings"]["card_payments"]["decline_on"] = {"avs_failure": False,
+                                                      "cvc_failure": False}
+    requested = [name for name, wanted in params.get("capabilities", {}).items()
+                 if wanted.get("requested")]
+    due = list(ONBOARDING_FIELDS)
+    return fill(
+        obj, id=account_id, business_type=params.get("business_type"),
+        capabilities=dict.fromkeys(sorted(requested), "inactive"),
+        charges_enabled=False, controller={**controller, "is_controller": True,
+                                           "type": "application"},
+        country=country, created=now, default_currency=currency, details_submitted=False,
+        email=params.get("email"),
+        external_accounts=list_envelope([], f"/v1/accounts/{account_id}/external_accounts",
+                                        False),
+        future_requirements={**obj["future_requirements"], "alternatives": [],
+                             "currently_due": [], "errors": [], "eventually_due": [],
+                             "past_due": [], "pending_verification": []},
+        metadata=params.get("metadata", {}), payouts_enabled=False,
+        requirements={"alternatives": [], "current_deadline": None, "currently_due": due,
+                      "disabled_reason": "requirements.past_due", "errors": [],
+                      "eventually_due": list(due), "past_due": list(due),
+                      "pending_verification": []},
+        type=account_type(controller),
+    )
+
+
+def account_link(url: str, now: int, expires_at: int) -> dict[str, Any]:
+    return fill(template("account_link"), created=now, expires_at=expires_at, url=url)
+
+
+def login_link(url: str, now: int) -> dict[str, Any]:
+    return fill(template("login_link"), created=now, url=url)
+
+
+def transfer(params: dict[str, Any], currency: str, now: int) -> dict[str, Any]:
+    transfer_id = new_id("tr_")
+    return fill(
+        template("transfer"),
+        id=transfer_id, amount=params["amount"], amount_reversed=0,
+        balance_transaction=new_id("txn_"), created=now, currency=currency,
+        description=params.get("description"), destination=params["destination"],
+        destination_payment=new_id("py_"), livemode=False, metadata=params.get("metadata", {}),
+        reversals=list_envelope([], f"/v1/transfers/{transfer_id}/reversals", False),
+        reversed=False, source_transaction=params.get("source_transaction"),
+        source_type="card", transfer_group=params.get("transfer_group"),
+    )
+
+
+def transfer_reversal(transfer_obj: dict[str, Any], amount: int, params: dict[str, Any],
+                      now: int) -> dict[str, Any]:
+    return fill(
+        template("transfer_reversal"),
+        id=new_id("trr_"), amount=amount, balance_transaction=new_id("txn_"), created=now,
+        currency=transfer_obj["currency"], destination_payment_refund=new_id("pyr_"),
+        metadata=params.get("metadata", {}), source_refund=None, transfer=transfer_obj["id"],
+    )
+
+
+def balance(available: dict[str, int], pending: dict[str, int]) -> dict[str, Any]:
+    """A balance: one entry per currency (all of them in both lists, as Stripe lists them)."""
+    currencies = sorted(set(available) | set(pending)) or ["usd"]
+    return fill(
+        template("balance"), livemode=False,
+        available=[{"amount": available.get(c, 0), "currency": c,
+                    "source_types": {"card": available.get(c, 0)}} for c in currencies],
+        connect_reserved=[{"amount": 0, "currency": c} for c in currencies],
+        pending=[{"amount": pending.get(c, 0), "currency": c,
+                  "source_types": {"card": pending.get(c, 0)}} for c in currencies],
+    )
+
+
+def payout(amount: int, currency: str, destination: str, now: int) -> dict[str, Any]:
+    """An automatic payout of a connected account's balance to its bank account, in
+    transit (the caller marks it paid)."""
+    return fill(
+        template("payout"),
+        id=new_id("po_"), amount=amount, application_fee=None, application_fee_amount=None,
+        arrival_date=now, automatic=True, balance_transaction=new_id("txn_"), created=now,
+        currency=currency, description="STRIPE PAYOUT", destination=destination,
+        failure_balance_transaction=None, failure_code=None, failure_message=None,
+        livemode=False, metadata={}, method="standard", original_payout=None,
+        reconciliation_status="not_applicable", reversed_by=None, source_type="card",
+        statement_descriptor=None, status="in_transit", type="bank_account",
+        trace_id={"status": "pending", "value": None}, payout_method=None,
+    )
+
+
 def event(type_: str, obj: dict[str, Any], *, now: int, request_id: str | None,
           idempotency_key: str | None,
-          previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+          previous_attributes: dict[str, Any] | None = None,
+          account: str | None = None) -> dict[str, Any]:
+    """An event; `account` (a connected account's id) marks an event that happened on a
+    connected account, as Stripe sends them to Connect endpoints. Optional in Stripe's
+    OpenAPI spec, so absent from the fixture's example, but typed by the SDK's Event."""
     data: dict[str, Any] = {"object": obj}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
-    return fill(
+    out = fill(
         template("event"),
         id=new_id("evt_"), api_version=API_VERSION, created=now, data=data, livemode=False,
         pending_webhooks=0, request={"id": request_id, "idempotency_key": idempotency_key},
         type=type_,
     )
+    if account is not None:
+        out["account"] = account
+    return out
 
 
 def list_envelope(data: list[dict[str, Any]], url: str, has_more: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Sandbox-only endpoints under /_sandbox/ (no Stripe equivalent): drive payments without a
 browser, settle async payments and pending refunds, open and decide disputes, decide what a
-saved card does next, move the clock, change the test knobs, inspect deliveries."""
+saved card does next, onboard connected accounts, set their balance and pay it out, move the
+clock, change the test knobs, inspect deliveries."""
 
 from __future__ import annotations
 
@@ -147,6 +148,43 @@ def next_outcome(pm_id: str) -> Response:
 def customer_next_outcome(customer_id: str) -> Response:
     """The same for a customer's card: its default, else its only attached card."""
     return next_outcome(sandbox().engine.customer_card(customer_id))
+
+
+def _int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise StripeError(f"Invalid integer: {value}", param=name,
+                          code="parameter_invalid_integer") from None
+
+
+@bp.post("/accounts/<account_id>/onboard")
+def onboard(account_id: str) -> Response:
+    """Complete a connected account's onboarding without the browser (what the hosted
+    page's "Complete onboarding" button does): account.updated."""
+    return jsonify(sandbox().engine.onboard(account_id))
+
+
+@bp.post("/accounts/<account_id>/balance")
+def account_balance(account_id: str) -> Response:
+    """Set a connected account's balance in one currency: available and/or pending (minor
+    units), currency (default: the account's). Answers the account's balance."""
+    data = _input()
+    currency = data.get("currency") or None
+    return jsonify(sandbox().engine.set_account_balance(
+        account_id, str(currency) if currency else None, _int(data, "available"),
+        _int(data, "pending")))
+
+
+@bp.post("/accounts/<account_id>/payout")
+def account_payout(account_id: str) -> Response:
+    """Pay a connected account's available balance out (currency: default the account's):
+    payout.created and payout.paid, with the event's `account`."""
+    currency = _input().get("currency") or None
+    return jsonify(sandbox().engine.payout(account_id, str(currency) if currency else None))
 
 
 @bp.route("/clock", methods=["GET", "POST"])
