@@ -77,17 +77,26 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from payments.cli import register_cli as register_payments_cli
     from payments.views import bp as payments_bp
     from payments.webhooks import bp as webhooks_bp
+    from payouts import accounts as _payout_accounts  # noqa: F401 (its account.updated handler)
+    from payouts import ledger as _payout_ledger  # noqa: F401 (registers its jobs)
+    from payouts import models as _payouts_models  # noqa: F401
+    from payouts import shares as _payout_shares  # noqa: F401 (registers its jobs)
+    from payouts import transfers as _payout_transfers  # noqa: F401 (registers its jobs)
+    from payouts.cli import register_cli as register_payouts_cli
+    from payouts.views import bp as payouts_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(contracts_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(payouts_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp)
     register_account_cli(app)
     register_demo_cli(app)
     register_payments_cli(app)
+    register_payouts_cli(app)
     register_admin_cli(app)
     jobs.init_app(app)
     app.add_template_filter(format_money, "money")

@@ -137,6 +137,9 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
             "number as the reference. An administrator records it when it arrives, and "
             "the contract opens for scheduling at once.",
         ),
+        # A completed session's share is transferred to the coach this many days later, so
+        # that refunds and disputes surface first.
+        "PAYOUT_HOLD_DAYS": _whole_days("PAYOUT_HOLD_DAYS", env.get("PAYOUT_HOLD_DAYS", "3")),
         "PLAN_RETRY_DAYS": _day_list("PLAN_RETRY_DAYS", env.get("PLAN_RETRY_DAYS", "1,3,7")),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.

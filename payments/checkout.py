@@ -16,7 +16,7 @@ from extensions import db
 from payments import plans, stripe_api
 from payments.fulfilment import fulfil_checkout
 from payments.models import InstalmentStatus, Payment, PaymentRecordStatus, StripeCustomer
-from payments.records import payment_by, payments_of
+from payments.records import payment_by, payments_of, transfer_group
 
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
@@ -105,7 +105,11 @@ def start_checkout(contract_id: int, student: User, *, instalments: int | None =
     metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
     product = f"{contract.title} — {contract.minutes_per_session}-minute coaching session"
     line = {"quantity": contract.session_count, "unit_amount": contract.price_per_session}
-    intent_data: stripe_api.CheckoutIntentData = {"metadata": metadata}
+    # The group the coach's transfers for this contract join (`payouts`).
+    intent_data: stripe_api.CheckoutIntentData = {
+        "metadata": metadata,
+        "transfer_group": transfer_group(contract.id),
+    }
     expected = contract.total_amount
     if instalments is not None:
         expected = plans.deposit_of(contract, instalments)
@@ -215,7 +219,8 @@ def start_instalment_checkout(contract_id: int, instalment_id: int, student: Use
                 "product_data": {"name": f"{contract.title}: instalment {instalment.number} of "
                                          f"{instalment.plan.instalment_count}"}}}],
             "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata, "setup_future_usage": "off_session"},
+            "payment_intent_data": {"metadata": metadata, "setup_future_usage": "off_session",
+                                    "transfer_group": transfer_group(contract.id)},
             "success_url": url_for("payments.success", contract_id=contract.id, _external=True)
             + "?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": url_for("contracts.detail", contract_id=contract.id, _external=True),

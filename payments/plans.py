@@ -56,7 +56,7 @@ from payments.models import (
     Refund,
     VoidReason,
 )
-from payments.records import move, move_if_allowed, payment_by
+from payments.records import move, move_if_allowed, payment_by, transfer_group
 from payments.refunds import cancel_active_contract, refund_void_payment
 
 log = logging.getLogger(__name__)
@@ -269,6 +269,7 @@ def charge_instalment(instalment_id: int) -> str:
         "off_session": True,
         "confirm": True,
         "metadata": dict(payment.stripe_metadata),
+        "transfer_group": transfer_group(plan.contract_id),
         "description": f"Instalment {instalment.number} of {plan.instalment_count}: "
         f"{plan.contract.title}",
     }

@@ -12,6 +12,11 @@ from extensions import db
 from payments.models import PAYMENT_RECORD_TRANSITIONS, Payment, PaymentRecordStatus
 
 
+def transfer_group(contract_id: int) -> str:
+    """Stripe's transfer group of a contract: its charges and the coach's transfers."""
+    return f"contract-{contract_id}"
+
+
 def payment_by(**criteria: Any) -> Payment | None:
     """The payment matching `criteria` (column=value), read fresh from the database."""
     return db.session.scalar(

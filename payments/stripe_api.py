@@ -16,10 +16,14 @@ import stripe
 from flask import current_app
 from stripe.checkout import Session as CheckoutSession
 from stripe.params import (
+    AccountCreateParams,
+    AccountLinkCreateParams,
     CustomerCreateParams,
     EventListParams,
     PaymentIntentCreateParams,
     RefundCreateParams,
+    TransferCreateParams,
+    TransferReversalCreateParams,
 )
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsPaymentIntentData
 
@@ -183,6 +187,83 @@ def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:
         raise PaymentProviderError(
             exc.user_message or "Stripe refused the refund.", code=exc.code, status=exc.http_status
         ) from exc
+    except stripe.StripeError:
+        with _translated_errors():
+            raise
+
+
+# --- Connect: coaches' accounts, transfers to them, reversals ----------------------
+
+
+def create_connected_account(params: AccountCreateParams, key: str) -> stripe.Account:
+    with _translated_errors():
+        return client().v1.accounts.create(params, {"idempotency_key": key})
+
+
+def retrieve_account(account_id: str) -> stripe.Account:
+    with _translated_errors():
+        return client().v1.accounts.retrieve(account_id)
+
+
+def create_account_link(params: AccountLinkCreateParams) -> stripe.AccountLink:
+    """A single-use onboarding link (no key: a new one is wanted every time)."""
+    with _translated_errors():
+        return client().v1.account_links.create(params)
+
+
+def create_login_link(account_id: str) -> stripe.LoginLink:
+    """A single-use link into the account's Express dashboard."""
+    with _translated_errors():
+        return client().v1.accounts.login_links.create(account_id)
+
+
+def _money_movement_refused(exc: stripe.StripeError, what: str) -> PaymentProviderError:
+    """A transfer or reversal Stripe refused, in Stripe's words (admins read them)."""
+    return PaymentProviderError(
+        exc.user_message or f"Stripe refused the {what}.",
+        code=getattr(exc, "code", None) or "refused",
+        status=exc.http_status,
+    )
+
+
+def create_transfer(params: TransferCreateParams, key: str) -> stripe.Transfer:
+    """A transfer to a connected account; a refusal carries Stripe's own words.
+
+    A key Stripe saw with other parameters raises PaymentProviderError with code
+    `idempotency_key_in_use` (status 400): the caller decides, nothing was sent.
+    """
+    try:
+        return client().v1.transfers.create(params, {"idempotency_key": key})
+    except stripe.IdempotencyError as exc:
+        raise PaymentProviderError(
+            "Stripe saw this transfer's key with other parameters.",
+            code="idempotency_key_in_use",
+            status=exc.http_status or 400,
+        ) from exc
+    except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
+        raise _money_movement_refused(exc, "transfer") from exc
+    except stripe.StripeError:
+        with _translated_errors():
+            raise
+
+
+def create_transfer_reversal(
+    transfer_id: str, params: TransferReversalCreateParams, key: str
+) -> stripe.TransferReversal:
+    """Take back part of a transfer; refused (PaymentProviderError with a 4xx status) when
+    the connected account's balance cannot cover it."""
+    try:
+        return client().v1.transfers.reversals.create(
+            transfer_id, params, {"idempotency_key": key}
+        )
+    except stripe.IdempotencyError as exc:
+        raise PaymentProviderError(
+            "Stripe saw this reversal's key with other parameters.",
+            code="idempotency_key_in_use",
+            status=exc.http_status or 400,
+        ) from exc
+    except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
+        raise _money_movement_refused(exc, "reversal") from exc
     except stripe.StripeError:
         with _translated_errors():
             raise

@@ -1,0 +1,184 @@
+"""Where each paid contract's money went, and the check that it all adds up.
+
+For every paid contract, in integers of its currency:
+
+    paid + still to be paid (a plan's later instalments)
+      = refunded + transferred − reversed − lost (reversals refused)
+        + platform fee share + still to transfer (held, due, or not yet earned)
+
+The coach's part of each session share is `amount − amount × refunded ÷ total`
+(rounded down), recomputed from the contract's own terms (`payouts.shares.split`),
+never read back from the rows being checked; the platform's fee share is what
+refunds leave of the fee, so it absorbs the rounding. A share whose amount is
+not its split, or a reversal not yet made, shows as a discrepancy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+import jobs
+from accounts.models import User
+from contracts.models import Contract
+from extensions import db
+from payments.models import Payment
+from payments.refunds import PAID_STATUSES, refunded_total
+from payouts.models import UNSENT_STATUSES, PlatformLoss, SessionShare, ShareStatus
+from payouts.shares import refund_cut, split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ContractMoney:
+    """One paid contract's money, in minor units of its currency."""
+
+    contract_id: int
+    currency: str
+    paid: int = 0
+    unpaid: int = 0
+    refunded: int = 0
+    transferred: int = 0
+    reversed: int = 0
+    lost: int = 0
+    fee_share: int = 0
+    in_hold: int = 0  # delivered, not sent yet (held, due, failed, being sent)
+    to_earn: int = 0  # sessions not delivered yet, net of refunds
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def still_to_transfer(self) -> int:
+        return self.in_hold + self.to_earn
+
+    @property
+    def earned(self) -> int:
+        """The coach's part of delivered sessions, net of refunds (what a refused
+        reversal left with the coach is the platform's loss, not an earning)."""
+        return self.transferred - self.reversed - self.lost + self.in_hold
+
+    @property
+    def off_by(self) -> int:
+        return (self.paid + self.unpaid) - (
+            self.refunded + self.transferred - self.reversed - self.lost
+            + self.fee_share + self.still_to_transfer
+        )
+
+
+def contract_money(contract: Contract) -> ContractMoney:
+    """Read the contract's money from its payments, refunds, shares and losses."""
+    money = ContractMoney(contract.id, contract.currency)
+    money.paid = sum(db.session.scalars(
+        select(Payment.amount).where(Payment.contract_id == contract.id,
+                                     Payment.void_reason.is_(None),
+                                     Payment.status.in_(PAID_STATUSES))
+    ).all())
+    money.unpaid = max(contract.total_amount - money.paid, 0)
+    money.refunded = refunded_total(contract)
+    total, refunded = contract.total_amount, money.refunded
+    parts = split(contract.coach_earning, contract.session_count)
+    cuts = [refund_cut(part, refunded, total) for part in parts]
+    money.fee_share = contract.platform_fee - (refunded - sum(cuts))
+    shares = db.session.scalars(
+        select(SessionShare).where(SessionShare.contract_id == contract.id)
+    ).all()
+    numbers = set()
+    for share in shares:
+        numbers.add(share.number)
+        if not 1 <= share.number <= len(parts) or share.amount != parts[share.number - 1]:
+            money.problems.append(
+                f"share {share.id} (session {share.session_id}) is {share.amount}, "
+                f"its split is {parts[share.number - 1] if 1 <= share.number <= len(parts) else 0}"
+            )
+        if share.status is ShareStatus.TRANSFERRED:
+            money.transferred += share.transfer_amount or 0
+            money.reversed += share.reversed_amount
+            money.lost += share.lost_amount
+        elif share.status in UNSENT_STATUSES:
+            money.in_hold += share.amount - refund_cut(share.amount, refunded, total)
+    money.to_earn = sum(
+        part - cut
+        for number, (part, cut) in enumerate(zip(parts, cuts, strict=True), 1)
+        if number not in numbers
+    )
+    losses = db.session.scalar(
+        select(func.coalesce(func.sum(PlatformLoss.amount), 0))
+        .where(PlatformLoss.contract_id == contract.id)
+    ) or 0
+    if losses != money.lost:
+        money.problems.append(f"platform losses recorded {losses}, shares say {money.lost}")
+    if money.off_by:
+        money.problems.append(
+            f"paid {money.paid} + still to be paid {money.unpaid} ≠ refunded {money.refunded}"
+            f" + transferred {money.transferred} − reversed {money.reversed} − lost {money.lost}"
+            f" + platform fee {money.fee_share} + still to transfer {money.still_to_transfer}"
+            f" (off by {money.off_by})"
+        )
+    return money
+
+
+def paid_contracts() -> list[Contract]:
+    return list(db.session.scalars(
+        select(Contract).where(Contract.paid_at.is_not(None)).order_by(Contract.id)
+    ))
+
+
+def check() -> list[str]:
+    """Every discrepancy over all paid contracts, one line each (none when all add up)."""
+    lines = []
+    for contract in paid_contracts():
+        money = contract_money(contract)
+        lines += [f"contract {contract.id} ({contract.currency}): {p}" for p in money.problems]
+    return lines
+
+
+def totals_by_currency(rows: list[ContractMoney]) -> dict[str, ContractMoney]:
+    """The rows added up per currency (never across currencies)."""
+    totals: dict[str, ContractMoney] = {}
+    for row in rows:
+        total = totals.setdefault(row.currency, ContractMoney(0, row.currency))
+        for name in ("paid", "unpaid", "refunded", "transferred", "reversed", "lost",
+                     "fee_share", "in_hold", "to_earn"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return totals
+
+
+# --- the coach's page -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoachPayouts:
+    contracts: list[tuple[Contract, ContractMoney]]
+    totals: dict[str, ContractMoney]
+    transfers: list[SessionShare]
+
+
+def coach_payouts(coach: User) -> CoachPayouts:
+    """Per paid contract and per currency: earned, transferred, in hold, to earn, reversed;
+    and each transfer, newest first."""
+    contracts = [c for c in db.session.scalars(
+        select(Contract).where(Contract.coach_id == coach.id, Contract.paid_at.is_not(None))
+        .order_by(Contract.paid_at.desc(), Contract.id.desc())
+    )]
+    rows = [(contract, contract_money(contract)) for contract in contracts]
+    transfers = list(db.session.scalars(
+        select(SessionShare)
+        .where(SessionShare.coach_id == coach.id,
+               SessionShare.status.in_((ShareStatus.TRANSFERRED, ShareStatus.FAILED)))
+        .order_by(SessionShare.transferred_at.desc().nulls_first(), SessionShare.id.desc())
+    ))
+    return CoachPayouts(rows, totals_by_currency([money for _, money in rows]), transfers)
+
+
+# --- the nightly check ------------------------------------------------------------------
+
+@jobs.periodic(jobs.daily_at(3, 30))
+def nightly_ledger_check() -> None:
+    """Log every discrepancy (an error each) or that the ledger adds up."""
+    lines = check()
+    for line in lines:
+        log.error("payout ledger: %s", line)
+    if not lines:
+        log.info("payout ledger: every paid contract adds up")

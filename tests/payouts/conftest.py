@@ -1,0 +1,117 @@
+"""Payouts at the sandbox: a paid contract, its coach's connected account, delivered sessions,
+and the payout jobs run through their real periodic path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.payments.conftest import *  # noqa: F403 (the sandbox, a paid contract, an admin)
+from tests.support import wait_for
+
+START = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def request_context(app):
+    """Services link to pages in what they tell people, as they do inside a request."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
+def deliver(db, clock, paid):
+    """deliver(n): book n sessions of the paid contract a day apart from START and mark
+    them completed just after they start; returns their ids. The clock stays there."""
+    from contracts import scheduling
+    from contracts.models import SessionStatus
+
+    contract_id, _, coach = paid
+    booked: list[int] = []
+
+    def run(count: int, status: str = "completed") -> list[int]:
+        first = START + timedelta(days=len(booked))
+        clock.freeze(first - timedelta(days=1))
+        ids = []
+        for day in range(count):
+            session = scheduling.book_session(contract_id, db.session.merge(coach),
+                                              starts_at=first + timedelta(days=day))
+            db.session.commit()
+            ids.append(session.id)
+        for day, session_id in enumerate(ids):
+            clock.freeze(first + timedelta(days=day, minutes=50))
+            scheduling.mark_session(session_id, db.session.merge(coach), SessionStatus(status))
+            db.session.commit()
+        booked.extend(ids)
+        return ids
+
+    return run
+
+
+@pytest.fixture
+def connected(db, paid):
+    """The paid contract's coach with a connected account made at the sandbox (not onboarded)."""
+    from payouts import accounts
+
+    coach = paid[2]
+    account = accounts.connect_account(db.session.merge(coach))
+    return account.stripe_account_id
+
+
+@pytest.fixture
+def onboard(db, sandbox, paid):
+    """onboard(account id): complete onboarding at the sandbox; its account.updated event
+    reaches the webhook and the account is ready."""
+    from payouts.models import ConnectedAccount
+
+    def run(account_id: str) -> None:
+        response = sandbox.tool(f"accounts/{account_id}/onboard")
+        assert response.status_code == 200, response.text
+
+        def ready() -> bool:
+            db.session.expire_all()
+            row = db.session.scalar(select(ConnectedAccount).filter_by(
+                stripe_account_id=account_id))
+            return row is not None and row.ready
+
+        wait_for(ready, 10, f"account {account_id} to be ready")
+
+    return run
+
+
+@pytest.fixture
+def ready_account(connected, onboard):
+    onboard(connected)
+    return connected
+
+
+def run_payouts(db) -> None:
+    """One run of the payout jobs, as the consumer runs them each minute."""
+    from payouts.shares import make_session_shares
+    from payouts.transfers import transfer_due_shares
+
+    db.session.commit()
+    make_session_shares.call_local()
+    transfer_due_shares.call_local()
+    db.session.expire_all()
+
+
+def shares(db, contract_id: int):
+    from payouts.shares import shares_of_contract
+
+    db.session.expire_all()
+    return shares_of_contract(contract_id)
+
+
+def stripe_transfers(sandbox, account_id: str | None = None) -> list[dict]:
+    import requests
+
+    from tests.payments.conftest import API_KEY
+
+    params = {"limit": 100, **({"destination": account_id} if account_id else {})}
+    response = requests.get(f"{sandbox.url}/v1/transfers", params=params, timeout=10,
+                            headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]

@@ -1,0 +1,219 @@
+"""Shares, holds, transfers and reversals end to end at the sandbox."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.payouts.conftest import run_payouts, shares, stripe_transfers
+
+HOLD = timedelta(days=3)
+
+
+def test_a_share_waits_in_its_hold_then_is_due(db, clock, paid, deliver):
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(1)
+    marked = clock.now()
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.number, share.amount, share.currency) == (1, 4750, "usd")
+    assert share.due_at == marked + HOLD
+    assert share.status is ShareStatus.HELD
+    clock.freeze(marked + HOLD - timedelta(minutes=1))
+    run_payouts(db)
+    assert shares(db, contract_id)[0].status is ShareStatus.HELD
+    clock.freeze(marked + HOLD)
+    run_payouts(db)
+    # Due, and with no connected account it waits there.
+    assert shares(db, contract_id)[0].status is ShareStatus.DUE
+
+
+def test_a_completed_session_is_transferred_once_to_a_ready_account(
+    db, clock, sandbox, paid, deliver, ready_account
+):
+    from payments.models import Payment
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(1)
+    clock.advance(HOLD)
+    run_payouts(db)
+    run_payouts(db)  # a second run finds nothing more to send
+    [share] = shares(db, contract_id)
+    assert share.status is ShareStatus.TRANSFERRED
+    assert share.stripe_transfer_id.startswith("tr_") and share.attempts == 1
+    [transfer] = stripe_transfers(sandbox, ready_account)
+    charge = db.session.scalar(select(Payment.charge_id).filter_by(contract_id=contract_id))
+    assert transfer["id"] == share.stripe_transfer_id
+    assert (transfer["amount"], transfer["currency"]) == (4750, "usd")
+    assert transfer["transfer_group"] == f"contract-{contract_id}"
+    assert transfer["source_transaction"] == share.source_charge_id
+    assert charge in (None, share.source_charge_id)
+    assert transfer["metadata"]["session_id"] == str(share.session_id)
+
+
+def test_nothing_goes_to_an_account_not_ready_and_all_waits_go_once_it_is(
+    db, clock, sandbox, paid, deliver, connected, onboard
+):
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(3)
+    clock.advance(HOLD)
+    run_payouts(db)
+    assert [s.status for s in shares(db, contract_id)] == [ShareStatus.DUE] * 3
+    assert stripe_transfers(sandbox, connected) == []
+    onboard(connected)
+    run_payouts(db)
+    assert [s.status for s in shares(db, contract_id)] == [ShareStatus.TRANSFERRED] * 3
+    assert sorted(t["amount"] for t in stripe_transfers(sandbox, connected)) == [4750] * 3
+
+
+def test_an_open_dispute_holds_transfers(db, clock, sandbox, paid, deliver, ready_account):
+    from payments.models import Dispute, Payment
+    from payouts.models import ShareStatus
+    from tests.support import wait_for
+
+    contract_id = paid[0]
+    deliver(1)
+    clock.advance(HOLD)
+    charge = db.session.scalar(select(Payment.charge_id).filter_by(contract_id=contract_id))
+    assert charge, "the paid fixture knows its charge"
+    assert sandbox.tool(f"charges/{charge}/dispute").status_code == 200
+
+    def disputed() -> bool:
+        db.session.expire_all()
+        return db.session.scalar(select(func.count()).select_from(Dispute)) == 1
+
+    wait_for(disputed, 10, "the dispute to be recorded")
+    run_payouts(db)
+    assert shares(db, contract_id)[0].status is ShareStatus.DUE
+    assert stripe_transfers(sandbox, ready_account) == []
+
+
+def _refund(db, contract_id: int, admin, amount: int) -> None:
+    from payments import refunds
+    from payments.models import RefundStatus
+
+    refund = refunds.refund_contract(contract_id, db.session.merge(admin), amount=amount,
+                                     note="goodwill")
+    db.session.commit()
+    assert refunds.send_refund(refund.id).status is RefundStatus.SUCCEEDED
+
+
+def test_a_partial_refund_after_two_transfers_reverses_each_in_proportion(
+    db, clock, sandbox, paid, deliver, ready_account, admin, runner
+):
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(2)
+    clock.advance(HOLD)
+    run_payouts(db)
+    assert [s.status for s in shares(db, contract_id)] == [ShareStatus.TRANSFERRED] * 2
+    _refund(db, contract_id, admin, 5000)  # a quarter of $200.00
+    run_payouts(db)
+    run_payouts(db)  # once only
+    assert [s.reversed_amount for s in shares(db, contract_id)] == [1187, 1187]  # 4750 / 4
+    for transfer in stripe_transfers(sandbox, ready_account):
+        assert transfer["amount_reversed"] == 1187
+    # The next session is sent net of the refund.
+    deliver(1)
+    clock.advance(HOLD)
+    run_payouts(db)
+    third = shares(db, contract_id)[2]
+    assert (third.status, third.transfer_amount, third.reversed_amount) == (
+        ShareStatus.TRANSFERRED, 4750 - 1187, 0)
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_reversal_the_coach_balance_cannot_cover_is_one_platform_loss(
+    db, clock, sandbox, paid, deliver, ready_account, admin, runner
+):
+    from payouts.models import PlatformLoss
+
+    contract_id = paid[0]
+    deliver(1)
+    clock.advance(HOLD)
+    run_payouts(db)
+    response = sandbox.tool(f"accounts/{ready_account}/balance", currency="usd", available=0,
+                            pending=0)
+    assert response.status_code == 200, response.text
+    _refund(db, contract_id, admin, 10000)
+    run_payouts(db)
+    run_payouts(db)  # never asked again
+    [loss] = db.session.scalars(select(PlatformLoss)).all()
+    assert (loss.amount, loss.currency, loss.contract_id) == (2375, "usd", contract_id)
+    [share] = shares(db, contract_id)
+    assert (share.reversed_amount, share.lost_amount) == (0, 2375)
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_full_refund_cancels_shares_not_sent(db, clock, sandbox, paid, deliver, admin):
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(1)
+    run_payouts(db)
+    _refund(db, contract_id, admin, 20000)
+    run_payouts(db)
+    assert shares(db, contract_id)[0].status is ShareStatus.CANCELLED
+
+
+def test_the_ledger_check_reports_a_tampered_contract(
+    db, clock, sandbox, paid, deliver, ready_account, runner
+):
+    from payouts.models import SessionShare
+
+    contract_id = paid[0]
+    deliver(2)
+    clock.advance(HOLD)
+    run_payouts(db)
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 0, result.output
+    share = shares(db, contract_id)[0]
+    db.session.get(SessionShare, share.id).transfer_amount = 4000
+    db.session.commit()
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 1
+    assert f"contract {contract_id} (usd)" in result.output
+    assert "off by 750" in result.output
+
+
+@pytest.mark.postgres
+def test_two_jobs_at_once_transfer_a_session_once(
+    app, db, clock, sandbox, paid, deliver, ready_account
+):
+    from extensions import db as database
+    from payouts import transfers
+
+    contract_id = paid[0]
+    deliver(1)
+    clock.advance(HOLD)
+    from payouts.shares import make_session_shares
+
+    make_session_shares.call_local()
+    share_id = shares(db, contract_id)[0].id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def job() -> None:
+        with app.app_context(), app.test_request_context():
+            barrier.wait()
+            outcomes.append(transfers.transfer_share(share_id))
+            database.session.remove()
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["not_due", "transferred"]
+    assert len(stripe_transfers(sandbox, ready_account)) == 1
