@@ -47,6 +47,8 @@ from payments.models import (
     RequestStatus,
 )
 from payments.refunds import quote_now
+from payouts.models import ConnectedAccount, SessionShare, ShareStatus
+from payouts.shares import hold, split
 
 DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
 
@@ -180,6 +182,7 @@ def load_demo_data() -> list[User]:
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
     _add_money_back(by_key)
+    _add_payouts(by_key)
     config = current_app.config
     if load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"]):
         # The closed days' figures, as the nightly job would have kept them.
@@ -392,6 +395,82 @@ def _add_money_back(people: dict[str, User]) -> None:
             )
         )
     db.session.flush()
+
+
+def _add_payouts(people: dict[str, User]) -> None:
+    """Maya is onboarded (her account is ready): her delivered sessions' shares were
+    transferred once out of their hold, the latest one is still held. Tomás never set up
+    payouts: his shares are due and wait for his account.
+
+    Shares are numbered and split as `payouts.shares.make_shares` does (by session start,
+    `split` of the coach's earning), so the payout ledger adds up; a session that has a
+    share already is left alone.
+    """
+    maya, tomas = people["maya"], people["tomas"]
+    if not db.session.scalar(select(ConnectedAccount.id).filter_by(user_id=maya.id)):
+        db.session.add(
+            ConnectedAccount(
+                user_id=maya.id,
+                stripe_account_id=f"acct_demo_{_demo_key('account', maya.id)[:16]}",
+                charges_enabled=True,
+                payouts_enabled=True,
+                details_submitted=True,
+                transfers_active=True,
+                requirements_due=[],
+                created_at=clock.now() - timedelta(days=60),
+            )
+        )
+    titles = [item.title for item in PROPOSALS if isinstance(item.outcome, ContractStatus)]
+    contracts = db.session.scalars(
+        select(Contract)
+        .where(Contract.title.in_(titles), Contract.coach_id.in_([maya.id, tomas.id]),
+               Contract.paid_at.is_not(None))
+        .order_by(Contract.id)
+    )
+    for contract in contracts:
+        _add_shares(contract, onboarded=contract.coach_id == maya.id)
+    db.session.flush()
+
+
+def _add_shares(contract: Contract, *, onboarded: bool) -> None:
+    shares = db.session.scalars(select(SessionShare).filter_by(contract_id=contract.id)).all()
+    shared = {share.session_id for share in shares}
+    sessions = db.session.scalars(
+        select(CoachingSession)
+        .where(CoachingSession.contract_id == contract.id,
+               CoachingSession.status.in_((SessionStatus.COMPLETED, SessionStatus.NO_SHOW)))
+        .order_by(CoachingSession.starts_at, CoachingSession.id)
+    )
+    parts = split(contract.coach_earning, contract.session_count)
+    payment_id = db.session.scalar(
+        select(Payment.id).filter_by(contract_id=contract.id).order_by(Payment.id).limit(1)
+    )
+    number = len(shares)
+    for session in sessions:
+        if session.id in shared or number >= contract.session_count:
+            continue
+        number += 1
+        marked = session.marked_at or session.ends_at
+        due_at = marked + hold()
+        share = SessionShare(
+            session_id=session.id, contract_id=contract.id, coach_id=contract.coach_id,
+            number=number, amount=parts[number - 1], currency=contract.currency,
+            status=ShareStatus.HELD, due_at=due_at, next_attempt_at=due_at, created_at=marked,
+        )
+        if due_at <= clock.now():
+            share.status = ShareStatus.DUE
+            if onboarded:  # sent by the payout job as soon as its hold was over
+                share.status = ShareStatus.TRANSFERRED
+                share.transfer_amount = share.amount
+                share.attempts = 1
+                share.source_payment_id = payment_id
+                share.stripe_transfer_id = f"tr_demo_{_demo_key('transfer', session.id)[:16]}"
+                share.transferred_at = due_at + timedelta(minutes=1)
+        db.session.add(share)
+
+
+def _demo_key(*parts: object) -> str:
+    return hashlib.sha256("-".join(["coachpact-demo", *map(str, parts)]).encode()).hexdigest()
 
 
 def _demo_id(contract_id: int) -> str:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from flask import render_template, request
 
-from admin import analytics, plan_views, queries_refunds
+from admin import analytics, payout_views, plan_views, queries_refunds
 from admin.charts import volume_chart
 from admin.views import bp
 from payments.models import PaymentRecordStatus
@@ -145,4 +145,5 @@ def dashboard() -> str:
         inbox_age=age_text(figures.inbox.age),
         money_back=queries_refunds.attention(),
         plans=plan_views.attention(),
+        ledger=payout_views.ledger_check(),
     )

@@ -31,6 +31,7 @@ from admin import (  # noqa: E402, F401
     dashboard_views,
     event_views,
     payment_views,
+    payout_views,
     people_views,
     plan_views,
     refund_views,

@@ -33,6 +33,7 @@ from sqlalchemy import exists, func, select
 
 import clock
 import jobs
+from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract
 from contracts.services import lock_contract
@@ -286,6 +287,19 @@ def _refused(share_id: int, message: str, code: str | None) -> None:
         audit("payout.transfer_failed", share, actor_label="stripe",
               after={"error": share.last_error, "attempt": share.attempts})
     db.session.commit()
+
+
+def retry_now(share_id: int, admin: User) -> SessionShare:
+    """An admin's "retry now" for a failed transfer: due at once (its key rule unchanged).
+
+    Flushes; the caller commits. Refuses (LookupError) a share that has not failed.
+    """
+    share, _ = _locked(share_id)
+    if share.status is not ShareStatus.FAILED:
+        raise LookupError(f"share {share_id} is {share.status.value}, not failed")
+    share.next_attempt_at = clock.now()
+    audit("payout.retry_now", share, actor=admin, after={"attempts": share.attempts})
+    return share
 
 
 def unstick() -> int:

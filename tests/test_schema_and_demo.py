@@ -135,3 +135,40 @@ def test_demo_history_gives_the_admin_console_something_to_show(runner, db):
             assert (payment.amount, payment.currency) == (contract.total_amount, contract.currency)
     failed = db.session.scalars(select(WebhookEvent).filter_by(status=EventStatus.FAILED)).all()
     assert failed and all(event.last_error for event in failed)
+
+
+def test_demo_payouts_a_ready_account_with_transfers_and_a_coach_waiting(runner, db):
+    from payouts import ledger
+    from payouts.models import ConnectedAccount, SessionShare, ShareStatus
+    from payouts.shares import split
+
+    runner.invoke(args=["demo-data"])
+    maya = db.session.scalar(select(User).filter_by(email="maya@coachpact.test"))
+    tomas = db.session.scalar(select(User).filter_by(email="tomas@coachpact.test"))
+    account = db.session.scalar(select(ConnectedAccount).filter_by(user_id=maya.id))
+    assert account.ready and account.charges_enabled and account.requirements_due == []
+    assert account.stripe_account_id.startswith("acct_demo_")
+    assert db.session.scalar(select(ConnectedAccount).filter_by(user_id=tomas.id)) is None
+
+    shares = list(db.session.scalars(select(SessionShare)))
+    mayas = [s for s in shares if s.coach_id == maya.id]
+    sent = [s for s in mayas if s.status is ShareStatus.TRANSFERRED]
+    assert sent and all(s.stripe_transfer_id.startswith("tr_demo_") for s in sent)
+    assert all(s.transferred_at is not None and s.transfer_amount == s.amount for s in sent)
+    assert [s.status for s in mayas].count(ShareStatus.HELD) == 1
+    tomass = [s for s in shares if s.coach_id == tomas.id]
+    assert tomass and {s.status for s in tomass} == {ShareStatus.DUE}
+    for share in shares:
+        contract = db.session.get(Contract, share.contract_id)
+        assert share.amount == split(contract.coach_earning, contract.session_count)[
+            share.number - 1]
+        session = db.session.get(CoachingSession, share.session_id)
+        assert session.status is SessionStatus.COMPLETED and session.contract_id == contract.id
+    assert ledger.check() == []
+
+    again = runner.invoke(args=["demo-data"])
+    assert again.exit_code == 0, again.output
+    db.session.expire_all()
+    assert sorted((s.id, s.status, s.amount) for s in db.session.scalars(select(SessionShare))) \
+        == sorted((s.id, s.status, s.amount) for s in shares)
+    assert db.session.scalar(select(func.count()).select_from(ConnectedAccount)) == 1
