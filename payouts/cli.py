@@ -1,4 +1,5 @@
-"""Payout operations: `flask --app app payouts ledger-check`."""
+"""Payout operations: `flask --app app payouts ledger-check`, and `payouts transfer-due
+[--ahead 3d]` (what the periodic jobs do, at once; ahead of the clock to try it out)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from payouts import ledger
+import clock
+import jobs
+from payments.cli import parse_age
+from payouts import ledger, shares, transfers
 
 
 def register_cli(app: Flask) -> None:
@@ -21,5 +25,21 @@ def register_cli(app: Flask) -> None:
         if lines:
             raise SystemExit(1)
         click.echo("Every paid contract adds up.")
+
+    @group.command("transfer-due")
+    @click.option("--ahead", default="0m", show_default=True,
+                  help="as if the clock were this far ahead (30m, 12h, 3d): past the hold")
+    def transfer_due_command(ahead: str) -> None:
+        """Make shares of delivered sessions and send every transfer due, once each."""
+        shift = parse_age(ahead)
+        clock.advance(shift)  # and back after: the process's clock is left as it was
+        try:
+            with jobs.job_context():
+                shares.make_session_shares()
+                due = transfers.due_share_ids()
+                outcomes = [transfers.transfer_share(share_id) for share_id in due]
+        finally:
+            clock.advance(-shift)
+        click.echo(f"{len(due)} transfer(s) due: " + (", ".join(outcomes) or "none sent"))
 
     app.cli.add_command(group)

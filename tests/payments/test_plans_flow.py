@@ -265,3 +265,13 @@ def test_the_scheduling_gate_refuses_the_next_session_until_the_next_instalment(
                           starts_at=datetime(2027, 4, 12, 10, 0, tzinfo=UTC))
     db.session.commit()
     assert booked.id and contract(db, contract_id).sessions_unlocked == 2
+
+
+def test_the_command_charges_what_falls_due_ahead_of_the_clock(db, runner, on_plan):
+    contract_id = on_plan[0]
+    assert runner.invoke(args=["payments", "charge-due"]).output.strip() == (
+        "0 instalment(s) due: none charged")
+    result = runner.invoke(args=["payments", "charge-due", "--ahead", "31d"])
+    assert result.exit_code == 0, result.output
+    assert "1 instalment(s) due: instalment_paid" in result.output
+    assert contract(db, contract_id).amount_paid == 20000

@@ -57,6 +57,22 @@ def test_a_completed_session_is_transferred_once_to_a_ready_account(
     assert transfer["metadata"]["session_id"] == str(share.session_id)
 
 
+def test_the_command_sends_what_is_due_past_the_hold(
+    db, runner, sandbox, paid, deliver, ready_account
+):
+    from payouts.models import ShareStatus
+
+    contract_id = paid[0]
+    deliver(1)
+    early = runner.invoke(args=["payouts", "transfer-due"])
+    assert early.output.strip() == "0 transfer(s) due: none sent"
+    result = runner.invoke(args=["payouts", "transfer-due", "--ahead", "4d"])
+    assert result.exit_code == 0, result.output
+    assert "1 transfer(s) due: transferred" in result.output
+    assert [s.status for s in shares(db, contract_id)] == [ShareStatus.TRANSFERRED]
+    assert runner.invoke(args=["payouts", "ledger-check"]).exit_code == 0
+
+
 def test_nothing_goes_to_an_account_not_ready_and_all_waits_go_once_it_is(
     db, clock, sandbox, paid, deliver, connected, onboard
 ):
