@@ -191,15 +191,19 @@ def load_demo_data() -> list[User]:
     return users
 
 
-# Sessions on the paid demo contracts, in days from now (negative: past, completed).
+# Sessions on the paid demo contracts, in days from now (negative: past, completed, but for
+# those in _TO_MARK, which wait for the coach).
 # 00:00 UTC is late afternoon for Tomás in Los Angeles and morning for Kenji in
 # Tokyo; 10:00 UTC is a working hour for Maya in London and Priya in Kolkata.
 SESSIONS = {
-    "Conversational Portuguese": [-14, -7, 2, 9],
+    # The one yesterday is still to be marked: Tomás can complete it at once.
+    "Conversational Portuguese": [-14, -7, -1, 9],
     "Career change roadmap": [-40, -33, -26],
     # On a plan: the deposit opened 2 of the 8 sessions.
     "Presentation skills programme": [-1, 6],
 }
+# Sessions that took place and wait for the coach's mark.
+_TO_MARK = {("Conversational Portuguese", -1)}
 _SESSION_HOUR = {
     "Conversational Portuguese": 0,
     "Career change roadmap": 10,
@@ -217,7 +221,7 @@ def _add_sessions(title: str, days: list[int]) -> None:
     today = clock.now().replace(hour=_SESSION_HOUR[title], minute=0, second=0, microsecond=0)
     for offset in days:
         starts_at = today + timedelta(days=offset)
-        past = offset < 0
+        past = offset < 0 and (title, offset) not in _TO_MARK
         db.session.add(
             CoachingSession(
                 contract_id=contract.id,
