@@ -30,12 +30,14 @@ def register_cli(app: Flask) -> None:
     @click.option("--ahead", default="0m", show_default=True,
                   help="as if the clock were this far ahead (30m, 12h, 3d): past the hold")
     def transfer_due_command(ahead: str) -> None:
-        """Make shares of delivered sessions and send every transfer due, once each."""
+        """Make shares of delivered sessions and send every transfer due, once each (here, not
+        through the queue)."""
         shift = parse_age(ahead)
         clock.advance(shift)  # and back after: the process's clock is left as it was
         try:
             with jobs.job_context():
-                shares.make_session_shares()
+                shares.make_and_release()
+                transfers.settle_refunds()
                 due = transfers.due_share_ids()
                 outcomes = [transfers.transfer_share(share_id) for share_id in due]
         finally:

@@ -152,11 +152,18 @@ def shares_of_contract(contract_id: int) -> list[SessionShare]:
     )
 
 
-@jobs.periodic(jobs.every_minute())
-def make_session_shares() -> None:
-    """A share for every delivered session without one; shares out of their hold become due."""
+def make_and_release() -> None:
+    """A share for every delivered session without one; shares out of their hold become due.
+
+    Commits per contract.
+    """
     for contract_id in contracts_with_unshared_sessions():
         make_shares(contract_id)
         db.session.commit()
     release_held()
     db.session.commit()
+
+
+@jobs.periodic(jobs.every_minute())
+def make_session_shares() -> None:
+    make_and_release()

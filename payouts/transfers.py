@@ -430,6 +430,13 @@ def _lost(item: Reversal, message: str, code: str | None) -> str:
 # --- jobs ------------------------------------------------------------------------------
 
 
+def settle_refunds() -> None:
+    """Claims whose job died are due again; what refunds take back is taken back."""
+    unstick()
+    for contract_id in refunded_contract_ids():
+        apply_refunds(contract_id)
+
+
 @jobs.task()
 def transfer_share_job(share_id: int) -> None:
     transfer_share(share_id)
@@ -443,8 +450,6 @@ def transfer_due_shares() -> None:
     """
     if current_app.config["PAYMENTS_MODE"] == "manual":
         return
-    unstick()
-    for contract_id in refunded_contract_ids():
-        apply_refunds(contract_id)
+    settle_refunds()
     for share_id in due_share_ids():
         jobs.enqueue(transfer_share_job, share_id)
