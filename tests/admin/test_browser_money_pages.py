@@ -1,4 +1,4 @@
-"""The admin's money pages in Chromium, on the demo data: refunds, disputes and plans."""
+"""The admin's money pages in Chromium, on the demo data: refunds, disputes, plans, payouts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def live_url(app):
         yield url
 
 
-def test_the_demo_admin_reads_refunds_disputes_and_plans(page, live_url, runner, db):
+def test_the_demo_admin_reads_refunds_disputes_plans_and_payouts(page, live_url, runner, db):
     from demo import DEMO_PASSWORD
 
     assert runner.invoke(args=["demo-data"]).exit_code == 0
@@ -51,3 +51,9 @@ def test_the_demo_admin_reads_refunds_disputes_and_plans(page, live_url, runner,
     section = page.locator("main").inner_text()
     assert "Payment plan" in section and "insufficient funds" in section
     shot(page, "admin-plan-contract-demo")
+
+    nav.get_by_role("link", name="Payouts").click()
+    payouts = page.locator("main").inner_text()
+    assert "tr_demo_" in payouts  # Maya's transfers
+    assert "Tomás Ferreira" in payouts  # waiting for an account
+    shot(page, "admin-payouts-demo")
