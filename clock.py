@@ -6,6 +6,8 @@ the clock carries the moved time, as it would in production at that moment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 _frozen: datetime | None = None
@@ -34,6 +36,17 @@ def advance(delta: timedelta) -> None:
         _frozen += delta
     else:
         _offset += delta
+
+
+@contextmanager
+def ahead(delta: timedelta) -> Iterator[None]:
+    """Run a block as if the clock were `delta` ahead, then put it back as it was
+    (the `--ahead` commands that try plans and payouts out in development)."""
+    advance(delta)
+    try:
+        yield
+    finally:
+        advance(-delta)
 
 
 def reset() -> None:

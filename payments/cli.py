@@ -48,14 +48,9 @@ def register_cli(app: Flask) -> None:
                   help="charge as if the clock were this far ahead (30m, 12h, 31d)")
     def charge_due_command(ahead: str) -> None:
         """Charge every plan instalment due now, once each (the periodic job does it too)."""
-        shift = parse_age(ahead)
-        clock.advance(shift)  # and back after: the process's clock is left as it was
-        try:
-            with jobs.job_context():
-                due = plans.due_instalment_ids()
-                outcomes = [plans.charge_instalment(instalment_id) for instalment_id in due]
-        finally:
-            clock.advance(-shift)
+        with clock.ahead(parse_age(ahead)), jobs.job_context():
+            due = plans.due_instalment_ids()
+            outcomes = [plans.charge_instalment(instalment_id) for instalment_id in due]
         click.echo(f"{len(due)} instalment(s) due: " + (", ".join(outcomes) or "none charged"))
 
     app.cli.add_command(group)

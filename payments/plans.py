@@ -565,12 +565,6 @@ def use_card(plan_id: int, payment_method_id: str, student: User) -> PaymentPlan
     return plan
 
 
-def plans_of_student(student: User) -> list[PaymentPlan]:
-    return list(db.session.scalars(
-        select(PaymentPlan).join(Contract, Contract.id == PaymentPlan.contract_id)
-        .where(Contract.student_id == student.id).order_by(PaymentPlan.id.desc())))
-
-
 # --- an admin's hand on a plan ----------------------------------------------------------
 
 

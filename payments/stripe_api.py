@@ -181,15 +181,8 @@ def detach_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
 
 def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:
     """A refund; a refusal carries Stripe's own words (it is shown to admins, not students)."""
-    try:
+    with _in_stripes_words("refund"):
         return client().v1.refunds.create(params, {"idempotency_key": key})
-    except stripe.InvalidRequestError as exc:
-        raise PaymentProviderError(
-            exc.user_message or "Stripe refused the refund.", code=exc.code, status=exc.http_status
-        ) from exc
-    except stripe.StripeError:
-        with _translated_errors():
-            raise
 
 
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------
@@ -217,34 +210,35 @@ def create_login_link(account_id: str) -> stripe.LoginLink:
         return client().v1.accounts.login_links.create(account_id)
 
 
-def _money_movement_refused(exc: stripe.StripeError, what: str) -> PaymentProviderError:
-    """A transfer or reversal Stripe refused, in Stripe's words (admins read them)."""
-    return PaymentProviderError(
-        exc.user_message or f"Stripe refused the {what}.",
-        code=getattr(exc, "code", None) or "refused",
-        status=exc.http_status,
-    )
-
-
-def create_transfer(params: TransferCreateParams, key: str) -> stripe.Transfer:
-    """A transfer to a connected account; a refusal carries Stripe's own words.
-
-    A key Stripe saw with other parameters raises PaymentProviderError with code
-    `idempotency_key_in_use` (status 400): the caller decides, nothing was sent.
-    """
+@contextmanager
+def _in_stripes_words(what: str, *, code: str | None = None) -> Iterator[None]:
+    """Money moved at an admin's or a job's request (a refund, a transfer, a reversal):
+    Stripe's refusal in its own words, since admins read them, with its code (`code` when
+    Stripe gives none). A key Stripe saw with other parameters is `idempotency_key_in_use`
+    (status 400): nothing was sent, the caller decides. Anything else as everywhere."""
     try:
-        return client().v1.transfers.create(params, {"idempotency_key": key})
+        yield
     except stripe.IdempotencyError as exc:
         raise PaymentProviderError(
-            "Stripe saw this transfer's key with other parameters.",
+            f"Stripe saw this {what}'s key with other parameters.",
             code="idempotency_key_in_use",
             status=exc.http_status or 400,
         ) from exc
     except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
-        raise _money_movement_refused(exc, "transfer") from exc
+        raise PaymentProviderError(
+            exc.user_message or f"Stripe refused the {what}.",
+            code=getattr(exc, "code", None) or code,
+            status=exc.http_status,
+        ) from exc
     except stripe.StripeError:
         with _translated_errors():
             raise
+
+
+def create_transfer(params: TransferCreateParams, key: str) -> stripe.Transfer:
+    """A transfer to a connected account; a refusal carries Stripe's own words."""
+    with _in_stripes_words("transfer", code="refused"):
+        return client().v1.transfers.create(params, {"idempotency_key": key})
 
 
 def create_transfer_reversal(
@@ -252,21 +246,10 @@ def create_transfer_reversal(
 ) -> stripe.TransferReversal:
     """Take back part of a transfer; refused (PaymentProviderError with a 4xx status) when
     the connected account's balance cannot cover it."""
-    try:
+    with _in_stripes_words("reversal", code="refused"):
         return client().v1.transfers.reversals.create(
             transfer_id, params, {"idempotency_key": key}
         )
-    except stripe.IdempotencyError as exc:
-        raise PaymentProviderError(
-            "Stripe saw this reversal's key with other parameters.",
-            code="idempotency_key_in_use",
-            status=exc.http_status or 400,
-        ) from exc
-    except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
-        raise _money_movement_refused(exc, "reversal") from exc
-    except stripe.StripeError:
-        with _translated_errors():
-            raise
 
 
 def list_events(params: EventListParams) -> Iterator[dict[str, Any]]:

@@ -32,16 +32,11 @@ def register_cli(app: Flask) -> None:
     def transfer_due_command(ahead: str) -> None:
         """Make shares of delivered sessions and send every transfer due, once each (here, not
         through the queue)."""
-        shift = parse_age(ahead)
-        clock.advance(shift)  # and back after: the process's clock is left as it was
-        try:
-            with jobs.job_context():
-                shares.make_and_release()
-                transfers.settle_refunds()
-                due = transfers.due_share_ids()
-                outcomes = [transfers.transfer_share(share_id) for share_id in due]
-        finally:
-            clock.advance(-shift)
+        with clock.ahead(parse_age(ahead)), jobs.job_context():
+            shares.make_and_release()
+            transfers.settle_refunds()
+            due = transfers.due_share_ids()
+            outcomes = [transfers.transfer_share(share_id) for share_id in due]
         click.echo(f"{len(due)} transfer(s) due: " + (", ".join(outcomes) or "none sent"))
 
     app.cli.add_command(group)

@@ -61,6 +61,40 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
         time.sleep(0.05)
 
 
+def at_once(app, work, args: list) -> list:
+    """Run `work(arg)` for every arg in a thread of its own, all let go at the same moment.
+
+    Each thread has its own app context (so its own database session) and a request
+    context for links, as a request or a job would. Returns the results in the order of
+    `args`; an exception in a thread is raised here, never lost.
+    """
+    from extensions import db
+
+    barrier = threading.Barrier(len(args))
+    results: list = [None] * len(args)
+    errors: list[BaseException] = []
+
+    def run(index: int, arg) -> None:
+        with app.app_context(), app.test_request_context():
+            try:
+                barrier.wait()
+                results[index] = work(arg)
+            except BaseException as exc:  # reported below, not lost in the thread
+                db.session.rollback()
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, arg)) for i, arg in enumerate(args)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 class Switch:
     """A WSGI app forwarding to whichever app the current test installed.
 

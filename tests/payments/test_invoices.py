@@ -8,7 +8,6 @@ the transaction that records the payment.
 from __future__ import annotations
 
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from sqlalchemy import select
 
 from tests.conftest import login
 from tests.payments.conftest import payments, start_checkout, wait_until_state
-from tests.support import wait_for
+from tests.support import at_once, wait_for
 
 
 @pytest.fixture
@@ -302,29 +301,13 @@ def test_eight_invoices_at_once_are_numbered_one_to_eight(app, db, pending_contr
     db.session.add_all(rows)
     db.session.commit()
     ids = [p.id for p in rows]
-    barrier = threading.Barrier(len(ids))
-    numbers: dict[int, str] = {}
-    errors: list[BaseException] = []
 
-    def issue(payment_id: int) -> None:
-        with app.app_context():
-            try:
-                payment = database.session.get(Payment, payment_id)
-                barrier.wait()
-                numbers[payment_id] = issue_invoice(payment).number
-                database.session.commit()
-            except BaseException as exc:  # reported below, not lost in the thread
-                database.session.rollback()
-                errors.append(exc)
-            finally:
-                database.session.remove()
+    def issue(payment_id: int) -> str:
+        number = issue_invoice(database.session.get(Payment, payment_id)).number
+        database.session.commit()
+        return number
 
-    threads = [threading.Thread(target=issue, args=(payment_id,)) for payment_id in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    numbers = dict(zip(ids, at_once(app, issue, ids), strict=True))
     year = moment.year
     assert sorted(numbers.values()) == [f"CP-{year}-{n:06d}" for n in range(1, 9)]
     stored = invoices(db)

@@ -3,13 +3,13 @@ instalments charged off-session by our own schedule, retries, past due, authenti
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.payments.conftest import deliver, wait_until_state
+from tests.support import at_once
 
 
 @pytest.fixture(autouse=True)
@@ -221,26 +221,12 @@ def test_redelivered_events_settle_an_instalment_once(db, client, sandbox, on_pl
 
 @pytest.mark.postgres
 def test_two_sweeps_at_once_charge_a_due_instalment_once(app, db, sandbox, on_plan, clock, at):
-    from extensions import db as database
     from payments import plans
 
     contract_id = on_plan[0]
     target = instalment(db, contract_id, 1).id
     clock.freeze(datetime(2027, 4, 10, 9, 30, tzinfo=UTC))
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def sweep() -> None:
-        with app.app_context(), app.test_request_context():
-            barrier.wait()
-            outcomes.append(plans.charge_instalment(target))
-            database.session.remove()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(app, plans.charge_instalment, [target, target])
     assert sorted(outcomes) == ["instalment_paid", "not_due"]
     charges = [e for e in sandbox.events("payment_intent.succeeded")
                if e["data"]["object"]["metadata"].get("instalment_id") == str(target)]

@@ -6,8 +6,6 @@ the sandbox through the SDK and come back through the signed webhook and inbox.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -16,7 +14,7 @@ from tests.payments.conftest import (
     payments,
     wait_until_state,
 )
-from tests.support import wait_for
+from tests.support import at_once, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -232,26 +230,18 @@ def test_two_approvals_at_once_never_refund_more_than_was_paid(app, db, paid, ad
     from payments import refunds
 
     contract_id = paid[0]
-    barrier = threading.Barrier(2)
-    results: list[str] = []
 
-    def approve() -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                refund = refunds.refund_contract(
-                    contract_id, database.session.merge(admin), amount=12000, note="race")
-                database.session.commit()
-                results.append(refunds.send_refund(refund.id).status.value)
-            except refunds.RefundRefused as exc:
-                database.session.rollback()
-                results.append(f"refused: {exc}")
+    def approve(_) -> str:
+        try:
+            refund = refunds.refund_contract(
+                contract_id, database.session.merge(admin), amount=12000, note="race")
+            database.session.commit()
+            return refunds.send_refund(refund.id).status.value
+        except refunds.RefundRefused as exc:
+            database.session.rollback()
+            return f"refused: {exc}"
 
-    threads = [threading.Thread(target=approve) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(app, approve, [1, 2])
     assert sorted(results) == ["refused: Only $80.00 is still refundable on this contract.",
                                "succeeded"]
     assert sum(r.amount for r in refunds_of(db, contract_id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.payouts.conftest import run_payouts, shares, stripe_transfers
+from tests.support import at_once
 
 HOLD = timedelta(days=3)
 
@@ -207,7 +207,6 @@ def test_the_ledger_check_reports_a_tampered_contract(
 def test_two_jobs_at_once_transfer_a_session_once(
     app, db, clock, sandbox, paid, deliver, ready_account
 ):
-    from extensions import db as database
     from payouts import transfers
 
     contract_id = paid[0]
@@ -217,19 +216,6 @@ def test_two_jobs_at_once_transfer_a_session_once(
 
     make_session_shares.call_local()
     share_id = shares(db, contract_id)[0].id
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def job() -> None:
-        with app.app_context(), app.test_request_context():
-            barrier.wait()
-            outcomes.append(transfers.transfer_share(share_id))
-            database.session.remove()
-
-    threads = [threading.Thread(target=job) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(app, transfers.transfer_share, [share_id, share_id])
     assert sorted(outcomes) == ["not_due", "transferred"]
     assert len(stripe_transfers(sandbox, ready_account)) == 1
