@@ -64,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from admin.cli import register_cli as register_admin_cli
     from admin.views import bp as admin_bp
     from audit import models as _audit_models  # noqa: F401
+    from contracts import availability_models as _availability_models  # noqa: F401
     from contracts import models as _contracts_models  # noqa: F401
     from contracts.money import format_money
     from contracts.schedule_views import bp as sessions_bp

@@ -44,11 +44,11 @@ def _decimal(name: str, raw: str) -> Decimal:
     return value
 
 
-def _whole_days(name: str, raw: str) -> int:
+def _whole_days(name: str, raw: str, unit: str = "days") -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number of days, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a whole number of {unit}, got {raw!r}") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
@@ -140,6 +140,17 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         # A completed session's share is transferred to the coach this many days later, so
         # that refunds and disputes surface first.
         "PAYOUT_HOLD_DAYS": _whole_days("PAYOUT_HOLD_DAYS", env.get("PAYOUT_HOLD_DAYS", "3")),
+        # Booking: no session closer than this many hours from now, nor further ahead than
+        # this many days; a proposal nobody answers expires after this many days.
+        "BOOKING_MIN_NOTICE_HOURS": _whole_days(
+            "BOOKING_MIN_NOTICE_HOURS", env.get("BOOKING_MIN_NOTICE_HOURS", "12"), "hours"
+        ),
+        "BOOKING_HORIZON_DAYS": _whole_days(
+            "BOOKING_HORIZON_DAYS", env.get("BOOKING_HORIZON_DAYS", "90")
+        ),
+        "PROPOSAL_EXPIRY_DAYS": _whole_days(
+            "PROPOSAL_EXPIRY_DAYS", env.get("PROPOSAL_EXPIRY_DAYS", "14")
+        ),
         "PLAN_RETRY_DAYS": _day_list("PLAN_RETRY_DAYS", env.get("PLAN_RETRY_DAYS", "1,3,7")),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.

@@ -28,6 +28,9 @@ class User(UserMixin, Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(str_enum(Role))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The secret in the user's calendar feed address (`/calendar/<token>.ics`); None until
+    # the user turns the feed on, replaced when they reset it (the old address stops working).
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
     @property

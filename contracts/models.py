@@ -19,11 +19,17 @@ class ProposalStatus(enum.Enum):
     ACCEPTED = "accepted"  # the student accepted; a contract exists
     DECLINED = "declined"  # the student said no
     WITHDRAWN = "withdrawn"  # the coach took it back before an answer
+    EXPIRED = "expired"  # nobody answered before `expires_at` (PROPOSAL_EXPIRY_DAYS)
 
 
 PROPOSAL_TRANSITIONS: dict[ProposalStatus, frozenset[ProposalStatus]] = {
     ProposalStatus.SENT: frozenset(
-        {ProposalStatus.ACCEPTED, ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN}
+        {
+            ProposalStatus.ACCEPTED,
+            ProposalStatus.DECLINED,
+            ProposalStatus.WITHDRAWN,
+            ProposalStatus.EXPIRED,
+        }
     ),
 }
 
@@ -177,6 +183,8 @@ class Proposal(Terms, Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # After this instant the student can no longer accept; None = never expires (older rows).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     coach: Mapped[User] = relationship(foreign_keys="Proposal.coach_id")
     student: Mapped[User] = relationship(foreign_keys="Proposal.student_id")
@@ -239,6 +247,9 @@ class Contract(Terms, Model):
     # The instalments the student chose, set when a plan's deposit is paid; None when the
     # contract is paid in full.
     plan_instalments: Mapped[int | None]
+    # Where the sessions take place: a video-call address or a place, set by either party;
+    # a session may override it (`CoachingSession.location`).
+    meeting_location: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
@@ -315,6 +326,12 @@ class CoachingSession(Model):
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # This session's own meeting address or place; None = the contract's.
+    location: Mapped[str | None] = mapped_column(String(500))
+    # iCalendar SEQUENCE: raised at every reschedule or cancellation, so calendars that
+    # read the feed or re-import the .ics replace their copy of the event.
+    sequence: Mapped[int] = mapped_column(default=0)
+    rescheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
@@ -324,6 +341,11 @@ class CoachingSession(Model):
     cancelled_by: Mapped[User | None] = relationship(
         foreign_keys="CoachingSession.cancelled_by_id"
     )
+
+    @property
+    def where(self) -> str | None:
+        """Where this session takes place: its own location, else the contract's."""
+        return self.location or self.contract.meeting_location
 
     @property
     def counts_as_used(self) -> bool:
