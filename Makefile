@@ -44,11 +44,16 @@ run: $(VENV)/.runtime
 	pids="$$pids $$!"; \
 	$(FLASK) run --port $(APP_PORT)
 
-test: $(VENV)/.dev
+# axe-core for the accessibility tests, pinned by package-lock.json; `make run` needs no npm.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

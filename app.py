@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Models must be imported before migrations or create_all see the metadata.
     from accounts import models as _accounts_models  # noqa: F401
     from accounts.cli import register_cli as register_account_cli
+    from accounts.settings_views import bp as settings_bp
     from accounts.views import bp as auth_bp
     from admin import analytics as _admin_analytics  # noqa: F401 (registers its jobs)
     from admin import models as _admin_models  # noqa: F401
@@ -66,6 +67,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from audit import models as _audit_models  # noqa: F401
     from contracts import availability_models as _availability_models  # noqa: F401
     from contracts import models as _contracts_models  # noqa: F401
+    from contracts.calendar_views import bp as calendar_bp
+    from contracts.ics import web_address
     from contracts.money import format_money
     from contracts.schedule_views import bp as sessions_bp
     from contracts.views import bp as contracts_bp
@@ -87,8 +90,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from payouts.views import bp as payouts_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(settings_bp)
     app.register_blueprint(contracts_bp)
     app.register_blueprint(sessions_bp)
+    app.register_blueprint(calendar_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(payouts_bp)
     app.register_blueprint(webhooks_bp)
@@ -102,6 +107,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     app.add_template_filter(format_money, "money")
     app.add_template_filter(localtime, "localtime")
+    app.add_template_filter(web_address, "web_address")
 
     @app.context_processor
     def unread_notifications() -> dict[str, int]:
@@ -128,6 +134,11 @@ def _register_pages(app: Flask) -> None:
                 return redirect(url_for("admin.dashboard"))
             return redirect(url_for("contracts.index"))
         return render_template("home.html")
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for /favicon.ico whatever the page links; answer with the SVG icon.
+        return app.send_static_file("favicon.svg")
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
@@ -169,7 +180,8 @@ def _register_security_headers(app: Flask) -> None:
         response.headers.setdefault("Content-Security-Policy", policy)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        # A page may ask for a stricter policy (the calendar feed: its address is a secret).
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if production:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         return response

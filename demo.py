@@ -15,6 +15,8 @@ import clock
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
 from admin import analytics
+from contracts.availability_models import DayOff, WorkingHours
+from contracts.localtime import to_local
 from contracts.models import (
     CoachingSession,
     Contract,
@@ -27,6 +29,7 @@ from contracts.models import (
 from contracts.services import (
     accept_proposal,
     decline_proposal,
+    expire_due_proposals,
     send_proposal,
     withdraw_proposal,
 )
@@ -103,6 +106,9 @@ PROPOSALS = [
         "tomas", "kenji", "Marathon training block", 8, 30, 4000, "eur", ProposalStatus.WITHDRAWN
     ),
     DemoProposal(
+        "maya", "kenji", "Mindful leadership", 4, 60, 8000, "usd", ProposalStatus.EXPIRED
+    ),
+    DemoProposal(
         "maya", "ana", "Leadership for new managers", 4, 60, 12000, "usd", ContractStatus.PENDING
     ),
     DemoProposal(
@@ -170,6 +176,11 @@ def load_demo_data() -> list[User]:
             decline_proposal(proposal.id, student)
         elif item.outcome is ProposalStatus.WITHDRAWN:
             withdraw_proposal(proposal.id, coach)
+        elif item.outcome is ProposalStatus.EXPIRED:
+            # Sent long enough ago that nobody answered in time; the expiry job ends it below.
+            days = current_app.config["PROPOSAL_EXPIRY_DAYS"] or 14
+            proposal.created_at = clock.now() - timedelta(days=days + 2)
+            proposal.expires_at = clock.now() - timedelta(days=2)
         elif isinstance(item.outcome, ContractStatus):
             if item.plan:
                 proposal.plan_deposit_percent, proposal.plan_max_instalments = item.plan
@@ -179,8 +190,11 @@ def load_demo_data() -> list[User]:
                 _start_plan(contract, item.outcome)
             else:
                 _settle(contract, item.outcome)
+    expire_due_proposals()
     for title, days in SESSIONS.items():
         _add_sessions(title, days)
+    _add_working_hours(by_key)
+    _add_meeting_places()
     _add_money_back(by_key)
     _add_payouts(by_key)
     config = current_app.config
@@ -196,14 +210,14 @@ def load_demo_data() -> list[User]:
 # 00:00 UTC is late afternoon for Tomás in Los Angeles and morning for Kenji in
 # Tokyo; 10:00 UTC is a working hour for Maya in London and Priya in Kolkata.
 SESSIONS = {
-    # The one yesterday is still to be marked: Tomás can complete it at once.
-    "Conversational Portuguese": [-14, -7, -1, 9],
+    # The two of the last days are still to be marked: Tomás can complete one at once.
+    "Conversational Portuguese": [-14, -7, -2, -1, 9],
     "Career change roadmap": [-40, -33, -26],
     # On a plan: the deposit opened 2 of the 8 sessions.
     "Presentation skills programme": [-1, 6],
 }
 # Sessions that took place and wait for the coach's mark.
-_TO_MARK = {("Conversational Portuguese", -1)}
+_TO_MARK = {("Conversational Portuguese", -2), ("Conversational Portuguese", -1)}
 _SESSION_HOUR = {
     "Conversational Portuguese": 0,
     "Career change roadmap": 10,
@@ -235,6 +249,68 @@ def _add_sessions(title: str, days: list[int]) -> None:
                 else None,
             )
         )
+    db.session.flush()
+
+
+# Weekly hours on each coach's own wall clock: (weekdays, [(from, to), ...]), 0 = Monday.
+WORKING_HOURS = {
+    # London: mornings and afternoons with a lunch break; Friday mornings only.
+    "maya": [
+        ((0, 1, 2, 3), [("09:00", "12:30"), ("13:30", "17:30")]),
+        ((4,), [("09:00", "13:00")]),
+    ],
+    # Los Angeles: early mornings, and late afternoons that are mornings in Tokyo.
+    "tomas": [((0, 1, 2, 3, 4), [("07:00", "11:00"), ("15:00", "19:00")])],
+}
+# Maya takes a day off in ten days' time (on her own calendar).
+_DAY_OFF_IN_DAYS = 10
+
+MEETING_PLACES = {
+    "Conversational Portuguese": "https://meet.example.org/tomas-kenji-portuguese",
+    "Career change roadmap": "Maya's studio, 14 Exmouth Market, London EC1R 4QE",
+    "Presentation skills programme": "https://meet.example.org/maya-ana-presentations",
+}
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _add_working_hours(people: dict[str, User]) -> None:
+    """The demo coaches' weekly hours and Maya's day off; a coach with hours is left alone."""
+    for key, weeks in WORKING_HOURS.items():
+        coach = people[key]
+        if db.session.scalar(select(WorkingHours.id).filter_by(coach_id=coach.id).limit(1)):
+            continue
+        for weekdays, windows in weeks:
+            for weekday in weekdays:
+                for start, end in windows:
+                    db.session.add(
+                        WorkingHours(
+                            coach_id=coach.id,
+                            weekday=weekday,
+                            start_minute=_minutes(start),
+                            end_minute=_minutes(end),
+                        )
+                    )
+        if key == "maya":
+            local_today = to_local(clock.now(), coach.timezone).date()
+            db.session.add(
+                DayOff(
+                    coach_id=coach.id,
+                    day=local_today + timedelta(days=_DAY_OFF_IN_DAYS),
+                    note="Conference",
+                )
+            )
+    db.session.flush()
+
+
+def _add_meeting_places() -> None:
+    for title, place in MEETING_PLACES.items():
+        contract = db.session.scalar(select(Contract).filter_by(title=title))
+        if contract is not None and contract.meeting_location is None:
+            contract.meeting_location = place
     db.session.flush()
 
 

@@ -77,3 +77,52 @@ class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
     submit = SubmitField("Log in")
+
+
+# The settings page shows four forms at once, each posting to its own address; their
+# field names differ so that the page's element ids stay unique.
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired(), Length(max=100)])
+    timezone = SelectField("Time zone", validators=[DataRequired()])
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=128)]
+    )
+    new_password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=10, max=128)]
+    )
+    confirm_password = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", "Passwords differ.")],
+    )
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = EmailField(
+        "New email address", validators=[DataRequired(), EmailAddress(), Length(max=254)]
+    )
+    # Not labelled "Current password": the password form on the same page has that one.
+    email_password = PasswordField(
+        "Your password", validators=[DataRequired(), Length(max=128)]
+    )
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=10, max=128)]
+    )
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -53,3 +55,62 @@ def authenticate(email: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user
+
+
+def password_matches(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def set_password(user: User, new_password: str) -> None:
+    """Store a new password; outstanding reset links stop working (their fingerprint differs)."""
+    user.password_hash = _hasher.hash(new_password)
+    db.session.flush()
+
+
+def change_password(user: User, *, current: str, new: str) -> None:
+    """Change a password the user proves they know; refuses a wrong current one."""
+    if not password_matches(user, current):
+        raise AccountError("Your current password is wrong.")
+    set_password(user, new)
+
+
+def update_profile(user: User, *, name: str, timezone: str) -> dict[str, dict[str, str]]:
+    """Change name and time zone; returns {"before": ..., "after": ...} of what changed."""
+    before = {"name": user.name, "timezone": user.timezone}
+    user.name = name.strip()
+    user.timezone = timezone
+    db.session.flush()
+    after = {"name": user.name, "timezone": user.timezone}
+    changed = [key for key in before if before[key] != after[key]]
+    return {
+        "before": {key: before[key] for key in changed},
+        "after": {key: after[key] for key in changed},
+    }
+
+
+def check_new_email(user: User, new_email: str) -> str:
+    """The normalized new address, or AccountError if it is the current one or taken."""
+    email = normalize_email(new_email)
+    if email == user.email:
+        raise AccountError("That is already your email address.")
+    if find_user_by_email(email) is not None:
+        raise AccountError("An account with this email already exists.")
+    return email
+
+
+def change_email(user: User, new_email: str) -> str:
+    """Move the account to a confirmed new address; returns the old one."""
+    email = check_new_email(user, new_email)
+    old = user.email
+    user.email = email
+    db.session.flush()
+    return old
+
+
+def renew_calendar_token(user: User) -> None:
+    """Turn the calendar feed on, or give it a new address (the old one stops working)."""
+    user.calendar_token = secrets.token_urlsafe(32)
+    db.session.flush()

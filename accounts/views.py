@@ -6,10 +6,26 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from accounts.forms import LoginForm, RegistrationForm
+from accounts.forms import ForgotPasswordForm, LoginForm, RegistrationForm, ResetPasswordForm
 from accounts.models import Role
-from accounts.services import AccountError, authenticate, create_user
+from accounts.services import (
+    AccountError,
+    authenticate,
+    create_user,
+    find_user_by_email,
+    normalize_email,
+    set_password,
+)
+from accounts.settings_views import mail_password_changed
+from accounts.tokens import (
+    mail_link,
+    password_reset_token,
+    unknown_address_work,
+    user_for_reset_token,
+)
+from audit.services import record as audit
 from extensions import db, limiter, login_manager
+from notifications.services import queue_mail
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -86,3 +102,58 @@ def logout() -> Response:
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+# The same words whether or not an account has the address, so the page tells nobody
+# which addresses are registered.
+RESET_SENT = (
+    "If an account exists for that address, we sent it a link to choose a new password. "
+    "The link works for one hour."
+)
+
+
+def _submitted_email() -> str:
+    """The rate-limit key of one address, so nobody can flood an inbox from many IPs."""
+    return "forgot:" + normalize_email(request.form.get("email", ""))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit("5 per hour", methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_submitted_email)
+def forgot_password() -> str | Response:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        user = find_user_by_email(form.email.data)
+        if user is None:
+            unknown_address_work(form.email.data)
+        else:
+            link = mail_link("auth.reset_password", token=password_reset_token(user))
+            queue_mail(
+                user.email,
+                "Reset your Coachpact password",
+                f"Open this link within one hour to choose a new password:\n{link}\n\n"
+                "If you did not ask for it, ignore this mail: your password stays as it is.",
+            )
+            db.session.commit()
+        flash(RESET_SENT, "info")
+        return redirect(url_for("auth.forgot_password"))
+    return render_template("accounts/forgot_password.html", form=form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def reset_password(token: str) -> str | Response | tuple[str, int]:
+    user = user_for_reset_token(token)
+    if user is None:
+        return render_template("accounts/reset_invalid.html"), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        set_password(user, form.password.data)
+        audit("user.password_reset", user, actor=user)
+        mail_password_changed(user)
+        db.session.commit()
+        # Whoever was logged in on this browser, the next step is a fresh login.
+        logout_user()
+        flash("Your password is changed. Log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("accounts/reset_password.html", form=form)

@@ -1,12 +1,44 @@
-"""One coaching session as an iCalendar (.ics) file, made with the icalendar library."""
+"""Coaching sessions as iCalendar: one session's .ics file and a user's calendar feed.
+
+Both are built from one VEVENT per session (`session_event`), so a session looks the
+same in a downloaded file and in a subscribed feed, and a calendar holding both copies
+sees one event (the same UID) that later versions (a higher SEQUENCE) replace.
+"""
 
 from __future__ import annotations
 
-from icalendar import Calendar, Event
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from urllib.parse import urlsplit
 
-from contracts.models import CoachingSession, SessionStatus
+from icalendar import Calendar, Event
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
+
+from accounts.models import User
+from clock import now
+from contracts.models import CoachingSession, Contract, SessionStatus
+from contracts.services import party_filter
+from extensions import db
 
 PRODID = "-//Coachpact//Coaching sessions//EN"
+# Sessions that are over stay in the feed this long, so the recent past is still there
+# to look back on while the feed stays small.
+FEED_PAST_DAYS = 90
+
+
+def web_address(place: str | None) -> str | None:
+    """`place` when it is an http(s) address with a host (it may become a link), else None.
+
+    Only these two schemes are ever turned into links or join URLs: anything else
+    (a street address, `javascript:`, `data:`) stays plain text.
+    """
+    if not place:
+        return None
+    parts = urlsplit(place.strip())
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return place.strip()
+    return None
 
 
 def session_uid(booked: CoachingSession) -> str:
@@ -15,14 +47,23 @@ def session_uid(booked: CoachingSession) -> str:
     return f"coaching-session-{booked.id}@coachpact"
 
 
-def session_calendar(booked: CoachingSession, *, link: str) -> bytes:
-    """The session as a VCALENDAR with one VEVENT; its times are UTC (the Z form)."""
+def session_event(booked: CoachingSession, *, link: str) -> Event:
+    """The session as one VEVENT; `link` is the address of its contract's page.
+
+    Times are UTC (the Z form). SEQUENCE is the session's own counter, which the
+    scheduling code raises at every reschedule and cancellation.
+    """
     contract = booked.contract
-    cancelled = booked.status is SessionStatus.CANCELLED
+    place = booked.where
+    join = web_address(place)
     lines = [
         f"Coaching session {contract.minutes_per_session} min: “{contract.title}”.",
         f"Coach: {contract.coach.name}. Student: {contract.student.name}.",
     ]
+    if join:
+        lines.append(f"Join: {join}")
+    elif place:
+        lines.append(f"Where: {place}")
     if booked.note:
         lines.append(f"Note: {booked.note}")
     lines.append(f"Details: {link}")
@@ -34,14 +75,78 @@ def session_calendar(booked: CoachingSession, *, link: str) -> bytes:
     event.add("dtend", booked.ends_at)
     event.add("summary", f"{contract.title} with {contract.coach.name} and {contract.student.name}")
     event.add("description", "\n".join(lines))
-    event.add("url", link)
+    if place:
+        event.add("location", place)
+    event.add("url", join or link)
+    cancelled = booked.status is SessionStatus.CANCELLED
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    # A cancelled session is a newer version of the same event.
-    event.add("sequence", 1 if cancelled else 0)
+    event.add("sequence", booked.sequence)
+    return event
 
+
+def _calendar(events: Iterable[Event], **properties: str) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
-    calendar.add_component(event)
+    for name, value in properties.items():
+        calendar.add(name, value)
+    for event in events:
+        calendar.add_component(event)
     return calendar.to_ical()
+
+
+def session_calendar(booked: CoachingSession, *, link: str) -> bytes:
+    """The session as a VCALENDAR with one VEVENT (the .ics download)."""
+    return _calendar([session_event(booked, link=link)])
+
+
+# --- the private feed ---------------------------------------------------------------
+
+
+def feed_owner(token: str) -> User | None:
+    """The user whose calendar feed address holds `token`; None for an unknown or reset one.
+
+    The token is the feed's only credential. It is looked up through its unique index,
+    so the time taken tells nothing about how much of a guess was right.
+    """
+    if not token or len(token) > 64:
+        return None
+    return db.session.scalar(select(User).where(User.calendar_token == token))
+
+
+def feed_sessions(user: User) -> list[CoachingSession]:
+    """The user's sessions for their feed, as coach or student: every scheduled one, and
+    the completed, missed and cancelled ones that started in the last FEED_PAST_DAYS.
+
+    One query loads the sessions with their contracts and both parties.
+    """
+    since = now() - timedelta(days=FEED_PAST_DAYS)
+    return list(
+        db.session.scalars(
+            select(CoachingSession)
+            .join(Contract, CoachingSession.contract_id == Contract.id)
+            .where(
+                party_filter(Contract, user),
+                or_(
+                    CoachingSession.status == SessionStatus.SCHEDULED,
+                    CoachingSession.starts_at >= since,
+                ),
+            )
+            .options(
+                joinedload(CoachingSession.contract).joinedload(Contract.coach),
+                joinedload(CoachingSession.contract).joinedload(Contract.student),
+            )
+            .order_by(CoachingSession.starts_at, CoachingSession.id)
+        )
+    )
+
+
+def feed_calendar(
+    user: User, sessions: Iterable[CoachingSession], *, link_for: Callable[[int], str]
+) -> bytes:
+    """The user's feed as one VCALENDAR; `link_for(contract_id)` gives each contract's page."""
+    return _calendar(
+        (session_event(booked, link=link_for(booked.contract_id)) for booked in sessions),
+        **{"x-wr-calname": f"Coachpact — {user.name}"},
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_currency_symbol
 
 # Supported currencies and the number of decimals of each (ISO 4217, as Stripe uses them).
 CURRENCY_DECIMALS: dict[str, int] = {
@@ -83,6 +83,11 @@ def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
 
 
+def currency_symbol(currency: str, locale: str = "en_US") -> str:
+    """The symbol written beside an amount in `currency` ("$", "€", "¥", "CHF")."""
+    return get_currency_symbol(currency.upper(), locale=locale)
+
+
 def check_minimum_charge(total: int, currency: str) -> None:
     """Refuse a total below Stripe's minimum charge in its currency (MoneyError).
 
@@ -124,7 +129,11 @@ def quote(
     total = price_per_session * session_count
     if total > MAX_CHARGE_AMOUNT:
         raise MoneyError("The contract total is larger than a single payment can be.")
-    percent_fee = (Decimal(total) * fee_percent / 100).quantize(Decimal(1), ROUND_HALF_UP)
-    minimum_fee = (fee_minimum * minor_factor(currency)).quantize(Decimal(1), ROUND_HALF_UP)
-    fee = min(total, int(max(percent_fee, minimum_fee)))
+    percent_fee = int((Decimal(total) * fee_percent / 100).quantize(Decimal(1), ROUND_HALF_UP))
+    fee = min(total, max(percent_fee, minimum_fee(fee_minimum, currency)))
     return Quote(total=total, platform_fee=fee, coach_earning=total - fee)
+
+
+def minimum_fee(fee_minimum: Decimal, currency: str) -> int:
+    """The least platform fee in minor units: `fee_minimum` major units, rounded half up."""
+    return int((fee_minimum * minor_factor(currency)).quantize(Decimal(1), ROUND_HALF_UP))

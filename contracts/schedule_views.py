@@ -1,4 +1,5 @@
-"""Scheduling pages: book, cancel and mark sessions, "My schedule", and .ics downloads.
+"""Scheduling pages: book, move, cancel and mark sessions, "My schedule", .ics downloads,
+and the coach's working hours.
 
 Every scheduling route passes the one gate, `scheduling.check_scheduling_open`;
 when it refuses, `scheduling_closed` below answers for all of them alike.
@@ -7,16 +8,23 @@ when it refuses, `scheduling_closed` below answers for all of them alike.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts import scheduling
-from contracts.forms import ConfirmForm, SessionForm
+from contracts import availability, scheduling
+from contracts.forms import (
+    ConfirmForm,
+    DayOffForm,
+    RescheduleForm,
+    SessionForm,
+    WorkingHoursForm,
+)
 from contracts.ics import session_calendar
 from contracts.localtime import SESSION_FORMAT, format_local
-from contracts.models import CoachingSession, SessionStatus
+from contracts.models import CoachingSession, Contract, SessionStatus
 from contracts.services import NotAllowed, contract_for_party
 from contracts.states import TransitionError
 from extensions import db
@@ -26,6 +34,7 @@ bp = Blueprint("sessions", __name__)
 
 bp.add_app_template_global(scheduling.has_started, "session_started")
 bp.add_app_template_global(scheduling.is_late_cancellation, "late_cancellation")
+bp.add_app_template_global(scheduling.reschedule_refusal, "reschedule_refusal")
 
 
 @bp.before_request
@@ -50,24 +59,54 @@ def scheduling_closed(exc: scheduling.SchedulingClosed) -> Response:
     return _to_sessions(contract.id)
 
 
+def _wanted_day() -> date | None:
+    """The `from` date of the slot picker's week (YYYY-MM-DD), if one was asked for."""
+    try:
+        return date.fromisoformat(request.args.get("from", ""))
+    except ValueError:
+        return None
+
+
+def _picker(contract: Contract, exclude_session_id: int | None = None) -> dict:
+    """What the slot picker partial shows: the week and its neighbours, the coach's hours."""
+    week = availability.slot_week(
+        contract, current_user, _wanted_day(), exclude_session_id=exclude_session_id
+    )
+    hours = availability.weekly_hours(contract.coach_id)
+    here = request.endpoint or "sessions.book"
+    args = dict(request.view_args or {})
+    return {
+        "week": week,
+        "week_urls": {
+            name: url_for(here, **args, **{"from": day.isoformat()})
+            for name, day in (("earlier", week.earlier), ("later", week.later))
+            if day is not None
+        },
+        "hours": hours,
+        "hours_text": availability.describe_for(contract.coach, hours),
+    }
+
+
 @bp.route("/contracts/<int:contract_id>/schedule", methods=["GET", "POST"])
 def book(contract_id: int) -> str | Response:
     contract = contract_for_party(contract_id, current_user)
     scheduling.check_scheduling_open(contract)
     form = SessionForm()
     if form.validate_on_submit():
-        zone = current_user.timezone
         try:
-            starts_at = scheduling.start_from_local(form.day.data, form.at.data, zone)
             booked = scheduling.book_session(
-                contract.id, current_user, starts_at=starts_at, note=form.note.data
+                contract.id,
+                current_user,
+                starts_at=form.slot.starts_at,
+                note=form.note.data,
+                location=form.location.data,
             )
         except scheduling.SchedulingError as exc:
             db.session.rollback()
-            form.at.errors = [str(exc)]
+            form.slot.errors = [str(exc)]
         else:
             db.session.commit()
-            when = format_local(booked.starts_at, zone, SESSION_FORMAT)
+            when = format_local(booked.starts_at, current_user.timezone, SESSION_FORMAT)
             flash(f"Session booked for {when}.", "success")
             return _to_sessions(contract_id)
     booked_sessions = scheduling.sessions_of_contract(contract)
@@ -77,7 +116,33 @@ def book(contract_id: int) -> str | Response:
         form=form,
         remaining=scheduling.remaining_count(contract, booked_sessions),
         sessions=scheduling.agenda(booked_sessions),
-        busy=scheduling.coach_busy_times(contract),
+        **_picker(contract),
+    )
+
+
+@bp.route("/sessions/<int:session_id>/reschedule", methods=["GET", "POST"])
+def reschedule(session_id: int) -> str | Response:
+    booked = scheduling.session_for_party(session_id, current_user)
+    scheduling.check_scheduling_open(booked.contract)
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        try:
+            scheduling.reschedule_session(session_id, current_user, starts_at=form.slot.starts_at)
+        except scheduling.SchedulingError as exc:
+            db.session.rollback()
+            form.slot.errors = [str(exc)]
+        else:
+            db.session.commit()
+            when = format_local(booked.starts_at, current_user.timezone, SESSION_FORMAT)
+            flash(f"Session moved to {when}.", "success")
+            return _to_sessions(booked.contract_id)
+    return render_template(
+        "contracts/reschedule.html",
+        booked=booked,
+        contract=booked.contract,
+        form=form,
+        refused=scheduling.reschedule_refusal(booked, current_user),
+        **_picker(booked.contract, exclude_session_id=booked.id),
     )
 
 
@@ -97,6 +162,20 @@ def _change(session_id: int, action: Callable[[], CoachingSession], done: str) -
         db.session.commit()
         flash(done, "success")
     return _to_sessions(booked.contract_id)
+
+
+@bp.get("/sessions/<int:session_id>/cancel")
+def cancel_confirm(session_id: int) -> str:
+    """Before cancelling: what it costs, the session's time and the other party."""
+    booked = scheduling.session_for_party(session_id, current_user)
+    scheduling.check_scheduling_open(booked.contract)
+    return render_template(
+        "contracts/cancel_session.html",
+        booked=booked,
+        contract=booked.contract,
+        late=scheduling.is_late_cancellation(booked, current_user),
+        form=ConfirmForm(),
+    )
 
 
 @bp.post("/sessions/<int:session_id>/cancel")
@@ -141,6 +220,87 @@ def ics(session_id: int) -> Response:
 def my_schedule() -> str:
     return render_template(
         "contracts/my_schedule.html",
-        sessions=scheduling.schedule_of(current_user),
+        schedule=scheduling.schedule_page(
+            current_user, request.args.get("tab", "upcoming"), request.args.get("page", 1, int)
+        ),
+        tabs=scheduling.SCHEDULE_TABS,
         form=ConfirmForm(),
     )
+
+
+# --- the coach's working hours and days off -------------------------------------
+
+
+def _coach_only() -> None:
+    if not current_user.is_coach:
+        abort(404)
+
+
+def _availability_page(
+    hours_form: WorkingHoursForm | None = None, day_off_form: DayOffForm | None = None
+) -> str:
+    hours = availability.weekly_hours(current_user.id)
+    return render_template(
+        "contracts/availability.html",
+        hours=hours,
+        hours_form=hours_form or WorkingHoursForm.for_hours(hours),
+        day_off_form=day_off_form or DayOffForm(formdata=None),
+        days_off=availability.upcoming_days_off(current_user),
+    )
+
+
+# Named `availability` (the navigation links to `sessions.availability`); the function
+# is not, so that it leaves the module of that name alone.
+@bp.route("/availability", methods=["GET", "POST"], endpoint="availability")
+def availability_page() -> str | Response:
+    _coach_only()
+    form = WorkingHoursForm.for_hours(availability.weekly_hours(current_user.id))
+    if not form.validate_on_submit():
+        return _availability_page(hours_form=form)
+    try:
+        saved = availability.save_hours(current_user, form.windows)
+    except availability.AvailabilityError as exc:
+        db.session.rollback()
+        form.form_errors.append(str(exc))
+        return _availability_page(hours_form=form)
+    db.session.commit()
+    flash(f"Working hours saved: {saved.describe()}.", "success")
+    return redirect(url_for("sessions.availability"))
+
+
+@bp.post("/availability/days-off")
+def add_day_off() -> str | Response:
+    _coach_only()
+    form = DayOffForm()
+    if not form.validate_on_submit():
+        return _availability_page(day_off_form=form)
+    try:
+        off = availability.add_day_off(current_user, form.day.data, form.note.data)
+    except availability.AvailabilityError as exc:
+        db.session.rollback()
+        form.day.errors = [str(exc)]
+        return _availability_page(day_off_form=form)
+    db.session.commit()
+    flash(f"{off.day:%a %d %b %Y} added as a day off.", "success")
+    booked = availability.booked_on(current_user, off.day)
+    if booked:
+        flash(
+            f"You have {booked} session{'s' if booked > 1 else ''} booked that day; "
+            "they stay booked until you move or cancel them.",
+            "warning",
+        )
+    return redirect(url_for("sessions.availability", _anchor="days-off"))
+
+
+@bp.post("/availability/days-off/<int:day_off_id>/remove")
+def remove_day_off(day_off_id: int) -> Response:
+    _coach_only()
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    removed = availability.remove_day_off(current_user, day_off_id)
+    if removed is None:
+        abort(404)
+    day = removed.day
+    db.session.commit()
+    flash(f"{day:%a %d %b %Y} is a working day again.", "success")
+    return redirect(url_for("sessions.availability", _anchor="days-off"))

@@ -1,9 +1,11 @@
-"""Coaching sessions: the scheduling gate, booking, cancelling and marking.
+"""Coaching sessions: the scheduling gate, booking, rescheduling, cancelling and marking.
 
 Services flush; the request commits once. Every rule that depends on other
 sessions (the count, a coach's overlaps) is checked under row locks taken in
-one order, contract then coach then student, so two simultaneous bookings are
-decided one after the other by the database, never both allowed.
+one order, contract then coach then student (then the session being changed), so
+two simultaneous bookings, or a booking and a reschedule, are decided one after
+the other by the database, never both allowed. The coach's calendar (working
+hours, days off, notice and horizon) is `contracts.availability`'s.
 
 "Now" is `clock.now()`, read at call time, so a test moves the clock in one place.
 """
@@ -11,18 +13,18 @@ decided one after the other by the database, never both allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, current_app, url_for
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from accounts.models import User
 from audit.services import record as audit
 from clock import now
-from contracts import lifecycle
-from contracts.localtime import SESSION_FORMAT, NonexistentLocalTime, format_local, local_to_utc
+from contracts import availability, lifecycle
+from contracts.localtime import SESSION_FORMAT, format_local
 from contracts.models import (
     SESSION_TRANSITIONS,
     CoachingSession,
@@ -186,37 +188,86 @@ def agenda(sessions: list[CoachingSession]) -> Agenda:
     )
 
 
-def schedule_of(user: User) -> Agenda:
-    """The user's scheduled sessions across all their contracts (no past ones)."""
-    sessions = list(
-        db.session.scalars(
-            select(CoachingSession)
-            .join(Contract, CoachingSession.contract_id == Contract.id)
-            .where(party_filter(Contract, user), CoachingSession.status == SessionStatus.SCHEDULED)
-            .options(
-                joinedload(CoachingSession.contract).joinedload(Contract.coach),
-                joinedload(CoachingSession.contract).joinedload(Contract.student),
-            )
-            .order_by(CoachingSession.starts_at, CoachingSession.id)
-        )
-    )
-    return agenda(sessions)
+SCHEDULE_TABS = {
+    "upcoming": "Upcoming",
+    "to-mark": "To mark",
+    "past": "Past",
+}
+SCHEDULE_PAGE_SIZE = 20
 
 
-def coach_busy_times(contract: Contract, *, limit: int = 20) -> list[CoachingSession]:
-    """The coach's upcoming sessions on other contracts, shown as busy times (no details)."""
-    return list(
-        db.session.scalars(
-            select(CoachingSession)
-            .where(
-                CoachingSession.coach_id == contract.coach_id,
-                CoachingSession.contract_id != contract.id,
-                CoachingSession.status == SessionStatus.SCHEDULED,
-                CoachingSession.starts_at > now(),
+def _tab_filter(tab: str, moment: datetime) -> ColumnElement[bool]:
+    scheduled = CoachingSession.status == SessionStatus.SCHEDULED
+    if tab == "upcoming":
+        return and_(scheduled, CoachingSession.starts_at > moment)
+    if tab == "to-mark":
+        return and_(scheduled, CoachingSession.starts_at <= moment)
+    return CoachingSession.status != SessionStatus.SCHEDULED
+
+
+@dataclass(frozen=True)
+class SchedulePage:
+    """One page of one tab of a user's sessions across their contracts."""
+
+    tab: str
+    sessions: list[CoachingSession]
+    page: int
+    has_next: bool
+    counts: dict[str, int]  # sessions per tab
+    to_mark: list[CoachingSession]  # shown above the upcoming ones (first page's worth)
+
+
+def schedule_page(user: User, tab: str, page: int = 1) -> SchedulePage:
+    """`user`'s sessions on one tab: upcoming and to mark soonest first, past newest first.
+
+    Offset paging, SCHEDULE_PAGE_SIZE a page; one row more is read to know whether a
+    next page exists.
+    """
+    tab = tab if tab in SCHEDULE_TABS else "upcoming"
+    page = max(page, 1)
+    moment = now()
+    counts_row = db.session.execute(
+        select(
+            *(
+                func.count(CoachingSession.id).filter(_tab_filter(name, moment))
+                for name in SCHEDULE_TABS
             )
-            .order_by(CoachingSession.starts_at)
-            .limit(limit)
         )
+        .select_from(CoachingSession)
+        .join(Contract, CoachingSession.contract_id == Contract.id)
+        .where(party_filter(Contract, user))
+    ).one()
+
+    def listed(name: str, offset: int, limit: int) -> list[CoachingSession]:
+        order = (
+            (CoachingSession.starts_at.desc(), CoachingSession.id.desc())
+            if name == "past"
+            else (CoachingSession.starts_at, CoachingSession.id)
+        )
+        return list(
+            db.session.scalars(
+                select(CoachingSession)
+                .join(Contract, CoachingSession.contract_id == Contract.id)
+                .where(party_filter(Contract, user), _tab_filter(name, moment))
+                .options(
+                    joinedload(CoachingSession.contract).joinedload(Contract.coach),
+                    joinedload(CoachingSession.contract).joinedload(Contract.student),
+                )
+                .order_by(*order)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+
+    rows = listed(tab, (page - 1) * SCHEDULE_PAGE_SIZE, SCHEDULE_PAGE_SIZE + 1)
+    to_mark = listed("to-mark", 0, SCHEDULE_PAGE_SIZE) if tab == "upcoming" else []
+    return SchedulePage(
+        tab=tab,
+        sessions=rows[:SCHEDULE_PAGE_SIZE],
+        page=page,
+        has_next=len(rows) > SCHEDULE_PAGE_SIZE,
+        counts=dict(zip(SCHEDULE_TABS, counts_row, strict=True)),
+        to_mark=to_mark,
     )
 
 
@@ -249,19 +300,18 @@ def _lock_users(*user_ids: int) -> None:
 # --- booking -------------------------------------------------------------------
 
 
-def start_from_local(day: date, at: time, zone_name: str) -> datetime:
-    """The UTC start of a session typed as a local date and time; refuses skipped times."""
-    try:
-        return local_to_utc(day, at, zone_name)
-    except NonexistentLocalTime as exc:
-        raise SchedulingError(str(exc)) from None
-
-
-def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> None:
+def _check_time(contract: Contract, starts_at: datetime) -> None:
+    """The start itself: on the quarter hour, in the future, and free on the coach's calendar."""
     if starts_at.second or starts_at.microsecond or starts_at.minute % GRID_MINUTES:
         raise SchedulingError("Sessions start on the quarter hour (:00, :15, :30 or :45).")
     if starts_at <= now():
         raise SchedulingError("That time has passed. Pick a time in the future.")
+    refused = availability.refusal(contract, starts_at)
+    if refused:
+        raise SchedulingError(refused)
+
+
+def _check_count(contract: Contract) -> None:
     used = used_count(contract.id)
     if used >= contract.sessions_unlocked and used < contract.session_allowance:
         raise SchedulingError(
@@ -272,7 +322,13 @@ def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> N
         raise SchedulingError(
             f"All {contract.session_allowance} sessions of this contract are booked or used."
         )
-    overlapping = db.session.execute(
+
+
+def _check_overlaps(
+    contract: Contract, starts_at: datetime, ends_at: datetime, *, moving: int | None = None
+) -> None:
+    """Neither party may have another scheduled session in the way (but the one `moving`)."""
+    query = (
         select(CoachingSession.coach_id, Contract.student_id)
         .join(Contract, CoachingSession.contract_id == Contract.id)
         .where(
@@ -283,7 +339,10 @@ def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> N
             CoachingSession.status == SessionStatus.SCHEDULED,
             and_(CoachingSession.starts_at < ends_at, CoachingSession.ends_at > starts_at),
         )
-    ).all()
+    )
+    if moving is not None:
+        query = query.where(CoachingSession.id != moving)
+    overlapping = db.session.execute(query).all()
     if any(row.coach_id == contract.coach_id for row in overlapping):
         raise SchedulingError(
             f"{contract.coach.name} already has a session at that time. Pick another time."
@@ -292,26 +351,41 @@ def _check_slot(contract: Contract, starts_at: datetime, ends_at: datetime) -> N
         raise SchedulingError(f"{contract.student.name} already has another session at that time.")
 
 
+def _locked_contract(contract_id: int) -> Contract:
+    """Lock the contract, then its coach and student: the order every scheduling write uses."""
+    contract = lock_contract(contract_id)
+    assert contract is not None  # the caller found it as a party
+    _lock_users(contract.coach_id, contract.student_id)
+    return contract
+
+
 def book_session(
-    contract_id: int, user: User, *, starts_at: datetime, note: str | None = None
+    contract_id: int,
+    user: User,
+    *,
+    starts_at: datetime,
+    note: str | None = None,
+    location: str | None = None,
 ) -> CoachingSession:
     """Book one session of an active, paid contract for its coach or student.
 
-    Refuses (SchedulingError) a time off the quarter-hour grid, in the past, beyond
-    the contract's session count, or overlapping the coach's (or the student's)
-    other scheduled sessions. All of it is checked under the locks.
+    Refuses (SchedulingError) a time off the quarter-hour grid, in the past, that is
+    not a free slot of the coach's calendar (`availability.refusal`: hours, days off,
+    notice, horizon), beyond the contract's session count, or overlapping the coach's
+    (or the student's) other scheduled sessions. All of it is checked under the locks.
+    `location` is this session's own meeting place, overriding the contract's.
     """
     found = db.session.scalar(
         select(Contract.id).where(Contract.id == contract_id, party_filter(Contract, user))
     )
     if found is None:
         abort(404)
-    contract = lock_contract(contract_id)
-    assert contract is not None  # found just above
-    _lock_users(contract.coach_id, contract.student_id)
+    contract = _locked_contract(contract_id)
     check_scheduling_open(contract)
     ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
-    _check_slot(contract, starts_at, ends_at)
+    _check_time(contract, starts_at)
+    _check_count(contract)
+    _check_overlaps(contract, starts_at, ends_at)
     booked = CoachingSession(
         contract_id=contract.id,
         coach_id=contract.coach_id,
@@ -319,6 +393,7 @@ def book_session(
         starts_at=starts_at,
         ends_at=ends_at,
         note=(note or "").strip() or None,
+        location=(location or "").strip() or None,
     )
     try:
         with db.session.begin_nested():
@@ -348,6 +423,72 @@ def book_session(
 
 def has_started(booked: CoachingSession) -> bool:
     return booked.starts_at <= now()
+
+
+def reschedule_refusal(booked: CoachingSession, user: User) -> str | None:
+    """Why `user` cannot move `booked` now (whatever the new time), or None when they can."""
+    if booked.status is not SessionStatus.SCHEDULED:
+        return f"This session is {booked.status.value.replace('_', ' ')}; it cannot be moved."
+    if has_started(booked):
+        return "This session has already started; it can no longer be moved."
+    if is_late_cancellation(booked, user):
+        hours = current_app.config["SESSION_CANCEL_NOTICE_HOURS"]
+        return (
+            f"This session starts in less than {hours:g} hours, so it can no longer be moved; "
+            "cancelling it now would count it as used."
+        )
+    return None
+
+
+def reschedule_session(session_id: int, user: User, *, starts_at: datetime) -> CoachingSession:
+    """Move a scheduled session that has not started to another free slot.
+
+    Either party may; a student not inside SESSION_CANCEL_NOTICE_HOURS (moving it
+    then would dodge the late-cancellation rule). The new time passes the same rules
+    as a booking but the count, and the session itself is no obstacle to its own
+    move. Locks as booking does (contract, coach, student), then the session.
+    """
+    found = session_for_party(session_id, user)
+    contract = _locked_contract(found.contract_id)
+    booked = lock_by_id(db.session, CoachingSession, session_id)
+    assert booked is not None  # found just above; sessions are never deleted
+    check_scheduling_open(contract)
+    refused = reschedule_refusal(booked, user)
+    if refused:
+        raise SchedulingError(refused)
+    if starts_at == booked.starts_at:
+        raise SchedulingError("The session is already at that time. Pick another time.")
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
+    _check_time(contract, starts_at)
+    _check_overlaps(contract, starts_at, ends_at, moving=booked.id)
+    before = {"starts_at": booked.starts_at.isoformat(), "ends_at": booked.ends_at.isoformat()}
+    was = booked.starts_at
+    try:
+        with db.session.begin_nested():
+            booked.starts_at, booked.ends_at = starts_at, ends_at
+            booked.sequence += 1
+            booked.rescheduled_at = now()
+            db.session.flush()
+    except IntegrityError:
+        # The database's guard: only reachable if the locks above were bypassed.
+        raise SchedulingError("That time was just taken. Pick another time.") from None
+    audit(
+        "session.rescheduled",
+        booked,
+        actor=user,
+        before=before,
+        after={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+    )
+    other = contract.student if user.id == contract.coach_id else contract.coach
+    old = format_local(was, other.timezone, SESSION_FORMAT)
+    new = format_local(starts_at, other.timezone, SESSION_FORMAT)
+    notify(
+        other,
+        f"{user.name} moved the session of “{contract.title}” from {old} to {new}.",
+        link=url_for("contracts.detail", contract_id=contract.id),
+        subject=f"Coachpact: session moved to {new}",
+    )
+    return booked
 
 
 def is_late_cancellation(
@@ -381,6 +522,7 @@ def cancel_session(session_id: int, user: User) -> CoachingSession:
     booked.late_cancellation = is_late_cancellation(booked, user, moment)
     booked.cancelled_by_id = user.id
     booked.cancelled_at = moment
+    booked.sequence += 1  # calendars replace their copy of the event with the cancelled one
     db.session.flush()
     audit(
         "session.cancelled",

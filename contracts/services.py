@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, has_request_context, url_for
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import Select, case, or_, select
+from sqlalchemy.orm import aliased, selectinload
 
 import clock
+import jobs
 from accounts.models import Role, User
 from accounts.services import find_user_by_email
+from audit.services import record as audit
 from contracts import lifecycle
+from contracts.localtime import format_local
 from contracts.models import (
     PROPOSAL_TRANSITIONS,
     Contract,
@@ -21,11 +28,22 @@ from contracts.models import (
     Proposal,
     ProposalStatus,
 )
-from contracts.money import Quote, check_minimum_charge, format_money, quote
+from contracts.money import (
+    CURRENCY_DECIMALS,
+    MAX_CHARGE_AMOUNT,
+    MIN_CHARGE_AMOUNT,
+    MoneyError,
+    Quote,
+    check_minimum_charge,
+    currency_symbol,
+    format_money,
+    minimum_fee,
+    quote,
+)
 from contracts.plans import DEPOSIT_PERCENT_RANGE, INSTALMENTS_RANGE
 from contracts.refund_policy import window_days_in_force
 from contracts.states import TransitionError, check_transition
-from database.locking import lock_one
+from database.locking import lock_one, take_write_lock
 from extensions import db
 from notifications.services import notify
 
@@ -47,6 +65,56 @@ def fee_quote(*, price_per_session: int, session_count: int, currency: str) -> Q
         fee_percent=current_app.config["PLATFORM_FEE_PERCENT"],
         fee_minimum=current_app.config["PLATFORM_FEE_MINIMUM"],
     )
+
+
+def least_fee(currency: str) -> int:
+    """The configured minimum platform fee in `currency`, in minor units."""
+    return minimum_fee(current_app.config["PLATFORM_FEE_MINIMUM"], currency)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the proposal form's terms come to, as the coach types them."""
+
+    split: Quote | None  # None when the total is too large to be charged at all
+    problem: str | None  # why these terms could not be sent, if they could not
+
+
+def preview_terms(*, price_per_session: int, session_count: int, currency: str) -> Preview:
+    """The split `send_proposal` would make of these terms, and what it would refuse."""
+    try:
+        split = fee_quote(
+            price_per_session=price_per_session, session_count=session_count, currency=currency
+        )
+    except MoneyError as exc:
+        return Preview(split=None, problem=str(exc))
+    try:
+        check_minimum_charge(split.total, currency)
+    except MoneyError as exc:
+        return Preview(split=split, problem=str(exc))
+    return Preview(split=split, problem=None)
+
+
+def fee_rule() -> dict[str, Any]:
+    """What the form's script needs to price terms exactly as `preview_terms` does.
+
+    Decimals travel as plain strings ("2.9", never "2.9E+0") so the script can read them
+    as exact fractions; amounts are minor units.
+    """
+    config = current_app.config
+    return {
+        "percent": format(Decimal(config["PLATFORM_FEE_PERCENT"]), "f"),
+        "minimum": format(Decimal(config["PLATFORM_FEE_MINIMUM"]), "f"),
+        "max_total": MAX_CHARGE_AMOUNT,
+        "currencies": {
+            code: {
+                "decimals": decimals,
+                "symbol": currency_symbol(code),
+                "min_charge": MIN_CHARGE_AMOUNT[code],
+            }
+            for code, decimals in CURRENCY_DECIMALS.items()
+        },
+    }
 
 
 def send_proposal(
@@ -97,6 +165,7 @@ def send_proposal(
         currency=currency,
         plan_deposit_percent=plan_deposit_percent,
         plan_max_instalments=plan_max_instalments,
+        expires_at=_expiry_from_now(),
     )
     db.session.add(proposal)
     db.session.flush()
@@ -109,6 +178,32 @@ def send_proposal(
         subject=f"Coachpact: a proposal from {coach.name}",
     )
     return proposal
+
+
+def _expiry_from_now() -> datetime | None:
+    """When a proposal sent now stops being open: PROPOSAL_EXPIRY_DAYS ahead; 0 = never."""
+    days = current_app.config["PROPOSAL_EXPIRY_DAYS"]
+    return clock.now() + timedelta(days=days) if days else None
+
+
+def proposal_expired(proposal: Proposal) -> bool:
+    """Whether the proposal can no longer be answered because its time ran out.
+
+    A sent proposal past `expires_at` counts as expired before the periodic job has
+    marked it: nobody may accept it in between.
+    """
+    if proposal.status is ProposalStatus.EXPIRED:
+        return True
+    return (
+        proposal.status is ProposalStatus.SENT
+        and proposal.expires_at is not None
+        and clock.now() >= proposal.expires_at
+    )
+
+
+def shown_status(proposal: Proposal) -> ProposalStatus:
+    """The status to show: EXPIRED as soon as the time is up, even before the job ran."""
+    return ProposalStatus.EXPIRED if proposal_expired(proposal) else proposal.status
 
 
 def _path_to(endpoint: str, **values: Any) -> str:
@@ -199,6 +294,13 @@ def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: b
             if by_student
             else "Only the coach can withdraw this proposal."
         )
+    if proposal_expired(proposal):
+        when = format_local(proposal.expires_at, user.timezone)
+        raise TransitionError(
+            f"This proposal expired on {when}; ask the coach for a new one."
+            if by_student
+            else f"This proposal expired on {when}; there is nothing left to withdraw."
+        )
     proposal.status = check_transition(PROPOSAL_TRANSITIONS, proposal.status, new, "proposal")
     proposal.responded_at = clock.now()
     return proposal
@@ -261,25 +363,169 @@ def withdraw_proposal(proposal_id: int, coach: User) -> Proposal:
     return _respond(proposal_id, coach, ProposalStatus.WITHDRAWN, by_student=False)
 
 
-def _of_party(model: type[Proposal] | type[Contract], user: User) -> list:
+# --- lists ---------------------------------------------------------------------------
+
+CONTRACTS_PER_PAGE = 20
+OPEN_PROPOSALS_SHOWN = 50
+CLOSED_PROPOSALS_SHOWN = 10
+# Far beyond any real list; keeps OFFSET within the database's integers whatever is typed.
+MAX_PAGE = 100_000
+
+# The contract list's filters: key → (label, statuses). Every status is in exactly one.
+CONTRACT_FILTERS: dict[str, tuple[str, frozenset[ContractStatus]]] = {
+    "all": ("All", frozenset()),
+    "pending": ("Pending", frozenset({ContractStatus.PENDING})),
+    "active": ("Active", frozenset({ContractStatus.ACTIVE})),
+    "past_due": ("Past due", frozenset({ContractStatus.PAST_DUE})),
+    "completed": ("Completed", frozenset({ContractStatus.COMPLETED})),
+    "ended": ("Ended", frozenset({ContractStatus.CANCELLED, ContractStatus.REFUNDED})),
+    "disputed": ("Disputed", frozenset({ContractStatus.DISPUTED})),
+}
+
+
+def page_of(query: Select[Any], page: int, per_page: int) -> Pagination:
+    """One page of `query` (LIMIT/OFFSET in SQL); below 1 is the first page, past the
+    end the last one, so an edited or stale `?page=` never fails."""
+    page = min(max(page, 1), MAX_PAGE)
+    found = db.paginate(query, page=page, per_page=per_page, error_out=False)
+    if found.pages and page > found.pages:
+        found = db.paginate(query, page=found.pages, per_page=per_page, error_out=False)
+    return found
+
+
+def contracts_page(
+    user: User, *, status: str = "all", search: str = "", page: int = 1
+) -> Pagination:
+    """The user's contracts, newest first, one page of CONTRACTS_PER_PAGE.
+
+    `status` is a key of CONTRACT_FILTERS (an unknown one lists all); `search` matches
+    the title or the other party's name, whatever the case.
+    """
+    other_party = aliased(User)
+    query = (
+        select(Contract)
+        .where(party_filter(Contract, user))
+        .join(
+            other_party,
+            other_party.id
+            == case((Contract.coach_id == user.id, Contract.student_id), else_=Contract.coach_id),
+        )
+        .options(selectinload(Contract.coach), selectinload(Contract.student))
+        .order_by(Contract.created_at.desc(), Contract.id.desc())
+    )
+    statuses = CONTRACT_FILTERS.get(status, CONTRACT_FILTERS["all"])[1]
+    if statuses:
+        query = query.where(Contract.status.in_(statuses))
+    term = search.strip()
+    if term:
+        query = query.where(
+            or_(
+                Contract.title.icontains(term, autoescape=True),
+                other_party.name.icontains(term, autoescape=True),
+            )
+        )
+    return page_of(query, page, CONTRACTS_PER_PAGE)
+
+
+def _proposals_of(user: User) -> Select[Any]:
+    return (
+        select(Proposal)
+        .where(party_filter(Proposal, user))
+        .options(selectinload(Proposal.coach), selectinload(Proposal.student))
+        .order_by(Proposal.created_at.desc(), Proposal.id.desc())
+    )
+
+
+def open_proposals_of(user: User) -> list[Proposal]:
+    """Proposals still waiting for the student's answer, newest first."""
+    moment = clock.now()
     return list(
         db.session.scalars(
-            select(model)
-            .where(party_filter(model, user))
-            .options(selectinload(model.coach), selectinload(model.student))
-            .order_by(model.created_at.desc(), model.id.desc())
+            _proposals_of(user)
+            .where(
+                Proposal.status == ProposalStatus.SENT,
+                or_(Proposal.expires_at.is_(None), Proposal.expires_at > moment),
+            )
+            .limit(OPEN_PROPOSALS_SHOWN)
         )
     )
 
 
-def proposals_of(user: User) -> list[Proposal]:
-    """Every proposal the user sent or received, newest first."""
-    return _of_party(Proposal, user)
+def closed_proposals_of(user: User) -> list[Proposal]:
+    """The latest proposals that ended without a contract (declined, withdrawn, expired)."""
+    moment = clock.now()
+    return list(
+        db.session.scalars(
+            _proposals_of(user)
+            .where(
+                or_(
+                    Proposal.status.in_(
+                        [ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN, ProposalStatus.EXPIRED]
+                    ),
+                    # Past its time but not yet marked by the job.
+                    (Proposal.status == ProposalStatus.SENT) & (Proposal.expires_at <= moment),
+                )
+            )
+            .limit(CLOSED_PROPOSALS_SHOWN)
+        )
+    )
 
 
-def contracts_of(user: User) -> list[Contract]:
-    """Every contract the user is a party to, newest first."""
-    return _of_party(Contract, user)
+# --- expiry ----------------------------------------------------------------------------
+
+EXPIRY_BATCH = 500
+
+
+def expire_due_proposals() -> int:
+    """Mark sent proposals past `expires_at` EXPIRED, audited, both parties told; how many.
+
+    One locking statement: a proposal being answered right now is skipped (its answer
+    sees the time and is refused, or got in first), and the next run finds the rest.
+    Flushes; the caller commits.
+    """
+    take_write_lock(db.session)  # SQLite: read fresh rows nobody changes before we write
+    due = db.session.scalars(
+        select(Proposal)
+        .where(Proposal.status == ProposalStatus.SENT, Proposal.expires_at <= clock.now())
+        .order_by(Proposal.expires_at, Proposal.id)
+        .limit(EXPIRY_BATCH)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    for proposal in due:
+        proposal.status = check_transition(
+            PROPOSAL_TRANSITIONS, proposal.status, ProposalStatus.EXPIRED, "proposal"
+        )
+        db.session.flush()
+        audit(
+            "proposal.expired",
+            proposal,
+            actor_label="system",
+            before={"status": ProposalStatus.SENT.value},
+            after={"status": ProposalStatus.EXPIRED.value},
+        )
+        link = _path_to("contracts.proposal", proposal_id=proposal.id)
+        notify(
+            proposal.student,
+            f"The proposal “{proposal.title}” from {proposal.coach.name} expired before you "
+            f"answered it. Ask {proposal.coach.name} for a new one if you still want it.",
+            link=link,
+            subject=f"Coachpact: “{proposal.title}” expired",
+        )
+        notify(
+            proposal.coach,
+            f"Your proposal “{proposal.title}” to {proposal.student.name} expired without an "
+            "answer. You can send a new one.",
+            link=link,
+            subject=f"Coachpact: “{proposal.title}” expired",
+        )
+    return len(due)
+
+
+@jobs.periodic(jobs.every_minute())
+def expire_proposals() -> None:
+    expire_due_proposals()
+    db.session.commit()
 
 
 __all__ = [
@@ -289,12 +535,17 @@ __all__ = [
     "accept_proposal",
     "cancel_contract",
     "cancel_refusal",
+    "closed_proposals_of",
     "contract_for_party",
-    "contracts_of",
+    "contracts_page",
     "decline_proposal",
+    "expire_due_proposals",
     "fee_quote",
+    "open_proposals_of",
+    "preview_terms",
+    "proposal_expired",
     "proposal_for_party",
-    "proposals_of",
     "send_proposal",
+    "shown_status",
     "withdraw_proposal",
 ]

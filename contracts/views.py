@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from contracts import scheduling, services
 from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm
 from contracts.models import Contract, ProposalStatus
-from contracts.money import MoneyError
+from contracts.money import CURRENCY_DECIMALS, MoneyError, currency_symbol
 from extensions import db
 
 bp = Blueprint("contracts", __name__, url_prefix="/contracts")
@@ -25,11 +25,21 @@ def require_login() -> None:
 def index() -> str | Response:
     if current_user.is_admin:
         return redirect(url_for("admin.dashboard"))  # an admin's home is the console
+    status = request.args.get("status", "all")
+    if status not in services.CONTRACT_FILTERS:
+        status = "all"
+    search = request.args.get("q", "")[:100]
     return render_template(
         "contracts/index.html",
-        contracts=services.contracts_of(current_user),
-        proposals=services.proposals_of(current_user),
-        ProposalStatus=ProposalStatus,
+        contracts=services.contracts_page(
+            current_user, status=status, search=search, page=request.args.get("page", 1, int)
+        ),
+        filters=services.CONTRACT_FILTERS,
+        status=status,
+        search=search.strip(),
+        open_proposals=services.open_proposals_of(current_user),
+        closed_proposals=services.closed_proposals_of(current_user),
+        shown_status=services.shown_status,
     )
 
 
@@ -61,7 +71,22 @@ def new_proposal() -> str | Response:
             db.session.commit()
             flash(f"Proposal sent to {proposal.student.name}.", "success")
             return redirect(url_for("contracts.proposal", proposal_id=proposal.id))
-    return render_template("contracts/proposal_form.html", form=form)
+    return _proposal_form_page(form)
+
+
+def _proposal_form_page(form: ProposalForm) -> str:
+    """The form with what its terms come to; the page's script keeps that live as they change."""
+    terms = form.typed_terms()
+    currency = form.currency.data if form.currency.data in CURRENCY_DECIMALS else "usd"
+    return render_template(
+        "contracts/proposal_form.html",
+        form=form,
+        preview=services.preview_terms(**terms) if terms else None,
+        fee_rule=services.fee_rule(),
+        currency=currency,
+        symbol=currency_symbol(currency),
+        least_fee=services.least_fee(currency),
+    )
 
 
 @bp.get("/proposals/<int:proposal_id>")
@@ -77,6 +102,7 @@ def proposal(proposal_id: int) -> str:
             currency=found.currency,
         ),
         ProposalStatus=ProposalStatus,
+        expired=services.proposal_expired(found),
     )
 
 

@@ -9,6 +9,7 @@ no mail: the sweep finds it.
 from __future__ import annotations
 
 from flask import current_app
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select, update
 
 import clock
@@ -24,11 +25,20 @@ def notify(
 ) -> None:
     """Add an in-app notification for `user` and a mail to send once the transaction commits."""
     db.session.add(Notification(user_id=user.id, message=message, link=link))
-    mail = OutboxMail(
-        recipient=user.email,
-        subject=subject or "Coachpact: " + message[:60],
-        body=message if link is None else f"{message}\n\n{_absolute(link)}",
+    queue_mail(
+        user.email,
+        subject or "Coachpact: " + message[:60],
+        message if link is None else f"{message}\n\n{_absolute(link)}",
     )
+
+
+def queue_mail(recipient: str, subject: str, body: str) -> None:
+    """Put a mail in the outbox, sent by a job once the caller's transaction commits.
+
+    For mail that has no in-app twin: to an address that is not (or not yet) an account's,
+    such as a password reset link or an email change confirmation.
+    """
+    mail = OutboxMail(recipient=recipient, subject=subject, body=body)
     db.session.add(mail)
     db.session.flush()
     jobs.enqueue_after_commit(db.session(), send_mail, mail.id)
@@ -45,23 +55,43 @@ def unread_count(user: User) -> int:
     )
 
 
-def notifications_of(user: User, limit: int = 50) -> list[Notification]:
-    return list(
-        db.session.scalars(
-            select(Notification)
-            .where(Notification.user_id == user.id)
-            .order_by(Notification.created_at.desc(), Notification.id.desc())
-            .limit(limit)
+NOTIFICATIONS_PER_PAGE = 25
+# Far beyond any real list; keeps OFFSET within the database's integers whatever is typed.
+MAX_PAGE = 100_000
+
+
+def notifications_page(user: User, *, unread_only: bool = False, page: int = 1) -> Pagination:
+    """One page of the user's notifications, newest first (LIMIT/OFFSET in SQL); below 1
+    is the first page, past the end the last one."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    page = min(max(page, 1), MAX_PAGE)
+    found = db.paginate(query, page=page, per_page=NOTIFICATIONS_PER_PAGE, error_out=False)
+    if found.pages and page > found.pages:
+        found = db.paginate(
+            query, page=found.pages, per_page=NOTIFICATIONS_PER_PAGE, error_out=False
         )
-    )
+    return found
 
 
-def mark_all_read(user: User) -> None:
-    db.session.execute(
-        update(Notification)
-        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        .values(read_at=clock.now())
-    )
+def mark_read(user: User, shown: list[Notification]) -> None:
+    """Mark the notifications a page has shown `user` as read (the others stay unread)."""
+    ids = [item.id for item in shown if item.read_at is None]
+    if ids:
+        db.session.execute(
+            update(Notification)
+            .where(
+                Notification.user_id == user.id,
+                Notification.id.in_(ids),
+                Notification.read_at.is_(None),
+            )
+            .values(read_at=clock.now())
+        )
 
 
 def _absolute(link: str) -> str:

@@ -211,3 +211,122 @@ def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+# --- accessibility and layout checks in the browser ----------------------------
+
+AXE_JS = REPO / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.1 A and AA, plus axe's best practices (landmarks, one h1, ...).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+PHONE = {"width": 390, "height": 844}
+
+
+@contextmanager
+def new_page(browser, viewport: dict[str, int] | None = None) -> Iterator:
+    """A page in a fresh context that lets axe-core be injected despite the app's CSP."""
+    context = browser.new_context(
+        viewport=viewport or {"width": 1280, "height": 900}, bypass_csp=True
+    )
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def log_in_anywhere(page, url: str, email: str, password: str) -> None:
+    """Log in through the login form and wait until the app has left the login page."""
+    page.goto(f"{url}/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda address: "/auth/login" not in address)
+
+
+def watch_failed_loads(page) -> list[str]:
+    """Collect every response of 400 or more (a missing favicon, script or style) from now on."""
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda response: failed.append(f"{response.status} {response.url}")
+        if response.status >= 400
+        else None,
+    )
+    return failed
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core on the page; return its serious and critical violations."""
+    if not AXE_JS.exists():
+        pytest.fail(f"{AXE_JS.relative_to(REPO)} is missing: run `make test` (or `npm ci`)")
+    page.add_script_tag(path=str(AXE_JS))
+    results = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+    )
+    return [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def describe_violations(where: str, violations: list[dict]) -> str:
+    """Each violation's rule, help text and the offending elements, for a failure message."""
+    lines = []
+    for violation in violations:
+        lines.append(f"{where}: [{violation['impact']}] {violation['id']}: {violation['help']}")
+        for node in violation["nodes"][:8]:
+            lines.append(f"    {' '.join(node['target'])}")
+        if len(violation["nodes"]) > 8:
+            lines.append(f"    ... and {len(violation['nodes']) - 8} more")
+    return "\n".join(lines)
+
+
+def shot_top(page, name: str, height: int = 2400) -> None:
+    """Like shot(), for a long page: its first `height` pixels only."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    width = page.viewport_size["width"]
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": width, "height": height})
+
+
+def page_overflow(page) -> str | None:
+    """None when nothing widens the page; else the widths and the widest offending elements."""
+    return page.evaluate(
+        """() => {
+          const root = document.documentElement, limit = window.innerWidth;
+          if (root.scrollWidth <= limit) return null;
+          const clipped = el => {
+            for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+              if (getComputedStyle(up).overflowX !== 'visible') return true;
+            }
+            return false;
+          };
+          const wide = [...document.body.querySelectorAll('*')]
+            .filter(el => el.getBoundingClientRect().right > limit + 1 && !clipped(el))
+            .filter(el => ![...el.children].some(c => c.getBoundingClientRect().right > limit + 1))
+            .slice(0, 5)
+            .map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                 + (el.className && typeof el.className === 'string'
+                    ? '.' + el.className.trim().split(/\\s+/).join('.') : '')
+                 + ' (right edge ' + Math.round(el.getBoundingClientRect().right) + 'px)');
+          return `scrollWidth ${root.scrollWidth}px > ${limit}px: ` + wide.join('; ');
+        }"""
+    )
+
+
+def add_session(db, contract_id: int, starts_at, **values) -> int:
+    """A session row written directly, for states the booking rules would not let a test
+    reach (a session in the past, say); returns its id."""
+    from datetime import timedelta
+
+    from contracts.models import CoachingSession, Contract
+
+    contract = db.session.get(Contract, contract_id)
+    row = CoachingSession(
+        contract_id=contract_id,
+        coach_id=contract.coach_id,
+        booked_by_id=contract.student_id,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=contract.minutes_per_session),
+        **values,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row.id

@@ -375,7 +375,7 @@ def test_disputes_are_listed_by_deadline_and_the_dashboard_counts_what_waits(
     order = re.findall(r"<code>(dp_\w+)</code>", open_table)
     assert order == ["dp_late", "dp_soon", "dp_later"]
     urgency = {dispute: level for level, dispute in
-               re.findall(r'data-urgency="(\w+)"[^>]*>\s*<td><code>(dp_\w+)', open_table)}
+               re.findall(r'data-urgency="(\w+)"[^>]*>\s*<td[^>]*><code>(dp_\w+)', open_table)}
     assert urgency == {"dp_late": "past", "dp_soon": "soon", "dp_later": "none"}
     assert "Past due" in open_table and "Under 3 days" in open_table
     assert f'href="/admin/contracts/{soon}"' in open_table and "$200.00" in open_table

@@ -51,7 +51,8 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, live_url, "maya@example.com", "a-long-password")
-    assert page.locator("#unread-count").inner_text() == "2"  # accepted, then paid
+    # accepted, then paid; screen readers hear "2 unread"
+    assert " ".join(page.locator("#unread-count").text_content().split()) == "2 unread"
     page.locator("#nav-notifications").click()
     notes = page.locator("#notifications").inner_text()
     assert "Ana Ruiz accepted your proposal “Public speaking”" in notes

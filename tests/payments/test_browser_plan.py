@@ -14,10 +14,11 @@ pytestmark = pytest.mark.browser
 
 
 def book(page, live_url, contract_id, day) -> None:
+    """Book the first free slot the booking page offers in the week from `day`."""
     page.goto(f"{live_url}/contracts/{contract_id}")
     page.get_by_role("link", name="Book a session").click()
-    page.get_by_label("Date").fill(day.isoformat())
-    page.get_by_label("Start time").fill("10:00")
+    page.goto(f"{page.url}?from={day.isoformat()}")
+    page.locator("#slots label").first.click()
     page.get_by_role("button", name="Book session").click()
 
 

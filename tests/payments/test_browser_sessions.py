@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -49,13 +49,12 @@ def test_pay_then_book_a_session_and_the_coach_completes_it(
     assert page.locator("#payment-result").inner_text() == "Payment received"
     page.get_by_role("link", name="Go to the contract").click()
 
-    # Book three days ahead at 10:00 on the student's own (New York) clock.
-    new_york = ZoneInfo("America/New_York")
-    day = (datetime.now(new_york) + timedelta(days=3)).date()
-    starts_at = datetime.combine(day, time(10, 0), tzinfo=new_york)
+    # Book the first free slot offered, shown on the student's own (New York) clock.
     page.get_by_role("link", name="Book a session").click()
-    page.get_by_label("Date").fill(day.isoformat())
-    page.get_by_label("Start time").fill("10:00")
+    first = page.locator("#slots input[type=radio]").first
+    starts_at = datetime.strptime(first.get_attribute("value"), "%Y-%m-%dT%H:%MZ").replace(
+        tzinfo=ZoneInfo("UTC"))
+    page.locator(f'label[for="{first.get_attribute("id")}"]').click()
     page.get_by_label("Note for the session (optional)").fill("Wedding toast, first draft")
     shot(page, "sessions-book-form")
     page.get_by_role("button", name="Book session").click()

@@ -249,18 +249,22 @@ def test_a_dispute_is_listed_with_its_deadline_and_blocks_the_request(
 def test_cancelling_an_active_contract_refunds_todays_quote(
     app, db, pay, as_admin, pending_contract, clock
 ):
-    from contracts.models import CoachingSession
+    from contracts.availability import free_slots
+    from contracts.models import CoachingSession, Contract
     from contracts.scheduling import book_session, cancel_session
 
     contract_id = pay()
     student = db.session.merge(pending_contract[1])
     # The student cancels a session an hour before it starts: it counts as used.
-    start = (clock.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     with app.test_request_context():
+        contract = db.session.get(Contract, contract_id)
+        start = free_slots(contract, from_day=clock.now().date(), days=7)[0].starts_at
         booked = book_session(contract_id, student, starts_at=start)
         db.session.commit()
+        clock.freeze(start - timedelta(hours=1))
         cancel_session(booked.id, student)
         db.session.commit()
+        clock.reset()
     assert fresh(db, CoachingSession, booked.id).late_cancellation
     admin = as_admin()
 

@@ -95,15 +95,19 @@ def test_a_full_refund_cancels_the_scheduled_sessions(app, db, paid, pending_con
     from datetime import timedelta
 
     from clock import now as utcnow
-    from contracts.models import CoachingSession, SessionStatus
+    from contracts.availability import free_slots
+    from contracts.models import CoachingSession, Contract, SessionStatus
     from contracts.scheduling import book_session
 
     contract_id, client, intent = paid
     student = db.session.merge(pending_contract[1])
-    start = (utcnow() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     with app.test_request_context():
+        # Two free slots of the coach's hours, on two different days.
+        free = free_slots(db.session.get(Contract, contract_id), from_day=utcnow().date(), days=14)
+        start = free[0].starts_at
+        then = next(s.starts_at for s in free if s.starts_at >= start + timedelta(days=1))
         book_session(contract_id, student, starts_at=start)
-        book_session(contract_id, student, starts_at=start + timedelta(days=1))
+        book_session(contract_id, student, starts_at=then)
     db.session.commit()
 
     client.v1.refunds.create({"payment_intent": intent})

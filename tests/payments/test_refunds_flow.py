@@ -113,17 +113,20 @@ def _processed(db, event_type: str) -> int:
 def test_a_partial_refund_cancels_the_latest_sessions_beyond_the_allowance(
     db, paid, admin, clock
 ):
-    from datetime import timedelta
 
-    from contracts.models import SessionStatus
+    from contracts.availability import free_slots
+    from contracts.models import Contract, SessionStatus
     from contracts.scheduling import book_session
 
     contract_id, student, _ = paid
-    start = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    # The first free slot of each of four days of the coach's hours.
+    first_of_day: dict = {}
+    for slot in free_slots(db.session.get(Contract, contract_id),
+                           from_day=clock.now().date(), days=14):
+        first_of_day.setdefault(slot.starts_at.date(), slot.starts_at)
     booked = []
-    for n in range(4):
-        booked.append(book_session(contract_id, db.session.merge(student),
-                                   starts_at=start + timedelta(days=n)).id)
+    for start in sorted(first_of_day.values())[:4]:
+        booked.append(book_session(contract_id, db.session.merge(student), starts_at=start).id)
         db.session.commit()
     admin_refund(db, contract_id, admin, 10000)  # two sessions' price
     from contracts.models import CoachingSession
