@@ -120,6 +120,9 @@ def save_hours(coach: User, windows: dict[int, Sequence[Window]]) -> WeeklyHours
     """Replace the coach's weekly hours with `windows` (weekday → windows), all or nothing."""
     for spans in windows.values():
         check_windows(spans)
+    # The coach's row first: a booking checks the hours under the same lock, so it sees
+    # either the old week or the new one, never a half-written one.
+    db.session.execute(select(User.id).where(User.id == coach.id).with_for_update())
     if not any(windows.values()):
         # No rows means "never set" (the default hours), so an empty week cannot be saved.
         raise AvailabilityError(
@@ -148,16 +151,16 @@ def save_hours(coach: User, windows: dict[int, Sequence[Window]]) -> WeeklyHours
 # --- days off -------------------------------------------------------------------
 
 
-def coach_today(coach: User) -> date:
-    """Today's date on the coach's wall clock."""
-    return now().astimezone(zone_of(coach.timezone)).date()
+def today_of(user: User) -> date:
+    """Today's date on the user's wall clock."""
+    return now().astimezone(zone_of(user.timezone)).date()
 
 
 def upcoming_days_off(coach: User) -> list[DayOff]:
     return list(
         db.session.scalars(
             select(DayOff)
-            .where(DayOff.coach_id == coach.id, DayOff.day >= coach_today(coach))
+            .where(DayOff.coach_id == coach.id, DayOff.day >= today_of(coach))
             .order_by(DayOff.day)
         )
     )
@@ -169,7 +172,7 @@ def add_day_off(coach: User, day: date, note: str | None = None) -> DayOff:
     Sessions already booked on that day stay booked: the coach decides whether to
     cancel or move them (`booked_on` lists them).
     """
-    if day < coach_today(coach):
+    if day < today_of(coach):
         raise AvailabilityError(f"{day:%a %d %b %Y} has passed. Pick today or a later date.")
     taken = db.session.scalar(
         select(DayOff.id).where(DayOff.coach_id == coach.id, DayOff.day == day)
@@ -455,13 +458,9 @@ class SlotWeek:
         return self.from_day + timedelta(days=PICKER_DAYS - 1)
 
 
-def viewer_today(viewer: User) -> date:
-    return now().astimezone(zone_of(viewer.timezone)).date()
-
-
 def week_start(viewer: User, wanted: date | None) -> date:
     """The first day to show: `wanted` within today and the horizon, else today."""
-    today = viewer_today(viewer)
+    today = today_of(viewer)
     last = (now() + horizon()).astimezone(zone_of(viewer.timezone)).date()
     if wanted is None or wanted < today:
         return today
@@ -476,7 +475,7 @@ def slot_week(
     exclude_session_id: int | None = None,
 ) -> SlotWeek:
     """The booking page's week of free slots, on the viewer's calendar."""
-    today = viewer_today(viewer)
+    today = today_of(viewer)
     start = week_start(viewer, wanted)
     begin, end = _day_range(start, PICKER_DAYS, viewer.timezone)
     scan = _scan(contract, begin, end, exclude_session_id)
