@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 
 from accounts.models import User
 from audit.services import record as audit
@@ -323,21 +323,7 @@ def _scan(
     )
     length = timedelta(minutes=contract.minutes_per_session)
     # Every session of the coach or the student in the range, in one query.
-    busy_query = (
-        select(CoachingSession.starts_at, CoachingSession.ends_at)
-        .join(Contract, CoachingSession.contract_id == Contract.id)
-        .where(
-            or_(
-                CoachingSession.coach_id == contract.coach_id,
-                Contract.student_id == contract.student_id,
-            ),
-            CoachingSession.status == SessionStatus.SCHEDULED,
-            CoachingSession.starts_at < end + length,
-            CoachingSession.ends_at > begin,
-        )
-    )
-    if exclude_session_id is not None:
-        busy_query = busy_query.where(CoachingSession.id != exclude_session_id)
+    busy_query = party_sessions(contract, begin, end + length, exclude_session_id)
     busy = db.session.execute(busy_query).all()
     moment = now()
     earliest, latest = moment + notice(), moment + horizon()
@@ -356,6 +342,33 @@ def _scan(
                     scan.free.append(slot)
         day += timedelta(days=1)
     return scan
+
+
+def party_sessions(
+    contract: Contract, begin: datetime, end: datetime, exclude_session_id: int | None = None
+) -> Select[tuple[int, datetime, datetime]]:
+    """The scheduled sessions of the contract's coach or student overlapping [begin, end):
+    (coach_id, starts_at, ends_at), but the one `exclude_session_id` (a session being moved).
+
+    The student's side goes through their contracts' ids rather than a join, so each side
+    is an index lookup (coach and start; contract and start) and neither scans the
+    platform's sessions.
+    """
+    of_student = select(Contract.id).where(Contract.student_id == contract.student_id)
+    query = select(
+        CoachingSession.coach_id, CoachingSession.starts_at, CoachingSession.ends_at
+    ).where(
+        or_(
+            CoachingSession.coach_id == contract.coach_id,
+            CoachingSession.contract_id.in_(of_student),
+        ),
+        CoachingSession.status == SessionStatus.SCHEDULED,
+        CoachingSession.starts_at < end,
+        CoachingSession.ends_at > begin,
+    )
+    if exclude_session_id is not None:
+        query = query.where(CoachingSession.id != exclude_session_id)
+    return query
 
 
 def free_slots(

@@ -7,12 +7,12 @@ and reset from the account settings).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from contracts.forms import MeetingPlaceForm
-from contracts.ics import feed_calendar, feed_owner, feed_sessions
+from contracts.ics import feed_calendar, feed_owner, feed_sessions, feed_version
 from contracts.meeting_place import MEETING_PLACE_OPEN, set_meeting_place
 from contracts.services import contract_for_party
 from contracts.states import TransitionError
@@ -54,6 +54,12 @@ def feed(token: str) -> Response:
     user = feed_owner(token)
     if user is None:
         abort(404)
+    version = feed_version(user)
+    if version in request.if_none_match:
+        # Unchanged since the calendar app's last fetch: nothing to render or send.
+        unchanged = Response(status=304)
+        unchanged.set_etag(version)
+        return _feed_headers(unchanged)
     body = feed_calendar(
         user,
         feed_sessions(user),
@@ -62,6 +68,11 @@ def feed(token: str) -> Response:
         ),
     )
     response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.set_etag(version)
+    return _feed_headers(response)
+
+
+def _feed_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "private, max-age=300"
     # The address is the secret: a link followed from a calendar app must not carry it on.
     response.headers["Referrer-Policy"] = "no-referrer"

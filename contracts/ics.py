@@ -7,12 +7,13 @@ sees one event (the same UID) that later versions (a higher SEQUENCE) replace.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from accounts.models import User
@@ -121,18 +122,11 @@ def feed_sessions(user: User) -> list[CoachingSession]:
 
     One query loads the sessions with their contracts and both parties.
     """
-    since = now() - timedelta(days=FEED_PAST_DAYS)
     return list(
         db.session.scalars(
             select(CoachingSession)
             .join(Contract, CoachingSession.contract_id == Contract.id)
-            .where(
-                party_filter(Contract, user),
-                or_(
-                    CoachingSession.status == SessionStatus.SCHEDULED,
-                    CoachingSession.starts_at >= since,
-                ),
-            )
+            .where(*_in_feed(user))
             .options(
                 joinedload(CoachingSession.contract).joinedload(Contract.coach),
                 joinedload(CoachingSession.contract).joinedload(Contract.student),
@@ -140,6 +134,37 @@ def feed_sessions(user: User) -> list[CoachingSession]:
             .order_by(CoachingSession.starts_at, CoachingSession.id)
         )
     )
+
+
+def _in_feed(user: User) -> tuple[ColumnElement[bool], ...]:
+    since = now() - timedelta(days=FEED_PAST_DAYS)
+    return (
+        party_filter(Contract, user),
+        or_(CoachingSession.status == SessionStatus.SCHEDULED, CoachingSession.starts_at >= since),
+    )
+
+
+def feed_version(user: User) -> str:
+    """A validator (ETag) of the user's feed, from one aggregate query.
+
+    It changes whenever an event would: a session joins or leaves the feed (the count),
+    or a session or its contract changes (booked, moved, cancelled, marked, a new
+    meeting place: their `updated_at`). Calendar apps poll the feed often; an unchanged
+    feed then costs this query and a 304 instead of rendering every event (about
+    0.3 ms each, `bench/scheduling.py`). A party renaming themselves shows at the next
+    change of a session.
+    """
+    count, sessions_changed, contracts_changed = db.session.execute(
+        select(
+            func.count(CoachingSession.id),
+            func.max(CoachingSession.updated_at),
+            func.max(Contract.updated_at),
+        )
+        .join(Contract, CoachingSession.contract_id == Contract.id)
+        .where(*_in_feed(user))
+    ).one()
+    seed = f"{user.id}:{user.name}:{count}:{sessions_changed}:{contracts_changed}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def feed_calendar(

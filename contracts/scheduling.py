@@ -328,21 +328,9 @@ def _check_overlaps(
     contract: Contract, starts_at: datetime, ends_at: datetime, *, moving: int | None = None
 ) -> None:
     """Neither party may have another scheduled session in the way (but the one `moving`)."""
-    query = (
-        select(CoachingSession.coach_id, Contract.student_id)
-        .join(Contract, CoachingSession.contract_id == Contract.id)
-        .where(
-            or_(
-                CoachingSession.coach_id == contract.coach_id,
-                Contract.student_id == contract.student_id,
-            ),
-            CoachingSession.status == SessionStatus.SCHEDULED,
-            and_(CoachingSession.starts_at < ends_at, CoachingSession.ends_at > starts_at),
-        )
-    )
-    if moving is not None:
-        query = query.where(CoachingSession.id != moving)
-    overlapping = db.session.execute(query).all()
+    overlapping = db.session.execute(
+        availability.party_sessions(contract, starts_at, ends_at, moving)
+    ).all()
     if any(row.coach_id == contract.coach_id for row in overlapping):
         raise SchedulingError(
             f"{contract.coach.name} already has a session at that time. Pick another time."

@@ -13,6 +13,8 @@ from tests.browser.main_pages import ADMIN_PAGES, COACH_PAGES, STUDENT_PAGES
 from tests.conftest import PASSWORD
 from tests.support import (
     PHONE,
+    axe_violations,
+    describe_violations,
     log_in_anywhere,
     new_page,
     page_overflow,
@@ -73,6 +75,9 @@ def overflowing(page, url: str, paths: list[str], shots: dict[str, str] | None =
             continue
         if wide := page_overflow(page):
             problems.append(f"{path}: {wide}")
+        # A narrow screen has its own accessibility traps (a region that scrolls sideways).
+        if violations := axe_violations(page):
+            problems.append(describe_violations(f"{path} at 390 px", violations))
         if shots and path in shots:
             shot_top(page, shots[path])
     return problems

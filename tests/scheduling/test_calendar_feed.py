@@ -205,7 +205,40 @@ def test_the_feed_reads_its_sessions_in_one_query(client, db, make_contract, stu
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(events) == 6
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, selects  # the token's owner, then the sessions with all they need
+    # the token's owner, the feed's version (its ETag), then the sessions with all they need
+    assert len(selects) == 3, selects
+
+
+def test_an_unchanged_feed_answers_304_and_a_change_makes_it_whole_again(
+    client, db, make_contract, student, clock
+):
+    contract_id = make_contract()
+    session_id = add_session(db, contract_id, START + timedelta(days=5))
+    token = turn_feed_on(db, student)
+    first = client.get(f"/calendar/{token}.ics")
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag
+
+    again = client.get(f"/calendar/{token}.ics", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    assert again.headers["ETag"] == etag
+    assert again.headers["Referrer-Policy"] == "no-referrer"
+
+    # The contract's new meeting place changes every event: the feed is sent again.
+    clock.advance(timedelta(minutes=1))
+    login(client, student)
+    place = "https://meet.example.com/new-room"
+    client.submit(f"/contracts/{contract_id}/meeting-place", {"meeting_location": place})
+    changed = client.get(f"/calendar/{token}.ics", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert place in changed.get_data(as_text=True).replace("\r\n ", "")
+
+    # And a cancelled session, with the latest validator.
+    etag = changed.headers["ETag"]
+    clock.advance(timedelta(minutes=1))
+    assert client.submit(f"/sessions/{session_id}/cancel").status_code == 302
+    cancelled = client.get(f"/calendar/{token}.ics", headers={"If-None-Match": etag})
+    assert cancelled.status_code == 200 and "STATUS:CANCELLED" in cancelled.get_data(as_text=True)
 
 
 def test_the_feed_is_rate_limited_per_address(client, db):
