@@ -88,6 +88,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.scratch import BenchError, Database, postgres_database, sqlite_database  # noqa: E402
+
 SESSION_MINUTES = 30  # every contract's session length here
 PER_CONTRACT = 100  # sessions per contract (the most a contract may have)
 BUSY_HOURS = (8 * 60, 20 * 60)  # the busy coaches' working window, every day
@@ -101,47 +103,11 @@ CROWD_PER_CONTRACT = 10
 CROWD_STUDENTS_PER_COACH = 5
 
 
-class BenchError(Exception):
-    """The run cannot go on (a database cannot be made, the data does not fit, ...)."""
 
 
 # --- the databases ----------------------------------------------------------------------
 
 
-@dataclass
-class Database:
-    kind: str  # sqlite or postgresql
-    uri: str
-    cleanup: Callable[[], None] | None = None
-
-
-def sqlite_database(workdir: Path) -> Database:
-    return Database("sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}")
-
-
-def postgres_database(server_url: str) -> Database:
-    """A fresh scratch database on `server_url`; raises BenchError if unreachable."""
-    import psycopg
-    from psycopg import sql
-
-    from config import database_uri_from_url
-
-    name = f"coachpact_bench_scheduling_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        conn = psycopg.connect(server_url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        raise BenchError(f"PostgreSQL unreachable at {server_url}: {exc}".strip()) from None
-    with conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-    def drop() -> None:
-        with psycopg.connect(server_url, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    base = server_url.rsplit("/", 1)[0]
-    return Database("postgresql", database_uri_from_url(f"{base}/{name}"), drop)
 
 
 def make_app(db: Database, workdir: Path) -> Any:
@@ -1089,8 +1055,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             print(f"\n== scheduling pages, {kind} ==", flush=True)
             try:
-                db = postgres_database(args.pg_url) if kind == "postgresql" else \
-                    sqlite_database(workdir)
+                if kind == "postgresql":
+                    db = postgres_database(args.pg_url, "coachpact_bench_scheduling")
+                else:
+                    db = sqlite_database(workdir)
             except BenchError as exc:
                 print(f"  skipped: {exc}", flush=True)
                 results.append(Result(kind, skipped=str(exc)))

@@ -70,6 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.scratch import BenchError, Database, postgres_database, sqlite_database  # noqa: E402
+
 SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret for local servers)
 STRIPE_KEY = "sk_test_bench"
 WEBHOOK_PATH = "/webhooks/stripe"
@@ -94,8 +96,6 @@ GOAL_P99_MS = 50.0
 GOAL_DRAIN = 0.4
 
 
-class BenchError(Exception):
-    """The run cannot go on (a server did not start, a count is wrong, ...)."""
 
 
 # --- figures --------------------------------------------------------------------------
@@ -488,37 +488,6 @@ def redis_unreachable(url: str) -> str | None:
 # --- databases ------------------------------------------------------------------------
 
 
-@dataclass
-class Database:
-    kind: str
-    uri: str  # SQLAlchemy URL
-    cleanup: Any = None
-
-
-def sqlite_database(workdir: Path) -> Database:
-    return Database("sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}")
-
-
-def postgres_database(server_url: str) -> Database:
-    """A fresh scratch database on `server_url`; raises BenchError if unreachable."""
-    import psycopg
-
-    from config import database_uri_from_url
-
-    name = f"coachpact_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        admin = psycopg.connect(server_url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        raise BenchError(f"PostgreSQL unreachable at {server_url}: {exc}".strip()) from None
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(server_url, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    base = server_url.rsplit("/", 1)[0]
-    return Database("postgresql", database_uri_from_url(f"{base}/{name}"), drop)
 
 
 def setup_app_database(uri: str, count: int) -> list[Target]:
