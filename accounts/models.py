@@ -31,7 +31,13 @@ class User(UserMixin, Model):
     # The secret in the user's calendar feed address (`/calendar/<token>.ics`); None until
     # the user turns the feed on, replaced when they reset it (the old address stops working).
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Part of the id kept in login sessions and remember-me cookies (`get_id`): raised when
+    # the password changes, so every other browser logged in as this user is logged out.
+    login_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.login_version}"
 
     @property
     def is_coach(self) -> bool:

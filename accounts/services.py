@@ -65,9 +65,29 @@ def password_matches(user: User, password: str) -> bool:
 
 
 def set_password(user: User, new_password: str) -> None:
-    """Store a new password; outstanding reset links stop working (their fingerprint differs)."""
+    """Store a new password. Outstanding reset links stop working (their fingerprint
+    differs), and so does every login made with the old one (`User.login_version`)."""
     user.password_hash = _hasher.hash(new_password)
+    user.login_version += 1
     db.session.flush()
+
+
+def user_for_login_id(login_id: str) -> User | None:
+    """The user a login session's id names (`User.get_id`), if it is still current.
+
+    A session from before the password last changed names an older version: None, and
+    that browser is logged out. An id without a version (sessions made before versions
+    existed) counts as version 0.
+    """
+    user_id, _, version = login_id.partition(":")
+    try:
+        user = db.session.get(User, int(user_id))
+        wanted = int(version or 0)
+    except ValueError:
+        return None
+    if user is None or user.login_version != wanted:
+        return None
+    return user
 
 
 def change_password(user: User, *, current: str, new: str) -> None:

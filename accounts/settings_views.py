@@ -7,7 +7,7 @@ shown on that form alone and the others are rendered fresh.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
@@ -65,7 +65,10 @@ def password() -> str | Response:
             audit("user.password_changed", current_user, actor=current_user)
             mail_password_changed(current_user)
             db.session.commit()
-            flash("Your password is changed.", "success")
+            # Other browsers are logged out by the new login version; this one stays in.
+            login_user(current_user._get_current_object())
+            flash("Your password is changed. Other devices logged in as you are logged out.",
+                  "success")
             return redirect(url_for(".profile") + "#password")
     return _settings_page(password=form)
 

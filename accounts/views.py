@@ -15,6 +15,7 @@ from accounts.services import (
     find_user_by_email,
     normalize_email,
     set_password,
+    user_for_login_id,
 )
 from accounts.settings_views import mail_password_changed
 from accounts.tokens import (
@@ -32,9 +33,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    from accounts.models import User
-
-    return db.session.get(User, int(user_id))
+    return user_for_login_id(user_id)
 
 
 def _safe_next(target: str | None) -> str:

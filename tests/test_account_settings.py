@@ -276,6 +276,33 @@ def test_right_current_password_changes_it(app, client, db, make_user):
     assert notice.subject == "Your Coachpact password was changed"
 
 
+def test_a_password_change_logs_out_every_other_browser_but_this_one(app, client, db, make_user):
+    user = make_user(email="ana@example.com")
+    laptop = app.test_client()
+    with app.app_context():  # another browser (see can_log_in)
+        login(laptop, user)
+        assert laptop.get("/settings/").status_code == 200
+    login(client, user)
+    assert change_password(client, PASSWORD).status_code == 302
+    assert user_row(db, user.id).login_version == 1
+    with app.app_context():
+        # The laptop's session names the old login version: it is logged out.
+        answer = laptop.get("/settings/")
+        assert answer.status_code == 302 and "/auth/login" in answer.headers["Location"]
+    # The browser that changed it stays logged in.
+    assert client.get("/settings/").status_code == 200
+
+
+def test_a_session_id_from_before_login_versions_still_counts_as_version_0(app, db, make_user):
+    from accounts.services import user_for_login_id
+
+    user = make_user(email="ana@example.com")
+    assert user_for_login_id(str(user.id)).id == user.id
+    assert user_for_login_id(f"{user.id}:0").id == user.id
+    assert user_for_login_id(f"{user.id}:1") is None
+    assert user_for_login_id("not-a-number") is None
+
+
 def test_a_password_change_voids_an_outstanding_reset_link(app, client, db, make_user):
     user = make_user(email="ana@example.com")
     with app.app_context():  # another browser (see can_log_in)

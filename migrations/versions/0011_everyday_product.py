@@ -1,5 +1,5 @@
 """Everyday product: coaches' working hours and days off, meeting places, rescheduling,
-calendar feeds, proposal expiry.
+calendar feeds, proposal expiry, login versions (a password change logs other browsers out).
 
 Revision ID: 0011
 Revises: 0010
@@ -61,6 +61,7 @@ def upgrade():
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('calendar_token', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('login_version', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_unique_constraint(batch_op.f('uq_users_calendar_token'), ['calendar_token'])
 
 
@@ -68,6 +69,7 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_users_calendar_token'), type_='unique')
+        batch_op.drop_column('login_version')
         batch_op.drop_column('calendar_token')
 
     with op.batch_alter_table('proposals', schema=None) as batch_op:
