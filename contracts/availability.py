@@ -346,7 +346,7 @@ def _scan(
 
 def party_sessions(
     contract: Contract, begin: datetime, end: datetime, exclude_session_id: int | None = None
-) -> Select[tuple[int, datetime, datetime]]:
+) -> Select[int, datetime, datetime]:
     """The scheduled sessions of the contract's coach or student overlapping [begin, end):
     (coach_id, starts_at, ends_at), but the one `exclude_session_id` (a session being moved).
 
