@@ -66,6 +66,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from admin.views import bp as admin_bp
     from audit import models as _audit_models  # noqa: F401
     from contracts import availability_models as _availability_models  # noqa: F401
+    from contracts import expiry as _proposal_expiry  # noqa: F401 (registers its job)
     from contracts import models as _contracts_models  # noqa: F401
     from contracts.calendar_views import bp as calendar_bp
     from contracts.ics import web_address

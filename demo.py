@@ -16,6 +16,7 @@ from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
 from admin import analytics
 from contracts.availability_models import DayOff, WorkingHours
+from contracts.expiry import expire_due_proposals
 from contracts.localtime import to_local
 from contracts.models import (
     CoachingSession,
@@ -29,7 +30,6 @@ from contracts.models import (
 from contracts.services import (
     accept_proposal,
     decline_proposal,
-    expire_due_proposals,
     send_proposal,
     withdraw_proposal,
 )

@@ -36,6 +36,7 @@ from contracts.models import (
 from contracts.services import NotAllowed, lock_contract, party_filter
 from contracts.states import check_transition
 from database.locking import lock_by_id
+from database.paging import page_number
 from extensions import db
 from notifications.services import notify
 
@@ -224,7 +225,7 @@ def schedule_page(user: User, tab: str, page: int = 1) -> SchedulePage:
     next page exists.
     """
     tab = tab if tab in SCHEDULE_TABS else "upcoming"
-    page = max(page, 1)
+    page = page_number(page)
     moment = now()
     counts_row = db.session.execute(
         select(

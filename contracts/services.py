@@ -9,15 +9,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, has_request_context, url_for
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, case, or_, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy import or_, select
 
 import clock
-import jobs
 from accounts.models import Role, User
 from accounts.services import find_user_by_email
-from audit.services import record as audit
 from contracts import lifecycle
 from contracts.localtime import format_local
 from contracts.models import (
@@ -43,7 +39,7 @@ from contracts.money import (
 from contracts.plans import DEPOSIT_PERCENT_RANGE, INSTALMENTS_RANGE
 from contracts.refund_policy import window_days_in_force
 from contracts.states import TransitionError, check_transition
-from database.locking import lock_one, take_write_lock
+from database.locking import lock_one
 from extensions import db
 from notifications.services import notify
 
@@ -174,7 +170,7 @@ def send_proposal(
         student,
         f"{coach.name} sent you a proposal: “{proposal.title}”, {session_count} sessions "
         f"for {amount}. Have a look, and accept it when it suits you.",
-        link=_path_to("contracts.proposal", proposal_id=proposal.id),
+        link=path_to("contracts.proposal", proposal_id=proposal.id),
         subject=f"Coachpact: a proposal from {coach.name}",
     )
     return proposal
@@ -206,7 +202,7 @@ def shown_status(proposal: Proposal) -> ProposalStatus:
     return ProposalStatus.EXPIRED if proposal_expired(proposal) else proposal.status
 
 
-def _path_to(endpoint: str, **values: Any) -> str:
+def path_to(endpoint: str, **values: Any) -> str:
     """The path of a page, for a notification's link.
 
     Proposals are also sent and answered outside any request (the demo loader, the
@@ -341,7 +337,7 @@ def accept_proposal(proposal_id: int, student: User) -> Contract:
         proposal.coach,
         f"{proposal.student.name} accepted your proposal “{proposal.title}”. "
         "We will tell you as soon as it is paid.",
-        link=_path_to("contracts.detail", contract_id=contract.id),
+        link=path_to("contracts.detail", contract_id=contract.id),
         subject=f"Coachpact: “{proposal.title}” was accepted",
     )
     return contract
@@ -353,7 +349,7 @@ def decline_proposal(proposal_id: int, student: User) -> Proposal:
     notify(
         proposal.coach,
         f"{proposal.student.name} declined your proposal “{proposal.title}”.",
-        link=_path_to("contracts.proposal", proposal_id=proposal.id),
+        link=path_to("contracts.proposal", proposal_id=proposal.id),
         subject=f"Coachpact: “{proposal.title}” was declined",
     )
     return proposal
@@ -363,171 +359,6 @@ def withdraw_proposal(proposal_id: int, coach: User) -> Proposal:
     return _respond(proposal_id, coach, ProposalStatus.WITHDRAWN, by_student=False)
 
 
-# --- lists ---------------------------------------------------------------------------
-
-CONTRACTS_PER_PAGE = 20
-OPEN_PROPOSALS_SHOWN = 50
-CLOSED_PROPOSALS_SHOWN = 10
-# Far beyond any real list; keeps OFFSET within the database's integers whatever is typed.
-MAX_PAGE = 100_000
-
-# The contract list's filters: key → (label, statuses). Every status is in exactly one.
-CONTRACT_FILTERS: dict[str, tuple[str, frozenset[ContractStatus]]] = {
-    "all": ("All", frozenset()),
-    "pending": ("Pending", frozenset({ContractStatus.PENDING})),
-    "active": ("Active", frozenset({ContractStatus.ACTIVE})),
-    "past_due": ("Past due", frozenset({ContractStatus.PAST_DUE})),
-    "completed": ("Completed", frozenset({ContractStatus.COMPLETED})),
-    "ended": ("Ended", frozenset({ContractStatus.CANCELLED, ContractStatus.REFUNDED})),
-    "disputed": ("Disputed", frozenset({ContractStatus.DISPUTED})),
-}
-
-
-def page_of(query: Select[Any], page: int, per_page: int) -> Pagination:
-    """One page of `query` (LIMIT/OFFSET in SQL); below 1 is the first page, past the
-    end the last one, so an edited or stale `?page=` never fails."""
-    page = min(max(page, 1), MAX_PAGE)
-    found = db.paginate(query, page=page, per_page=per_page, error_out=False)
-    if found.pages and page > found.pages:
-        found = db.paginate(query, page=found.pages, per_page=per_page, error_out=False)
-    return found
-
-
-def contracts_page(
-    user: User, *, status: str = "all", search: str = "", page: int = 1
-) -> Pagination:
-    """The user's contracts, newest first, one page of CONTRACTS_PER_PAGE.
-
-    `status` is a key of CONTRACT_FILTERS (an unknown one lists all); `search` matches
-    the title or the other party's name, whatever the case.
-    """
-    other_party = aliased(User)
-    query = (
-        select(Contract)
-        .where(party_filter(Contract, user))
-        .join(
-            other_party,
-            other_party.id
-            == case((Contract.coach_id == user.id, Contract.student_id), else_=Contract.coach_id),
-        )
-        .options(selectinload(Contract.coach), selectinload(Contract.student))
-        .order_by(Contract.created_at.desc(), Contract.id.desc())
-    )
-    statuses = CONTRACT_FILTERS.get(status, CONTRACT_FILTERS["all"])[1]
-    if statuses:
-        query = query.where(Contract.status.in_(statuses))
-    term = search.strip()
-    if term:
-        query = query.where(
-            or_(
-                Contract.title.icontains(term, autoescape=True),
-                other_party.name.icontains(term, autoescape=True),
-            )
-        )
-    return page_of(query, page, CONTRACTS_PER_PAGE)
-
-
-def _proposals_of(user: User) -> Select[Any]:
-    return (
-        select(Proposal)
-        .where(party_filter(Proposal, user))
-        .options(selectinload(Proposal.coach), selectinload(Proposal.student))
-        .order_by(Proposal.created_at.desc(), Proposal.id.desc())
-    )
-
-
-def open_proposals_of(user: User) -> list[Proposal]:
-    """Proposals still waiting for the student's answer, newest first."""
-    moment = clock.now()
-    return list(
-        db.session.scalars(
-            _proposals_of(user)
-            .where(
-                Proposal.status == ProposalStatus.SENT,
-                or_(Proposal.expires_at.is_(None), Proposal.expires_at > moment),
-            )
-            .limit(OPEN_PROPOSALS_SHOWN)
-        )
-    )
-
-
-def closed_proposals_of(user: User) -> list[Proposal]:
-    """The latest proposals that ended without a contract (declined, withdrawn, expired)."""
-    moment = clock.now()
-    return list(
-        db.session.scalars(
-            _proposals_of(user)
-            .where(
-                or_(
-                    Proposal.status.in_(
-                        [ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN, ProposalStatus.EXPIRED]
-                    ),
-                    # Past its time but not yet marked by the job.
-                    (Proposal.status == ProposalStatus.SENT) & (Proposal.expires_at <= moment),
-                )
-            )
-            .limit(CLOSED_PROPOSALS_SHOWN)
-        )
-    )
-
-
-# --- expiry ----------------------------------------------------------------------------
-
-EXPIRY_BATCH = 500
-
-
-def expire_due_proposals() -> int:
-    """Mark sent proposals past `expires_at` EXPIRED, audited, both parties told; how many.
-
-    One locking statement: a proposal being answered right now is skipped (its answer
-    sees the time and is refused, or got in first), and the next run finds the rest.
-    Flushes; the caller commits.
-    """
-    take_write_lock(db.session)  # SQLite: read fresh rows nobody changes before we write
-    due = db.session.scalars(
-        select(Proposal)
-        .where(Proposal.status == ProposalStatus.SENT, Proposal.expires_at <= clock.now())
-        .order_by(Proposal.expires_at, Proposal.id)
-        .limit(EXPIRY_BATCH)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).all()
-    for proposal in due:
-        proposal.status = check_transition(
-            PROPOSAL_TRANSITIONS, proposal.status, ProposalStatus.EXPIRED, "proposal"
-        )
-        db.session.flush()
-        audit(
-            "proposal.expired",
-            proposal,
-            actor_label="system",
-            before={"status": ProposalStatus.SENT.value},
-            after={"status": ProposalStatus.EXPIRED.value},
-        )
-        link = _path_to("contracts.proposal", proposal_id=proposal.id)
-        notify(
-            proposal.student,
-            f"The proposal “{proposal.title}” from {proposal.coach.name} expired before you "
-            f"answered it. Ask {proposal.coach.name} for a new one if you still want it.",
-            link=link,
-            subject=f"Coachpact: “{proposal.title}” expired",
-        )
-        notify(
-            proposal.coach,
-            f"Your proposal “{proposal.title}” to {proposal.student.name} expired without an "
-            "answer. You can send a new one.",
-            link=link,
-            subject=f"Coachpact: “{proposal.title}” expired",
-        )
-    return len(due)
-
-
-@jobs.periodic(jobs.every_minute())
-def expire_proposals() -> None:
-    expire_due_proposals()
-    db.session.commit()
-
-
 __all__ = [
     "NotAllowed",
     "ProposalError",
@@ -535,13 +366,9 @@ __all__ = [
     "accept_proposal",
     "cancel_contract",
     "cancel_refusal",
-    "closed_proposals_of",
     "contract_for_party",
-    "contracts_page",
     "decline_proposal",
-    "expire_due_proposals",
     "fee_quote",
-    "open_proposals_of",
     "preview_terms",
     "proposal_expired",
     "proposal_for_party",

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts import scheduling, services
+from contracts import lists, scheduling, services
 from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm
 from contracts.models import Contract, ProposalStatus
 from contracts.money import CURRENCY_DECIMALS, MoneyError, currency_symbol
@@ -26,19 +26,19 @@ def index() -> str | Response:
     if current_user.is_admin:
         return redirect(url_for("admin.dashboard"))  # an admin's home is the console
     status = request.args.get("status", "all")
-    if status not in services.CONTRACT_FILTERS:
+    if status not in lists.CONTRACT_FILTERS:
         status = "all"
     search = request.args.get("q", "")[:100]
     return render_template(
         "contracts/index.html",
-        contracts=services.contracts_page(
+        contracts=lists.contracts_page(
             current_user, status=status, search=search, page=request.args.get("page", 1, int)
         ),
-        filters=services.CONTRACT_FILTERS,
+        filters=lists.CONTRACT_FILTERS,
         status=status,
         search=search.strip(),
-        open_proposals=services.open_proposals_of(current_user),
-        closed_proposals=services.closed_proposals_of(current_user),
+        open_proposals=lists.open_proposals_of(current_user),
+        closed_proposals=lists.closed_proposals_of(current_user),
         shown_status=services.shown_status,
     )
 

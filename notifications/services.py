@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 import clock
 import jobs
 from accounts.models import User
+from database.paging import page_of
 from extensions import db
 from notifications.models import Notification, OutboxMail
 from notifications.tasks import send_mail
@@ -56,8 +57,6 @@ def unread_count(user: User) -> int:
 
 
 NOTIFICATIONS_PER_PAGE = 25
-# Far beyond any real list; keeps OFFSET within the database's integers whatever is typed.
-MAX_PAGE = 100_000
 
 
 def notifications_page(user: User, *, unread_only: bool = False, page: int = 1) -> Pagination:
@@ -70,13 +69,7 @@ def notifications_page(user: User, *, unread_only: bool = False, page: int = 1) 
     )
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
-    page = min(max(page, 1), MAX_PAGE)
-    found = db.paginate(query, page=page, per_page=NOTIFICATIONS_PER_PAGE, error_out=False)
-    if found.pages and page > found.pages:
-        found = db.paginate(
-            query, page=found.pages, per_page=NOTIFICATIONS_PER_PAGE, error_out=False
-        )
-    return found
+    return page_of(query, page, NOTIFICATIONS_PER_PAGE)
 
 
 def mark_read(user: User, shown: list[Notification]) -> None:

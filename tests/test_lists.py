@@ -203,7 +203,7 @@ def test_the_list_is_fetched_a_page_at_a_time(app, db, coach, student, make_cont
     """LIMIT/OFFSET in SQL, not slicing in Python: a page loads at most 20 rows."""
     from sqlalchemy import event
 
-    from contracts.services import contracts_page
+    from contracts.lists import contracts_page
 
     make_contracts(coach, student, 45)
     statements: list[str] = []

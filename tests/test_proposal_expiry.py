@@ -125,7 +125,7 @@ def expiry_notes(db, user_id: int) -> list[str]:
 def test_the_job_marks_expired_proposals_and_tells_both_parties_once(
     app, db, clock, sent, make_proposal, coach, student
 ):
-    from contracts.services import expire_proposals
+    from contracts.expiry import expire_proposals
 
     clock.advance(timedelta(days=1))
     still_open = make_proposal(coach, student, title="Sent a day later")
@@ -157,7 +157,8 @@ def test_the_job_marks_expired_proposals_and_tells_both_parties_once(
 def test_the_job_leaves_answered_and_never_expiring_proposals(
     app, db, clock, sent, make_proposal, coach, student
 ):
-    from contracts.services import accept_proposal, expire_due_proposals
+    from contracts.expiry import expire_due_proposals
+    from contracts.services import accept_proposal
 
     app.config["PROPOSAL_EXPIRY_DAYS"] = 0
     never = make_proposal(coach, student)
@@ -174,14 +175,14 @@ def test_the_job_leaves_answered_and_never_expiring_proposals(
 
 def test_the_job_is_scheduled_every_minute():
     import jobs
-    from contracts.services import expire_proposals
+    from contracts.expiry import expire_proposals
 
     moment = datetime(2026, 12, 15, 14, 7)  # the queue's clock is naive UTC
     assert expire_proposals.name in {task.name for task in jobs.huey.read_periodic(moment)}
 
 
 def test_an_answer_after_the_job_gives_the_expiry_message(client, db, clock, app, sent, student):
-    from contracts.services import expire_proposals
+    from contracts.expiry import expire_proposals
 
     clock.freeze(EXPIRES_AT + timedelta(hours=1))
     with app.app_context():
@@ -223,7 +224,8 @@ def test_an_expired_proposal_shows_expired_and_no_answers(client, clock, sent, s
 @pytest.mark.postgres
 def test_an_accept_racing_the_job_has_one_outcome(app, db, clock, sent, student):
     """Whichever takes the row lock first wins; the other sees its outcome."""
-    from contracts.services import TransitionError, accept_proposal, expire_due_proposals
+    from contracts.expiry import expire_due_proposals
+    from contracts.services import TransitionError, accept_proposal
     from tests.support import at_once
 
     clock.freeze(EXPIRES_AT)
