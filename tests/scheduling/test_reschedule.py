@@ -264,6 +264,9 @@ def test_my_schedule_has_tabs_and_pages(client, db, make_contract, coach, studen
     nonsense = client.get("/schedule?tab=nope&page=x")
     assert nonsense.status_code == 200 and session_ids(nonsense.get_data(as_text=True))[:2] == (
         to_mark)
+    # An edited page number far past any offset the database takes is an empty page.
+    beyond = client.get(f"/schedule?tab=past&page={10**30}")
+    assert beyond.status_code == 200 and session_ids(beyond.get_data(as_text=True)) == []
 
 
 # --- concurrency (PostgreSQL row locks) --------------------------------------------------------
