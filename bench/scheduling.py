@@ -88,7 +88,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.scratch import BenchError, Database, postgres_database, sqlite_database  # noqa: E402
+from bench.scratch import BenchError, Database, drop, make_database  # noqa: E402
 
 SESSION_MINUTES = 30  # every contract's session length here
 PER_CONTRACT = 100  # sessions per contract (the most a contract may have)
@@ -1055,10 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             print(f"\n== scheduling pages, {kind} ==", flush=True)
             try:
-                if kind == "postgresql":
-                    db = postgres_database(args.pg_url, "coachpact_bench_scheduling")
-                else:
-                    db = sqlite_database(workdir)
+                db = make_database(kind, workdir, args.pg_url, "coachpact_bench_scheduling")
             except BenchError as exc:
                 print(f"  skipped: {exc}", flush=True)
                 results.append(Result(kind, skipped=str(exc)))
@@ -1072,9 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.print_exc()
                 results.append(Result(kind, failures=[f"{type(exc).__name__}: {exc}"]))
             finally:
-                if db.cleanup is not None:
-                    db.cleanup()
-                    print(f"  dropped the scratch {kind} database", flush=True)
+                drop(db)
 
     print("\n== summary ==")
     for result in results:

@@ -48,3 +48,21 @@ def postgres_database(server_url: str, prefix: str = "coachpact_bench") -> Datab
 
     base = server_url.rsplit("/", 1)[0]
     return Database("postgresql", database_uri_from_url(f"{base}/{name}"), drop)
+
+
+def make_database(
+    kind: str, workdir: Path, pg_url: str, prefix: str = "coachpact_bench"
+) -> Database:
+    """The scratch database of `kind` (sqlite or postgresql); raises BenchError if it
+    cannot be made."""
+    if kind == "postgresql":
+        return postgres_database(pg_url, prefix)
+    return sqlite_database(workdir)
+
+
+def drop(db: Database) -> None:
+    """Drop a scratch database that needs it (PostgreSQL's; the SQLite file goes with its
+    folder)."""
+    if db.cleanup is not None:
+        db.cleanup()
+        print(f"  dropped the scratch {db.kind} database", flush=True)

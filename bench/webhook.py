@@ -70,7 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.scratch import BenchError, Database, postgres_database, sqlite_database  # noqa: E402
+from bench.scratch import BenchError, Database, drop, make_database  # noqa: E402
 
 SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret for local servers)
 STRIPE_KEY = "sk_test_bench"
@@ -1113,9 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
                     reason = redis_unreachable(args.redis_url)
                     if reason is not None:
                         raise BenchError(reason)
-                    db = postgres_database(args.pg_url)
-                else:
-                    db = sqlite_database(workdir)
+                db = make_database(kind, workdir, args.pg_url)
             except BenchError as exc:
                 print(f"\n== {kind}: skipped: {exc}", flush=True)
                 results.append(Result(kind, skipped=str(exc)))
@@ -1123,9 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results.append(bench_database(db, args, workdir, args.redis_url))
             finally:
-                if db.cleanup is not None:
-                    db.cleanup()
-                    print(f"  dropped the scratch {kind} database", flush=True)
+                drop(db)
 
     print("\n== summary ==")
     for result in results:

@@ -52,6 +52,13 @@ def book(client, contract_id: int, day: str, at: str, note: str = "", zone="Amer
     )
 
 
+def book_two(client, db, contract_id: int) -> list[CoachingSession]:
+    """Book 10 and 11 March, 10:00 on the booker's clock; both sessions, in order."""
+    book(client, contract_id, "2027-03-10", "10:00")
+    book(client, contract_id, "2027-03-11", "10:00")
+    return sessions(db, contract_id)
+
+
 def sessions(db, contract_id: int | None = None) -> list[CoachingSession]:
     db.session.expire_all()
     query = select(CoachingSession).order_by(CoachingSession.starts_at)
@@ -233,9 +240,7 @@ def test_early_cancellation_frees_the_slot_and_late_cancellation_uses_it(
 ):
     contract_id = make_contract(session_count=2)
     login(client, student)
-    book(client, contract_id, "2027-03-10", "10:00")
-    book(client, contract_id, "2027-03-11", "10:00")
-    early, late = sessions(db, contract_id)
+    early, late = book_two(client, db, contract_id)
 
     clock.freeze(early.starts_at - timedelta(hours=24, minutes=1))
     client.submit(f"/sessions/{early.id}/cancel")
@@ -262,9 +267,7 @@ def test_the_notice_period_is_a_setting_and_a_coachs_late_cancellation_frees_the
     app.config["SESSION_CANCEL_NOTICE_HOURS"] = 2
     contract_id = make_contract(session_count=2)
     login(client, student)
-    book(client, contract_id, "2027-03-10", "10:00")
-    book(client, contract_id, "2027-03-11", "10:00")
-    first, second = sessions(db, contract_id)
+    first, second = book_two(client, db, contract_id)
     clock.freeze(first.starts_at - timedelta(hours=3))
     client.submit(f"/sessions/{first.id}/cancel")
     client.submit("/auth/logout")
@@ -445,9 +448,7 @@ def test_completed_and_no_show_sessions_complete_the_contract(
 ):
     contract_id = make_contract(session_count=2)
     login(client, student)
-    book(client, contract_id, "2027-03-10", "10:00")
-    book(client, contract_id, "2027-03-11", "10:00")
-    first, second = sessions(db, contract_id)
+    first, second = book_two(client, db, contract_id)
     client.submit("/auth/logout")
     login(client, coach)
 
@@ -476,9 +477,7 @@ def test_a_late_cancellation_counts_towards_completion(
 ):
     contract_id = make_contract(session_count=2)
     login(client, student)
-    book(client, contract_id, "2027-03-10", "10:00")
-    book(client, contract_id, "2027-03-11", "10:00")
-    first, second = sessions(db, contract_id)
+    first, second = book_two(client, db, contract_id)
     clock.freeze(second.starts_at - timedelta(hours=2))
     client.submit(f"/sessions/{second.id}/cancel")  # late: used
     client.submit("/auth/logout")
