@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,10 +15,16 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+import accounts
+import admin
+import contracts
 import jobs
+import notifications
+import payments
+import payouts
 from config import load_config
-from contracts.localtime import DISPLAY_FORMAT, format_local
 from database.sqlite import tune_sqlite
+from errors import NotFound
 from extensions import bootstrap, csrf, db, limiter, login_manager, mail, migrate
 
 ERROR_MESSAGES = {
@@ -55,39 +61,56 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     mail.init_app(app)
     bootstrap.init_app(app)
 
-    # Models must be imported before migrations or create_all see the metadata.
-    from accounts import models as _accounts_models  # noqa: F401
-    from accounts.cli import register_cli as register_account_cli
+    jobs.init_app(app)
+    _import_models()
+    # Each package registers its own jobs, event handlers, commands and template
+    # helpers, the layers beneath first: audit, notifications → accounts → contracts
+    # (scheduling included) → payments → payouts → admin.
+    notifications.init_app(app)
+    accounts.init_app(app)
+    contracts.init_app(app)
+    payments.init_app(app)
+    payouts.init_app(app)
+    admin.init_app(app)
+    _register_blueprints(app)
+
+    from demo import register_cli as register_demo_cli
+
+    register_demo_cli(app)
+    _register_pages(app)
+    _register_security_headers(app)
+    return app
+
+
+# Flask-Migrate and create_all see only the tables of model modules imported by then:
+# every module that defines models, named once (a test checks none is missing).
+MODEL_MODULES = (
+    "audit.models",
+    "notifications.models",
+    "accounts.models",
+    "contracts.models",
+    "contracts.availability_models",
+    "payments.models",
+    "payouts.models",
+    "admin.models",
+)
+
+
+def _import_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def _register_blueprints(app: Flask) -> None:
     from accounts.settings_views import bp as settings_bp
     from accounts.views import bp as auth_bp
-    from admin import analytics as _admin_analytics  # noqa: F401 (registers its jobs)
-    from admin import models as _admin_models  # noqa: F401
-    from admin.cli import register_cli as register_admin_cli
     from admin.views import bp as admin_bp
-    from audit import models as _audit_models  # noqa: F401
-    from contracts import availability_models as _availability_models  # noqa: F401
-    from contracts import expiry as _proposal_expiry  # noqa: F401 (registers its job)
-    from contracts import models as _contracts_models  # noqa: F401
     from contracts.calendar_views import bp as calendar_bp
-    from contracts.ics import web_address
-    from contracts.money import format_money
     from contracts.schedule_views import bp as sessions_bp
     from contracts.views import bp as contracts_bp
-    from demo import register_cli as register_demo_cli
-    from notifications import services as notification_services
-    from notifications import tasks as _notification_tasks  # noqa: F401
     from notifications.views import bp as notifications_bp
-    from payments import events as _payment_events  # noqa: F401 (registers its jobs)
-    from payments import models as _payments_models  # noqa: F401
-    from payments.cli import register_cli as register_payments_cli
     from payments.views import bp as payments_bp
     from payments.webhooks import bp as webhooks_bp
-    from payouts import accounts as _payout_accounts  # noqa: F401 (its account.updated handler)
-    from payouts import ledger as _payout_ledger  # noqa: F401 (registers its jobs)
-    from payouts import models as _payouts_models  # noqa: F401
-    from payouts import shares as _payout_shares  # noqa: F401 (registers its jobs)
-    from payouts import transfers as _payout_transfers  # noqa: F401 (registers its jobs)
-    from payouts.cli import register_cli as register_payouts_cli
     from payouts.views import bp as payouts_bp
 
     app.register_blueprint(auth_bp)
@@ -100,31 +123,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp)
-    register_account_cli(app)
-    register_demo_cli(app)
-    register_payments_cli(app)
-    register_payouts_cli(app)
-    register_admin_cli(app)
-    jobs.init_app(app)
-    app.add_template_filter(format_money, "money")
-    app.add_template_filter(localtime, "localtime")
-    app.add_template_filter(web_address, "web_address")
-
-    @app.context_processor
-    def unread_notifications() -> dict[str, int]:
-        if current_user.is_authenticated:
-            return {"unread_notifications": notification_services.unread_count(current_user)}
-        return {"unread_notifications": 0}
-
-    _register_pages(app)
-    _register_security_headers(app)
-    return app
-
-
-def localtime(moment: datetime | None, fmt: str | None = None) -> str:
-    """A UTC datetime shown in the viewer's own time zone (`fmt`: a strftime format)."""
-    zone = current_user.timezone if current_user.is_authenticated else "UTC"
-    return format_local(moment, zone, fmt or DISPLAY_FORMAT)
 
 
 def _register_pages(app: Flask) -> None:
@@ -155,6 +153,12 @@ def _register_pages(app: Flask) -> None:
         code = error.code or 500
         title, message = ERROR_MESSAGES.get(code, (error.name, error.description))
         return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(NotFound)
+    def not_found(error: NotFound) -> tuple[str, int]:
+        # Services raise the domain's NotFound; to a person it is the 404 page.
+        title, message = ERROR_MESSAGES[404]
+        return render_template("error.html", code=404, title=title, message=message), 404
 
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[str, int]:

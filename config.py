@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
 # What the app needs in production and has no safe default for.
 PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
 
@@ -61,6 +63,31 @@ def _day_list(name: str, raw: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be whole days separated by commas, got {raw!r}") from None
     if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)) or values[0] < 1:
         raise ConfigError(f"{name} must be increasing whole days from 1, got {raw!r}")
+    return values
+
+
+def _password_hash_costs(env: dict[str, str]) -> dict[str, int]:
+    # Defaults are argon2-cffi's own (what PasswordHasher() uses); tests lower them.
+    default = RFC_9106_LOW_MEMORY
+    costs = {
+        "PASSWORD_HASH_TIME_COST": (default.time_cost, "passes"),
+        "PASSWORD_HASH_MEMORY_COST": (default.memory_cost, "KiB"),
+        "PASSWORD_HASH_PARALLELISM": (default.parallelism, "lanes"),
+    }
+    values = {
+        name: _whole_days(name, env.get(name, str(value)), unit)
+        for name, (value, unit) in costs.items()
+    }
+    for name in ("PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_PARALLELISM"):
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    # Argon2's own floor: 8 KiB of memory per lane.
+    floor = 8 * values["PASSWORD_HASH_PARALLELISM"]
+    if values["PASSWORD_HASH_MEMORY_COST"] < floor:
+        raise ConfigError(
+            f"PASSWORD_HASH_MEMORY_COST must be at least {floor} (8 KiB per lane of "
+            f"PASSWORD_HASH_PARALLELISM), got {values['PASSWORD_HASH_MEMORY_COST']}"
+        )
     return values
 
 
@@ -152,6 +179,8 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
             "PROPOSAL_EXPIRY_DAYS", env.get("PROPOSAL_EXPIRY_DAYS", "14")
         ),
         "PLAN_RETRY_DAYS": _day_list("PLAN_RETRY_DAYS", env.get("PLAN_RETRY_DAYS", "1,3,7")),
+        # Argon2 cost of new password hashes; stored hashes carry their own parameters.
+        **_password_hash_costs(env),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.
         "REDIS_URL": redis_url,

@@ -50,8 +50,9 @@ from payments.models import (
     RequestStatus,
 )
 from payments.refunds import quote_now
+from payments.standing import split
 from payouts.models import ConnectedAccount, SessionShare, ShareStatus
-from payouts.shares import hold, split
+from payouts.shares import hold
 
 DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
 
@@ -457,6 +458,7 @@ def _add_money_back(people: dict[str, User]) -> None:
             )
         )
         refunded.sessions_released = refunded.session_count
+        refunded.amount_returned = refunded.total_amount
     disputed = db.session.scalar(select(Contract).filter_by(title="Negotiation skills"))
     if disputed is not None and disputed.paid_at is not None:
         payment = db.session.scalar(select(Payment).filter_by(contract_id=disputed.id))

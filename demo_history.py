@@ -141,6 +141,7 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
     contract.paid_at, contract.amount_paid = created, contract.total_amount
     if refunded:
         _refund(rng, n, payment, refunded, created)
+        contract.amount_returned = refunded
         contract.sessions_released = (
             contract.session_count if outcome == "refunded"
             else refunded // contract.price_per_session

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from types import ModuleType
 from typing import Any, TypeVar
 
 import click
@@ -35,8 +36,10 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# One Huey for the process. Tasks register on it at import; `init_app` binds its
-# storage to the app's settings before anything is enqueued or consumed.
+# One Huey for the process. Tasks register on it when their module is imported,
+# which each package's `init_app` does for the job modules it owns (`require_jobs`);
+# `init_app` here binds its storage to the app's settings before anything is
+# enqueued or consumed.
 huey = Huey("coachpact", results=False, utc=True, storage_class=MemoryStorage)
 _bound_app: Flask | None = None
 
@@ -58,6 +61,12 @@ def init_app(app: Flask) -> None:
     app.extensions["huey"] = huey
     _listen_for_commits()
     app.cli.add_command(_cli)
+
+
+def backoff(attempts: int, first: timedelta, longest: timedelta = timedelta(hours=1)) -> timedelta:
+    """The wait before retrying after `attempts` failures: `first`, doubling, at most
+    `longest` (the one backoff of events, mails and transfers)."""
+    return min(first * 2 ** min(max(attempts - 1, 0), 16), longest)
 
 
 @contextmanager
@@ -96,6 +105,35 @@ def periodic(schedule: Callable[..., bool]) -> Callable[[F], TaskWrapper]:
         return huey.periodic_task(schedule, name=fn.__name__)(run)
 
     return decorate
+
+
+def require_jobs(*modules: ModuleType) -> list[str]:
+    """The names of the jobs `modules` define, each checked to be on the queue.
+
+    Huey registers a task when the module defining it is imported (the `task` and
+    `periodic` decorators above run then), so importing a job module is what
+    registers its jobs. Each package's `init_app` imports the job modules it owns
+    and names them here, so their jobs never depend on some other module happening
+    to import them; a module named there that no longer defines a job is refused
+    instead of passing unnoticed.
+    """
+    names = []
+    for module in modules:
+        own = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, TaskWrapper)
+            and value.huey is huey
+            and getattr(value.func, "__module__", None) == module.__name__
+        ]
+        if not own:
+            raise RuntimeError(f"{module.__name__} defines no job; take it off its init_app's list")
+        for wrapper in own:
+            name = huey._registry.task_to_string(wrapper.task_class)
+            if name not in huey._registry._registry:
+                raise RuntimeError(f"job {name} is not registered on the queue")
+            names.append(name)
+    return names
 
 
 def every_minute() -> Callable[..., bool]:

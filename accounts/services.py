@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 
 from accounts.models import Role, User
 from extensions import db
 
-_hasher = PasswordHasher()
+
+@lru_cache(maxsize=8)
+def _hasher_for(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+
+
+def password_hasher() -> PasswordHasher:
+    """The argon2 hasher for the current app's PASSWORD_HASH_* settings.
+
+    It hashes with those parameters; verification reads them from each stored hash, so
+    hashes made with other parameters still verify (and are rehashed at the next login).
+    """
+    config = current_app.config
+    return _hasher_for(
+        config["PASSWORD_HASH_TIME_COST"],
+        config["PASSWORD_HASH_MEMORY_COST"],
+        config["PASSWORD_HASH_PARALLELISM"],
+    )
 
 
 class AccountError(Exception):
@@ -32,7 +51,7 @@ def create_user(*, email: str, name: str, password: str, role: Role, timezone: s
     user = User(
         email=normalize_email(email),
         name=name.strip(),
-        password_hash=_hasher.hash(password),
+        password_hash=password_hasher().hash(password),
         role=role,
         timezone=timezone,
     )
@@ -44,22 +63,24 @@ def create_user(*, email: str, name: str, password: str, role: Role, timezone: s
 def authenticate(email: str, password: str) -> User | None:
     """The user whose email and password match, or None (never says which was wrong)."""
     user = find_user_by_email(email)
+    hasher = password_hasher()
     if user is None:
         # Hash anyway so that unknown emails take as long as wrong passwords.
-        _hasher.hash(password)
+        hasher.hash(password)
         return None
     try:
-        _hasher.verify(user.password_hash, password)
+        hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    # A hash made with other parameters moves to the current ones now the password is known.
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
     return user
 
 
 def password_matches(user: User, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password)
+        return password_hasher().verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -67,7 +88,7 @@ def password_matches(user: User, password: str) -> bool:
 def set_password(user: User, new_password: str) -> None:
     """Store a new password. Outstanding reset links stop working (their fingerprint
     differs), and so does every login made with the old one (`User.login_version`)."""
-    user.password_hash = _hasher.hash(new_password)
+    user.password_hash = password_hasher().hash(new_password)
     user.login_version += 1
     db.session.flush()
 

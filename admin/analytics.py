@@ -12,8 +12,11 @@ The rules every figure follows (the dashboard states them too):
   Gross is what those payments brought in, refunded what went back of it, net
   the difference. A void payment (a duplicate, or one refused after review) is
   in gross and, once sent back, in refunded, because the money did move; it is
-  never in fees or earnings, which are the platform's and the coaches' shares
-  (`Contract.platform_fee`, `Contract.coach_earning`) of the contracts paid.
+  never in fees or earnings, which are the platform's and the coach's shares of
+  each payment: its invoice's `platform_fee` and `coach_earning`, the cumulative
+  split `payments.standing.payment_split` defines (a plan's deposit carries the
+  fee on the deposit, not the contract's), so fees + earnings make the gross of
+  the payments that count.
 - Money is never added across currencies; counts may be.
 - Success rate: paid once ÷ (paid once + failed). Attempts still open, expired
   or canceled say nothing about whether paying works, so they are left out.
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, delete, func, select
+from sqlalchemy import BigInteger, ColumnElement, Date, Integer, case, cast, delete, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -43,7 +46,7 @@ import jobs
 from admin.models import DailyPaymentStats
 from contracts.models import Contract, ContractStatus
 from extensions import db
-from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
+from payments.models import EventStatus, Invoice, Payment, PaymentRecordStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,36 @@ def _created_from_to(start: date, end: date) -> tuple[Any, Any]:
     return Payment.created_at >= midnight(start), Payment.created_at < midnight(end + ONE_DAY)
 
 
+# --- a payment's fee and earning, in SQL ---------------------------------------------
+
+
+def payment_fee() -> ColumnElement[int]:
+    """The platform's fee on one payment: its invoice's.
+
+    Needs `Payment` joined to its `Contract` and LEFT JOINed to its `Invoice`.
+    The product is taken in 64 bits: two 32-bit amounts multiplied overflow
+    PostgreSQL's integer.
+    """
+    # Only history from before invoices (migration 0008) takes this path: a counted
+    # payment has its invoice. It gets the rule its invoice would have had, as the
+    # contract's only payment (`payment_split` with nothing paid before):
+    # platform_fee × amount ÷ total, rounded down, never beyond the contract's fee.
+    proportional = (
+        cast(Contract.platform_fee, BigInteger) * Payment.amount // Contract.total_amount
+    )
+    unbilled = case(
+        (Contract.total_amount <= 0, 0),
+        (Payment.amount >= Contract.total_amount, Contract.platform_fee),
+        else_=cast(proportional, Integer),
+    )
+    return func.coalesce(Invoice.platform_fee, unbilled)
+
+
+def payment_earning() -> ColumnElement[int]:
+    """The coach's part of one payment: its invoice's, else the amount less `payment_fee`."""
+    return func.coalesce(Invoice.coach_earning, Payment.amount - payment_fee())
+
+
 # --- one day's figures in one currency ----------------------------------------------
 
 
@@ -145,10 +178,11 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
             func.count().label("payments"),
             func.sum(Payment.amount).label("amount"),
             func.sum(Payment.amount_refunded).label("refunded"),
-            func.sum(case((counted, Contract.platform_fee), else_=0)).label("fees"),
-            func.sum(case((counted, Contract.coach_earning), else_=0)).label("earnings"),
+            func.sum(case((counted, payment_fee()), else_=0)).label("fees"),
+            func.sum(case((counted, payment_earning()), else_=0)).label("earnings"),
         )
         .join(Payment.contract)
+        .outerjoin(Invoice, Invoice.payment_id == Payment.id)
         .where(*_created_from_to(start, end))
         .group_by(day, Payment.currency, Payment.status)
         .order_by(day, Payment.currency)
@@ -428,15 +462,21 @@ def _count(statement: Any) -> int:
 def failure_reasons(
     start: date, end: date, limit: int = TOP_FAILURE_REASONS
 ) -> list[tuple[str, int]]:
-    """The most frequent failure reasons of attempts created `start`..`end`, with their counts.
+    """The most frequent failure reasons of failed attempts created `start`..`end`.
 
-    Every attempt that reported a failure counts, including one retried
-    successfully afterwards in the same Checkout session: the decline happened.
+    Failed payments only: a payment that went through did not fail (settling clears
+    a decline it met on the way), and an attempt still open may yet go through.
     """
     payments = func.count().label("payments")
     rows = db.session.execute(
         select(Payment.failure_reason, payments)
-        .where(*_created_from_to(start, end), Payment.failure_reason.is_not(None))
+        .where(
+            *_created_from_to(start, end),
+            # The partial index ix_payments_failed_created_at holds the rows with a
+            # reason; the status narrows them to the failed ones.
+            Payment.failure_reason.is_not(None),
+            Payment.status == PaymentRecordStatus.FAILED,
+        )
         .group_by(Payment.failure_reason)
         .order_by(payments.desc(), Payment.failure_reason)
         .limit(limit)

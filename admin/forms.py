@@ -4,6 +4,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     IntegerField,
     SelectChoice,
@@ -26,6 +27,8 @@ class ReviewDecisionForm(FlaskForm):
     note = TextAreaField(
         "Note", validators=[DataRequired("Say why, for the record."), Length(max=500)]
     )
+    # Accepting a short payment: write the shortfall off (the platform bears it).
+    waive_shortfall = BooleanField("Write off the shortfall")
 
 
 class ManualPaymentForm(FlaskForm):

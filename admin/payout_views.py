@@ -24,11 +24,13 @@ from werkzeug.wrappers import Response
 
 import clock
 from accounts.models import User
+from admin.analytics import payment_fee
 from admin.listing import Page, enum_arg, int_arg, keyset_page, query_args
 from admin.views import bp
 from contracts.models import Contract
 from extensions import db
-from payments.refunds import refunded_total
+from payments.models import Invoice, Payment
+from payments.standing import PAID_STATUSES, given_back, refund_cut
 from payouts import ledger, transfers
 from payouts.models import (
     UNSENT_STATUSES,
@@ -37,7 +39,6 @@ from payouts.models import (
     SessionShare,
     ShareStatus,
 )
-from payouts.shares import refund_cut
 
 FILTERS = {status.value: status.value.capitalize() for status in ShareStatus}
 LOSSES_SHOWN = 20
@@ -135,7 +136,7 @@ def accounts_not_ready() -> list[Waiting]:
         row = rows.setdefault(share.coach_id, Waiting(share.coach, account))
         contract: Contract = share.contract
         if contract.id not in refunded:
-            refunded[contract.id] = refunded_total(contract)
+            refunded[contract.id] = given_back(contract)
         if share.transfer_amount is not None:
             amount = share.transfer_amount
         else:
@@ -151,14 +152,18 @@ def accounts_not_ready() -> list[Waiting]:
 
 
 def platform_fees() -> dict[str, int]:
-    """The platform fee of every paid contract, per currency (before refunds)."""
+    """The platform's fee on what arrived, per currency (before refunds): the sum of the
+    invoices of the payments that count, so a plan adds the fee on what it paid so far,
+    not its contract's whole fee."""
     return {
         currency: int(total)
         for currency, total in db.session.execute(
-            select(Contract.currency, func.sum(Contract.platform_fee))
-            .where(Contract.paid_at.is_not(None))
-            .group_by(Contract.currency)
-            .order_by(Contract.currency)
+            select(Payment.currency, func.sum(payment_fee()))
+            .join(Payment.contract)
+            .outerjoin(Invoice, Invoice.payment_id == Payment.id)
+            .where(Payment.status.in_(PAID_STATUSES), Payment.void_reason.is_(None))
+            .group_by(Payment.currency)
+            .order_by(Payment.currency)
         )
     }
 

@@ -27,7 +27,7 @@ from admin.refund_views import send_and_tell
 from admin.views import bp
 from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
-from contracts.states import TransitionError
+from database.states import TransitionError
 from extensions import db
 from payments import plans, refunds
 from payments.models import Instalment, InstalmentStatus, PaymentPlan, PlanStatus

@@ -17,7 +17,7 @@ from contracts.refund_policy import RefundQuote
 from extensions import db
 from payments import disputes, refunds
 from payments.models import Dispute, Refund, RefundRequest, RefundStatus, RequestStatus
-from payments.refunds import Refundable
+from payments.standing import Standing as Refundable
 
 REQUESTS_SHOWN = 100  # the oldest open requests first; the rest wait for the next page load
 REFUNDS_SHOWN = 100

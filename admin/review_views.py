@@ -18,10 +18,12 @@ from payments.models import ManualMethod
 
 @bp.get("/reviews")
 def reviews() -> str:
+    held = review.held_payments()
     return render_template(
         "admin/reviews.html",
         section="reviews",
-        held=review.held_payments(),
+        held=held,
+        shortfalls={p.id: review.shortfall(p, p.contract) for p in held},
         form=ReviewDecisionForm(),
     )
 
@@ -32,9 +34,14 @@ def review_decide(payment_id: int, decision: str) -> Response:
     if not form.validate_on_submit():
         flash("Write a note saying why, then decide again.", "warning")
         return redirect(url_for("admin.reviews"))
-    decide = review.accept_held_payment if decision == "accept" else review.refund_held_payment
     try:
-        payment = decide(payment_id, current_user, form.note.data or "")
+        if decision == "accept":
+            payment = review.accept_held_payment(
+                payment_id, current_user, form.note.data or "",
+                waive_shortfall=bool(form.waive_shortfall.data),
+            )
+        else:
+            payment = review.refund_held_payment(payment_id, current_user, form.note.data or "")
         db.session.commit()
     except LookupError:
         abort(404)
@@ -42,7 +49,8 @@ def review_decide(payment_id: int, decision: str) -> Response:
         db.session.rollback()
         flash(str(exc), "warning")
         return redirect(url_for("admin.reviews"))
-    done = "accepted; the contract is paid" if decision == "accept" else "refused and refunded"
+    done = "accepted: it counts for its contract" if decision == "accept" else (
+        "refused and refunded")
     flash(f"Payment #{payment.id} {done}.", "success")
     return redirect(url_for("admin.payment_detail", payment_id=payment.id))
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from accounts.models import User
 from audit.models import AuditEntry
 from extensions import db
+
+if TYPE_CHECKING:
+    # For typing only: accounts imports audit, never the other way round at run time.
+    from accounts.models import User
 
 
 def record(

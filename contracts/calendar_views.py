@@ -15,7 +15,7 @@ from contracts.forms import MeetingPlaceForm
 from contracts.ics import feed_calendar, feed_owner, feed_sessions, feed_version
 from contracts.meeting_place import MEETING_PLACE_OPEN, set_meeting_place
 from contracts.services import contract_for_party
-from contracts.states import TransitionError
+from database.states import TransitionError
 from extensions import csrf, db, limiter
 
 bp = Blueprint("calendar", __name__)

@@ -12,8 +12,8 @@ import jobs
 from audit.services import record as audit
 from contracts.models import PROPOSAL_TRANSITIONS, Proposal, ProposalStatus
 from contracts.services import path_to
-from contracts.states import check_transition
 from database.locking import take_write_lock
+from database.states import check_transition
 from extensions import db
 from notifications.services import notify
 

@@ -26,9 +26,10 @@ from contracts.models import (
     ContractStatus,
     PaymentStatus,
     SessionStatus,
+    money_status,
 )
-from contracts.money import format_money
-from contracts.states import check_transition
+from contracts.money import Received, format_money
+from database.states import check_transition
 from extensions import db
 from notifications.services import notify
 
@@ -78,6 +79,23 @@ def tell_parties(contract: Contract, message: str, *, subject: str | None = None
         notify(party, message, link=_link(contract), subject=subject)
 
 
+def _record_money(
+    contract: Contract, received: Received, *, deciding_dispute: bool = False
+) -> PaymentStatus | None:
+    """Copy the money core's figures onto the contract; the payment status they give.
+
+    A contract under dispute keeps `disputed` until the dispute is decided.
+    """
+    contract.amount_paid = received.arrived
+    contract.amount_waived = received.waived
+    contract.amount_returned = received.returned
+    if contract.status is ContractStatus.DISPUTED and not deciding_dispute:
+        return None
+    return money_status(
+        contract.total_amount, received.arrived, received.waived, received.returned
+    )
+
+
 def mark_paid(
     contract: Contract,
     *,
@@ -86,26 +104,46 @@ def mark_paid(
     actor: User | None = None,
     actor_label: str | None = None,
     amount: int | None = None,
+    received: Received | None = None,
 ) -> None:
-    """Money for the contract arrived: the total (by default), or a plan's deposit or
-    instalment. The contract is active; paid once all of it arrived, else partially
-    paid, with sessions unlocked in proportion. Both parties are told.
+    """Money for the contract arrived: `amount` (the total by default), a plan's deposit
+    or instalment. `received` is where the contract's money now stands, as the money
+    core counts it (`payments.settle`); without it (a contract with no payment records,
+    in tests and benchmarks) `amount` is added to what the contract holds.
 
-    `actor` is the admin who recorded or accepted the payment; Stripe's own
-    payments have only an `actor_label`. A past-due contract becomes active again.
+    The contract is active (a past-due one again); paid once all of it arrived or was
+    written off, else partially paid, with sessions unlocked in proportion. Both
+    parties are told. `actor` is the admin who recorded or accepted the payment;
+    Stripe's own payments have only an `actor_label`.
     """
     amount = contract.total_amount if amount is None else amount
     first = contract.paid_at is None
-    contract.amount_paid = (contract.amount_paid or 0) + amount
-    whole = contract.amount_paid >= contract.total_amount
+    if received is None:
+        received = Received(
+            (contract.amount_paid or 0) + amount,
+            contract.amount_waived or 0,
+            contract.amount_returned or 0,
+        )
+    payment_status = _record_money(contract, received)
+    whole = received.arrived + received.waived >= contract.total_amount
+    status = (
+        ContractStatus.ACTIVE
+        if contract.status in (ContractStatus.PENDING, ContractStatus.PAST_DUE)
+        else None
+    )
     _move(
         contract,
         "contract.paid" if whole and first else "contract.payment_received",
-        status=ContractStatus.ACTIVE,
-        payment_status=PaymentStatus.PAID if whole else PaymentStatus.PARTIALLY_PAID,
+        status=status,
+        payment_status=payment_status,
         actor=actor,
         actor_label=actor_label,
-        details={"amount": amount, "amount_paid": contract.amount_paid, **details},
+        details={
+            "amount": amount,
+            "amount_paid": contract.amount_paid,
+            **({"amount_waived": received.waived} if received.waived else {}),
+            **details,
+        },
     )
     if first:
         contract.paid_at = paid_at
@@ -184,37 +222,29 @@ def mark_payment_failed(contract: Contract, *, actor_label: str, reason: str) ->
 def record_refund(
     contract: Contract,
     *,
-    refunded_total: int,
+    received: Received,
     consumed_sessions: int,
     actor_label: str,
     actor: User | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Money went back to the student: `refunded_total` is all that came back so far.
+    """Money went back to the student: `received.returned` is all that went back so far.
 
-    A full refund closes the contract and its sessions. A partial one releases the
-    sessions it paid for: `sessions_released` becomes `refunded_total // price per
-    session`, never taking back a session already used (`consumed_sessions`:
-    completed, no-show or cancelled late), and the latest scheduled sessions beyond
-    what is left are cancelled. A contract whose payment is disputed keeps that
-    status (the dispute decides); the refund is still audited. Both parties are told.
+    Everything given back closes the contract (refunded) and its sessions. Less
+    releases the sessions it paid for (`_fit_sessions`). A contract whose payment is
+    disputed keeps that status (the dispute decides); the refund is still recorded
+    and audited. Both parties are told by the caller.
     """
-    full = refunded_total >= contract.total_amount
-    payment_status = None
-    status = None
-    if contract.payment_status in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
-        payment_status = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
-        if full and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ()):
-            status = ContractStatus.REFUNDED
-    released = (
-        contract.session_count
-        if full
-        else min(
-            refunded_total // contract.price_per_session,
-            contract.session_count - consumed_sessions,
-        )
+    payment_status = _record_money(contract, received)
+    everything = received.returned >= received.arrived
+    status = (
+        ContractStatus.REFUNDED
+        if everything
+        and contract.status is not ContractStatus.DISPUTED
+        and ContractStatus.REFUNDED in CONTRACT_TRANSITIONS.get(contract.status, ())
+        else None
     )
-    contract.sessions_released = max(contract.sessions_released, released, 0)
+    _release_sessions(contract, received, consumed_sessions)
     _move(
         contract,
         "contract.refund_recorded",
@@ -223,17 +253,36 @@ def record_refund(
         actor=actor,
         actor_label=actor_label,
         details={
-            "refunded_total": refunded_total,
+            "refunded_total": received.returned,
             "sessions_released": contract.sessions_released,
             **(details or {}),
         },
     )
-    if status is ContractStatus.REFUNDED:
+    _fit_sessions(contract, consumed_sessions, "a refund gave these sessions back.")
+
+
+def _release_sessions(contract: Contract, received: Received, consumed: int) -> None:
+    """Sessions given back by what was returned: all of them when nothing is kept, else
+    the whole sessions the returned money paid for, never one already used."""
+    if received.returned >= received.arrived:
+        released = contract.session_count
+    else:
+        excess = max(received.arrived + received.waived - contract.total_amount, 0)
+        returned = max(received.returned - excess, 0)
+        released = min(
+            returned // contract.price_per_session, contract.session_count - consumed
+        )
+    contract.sessions_released = max(contract.sessions_released, released, 0)
+
+
+def _fit_sessions(contract: Contract, consumed: int, reason: str) -> None:
+    """Cancel the scheduled sessions the money kept no longer pays for; a contract with
+    nothing left to use is completed."""
+    if contract.status is ContractStatus.REFUNDED:
         cancel_open_sessions(contract, "the contract was refunded in full.")
     elif contract.status is ContractStatus.ACTIVE:
-        left = contract.session_allowance - consumed_sessions
-        cancel_open_sessions(contract, "a refund gave these sessions back.", keep=left)
-        if left <= 0 and consumed_sessions:
+        cancel_open_sessions(contract, reason, keep=contract.sessions_unlocked - consumed)
+        if contract.session_allowance - consumed <= 0 and consumed:
             complete(contract)
 
 
@@ -266,46 +315,47 @@ def close_dispute(
     *,
     won: bool,
     status_before: ContractStatus,
-    payment_status_before: PaymentStatus,
+    received: Received,
+    consumed_sessions: int,
     actor_label: str,
     details: dict[str, Any],
 ) -> None:
-    """A dispute was decided. Won: the contract returns to where it was before it.
-
-    Lost: the bank gave the money back to the student, so the contract is refunded
-    and its open sessions cancelled. Both parties are told.
+    """A dispute was decided. The contract returns to where it was before it, with the
+    payment status its money now gives (refunds made meanwhile and, when lost, the
+    disputed amount count as given back). Nothing kept any more: it is refunded and
+    its open sessions cancelled. Both parties are told.
     """
     if contract.status is not ContractStatus.DISPUTED:
         return
-    if won:
-        _move(
-            contract,
-            "contract.dispute_won",
-            status=status_before,
-            payment_status=payment_status_before,
-            actor_label=actor_label,
-            details=details,
-        )
-        tell_parties(
-            contract,
-            f"The dispute on “{contract.title}” was decided in the coach's favour; "
-            "the contract is as it was before.",
-        )
-        return
+    payment_status = _record_money(contract, received, deciding_dispute=True)
+    everything = received.returned >= received.arrived
+    status = ContractStatus.REFUNDED if everything else status_before
+    _release_sessions(contract, received, consumed_sessions)
     _move(
         contract,
-        "contract.dispute_lost",
-        status=ContractStatus.REFUNDED,
-        payment_status=PaymentStatus.REFUNDED,
+        "contract.dispute_won" if won else "contract.dispute_lost",
+        status=status,
+        payment_status=payment_status,
         actor_label=actor_label,
         details=details,
     )
-    cancel_open_sessions(contract, "the bank returned the payment to the student.")
-    tell_parties(
-        contract,
-        f"The dispute on “{contract.title}” was decided in the student's favour; "
-        "the bank returned the payment and the contract is closed.",
-    )
+    _fit_sessions(contract, consumed_sessions, "the bank returned part of the payment.")
+    if won:
+        message = (
+            f"The dispute on “{contract.title}” was decided in the coach's favour; "
+            "the contract is as it was before."
+        )
+    elif everything:
+        message = (
+            f"The dispute on “{contract.title}” was decided in the student's favour; "
+            "the bank returned the payment and the contract is closed."
+        )
+    else:
+        message = (
+            f"The dispute on “{contract.title}” was decided in the student's favour; "
+            "the bank returned the disputed payment, and the rest of the contract stands."
+        )
+    tell_parties(contract, message)
 
 
 def cancel_paid(contract: Contract, *, by: User, reason: str) -> None:

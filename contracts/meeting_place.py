@@ -6,13 +6,14 @@ Flushes; the request commits once.
 
 from __future__ import annotations
 
-from flask import abort, url_for
+from flask import url_for
 
 from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract, ContractStatus
 from contracts.services import lock_contract
-from contracts.states import TransitionError
+from database.states import TransitionError
+from errors import NotFound
 from extensions import db
 from notifications.services import notify
 
@@ -32,7 +33,7 @@ def set_meeting_place(contract_id: int, user: User, place: str | None) -> Contra
     """
     contract = lock_contract(contract_id)
     if contract is None or not contract.party_of(user):
-        abort(404)
+        raise NotFound()
     if contract.status not in MEETING_PLACE_OPEN:
         raise TransitionError(
             f"This contract is {contract.status.value.replace('_', ' ')}; "

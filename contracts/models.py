@@ -91,50 +91,47 @@ class PaymentStatus(enum.Enum):
     DISPUTED = "disputed"  # a chargeback is open
 
 
+# The statuses a contract's money decides (`money_status`): once money arrived, the
+# payment status follows what was received, written off and given back, in any
+# direction (a refund that fails after it succeeded brings money back).
+MONEY_STATUSES = frozenset(
+    {
+        PaymentStatus.PARTIALLY_PAID,
+        PaymentStatus.PAID,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
 PAYMENT_STATUS_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.PENDING: frozenset(
-        {
-            PaymentStatus.PROCESSING,
-            PaymentStatus.PAID,
-            PaymentStatus.PARTIALLY_PAID,
-            PaymentStatus.FAILED,
-        }
+        {PaymentStatus.PROCESSING, PaymentStatus.FAILED} | MONEY_STATUSES
     ),
-    PaymentStatus.PROCESSING: frozenset(
-        {PaymentStatus.PAID, PaymentStatus.PARTIALLY_PAID, PaymentStatus.FAILED}
-    ),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.FAILED} | MONEY_STATUSES),
     PaymentStatus.FAILED: frozenset(
-        {
-            PaymentStatus.PROCESSING,
-            PaymentStatus.PAID,
-            PaymentStatus.PARTIALLY_PAID,
-            PaymentStatus.FAILED,
-        }
+        {PaymentStatus.PROCESSING, PaymentStatus.FAILED} | MONEY_STATUSES
     ),
-    PaymentStatus.PARTIALLY_PAID: frozenset(
-        {
-            PaymentStatus.PAID,
-            PaymentStatus.PARTIALLY_REFUNDED,
-            PaymentStatus.REFUNDED,
-            PaymentStatus.DISPUTED,
-        }
-    ),
-    PaymentStatus.PAID: frozenset(
-        {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED}
-    ),
-    PaymentStatus.PARTIALLY_REFUNDED: frozenset(
-        {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED, PaymentStatus.DISPUTED}
-    ),
-    PaymentStatus.REFUNDED: frozenset({PaymentStatus.DISPUTED}),
-    PaymentStatus.DISPUTED: frozenset(
-        {
-            PaymentStatus.PAID,
-            PaymentStatus.PARTIALLY_PAID,
-            PaymentStatus.PARTIALLY_REFUNDED,
-            PaymentStatus.REFUNDED,
-        }
-    ),
+    **{
+        status: frozenset(MONEY_STATUSES | {PaymentStatus.DISPUTED})
+        for status in MONEY_STATUSES
+    },
+    PaymentStatus.DISPUTED: MONEY_STATUSES,
 }
+
+
+def money_status(total: int, arrived: int, waived: int, returned: int) -> PaymentStatus | None:
+    """The payment status the money says; None while nothing arrived or was written off.
+
+    Everything given back: refunded. Some given back: partially refunded. Else paid
+    once what arrived plus what an admin wrote off reaches the total, partially paid
+    before that (a plan's deposit and instalments).
+    """
+    if arrived <= 0 and waived <= 0:
+        return None
+    if returned > 0:
+        return PaymentStatus.REFUNDED if returned >= arrived else PaymentStatus.PARTIALLY_REFUNDED
+    return PaymentStatus.PAID if arrived + waived >= total else PaymentStatus.PARTIALLY_PAID
+
 
 # Bounds on proposal terms, shared by the form validators and the database checks.
 SESSION_COUNT_RANGE = (1, 100)
@@ -244,6 +241,13 @@ class Contract(Terms, Model):
     # What arrived so far for the contract (minor units): the total when paid in full, the
     # deposit and instalments on a plan. Sessions unlock in proportion (`contracts.plans`).
     amount_paid: Mapped[int] = mapped_column(default=0)
+    # A shortfall an admin wrote off when accepting a short payment (minor units): the
+    # sessions it stands for unlock as if paid; the platform bears it.
+    amount_waived: Mapped[int] = mapped_column(default=0)
+    # What went back to the student (refunds made and disputes lost, minor units).
+    # The three are written by the money core (`payments.standing`) through
+    # `contracts.lifecycle`, so scheduling reads the contract's row, never payments.
+    amount_returned: Mapped[int] = mapped_column(default=0)
     # The instalments the student chose, set when a plan's deposit is paid; None when the
     # contract is paid in full.
     plan_instalments: Mapped[int | None]
@@ -259,13 +263,28 @@ class Contract(Terms, Model):
 
     @property
     def sessions_unlocked(self) -> int:
-        """The sessions the money paid so far opens (all of them once paid in full)."""
-        if self.plan_instalments is None:
+        """The sessions the money kept so far opens.
+
+        Paid in full at once: the allowance (a partial refund gives back whole
+        sessions through `sessions_released`). On a plan, or short of the total:
+        the share of the price covered (received or written off) less what went
+        back, rounded down, never more than the allowance.
+        """
+        covered = (self.amount_paid or 0) + (self.amount_waived or 0)
+        if self.plan_instalments is None and covered >= self.total_amount:
             return self.session_allowance
+        excess = max(covered - self.total_amount, 0)
+        returned = max((self.amount_returned or 0) - excess, 0)
+        unlocking = min(covered, self.total_amount) - returned
         return min(
-            unlocked_sessions(self.session_count, self.total_amount, self.amount_paid or 0),
+            unlocked_sessions(self.session_count, self.total_amount, unlocking),
             self.session_allowance,
         )
+
+    @property
+    def kept(self) -> int:
+        """What the contract holds of the student's money now (received − given back)."""
+        return (self.amount_paid or 0) - (self.amount_returned or 0)
 
     @property
     def session_allowance(self) -> int:

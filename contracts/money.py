@@ -137,3 +137,17 @@ def quote(
 def minimum_fee(fee_minimum: Decimal, currency: str) -> int:
     """The least platform fee in minor units: `fee_minimum` major units, rounded half up."""
     return int((fee_minimum * minor_factor(currency)).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class Received:
+    """A contract's money as the money core counts it (`payments.standing`), in minor units.
+
+    `arrived`: what the payments that count brought; `waived`: shortfalls an admin
+    wrote off; `returned`: refunds made and disputes lost. The contract keeps a
+    copy of these on its row (`contracts.lifecycle`), so scheduling needs no payments.
+    """
+
+    arrived: int
+    waived: int = 0
+    returned: int = 0

@@ -26,7 +26,7 @@ from contracts.ics import session_calendar
 from contracts.localtime import SESSION_FORMAT, format_local
 from contracts.models import CoachingSession, Contract, SessionStatus
 from contracts.services import NotAllowed, contract_for_party
-from contracts.states import TransitionError
+from database.states import TransitionError
 from extensions import db
 
 bp = Blueprint("sessions", __name__)

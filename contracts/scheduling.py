@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, url_for
+from flask import current_app, url_for
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -34,9 +34,10 @@ from contracts.models import (
     SessionStatus,
 )
 from contracts.services import NotAllowed, lock_contract, party_filter
-from contracts.states import check_transition
 from database.locking import lock_by_id
 from database.paging import page_number
+from database.states import check_transition
+from errors import NotFound
 from extensions import db
 from notifications.services import notify
 
@@ -284,7 +285,7 @@ def session_for_party(session_id: int, user: User, *, lock: bool = False) -> Coa
         .where(CoachingSession.id == session_id, party_filter(Contract, user))
     )
     if found is None:
-        abort(404)
+        raise NotFound()
     if lock:
         lock_contract(found.contract_id)
         lock_by_id(db.session, CoachingSession, session_id)
@@ -368,7 +369,7 @@ def book_session(
         select(Contract.id).where(Contract.id == contract_id, party_filter(Contract, user))
     )
     if found is None:
-        abort(404)
+        raise NotFound()
     contract = _locked_contract(contract_id)
     check_scheduling_open(contract)
     ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, has_request_context, url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import or_, select
 
 import clock
@@ -38,8 +38,9 @@ from contracts.money import (
 )
 from contracts.plans import DEPOSIT_PERCENT_RANGE, INSTALMENTS_RANGE
 from contracts.refund_policy import window_days_in_force
-from contracts.states import TransitionError, check_transition
 from database.locking import lock_one
+from database.states import TransitionError, check_transition
+from errors import NotFound
 from extensions import db
 from notifications.services import notify
 
@@ -232,7 +233,7 @@ def proposal_for_party(proposal_id: int, user: User, *, lock: bool = False) -> P
     else:
         proposal = db.session.scalar(query.where(Proposal.id == proposal_id))
     if proposal is None:
-        abort(404)
+        raise NotFound()
     return proposal
 
 
@@ -248,7 +249,7 @@ def contract_for_party(contract_id: int, user: User) -> Contract:
         select(Contract).where(Contract.id == contract_id, party_filter(Contract, user))
     )
     if contract is None:
-        abort(404)
+        raise NotFound()
     return contract
 
 
@@ -273,7 +274,7 @@ def cancel_contract(contract_id: int, user: User, *, reason: str) -> Contract:
     """
     contract = lock_contract(contract_id)
     if contract is None or not contract.party_of(user):
-        abort(404)
+        raise NotFound()
     refusal = cancel_refusal(contract)
     if refusal is not None:
         raise TransitionError(refusal)

@@ -29,6 +29,11 @@ class MailStatus(enum.Enum):
     FAILED = "failed"  # every attempt failed; kept for an admin to see
 
 
+MAIL_TRANSITIONS: dict[MailStatus, frozenset[MailStatus]] = {
+    MailStatus.PENDING: frozenset({MailStatus.SENT, MailStatus.FAILED}),
+}
+
+
 class OutboxMail(Model):
     """A mail to send, written in the transaction of the change it tells of.
 

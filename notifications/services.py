@@ -8,17 +8,22 @@ no mail: the sweep finds it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select, update
 
 import clock
 import jobs
-from accounts.models import User
 from database.paging import page_of
 from extensions import db
 from notifications.models import Notification, OutboxMail
 from notifications.tasks import send_mail
+
+if TYPE_CHECKING:
+    # For typing only: accounts imports notifications, never the other way round at run time.
+    from accounts.models import User
 
 
 def notify(

@@ -12,8 +12,9 @@ from sqlalchemy import CursorResult, update
 
 import clock
 import jobs
+from database.states import check_transition
 from extensions import db, mail
-from notifications.models import MailStatus, OutboxMail
+from notifications.models import MAIL_TRANSITIONS, MailStatus, OutboxMail
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ SWEEP_GRACE = timedelta(seconds=30)
 
 def retry_delay(attempts: int) -> timedelta:
     """30 s after the first failure, doubling, at most an hour."""
-    return min(timedelta(seconds=30) * 2 ** min(attempts - 1, 16), timedelta(hours=1))
+    return jobs.backoff(attempts, timedelta(seconds=30))
 
 
 def deliver(mail_id: int) -> bool:
@@ -57,7 +58,9 @@ def deliver(mail_id: int) -> bool:
         log.warning("mail %s to %s failed: %s", mail_id, outbox_mail.recipient, exc)
         outbox_mail.last_error = str(exc)[:500] or type(exc).__name__
         if outbox_mail.attempts >= MAX_ATTEMPTS:
-            outbox_mail.status = MailStatus.FAILED
+            outbox_mail.status = check_transition(
+                MAIL_TRANSITIONS, outbox_mail.status, MailStatus.FAILED, "mail"
+            )
         else:
             wait = retry_delay(outbox_mail.attempts)
             outbox_mail.next_attempt_at = clock.now() + wait
@@ -66,7 +69,9 @@ def deliver(mail_id: int) -> bool:
         if status is MailStatus.PENDING:
             jobs.enqueue(send_mail, mail_id, delay=wait)
         return False
-    outbox_mail.status = MailStatus.SENT
+    outbox_mail.status = check_transition(
+        MAIL_TRANSITIONS, outbox_mail.status, MailStatus.SENT, "mail"
+    )
     outbox_mail.sent_at = clock.now()
     db.session.commit()
     return True

@@ -1,10 +1,18 @@
-"""Paying a contract: the Checkout session, and the student's return from it."""
+"""Paying a contract: the Checkout session, and the student's return from it.
+
+Claim, commit, then ask Stripe: the attempt is written under the contract's lock
+(a payment record with its amount, metadata and attempt number, no session yet)
+and committed, so the lock is released before Stripe is asked for the session
+with an idempotency key from that attempt; the session is then recorded on the
+claim. A double click, or a retry after Stripe was not reached, finds the same
+claim and gets the same session from Stripe.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, url_for
+from flask import current_app, url_for
 from sqlalchemy import select
 
 import clock
@@ -12,11 +20,12 @@ from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract, ContractStatus, PaymentStatus
 from contracts.services import lock_contract
+from errors import NotFound
 from extensions import db
 from payments import plans, stripe_api
 from payments.fulfilment import fulfil_checkout
 from payments.models import InstalmentStatus, Payment, PaymentRecordStatus, StripeCustomer
-from payments.records import payment_by, payments_of, transfer_group
+from payments.records import lock_with_contract, payment_by, payments_of, transfer_group
 
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
@@ -40,7 +49,7 @@ def contract_for_student(contract_id: int, student: User, *, lock: bool = False)
     """The contract if `student` is its student; to anyone else it does not exist (404)."""
     contract = lock_contract(contract_id) if lock else db.session.get(Contract, contract_id)
     if contract is None or contract.student_id != student.id:
-        abort(404)
+        raise NotFound()
     return contract
 
 
@@ -74,9 +83,8 @@ def start_checkout(contract_id: int, student: User, *, instalments: int | None =
 
     The price comes from the contract alone: its total, or with `instalments` the
     deposit of that plan (`payments.plans`), with the card saved for the
-    instalments (`setup_future_usage=off_session`). The idempotency key is derived
-    from the contract and the attempt number, so a double-click or a retried
-    request gets the very same session from Stripe instead of a second one.
+    instalments (`setup_future_usage=off_session`). Commits the attempt before
+    Stripe is asked (see the module's docstring).
     """
     if manual_only():
         raise NotPayable(current_app.config["PAYMENT_INSTRUCTIONS"])
@@ -89,87 +97,106 @@ def start_checkout(contract_id: int, student: User, *, instalments: int | None =
         raise NotPayable("This contract is already paid.")
     if contract.status is not ContractStatus.PENDING:
         raise NotPayable(f"This contract is {contract.status.value}; it cannot be paid.")
-    moment = clock.now()
     attempts = payments_of(contract)
     if any(payment.status is PaymentRecordStatus.PROCESSING for payment in attempts):
         # The debit settles in days; a second session now would charge the student twice.
         raise NotPayable(ON_ITS_WAY)
     plan_choice = str(instalments or "")
-    reusable = _reusable(
-        [p for p in attempts if p.stripe_metadata.get("plan_instalments", "") == plan_choice],
-        moment,
-    )
+    mine = [p for p in attempts if p.stripe_metadata.get("plan_instalments", "") == plan_choice
+            and p.instalment_id is None]
+    reusable = _reusable(mine, clock.now())
     if reusable is not None:
         return reusable.checkout_url or ""
-    attempt = 1 + len(attempts)
-    metadata = {"contract_id": str(contract.id), "attempt": str(attempt)}
     product = f"{contract.title} — {contract.minutes_per_session}-minute coaching session"
     line = {"quantity": contract.session_count, "unit_amount": contract.price_per_session}
-    # The group the coach's transfers for this contract join (`payouts`).
-    intent_data: stripe_api.CheckoutIntentData = {
-        "metadata": metadata,
-        "transfer_group": transfer_group(contract.id),
-    }
-    expected = contract.total_amount
+    intent_data: stripe_api.CheckoutIntentData = {"transfer_group": transfer_group(contract.id)}
+    expected, extra = contract.total_amount, {}
     if instalments is not None:
         expected = plans.deposit_of(contract, instalments)
-        metadata["plan_instalments"] = plan_choice
+        extra = {"plan_instalments": plan_choice}
         product = (
             f"{contract.title}: deposit ({contract.plan_deposit_percent} %), then "
             f"{instalments} monthly instalments"
         )
         line = {"quantity": 1, "unit_amount": expected}
         intent_data["setup_future_usage"] = "off_session"
-    success = url_for("payments.success", contract_id=contract.id, _external=True)
-    session = stripe_api.create_checkout_session(
-        {
-            "mode": "payment",
-            "customer": _ensure_customer(student),
-            "client_reference_id": str(contract.id),
-            "line_items": [
-                {
-                    "quantity": line["quantity"],
-                    "price_data": {
-                        "currency": contract.currency,
-                        "unit_amount": line["unit_amount"],
-                        "product_data": {"name": product},
-                    },
-                }
-            ],
-            "metadata": metadata,
-            "payment_intent_data": intent_data,
-            "success_url": success + "?session_id={CHECKOUT_SESSION_ID}",
-            "cancel_url": url_for("payments.cancel", contract_id=contract.id, _external=True),
-            "expires_at": int((moment + CHECKOUT_LIFETIME).timestamp()),
-        },
-        stripe_api.idempotency_key(
-            "checkout", contract.id, int(contract.created_at.timestamp()), attempt
-        ),
+    claim = _claim(contract, mine, len(attempts), expected, extra)
+    # The group the coach's transfers for this contract join (`payouts`).
+    intent_data["metadata"] = claim.stripe_metadata
+    params = {
+        "mode": "payment",
+        "client_reference_id": str(contract.id),
+        "line_items": [
+            {
+                "quantity": line["quantity"],
+                "price_data": {
+                    "currency": contract.currency,
+                    "unit_amount": line["unit_amount"],
+                    "product_data": {"name": product},
+                },
+            }
+        ],
+        "metadata": claim.stripe_metadata,
+        "payment_intent_data": intent_data,
+        "success_url": url_for("payments.success", contract_id=contract.id, _external=True)
+        + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": url_for("payments.cancel", contract_id=contract.id, _external=True),
+    }
+    key = stripe_api.idempotency_key(
+        "checkout", contract.id, int(contract.created_at.timestamp()),
+        claim.stripe_metadata["attempt"],
     )
-    if session.amount_total != expected or session.currency != contract.currency:
-        raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
-    replayed = payment_by(checkout_session_id=session.id)
-    if replayed is not None:
-        return replayed.checkout_url or session.url or ""
-    payment = Payment(
+    return _open_session(claim.id, student, params, key)
+
+
+def _claim(contract: Contract, mine: list[Payment], made: int, amount: int,
+           extra: dict[str, str], instalment_id: int | None = None) -> Payment:
+    """The attempt this request pays through, under the contract's lock: a claim left by
+    an earlier request that did not reach Stripe (same attempt, same key), or a new one."""
+    for payment in mine:
+        if payment.checkout_session_id is None and payment.status is PaymentRecordStatus.PENDING:
+            return payment
+    attempt = f"checkout-{made + 1}" if instalment_id else str(made + 1)
+    claim = Payment(
         contract_id=contract.id,
-        checkout_session_id=session.id,
-        customer_id=session.customer if isinstance(session.customer, str) else None,
-        amount=expected,
+        amount=amount,
         currency=contract.currency,
-        checkout_url=session.url,
-        expires_at=datetime.fromtimestamp(session.expires_at, moment.tzinfo),
-        stripe_metadata=metadata,
+        instalment_id=instalment_id,
+        stripe_metadata={"contract_id": str(contract.id), **extra, "attempt": attempt},
     )
-    db.session.add(payment)
+    db.session.add(claim)
     db.session.flush()
-    audit(
-        "payment.checkout_started",
-        payment,
-        actor=student,
-        after={"checkout_session_id": session.id, "amount": payment.amount},
-    )
-    return session.url or ""
+    return claim
+
+
+def _open_session(claim_id: int, student: User, params: dict, key: str) -> str:
+    """Ask Stripe for the claim's session, outside any lock; record it on the claim.
+
+    Commits the claim first (ending the contract's lock). The caller commits the
+    session's record.
+    """
+    moment = clock.now()
+    db.session.commit()
+    params = {**params, "customer": _ensure_customer(student),
+              "expires_at": int((moment + CHECKOUT_LIFETIME).timestamp())}
+    db.session.commit()  # the customer, if new: kept even if Stripe refuses what follows
+    session = stripe_api.create_checkout_session(params, key)  # type: ignore[arg-type]
+    claim, _ = lock_with_contract(Payment, claim_id)
+    if session.amount_total != claim.amount or session.currency != claim.currency:
+        raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
+    if claim.checkout_session_id is None:
+        claim.checkout_session_id = session.id
+        claim.customer_id = session.customer if isinstance(session.customer, str) else None
+        claim.checkout_url = session.url
+        claim.expires_at = datetime.fromtimestamp(session.expires_at, moment.tzinfo)
+        audit(
+            "payment.checkout_started",
+            claim,
+            actor=student,
+            after={"checkout_session_id": session.id, "amount": claim.amount,
+                   **({"instalment_id": claim.instalment_id} if claim.instalment_id else {})},
+        )
+    return claim.checkout_url or session.url or ""
 
 
 def confirm_return(contract_id: int, student: User, session_id: str) -> Payment | None:
@@ -195,8 +222,8 @@ def start_instalment_checkout(contract_id: int, instalment_id: int, student: Use
     contract = contract_for_student(contract_id, student, lock=True)
     try:
         instalment = plans.instalment_for_student(contract_id, instalment_id, student)
-    except LookupError:
-        abort(404)
+    except LookupError as exc:
+        raise NotFound() from exc
     # Only one waiting for the student: any other is charged on its date (twice, if paid here).
     if not (
         instalment.status is InstalmentStatus.FAILED
@@ -204,41 +231,28 @@ def start_instalment_checkout(contract_id: int, instalment_id: int, student: Use
     ):
         raise NotPayable("This instalment is charged to your card on its date; nothing to pay now.")
     attempts = [p for p in payments_of(contract) if p.instalment_id == instalment.id]
-    reusable = _reusable([p for p in attempts if p.checkout_session_id], clock.now())
+    mine = [p for p in attempts if str(p.stripe_metadata.get("attempt", "")).startswith(
+        "checkout-")]
+    reusable = _reusable([p for p in mine if p.checkout_session_id], clock.now())
     if reusable is not None:
         return reusable.checkout_url or ""
-    metadata = {"contract_id": str(contract.id), "instalment_id": str(instalment.id),
-                "attempt": f"checkout-{len(attempts) + 1}"}
-    session = stripe_api.create_checkout_session(
-        {
-            "mode": "payment",
-            "customer": _ensure_customer(student),
-            "client_reference_id": str(contract.id),
-            "line_items": [{"quantity": 1, "price_data": {
-                "currency": contract.currency, "unit_amount": instalment.amount,
-                "product_data": {"name": f"{contract.title}: instalment {instalment.number} of "
-                                         f"{instalment.plan.instalment_count}"}}}],
-            "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata, "setup_future_usage": "off_session",
-                                    "transfer_group": transfer_group(contract.id)},
-            "success_url": url_for("payments.success", contract_id=contract.id, _external=True)
-            + "?session_id={CHECKOUT_SESSION_ID}",
-            "cancel_url": url_for("contracts.detail", contract_id=contract.id, _external=True),
-            "expires_at": int((clock.now() + CHECKOUT_LIFETIME).timestamp()),
-        },
-        stripe_api.idempotency_key("checkout-instalment", instalment.id, len(attempts) + 1),
-    )
-    if session.amount_total != instalment.amount:
-        raise NotPayable("The payment provider quoted a different amount. Nothing was charged.")
-    payment = Payment(contract_id=contract.id, checkout_session_id=session.id,
-                      customer_id=session.customer if isinstance(session.customer, str) else None,
-                      amount=instalment.amount, currency=contract.currency,
-                      checkout_url=session.url, instalment_id=instalment.id,
-                      expires_at=datetime.fromtimestamp(session.expires_at, clock.now().tzinfo),
-                      stripe_metadata=metadata)
-    db.session.add(payment)
-    db.session.flush()
-    audit("payment.checkout_started", payment, actor=student,
-          after={"checkout_session_id": session.id, "amount": payment.amount,
-                 "instalment": instalment.number})
-    return session.url or ""
+    claim = _claim(contract, mine, len(attempts), instalment.amount,
+                   {"instalment_id": str(instalment.id)}, instalment_id=instalment.id)
+    params = {
+        "mode": "payment",
+        "client_reference_id": str(contract.id),
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": contract.currency, "unit_amount": instalment.amount,
+            "product_data": {"name": f"{contract.title}: instalment {instalment.number} of "
+                                     f"{instalment.plan.instalment_count}"}}}],
+        "metadata": claim.stripe_metadata,
+        "payment_intent_data": {"metadata": claim.stripe_metadata,
+                                "setup_future_usage": "off_session",
+                                "transfer_group": transfer_group(contract.id)},
+        "success_url": url_for("payments.success", contract_id=contract.id, _external=True)
+        + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": url_for("contracts.detail", contract_id=contract.id, _external=True),
+    }
+    key = stripe_api.idempotency_key("checkout-instalment", instalment.id,
+                                     claim.stripe_metadata["attempt"].removeprefix("checkout-"))
+    return _open_session(claim.id, student, params, key)

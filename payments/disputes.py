@@ -16,13 +16,15 @@ from sqlalchemy import select
 import clock
 from audit.services import record as audit
 from contracts import lifecycle
-from contracts.models import ContractStatus, PaymentStatus
+from contracts.models import ContractStatus
+from contracts.scheduling import consumed_count
 from contracts.services import lock_contract
 from database.locking import lock_by_id
 from extensions import db
 from payments.models import OPEN_DISPUTE_STATUSES, Dispute, Payment
+from payments.plan_terms import close_plan
 from payments.records import payment_by
-from payments.refunds import refunded_total
+from payments.standing import DISPUTE_LOST, standing_of
 
 
 def _due_by(dispute: dict[str, Any]) -> datetime | None:
@@ -104,23 +106,21 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
         return "disputed" if before is None else "updated"
     row.closed_at = clock.now()
     if counts:
-        status_before = ContractStatus(row.contract_status_before)
-        payment_status_before = PaymentStatus(row.payment_status_before)
-        # Refunds made while it was open (Stripe allowed them) count when it is won.
-        refunded = refunded_total(contract)
-        if refunded >= contract.total_amount:
-            status_before, payment_status_before = ContractStatus.REFUNDED, PaymentStatus.REFUNDED
-        elif refunded:
-            payment_status_before = PaymentStatus.PARTIALLY_REFUNDED
+        db.session.flush()
+        # Refunds made while it was open (Stripe allowed them) and, when lost, the
+        # disputed amount count as given back (`payments.standing`).
         lifecycle.close_dispute(
             contract,
             # An inquiry closed without a chargeback ends like a dispute won.
-            won=row.status != "lost",
-            status_before=status_before,
-            payment_status_before=payment_status_before,
+            won=row.status != DISPUTE_LOST,
+            status_before=ContractStatus(row.contract_status_before),
+            received=standing_of(contract).received,
+            consumed_sessions=consumed_count(contract.id),
             actor_label="stripe",
             details={**details, "status": row.status},
         )
+        if contract.status is ContractStatus.REFUNDED:
+            close_plan(contract, reason="the bank returned the payment")
     return f"dispute_{row.status}"
 
 

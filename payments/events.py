@@ -10,6 +10,7 @@ lock and status decide, whatever the number of deliveries and consumers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -25,12 +26,19 @@ from audit.services import record as audit
 from contracts import lifecycle
 from contracts.services import lock_contract
 from database.locking import lock_by_id
+from database.states import check_transition
 from extensions import db
 from payments import plans, refunds, stripe_api
 from payments.disputes import mirror_dispute
 from payments.fulfilment import fulfil_checkout, locked_attempt, metadata_contract_id
 from payments.inbox import record_event
-from payments.models import EventStatus, Payment, PaymentRecordStatus, WebhookEvent
+from payments.models import (
+    EVENT_TRANSITIONS,
+    EventStatus,
+    Payment,
+    PaymentRecordStatus,
+    WebhookEvent,
+)
 from payments.records import move_if_allowed, payment_by
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,49 @@ SWEEP_GRACE = timedelta(seconds=5)
 
 class RetryLater(Exception):
     """An event we handle but cannot match yet (its payment is not known yet, say)."""
+
+
+# --- the table: event type → handler -------------------------------------------------
+
+Handler = Callable[[dict[str, Any]], str]
+
+# Filled only through `register`, by the packages' init functions (`payments.init_app`
+# for the types below, `payouts.init_app` for account.updated, as payments never
+# imports payouts). A type nobody registered is recorded as ignored.
+_handlers: dict[str, Handler] = {}
+
+
+def register(event_type: str, handler: Handler) -> None:
+    """Make `handler` apply the inbox's events of `event_type`.
+
+    Registering the same function again changes nothing (create_app runs many times
+    in one process in the tests). A different handler for a type already handled is
+    refused: only one can apply an event, and the other would be dropped unnoticed.
+    """
+    current = _handlers.get(event_type)
+    if current is not None and current is not handler:
+        raise ValueError(
+            f"{event_type!r} is already handled by {_name(current)}; "
+            f"refusing a second handler, {_name(handler)}"
+        )
+    _handlers[event_type] = handler
+
+
+def handled_types() -> frozenset[str]:
+    """The event types with a handler."""
+    return frozenset(_handlers)
+
+
+def handler_for(event_type: str) -> Handler | None:
+    """The handler of `event_type`, or None for a type we do not handle."""
+    if not _handlers:
+        # An empty table would record every event as ignored, for good.
+        raise RuntimeError("no event handlers registered: create_app calls payments.init_app")
+    return _handlers.get(event_type)
+
+
+def _name(handler: Handler) -> str:
+    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)!s}"
 
 
 # --- what each event type does ---------------------------------------------------
@@ -88,10 +139,13 @@ def _intent_failed(intent: dict[str, Any]) -> str:
     )
     if payment is None:
         raise RetryLater("payment_intent.payment_failed before its Checkout attempt is known")
+    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    if not move_if_allowed(payment, PaymentRecordStatus.FAILED) and (
+        payment.status is not PaymentRecordStatus.FAILED
+    ):
+        return "stale"  # a later attempt of the same Checkout succeeded: its failure is gone
     error = intent.get("last_payment_error") or {}
     payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
-    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
-    move_if_allowed(payment, PaymentRecordStatus.FAILED)
     lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
     audit(
         "payment.failed",
@@ -102,9 +156,10 @@ def _intent_failed(intent: dict[str, Any]) -> str:
     return "failed"
 
 
-def _matched(handler: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+def _matched(handler: Handler) -> Handler:
     """A handler whose payment may not be known yet: retried until it is."""
 
+    @functools.wraps(handler)
     def run(obj: dict[str, Any]) -> str:
         try:
             return handler(obj)
@@ -115,21 +170,49 @@ def _matched(handler: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, An
     return run
 
 
-EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "checkout.session.completed": lambda s: fulfil_checkout(s, source="webhook"),
-    "checkout.session.async_payment_succeeded": lambda s: fulfil_checkout(s, source="webhook"),
-    "checkout.session.async_payment_failed": _fail_session,
-    "checkout.session.expired": _expire_session,
-    "payment_intent.payment_failed": _intent_failed,
-    "payment_intent.succeeded": _matched(plans.record_intent_paid),
-    "charge.refunded": _matched(refunds.mirror_charge),
-    "refund.created": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
-    "refund.updated": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
-    "refund.failed": _matched(lambda r: refunds.mirror(r, actor_label="stripe")),
-    "charge.dispute.created": _matched(mirror_dispute),
-    "charge.dispute.updated": _matched(mirror_dispute),
-    "charge.dispute.closed": _matched(mirror_dispute),
-}
+# Each handler is made once, at import: `register` tells a repeated registration (the
+# same function, from a second create_app) from a conflicting one by identity.
+
+
+def _fulfil_session(session: dict[str, Any]) -> str:
+    return fulfil_checkout(session, source="webhook")
+
+
+@_matched
+def _instalment_paid(intent: dict[str, Any]) -> str:
+    return plans.record_intent_paid(intent)
+
+
+@_matched
+def _charge_refunded(charge: dict[str, Any]) -> str:
+    return refunds.mirror_charge(charge)
+
+
+@_matched
+def _mirror_refund(refund: dict[str, Any]) -> str:
+    return refunds.mirror(refund, actor_label="stripe")
+
+
+@_matched
+def _mirror_dispute(dispute: dict[str, Any]) -> str:
+    return mirror_dispute(dispute)
+
+
+def register_payment_handlers() -> None:
+    """Put the types payments applies in the table (`payments.init_app`; repeating is harmless)."""
+    register("checkout.session.completed", _fulfil_session)
+    register("checkout.session.async_payment_succeeded", _fulfil_session)
+    register("checkout.session.async_payment_failed", _fail_session)
+    register("checkout.session.expired", _expire_session)
+    register("payment_intent.payment_failed", _intent_failed)
+    register("payment_intent.succeeded", _instalment_paid)
+    register("charge.refunded", _charge_refunded)
+    register("refund.created", _mirror_refund)
+    register("refund.updated", _mirror_refund)
+    register("refund.failed", _mirror_refund)
+    register("charge.dispute.created", _mirror_dispute)
+    register("charge.dispute.updated", _mirror_dispute)
+    register("charge.dispute.closed", _mirror_dispute)
 
 
 # --- applying an event from the inbox ------------------------------------------------
@@ -137,7 +220,7 @@ EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 def retry_delay(attempts: int) -> timedelta:
     """10 s after the first failure, doubling, at most an hour."""
-    return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), LONGEST_WAIT)
+    return jobs.backoff(attempts, FIRST_RETRY, LONGEST_WAIT)
 
 
 def process_event(event_id: int) -> str | None:
@@ -153,21 +236,27 @@ def process_event(event_id: int) -> str | None:
     if event.next_attempt_at > clock.now():
         db.session.rollback()
         return None  # a retry that is not due yet; its own job comes later
-    handler = EVENT_HANDLERS.get(event.type)
     try:
+        handler = handler_for(event.type)
         body = json.loads(event.payload)
         outcome = "ignored" if handler is None else handler(body["data"]["object"])
     except Exception as exc:  # any failure: nothing of it is kept, the event is retried
         db.session.rollback()
         _record_failure(event_id, exc)
         return None
-    event.status = EventStatus.PROCESSED
+    _move(event, EventStatus.PROCESSED)
     event.outcome = outcome
     event.attempts += 1
     event.last_error = None
     event.processed_at = clock.now()
     db.session.commit()
     return outcome
+
+
+def _move(event: WebhookEvent, status: EventStatus) -> None:
+    """The one way an inbox event changes status (staying put is no move)."""
+    if status is not event.status:
+        event.status = check_transition(EVENT_TRANSITIONS, event.status, status, "event")
 
 
 def _record_failure(event_id: int, exc: Exception) -> None:
@@ -182,7 +271,7 @@ def _record_failure(event_id: int, exc: Exception) -> None:
     event.last_error = f"{type(exc).__name__}: {exc}"[:1000]
     wait = retry_delay(event.attempts)
     if moment + wait - event.received_at > GIVE_UP_AFTER:
-        event.status = EventStatus.FAILED
+        _move(event, EventStatus.FAILED)
     else:
         event.next_attempt_at = moment + wait
     retrying = event.status is EventStatus.RECEIVED
@@ -196,7 +285,7 @@ def retry_now(event_id: int) -> bool:
     event = lock_by_id(db.session, WebhookEvent, event_id)
     if event is None or event.status is EventStatus.PROCESSED:
         return False
-    event.status = EventStatus.RECEIVED
+    _move(event, EventStatus.RECEIVED)
     event.next_attempt_at = clock.now()
     jobs.enqueue_after_commit(db.session(), process_event_job, event_id)
     return True
@@ -235,7 +324,7 @@ def reconcile(since: datetime) -> dict[str, int]:
     counts = {"added": 0, "known": 0}
     added: list[int] = []
     for event in stripe_api.list_events({"created": {"gte": int(since.timestamp())}, "limit": 100}):
-        if event["type"] not in EVENT_HANDLERS:
+        if handler_for(event["type"]) is None:
             continue
         row_id = record_event(event, json.dumps(event))
         if row_id is None:

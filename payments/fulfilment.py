@@ -13,18 +13,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-import clock
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract, ContractStatus
-from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
-from payments import plans
-from payments.invoices import issue_invoice
-from payments.models import Instalment, Payment, PaymentRecordStatus, VoidReason
-from payments.records import move, move_if_allowed, payment_by
-from payments.refunds import refund_void_payment
+from payments.models import Payment, PaymentRecordStatus
+from payments.records import move_if_allowed, payment_by
+from payments.settle import expected_amount, settle
 
 _SETTLED = (
     PaymentRecordStatus.SUCCEEDED,
@@ -88,30 +84,10 @@ def _record_attempt_from_stripe(session: dict[str, Any], contract: Contract) -> 
     return payment
 
 
-def _expected_amount(contract: Contract, session: dict[str, Any]) -> int | None:
-    """What this session should have charged, from our rows alone (None: nothing valid).
-
-    The contract's total; a plan's deposit (`plan_instalments` in the metadata);
-    or one instalment paid by hand (`instalment_id`).
-    """
-    metadata = session.get("metadata") or {}
-    if str(metadata.get("instalment_id", "")).isdigit():
-        instalment = db.session.get(Instalment, int(metadata["instalment_id"]))
-        if instalment is None or instalment.plan.contract_id != contract.id:
-            return None
-        return instalment.amount
-    if metadata.get("plan_instalments"):
-        count = int(metadata["plan_instalments"]) if metadata["plan_instalments"].isdigit() else 0
-        if plans.refusal(contract, count) is not None:
-            return None
-        return plans.deposit_of(contract, count)
-    return contract.total_amount
-
-
 def _mismatch(contract: Contract, session: dict[str, Any]) -> str | None:
     """What Stripe reports that does not match the contract, or None."""
     problems = []
-    expected = _expected_amount(contract, session)
+    expected = expected_amount(contract, session.get("metadata"))
     if session.get("amount_total") != expected:
         problems.append(f"amount {session.get('amount_total')} ≠ {expected}")
     if session.get("currency") != contract.currency:
@@ -171,74 +147,14 @@ def fulfil_checkout(session: dict[str, Any], *, source: str) -> str:
                 "payment.flagged", payment, actor_label=f"stripe:{source}", after={"reason": reason}
             )
         return "flagged"
-    move(payment, PaymentRecordStatus.SUCCEEDED)
-    payment.paid_at = clock.now()
-    metadata = session.get("metadata") or {}
-    if str(metadata.get("instalment_id", "")).isdigit() and contract.paid_at is not None:
-        # One instalment of a plan, paid by hand; a second payment of it is a duplicate.
-        outcome = plans.record_checkout_instalment(
-            payment, contract, int(metadata["instalment_id"]), source=source
-        )
-        return _hold_duplicate(payment) if outcome == "already_fulfilled" else outcome
-    if contract.paid_at is not None:
-        return _hold_duplicate(payment)
-    if contract.status is not ContractStatus.PENDING:
-        return _refund_for_closed_contract(payment, contract)
-    if metadata.get("plan_instalments"):
-        plans.start_plan(contract, payment, int(metadata["plan_instalments"]))
-    lifecycle.mark_paid(
+    if not payment.stripe_metadata:
+        payment.stripe_metadata = dict(session.get("metadata") or {})
+    return settle(
+        payment,
         contract,
-        paid_at=payment.paid_at,
         actor_label=f"stripe:{source}",
-        amount=payment.amount,
         details={
-            "payment_id": payment.id,
             "checkout_session_id": payment.checkout_session_id,
             "payment_intent_id": payment.payment_intent_id,
         },
     )
-    issue_invoice(payment)  # numbered in this transaction: a rollback takes no number
-    return "fulfilled"
-
-
-def _hold_duplicate(payment: Payment) -> str:
-    """A second paid session for a paid contract: recorded, refunded after commit; both are told."""
-    void_payment(payment, VoidReason.DUPLICATE)
-    audit("payment.duplicate", payment, actor_label="system", after={"amount": payment.amount})
-    contract = payment.contract
-    amount = format_money(payment.amount, payment.currency)
-    lifecycle.tell_parties(
-        contract,
-        f"A second payment of {amount} for “{contract.title}” arrived after the contract "
-        "was already paid. It is being refunded in full; nothing else changes.",
-        subject=f"Coachpact: a second payment for “{contract.title}” is being refunded",
-    )
-    return "duplicate"
-
-
-def _refund_for_closed_contract(payment: Payment, contract: Contract) -> str:
-    """A Checkout session left open was paid after its contract was cancelled: it goes back."""
-    void_payment(payment, VoidReason.CLOSED)
-    audit(
-        "payment.after_cancellation",
-        payment,
-        actor_label="system",
-        after={"amount": payment.amount, "contract_status": contract.status.value},
-    )
-    lifecycle.tell_parties(
-        contract,
-        f"A payment for “{contract.title}” arrived after the contract was cancelled; "
-        "it is being refunded in full.",
-    )
-    return "refunded_closed"
-
-
-
-def void_payment(payment: Payment, reason: VoidReason) -> None:
-    """The money arrived but does not count for the contract: it goes back in full.
-
-    The caller holds the contract's lock; the refund is written now and sent to
-    Stripe after commit, outside any lock (`payments.refunds`).
-    """
-    payment.void_reason = reason
-    refund_void_payment(payment)

@@ -3,9 +3,10 @@
 The student's payments (every attempt, across contracts), one printable receipt,
 and the coach's earnings per paid contract. Each page is one query, whatever
 the number of rows: payments come with their contract, contracts with their
-refunds and delivered sessions as correlated sums. The refunds of the listed
-payments, and the open refund requests of their contracts, come in one more
-query each (a payment has no `refunds` relationship to eager-load).
+delivered sessions as a correlated count. The refunds of the listed payments,
+and the open refund requests of their contracts, come in one more query each
+(a payment has no `refunds` relationship to eager-load); the contracts' money,
+from their standings (`payments.standing`), in a fixed few more.
 
 And a contract's refund page for its student (`money_back`): today's quote,
 whether a request can be made, and what was asked and refunded before.
@@ -18,13 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from accounts.models import User
 from contracts.models import CoachingSession, Contract, ContractStatus, SessionStatus
 from contracts.refund_policy import RefundQuote
+from errors import NotFound
 from extensions import db
 from payments import refunds
 from payments.models import (
@@ -34,6 +35,7 @@ from payments.models import (
     RefundRequest,
     RequestStatus,
 )
+from payments.standing import Standing, standings_of
 
 # A payment whose money arrived at some point: only these have a receipt.
 PAID_ONCE = frozenset(
@@ -108,7 +110,7 @@ def receipt_for(payment_id: int, student: User) -> Payment:
         )
     )
     if payment is None:
-        abort(404)
+        raise NotFound()
     return payment
 
 
@@ -116,11 +118,16 @@ def receipt_for(payment_id: int, student: User) -> Payment:
 class ContractEarning:
     """One paid contract as its coach sees it; amounts in the contract's minor units.
 
-    Refunds reduce the coach's earning pro rata: the coach's share of `refunded`
-    is `refunded × coach_earning // total` (rounded down, so any remainder of a
-    minor unit is borne by the platform). `earned` is the earning of the delivered
-    sessions, `coach_earning × delivered // session_count`, never more than the
-    net; `to_earn` is the rest of the net.
+    Every figure is the contract's standing (`payments.standing`), so a plan shows
+    what its payments brought so far and a refund takes its share off:
+
+    - `received`: what the payments that count brought (refunded or not);
+    - `fee` and `net_earning`: the platform's and the coach's parts of the money
+      kept, net of refunds (`Standing.fee`, `Standing.earning`);
+    - `refunded`: what went back to the student (refunds, disputes lost);
+    - `earned`: the parts of the sessions delivered (completed or missed by the
+      student), each net of refunds, never more than `net_earning`; `to_earn` is
+      the rest of it.
     """
 
     contract_id: int
@@ -130,39 +137,43 @@ class ContractEarning:
     currency: str
     paid_at: datetime
     total: int
-    platform_fee: int
-    coach_earning: int
     session_count: int
     delivered: int
-    refunded: int
+    standing: Standing
 
     @property
-    def refunded_from_coach(self) -> int:
-        if self.total == 0:
-            return 0
-        return self.refunded * self.coach_earning // self.total
+    def received(self) -> int:
+        return self.standing.arrived
+
+    @property
+    def fee(self) -> int:
+        return self.standing.fee
 
     @property
     def net_earning(self) -> int:
-        return self.coach_earning - self.refunded_from_coach
+        return self.standing.earning
+
+    @property
+    def refunded(self) -> int:
+        return self.standing.returned
 
     @property
     def earned(self) -> int:
-        delivered = min(self.delivered, self.session_count)
-        return min(self.coach_earning * delivered // self.session_count, self.net_earning)
+        # Share k belongs to the k-th delivered session (`payouts.shares`).
+        parts = self.standing.coach_parts_net[: max(self.delivered, 0)]
+        return min(sum(parts), self.net_earning)
 
     @property
     def to_earn(self) -> int:
         return self.net_earning - self.earned
 
 
-# The figures summed per currency, in the order the totals row shows them.
+# The figures summed per currency, in the order the totals card shows them.
 TOTALLED = (
-    "total",
-    "platform_fee",
-    "coach_earning",
-    "refunded",
+    "received",
+    "fee",
     "net_earning",
+    "refunded",
     "earned",
     "to_earn",
 )
@@ -184,13 +195,11 @@ class Earnings:
 
 
 def earnings_of(coach: User) -> Earnings:
-    """Every contract of `coach` that was paid, newest payment first, with its sums."""
-    refunded = (
-        select(func.coalesce(func.sum(Payment.amount_refunded), 0))
-        .where(Payment.contract_id == Contract.id, Payment.void_reason.is_(None))
-        .correlate(Contract)
-        .scalar_subquery()
-    )
+    """Every contract of `coach` that was paid, newest payment first, with its sums.
+
+    One query for the contracts (with their student's name and delivered sessions),
+    then their standings in a fixed number more, whatever the number of contracts.
+    """
     delivered = (
         select(func.count())
         .select_from(CoachingSession)
@@ -199,25 +208,29 @@ def earnings_of(coach: User) -> Earnings:
         .scalar_subquery()
     )
     rows = db.session.execute(
-        select(
-            Contract.id,
-            Contract.title,
-            User.name,
-            Contract.status,
-            Contract.currency,
-            Contract.paid_at,
-            Contract.total_amount,
-            Contract.platform_fee,
-            Contract.coach_earning,
-            Contract.session_count,
-            delivered,
-            refunded,
-        )
+        select(Contract, User.name, delivered)
         .join(User, User.id == Contract.student_id)
         .where(Contract.coach_id == coach.id, Contract.paid_at.is_not(None))
         .order_by(Contract.paid_at.desc(), Contract.id.desc())
+    ).all()
+    standings = standings_of(contract for contract, _name, _delivered in rows)
+    return Earnings(
+        [
+            ContractEarning(
+                contract_id=contract.id,
+                title=contract.title,
+                student_name=student_name,
+                status=contract.status,
+                currency=contract.currency,
+                paid_at=contract.paid_at,
+                total=contract.total_amount,
+                session_count=contract.session_count,
+                delivered=count,
+                standing=standings[contract.id],
+            )
+            for contract, student_name, count in rows
+        ]
     )
-    return Earnings([ContractEarning(*row) for row in rows])  # type: ignore[call-arg, arg-type]
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,17 @@ from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
-from flask import abort
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 import clock
 from accounts.models import User
-from contracts.models import Contract
 from database.locking import lock_one, take_write_lock
+from errors import NotFound
 from extensions import db
 from payments.models import Invoice, InvoiceCounter, Payment, PaymentRecordStatus
+from payments.standing import payment_split
 
 PREFIX = "CP"
 
@@ -44,21 +44,6 @@ class NotInvoiceable(ValueError):
 def invoice_number(year: int, sequence: int) -> str:
     """CP-2026-000001: the platform's prefix, the year, the sequence on six digits."""
     return f"{PREFIX}-{year}-{sequence:06d}"
-
-
-def split_of(contract: Contract, amount: int) -> tuple[int, int]:
-    """(platform fee, coach earning) of a payment of `amount` towards `contract`.
-
-    In integers: the fee share is `platform_fee × amount // total_amount`
-    (rounded down) and the coach's share is the rest, `amount − fee share`, so
-    any remainder of a minor unit goes to the coach and the two always add up to
-    the amount. A payment of the whole total carries the contract's own split
-    exactly.
-    """
-    if contract.total_amount <= 0:
-        return 0, amount
-    fee = contract.platform_fee * amount // contract.total_amount
-    return fee, amount - fee
 
 
 def _invoice_of_payment(payment_id: int) -> Invoice | None:
@@ -91,10 +76,13 @@ def _take_number(year: int) -> int:
     return counter.last_number
 
 
-def issue_invoice(payment: Payment) -> Invoice:
+def issue_invoice(payment: Payment, *, paid_before: int) -> Invoice:
     """The invoice of a succeeded payment that counts for its contract; flushed, not committed.
 
-    Idempotent: a payment that has its invoice gets that one back. Call it in
+    `paid_before` is what the contract's payments that count brought before this
+    one: the invoice's fee is this payment's cumulative share of the contract's fee
+    (`payments.standing.payment_split`). Idempotent: a payment that has its invoice
+    gets that one back. Call it in
     the transaction that records the payment (under the contract's lock), so
     the number is committed, or rolled back, with the payment.
     """
@@ -113,7 +101,9 @@ def issue_invoice(payment: Payment) -> Invoice:
     if existing is not None:
         return existing
     contract = payment.contract
-    fee, earning = split_of(contract, payment.amount)
+    fee, earning = payment_split(
+        contract.platform_fee, contract.total_amount, paid_before, payment.amount
+    )
     invoice = Invoice(
         number=invoice_number(year, sequence),
         year=year,
@@ -152,7 +142,7 @@ def invoice_for(invoice_id: int, user: User) -> Invoice:
         .options(joinedload(Invoice.payment), joinedload(Invoice.contract))
     )
     if invoice is None or not (user.is_admin or invoice.student_id == user.id):
-        abort(404)
+        raise NotFound()
     return invoice
 
 

@@ -12,14 +12,12 @@ from datetime import date
 import clock
 from accounts.models import User
 from audit.services import record as audit
-from contracts import lifecycle
 from contracts.models import ContractStatus
 from contracts.services import lock_contract
 from extensions import db
-from payments import plans
-from payments.invoices import issue_invoice
+from payments import plan_terms as plans
 from payments.models import ManualMethod, Payment, PaymentRecordStatus
-from payments.records import move
+from payments.settle import settle
 
 
 class ManualPaymentRefused(Exception):
@@ -70,9 +68,9 @@ def record_manual_payment(
         note=note.strip() or None,
         recorded_by_id=admin.id,
     )
+    if instalments is not None:
+        payment.stripe_metadata = {"plan_instalments": str(instalments)}
     db.session.add(payment)
-    move(payment, PaymentRecordStatus.SUCCEEDED)
-    payment.paid_at = clock.now()
     db.session.flush()
     audit(
         "payment.manual_recorded",
@@ -86,14 +84,5 @@ def record_manual_payment(
             "note": payment.note,
         },
     )
-    if instalments is not None:
-        plans.start_plan(contract, payment, instalments)
-    lifecycle.mark_paid(
-        contract,
-        paid_at=payment.paid_at,
-        amount=payment.amount,
-        actor=admin,
-        details={"payment_id": payment.id, "method": "manual"},
-    )
-    issue_invoice(payment)  # numbered in this transaction: a rollback takes no number
+    settle(payment, contract, actor=admin, details={"method": "manual"})
     return payment

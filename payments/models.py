@@ -63,6 +63,8 @@ PAYMENT_RECORD_TRANSITIONS: dict[PaymentRecordStatus, frozenset[PaymentRecordSta
     PaymentRecordStatus.SUCCEEDED: frozenset(
         {PaymentRecordStatus.REFUNDED, PaymentRecordStatus.PARTIALLY_REFUNDED}
     ),
+    # A charge we took for unreached (Stripe did not answer) that went through after all.
+    PaymentRecordStatus.CANCELED: frozenset({PaymentRecordStatus.SUCCEEDED}),
     PaymentRecordStatus.PARTIALLY_REFUNDED: frozenset(
         {PaymentRecordStatus.PARTIALLY_REFUNDED, PaymentRecordStatus.REFUNDED}
     ),
@@ -152,6 +154,8 @@ class Payment(Model):
     stripe_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # The plan instalment this payment pays (the deposit is number 0); None for a whole total.
     instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"), index=True)
+    # The shortfall an admin wrote off when accepting this payment short (`payments.settle`).
+    amount_waived: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
@@ -199,7 +203,8 @@ class PlanStatus(enum.Enum):
 
 PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
     PlanStatus.ACTIVE: frozenset({PlanStatus.PAUSED, PlanStatus.COMPLETED, PlanStatus.CANCELLED}),
-    PlanStatus.PAUSED: frozenset({PlanStatus.ACTIVE, PlanStatus.CANCELLED}),
+    # An admin may record the last instalment paid offline while the plan is paused.
+    PlanStatus.PAUSED: frozenset({PlanStatus.ACTIVE, PlanStatus.COMPLETED, PlanStatus.CANCELLED}),
 }
 
 
@@ -300,6 +305,13 @@ class EventStatus(enum.Enum):
     RECEIVED = "received"  # stored by the webhook; processing is due at next_attempt_at
     PROCESSED = "processed"  # applied (or ignored) once; `outcome` says what happened
     FAILED = "failed"  # still failing after Stripe's retry window: an admin looks
+
+
+EVENT_TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
+    EventStatus.RECEIVED: frozenset({EventStatus.PROCESSED, EventStatus.FAILED}),
+    # An admin's "retry now" makes a failed event due again.
+    EventStatus.FAILED: frozenset({EventStatus.RECEIVED}),
+}
 
 
 class WebhookEvent(Model):
@@ -428,6 +440,8 @@ class RequestStatus(enum.Enum):
 
 REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     RequestStatus.OPEN: frozenset({RequestStatus.APPROVED, RequestStatus.REJECTED}),
+    # The approved refund did not go through: the request is open again for an admin.
+    RequestStatus.APPROVED: frozenset({RequestStatus.OPEN}),
 }
 
 
@@ -540,8 +554,8 @@ class Invoice(Model):
     Written once, in the payment's transaction, and never changed: the parties'
     names and emails and the contract's terms are frozen copies, so a user who
     renames later does not change an invoice already issued. `platform_fee` and
-    `coach_earning` are this payment's shares of the contract's split
-    (`payments.invoices.split_of`).
+    `coach_earning` are this payment's cumulative shares of the contract's split
+    (`payments.standing.payment_split`).
     """
 
     __tablename__ = "invoices"

@@ -21,8 +21,7 @@ event through the inbox, settles it:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import current_app, url_for
@@ -33,18 +32,13 @@ import jobs
 from accounts.models import Role, User
 from audit.services import record as audit
 from contracts import lifecycle
-from contracts.models import Contract, ContractStatus
+from contracts.models import Contract
 from contracts.money import format_money
-from contracts.plans import Charge, PlanRules, plan_refusal, schedule
-from contracts.services import lock_contract
-from contracts.states import check_transition
-from database.locking import lock_by_id
+from database.states import check_transition
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
-from payments.invoices import issue_invoice
 from payments.models import (
-    INSTALMENT_TRANSITIONS,
     PLAN_TRANSITIONS,
     Instalment,
     InstalmentStatus,
@@ -54,112 +48,33 @@ from payments.models import (
     PaymentRecordStatus,
     PlanStatus,
     Refund,
-    VoidReason,
 )
-from payments.records import move, move_if_allowed, payment_by, transfer_group
-from payments.refunds import cancel_active_contract, refund_void_payment
+from payments.plan_terms import (  # noqa: F401 (the plan's terms, read through this module)
+    CHARGE_AT,
+    PlanOption,
+    charge_instant,
+    deposit_of,
+    move_instalment_to,
+    options,
+    plan_of,
+    refusal,
+    rules,
+    start_plan,
+)
+from payments.records import (
+    lock_with_contract,
+    move,
+    move_if_allowed,
+    payment_by,
+    transfer_group,
+)
+from payments.refunds import cancel_active_contract
+from payments.settle import settle
 
 log = logging.getLogger(__name__)
 
-# Instalments are charged at this UTC time of their due day.
-CHARGE_AT = time(9, 0)
 # Stripe could not be reached: the charge is tried again this much later (same key).
 UNREACHABLE_WAIT = timedelta(minutes=5)
-
-
-def rules() -> PlanRules:
-    config = current_app.config
-    return PlanRules(
-        minimum_total=config["PLAN_MINIMUM_TOTAL"],
-        max_instalments=int(config["PLAN_MAX_INSTALMENTS"]),
-    )
-
-
-# --- choosing a plan ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanOption:
-    """One plan the pay page offers: the deposit and N instalments, dated from today."""
-
-    instalments: int
-    charges: list[Charge]
-
-    @property
-    def deposit(self) -> int:
-        return self.charges[0].amount
-
-
-def options(contract: Contract, today: date | None = None) -> list[PlanOption]:
-    """The plans this contract may be paid by (none when the coach offers none)."""
-    if contract.plan_deposit_percent is None or not contract.plan_max_instalments:
-        return []
-    today = today or clock.now().date()
-    found = []
-    for count in range(2, contract.plan_max_instalments + 1):
-        if plan_refusal(contract.total_amount, contract.currency,
-                        contract.plan_deposit_percent, count, rules()) is None:
-            found.append(PlanOption(count, schedule(
-                contract.total_amount, contract.plan_deposit_percent, count, today)))
-    return found
-
-
-def refusal(contract: Contract, instalments: int) -> str | None:
-    """Why this contract cannot be paid by `instalments` instalments, or None."""
-    if contract.plan_max_instalments and instalments > contract.plan_max_instalments:
-        return f"The coach offers at most {contract.plan_max_instalments} instalments."
-    return plan_refusal(contract.total_amount, contract.currency,
-                        contract.plan_deposit_percent, instalments, rules())
-
-
-def deposit_of(contract: Contract, instalments: int) -> int:
-    """The deposit of the plan with `instalments` instalments (the first charge)."""
-    assert contract.plan_deposit_percent is not None
-    return schedule(contract.total_amount, contract.plan_deposit_percent, instalments,
-                    date(2000, 1, 1))[0].amount
-
-
-def plan_of(contract_id: int) -> PaymentPlan | None:
-    return db.session.scalar(select(PaymentPlan).where(PaymentPlan.contract_id == contract_id))
-
-
-def _charge_instant(day: date) -> datetime:
-    return datetime.combine(day, CHARGE_AT, tzinfo=UTC)
-
-
-# --- the deposit: the plan starts -------------------------------------------------
-
-
-def start_plan(contract: Contract, payment: Payment, instalments: int) -> PaymentPlan:
-    """The deposit arrived: write the plan and its schedule, dated from today. Flushes.
-
-    The caller holds the contract's lock and marks the contract paid with the
-    deposit's amount. The card saved at Checkout is found when first needed.
-    """
-    assert contract.plan_deposit_percent is not None
-    paid_on = (payment.paid_at or clock.now()).date()
-    plan = PaymentPlan(
-        contract_id=contract.id,
-        deposit_percent=contract.plan_deposit_percent,
-        instalment_count=instalments,
-        customer_id=payment.customer_id,
-    )
-    db.session.add(plan)
-    db.session.flush()
-    for charge in schedule(contract.total_amount, contract.plan_deposit_percent, instalments,
-                           paid_on):
-        row = Instalment(plan_id=plan.id, number=charge.number, amount=charge.amount,
-                         due_on=charge.due_on, next_attempt_at=_charge_instant(charge.due_on))
-        if charge.number == 0:
-            row.status, row.paid_at, row.attempts = InstalmentStatus.PAID, payment.paid_at, 1
-        db.session.add(row)
-    db.session.flush()
-    payment.instalment_id = plan.instalments[0].id
-    contract.plan_instalments = instalments
-    audit("plan.started", plan, actor_label="stripe",
-          after={"instalments": instalments, "deposit": payment.amount,
-                 "contract_id": contract.id})
-    return plan
 
 
 # --- charging an instalment off-session --------------------------------------------
@@ -183,19 +98,11 @@ def due_instalment_ids(limit: int = 500) -> list[int]:
 
 
 def _locked(instalment_id: int) -> tuple[Instalment, PaymentPlan, Contract]:
-    """The instalment, its plan and contract: the contract locked first (the lock order)."""
-    known = db.session.get(Instalment, instalment_id)
-    if known is None:
-        raise LookupError(f"no instalment {instalment_id}")
-    contract = lock_contract(known.plan.contract_id)
-    instalment = lock_by_id(db.session, Instalment, instalment_id)
-    assert contract is not None and instalment is not None
+    """The instalment, its plan and contract, locked in the one lock order."""
+    instalment, contract = lock_with_contract(
+        Instalment, instalment_id, lambda row: row.plan.contract_id
+    )
     return instalment, instalment.plan, contract
-
-
-def _move(instalment: Instalment, status: InstalmentStatus) -> None:
-    instalment.status = check_transition(INSTALMENT_TRANSITIONS, instalment.status, status,
-                                         "instalment")
 
 
 def _claim(instalment_id: int) -> int | None:
@@ -213,7 +120,7 @@ def _claim(instalment_id: int) -> int | None:
     ):
         db.session.rollback()
         return None
-    _move(instalment, InstalmentStatus.PROCESSING)
+    move_instalment_to(instalment, InstalmentStatus.PROCESSING)
     instalment.attempts += 1
     metadata = {"contract_id": str(contract.id), "instalment_id": str(instalment.id),
                 "attempt": str(instalment.attempts)}
@@ -278,7 +185,7 @@ def charge_instalment(instalment_id: int) -> str:
         try:
             method = card_of(plan)
         except stripe_api.PaymentProviderError as exc:
-            if exc.status is None or exc.status >= 500 or exc.code == "rate_limit":
+            if exc.unreached:
                 raise
             method = None  # Stripe knows no card of this plan's payments
         db.session.commit()  # remember the card found
@@ -296,8 +203,17 @@ def charge_instalment(instalment_id: int) -> str:
         db.session.commit()
         return outcome
     except stripe_api.PaymentProviderError as exc:
-        _unreached(payment_id, str(exc))
-        return "unreached"
+        if exc.unreached:
+            _unreached(payment_id, str(exc))
+            return "unreached"
+        # Refused (a saved method Stripe will not charge off-session, say a bank
+        # account without a mandate): a failed try like a decline, retried, then past due.
+        outcome = _failed(payment_id, exc.code or "refused", str(exc))
+        db.session.commit()
+        return outcome
+    if intent.status == "processing":
+        _note_intent(payment_id, intent.id)
+        return "processing"  # a debit on its way: its payment_intent event settles it
     return settle_intent(intent.to_dict())
 
 
@@ -314,7 +230,7 @@ def _unreached(payment_id: int, error: str) -> None:
     assert payment is not None and payment.instalment_id is not None
     instalment, _, _ = _locked(payment.instalment_id)
     if instalment.status is InstalmentStatus.PROCESSING:
-        _move(instalment, InstalmentStatus.SCHEDULED)
+        move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
         instalment.attempts -= 1  # not a try: the next one reuses this key
         instalment.next_attempt_at = clock.now() + UNREACHABLE_WAIT
         instalment.last_error = error[:500]
@@ -379,48 +295,13 @@ def _record_paid(payment_id: int, intent: dict[str, Any]) -> str:
         payment.charge_id = payment.charge_id or charge
     if payment.status is PaymentRecordStatus.SUCCEEDED:
         return "instalment_paid"  # settled already, by its event or our answer
-    if instalment.status is InstalmentStatus.CANCELLED:
-        # Charged after the plan was cancelled: the money goes back in full.
-        move(payment, PaymentRecordStatus.SUCCEEDED)
-        payment.paid_at = clock.now()
-        payment.void_reason = VoidReason.CLOSED
-        refund_void_payment(payment)
-        audit("payment.after_cancellation", payment, actor_label="stripe",
-              after={"amount": payment.amount, "instalment": instalment.number})
-        return "refunded_closed"
     if int(intent.get("amount_received") or intent.get("amount") or 0) != payment.amount:
         payment.review_reason = f"amount {intent.get('amount')} ≠ {payment.amount}"
         audit("payment.flagged", payment, actor_label="stripe",
               after={"reason": payment.review_reason})
         return "flagged"
-    move(payment, PaymentRecordStatus.SUCCEEDED)
-    payment.paid_at = clock.now()
     payment.payment_method_type = payment.payment_method_type or "card"
-    return _instalment_paid(instalment, plan, contract, payment, actor_label="stripe")
-
-
-def _instalment_paid(instalment: Instalment, plan: PaymentPlan, contract: Contract,
-                     payment: Payment, *, actor_label: str | None = None,
-                     actor: User | None = None) -> str:
-    """The money of an instalment arrived (by card, Checkout or an admin's record)."""
-    _move(instalment, InstalmentStatus.PAID)
-    instalment.paid_at = payment.paid_at
-    instalment.needs_authentication = False
-    instalment.last_error = None
-    payment.instalment_id = instalment.id
-    db.session.flush()
-    audit("instalment.paid", instalment, actor=actor, actor_label=actor_label,
-          after={"amount": instalment.amount, "payment_id": payment.id})
-    issue_invoice(payment)
-    if contract.status in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
-        lifecycle.mark_paid(contract, paid_at=payment.paid_at or clock.now(), actor=actor,
-                            actor_label=actor_label, amount=payment.amount,
-                            details={"payment_id": payment.id, "instalment": instalment.number})
-    if all(i.status is InstalmentStatus.PAID for i in plan.instalments):
-        plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.COMPLETED,
-                                       "plan")
-        audit("plan.completed", plan, actor_label="system")
-    return "instalment_paid"
+    return settle(payment, contract, actor_label="stripe")
 
 
 def _failed(payment_id: int, code: str, message: str) -> str:
@@ -442,7 +323,7 @@ def _failed(payment_id: int, code: str, message: str) -> str:
     retries = current_app.config["PLAN_RETRY_DAYS"]
     outcome: str
     if code == "authentication_required":
-        _move(instalment, InstalmentStatus.SCHEDULED)
+        move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
         instalment.needs_authentication = True
         link = url_for("payments.pay_instalment", contract_id=contract.id,
                        instalment_id=instalment.id)
@@ -452,9 +333,9 @@ def _failed(payment_id: int, code: str, message: str) -> str:
                link=link, subject=f"Coachpact: confirm your instalment for “{contract.title}”")
         outcome = "authentication_required"
     elif instalment.attempts <= len(retries):
-        _move(instalment, InstalmentStatus.SCHEDULED)
+        move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
         instalment.next_attempt_at = (
-            _charge_instant(instalment.due_on) + timedelta(days=retries[instalment.attempts - 1])
+            charge_instant(instalment.due_on) + timedelta(days=retries[instalment.attempts - 1])
         )
         notify(contract.student,
                f"The instalment of {amount} for “{contract.title}” did not go through "
@@ -464,7 +345,7 @@ def _failed(payment_id: int, code: str, message: str) -> str:
                subject=f"Coachpact: an instalment for “{contract.title}” did not go through")
         outcome = "retry_scheduled"
     else:
-        _move(instalment, InstalmentStatus.FAILED)
+        move_instalment_to(instalment, InstalmentStatus.FAILED)
         lifecycle.mark_past_due(contract, reason=f"instalment {instalment.number} of "
                                 f"{amount} unpaid after {instalment.attempts} tries")
         for admin in db.session.scalars(select(User).where(User.role == Role.ADMIN)):
@@ -513,20 +394,6 @@ def instalment_for_student(contract_id: int, instalment_id: int, student: User) 
     return instalment
 
 
-def record_checkout_instalment(payment: Payment, contract: Contract, instalment_id: int,
-                               *, source: str) -> str:
-    """A Checkout session that paid one instalment (the caller holds the contract's lock)."""
-    instalment = lock_by_id(db.session, Instalment, instalment_id)
-    if instalment is None or instalment.plan.contract_id != contract.id:
-        return "unrelated"
-    if instalment.status is InstalmentStatus.PAID:
-        return "already_fulfilled"
-    # The card just used is saved on the customer: the next instalments charge it.
-    instalment.plan.payment_method_id = None
-    return _instalment_paid(instalment, instalment.plan, contract, payment,
-                            actor_label=f"stripe:{source}")
-
-
 # --- the student's saved cards -----------------------------------------------------------
 
 
@@ -573,13 +440,7 @@ class PlanRefused(Exception):
 
 
 def _locked_plan(plan_id: int) -> tuple[PaymentPlan, Contract]:
-    known = db.session.get(PaymentPlan, plan_id)
-    if known is None:
-        raise LookupError(f"no plan {plan_id}")
-    contract = lock_contract(known.contract_id)
-    plan = lock_by_id(db.session, PaymentPlan, plan_id)
-    assert contract is not None and plan is not None
-    return plan, contract
+    return lock_with_contract(PaymentPlan, plan_id)
 
 
 def pause(plan_id: int, admin: User) -> PaymentPlan:
@@ -616,10 +477,10 @@ def move_instalment(instalment_id: int, admin: User, due_on: date) -> Instalment
     before = instalment.due_on
     if instalment.status is InstalmentStatus.FAILED:
         # A new date is a new start: charged on it, with its own retries.
-        _move(instalment, InstalmentStatus.SCHEDULED)
+        move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
         instalment.attempts = 0
     instalment.due_on = due_on
-    instalment.next_attempt_at = _charge_instant(due_on)
+    instalment.next_attempt_at = charge_instant(due_on)
     audit("instalment.moved", instalment, actor=admin,
           before={"due_on": before.isoformat()}, after={"due_on": due_on.isoformat()})
     return instalment
@@ -647,28 +508,21 @@ def record_manual_instalment(
                       received_on=received_on, note=note.strip() or None,
                       recorded_by_id=admin.id, instalment_id=instalment.id)
     db.session.add(payment)
-    move(payment, PaymentRecordStatus.SUCCEEDED)
-    payment.paid_at = clock.now()
     db.session.flush()
     audit("payment.manual_recorded", payment, actor=admin,
           after={"instalment": instalment.number, "amount": payment.amount})
-    _instalment_paid(instalment, plan, contract, payment, actor=admin)
+    settle(payment, contract, actor=admin, details={"method": "manual"})
     return payment
 
 
 def cancel_plan(plan_id: int, admin: User, *, reason: str) -> Refund | None:
     """End a plan: the contract is cancelled with the refund its policy gives for what was
-    paid (`payments.refunds`), and every unpaid instalment is cancelled (a charge still on
-    its way that succeeds later goes back in full). Flushes; the refund, if any."""
+    paid (`payments.refunds`), which closes the plan and cancels every unpaid instalment
+    (a charge still on its way that succeeds later goes back in full). Flushes; the
+    refund, if any."""
     plan, contract = _locked_plan(plan_id)
     check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.CANCELLED, "plan")
-    refund = cancel_active_contract(contract.id, admin, reason=reason)
-    plan.status = PlanStatus.CANCELLED
-    for instalment in plan.instalments:
-        if instalment.status is not InstalmentStatus.PAID:
-            _move(instalment, InstalmentStatus.CANCELLED)
-    audit("plan.cancelled", plan, actor=admin, after={"reason": reason})
-    return refund
+    return cancel_active_contract(contract.id, admin, reason=reason)
 
 
 # --- jobs ----------------------------------------------------------------------------

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
 from contracts.models import Contract
-from contracts.states import check_transition
+from contracts.services import lock_contract
+from database.locking import lock_by_id
+from database.states import check_transition
 from extensions import db
 from payments.models import PAYMENT_RECORD_TRANSITIONS, Payment, PaymentRecordStatus
+
+T = TypeVar("T")
+
+
+def lock_with_contract(
+    model: type[T], row_id: int, contract_id_of: Callable[[T], int] | None = None
+) -> tuple[T, Contract]:
+    """A money row and its contract, both locked until the transaction ends.
+
+    The one lock order: the contract first, then the row (read fresh under it), so
+    every path that changes a contract's money queues on the same lock and no two
+    wait on each other. `contract_id_of` finds the contract of rows that do not name
+    it (an instalment names its plan). Raises LookupError when the row is unknown.
+    """
+    known = db.session.get(model, row_id)
+    if known is None:
+        raise LookupError(f"no {model.__name__} {row_id}")
+    contract_id = contract_id_of(known) if contract_id_of else known.contract_id  # type: ignore[attr-defined]
+    contract = lock_contract(contract_id)
+    row = lock_by_id(db.session, model, row_id)
+    if contract is None or row is None:
+        raise LookupError(f"no {model.__name__} {row_id}")
+    return row, contract
 
 
 def transfer_group(contract_id: int) -> str:

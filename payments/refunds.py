@@ -32,8 +32,8 @@ from contracts.money import format_money
 from contracts.refund_policy import RefundQuote, quote
 from contracts.scheduling import consumed_count
 from contracts.services import lock_contract
-from contracts.states import TransitionError, check_transition
 from database.locking import lock_by_id
+from database.states import TransitionError, check_transition
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
@@ -51,7 +51,9 @@ from payments.models import (
     RefundStatus,
     RequestStatus,
 )
-from payments.records import move_if_allowed, payment_by
+from payments.plan_terms import close_plan
+from payments.records import lock_with_contract, move_if_allowed, payment_by
+from payments.standing import Standing, standing_of
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,6 @@ log = logging.getLogger(__name__)
 REFUND_ID_KEY = "coachpact_refund_id"
 # A pending refund Stripe has not heard of this long after it was written lost its job.
 SEND_GRACE = timedelta(minutes=1)
-# Payments whose money counts towards a contract's refunds.
-PAID_STATUSES = (
-    PaymentRecordStatus.SUCCEEDED,
-    PaymentRecordStatus.PARTIALLY_REFUNDED,
-    PaymentRecordStatus.REFUNDED,
-)
-
-
 class RefundRefused(Exception):
     """A refund or request that cannot be made now; the message is for the person asking."""
 
@@ -75,23 +69,8 @@ class RefundRefused(Exception):
 # --- reading: what was paid, what is left, what the policy gives ----------------
 
 
-def _paying_payments(contract_id: int) -> list[Payment]:
-    """The payments that paid for the contract (not void ones), oldest first."""
-    return list(
-        db.session.scalars(
-            select(Payment)
-            .where(
-                Payment.contract_id == contract_id,
-                Payment.void_reason.is_(None),
-                Payment.status.in_(PAID_STATUSES),
-            )
-            .order_by(Payment.id)
-        )
-    )
-
-
 def _live_refunded(payment_ids: list[int]) -> dict[int, int]:
-    """Per payment: what pending and succeeded refunds give back."""
+    """Per payment (void ones too): what pending and succeeded refunds give back."""
     if not payment_ids:
         return {}
     rows = db.session.execute(
@@ -102,47 +81,21 @@ def _live_refunded(payment_ids: list[int]) -> dict[int, int]:
     return {payment_id: int(total) for payment_id, total in rows}
 
 
-@dataclass(frozen=True)
-class Refundable:
-    """Where a contract's money stands for refunds, in minor units."""
-
-    paid: int
-    refunded_or_pending: int
-    payment: Payment | None  # the Stripe payment a new refund goes to
-
-    @property
-    def left(self) -> int:
-        return max(self.paid - self.refunded_or_pending, 0)
+def refundable(contract: Contract) -> Standing:
+    """Where the contract's money stands (`payments.standing`); decide amounts from it
+    only under the contract's lock."""
+    return standing_of(contract)
 
 
-def refundable(contract: Contract) -> Refundable:
-    """What was paid, what refunds (pending or made) took, and which payment a refund hits.
-
-    Decides amounts only under the contract's lock (`lock_contract`).
-    """
-    payments = _paying_payments(contract.id)
-    live = _live_refunded([p.id for p in payments])
-    target = max(
-        (p for p in payments if p.payment_intent_id and p.amount > live.get(p.id, 0)),
-        key=lambda p: p.amount - live.get(p.id, 0),
-        default=None,
-    )
-    return Refundable(
-        paid=sum(p.amount for p in payments),
-        refunded_or_pending=sum(live.values()),
-        payment=target,
-    )
-
-
-def quote_now(contract: Contract, money: Refundable | None = None) -> RefundQuote:
-    """The contract's own policy applied now, net of refunds pending or made."""
-    money = money or refundable(contract)
+def quote_now(contract: Contract, money: Standing | None = None) -> RefundQuote:
+    """The contract's own policy applied now, net of what went back or is on its way."""
+    money = money or standing_of(contract)
     return quote(
         contract,
         used_sessions=consumed_count(contract.id),
         now=clock.now(),
-        already_refunded=money.refunded_or_pending,
-        paid=money.paid,
+        already_refunded=money.returned + money.refund_pending,
+        paid=money.arrived,
     )
 
 
@@ -155,24 +108,23 @@ def open_dispute_of(contract: Contract) -> Dispute | None:
     )
 
 
-def refusal(contract: Contract, money: Refundable | None = None) -> str | None:
+def refusal(contract: Contract, money: Standing | None = None) -> str | None:
     """Why no refund can be made on `contract` now, or None when one can."""
     if contract.paid_at is None:
         return "Nothing has been paid for this contract, so there is nothing to refund."
-    dispute = open_dispute_of(contract)
-    if dispute is not None and not dispute.is_charge_refundable:
+    money = money or standing_of(contract)
+    if money.refund_blocked_by_dispute:
         return (
             "The student's bank has opened a dispute on this payment; the bank decides "
             "what goes back, so no refund can be made until the dispute is closed."
         )
-    money = money or refundable(contract)
-    if money.left <= 0:
+    if money.refundable <= 0:
+        if money.lost:
+            return (
+                "The student's bank took the disputed payment back; nothing more can be "
+                "refunded on this contract."
+            )
         return "Everything paid for this contract has been refunded already."
-    if money.payment is None:
-        return (
-            "This contract was paid offline, so it cannot be refunded through Stripe; "
-            "refund it the way it was paid."
-        )
     return None
 
 
@@ -237,7 +189,7 @@ def request_refund(
         raise LookupError("only the contract's student can ask for a refund")
     if open_request_of(contract) is not None:
         raise RefundRefused("You have already asked for a refund on this contract.")
-    money = refundable(contract)
+    money = standing_of(contract)
     why_not = refusal(contract, money)
     if why_not:
         raise RefundRefused(why_not)
@@ -269,12 +221,7 @@ def request_refund(
 
 def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
     """The request and its contract, the contract locked first (the one lock order)."""
-    found = db.session.get(RefundRequest, request_id)
-    if found is None:
-        raise LookupError(f"no refund request {request_id}")
-    contract = _locked(found.contract_id)
-    request = lock_by_id(db.session, RefundRequest, request_id)
-    assert request is not None
+    request, contract = lock_with_contract(RefundRequest, request_id)
     if request.status is not RequestStatus.OPEN:
         raise RefundRefused(f"This request was {request.status.value} already.")
     return request, contract
@@ -290,7 +237,7 @@ def approve_request(
     (or its job) asks Stripe.
     """
     request, contract = _locked_request(request_id)
-    money = refundable(contract)
+    money = standing_of(contract)
     offer = quote_now(contract, money)
     amount = offer.amount if amount is None else amount
     override_reason = override_reason.strip()
@@ -416,7 +363,7 @@ def refund_contract(contract_id: int, admin: User, *, amount: int, note: str) ->
         raise RefundRefused("Say why this refund is made.")
     return _start_refund(
         contract,
-        refundable(contract),
+        standing_of(contract),
         amount,
         source=RefundSource.ADMIN,
         by=admin,
@@ -438,12 +385,13 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
         )
     if not reason.strip():
         raise RefundRefused("Say why the contract is cancelled; both parties see it.")
-    money = refundable(contract)
+    money = standing_of(contract)
     why_not = refusal(contract, money)
     offer = quote_now(contract, money)
     if why_not and offer.amount:
         raise RefundRefused(why_not)
     lifecycle.cancel_paid(contract, by=admin, reason=reason.strip())
+    close_plan(contract, reason=reason.strip(), actor=admin)
     if not offer.amount:
         return None
     return _start_refund(
@@ -458,7 +406,7 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
 
 def _start_refund(
     contract: Contract,
-    money: Refundable,
+    money: Standing,
     amount: int,
     *,
     source: RefundSource,
@@ -466,27 +414,32 @@ def _start_refund(
     request: RefundRequest | None = None,
     note: str | None = None,
 ) -> Refund:
-    """Write a pending refund under the contract's lock, after every check of amount."""
+    """Write a refund under the contract's lock, after every check of amount. Flushes.
+
+    A payment made through Stripe is refunded through Stripe after commit. A payment
+    recorded offline is given back the way it came: the admin's refund is recorded
+    as made at once.
+    """
     why_not = refusal(contract, money)
     if why_not:
         raise RefundRefused(why_not)
     if amount <= 0:
         raise RefundRefused("A refund must be more than nothing.")
-    if amount > money.left:
+    if amount > money.refundable:
         raise RefundRefused(
-            f"Only {_money(money.left, contract)} is still refundable on this contract."
+            f"Only {_money(money.refundable, contract)} is still refundable on this contract."
         )
-    assert money.payment is not None
-    payment_left = money.payment.amount - _live_refunded([money.payment.id]).get(
-        money.payment.id, 0
+    target = money.refund_target(through_stripe=True) or money.refund_target(
+        through_stripe=False
     )
-    if amount > payment_left:
+    assert target is not None
+    if amount > target.left:
         raise RefundRefused(
-            f"One payment can give back at most {_money(payment_left, contract)}; "
+            f"One payment can give back at most {_money(target.left, contract)}; "
             "refund the rest separately."
         )
     refund = Refund(
-        payment_id=money.payment.id,
+        payment_id=target.payment.id,
         contract_id=contract.id,
         request_id=request.id if request else None,
         amount=amount,
@@ -503,9 +456,14 @@ def _start_refund(
         "refund.created",
         refund,
         actor=by,
-        after={"amount": amount, "source": source.value, "contract_id": contract.id},
+        after={"amount": amount, "source": source.value, "contract_id": contract.id,
+               "offline": not target.through_stripe},
     )
-    jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
+    if target.through_stripe:
+        jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
+    else:
+        _settle(refund, RefundStatus.SUCCEEDED, failure_reason=None,
+                actor_label=f"admin:{by.id}" if by else "admin")
     return refund
 
 
@@ -566,7 +524,7 @@ def send_refund(refund_id: int) -> Refund:
     try:
         made = stripe_api.create_refund(params, stripe_api.idempotency_key("refund", refund_id))
     except stripe_api.PaymentProviderError as exc:
-        if exc.status is None or exc.status >= 500 or exc.code in ("rate_limit", "connection"):
+        if exc.unreached:
             raise  # not refused, just not reached: retried with the same key
         _refused(refund_id, str(exc), exc.code)
     else:
@@ -592,11 +550,7 @@ def send_now(refund_id: int) -> Refund:
 
 
 def _refused(refund_id: int, message: str, code: str | None) -> None:
-    refund = db.session.get(Refund, refund_id)
-    assert refund is not None
-    _locked(refund.contract_id)
-    refund = lock_by_id(db.session, Refund, refund_id)
-    assert refund is not None
+    refund, _ = lock_with_contract(Refund, refund_id)
     reason = message if not code else f"{message} ({code})"
     _settle(refund, RefundStatus.FAILED, failure_reason=reason, actor_label="stripe")
 
@@ -718,8 +672,10 @@ def _settle(
             _record_on_contract(contract, refund, actor_label)
         return "refunded"
     if was is RefundStatus.SUCCEEDED:
-        # The money came back to us after all (a closed card): the record says so.
+        # The money came back to us after all (a closed card): the records say so.
         payment.amount_refunded -= refund.amount
+        if payment.void_reason is None and contract.paid_at is not None:
+            _record_on_contract(contract, refund, actor_label)
     _reopen_request(refund)
     amount = format_money(refund.amount, refund.currency)
     if payment.void_reason is None:
@@ -734,27 +690,21 @@ def _settle(
     return status.value
 
 
-def refunded_total(contract: Contract) -> int:
-    """What succeeded refunds gave back of the payments that paid for the contract."""
-    return sum(
-        db.session.scalars(
-            select(Refund.amount).where(
-                Refund.contract_id == contract.id,
-                Refund.status == RefundStatus.SUCCEEDED,
-                Refund.payment_id.in_([p.id for p in _paying_payments(contract.id)]),
-            )
-        )
-    )
-
-
 def _record_on_contract(contract: Contract, refund: Refund, actor_label: str) -> None:
+    """Where the contract's money now stands, on the contract; a contract left with
+    nothing closes its plan. Both parties are told of a refund made."""
     lifecycle.record_refund(
         contract,
-        refunded_total=refunded_total(contract),
+        received=standing_of(contract).received,
         consumed_sessions=consumed_count(contract.id),
         actor_label=actor_label,
-        details={"refund_id": refund.id, "amount": refund.amount, "source": refund.source.value},
+        details={"refund_id": refund.id, "amount": refund.amount, "source": refund.source.value,
+                 "refund_status": refund.status.value},
     )
+    if contract.status in (ContractStatus.REFUNDED, ContractStatus.CANCELLED):
+        close_plan(contract, reason="everything paid went back")
+    if refund.status is not RefundStatus.SUCCEEDED:
+        return
     amount = _money(refund.amount, contract)
     notify(
         contract.student,
@@ -778,7 +728,9 @@ def _reopen_request(refund: Refund) -> None:
         return
     if open_request_of(refund.contract) is not None:
         return
-    request.status = RequestStatus.OPEN
+    request.status = check_transition(
+        REQUEST_TRANSITIONS, request.status, RequestStatus.OPEN, "request"
+    )
     request.decision_note = f"The approved refund did not go through: {refund.failure_reason}"[:500]
     audit("refund_request.reopened", request, actor_label="system", after={"refund_id": refund.id})
 

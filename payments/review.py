@@ -15,12 +15,11 @@ from accounts.models import User
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract
-from contracts.services import lock_contract
 from extensions import db
-from payments.fulfilment import void_payment
-from payments.invoices import issue_invoice
 from payments.models import Payment, PaymentRecordStatus, ReviewResolution, VoidReason
-from payments.records import move, payment_by
+from payments.records import lock_with_contract, move
+from payments.refunds import refund_void_payment
+from payments.settle import expected_amount, settle
 
 
 class ReviewRefused(Exception):
@@ -44,24 +43,17 @@ def held_payments() -> list[Payment]:
 
 
 def _locked_held(payment_id: int) -> tuple[Payment, Contract]:
-    found = db.session.get(Payment, payment_id)
-    if found is None:
-        raise LookupError(payment_id)
-    contract = lock_contract(found.contract_id)
-    payment = payment_by(id=payment_id)  # fresh, under the contract's lock
-    assert contract is not None and payment is not None
+    payment, contract = lock_with_contract(Payment, payment_id)
     if not payment.held_for_review:
         raise ReviewRefused("This payment was decided already; nothing changed.")
     return payment, contract
 
 
 def _decide(payment: Payment, admin: User, resolution: ReviewResolution, note: str) -> None:
-    move(payment, PaymentRecordStatus.SUCCEEDED)  # the money was taken either way
-    payment.paid_at = clock.now()
     payment.review_resolution = resolution
     payment.review_note = note.strip() or None
     payment.reviewed_by_id = admin.id
-    payment.reviewed_at = payment.paid_at
+    payment.reviewed_at = clock.now()
     audit(
         f"payment.review_{resolution.value}",
         payment,
@@ -71,19 +63,37 @@ def _decide(payment: Payment, admin: User, resolution: ReviewResolution, note: s
     )
 
 
-def accept_held_payment(payment_id: int, admin: User, note: str) -> Payment:
-    """Accept what Stripe reported: the contract is activated, once."""
+def shortfall(payment: Payment, contract: Contract) -> int:
+    """What a held payment brought less than it should have (0 when it brought enough)."""
+    expected = expected_amount(contract, payment.stripe_metadata)
+    return max((expected or 0) - payment.amount, 0)
+
+
+def accept_held_payment(
+    payment_id: int, admin: User, note: str, *, waive_shortfall: bool = False
+) -> Payment:
+    """Accept what Stripe reported: the payment counts for what arrived (`payments.settle`).
+
+    A short payment leaves the rest to pay, unless the admin writes the shortfall
+    off (`waive_shortfall`), which is recorded and shown as a write-off. A plan's
+    deposit starts its plan; an instalment is paid.
+    """
     payment, contract = _locked_held(payment_id)
-    if contract.paid_at is not None:
+    if contract.paid_at is not None and payment.instalment_id is None and not str(
+        (payment.stripe_metadata or {}).get("instalment_id", "")
+    ).isdigit():
         raise ReviewRefused("The contract is paid already: refund this payment instead.")
+    missing = shortfall(payment, contract)
+    if waive_shortfall and not missing:
+        raise ReviewRefused("This payment brought all it should; there is nothing to write off.")
     _decide(payment, admin, ReviewResolution.ACCEPTED, note)
-    lifecycle.mark_paid(
+    settle(
+        payment,
         contract,
-        paid_at=payment.paid_at or clock.now(),
         actor=admin,
-        details={"payment_id": payment.id, "review": "accepted"},
+        waive=missing if waive_shortfall else 0,
+        details={"review": "accepted"},
     )
-    issue_invoice(payment)
     lifecycle.tell_parties(
         contract, f"The payment for “{contract.title}” was checked and accepted."
     )
@@ -96,7 +106,11 @@ def refund_held_payment(payment_id: int, admin: User, note: str) -> Payment:
     if payment.payment_intent_id is None:
         raise ReviewRefused("Stripe has not named this payment's intent yet; try again later.")
     _decide(payment, admin, ReviewResolution.REFUNDED, note)
-    void_payment(payment, VoidReason.REVIEW)
+    move(payment, PaymentRecordStatus.SUCCEEDED)  # the money was taken either way
+    payment.paid_at = payment.reviewed_at
+    payment.failure_reason = None
+    payment.void_reason = VoidReason.REVIEW
+    refund_void_payment(payment)
     lifecycle.tell_parties(
         contract,
         f"A payment for “{contract.title}” could not be accepted and is being refunded in full.",

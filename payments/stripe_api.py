@@ -8,9 +8,10 @@ Stripe's errors into messages a person understands.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from flask import current_app
@@ -32,6 +33,12 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 CheckoutIntentData = SessionCreateParamsPaymentIntentData
 
 
+T = TypeVar("T")
+
+# Stripe's answer while a request with the same idempotency key is still in flight.
+IN_FLIGHT = 409
+
+
 class PaymentProviderError(Exception):
     """Stripe refused or could not be reached; `str()` is safe to show the user."""
 
@@ -39,6 +46,19 @@ class PaymentProviderError(Exception):
         super().__init__(message)
         self.code = code
         self.status = status
+
+    @property
+    def unreached(self) -> bool:
+        """Stripe was not reached or could not answer yet (network, 5xx, rate limit, or
+        409: the same idempotency key is still being answered for another request): the
+        same request, with the same key, may be tried again. Anything else is a refusal:
+        Stripe made nothing, and asking again the same way changes nothing."""
+        return (
+            self.status is None
+            or self.status >= 500
+            or self.status == IN_FLIGHT
+            or self.code in ("rate_limit", "connection")
+        )
 
 
 class CardDeclined(PaymentProviderError):
@@ -110,14 +130,33 @@ def idempotency_key(*parts: object) -> str:
     return "coachpact-" + "-".join(str(part) for part in parts)
 
 
+# Waits (seconds) for Stripe to finish answering another request with the same key.
+IN_FLIGHT_WAITS = (0.1, 0.2, 0.4, 0.8)
+
+
+def _same_answer(call: Callable[[], T]) -> T:
+    """`call` (an idempotent create), waiting while Stripe still answers the same key
+    for another request (a double click): then Stripe's answer to it is ours too."""
+    for wait in IN_FLIGHT_WAITS:
+        try:
+            return call()
+        except stripe.StripeError as exc:
+            if exc.http_status != IN_FLIGHT:
+                raise
+            time.sleep(wait)
+    return call()
+
+
 def create_customer(params: CustomerCreateParams, key: str) -> stripe.Customer:
     with _translated_errors():
-        return client().v1.customers.create(params, {"idempotency_key": key})
+        return _same_answer(lambda: client().v1.customers.create(params, {"idempotency_key": key}))
 
 
 def create_checkout_session(params: SessionCreateParams, key: str) -> CheckoutSession:
     with _translated_errors():
-        return client().v1.checkout.sessions.create(params, {"idempotency_key": key})
+        return _same_answer(
+            lambda: client().v1.checkout.sessions.create(params, {"idempotency_key": key})
+        )
 
 
 def retrieve_checkout_session(session_id: str) -> CheckoutSession | None:

@@ -1,2 +1,22 @@
 """Coach payouts through Stripe Connect: connected accounts, per-session shares,
 transfers and reversals, and the ledger check (payouts → payments → contracts)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register payouts' event handler, jobs and commands (create_app calls it after payments)."""
+    import jobs
+    from payments import events
+    from payouts import accounts, ledger, shares, transfers
+    from payouts.cli import register_cli
+
+    # payouts sits above payments: it adds its handler to the inbox's table, since the
+    # event pipeline never imports payouts.
+    events.register("account.updated", accounts.mirror_account)
+    # Huey registers a task when the module defining it is imported, so importing these
+    # is what puts payouts' jobs on the queue, not whatever else happens to import them.
+    jobs.require_jobs(ledger, shares, transfers)
+    register_cli(app)

@@ -19,7 +19,6 @@ from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
 from payments import stripe_api
-from payments.events import EVENT_HANDLERS
 from payouts.models import ConnectedAccount
 
 
@@ -126,7 +125,10 @@ def _copy(row: ConnectedAccount, stripe_account: dict[str, Any]) -> dict[str, An
 
 
 def mirror_account(stripe_account: dict[str, Any]) -> str:
-    """`account.updated`: our row follows Stripe's account. Flushes; the caller commits."""
+    """`account.updated` (registered by `payouts.init_app`): our row follows Stripe's account.
+
+    Flushes; the caller commits.
+    """
     row = lock_one(
         db.session,
         select(ConnectedAccount).where(ConnectedAccount.stripe_account_id == stripe_account["id"]),
@@ -145,8 +147,3 @@ def mirror_account(stripe_account: dict[str, Any]) -> str:
         after={name: after for name, (_, after) in changed.items()},
     )
     return "ready" if row.ready else "updated"
-
-
-# payouts sits above payments: it plugs its handler into the event pipeline, which
-# never imports payouts.
-EVENT_HANDLERS["account.updated"] = mirror_account

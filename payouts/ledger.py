@@ -1,16 +1,18 @@
 """Where each paid contract's money went, and the check that it all adds up.
 
-For every paid contract, in integers of its currency:
+For every paid contract, in integers of its currency (`payments.standing`):
 
-    paid + still to be paid (a plan's later instalments)
-      = refunded + transferred − reversed − lost (reversals refused)
+    received + still to be paid + written off
+      = refunded + lost to disputes + transferred − reversed − lost (reversals refused)
         + platform fee share + still to transfer (held, due, or not yet earned)
+        + excess kept (paid beyond the total, not given back yet)
 
-The coach's part of each session share is `amount − amount × refunded ÷ total`
-(rounded down), recomputed from the contract's own terms (`payouts.shares.split`),
-never read back from the rows being checked; the platform's fee share is what
-refunds leave of the fee, so it absorbs the rounding. A share whose amount is
-not its split, or a reversal not yet made, shows as a discrepancy.
+The coach's part of each session share is `amount − amount × returned ÷ total`
+(rounded down, `returned` being what went back of the price), recomputed from the
+contract's own terms (`payments.standing.split`), never read back from the rows
+being checked; the platform's fee share is what refunds leave of the fee, so it
+absorbs the rounding. A share whose amount is not its split, or a reversal not
+yet made, shows as a discrepancy.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import jobs
 from accounts.models import User
 from contracts.models import Contract
 from extensions import db
-from payments.models import Payment
-from payments.refunds import PAID_STATUSES, refunded_total
+from payments.standing import Standing, refund_cut, standing_of, standings_of
 from payouts.models import UNSENT_STATUSES, PlatformLoss, SessionShare, ShareStatus
-from payouts.shares import refund_cut, split
 
 log = logging.getLogger(__name__)
+
+FIGURES = ("paid", "unpaid", "waived", "refunded", "disputes_lost", "transferred", "reversed",
+           "lost", "fee_share", "in_hold", "to_earn", "excess")
 
 
 @dataclass
@@ -40,13 +43,16 @@ class ContractMoney:
     currency: str
     paid: int = 0
     unpaid: int = 0
+    waived: int = 0
     refunded: int = 0
+    disputes_lost: int = 0
     transferred: int = 0
     reversed: int = 0
     lost: int = 0
     fee_share: int = 0
     in_hold: int = 0  # delivered, not sent yet (held, due, failed, being sent)
     to_earn: int = 0  # sessions not delivered yet, net of refunds
+    excess: int = 0  # paid beyond the total and not given back yet
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -61,26 +67,26 @@ class ContractMoney:
 
     @property
     def off_by(self) -> int:
-        return (self.paid + self.unpaid) - (
-            self.refunded + self.transferred - self.reversed - self.lost
-            + self.fee_share + self.still_to_transfer
+        return (self.paid + self.unpaid + self.waived) - (
+            self.refunded + self.disputes_lost + self.transferred - self.reversed - self.lost
+            + self.fee_share + self.still_to_transfer + self.excess
         )
 
 
-def contract_money(contract: Contract) -> ContractMoney:
-    """Read the contract's money from its payments, refunds, shares and losses."""
+def contract_money(contract: Contract, standing: Standing | None = None) -> ContractMoney:
+    """Read the contract's money from its standing, shares and losses."""
+    standing = standing or standing_of(contract)
     money = ContractMoney(contract.id, contract.currency)
-    money.paid = sum(db.session.scalars(
-        select(Payment.amount).where(Payment.contract_id == contract.id,
-                                     Payment.void_reason.is_(None),
-                                     Payment.status.in_(PAID_STATUSES))
-    ).all())
-    money.unpaid = max(contract.total_amount - money.paid, 0)
-    money.refunded = refunded_total(contract)
-    total, refunded = contract.total_amount, money.refunded
-    parts = split(contract.coach_earning, contract.session_count)
-    cuts = [refund_cut(part, refunded, total) for part in parts]
-    money.fee_share = contract.platform_fee - (refunded - sum(cuts))
+    money.paid = standing.arrived
+    money.unpaid = standing.still_to_pay
+    money.waived = standing.waived
+    money.refunded = standing.refunded
+    money.disputes_lost = standing.lost
+    money.excess = standing.excess_kept
+    total, returned = contract.total_amount, standing.returned_of_price
+    parts = standing.coach_parts
+    cuts = [refund_cut(part, returned, total) for part in parts]
+    money.fee_share = contract.platform_fee - (returned - sum(cuts))
     shares = db.session.scalars(
         select(SessionShare).where(SessionShare.contract_id == contract.id)
     ).all()
@@ -97,7 +103,7 @@ def contract_money(contract: Contract) -> ContractMoney:
             money.reversed += share.reversed_amount
             money.lost += share.lost_amount
         elif share.status in UNSENT_STATUSES:
-            money.in_hold += share.amount - refund_cut(share.amount, refunded, total)
+            money.in_hold += share.amount - refund_cut(share.amount, returned, total)
     money.to_earn = sum(
         part - cut
         for number, (part, cut) in enumerate(zip(parts, cuts, strict=True), 1)
@@ -111,10 +117,11 @@ def contract_money(contract: Contract) -> ContractMoney:
         money.problems.append(f"platform losses recorded {losses}, shares say {money.lost}")
     if money.off_by:
         money.problems.append(
-            f"paid {money.paid} + still to be paid {money.unpaid} ≠ refunded {money.refunded}"
+            f"paid {money.paid} + still to be paid {money.unpaid} + written off {money.waived}"
+            f" ≠ refunded {money.refunded} + disputes lost {money.disputes_lost}"
             f" + transferred {money.transferred} − reversed {money.reversed} − lost {money.lost}"
             f" + platform fee {money.fee_share} + still to transfer {money.still_to_transfer}"
-            f" (off by {money.off_by})"
+            f" + excess {money.excess} (off by {money.off_by})"
         )
     return money
 
@@ -128,8 +135,10 @@ def paid_contracts() -> list[Contract]:
 def check() -> list[str]:
     """Every discrepancy over all paid contracts, one line each (none when all add up)."""
     lines = []
-    for contract in paid_contracts():
-        money = contract_money(contract)
+    contracts = paid_contracts()
+    standings = standings_of(contracts)
+    for contract in contracts:
+        money = contract_money(contract, standings[contract.id])
         lines += [f"contract {contract.id} ({contract.currency}): {p}" for p in money.problems]
     return lines
 
@@ -139,8 +148,7 @@ def totals_by_currency(rows: list[ContractMoney]) -> dict[str, ContractMoney]:
     totals: dict[str, ContractMoney] = {}
     for row in rows:
         total = totals.setdefault(row.currency, ContractMoney(0, row.currency))
-        for name in ("paid", "unpaid", "refunded", "transferred", "reversed", "lost",
-                     "fee_share", "in_hold", "to_earn"):
+        for name in FIGURES:
             setattr(total, name, getattr(total, name) + getattr(row, name))
     return totals
 
@@ -162,7 +170,8 @@ def coach_payouts(coach: User) -> CoachPayouts:
         select(Contract).where(Contract.coach_id == coach.id, Contract.paid_at.is_not(None))
         .order_by(Contract.paid_at.desc(), Contract.id.desc())
     )]
-    rows = [(contract, contract_money(contract)) for contract in contracts]
+    standings = standings_of(contracts)
+    rows = [(contract, contract_money(contract, standings[contract.id])) for contract in contracts]
     transfers = list(db.session.scalars(
         select(SessionShare)
         .where(SessionShare.coach_id == coach.id,

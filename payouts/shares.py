@@ -20,32 +20,18 @@ import jobs
 from audit.services import record as audit
 from contracts.models import CoachingSession, Contract, SessionStatus
 from contracts.services import lock_contract
-from contracts.states import check_transition
 from database.locking import take_write_lock
+from database.states import check_transition
 from extensions import db
+from payments.standing import split
 from payouts.models import SHARE_TRANSITIONS, SessionShare, ShareStatus
 
 DELIVERED = (SessionStatus.COMPLETED, SessionStatus.NO_SHOW)
 
 
-def split(earning: int, count: int) -> list[int]:
-    """`earning` in `count` equal parts rounded down, the remainder on the last."""
-    if count < 1 or earning < 0:
-        raise ValueError("a split needs at least one part and no negative earning")
-    part = earning // count
-    return [part] * (count - 1) + [earning - part * (count - 1)]
-
-
 def share_amount(contract: Contract, number: int) -> int:
     """What the contract's `number`-th delivered session earns its coach (1-based)."""
     return split(contract.coach_earning, contract.session_count)[number - 1]
-
-
-def refund_cut(amount: int, refunded: int, total: int) -> int:
-    """What refunds take off a share: amount × refunded ÷ total, rounded down."""
-    if total <= 0 or refunded <= 0:
-        return 0
-    return min(amount * refunded // total, amount)
 
 
 def hold() -> timedelta:

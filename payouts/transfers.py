@@ -37,14 +37,13 @@ from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract
 from contracts.services import lock_contract
-from database.locking import lock_by_id
 from extensions import db
 from payments import stripe_api
 from payments.models import Dispute, Payment, Refund, RefundStatus
-from payments.records import transfer_group
-from payments.refunds import PAID_STATUSES, refunded_total
+from payments.records import lock_with_contract, transfer_group
+from payments.standing import DISPUTE_LOST, PAID_STATUSES, given_back, refund_cut
 from payouts.models import ConnectedAccount, PlatformLoss, SessionShare, ShareStatus
-from payouts.shares import move, refund_cut
+from payouts.shares import move
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +58,7 @@ TRANSFERABLE = (ShareStatus.DUE, ShareStatus.FAILED)
 
 def retry_delay(refusals: int) -> timedelta:
     """1 minute after the first refusal, doubling, at most an hour."""
-    return min(FIRST_RETRY * 2 ** min(max(refusals - 1, 0), 16), LONGEST_WAIT)
-
-
-def _unreached(exc: stripe_api.PaymentProviderError) -> bool:
-    return exc.status is None or exc.status >= 500 or exc.code in ("rate_limit", "connection")
+    return jobs.backoff(refusals, FIRST_RETRY, LONGEST_WAIT)
 
 
 def _open_dispute() -> object:
@@ -92,14 +87,7 @@ def due_share_ids(limit: int = 500) -> list[int]:
 
 
 def _locked(share_id: int) -> tuple[SessionShare, Contract]:
-    """The share and its contract, the contract locked first (the one lock order)."""
-    known = db.session.get(SessionShare, share_id)
-    if known is None:
-        raise LookupError(f"no session share {share_id}")
-    contract = lock_contract(known.contract_id)
-    share = lock_by_id(db.session, SessionShare, share_id)
-    assert contract is not None and share is not None
-    return share, contract
+    return lock_with_contract(SessionShare, share_id)
 
 
 def has_open_dispute(contract_id: int) -> bool:
@@ -142,7 +130,7 @@ def _claim(share_id: int) -> Claim | None:
     ):
         db.session.rollback()
         return None
-    refunded = refunded_total(contract)
+    refunded = given_back(contract)
     if share.transfer_amount is None:
         # Fixed now: every later try of this share sends the same request.
         share.transfer_amount = share.amount - refund_cut(share.amount, refunded,
@@ -238,7 +226,7 @@ def transfer_share(share_id: int) -> str:
         made = stripe_api.create_transfer(params, claim.key)
     except stripe_api.PaymentProviderError as exc:
         db.session.rollback()
-        if _unreached(exc):
+        if exc.unreached:
             _back_to_due(share_id, str(exc))
             return "unreached"
         _refused(share_id, str(exc), exc.code)
@@ -339,7 +327,9 @@ def refunded_contract_ids() -> list[int]:
         select(SessionShare.contract_id)
         .where(
             exists().where(Refund.contract_id == SessionShare.contract_id,
-                           Refund.status == RefundStatus.SUCCEEDED),
+                           Refund.status == RefundStatus.SUCCEEDED)
+            | exists().where(Dispute.contract_id == SessionShare.contract_id,
+                             Dispute.status == DISPUTE_LOST),
             (SessionShare.status.in_((ShareStatus.HELD, ShareStatus.DUE, ShareStatus.FAILED)))
             | (
                 (SessionShare.status == ShareStatus.TRANSFERRED)
@@ -361,7 +351,7 @@ def apply_refunds(contract_id: int) -> list[str]:
     if contract is None:
         db.session.rollback()
         return []
-    refunded = refunded_total(contract)
+    refunded = given_back(contract)
     reversals = []
     for share in db.session.scalars(
         select(SessionShare).where(SessionShare.contract_id == contract_id)
@@ -391,7 +381,7 @@ def reverse(item: Reversal) -> str:
             stripe_api.idempotency_key("reversal", item.share_id, item.target),
         )
     except stripe_api.PaymentProviderError as exc:
-        if _unreached(exc):
+        if exc.unreached:
             log.warning("reversal of share %s not reached: %s", item.share_id, exc)
             return "unreached"  # the next run asks again, same key
         return _lost(item, str(exc), exc.code)

@@ -11,7 +11,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from config import database_uri_from_url
-from tests.support import CHROMIUM, CHROMIUM_ARGS, require_service
+from tests.support import CHEAP_PASSWORD_HASHING, CHROMIUM, CHROMIUM_ARGS, require_service
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +73,7 @@ def database_uri(tmp_path_factory) -> str:
     from app import create_app
     from extensions import db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, **CHEAP_PASSWORD_HASHING})
     with app.app_context():
         with db.engine.begin() as conn:
             # Start from nothing, so a previous run's leftovers cannot hide a migration bug.
@@ -116,6 +116,7 @@ def app(database_uri, app_overrides):
             "MAIL_SUPPRESS_SEND": True,
             # Jobs run where they are enqueued, through the real task path.
             "JOBS_IMMEDIATE": True,
+            **CHEAP_PASSWORD_HASHING,
             **app_overrides,
         }
     )
@@ -128,6 +129,27 @@ def app(database_uri, app_overrides):
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def ledger_clean(request):
+    """Every test that moved money ends with the ledger check clean (`payouts.ledger`).
+
+    Set up after the app (so it runs before the app's teardown empties the tables);
+    a test that builds a discrepancy on purpose says so with `ledger_dirty`.
+    """
+    if "app" not in request.fixturenames or request.node.get_closest_marker("ledger_dirty"):
+        yield
+        return
+    app = request.getfixturevalue("app")
+    yield
+    from extensions import db
+    from payouts.ledger import check
+
+    with app.app_context():
+        problems = check()
+        db.session.remove()
+    assert problems == [], "the ledger check found discrepancies:\n" + "\n".join(problems)
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,15 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Argon2's cheapest parameters: at production cost, hashing for every user a test makes
+# and every login it does would be most of the suite's time.
+CHEAP_PASSWORD_HASHING = {
+    "PASSWORD_HASH_TIME_COST": 1,
+    "PASSWORD_HASH_MEMORY_COST": 8,
+    "PASSWORD_HASH_PARALLELISM": 1,
+}
+
+
 def require_service(available: bool, reason: str) -> None:
     """Skip locally when a service is missing; in CI a missing service is a failure."""
     if available:
@@ -201,7 +210,13 @@ def consumer_env(
     database_uri: str, queue: dict[str, str], stripe: dict[str, str]
 ) -> dict[str, str]:
     """The environment a consumer needs to share the tests' database, queue and Stripe."""
-    return {"DATABASE_URL": database_uri, "JOBS_IMMEDIATE": "0", **queue, **stripe}
+    return {
+        "DATABASE_URL": database_uri,
+        "JOBS_IMMEDIATE": "0",
+        **{name: str(value) for name, value in CHEAP_PASSWORD_HASHING.items()},
+        **queue,
+        **stripe,
+    }
 
 
 def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:

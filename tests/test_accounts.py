@@ -249,3 +249,30 @@ def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_production_settings_hash_at_argon2s_production_cost(app, db, make_user, tmp_path):
+    from argon2 import PasswordHasher, extract_parameters
+
+    from accounts.services import authenticate, password_hasher
+    from config import load_config
+
+    # The tests hash at argon2's cheapest cost (conftest)...
+    user = make_user("student")
+    assert user.password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+
+    # ...settings loaded without their overrides hash at the library's production cost...
+    production = load_config(str(tmp_path), {})
+    app.config.update({name: value for name, value in production.items()
+                       if name.startswith("PASSWORD_HASH_")})
+    strong = password_hasher().hash(PASSWORD)
+    assert strong.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert extract_parameters(strong) == extract_parameters(PasswordHasher().hash(PASSWORD))
+
+    # ...and still accept a hash made with other parameters, replacing it at the login.
+    assert authenticate(user.email, "not-the-password") is None
+    assert authenticate(user.email, PASSWORD).id == user.id
+    db.session.commit()
+    stored = db.session.get(User, user.id).password_hash
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert authenticate(user.email, PASSWORD).id == user.id

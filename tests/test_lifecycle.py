@@ -42,6 +42,7 @@ def test_an_unpaid_contract_is_cancelled_and_the_other_party_told(app, db, contr
 
 def test_a_paid_contract_is_not_cancelled_but_refunded(app, db, contract):
     from contracts import lifecycle
+    from contracts.money import Received
 
     with app.test_request_context():
         lifecycle.mark_paid(
@@ -49,8 +50,12 @@ def test_a_paid_contract_is_not_cancelled_but_refunded(app, db, contract):
         )
         with pytest.raises(ValueError, match="refund"):
             lifecycle.cancel(contract, by=contract.coach, reason="changed my mind")
-        lifecycle.record_refund(contract, refunded_total=contract.total_amount, consumed_sessions=0,
-                                actor_label="test")
+        lifecycle.record_refund(
+            contract,
+            received=Received(contract.total_amount, 0, contract.total_amount),
+            consumed_sessions=0,
+            actor_label="test",
+        )
         db.session.commit()
     assert (contract.status.value, contract.payment_status.value) == ("refunded", "refunded")
     assert audit_actions(db, contract) == ["contract.paid", "contract.refund_recorded"]
@@ -58,7 +63,7 @@ def test_a_paid_contract_is_not_cancelled_but_refunded(app, db, contract):
 
 def test_a_move_the_table_does_not_list_is_refused_and_changes_nothing(app, db, contract):
     from contracts import lifecycle
-    from contracts.states import TransitionError
+    from database.states import TransitionError
 
     with app.test_request_context(), pytest.raises(TransitionError, match="pending"):
         lifecycle.complete(contract)

@@ -138,9 +138,9 @@ def test_demo_history_gives_the_admin_console_something_to_show(runner, db):
 
 
 def test_demo_payouts_a_ready_account_with_transfers_and_a_coach_waiting(runner, db):
+    from payments.standing import split
     from payouts import ledger
     from payouts.models import ConnectedAccount, SessionShare, ShareStatus
-    from payouts.shares import split
 
     runner.invoke(args=["demo-data"])
     maya = db.session.scalar(select(User).filter_by(email="maya@coachpact.test"))

@@ -205,6 +205,7 @@ def test_the_shares_page_by_keyset(db, admin_client, make_user, paid_contract, s
 # --- accounts not ready ---------------------------------------------------------------------
 
 
+@pytest.mark.ledger_dirty  # shares and losses written by hand, not by payouts
 def test_coaches_whose_account_is_not_ready_with_what_waits_for_them(
     db, admin_client, make_user, paid_contract, share, clock
 ):
@@ -255,6 +256,7 @@ def test_what_waits_is_net_of_refunds(db, admin_client, make_user, paid_contract
 # --- the platform's money -------------------------------------------------------------------
 
 
+@pytest.mark.ledger_dirty  # shares and losses written by hand, not by payouts
 def test_platform_fees_and_losses_per_currency(
     db, admin_client, make_user, paid_contract, share, clock
 ):
@@ -288,6 +290,7 @@ def test_platform_fees_and_losses_per_currency(
 # --- the dashboard's tile -------------------------------------------------------------------
 
 
+@pytest.mark.ledger_dirty
 def test_the_dashboard_tile_shows_the_ledger_check(
     db, admin_client, make_user, paid_contract, share, clock
 ):

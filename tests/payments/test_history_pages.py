@@ -397,7 +397,37 @@ def test_no_receipt_for_a_payment_that_does_not_exist(client, data):
 # --- the coach's Earnings page ---------------------------------------------------------
 
 
-def test_earnings_per_contract(client, data):
+@pytest.fixture
+def refund_rows(db, data) -> None:
+    """The succeeded refund behind each refunded payment of the data set.
+
+    The money core counts refunds from their rows (`payments.standing`), as the
+    refund services write them; `Payment.amount_refunded` alone is its copy.
+    """
+    from payments.models import Refund, RefundSource, RefundStatus
+
+    for name, source in (
+        ("a_paid", RefundSource.ADMIN),
+        ("c_paid", RefundSource.ADMIN),
+        ("b_paid", RefundSource.ADMIN),
+        ("b_duplicate", RefundSource.DUPLICATE),
+    ):
+        payment = db.session.get(Payment, data.payments[name])
+        db.session.add(
+            Refund(
+                payment_id=payment.id,
+                contract_id=payment.contract_id,
+                amount=payment.amount_refunded,
+                currency=payment.currency,
+                status=RefundStatus.SUCCEEDED,
+                source=source,
+                stripe_refund_id=f"re_test_{name}",
+            )
+        )
+    db.session.commit()
+
+
+def test_earnings_per_contract(client, data, refund_rows):
     login(client, data.coach)
     response = client.get("/earnings")
     assert response.status_code == 200
@@ -407,33 +437,26 @@ def test_earnings_per_contract(client, data):
     assert rows_of(html, "data-contract") == [c["B"], c["D"], c["C"], c["A"]]
     assert 'id="nav-earnings"' in html and 'id="nav-payments"' not in html
     expected = {
-        # A: refund 50.00 → coach's share 5000 × 18000 // 20000 = 4500; net 13500;
-        #    2 of 4 delivered (completed, no-show) → 18000 × 2 // 4 = 9000.
-        "A": ["$200.00", "$20.00", "$180.00", "$50.00", "$135.00", "$90.00", "$45.00"],
-        # B: 10.01 refunded (the void duplicate does not count) → 1001 × 8999 // 9999 = 900;
-        #    net 8099; nothing delivered yet.
-        "B": ["$99.99", "$10.00", "$89.99", "$10.01", "$80.99", "$0.00", "$80.99"],
-        # C: refunded in full after one session → net 0, so earned is capped at 0.
-        "C": ["¥10,000", "¥1,000", "¥9,000", "¥10,000", "¥0", "¥0", "¥0"],
+        # A: 4 parts of 4500; the 50.00 refund takes 4500 × 5000 // 20000 = 1125 off each
+        #    → net 13500, fee 20000 − 5000 − 13500 = 1500; 2 of 4 delivered (completed,
+        #    no-show) → 2 × 3375 = 6750.
+        "A": ["$200.00", "$15.00", "$50.00", "$135.00", "$67.50", "$67.50"],
+        # B: parts 2999, 2999, 3001; 10.01 refunded (the void duplicate does not count)
+        #    takes 300 off each → net 8099, fee 9999 − 1001 − 8099 = 899; nothing delivered.
+        "B": ["$99.99", "$8.99", "$10.01", "$80.99", "$0.00", "$80.99"],
+        # C: refunded in full after one session → nothing kept: no fee, no earning.
+        "C": ["¥10,000", "¥0", "¥10,000", "¥0", "¥0", "¥0"],
         # D: all three sessions held, nothing refunded.
-        "D": ["¥21,000", "¥2,100", "¥18,900", "—", "¥18,900", "¥18,900", "¥0"],
+        "D": ["¥21,000", "¥2,100", "—", "¥18,900", "¥18,900", "¥0"],
     }
-    columns = [
-        "total",
-        "platform_fee",
-        "coach_earning",
-        "refunded",
-        "net_earning",
-        "earned",
-        "to_earn",
-    ]
+    columns = ["received", "fee", "refunded", "net_earning", "earned", "to_earn"]
     for key, figures in expected.items():
         row = row_html(html, "data-contract", c[key])
         assert [cell(row, column) for column in columns] == figures, key
     assert 'id="earnings-note"' in html and "pro rata" in html
 
 
-def test_earnings_totals_per_currency(client, data):
+def test_earnings_totals_per_currency(client, data, refund_rows):
     login(client, data.coach)
     html = client.get("/earnings").get_data(as_text=True)
     totals = {}
@@ -442,26 +465,24 @@ def test_earnings_totals_per_currency(client, data):
     assert totals == {
         "jpy": {
             "net_earning": "¥18,900",
-            "total": "¥31,000",
-            "platform_fee": "¥3,100",
-            "coach_earning": "¥27,900",
+            "received": "¥31,000",
+            "fee": "¥2,100",
             "refunded": "¥10,000",
             "earned": "¥18,900",
             "to_earn": "¥0",
         },
         "usd": {
             "net_earning": "$215.99",
-            "total": "$299.99",
-            "platform_fee": "$30.00",
-            "coach_earning": "$269.99",
+            "received": "$299.99",
+            "fee": "$23.99",
             "refunded": "$60.01",
-            "earned": "$90.00",
-            "to_earn": "$125.99",
+            "earned": "$67.50",
+            "to_earn": "$148.49",
         },
     }
 
 
-def test_earnings_read_model_sums(db, data):
+def test_earnings_read_model_sums(db, data, refund_rows):
     """The same figures in minor units, straight from the read model."""
     from accounts.models import User
     from payments.history import earnings_of
@@ -469,24 +490,25 @@ def test_earnings_read_model_sums(db, data):
     earnings = earnings_of(db.session.get(User, data.coach.id))
     assert earnings.totals == {
         "jpy": {
-            "total": 31000,
-            "platform_fee": 3100,
-            "coach_earning": 27900,
-            "refunded": 10000,
+            "received": 31000,
+            "fee": 2100,
             "net_earning": 18900,
+            "refunded": 10000,
             "earned": 18900,
             "to_earn": 0,
         },
         "usd": {
-            "total": 29999,
-            "platform_fee": 3000,
-            "coach_earning": 26999,
-            "refunded": 6001,
+            "received": 29999,
+            "fee": 2399,
             "net_earning": 21599,
-            "earned": 9000,
-            "to_earn": 12599,
+            "refunded": 6001,
+            "earned": 6750,
+            "to_earn": 14849,
         },
     }
+    # What was received is the fee, the coach's net and what went back, to the unit.
+    for sums in earnings.totals.values():
+        assert sums["received"] == sums["fee"] + sums["net_earning"] + sums["refunded"]
 
 
 def test_earnings_page_is_one_query_whatever_the_contracts(client, db, data):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -92,7 +91,7 @@ def test_a_paid_contract_has_exactly_one_invoice(db, paid):
     assert (invoice.contract_title, invoice.session_count) == ("Interview coaching", 4)
 
     # Issuing again (a redelivered event, say) returns the same invoice and takes no number.
-    again = issue_invoice(payment)
+    again = issue_invoice(payment, paid_before=0)
     db.session.commit()
     assert again.id == invoice.id
     assert [i.number for i in invoices(db)] == [f"CP-{year}-000001"]
@@ -148,7 +147,7 @@ def test_a_void_payment_is_refused(db, paid):
     db.session.add(void)
     db.session.flush()
     with pytest.raises(NotInvoiceable):
-        issue_invoice(void)
+        issue_invoice(void, paid_before=0)
     db.session.rollback()
     assert len(invoices(db)) == 1
 
@@ -193,14 +192,20 @@ def test_a_rolled_back_payment_leaves_no_gap(db, paid, make_proposal, admin, req
     assert db.session.get(InvoiceCounter, year).last_number == 2
 
 
-def test_a_partial_payment_carries_its_share_of_the_split():
-    from payments.invoices import split_of
+def test_a_partial_payment_carries_its_cumulative_share_of_the_split():
+    from payments.standing import payment_split
 
-    contract = SimpleNamespace(total_amount=20000, platform_fee=3001, coach_earning=16999)
-    assert split_of(contract, 20000) == (3001, 16999)  # the whole total: the contract's own
+    # The whole total at once: the contract's own split.
+    assert payment_split(3001, 20000, 0, 20000) == (3001, 16999)
     # 3001 × 7000 // 20000 = 1050 (1050.35 rounded down); the coach gets the rest.
-    assert split_of(contract, 7000) == (1050, 5950)
-    assert split_of(contract, 1) == (0, 1)
+    assert payment_split(3001, 20000, 0, 7000) == (1050, 5950)
+    # The next payments take the fee on all paid so far minus what came before, so the
+    # parts of a plan add up to the contract's fee exactly (1050 + 1050 + 901 = 3001).
+    assert payment_split(3001, 20000, 7000, 7000) == (1050, 5950)
+    assert payment_split(3001, 20000, 14000, 6000) == (901, 5099)
+    assert payment_split(3001, 20000, 0, 1) == (0, 1)
+    # Beyond the total (an accepted overpayment) no more fee is taken.
+    assert payment_split(3001, 20000, 20000, 1) == (0, 1)
 
 
 # --- the page ------------------------------------------------------------------------
@@ -303,7 +308,7 @@ def test_eight_invoices_at_once_are_numbered_one_to_eight(app, db, pending_contr
     ids = [p.id for p in rows]
 
     def issue(payment_id: int) -> str:
-        number = issue_invoice(database.session.get(Payment, payment_id)).number
+        number = issue_invoice(database.session.get(Payment, payment_id), paid_before=0).number
         database.session.commit()
         return number
 

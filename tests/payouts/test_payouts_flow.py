@@ -183,6 +183,7 @@ def test_a_full_refund_cancels_shares_not_sent(db, clock, sandbox, paid, deliver
     assert shares(db, contract_id)[0].status is ShareStatus.CANCELLED
 
 
+@pytest.mark.ledger_dirty
 def test_the_ledger_check_reports_a_tampered_contract(
     db, clock, sandbox, paid, deliver, ready_account, runner
 ):

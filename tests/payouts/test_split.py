@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payouts.shares import refund_cut, split
+from payments.standing import refund_cut, split
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def make_contract(db, make_proposal, coach, student):
         contract.status = ContractStatus(status)
         contract.payment_status, paid = PAID_AT[contract.status]
         contract.paid_at = app_clock.now() if paid else None
+        contract.amount_paid = contract.total_amount if paid else 0
         db.session.commit()
         return contract.id
 
