@@ -109,8 +109,8 @@ def _register_blueprints(app: Flask) -> None:
     from contracts.schedule_views import bp as sessions_bp
     from contracts.views import bp as contracts_bp
     from notifications.views import bp as notifications_bp
+    from payments.inbox.webhook import bp as webhooks_bp
     from payments.views import bp as payments_bp
-    from payments.webhooks import bp as webhooks_bp
     from payouts.views import bp as payouts_bp
 
     app.register_blueprint(auth_bp)

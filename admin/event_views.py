@@ -13,7 +13,7 @@ from admin.queries_audit import entries_about
 from admin.views import bp
 from contracts.localtime import format_local
 from extensions import db
-from payments.events import replay_event
+from payments.inbox.processing import replay_event
 from payments.models import EventStatus, WebhookEvent
 
 

@@ -18,7 +18,7 @@ from flask.cli import AppGroup
 import clock
 import jobs
 from payments import plans
-from payments.events import reconcile
+from payments.inbox.reconcile import reconcile
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 

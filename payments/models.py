@@ -318,7 +318,7 @@ class WebhookEvent(Model):
     """The inbox: every Stripe event we received, as received, and how processing went.
 
     The unique Stripe id makes a redelivery a no-op. The webhook only inserts the
-    row; a job applies it (`payments.events.process_event`).
+    row; a job applies it (`payments.inbox.processing.process_event`).
     """
 
     __tablename__ = "webhook_events"

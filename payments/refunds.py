@@ -768,6 +768,13 @@ def send_refund_job(refund_id: int) -> None:
         log.warning("refund %s not sent yet; the sweep retries it", refund_id)
 
 
+@jobs.periodic(jobs.every_minute())
+def sweep_unsent_refunds() -> None:
+    """Send the refunds a lost job (or Stripe being away) left pending and unsent."""
+    for refund_id in unsent_refund_ids():
+        jobs.enqueue(send_refund_job, refund_id)
+
+
 def unsent_refund_ids() -> list[int]:
     """Pending refunds Stripe has not heard of, written more than a minute ago."""
     return list(

@@ -204,7 +204,7 @@ def paid_event(db, contract_id: int, session_id: str) -> dict[str, Any]:
 
 def apply(client, db, event: dict[str, Any]) -> str | None:
     """Deliver `event` to the webhook and run its job as a consumer would; its outcome."""
-    from payments.events import process_event_job
+    from payments.inbox.processing import process_event_job
     from payments.models import WebhookEvent
 
     answer = deliver(client, event)

@@ -40,10 +40,10 @@ OTHER_TYPES = {"payment_intent.succeeded", "account.updated"}
 # The periodic jobs the README names, with how many times a day each runs.
 PERIODIC_JOBS = {
     # The event pipeline, step 4: events still received and refunds not sent yet...
-    "payments.events.sweep_inbox": 1440,
+    "payments.inbox.processing.sweep_inbox": 1440,
     # ...and mails still pending, every minute; the reconcile every hour.
     "notifications.tasks.sweep_outbox": 1440,
-    "payments.events.reconcile_hourly": 24,
+    "payments.inbox.reconcile.reconcile_hourly": 24,
     # Proposals expire (a job every minute).
     "contracts.expiry.expire_proposals": 1440,
     # Plans: a job every minute charges the instalments due.
@@ -57,7 +57,7 @@ PERIODIC_JOBS = {
 }
 # The jobs those enqueue, one per row id.
 ROW_JOBS = {
-    "payments.events.process_event_job",
+    "payments.inbox.processing.process_event_job",
     "payments.refunds.send_refund_job",
     "payments.plans.charge_instalment_job",
     "notifications.tasks.send_mail",
@@ -97,7 +97,7 @@ def registered(tmp_path_factory) -> dict:
 
         from app import create_app
         import jobs
-        from payments import events
+        from payments.inbox import table as events
 
         create_app({settings!r})
         huey = jobs.huey
@@ -134,7 +134,7 @@ def test_the_jobs_the_sweeps_enqueue_are_registered(registered):
 
 
 def test_a_second_handler_for_a_type_is_refused(app):
-    from payments import events
+    from payments.inbox import table as events
 
     original = events.handler_for("charge.refunded")
     assert original is not None
@@ -152,7 +152,7 @@ def test_a_second_handler_for_a_type_is_refused(app):
 
 def test_create_app_twice_in_one_process_registers_the_same_handlers(app):
     from app import create_app
-    from payments import events
+    from payments.inbox import table as events
 
     before = {kind: events.handler_for(kind) for kind in events.handled_types()}
     create_app(

@@ -42,7 +42,7 @@ def stripe_event(event_id: str, type_: str, about: dict) -> dict:
 @pytest.fixture
 def make_event(db):
     """Insert an inbox row as the webhook would (failed or processed if asked); its id."""
-    from payments.inbox import record_event
+    from payments.inbox.store import record_event
     from payments.models import EventStatus, WebhookEvent
 
     counter = iter(range(1, 100_000))
@@ -88,7 +88,7 @@ def completed_session(contract_id: int) -> dict:
 @pytest.fixture
 def paid_event(db, make_event, pending_payment):
     """The checkout.session.completed that paid the contract, processed by the pipeline."""
-    from payments.events import process_event_job
+    from payments.inbox.processing import process_event_job
 
     event_id = make_event("checkout.session.completed", completed_session(pending_payment[0]))
     process_event_job(event_id)  # jobs run at once in tests

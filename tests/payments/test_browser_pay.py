@@ -69,7 +69,7 @@ def test_propose_accept_pay_with_4242_and_the_coach_is_told(
     wait_for(lambda: completed_event() and completed_event().status.value == "processed",
              15, "the consumer to process the event")
     assert completed_event().outcome in {"fulfilled", "already_fulfilled"}
-    assert "Executing payments.events.process_event_job" in consumer.log()
+    assert "Executing payments.inbox.processing.process_event_job" in consumer.log()
     assert db.session.scalar(
         select(func.count()).select_from(AuditEntry).filter_by(action="contract.paid")
     ) == 1

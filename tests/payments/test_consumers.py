@@ -36,7 +36,7 @@ def test_a_consumer_killed_mid_task_leaves_the_event_to_the_sweep(
     from contracts.models import Contract
     from database.locking import lock_one
     from notifications.models import Notification
-    from payments.events import sweep_inbox
+    from payments.inbox.processing import sweep_inbox
 
     contract_id = pending_contract[0]
     told_before = count(db, Notification)  # sending and accepting the proposal
@@ -49,7 +49,7 @@ def test_a_consumer_killed_mid_task_leaves_the_event_to_the_sweep(
     try:
         lock_one(blocker, select(Contract).where(Contract.id == contract_id))
         first = start_consumer()
-        wait_for(lambda: "Executing payments.events.process_event_job" in first.log(), 15,
+        wait_for(lambda: "Executing payments.inbox.processing.process_event_job" in first.log(), 15,
                  "the consumer to start the job")
         first.kill()
     finally:

@@ -48,7 +48,7 @@ def test_refund_event_before_the_payment_is_known_is_retried(db, client, paid, c
     """A charge.refunded for an unknown payment intent is kept and retried, never dropped."""
     from datetime import timedelta
 
-    from payments.events import sweep_inbox
+    from payments.inbox.processing import sweep_inbox
     from payments.models import WebhookEvent
     from tests.payments.conftest import deliver
 

@@ -138,7 +138,7 @@ def test_a_handler_that_fails_twice_then_succeeds_applies_once(
     import contracts.lifecycle as lifecycle
     from audit.models import AuditEntry
     from notifications.models import Notification
-    from payments.events import sweep_inbox
+    from payments.inbox.processing import sweep_inbox
 
     contract_id, events = paid_events
     real_notify = lifecycle.notify
@@ -178,7 +178,7 @@ def test_an_event_whose_enqueue_fails_is_processed_by_the_sweep(
     db, client, paid_events, sandbox_knobs, monkeypatch, clock
 ):
     import jobs
-    from payments.events import sweep_inbox
+    from payments.inbox.processing import sweep_inbox
 
     contract_id, events = paid_events
 

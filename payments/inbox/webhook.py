@@ -1,7 +1,7 @@
 """`POST /webhooks/stripe`: verify Stripe's signature on the raw body, store the event, answer.
 
 Nothing else happens in the request: one INSERT into the inbox, the commit, and
-a job enqueued to apply it (`payments.events`). A burst from Stripe costs one
+a job enqueued to apply it (`payments.inbox.processing`). A burst from Stripe costs one
 row per event; processing capacity grows with consumers. If the enqueue fails
 after the commit, the inbox sweep finds the event.
 """
@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response
 
 import jobs
 from extensions import csrf, db, limiter
-from payments.events import process_event_job
-from payments.inbox import record_event
+from payments.inbox.processing import process_event_job
+from payments.inbox.store import record_event
 from payments.stripe_api import InvalidWebhook, verify_webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")

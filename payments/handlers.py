@@ -1,0 +1,136 @@
+"""What each Stripe event type does to payments: the handlers payments registers in
+the inbox's table (`payments.inbox.table.register`), from `payments.init_app`."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import select
+
+from audit.services import record as audit
+from contracts import lifecycle
+from contracts.services import lock_contract
+from extensions import db
+from payments import plans, refunds
+from payments.disputes import mirror_dispute
+from payments.fulfilment import fulfil_checkout, locked_attempt, metadata_contract_id
+from payments.inbox.table import Handler, RetryLater, register
+from payments.models import Payment, PaymentRecordStatus
+from payments.records import move_if_allowed, payment_by
+
+
+def _fail_session(session: dict[str, Any]) -> str:
+    found = locked_attempt(session)
+    if found is None:
+        return "unrelated"
+    payment, contract = found
+    if not move_if_allowed(payment, PaymentRecordStatus.FAILED):
+        return "stale"
+    payment.failure_reason = "The bank debit did not go through."
+    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
+    return "failed"
+
+
+def _expire_session(session: dict[str, Any]) -> str:
+    found = locked_attempt(session)
+    if found is None:
+        return "unrelated"
+    payment, _ = found
+    return "expired" if move_if_allowed(payment, PaymentRecordStatus.EXPIRED) else "stale"
+
+
+def _intent_failed(intent: dict[str, Any]) -> str:
+    if plans.is_instalment_charge(intent):
+        return plans.intent_failed(intent)
+    contract_id = metadata_contract_id(intent)
+    contract = lock_contract(contract_id) if contract_id else None
+    if contract is None:
+        return "unrelated"
+    payment = payment_by(payment_intent_id=intent["id"]) or db.session.scalar(
+        select(Payment)
+        .where(
+            Payment.contract_id == contract.id,
+            Payment.status.in_([PaymentRecordStatus.PENDING, PaymentRecordStatus.FAILED]),
+        )
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    )
+    if payment is None:
+        raise RetryLater("payment_intent.payment_failed before its Checkout attempt is known")
+    payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    if not move_if_allowed(payment, PaymentRecordStatus.FAILED) and (
+        payment.status is not PaymentRecordStatus.FAILED
+    ):
+        return "stale"  # a later attempt of the same Checkout succeeded: its failure is gone
+    error = intent.get("last_payment_error") or {}
+    payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
+    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    audit(
+        "payment.failed",
+        payment,
+        actor_label="stripe",
+        after={"reason": payment.failure_reason, "code": error.get("code")},
+    )
+    return "failed"
+
+
+def _matched(handler: Handler) -> Handler:
+    """A handler whose payment may not be known yet: retried until it is."""
+
+    @functools.wraps(handler)
+    def run(obj: dict[str, Any]) -> str:
+        try:
+            return handler(obj)
+        except LookupError as exc:
+            # The checkout.session.completed that names this intent may not be here yet.
+            raise RetryLater(str(exc)) from None
+
+    return run
+
+
+# Each handler is made once, at import: `register` tells a repeated registration (the
+# same function, from a second create_app) from a conflicting one by identity.
+
+
+def _fulfil_session(session: dict[str, Any]) -> str:
+    return fulfil_checkout(session, source="webhook")
+
+
+@_matched
+def _instalment_paid(intent: dict[str, Any]) -> str:
+    return plans.record_intent_paid(intent)
+
+
+@_matched
+def _charge_refunded(charge: dict[str, Any]) -> str:
+    return refunds.mirror_charge(charge)
+
+
+@_matched
+def _mirror_refund(refund: dict[str, Any]) -> str:
+    return refunds.mirror(refund, actor_label="stripe")
+
+
+@_matched
+def _mirror_dispute(dispute: dict[str, Any]) -> str:
+    return mirror_dispute(dispute)
+
+
+def register_payment_handlers() -> None:
+    """Put the types payments applies in the table (`payments.init_app`; repeating is harmless)."""
+    register("checkout.session.completed", _fulfil_session)
+    register("checkout.session.async_payment_succeeded", _fulfil_session)
+    register("checkout.session.async_payment_failed", _fail_session)
+    register("checkout.session.expired", _expire_session)
+    register("payment_intent.payment_failed", _intent_failed)
+    register("payment_intent.succeeded", _instalment_paid)
+    register("charge.refunded", _charge_refunded)
+    register("refund.created", _mirror_refund)
+    register("refund.updated", _mirror_refund)
+    register("refund.failed", _mirror_refund)
+    register("charge.dispute.created", _mirror_dispute)
+    register("charge.dispute.updated", _mirror_dispute)
+    register("charge.dispute.closed", _mirror_dispute)
+
+
