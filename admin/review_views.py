@@ -11,7 +11,8 @@ from admin.views import bp
 from contracts.models import Contract
 from contracts.money import format_money
 from extensions import db
-from payments import plans, review
+from payments import plans
+from payments.checkout import review
 from payments.manual import ManualPaymentRefused, record_manual_payment
 from payments.models import ManualMethod
 

@@ -135,7 +135,7 @@ class Payment(Model):
     receipt_url: Mapped[str | None] = mapped_column(String(2000))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     # Set when what Stripe reported does not match the contract: held for an admin,
-    # who accepts it or refunds it (`payments.review`).
+    # who accepts it or refunds it (`payments.checkout.review`).
     review_reason: Mapped[str | None] = mapped_column(String(500))
     review_resolution: Mapped[ReviewResolution | None] = mapped_column(str_enum(ReviewResolution))
     review_note: Mapped[str | None] = mapped_column(String(500))

@@ -57,7 +57,7 @@ def session_paid(contract_id: int, amount: int, currency: str = "usd", **metadat
 
 
 def fulfil(db, session: dict) -> str:
-    from payments.fulfilment import fulfil_checkout
+    from payments.checkout.fulfil import fulfil_checkout
 
     outcome = fulfil_checkout(session, source="event")
     db.session.commit()
@@ -113,8 +113,8 @@ def instalment_ids(db, contract_id) -> list[int]:
 def test_an_accepted_held_plan_deposit_starts_the_plan_and_counts_only_the_deposit(
     db, plan_contract, admin
 ):
+    from payments.checkout.review import accept_held_payment
     from payments.plans import plan_of
-    from payments.review import accept_held_payment
 
     contract_id = plan_contract[0]
     # A deposit one cent short of $100.00 is held; the admin accepts it as it is.
@@ -132,7 +132,7 @@ def test_an_accepted_held_plan_deposit_starts_the_plan_and_counts_only_the_depos
 def test_accepting_a_short_payment_counts_what_arrived_unless_the_shortfall_is_waived(
     db, pending_contract, admin
 ):
-    from payments.review import accept_held_payment
+    from payments.checkout.review import accept_held_payment
 
     contract_id = pending_contract[0]  # 4 × $50.00
     held = held_payment(db, contract_id, 19999)
@@ -149,7 +149,7 @@ def test_a_waived_shortfall_is_recorded_audited_and_unlocks_every_session(
     db, pending_contract, admin
 ):
     from audit.models import AuditEntry
-    from payments.review import accept_held_payment
+    from payments.checkout.review import accept_held_payment
 
     contract_id = pending_contract[0]
     held = held_payment(db, contract_id, 19999)
@@ -166,7 +166,7 @@ def test_a_waived_shortfall_is_recorded_audited_and_unlocks_every_session(
 
 
 def test_an_accepted_overpayment_is_excess_the_ledger_accounts_for(db, pending_contract, admin):
-    from payments.review import accept_held_payment
+    from payments.checkout.review import accept_held_payment
 
     contract_id = pending_contract[0]
     held = held_payment(db, contract_id, 20001)

@@ -23,7 +23,7 @@ from contracts.services import lock_contract
 from errors import NotFound
 from extensions import db
 from payments import plans, stripe_api
-from payments.fulfilment import fulfil_checkout
+from payments.checkout.fulfil import fulfil_checkout
 from payments.models import InstalmentStatus, Payment, PaymentRecordStatus, StripeCustomer
 from payments.records import lock_with_contract, payment_by, payments_of, transfer_group
 
