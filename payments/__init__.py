@@ -10,12 +10,13 @@ def init_app(app: Flask) -> None:
     # Imported here rather than at the top, so that importing one payments module (the
     # sandbox imports stripe_api alone) does not load the whole package.
     import jobs
-    from payments import handlers, plans, refunds
+    from payments import handlers, refunds
     from payments.cli import register_cli
     from payments.inbox import processing, reconcile
+    from payments.plans import charges
 
     handlers.register_payment_handlers()
     # Huey registers a task when the module defining it is imported, so importing these
     # is what puts payments' jobs on the queue, not whatever else happens to import them.
-    jobs.require_jobs(processing, reconcile, plans, refunds)
+    jobs.require_jobs(processing, reconcile, charges, refunds)
     register_cli(app)

@@ -34,6 +34,10 @@ from payments.models import (
 CHARGE_AT = time(9, 0)
 
 
+class PlanRefused(Exception):
+    """An admin's change a plan cannot take now; the message says why."""
+
+
 def rules() -> PlanRules:
     config = current_app.config
     return PlanRules(

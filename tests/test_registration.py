@@ -41,13 +41,14 @@ OTHER_TYPES = {"payment_intent.succeeded", "account.updated"}
 PERIODIC_JOBS = {
     # The event pipeline, step 4: events still received and refunds not sent yet...
     "payments.inbox.processing.sweep_inbox": 1440,
+    "payments.refunds.sweep_unsent_refunds": 1440,
     # ...and mails still pending, every minute; the reconcile every hour.
     "notifications.tasks.sweep_outbox": 1440,
     "payments.inbox.reconcile.reconcile_hourly": 24,
     # Proposals expire (a job every minute).
     "contracts.expiry.expire_proposals": 1440,
     # Plans: a job every minute charges the instalments due.
-    "payments.plans.charge_due_instalments": 1440,
+    "payments.plans.charges.charge_due_instalments": 1440,
     # Payouts: shares every minute, transfers every minute, the nightly ledger check.
     "payouts.shares.make_session_shares": 1440,
     "payouts.transfers.transfer_due_shares": 1440,
@@ -59,7 +60,7 @@ PERIODIC_JOBS = {
 ROW_JOBS = {
     "payments.inbox.processing.process_event_job",
     "payments.refunds.send_refund_job",
-    "payments.plans.charge_instalment_job",
+    "payments.plans.charges.charge_instalment_job",
     "notifications.tasks.send_mail",
     "payouts.transfers.transfer_share_job",
 }

@@ -21,7 +21,7 @@ event through the inbox, settles it:
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, url_for
@@ -34,32 +34,20 @@ from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract
 from contracts.money import format_money
-from database.states import check_transition
 from extensions import db
 from notifications.services import notify
 from payments import stripe_api
 from payments.models import (
-    PLAN_TRANSITIONS,
     Instalment,
     InstalmentStatus,
-    ManualMethod,
     Payment,
     PaymentPlan,
     PaymentRecordStatus,
     PlanStatus,
-    Refund,
 )
-from payments.plan_terms import (  # noqa: F401 (the plan's terms, read through this module)
-    CHARGE_AT,
-    PlanOption,
+from payments.plan_terms import (
     charge_instant,
-    deposit_of,
     move_instalment_to,
-    options,
-    plan_of,
-    refusal,
-    rules,
-    start_plan,
 )
 from payments.records import (
     lock_with_contract,
@@ -68,7 +56,6 @@ from payments.records import (
     payment_by,
     transfer_group,
 )
-from payments.refunds import cancel_active_contract
 from payments.settle import settle
 
 log = logging.getLogger(__name__)
@@ -97,7 +84,7 @@ def due_instalment_ids(limit: int = 500) -> list[int]:
     ))
 
 
-def _locked(instalment_id: int) -> tuple[Instalment, PaymentPlan, Contract]:
+def locked_instalment(instalment_id: int) -> tuple[Instalment, PaymentPlan, Contract]:
     """The instalment, its plan and contract, locked in the one lock order."""
     instalment, contract = lock_with_contract(
         Instalment, instalment_id, lambda row: row.plan.contract_id
@@ -111,7 +98,7 @@ def _claim(instalment_id: int) -> int | None:
     Under the contract's lock: of two sweeps at once, one claims it and the
     other finds it processing.
     """
-    instalment, plan, contract = _locked(instalment_id)
+    instalment, plan, contract = locked_instalment(instalment_id)
     if (
         instalment.status is not InstalmentStatus.SCHEDULED
         or instalment.needs_authentication
@@ -228,7 +215,7 @@ def _unreached(payment_id: int, error: str) -> None:
     """Stripe was not reached: the same attempt is tried again shortly, with the same key."""
     payment = db.session.get(Payment, payment_id)
     assert payment is not None and payment.instalment_id is not None
-    instalment, _, _ = _locked(payment.instalment_id)
+    instalment, _, _ = locked_instalment(payment.instalment_id)
     if instalment.status is InstalmentStatus.PROCESSING:
         move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
         instalment.attempts -= 1  # not a try: the next one reuses this key
@@ -286,7 +273,7 @@ def _payment_of_intent(intent: dict[str, Any]) -> Payment | None:
 def _record_paid(payment_id: int, intent: dict[str, Any]) -> str:
     payment = db.session.get(Payment, payment_id)
     assert payment is not None and payment.instalment_id is not None
-    instalment, plan, contract = _locked(payment.instalment_id)
+    instalment, plan, contract = locked_instalment(payment.instalment_id)
     payment = payment_by(id=payment_id)
     assert payment is not None
     payment.payment_intent_id = payment.payment_intent_id or intent["id"]
@@ -311,7 +298,7 @@ def _failed(payment_id: int, code: str, message: str) -> str:
     """
     payment = db.session.get(Payment, payment_id)
     assert payment is not None and payment.instalment_id is not None
-    instalment, plan, contract = _locked(payment.instalment_id)
+    instalment, plan, contract = locked_instalment(payment.instalment_id)
     payment = payment_by(id=payment_id)
     assert payment is not None
     if payment.status is not PaymentRecordStatus.PENDING:
@@ -378,151 +365,6 @@ def intent_failed(intent: dict[str, Any]) -> str:
     error = intent.get("last_payment_error") or {}
     return _failed(payment.id, error.get("code") or "card_declined",
                    error.get("message") or "The payment failed.")
-
-
-# --- the student pays one instalment through Checkout (after authentication) -------
-
-
-def instalment_for_student(contract_id: int, instalment_id: int, student: User) -> Instalment:
-    instalment = db.session.get(Instalment, instalment_id)
-    if (
-        instalment is None
-        or instalment.plan.contract_id != contract_id
-        or instalment.plan.contract.student_id != student.id
-    ):
-        raise LookupError("not this student's instalment")
-    return instalment
-
-
-# --- the student's saved cards -----------------------------------------------------------
-
-
-def saved_cards(student: User) -> list[Any]:
-    """The cards saved on the student's Stripe customer (none when they never paid)."""
-    from payments.models import StripeCustomer
-
-    customer = db.session.scalar(select(StripeCustomer).filter_by(user_id=student.id))
-    if customer is None:
-        return []
-    return stripe_api.list_card_methods(customer.customer_id)
-
-
-def use_card(plan_id: int, payment_method_id: str, student: User) -> PaymentPlan:
-    """The student chooses which saved card the plan charges. Flushes.
-
-    The card must be one of theirs at Stripe (asked before any lock is taken).
-    A card whose instalment waited for authentication is charged again at once.
-    """
-    known = db.session.get(PaymentPlan, plan_id)
-    if known is None or known.contract.student_id != student.id:
-        raise LookupError("not this student's plan")
-    if known.status not in (PlanStatus.ACTIVE, PlanStatus.PAUSED):
-        raise PlanRefused(f"This plan is {known.status.value}; it charges no card any more.")
-    if payment_method_id not in {card.id for card in saved_cards(student)}:
-        raise PlanRefused("That card is not one of yours.")
-    plan, _ = _locked_plan(plan_id)
-    before = plan.payment_method_id
-    plan.payment_method_id = payment_method_id
-    for instalment in plan.instalments:
-        if instalment.needs_authentication and instalment.status is InstalmentStatus.SCHEDULED:
-            instalment.needs_authentication = False
-            instalment.next_attempt_at = min(instalment.next_attempt_at, clock.now())
-    audit("plan.card_changed", plan, actor=student, before={"payment_method": before},
-          after={"payment_method": payment_method_id})
-    return plan
-
-
-# --- an admin's hand on a plan ----------------------------------------------------------
-
-
-class PlanRefused(Exception):
-    """An admin's change a plan cannot take now; the message says why."""
-
-
-def _locked_plan(plan_id: int) -> tuple[PaymentPlan, Contract]:
-    return lock_with_contract(PaymentPlan, plan_id)
-
-
-def pause(plan_id: int, admin: User) -> PaymentPlan:
-    """No charge while paused; resuming moves the unpaid dates on by the pause. Flushes."""
-    plan, _ = _locked_plan(plan_id)
-    plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.PAUSED, "plan")
-    plan.paused_at = clock.now()
-    audit("plan.paused", plan, actor=admin)
-    return plan
-
-
-def resume(plan_id: int, admin: User) -> PaymentPlan:
-    """Resume a paused plan; every unpaid instalment moves on by the whole days paused."""
-    plan, _ = _locked_plan(plan_id)
-    plan.status = check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.ACTIVE, "plan")
-    assert plan.paused_at is not None
-    shift = timedelta(days=(clock.now() - plan.paused_at).days)  # whole 24-hour days
-    for instalment in plan.instalments:
-        if instalment.status is InstalmentStatus.SCHEDULED and shift:
-            instalment.due_on += shift
-            instalment.next_attempt_at += shift
-    plan.paused_at = None
-    audit("plan.resumed", plan, actor=admin, after={"shifted_days": shift.days})
-    return plan
-
-
-def move_instalment(instalment_id: int, admin: User, due_on: date) -> Instalment:
-    """Move one unpaid instalment to another day (today or later). Flushes."""
-    instalment, _, _ = _locked(instalment_id)
-    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
-        raise PlanRefused(f"This instalment is {instalment.status.value}; it cannot move.")
-    if due_on < clock.now().date():
-        raise PlanRefused("An instalment cannot move into the past.")
-    before = instalment.due_on
-    if instalment.status is InstalmentStatus.FAILED:
-        # A new date is a new start: charged on it, with its own retries.
-        move_instalment_to(instalment, InstalmentStatus.SCHEDULED)
-        instalment.attempts = 0
-    instalment.due_on = due_on
-    instalment.next_attempt_at = charge_instant(due_on)
-    audit("instalment.moved", instalment, actor=admin,
-          before={"due_on": before.isoformat()}, after={"due_on": due_on.isoformat()})
-    return instalment
-
-
-def record_manual_instalment(
-    instalment_id: int,
-    admin: User,
-    *,
-    reference: str,
-    note: str = "",
-    method: ManualMethod = ManualMethod.BANK_TRANSFER,
-    received_on: date | None = None,
-) -> Payment:
-    """An instalment paid offline, recorded by an admin: as final as a card payment."""
-    instalment, plan, contract = _locked(instalment_id)
-    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
-        raise PlanRefused(f"This instalment is {instalment.status.value}; nothing to record.")
-    received_on = received_on or clock.now().date()
-    if received_on > clock.now().date():
-        raise PlanRefused("The money cannot have been received in the future.")
-    payment = Payment(contract_id=contract.id, amount=instalment.amount,
-                      currency=contract.currency, status=PaymentRecordStatus.PENDING,
-                      manual_method=method, manual_reference=reference.strip(),
-                      received_on=received_on, note=note.strip() or None,
-                      recorded_by_id=admin.id, instalment_id=instalment.id)
-    db.session.add(payment)
-    db.session.flush()
-    audit("payment.manual_recorded", payment, actor=admin,
-          after={"instalment": instalment.number, "amount": payment.amount})
-    settle(payment, contract, actor=admin, details={"method": "manual"})
-    return payment
-
-
-def cancel_plan(plan_id: int, admin: User, *, reason: str) -> Refund | None:
-    """End a plan: the contract is cancelled with the refund its policy gives for what was
-    paid (`payments.refunds`), which closes the plan and cancels every unpaid instalment
-    (a charge still on its way that succeeds later goes back in full). Flushes; the
-    refund, if any."""
-    plan, contract = _locked_plan(plan_id)
-    check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.CANCELLED, "plan")
-    return cancel_active_contract(contract.id, admin, reason=reason)
 
 
 # --- jobs ----------------------------------------------------------------------------
