@@ -15,8 +15,9 @@ from sqlalchemy.orm import selectinload
 from contracts.models import Contract, ContractStatus
 from contracts.refund_policy import RefundQuote
 from extensions import db
-from payments import disputes, refunds
+from payments import refunds
 from payments.models import Dispute, Refund, RefundRequest, RefundStatus, RequestStatus
+from payments.refunds import disputes
 from payments.standing import Standing as Refundable
 
 REQUESTS_SHOWN = 100  # the oldest open requests first; the rest wait for the next page load

@@ -14,10 +14,10 @@ from contracts.services import lock_contract
 from extensions import db
 from payments import plans, refunds
 from payments.checkout.fulfil import fulfil_checkout, locked_attempt, metadata_contract_id
-from payments.disputes import mirror_dispute
 from payments.inbox.table import Handler, RetryLater, register
 from payments.models import Payment, PaymentRecordStatus
 from payments.records import move_if_allowed, payment_by
+from payments.refunds.disputes import mirror_dispute
 
 
 def _fail_session(session: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ OTHER_TYPES = {"payment_intent.succeeded", "account.updated"}
 PERIODIC_JOBS = {
     # The event pipeline, step 4: events still received and refunds not sent yet...
     "payments.inbox.processing.sweep_inbox": 1440,
-    "payments.refunds.sweep_unsent_refunds": 1440,
+    "payments.refunds.sync.sweep_unsent_refunds": 1440,
     # ...and mails still pending, every minute; the reconcile every hour.
     "notifications.tasks.sweep_outbox": 1440,
     "payments.inbox.reconcile.reconcile_hourly": 24,
@@ -59,7 +59,7 @@ PERIODIC_JOBS = {
 # The jobs those enqueue, one per row id.
 ROW_JOBS = {
     "payments.inbox.processing.process_event_job",
-    "payments.refunds.send_refund_job",
+    "payments.refunds.sync.send_refund_job",
     "payments.plans.charges.charge_instalment_job",
     "notifications.tasks.send_mail",
     "payouts.transfers.transfer_share_job",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from payments.models import RefundCategory, RefundRequest
 from tests.payments.conftest import (
     contract_state,
     payments,
@@ -85,7 +86,7 @@ def test_partial_then_full_refund_releases_sessions_then_closes(db, paid, admin)
 
     # The student asks for the rest; inside the window the policy gives all that is left.
     request = refunds.request_refund(contract_id, db.session.merge(student),
-                                     category=refunds.RefundCategory.SCHEDULE,
+                                     category=RefundCategory.SCHEDULE,
                                      reason="My new job leaves no time.")
     db.session.commit()
     assert request.quoted_amount == 15000
@@ -207,7 +208,7 @@ def test_an_open_dispute_refuses_refunds_and_requests(db, paid, admin, sandbox):
     db.session.rollback()
     with pytest.raises(refunds.RefundRefused, match="dispute"):
         refunds.request_refund(contract_id, db.session.merge(student),
-                               category=refunds.RefundCategory.OTHER, reason="Changed my mind")
+                               category=RefundCategory.OTHER, reason="Changed my mind")
     db.session.rollback()
     assert refunds_of(db, contract_id) == []
 
@@ -274,7 +275,7 @@ def test_a_refund_the_bank_fails_reopens_the_request_and_tells_the_student(
 
     contract_id, student, _ = paid
     request = refunds.request_refund(contract_id, db.session.merge(student),
-                                     category=refunds.RefundCategory.PERSONAL,
+                                     category=RefundCategory.PERSONAL,
                                      reason="Family matters need my time.")
     db.session.commit()
     refund = refunds.approve_request(request.id, db.session.merge(admin))
@@ -288,7 +289,7 @@ def test_a_refund_the_bank_fails_reopens_the_request_and_tells_the_student(
     assert refunds_of(db, contract_id)[0].failure_reason == "expired_or_canceled_card"
     assert contract_state(db, contract_id) == ("active", "paid")
     db.session.expire_all()
-    assert db.session.get(refunds.RefundRequest, request.id).status.value == "open"
+    assert db.session.get(RefundRequest, request.id).status.value == "open"
     assert any("did not go through" in m for m in notices(db, student))
     assert payments(db, contract_id)[0].amount_refunded == 0
 

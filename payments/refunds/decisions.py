@@ -1,0 +1,321 @@
+"""An admin's decisions on money back: approve or reject a request, one at a time or
+many, an admin's own refund, cancelling a paid contract with its policy's refund, and
+a void payment given back in full. Each refund is written under the contract's lock
+after every check of amount, then sent to Stripe after commit (`payments.refunds.sync`);
+a payment recorded offline is given back offline, recorded as made at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import clock
+import jobs
+from accounts.models import User
+from audit.services import record as audit
+from contracts import lifecycle
+from contracts.models import Contract, ContractStatus
+from contracts.money import format_money
+from database.states import TransitionError, check_transition
+from extensions import db
+from notifications.services import notify
+from payments.models import (
+    REQUEST_TRANSITIONS,
+    Payment,
+    Refund,
+    RefundRequest,
+    RefundSource,
+    RefundStatus,
+    RequestStatus,
+)
+from payments.plan_terms import close_plan
+from payments.records import lock_with_contract
+from payments.refunds.requests import (
+    RefundRefused,
+    contract_link,
+    locked_contract,
+    money_in,
+    quote_now,
+    refusal,
+)
+from payments.refunds.sync import send_now, send_refund_job, settle_refund
+from payments.standing import Standing, standing_of
+
+log = logging.getLogger(__name__)
+
+def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
+    """The request and its contract, the contract locked first (the one lock order)."""
+    request, contract = lock_with_contract(RefundRequest, request_id)
+    if request.status is not RequestStatus.OPEN:
+        raise RefundRefused(f"This request was {request.status.value} already.")
+    return request, contract
+
+
+def approve_request(
+    request_id: int, admin: User, *, amount: int | None = None, override_reason: str = ""
+) -> Refund:
+    """Approve a request: a refund of `amount` (the policy's quote by default) is written.
+
+    An amount other than the quote needs `override_reason`; no amount can go above
+    what is still refundable. Flushes; after the caller commits, `send_refund`
+    (or its job) asks Stripe.
+    """
+    request, contract = _locked_request(request_id)
+    money = standing_of(contract)
+    offer = quote_now(contract, money)
+    amount = offer.amount if amount is None else amount
+    override_reason = override_reason.strip()
+    if amount != offer.amount and not override_reason:
+        raise RefundRefused(
+            f"The policy gives {money_in(offer.amount, contract)}; say why a different "
+            "amount is refunded."
+        )
+    refund = _start_refund(
+        contract,
+        money,
+        amount,
+        source=RefundSource.STUDENT_REQUEST,
+        by=admin,
+        request=request,
+        note=override_reason or None,
+    )
+    request.status = check_transition(
+        REQUEST_TRANSITIONS, request.status, RequestStatus.APPROVED, "request"
+    )
+    request.approved_amount = amount
+    request.override_reason = override_reason or None
+    request.decided_by_id = admin.id
+    request.decided_at = clock.now()
+    audit(
+        "refund_request.approved",
+        request,
+        actor=admin,
+        after={"amount": amount, "quoted": offer.amount, "override_reason": override_reason},
+    )
+    notify(
+        contract.student,
+        f"Your refund request on “{contract.title}” was approved: "
+        f"{money_in(amount, contract)} is on its way back to you.",
+        link=contract_link(contract),
+        subject=f"Coachpact: your refund for “{contract.title}” was approved",
+    )
+    return refund
+
+
+def reject_request(request_id: int, admin: User, *, note: str) -> RefundRequest:
+    """Reject a request; the note is shown to the student. Flushes."""
+    note = note.strip()
+    if not note:
+        raise RefundRefused("Say why the request is rejected; the student sees it.")
+    request, contract = _locked_request(request_id)
+    request.status = check_transition(
+        REQUEST_TRANSITIONS, request.status, RequestStatus.REJECTED, "request"
+    )
+    request.decision_note = note[:500]
+    request.decided_by_id = admin.id
+    request.decided_at = clock.now()
+    db.session.flush()
+    audit("refund_request.rejected", request, actor=admin, after={"note": request.decision_note})
+    notify(
+        contract.student,
+        f"Your refund request on “{contract.title}” was not approved: {request.decision_note}",
+        link=contract_link(contract),
+        subject=f"Coachpact: your refund request for “{contract.title}”",
+    )
+    return request
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one request of a bulk decision."""
+
+    request_id: int
+    ok: bool
+    message: str
+
+
+def decide_many(
+    request_ids: list[int], admin: User, *, approve: bool, note: str = ""
+) -> list[Outcome]:
+    """Approve (at each quote) or reject several requests, each in its own transaction.
+
+    Commits once per request; an approved refund is then sent to Stripe at once,
+    so each result says what Stripe answered. A refusal leaves its request as it was.
+    """
+    outcomes = []
+    for request_id in dict.fromkeys(request_ids):
+        try:
+            if approve:
+                refund = approve_request(request_id, admin)
+            else:
+                reject_request(request_id, admin, note=note)
+            db.session.commit()
+        except (RefundRefused, TransitionError, LookupError) as exc:
+            db.session.rollback()
+            outcomes.append(Outcome(request_id, False, str(exc)))
+            continue
+        if not approve:
+            outcomes.append(Outcome(request_id, True, "Rejected."))
+            continue
+        sent = send_now(refund.id)
+        outcomes.append(Outcome(request_id, sent.status is not RefundStatus.FAILED, describe(sent)))
+    return outcomes
+
+
+def describe(refund: Refund) -> str:
+    """One line on where a refund stands, for the admin who started it."""
+    amount = format_money(refund.amount, refund.currency)
+    if refund.status is RefundStatus.FAILED:
+        return f"Stripe refused the refund of {amount}: {refund.failure_reason}"
+    if refund.status is RefundStatus.SUCCEEDED:
+        return f"Refunded {amount}."
+    if refund.stripe_refund_id:
+        return f"Refund of {amount} accepted by Stripe; the bank has not confirmed it yet."
+    return (
+        f"Refund of {amount} recorded; Stripe could not be reached just now, so it will "
+        "be sent shortly. Nothing more to do."
+    )
+
+
+# --- refunds an admin starts -------------------------------------------------------
+
+
+def refund_contract(contract_id: int, admin: User, *, amount: int, note: str) -> Refund:
+    """An admin's own refund on a contract (a goodwill gesture, a correction). Flushes."""
+    contract = locked_contract(contract_id)
+    if not note.strip():
+        raise RefundRefused("Say why this refund is made.")
+    return _start_refund(
+        contract,
+        standing_of(contract),
+        amount,
+        source=RefundSource.ADMIN,
+        by=admin,
+        note=note.strip(),
+    )
+
+
+def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Refund | None:
+    """An admin ends an active contract and refunds what its policy gives now. Flushes.
+
+    The quote is taken before the contract closes; its open sessions are cancelled
+    (none counts as used). Returns the refund, or None when the policy gives nothing.
+    """
+    contract = locked_contract(contract_id)
+    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
+        raise RefundRefused(
+            f"This contract is {contract.status.value}; only an active one can be "
+            "cancelled with a refund."
+        )
+    if not reason.strip():
+        raise RefundRefused("Say why the contract is cancelled; both parties see it.")
+    money = standing_of(contract)
+    why_not = refusal(contract, money)
+    offer = quote_now(contract, money)
+    if why_not and offer.amount:
+        raise RefundRefused(why_not)
+    lifecycle.cancel_paid(contract, by=admin, reason=reason.strip())
+    close_plan(contract, reason=reason.strip(), actor=admin)
+    if not offer.amount:
+        return None
+    return _start_refund(
+        contract,
+        money,
+        offer.amount,
+        source=RefundSource.ADMIN,
+        by=admin,
+        note=f"Contract cancelled: {reason.strip()}"[:500],
+    )
+
+
+def _start_refund(
+    contract: Contract,
+    money: Standing,
+    amount: int,
+    *,
+    source: RefundSource,
+    by: User | None,
+    request: RefundRequest | None = None,
+    note: str | None = None,
+) -> Refund:
+    """Write a refund under the contract's lock, after every check of amount. Flushes.
+
+    A payment made through Stripe is refunded through Stripe after commit. A payment
+    recorded offline is given back the way it came: the admin's refund is recorded
+    as made at once.
+    """
+    why_not = refusal(contract, money)
+    if why_not:
+        raise RefundRefused(why_not)
+    if amount <= 0:
+        raise RefundRefused("A refund must be more than nothing.")
+    if amount > money.refundable:
+        raise RefundRefused(
+            f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
+        )
+    target = money.refund_target(through_stripe=True) or money.refund_target(
+        through_stripe=False
+    )
+    assert target is not None
+    if amount > target.left:
+        raise RefundRefused(
+            f"One payment can give back at most {money_in(target.left, contract)}; "
+            "refund the rest separately."
+        )
+    refund = Refund(
+        payment_id=target.payment.id,
+        contract_id=contract.id,
+        request_id=request.id if request else None,
+        amount=amount,
+        currency=contract.currency,
+        source=source,
+        stripe_reason="requested_by_customer",
+        note=note,
+        # Who asked: the student for their request (the admin who approved is on it).
+        requested_by_id=request.student_id if request else (by.id if by else None),
+    )
+    db.session.add(refund)
+    db.session.flush()
+    audit(
+        "refund.created",
+        refund,
+        actor=by,
+        after={"amount": amount, "source": source.value, "contract_id": contract.id,
+               "offline": not target.through_stripe},
+    )
+    if target.through_stripe:
+        jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
+    else:
+        settle_refund(refund, RefundStatus.SUCCEEDED, failure_reason=None,
+                actor_label=f"admin:{by.id}" if by else "admin")
+    return refund
+
+
+def refund_void_payment(payment: Payment) -> Refund:
+    """A payment that does not count for its contract goes back in full (flushes).
+
+    Called under the contract's lock when the payment is made void; the refund is
+    sent after commit.
+    """
+    refund = Refund(
+        payment_id=payment.id,
+        contract_id=payment.contract_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        source=RefundSource.DUPLICATE,
+        stripe_reason="duplicate",
+        note=f"Void payment: {payment.void_reason.value if payment.void_reason else ''}",
+    )
+    db.session.add(refund)
+    db.session.flush()
+    audit(
+        "refund.created",
+        refund,
+        actor_label="system",
+        after={"amount": refund.amount, "source": refund.source.value},
+    )
+    jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
+    return refund
+
+
