@@ -259,6 +259,32 @@ def make_plan_contract(app, make_user, make_proposal):
     return make
 
 
+@pytest.fixture
+def record_plan_deposit(app):
+    """record_plan_deposit(contract_id, admin, reference=...) → the id of the plan deposit
+    an admin recorded as paid offline today (a plan of 3 instalments starts)."""
+    from datetime import date
+
+    from extensions import db
+    from payments.manual import record_manual_payment
+    from payments.models import ManualMethod
+
+    def record(contract_id: int, admin, *, reference: str = "DEP-1",
+               received_on: date | None = None) -> int:
+        import clock
+
+        with app.test_request_context():  # the parties' notifications link to the contract
+            deposit = record_manual_payment(
+                contract_id, db.session.merge(admin), method=ManualMethod.BANK_TRANSFER,
+                reference=reference, received_on=received_on or clock.now().date(), note="",
+                instalments=3,
+            )
+            db.session.commit()
+            return deposit.id
+
+    return record
+
+
 def login(client: FormClient, user, password: str = PASSWORD):
     """Log `user` in through the login form."""
     response = client.submit("/auth/login", {"email": user.email, "password": password})

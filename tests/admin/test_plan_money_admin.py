@@ -26,25 +26,11 @@ def app_overrides():
 
 
 @pytest.fixture
-def plan(app, db, clock, make_plan_contract, admin_user):
+def plan(clock, make_plan_contract, admin_user, record_plan_deposit):
     """The $1,000.00 plan with its deposit recorded today: (contract id, deposit id)."""
-    from payments.manual import record_manual_payment
-    from payments.models import ManualMethod
-
     clock.freeze(NOW)
     contract_id, _student, _coach = make_plan_contract(25000)
-    with app.test_request_context():  # the parties' notifications link to the contract
-        deposit = record_manual_payment(
-            contract_id,
-            db.session.merge(admin_user),
-            method=ManualMethod.BANK_TRANSFER,
-            reference="DEP-1",
-            received_on=NOW.date(),
-            note="",
-            instalments=3,
-        )
-        db.session.commit()
-    return contract_id, deposit.id
+    return contract_id, record_plan_deposit(contract_id, admin_user)
 
 
 def pay_instalment(app, db, contract_id: int, admin, number: int) -> None:

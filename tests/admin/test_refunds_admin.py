@@ -337,8 +337,8 @@ def test_the_refunds_list_shows_every_source_and_filters_by_status(
 @pytest.fixture
 def dispute_on(app, db):
     """Stripe's `charge.dispute.*` object for a contract's payment, mirrored as its event is."""
-    from payments.refunds.disputes import mirror_dispute
     from payments.models import Payment
+    from payments.refunds.disputes import mirror_dispute
 
     def mirror(contract_id, dispute_id, *, due, status="needs_response", reason="fraudulent"):
         payment = db.session.scalar(select(Payment).filter_by(contract_id=contract_id))

@@ -178,6 +178,21 @@ def start_checkout(client, contract_id: int) -> str:
     return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
+def pay_deposit_by_card(db, sandbox, contract_id: int, student, instalments: int = 3) -> str:
+    """Pay a plan's deposit by card through Checkout at the sandbox and come back to the
+    success page; the plan runs. Returns the Checkout session id."""
+    from payments import checkout
+
+    url = checkout.start_checkout(contract_id, db.session.merge(student), instalments=instalments)
+    db.session.commit()
+    session_id = url.rstrip("/").rsplit("/", 1)[-1]
+    assert sandbox.pay(session_id).status_code == 200
+    checkout.confirm_return(contract_id, db.session.merge(student), session_id)
+    db.session.commit()
+    wait_until_state(db, contract_id, ("active", "partially_paid"))
+    return session_id
+
+
 def contract_state(db, contract_id: int) -> tuple[str, str]:
     from contracts.models import Contract
 

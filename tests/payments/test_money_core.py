@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from tests.payments.conftest import start_checkout, wait_until_state
+from tests.payments.conftest import pay_deposit_by_card, start_checkout, wait_until_state
 
 
 @pytest.fixture(autouse=True)
@@ -87,16 +87,9 @@ def plan_contract(make_plan_contract):
 
 
 @pytest.fixture
-def offline_plan(db, plan_contract, admin):
+def offline_plan(plan_contract, admin, record_plan_deposit):
     """The plan's $100.00 deposit paid offline: the plan runs, 1 session of 4 unlocked."""
-    from payments.manual import record_manual_payment
-    from payments.models import ManualMethod
-
-    contract_id = plan_contract[0]
-    record_manual_payment(contract_id, db.session.merge(admin), method=ManualMethod.CASH,
-                          reference="CASH-1", received_on=date.today(), note="",
-                          instalments=3)
-    db.session.commit()
+    record_plan_deposit(plan_contract[0], admin, reference="CASH-1")
     return plan_contract
 
 
@@ -305,18 +298,9 @@ def test_the_last_instalments_can_be_recorded_offline_while_the_plan_is_paused(
 
 
 @pytest.fixture
-def card_plan(db, sandbox, plan_contract, clock):
+def card_plan(db, sandbox, plan_contract):
     """The plan's deposit paid by card through Checkout at the sandbox."""
-    from payments import checkout
-
-    contract_id, student, _ = plan_contract
-    url = checkout.start_checkout(contract_id, db.session.merge(student), instalments=3)
-    db.session.commit()
-    session_id = url.rstrip("/").rsplit("/", 1)[-1]
-    assert sandbox.pay(session_id).status_code == 200
-    checkout.confirm_return(contract_id, db.session.merge(student), session_id)
-    db.session.commit()
-    wait_until_state(db, contract_id, ("active", "partially_paid"))
+    pay_deposit_by_card(db, sandbox, *plan_contract[:2])
     return plan_contract
 
 

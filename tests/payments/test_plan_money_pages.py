@@ -31,30 +31,17 @@ def admin(make_user):
 
 
 @pytest.fixture
-def plan(app, db, clock, make_plan_contract, admin):
+def plan(db, clock, make_plan_contract, admin, record_plan_deposit):
     """The $1,000.00 plan with its deposit recorded: (contract id, student, coach, deposit)."""
     from contracts.models import Contract
-    from payments.manual import record_manual_payment
-    from payments.models import ManualMethod
 
     clock.freeze(NOW)
     contract_id, student, coach = make_plan_contract(25000)
     contract = db.session.get(Contract, contract_id)
     assert (contract.total_amount, contract.platform_fee, contract.coach_earning) == (
         100000, 10000, 90000)
-    with app.test_request_context():  # the parties' notifications link to the contract
-        deposit = record_manual_payment(
-            contract_id,
-            db.session.merge(admin),
-            method=ManualMethod.BANK_TRANSFER,
-            reference="DEP-1",
-            received_on=NOW.date(),
-            note="",
-            instalments=3,
-        )
-        db.session.commit()
-    assert deposit.amount == 25000
-    return contract_id, student, coach, deposit.id
+    deposit_id = record_plan_deposit(contract_id, admin)
+    return contract_id, student, coach, deposit_id
 
 
 def earnings_row(client, contract_id: int) -> dict[str, str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.payments.conftest import deliver, wait_until_state
+from tests.payments.conftest import deliver, pay_deposit_by_card, wait_until_state
 from tests.support import at_once
 
 
@@ -40,17 +40,8 @@ def at(clock, sandbox):
 @pytest.fixture
 def on_plan(db, sandbox, plan_contract, at):
     """The deposit paid by card through Checkout: the plan is running from 10 March."""
-    from payments import checkout
-
     at(datetime(2027, 3, 10, 12, 0, tzinfo=UTC))
-    contract_id, student, _ = plan_contract
-    url = checkout.start_checkout(contract_id, db.session.merge(student), instalments=3)
-    db.session.commit()
-    session_id = url.rstrip("/").rsplit("/", 1)[-1]
-    assert sandbox.pay(session_id).status_code == 200
-    checkout.confirm_return(contract_id, db.session.merge(student), session_id)
-    db.session.commit()
-    wait_until_state(db, contract_id, ("active", "partially_paid"))
+    pay_deposit_by_card(db, sandbox, *plan_contract[:2])
     return plan_contract
 
 
