@@ -29,6 +29,7 @@ from admin.listing import enum_arg
 from admin.people_views import render_contract
 from admin.views import bp
 from contracts.models import Contract
+from database.transactions import commit_or_refusal
 from extensions import db
 from payments import refunds
 from payments.models import RefundRequest, RefundStatus
@@ -108,20 +109,19 @@ def refund_approve() -> str | Response:
     wanted = _request_or_404(form.request_id.data)
     form.currency = wanted.contract.currency
     if form.validate_on_submit():
-        try:
-            refund_id = refunds.approve_request(
+        refund_id, refused = commit_or_refusal(
+            lambda: refunds.approve_request(
                 wanted.id,
                 current_user,
                 amount=form.minor_amount,
                 override_reason=form.override_reason.data or "",
-            ).id
-            db.session.commit()
-        except refunds.RefundRefused as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
+            ).id,
+            refunds.RefundRefused,
+        )
+        if refused is None and refund_id is not None:
             send_and_tell(refund_id)
             return redirect(url_for("admin.refunds_page"))
+        form.form_errors.append(refused or "")
     return _requests_page(refused=form)
 
 
@@ -130,12 +130,12 @@ def refund_reject() -> str | Response:
     form = RejectRequestForm()
     wanted = _request_or_404(form.request_id.data)
     if form.validate_on_submit():
-        try:
-            refunds.reject_request(wanted.id, current_user, note=form.note.data or "")
-            db.session.commit()
-        except refunds.RefundRefused as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
+        _, refused = commit_or_refusal(
+            lambda: refunds.reject_request(wanted.id, current_user, note=form.note.data or ""),
+            refunds.RefundRefused,
+        )
+        if refused:
+            form.form_errors.append(refused)
         else:
             flash(f"Request #{wanted.id} rejected; the student was told why.", "success")
             return redirect(url_for("admin.refunds_page"))
@@ -203,15 +203,15 @@ def contract_cancel_with_refund(contract_id: int) -> str | Response:
     contract = db.get_or_404(Contract, contract_id)
     form = CancelWithRefundForm()
     if form.validate_on_submit():
-        try:
-            refund = refunds.cancel_active_contract(
+        refund, refused = commit_or_refusal(
+            lambda: refunds.cancel_active_contract(
                 contract.id, current_user, reason=form.reason.data or ""
-            )
-            refund_id = refund.id if refund else None
-            db.session.commit()
-        except refunds.RefundRefused as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
+            ),
+            refunds.RefundRefused,
+        )
+        refund_id = refund.id if refund else None
+        if refused:
+            form.form_errors.append(refused)
         else:
             flash("The contract is cancelled; both parties were told.", "success")
             if refund_id is None:
@@ -227,16 +227,16 @@ def contract_refund(contract_id: int) -> str | Response:
     contract = db.get_or_404(Contract, contract_id)
     form = IssueRefundForm(currency=contract.currency)
     if form.validate_on_submit():
-        try:
-            assert form.minor_amount is not None  # set by a valid form
-            refund_id = refunds.refund_contract(
-                contract.id, current_user, amount=form.minor_amount, note=form.note.data or ""
-            ).id
-            db.session.commit()
-        except refunds.RefundRefused as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
+        assert form.minor_amount is not None  # set by a valid form
+        amount = form.minor_amount
+        refund_id, refused = commit_or_refusal(
+            lambda: refunds.refund_contract(
+                contract.id, current_user, amount=amount, note=form.note.data or ""
+            ).id,
+            refunds.RefundRefused,
+        )
+        if refused is None and refund_id is not None:
             send_and_tell(refund_id)
             return _back_to(contract.id)
+        form.form_errors.append(refused or "")
     return render_contract(contract, refund_form=form)

@@ -10,6 +10,7 @@ from admin.forms import ManualPaymentForm, ReviewDecisionForm
 from admin.views import bp
 from contracts.models import Contract
 from contracts.money import format_money
+from database.transactions import commit_or_refusal
 from extensions import db
 from payments import plans
 from payments.checkout import review
@@ -35,20 +36,20 @@ def review_decide(payment_id: int, decision: str) -> Response:
     if not form.validate_on_submit():
         flash("Write a note saying why, then decide again.", "warning")
         return redirect(url_for("admin.reviews"))
+    note = form.note.data or ""
+    waive = bool(form.waive_shortfall.data)
     try:
-        if decision == "accept":
-            payment = review.accept_held_payment(
-                payment_id, current_user, form.note.data or "",
-                waive_shortfall=bool(form.waive_shortfall.data),
-            )
-        else:
-            payment = review.refund_held_payment(payment_id, current_user, form.note.data or "")
-        db.session.commit()
+        payment, refused = commit_or_refusal(
+            lambda: review.accept_held_payment(payment_id, current_user, note,
+                                               waive_shortfall=waive)
+            if decision == "accept"
+            else review.refund_held_payment(payment_id, current_user, note),
+            review.ReviewRefused,
+        )
     except LookupError:
         abort(404)
-    except review.ReviewRefused as exc:
-        db.session.rollback()
-        flash(str(exc), "warning")
+    if refused or payment is None:
+        flash(refused or "", "warning")
         return redirect(url_for("admin.reviews"))
     done = "accepted: it counts for its contract" if decision == "accept" else (
         "refused and refunded")

@@ -398,3 +398,22 @@ def test_a_plan_whose_deposit_was_a_bank_debit_fails_its_charge_instead_of_waiti
     assert first.last_error and first.next_attempt_at.date() > first.due_on
     told = db.session.scalars(select(Notification.message).filter_by(user_id=student.id)).all()
     assert any("did not go through" in message for message in told)
+
+
+def test_the_review_queue_offers_to_write_off_a_shortfall_and_does_it_when_ticked(
+    db, client, pending_contract, admin
+):
+    from tests.conftest import login
+
+    contract_id = pending_contract[0]
+    held = held_payment(db, contract_id, 19950)
+    login(client, admin)
+    page = " ".join(client.get("/admin/reviews").get_data(as_text=True).split())
+    assert f'id="waive-{held.id}"' in page
+    assert "write off the missing $0.50" in page
+    response = client.submit(f"/admin/reviews/{held.id}/accept",
+                             {"note": "Bank fee", "waive_shortfall": "y"})
+    assert response.status_code == 302
+    paid = contract(db, contract_id)
+    assert (paid.payment_status.value, paid.amount_paid, paid.amount_waived) == (
+        "paid", 19950, 50)
