@@ -66,7 +66,7 @@ def _day_list(name: str, raw: str) -> tuple[int, ...]:
     return values
 
 
-def _password_hash_costs(env: dict[str, str]) -> dict[str, int]:
+def _password_hash_costs(env: dict[str, str], *, production: bool = False) -> dict[str, int]:
     # Defaults are argon2-cffi's own (what PasswordHasher() uses); tests lower them.
     default = RFC_9106_LOW_MEMORY
     costs = {
@@ -88,6 +88,13 @@ def _password_hash_costs(env: dict[str, str]) -> dict[str, int]:
             f"PASSWORD_HASH_MEMORY_COST must be at least {floor} (8 KiB per lane of "
             f"PASSWORD_HASH_PARALLELISM), got {values['PASSWORD_HASH_MEMORY_COST']}"
         )
+    if production:
+        # The cheap costs are for tests; in production they would weaken every password.
+        weaker = [name for name, (value, _) in costs.items() if values[name] < value]
+        if weaker:
+            raise ConfigError(
+                f"{', '.join(weaker)} below argon2's production cost; unset them in production"
+            )
     return values
 
 
@@ -180,7 +187,7 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         ),
         "PLAN_RETRY_DAYS": _day_list("PLAN_RETRY_DAYS", env.get("PLAN_RETRY_DAYS", "1,3,7")),
         # Argon2 cost of new password hashes; stored hashes carry their own parameters.
-        **_password_hash_costs(env),
+        **_password_hash_costs(env, production=production),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         # Background jobs: Redis when REDIS_URL is set, else an SQLite file of their own.
         "REDIS_URL": redis_url,

@@ -99,12 +99,14 @@ def _contract(rng, n, created, coach, student, currency, fee_percent, fee_minimu
     return contract
 
 
-def _payment(n: int, attempt: int, contract: Contract, created: datetime, status, **more):
+def _payment(n: int, attempt: int, contract: Contract, created: datetime, status,
+             amount: int | None = None, **more):
     key = f"{n:04d}{attempt}"
     payment = Payment(
         contract_id=contract.id, checkout_session_id=f"cs_demo_{key}",
         payment_intent_id=f"pi_demo_{key}", customer_id=f"cus_demo_{contract.student_id}",
-        amount=contract.total_amount, currency=contract.currency, status=status,
+        amount=contract.total_amount if amount is None else amount,
+        currency=contract.currency, status=status,
         payment_method_type="card", created_at=created, updated_at=created,
         stripe_metadata={"contract_id": str(contract.id), "attempt": str(attempt)}, **more,
     )
@@ -127,7 +129,9 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
         _payment(n, 1, contract, created, PaymentRecordStatus.EXPIRED)
         return 1
     if outcome == "held":
+        # Half the total arrived: Stripe reported less than the contract asks.
         _payment(n, 1, contract, created, PaymentRecordStatus.PENDING,
+                 amount=contract.total_amount // 2,
                  review_reason=f"amount {contract.total_amount // 2} ≠ {contract.total_amount}")
         return 1
     refunded = 0

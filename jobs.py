@@ -193,11 +193,18 @@ def enqueue_after_commit(session: Any, job: TaskWrapper, *args: Any) -> None:
 
 
 def _after_commit(session: Any) -> None:
+    # SQLAlchemy also reports a savepoint released (`begin_nested`) as a commit; the
+    # jobs wait for the real one, or a rollback after it would leave them sent.
+    if session.in_nested_transaction():
+        return
     for job, args in session.info.pop(_AFTER_COMMIT, []):
         enqueue(job, *args)
 
 
-def _after_rollback(session: Any, _transaction: Any = None) -> None:
+def _after_rollback(session: Any, transaction: Any = None) -> None:
+    # A savepoint rolled back leaves the transaction (and what it queued) going on.
+    if transaction is not None and transaction.parent is not None:
+        return
     session.info.pop(_AFTER_COMMIT, None)
 
 

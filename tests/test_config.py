@@ -65,3 +65,15 @@ def test_real_stripe_key_without_webhook_secret_is_refused(tmp_path):
 def test_malformed_fee_setting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="PLATFORM_FEE_PERCENT"):
         load_config(str(tmp_path), {"PLATFORM_FEE_PERCENT": "five"})
+
+
+def test_production_refuses_password_hashing_cheaper_than_argon2s_own(tmp_path):
+    env = {"APP_ENV": "production", "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://db/x",
+           "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+           "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "8",
+           "PASSWORD_HASH_PARALLELISM": "1"}
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_TIME_COST, PASSWORD_HASH_MEMORY_COST"):
+        load_config(str(tmp_path), env)
+    stronger = {**env, "PASSWORD_HASH_TIME_COST": "4", "PASSWORD_HASH_MEMORY_COST": "131072",
+                "PASSWORD_HASH_PARALLELISM": "4"}
+    assert load_config(str(tmp_path), stronger)["PASSWORD_HASH_TIME_COST"] == 4

@@ -37,6 +37,13 @@ def test_the_demo_admin_reads_refunds_disputes_plans_and_payouts(page, live_url,
     assert page.locator("table").first.inner_text().count("Succeeded") >= 2
     shot(page, "admin-refunds-list-demo")
 
+    nav.get_by_role("link", name="Review queue").click()
+    held = page.locator("[id^=held-]").first
+    assert held.get_by_role("button", name="Accept payment").first.is_visible()
+    assert "≠" in held.inner_text()  # what did not match, in the admin's words
+    assert "write off the missing" in held.inner_text()  # half arrived: the rest, offered
+    shot(page, "admin-reviews-demo")
+
     nav.get_by_role("link", name="Disputes").click()
     disputes = page.locator("main").inner_text()
     assert "Negotiation skills" in disputes and "product not received" in disputes
