@@ -49,8 +49,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# The suite runs on every core (pytest-xdist); each worker has its own database.
 test: $(VENV)/.dev node_modules/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

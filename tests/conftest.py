@@ -58,11 +58,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_uri(tmp_path_factory) -> str:
+def database_uri(tmp_path_factory):
     """The test database, built once per run by the migrations (which tests them too).
 
     `DATABASE_URL` selects PostgreSQL (CI runs the suite on both); otherwise a
-    SQLite file in a temporary folder.
+    SQLite file in a temporary folder. A parallel worker on PostgreSQL gets a
+    database of its own beside it, dropped at the end.
     """
     url = os.environ.get("DATABASE_URL")
     uri = (
@@ -70,6 +71,10 @@ def database_uri(tmp_path_factory) -> str:
         if url
         else f"sqlite:///{tmp_path_factory.mktemp('db')}/test.sqlite3"
     )
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and is_postgres(uri):
+        # `make test` runs the suite in parallel workers; each gets a database of its own.
+        uri = _worker_database(uri, worker)
     from app import create_app
     from extensions import db
 
@@ -81,7 +86,37 @@ def database_uri(tmp_path_factory) -> str:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         upgrade()
         db.engine.dispose()
-    return uri
+    yield uri
+    if worker and is_postgres(uri):
+        _drop_database(uri)
+
+
+def _on_server(uri: str, *statements: str) -> None:
+    """Run statements on the PostgreSQL server of `uri`, outside any database's transaction."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    server = create_engine(make_url(uri).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    server.dispose()
+
+
+def _worker_database(uri: str, worker: str) -> str:
+    """A fresh PostgreSQL database beside `uri`'s for one test worker; its URI."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(uri)
+    name = f"{base.database}_{worker}"
+    _on_server(uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(uri: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    _on_server(uri, f'DROP DATABASE IF EXISTS "{make_url(uri).database}" WITH (FORCE)')
 
 
 class FormClient(FlaskClient):
