@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app app
 APP_PORT ?= 5000
 SANDBOX_PORT ?= 12111
 
-.PHONY: run test lint bench clean
+.PHONY: run test fuzz lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ node_modules/.installed: package.json package-lock.json
 # The suite runs on every core (pytest-xdist); each worker has its own database.
 test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/pytest -n auto
+
+# The money state machine (tests/money) at length: EXAMPLES runs (200) from a random seed,
+# printed first; `make fuzz SEED=<seed>` repeats a run.
+fuzz: $(VENV)/.dev
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "money fuzz: seed $$seed (make fuzz SEED=$$seed repeats this run)"; \
+	MONEY_FUZZ_EXAMPLES=$${EXAMPLES:-200} $(BIN)/pytest tests/money -p no:cacheprovider \
+	  --hypothesis-seed=$$seed --hypothesis-show-statistics
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -16,7 +16,13 @@ from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus, ReviewResolution, VoidReason
+from payments.models import (
+    Dispute,
+    Payment,
+    PaymentRecordStatus,
+    ReviewResolution,
+    VoidReason,
+)
 from payments.records import lock_with_contract, move
 from payments.refunds import refund_void_payment
 from payments.settle import expected_amount, settle
@@ -83,6 +89,12 @@ def accept_held_payment(
         (payment.stripe_metadata or {}).get("instalment_id", "")
     ).isdigit():
         raise ReviewRefused("The contract is paid already: refund this payment instead.")
+    if db.session.scalar(select(Dispute.id).where(Dispute.payment_id == payment.id)):
+        # The bank took it up: what it decides is what this payment is worth.
+        raise ReviewRefused(
+            "The student's bank opened a dispute on this payment; it cannot be accepted. "
+            "See the dispute, and refund or close it once the bank decides."
+        )
     missing = shortfall(payment, contract)
     if waive_shortfall and not missing:
         raise ReviewRefused("This payment brought all it should; there is nothing to write off.")

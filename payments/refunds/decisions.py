@@ -40,7 +40,7 @@ from payments.refunds.requests import (
     refusal,
 )
 from payments.refunds.sync import send_now, send_refund_job, settle_refund
-from payments.standing import Standing, standing_of
+from payments.standing import PaymentLeft, Standing, standing_of
 
 log = logging.getLogger(__name__)
 
@@ -254,42 +254,54 @@ def _start_refund(
         raise RefundRefused(
             f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
         )
-    target = money.refund_target(through_stripe=True) or money.refund_target(
-        through_stripe=False
-    )
-    assert target is not None
-    if amount > target.left:
-        raise RefundRefused(
-            f"One payment can give back at most {money_in(target.left, contract)}; "
-            "refund the rest separately."
+    written = []
+    for payment, part in _parts(money, amount):
+        refund = Refund(
+            payment_id=payment.payment.id,
+            contract_id=contract.id,
+            request_id=request.id if request else None,
+            amount=part,
+            currency=contract.currency,
+            source=source,
+            stripe_reason="requested_by_customer",
+            note=note,
+            # Who asked: the student for their request (the admin who approved is on it).
+            requested_by_id=request.student_id if request else (by.id if by else None),
         )
-    refund = Refund(
-        payment_id=target.payment.id,
-        contract_id=contract.id,
-        request_id=request.id if request else None,
-        amount=amount,
-        currency=contract.currency,
-        source=source,
-        stripe_reason="requested_by_customer",
-        note=note,
-        # Who asked: the student for their request (the admin who approved is on it).
-        requested_by_id=request.student_id if request else (by.id if by else None),
+        db.session.add(refund)
+        db.session.flush()
+        audit(
+            "refund.created",
+            refund,
+            actor=by,
+            after={"amount": part, "source": source.value, "contract_id": contract.id,
+                   "offline": not payment.through_stripe},
+        )
+        if payment.through_stripe:
+            jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
+        else:
+            settle_refund(refund, RefundStatus.SUCCEEDED, failure_reason=None,
+                          actor_label=f"admin:{by.id}" if by else "admin")
+        written.append(refund)
+    return written[0]
+
+
+def _parts(money: Standing, amount: int) -> list[tuple[PaymentLeft, int]]:
+    """How a refund of `amount` is taken from the payments that can give money back: the
+    ones made through Stripe first, the most left first, then those made offline; a
+    refund larger than one payment's rest becomes one refund per payment."""
+    ordered = sorted(
+        (item for item in money.payments if item.left > 0),
+        key=lambda item: (not item.through_stripe, -item.left, item.payment.id),
     )
-    db.session.add(refund)
-    db.session.flush()
-    audit(
-        "refund.created",
-        refund,
-        actor=by,
-        after={"amount": amount, "source": source.value, "contract_id": contract.id,
-               "offline": not target.through_stripe},
-    )
-    if target.through_stripe:
-        jobs.enqueue_after_commit(db.session(), send_refund_job, refund.id)
-    else:
-        settle_refund(refund, RefundStatus.SUCCEEDED, failure_reason=None,
-                actor_label=f"admin:{by.id}" if by else "admin")
-    return refund
+    parts, rest = [], amount
+    for item in ordered:
+        if rest <= 0:
+            break
+        part = min(rest, item.left)
+        parts.append((item, part))
+        rest -= part
+    return parts
 
 
 def refund_void_payment(payment: Payment) -> Refund:

@@ -24,7 +24,7 @@ from extensions import db
 from payments.models import OPEN_DISPUTE_STATUSES, Dispute, Payment
 from payments.plan_terms import close_plan
 from payments.records import payment_by
-from payments.standing import DISPUTE_LOST, standing_of
+from payments.standing import DISPUTE_LOST, PAID_STATUSES, standing_of
 
 
 def _due_by(dispute: dict[str, Any]) -> datetime | None:
@@ -98,7 +98,13 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
                 after={"status": row.status, "amount": row.amount},
             )
     details = {"dispute_id": row.stripe_dispute_id, "reason": row.reason, "payment_id": payment.id}
-    counts = contract.paid_at is not None and payment.void_reason is None
+    # Only a payment that counts for the contract puts the contract under dispute; one
+    # held for review (or void) is the admin's to decide, and the dispute is listed.
+    counts = (
+        contract.paid_at is not None
+        and payment.void_reason is None
+        and payment.status in PAID_STATUSES
+    )
     if before is None and counts:
         # Opened (even when the first event we see already closes it: it opened first).
         lifecycle.open_dispute(contract, actor_label="stripe", details=details)

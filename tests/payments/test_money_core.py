@@ -417,3 +417,66 @@ def test_the_review_queue_offers_to_write_off_a_shortfall_and_does_it_when_ticke
     paid = contract(db, contract_id)
     assert (paid.payment_status.value, paid.amount_paid, paid.amount_waived) == (
         "paid", 19950, 50)
+
+
+def test_a_refund_larger_than_one_payment_is_taken_from_several(db, offline_plan, admin):
+    from payments.models import Refund
+    from payments.plans import record_manual_instalment
+    from payments.refunds import refund_contract
+
+    contract_id = offline_plan[0]
+    first = instalment_ids(db, contract_id)[1]
+    record_manual_instalment(first, db.session.merge(admin), reference="BANK-3")
+    db.session.commit()
+    refund_contract(contract_id, db.session.merge(admin), amount=15000, note="Most of it back")
+    db.session.commit()
+    db.session.expire_all()
+    parts = db.session.scalars(select(Refund).filter_by(contract_id=contract_id)
+                               .order_by(Refund.id)).all()
+    assert [(r.amount, r.status.value) for r in parts] == [(10000, "succeeded"),
+                                                           (5000, "succeeded")]
+    assert len({r.payment_id for r in parts}) == 2
+    assert contract(db, contract_id).amount_returned == 15000
+    assert ledger_problems(db, contract_id) == []
+
+
+def test_a_dispute_on_a_payment_that_does_not_count_leaves_the_contract_alone(
+    db, pending_contract, admin
+):
+    from payments.manual import record_manual_payment
+    from payments.models import Dispute, ManualMethod
+    from payments.refunds.disputes import mirror_dispute
+
+    contract_id = pending_contract[0]
+    held = held_payment(db, contract_id, 19999)
+    record_manual_payment(contract_id, db.session.merge(admin), method=ManualMethod.CASH,
+                          reference="CASH-2", received_on=date.today(), note="")
+    db.session.commit()
+    outcome = mirror_dispute({
+        "id": "dp_core_held", "object": "dispute", "payment_intent": held.payment_intent_id,
+        "amount": 19999, "currency": "usd", "reason": "fraudulent",
+        "status": "needs_response", "is_charge_refundable": False,
+    })
+    db.session.commit()
+    assert outcome == "disputed"
+    assert (contract(db, contract_id).status.value,
+            contract(db, contract_id).payment_status.value) == ("active", "paid")
+    assert db.session.scalar(select(Dispute.payment_id)) == held.id  # listed for the admin
+
+
+def test_a_held_payment_the_bank_disputed_cannot_be_accepted(db, pending_contract, admin):
+    from payments.checkout.review import ReviewRefused, accept_held_payment
+    from payments.refunds.disputes import mirror_dispute
+
+    contract_id = pending_contract[0]
+    held = held_payment(db, contract_id, 19999)
+    mirror_dispute({
+        "id": "dp_core_lost", "object": "dispute", "payment_intent": held.payment_intent_id,
+        "amount": 10000, "currency": "usd", "reason": "fraudulent", "status": "lost",
+        "is_charge_refundable": False,
+    })
+    db.session.commit()
+    with pytest.raises(ReviewRefused, match="dispute"):
+        accept_held_payment(held.id, db.session.merge(admin), "looks fine")
+    db.session.rollback()
+    assert contract(db, contract_id).status.value == "pending"
