@@ -296,8 +296,12 @@ def standings_of(contracts: Iterable[Contract]) -> dict[int, Standing]:
             pending += waiting
             lost += lost_on[payment.id]
             items.append(PaymentLeft(payment, done + waiting, lost_on[payment.id]))
+        # Only a dispute on a payment that counts holds the contract's money (one on a
+        # payment held for review is the admin's to decide, `payments.refunds.disputes`).
         open_dispute = next(
-            (d for d in reversed(disputes[contract_id]) if d.closed_at is None), None
+            (d for d in reversed(disputes[contract_id])
+             if d.closed_at is None and d.payment_id in counted),
+            None,
         )
         found[contract_id] = Standing(
             contract_id=contract.id,

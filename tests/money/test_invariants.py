@@ -44,7 +44,7 @@ from tests.money.conftest import Sandbox, deliver
 
 settings.register_profile(
     "money",
-    max_examples=30,
+    max_examples=25,
     stateful_step_count=40,
     derandomize=True,
     deadline=None,

@@ -462,6 +462,10 @@ def test_a_dispute_on_a_payment_that_does_not_count_leaves_the_contract_alone(
     assert (contract(db, contract_id).status.value,
             contract(db, contract_id).payment_status.value) == ("active", "paid")
     assert db.session.scalar(select(Dispute.payment_id)) == held.id  # listed for the admin
+    # The contract's own money is not under dispute: it can still be refunded.
+    from payments.refunds import refusal
+
+    assert refusal(contract(db, contract_id)) is None
 
 
 def test_a_held_payment_the_bank_disputed_cannot_be_accepted(db, pending_contract, admin):
