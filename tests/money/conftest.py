@@ -63,7 +63,6 @@ class Sandbox:
     """One sandbox behind the shared URL: its test tools, its events, and the SDK on it."""
 
     url: str
-    app: Any
     sdk: stripe.StripeClient = field(init=False)
     # One connection, kept alive: thousands of small requests per run.
     http: requests.Session = field(init=False, default_factory=requests.Session)
@@ -123,7 +122,8 @@ def fresh_sandbox(tmp_path, money_sandbox_server):
     switch, url = money_sandbox_server
     # The sandbox commits every Stripe call to SQLite: on tmpfs, when there is one.
     tmpfs = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private directory in it)
-    folder = Path(tempfile.mkdtemp(dir=tmpfs)) if tmpfs.is_dir() else tmp_path
+    on_tmpfs = tmpfs.is_dir()
+    folder = Path(tempfile.mkdtemp(prefix="money-sandbox-", dir=tmpfs)) if on_tmpfs else tmp_path
     config = {
         "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
         # Nothing moves on its own: no delivery, no settlement, no expiry in the
@@ -138,22 +138,23 @@ def fresh_sandbox(tmp_path, money_sandbox_server):
     def close_last() -> None:
         if made:
             made[-1].http.close()
-            sandbox_app.extensions["sandbox"].close()
-            for old in folder.glob("sandbox-*.sqlite3*"):
-                old.unlink()  # the previous example's: nobody reads it again
+        sandbox_app.extensions["sandbox"].close()
+        for old in folder.glob("*.sqlite3*"):
+            old.unlink()  # the previous example's: nobody reads it again
 
     def fresh() -> Sandbox:
         close_last()
         path = folder / f"sandbox-{len(made)}.sqlite3"
         sandbox_app.extensions["sandbox"] = SandboxState(
             Settings({**config, "SANDBOX_DB": str(path)}))
-        made.append(Sandbox(url=url, app=sandbox_app))
+        made.append(Sandbox(url=url))
         return made[-1]
 
     yield fresh
     close_last()
     switch.target = None
-    shutil.rmtree(folder, ignore_errors=True)
+    if on_tmpfs:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def deliver(client, event: dict[str, Any]) -> int:

@@ -11,9 +11,10 @@ Each example starts from nothing: an emptied database and a sandbox of its own, 
 clock frozen on BASE and the sandbox's moved to the same instant. The sandbox holds its
 events; after each step they are delivered, signed and in order, to the app's webhook.
 
-Budget: the "money" profile (derandomised, fixed size) runs in the normal suite;
-MONEY_FUZZ_EXAMPLES=N selects "money-fuzz" (N examples, longer runs, a random seed that
-`--hypothesis-seed` fixes; see the README of this test in `make fuzz`).
+Budget: the "money" profile (derandomised, a fixed size) runs in the normal suite, on
+SQLite and on PostgreSQL. MONEY_FUZZ_EXAMPLES=N selects "money-fuzz": N examples of up to
+60 steps from a random seed, which `--hypothesis-seed` fixes (`make fuzz` prints the one
+it uses, so that a failure can be replayed).
 """
 
 from __future__ import annotations
@@ -1461,7 +1462,9 @@ class MoneyMachine(RuleBasedStateMachine):
             assert side.status not in ("active", "past_due"), (
                 f"{side.describe()}: everything went back but the contract is {side.status}")
         if side.status == "refunded":
-            assert side.kept == 0, f"{side.describe()}: refunded while {side.kept} is kept"
+            # Below zero when the sandbox withdraws a lost dispute's amount from a charge
+            # refunded meanwhile (Stripe stops at a full refund): still nothing kept.
+            assert side.kept <= 0, f"{side.describe()}: refunded while {side.kept} is kept"
 
     def check_sessions(self, side: Side) -> None:
         """Sessions open to book never exceed what the money kept pays for."""
