@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 import accounts
 import admin
+import books
 import contracts
 import jobs
 import notifications
@@ -71,6 +72,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     contracts.init_app(app)
     payments.init_app(app)
     payouts.init_app(app)
+    books.init_app(app)
     admin.init_app(app)
     _register_blueprints(app)
 
@@ -93,6 +95,7 @@ MODEL_MODULES = (
     "payments.models",
     "payouts.models",
     "admin.models",
+    "books.models",
 )
 
 

@@ -15,6 +15,7 @@ import clock
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
 from admin import analytics
+from books.reconcile import reconcile_day
 from contracts.availability_models import DayOff, WorkingHours
 from contracts.expiry import expire_due_proposals
 from contracts.localtime import to_local
@@ -324,7 +325,10 @@ def _settle(contract: Contract, status: ContractStatus) -> None:
     contract.status = status
     if status in _PAYMENT_FOR:
         contract.payment_status = _PAYMENT_FOR[status]
-        contract.paid_at, contract.amount_paid = clock.now(), contract.total_amount
+        # Two days ago: the money of invented payments stays out of today's books, which
+        # the demo checks against the sandbox (`_check_books`).
+        contract.paid_at = clock.now() - timedelta(days=2)
+        contract.amount_paid = contract.total_amount
         refunded = status is ContractStatus.REFUNDED
         db.session.add(
             Payment(
@@ -383,14 +387,10 @@ def _start_plan(contract: Contract, status: ContractStatus) -> None:
 def _pay_at_sandbox(contract: Contract, instalments: int | None = None) -> bool:
     """Pay `contract` by card through Checkout at the running sandbox (the deposit of a
     plan of `instalments`, when given); False if no sandbox runs."""
+    if not _sandbox_runs():
+        return False
     config = current_app.config
-    if not config.get("STRIPE_USES_SANDBOX"):
-        return False
     base = config["STRIPE_API_BASE"]
-    try:
-        requests.get(f"{base}/_sandbox/config", timeout=2).raise_for_status()
-    except requests.RequestException:
-        return False
     with current_app.test_request_context(base_url=config["APP_BASE_URL"]):
         session_url = checkout.start_checkout(
             contract.id, contract.student, instalments=instalments
@@ -404,6 +404,24 @@ def _pay_at_sandbox(contract: Contract, instalments: int | None = None) -> bool:
         paid.raise_for_status()
         checkout.confirm_return(contract.id, contract.student, session_id)
     return contract.status is ContractStatus.ACTIVE
+
+
+def _sandbox_runs() -> bool:
+    config = current_app.config
+    if not config.get("STRIPE_USES_SANDBOX"):
+        return False
+    try:
+        requests.get(f"{config['STRIPE_API_BASE']}/_sandbox/config", timeout=2).raise_for_status()
+    except requests.RequestException:
+        return False
+    return True
+
+
+def _check_books() -> None:
+    """Today's reconciliation with Stripe's books, as the admin would run it: the money the
+    demo moved at the sandbox today matches our records (the invented history is older)."""
+    if _sandbox_runs():
+        reconcile_day(clock.now().date())
 
 
 def _add_money_back(people: dict[str, User]) -> None:
@@ -472,6 +490,7 @@ def _add_money_back(people: dict[str, User]) -> None:
                 reason="product_not_received",
                 status="needs_response",
                 evidence_due_by=moment + timedelta(days=4),
+                created_at=moment - timedelta(days=1),
                 contract_status_before=ContractStatus.ACTIVE.value,
                 payment_status_before=PaymentStatus.PAID.value,
             )
@@ -566,6 +585,7 @@ def register_cli(app: Flask) -> None:
         """Load demo users, proposals and contracts (idempotent) and print the logins."""
         users = load_demo_data()
         db.session.commit()
+        _check_books()
         click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for user in users:
             click.echo(f"  {user.role.value:<8} {user.email:<24} {user.timezone}")

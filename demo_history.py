@@ -66,7 +66,9 @@ def load_history(fee_percent, fee_minimum) -> int:
     outcomes = [name for name, weight in OUTCOMES for _ in range(weight)]
     written = 0
     for n in range(HISTORY_PAYMENTS):
-        created = today - timedelta(days=rng.randrange(DAYS), hours=rng.randrange(24),
+        # Up to yesterday: today's money is what the demo moves at the sandbox for real, so
+        # that the day's reconciliation with Stripe's books has real transactions to match.
+        created = today - timedelta(days=1 + rng.randrange(DAYS - 1), hours=rng.randrange(24),
                                     minutes=rng.randrange(60))
         currency = rng.choice(list(PRICES))
         contract = _contract(rng, n, created, rng.choice(coaches), rng.choice(students), currency,
@@ -176,7 +178,8 @@ def _refund(rng, n, payment: Payment, amount: int, paid: datetime,
             source: RefundSource | None = None) -> None:
     """The refund that gave `amount` of `payment` back, a few days after it was paid."""
     db.session.flush()  # the payment's id
-    at = min(paid + timedelta(days=rng.randrange(1, 12), hours=rng.randrange(24)), clock.now())
+    at = min(paid + timedelta(days=rng.randrange(1, 12), hours=rng.randrange(24)),
+             _before_today())
     source = source or rng.choice(
         (RefundSource.STUDENT_REQUEST, RefundSource.STUDENT_REQUEST, RefundSource.ADMIN,
          RefundSource.DASHBOARD))
@@ -189,10 +192,16 @@ def _refund(rng, n, payment: Payment, amount: int, paid: datetime,
     ))
 
 
+def _before_today() -> datetime:
+    """The last minute of yesterday (UTC): the history stays out of today."""
+    now = clock.now()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(minutes=1)
+
+
 def _dispute(rng, n, payment: Payment, paid: datetime) -> None:
     """An open chargeback; its evidence is due within days (one or two are overdue)."""
     db.session.flush()
-    opened = min(paid + timedelta(days=rng.randrange(3, 30)), clock.now() - timedelta(days=1))
+    opened = min(paid + timedelta(days=rng.randrange(3, 30)), _before_today())
     db.session.add(Dispute(
         stripe_dispute_id=f"dp_demo_{n:04d}", payment_id=payment.id,
         contract_id=payment.contract_id, amount=payment.amount, currency=payment.currency,

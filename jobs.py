@@ -140,6 +140,11 @@ def every_minute() -> Callable[..., bool]:
     return crontab()
 
 
+def every_minutes(minutes: int) -> Callable[..., bool]:
+    """Every `minutes` minutes, on the clock's multiples of it (a divisor of 60)."""
+    return crontab(minute=f"*/{minutes}")
+
+
 def hourly_at(minute: int) -> Callable[..., bool]:
     return crontab(minute=str(minute))
 

@@ -9,8 +9,9 @@ The rules every figure follows (the dashboard states them too):
   figure keeps a day's numbers about the same attempts: its success rate, its
   gross and its fees describe one set of payments.
 - "Paid once" means the money arrived: succeeded, partially refunded or refunded.
-  Gross is what those payments brought in, refunded what went back of it, net
-  the difference. A void payment (a duplicate, or one refused after review) is
+  Gross is what those payments brought in, refunded what went back of it,
+  Stripe's fees what Stripe kept of it (read from each charge's balance
+  transaction), net what is left. A void payment (a duplicate, or one refused after review) is
   in gross and, once sent back, in refunded, because the money did move; it is
   never in fees or earnings, which are the platform's and the coach's shares of
   each payment: its invoice's `platform_fee` and `coach_earning`, the cumulative
@@ -146,6 +147,7 @@ class DayFigures:
     refunded: int = 0
     fees: int = 0
     earnings: int = 0
+    stripe_fees: int = 0  # Stripe's, as far as read from the payments' balance transactions
 
     @classmethod
     def from_stored(cls, row: DailyPaymentStats) -> DayFigures:
@@ -159,6 +161,7 @@ class DayFigures:
             refunded=row.refunded,
             fees=row.fees,
             earnings=row.earnings,
+            stripe_fees=row.stripe_fees,
         )
 
 
@@ -180,6 +183,7 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
             func.sum(Payment.amount_refunded).label("refunded"),
             func.sum(case((counted, payment_fee()), else_=0)).label("fees"),
             func.sum(case((counted, payment_earning()), else_=0)).label("earnings"),
+            func.sum(func.coalesce(Payment.stripe_fee, 0)).label("stripe_fees"),
         )
         .join(Payment.contract)
         .outerjoin(Invoice, Invoice.payment_id == Payment.id)
@@ -197,6 +201,7 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
             item.refunded += row.refunded
             item.fees += row.fees
             item.earnings += row.earnings
+            item.stripe_fees += row.stripe_fees
         elif row.status is PaymentRecordStatus.FAILED:
             item.failed += row.payments
     return list(figures.values())
@@ -238,6 +243,7 @@ def rollup(since: date, until: date) -> int:
             refunded=item.refunded,
             fees=item.fees,
             earnings=item.earnings,
+            stripe_fees=item.stripe_fees,
             computed_at=computed_at,
         )
         for item in figures
@@ -297,6 +303,7 @@ class CurrencyFigures:
     refunded: int = 0
     fees: int = 0
     earnings: int = 0
+    stripe_fees: int = 0
 
     def add(self, day: DayFigures) -> None:
         self.status_counts.update(day.status_counts)
@@ -306,10 +313,12 @@ class CurrencyFigures:
         self.refunded += day.refunded
         self.fees += day.fees
         self.earnings += day.earnings
+        self.stripe_fees += day.stripe_fees
 
     @property
     def net(self) -> int:
-        return self.gross - self.refunded
+        """What stays on the platform's Stripe balance: gross less refunds and Stripe's fees."""
+        return self.gross - self.refunded - self.stripe_fees
 
     @property
     def payments(self) -> int:

@@ -31,5 +31,6 @@ class DailyPaymentStats(Model):
     gross: Mapped[int] = mapped_column(default=0)  # what succeeded payments brought in
     refunded: Mapped[int] = mapped_column(default=0)  # what went back of those
     fees: Mapped[int] = mapped_column(default=0)  # the platform's fees on the contracts paid
+    stripe_fees: Mapped[int] = mapped_column(default=0)  # Stripe's fees on those payments
     earnings: Mapped[int] = mapped_column(default=0)  # the coaches' share of those
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

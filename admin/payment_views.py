@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Response, abort, current_app, render_template, request, stream_with_context
+from sqlalchemy import select
 
 import clock
 from admin import payment_queries as queries
 from admin.views import bp
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus
+from payments.models import Invoice, Payment, PaymentRecordStatus
 
 
 @bp.get("/payments/list")
@@ -47,6 +48,7 @@ def payment_detail(payment_id: int) -> str:
         payment=payment,
         contract=payment.contract,
         timeline=queries.timeline(payment),
+        invoice=db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id)),
         dashboard_url=_stripe_dashboard_url(payment),
     )
 

@@ -28,6 +28,7 @@ def index() -> Response:
 # The areas' routes attach to `bp` when imported (after it exists).
 from admin import (  # noqa: E402, F401
     audit_views,
+    books_views,
     dashboard_views,
     event_views,
     payment_views,

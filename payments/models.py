@@ -156,6 +156,11 @@ class Payment(Model):
     instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"), index=True)
     # The shortfall an admin wrote off when accepting this payment short (`payments.settle`).
     amount_waived: Mapped[int] = mapped_column(default=0)
+    # From the charge's balance transaction at Stripe (`books.fees`): Stripe's fee, its id,
+    # and when the money became (or becomes) available. None until it has been read.
+    stripe_fee: Mapped[int | None]
+    balance_transaction_id: Mapped[str | None] = mapped_column(String(255))
+    available_on: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 

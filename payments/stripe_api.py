@@ -330,3 +330,31 @@ def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, An
     ):
         raise InvalidWebhook("body is not a Stripe event")
     return event
+
+
+# --- Stripe's books: balance transactions ------------------------------------------
+
+
+def list_balance_transactions(created_from: int, created_to: int) -> Iterator[dict[str, Any]]:
+    """Every balance transaction of the platform created in [from, to) (unix seconds), with
+    its `source` expanded (a charge's payment intent, a reversal's transfer), as plain dicts."""
+    with _translated_errors():
+        listed = client().v1.balance_transactions.list(
+            {"created": {"gte": created_from, "lt": created_to}, "limit": 100,
+             "expand": ["data.source"]})
+        for item in listed.auto_paging_iter():
+            yield item.to_dict()
+
+
+def charge_balance_transaction(payment_intent_id: str) -> dict[str, Any] | None:
+    """The balance transaction of a payment intent's charge (None while it has none)."""
+    with _translated_errors():
+        intent = client().v1.payment_intents.retrieve(
+            payment_intent_id, {"expand": ["latest_charge.balance_transaction"]})
+    charge = intent.latest_charge
+    if charge is None or isinstance(charge, str):
+        return None
+    found = charge.balance_transaction
+    if found is None or isinstance(found, str):
+        return None
+    return {**found.to_dict(), "charge": charge.id}

@@ -144,3 +144,20 @@ class PlatformLoss(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
     share: Mapped[SessionShare] = relationship()
+
+
+class TransferReversal(Model):
+    """One reversal Stripe made of a share's transfer: what reconciliation matches with the
+    `transfer_refund` balance transaction. Written with Stripe's answer; never deleted."""
+
+    __tablename__ = "transfer_reversals"
+    __table_args__ = (Index("ix_transfer_reversals_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("session_shares.id"), index=True)
+    stripe_reversal_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+    share: Mapped[SessionShare] = relationship()

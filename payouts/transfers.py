@@ -42,7 +42,13 @@ from payments import stripe_api
 from payments.models import Dispute, Payment, Refund, RefundStatus
 from payments.records import lock_with_contract, transfer_group
 from payments.standing import DISPUTE_LOST, PAID_STATUSES, given_back, refund_cut
-from payouts.models import ConnectedAccount, PlatformLoss, SessionShare, ShareStatus
+from payouts.models import (
+    ConnectedAccount,
+    PlatformLoss,
+    SessionShare,
+    ShareStatus,
+    TransferReversal,
+)
 from payouts.shares import move
 
 log = logging.getLogger(__name__)
@@ -388,6 +394,8 @@ def reverse(item: Reversal) -> str:
     share, _ = _locked(item.share_id)
     if share.reversed_amount + share.lost_amount < item.target:
         share.reversed_amount = item.target - share.lost_amount
+        db.session.add(TransferReversal(share_id=share.id, stripe_reversal_id=made.id,
+                                        amount=item.amount, currency=share.currency))
         audit("payout.reversed", share, actor_label="stripe",
               after={"amount": item.amount, "reversal": made.id,
                      "reversed": share.reversed_amount})

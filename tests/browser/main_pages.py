@@ -20,6 +20,7 @@ ADMIN_PAGES = [
     "/admin/disputes",
     "/admin/plans",
     "/admin/payouts",
+    "/admin/books",
     "/admin/users",
     "/admin/contracts",
     "/admin/audit",
