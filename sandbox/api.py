@@ -159,9 +159,12 @@ TRANSFER_LIST = {**p.PAGINATION, "destination": p.Str(), "transfer_group": p.Str
 REVERSAL_CREATE = {"amount": p.Int(), "description": p.Str(), "metadata": p.Metadata(),
                    "refund_application_fee": p.Bool(), "expand": p.EXPAND}
 PAYOUT_LIST = {**p.PAGINATION, "status": p.Str(), "created": p.Created()}
+BALANCE_TRANSACTION_LIST = {**p.PAGINATION, "type": p.Str(), "source": p.Str(),
+                            "payout": p.Str(), "currency": p.Str(), "created": p.Created()}
 # Views that act for a connected account named by the Stripe-Account header (the SDK sends
 # it for the `stripe_account` request option); elsewhere the sandbox refuses the header.
-CONNECTED_ACCOUNT_VIEWS = frozenset({"get_balance", "list_payouts", "get_payout"})
+CONNECTED_ACCOUNT_VIEWS = frozenset({"get_balance", "list_payouts", "get_payout",
+                                     "list_balance_transactions", "get_balance_transaction"})
 
 
 def sandbox() -> Sandbox:
@@ -200,7 +203,8 @@ def _check_stripe_account(api_key: str, view: str) -> None:
         return
     if view not in CONNECTED_ACCOUNT_VIEWS:
         raise StripeError("The sandbox supports the Stripe-Account header only on "
-                          "GET /v1/balance and GET /v1/payouts[/{id}].",
+                          "GET /v1/balance, GET /v1/balance_transactions[/{id}] and "
+                          "GET /v1/payouts[/{id}].",
                           store_idempotent=False)
     if sandbox().store.get(account_id, "account") is None:
         masked = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
@@ -346,6 +350,8 @@ def _expand(obj: dict[str, Any], parts: list[str], path: str) -> None:
         if loaded is None:
             value = ...
         else:
+            if loaded.get("object") == "balance_transaction":
+                sandbox().engine.with_status(loaded)
             obj[head] = value = loaded
     if value is ...:
         raise ParamError(f"This property cannot be expanded ({path}).", "expand")
@@ -760,6 +766,31 @@ def create_account_link() -> dict[str, Any]:
 def get_balance() -> dict[str, Any]:
     p.validate(RETRIEVE, _params())
     return sandbox().engine.balance(_connected_account())
+
+
+@bp.get("/balance_transactions")
+@endpoint
+def list_balance_transactions() -> dict[str, Any]:
+    """The platform's balance transactions, or a connected account's (Stripe-Account)."""
+    query = p.validate(BALANCE_TRANSACTION_LIST, _params())
+    clauses, args = _filters(query, ("type", "source", "currency"))
+    if "payout" in query:
+        clauses.append("json_extract(extra, '$.payout') = ?")
+        args.append(query["payout"])
+    clauses.append("parent IS ?")
+    args.append(_connected_account())
+    envelope = _list("balance_transaction", "/v1/balance_transactions", query, clauses, args)
+    for bt in envelope["data"]:
+        sandbox().engine.with_status(bt)
+    return envelope
+
+
+@bp.get("/balance_transactions/<bt_id>")
+@endpoint
+def get_balance_transaction(bt_id: str) -> dict[str, Any]:
+    query = p.validate(RETRIEVE, _params())
+    bt = sandbox().engine.balance_transaction(bt_id, _connected_account())
+    return expand(bt, query.get("expand", []))
 
 
 @bp.post("/transfers")

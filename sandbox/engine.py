@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +44,12 @@ CARDS: dict[str, tuple[str, str, str, str | None]] = {
     "4000002760003184": ("visa", "credit", "3ds", None),
     "4000003800000446": ("visa", "credit", "3ds", None),
     "4000000000000341": ("visa", "credit", "attach_then_decline", "generic_decline"),
+    # Succeeds; its money skips the pending balance (Stripe's card for adding funds to the
+    # available balance in test mode).
+    "4000000000000077": ("visa", "credit", "succeed", None),
 }
+# The card whose charges are available at once, known by its fingerprint.
+AVAILABLE_AT_ONCE = "4000000000000077"
 # What a saved card does when charged later through the API, where it differs from the page
 # (Stripe's test cards for saved cards): "succeed", "authenticate" (every charge asks for
 # authentication), "authenticate_unless_set_up" (asks unless the card was set up for
@@ -127,6 +134,11 @@ BALANCE_INSUFFICIENT = ("You have insufficient available funds in your Stripe ac
                         "adding funds directly to your available balance by creating Charges "
                         "using the 4000000000000077 test card. See: "
                         "https://stripe.com/docs/testing#available-balance")
+# Stripe's fee for a dispute (withdrawn with the disputed amount), per currency in minor
+# units; other currencies pay DISPUTE_FEE_DEFAULT (zero-decimal ones the yen's figure).
+DISPUTE_FEES = {"usd": 1500, "cad": 1500, "eur": 2000, "gbp": 2000, "aud": 2500, "nzd": 2500,
+                "chf": 2500, "sgd": 2000, "hkd": 15000, "jpy": 2000, "krw": 20000}
+DISPUTE_FEE_DEFAULT = 1500
 
 
 class PaymentInputError(Exception):
@@ -673,6 +685,7 @@ class Engine:
             receipt_url=f"{public_url}/receipts/{charge_id}", now=self.now(),
             charge_id=charge_id)
         self.store.insert(charge)
+        self._charge_funds(charge, at_once=card["fingerprint"] == _fingerprint(AVAILABLE_AT_ONCE))
         return charge
 
     def _failed_card_charge(self, pi: dict[str, Any], pm_id: str, card: dict[str, Any],
@@ -791,6 +804,7 @@ class Engine:
                               amount_captured=charge["amount"],
                               balance_transaction=shapes.new_id("txn_"),
                               outcome=shapes.outcome("authorized"))
+                self._charge_funds(charge, at_once=False)
                 pi.update(status="succeeded", amount_received=pi["amount"])
                 session["payment_status"] = "paid"
                 events = ["charge.succeeded", "payment_intent.succeeded",
@@ -1220,6 +1234,9 @@ class Engine:
                     code="amount_too_large", param="amount")
             refund = shapes.refund(charge, amount, params, self.now(), status=status)
             self.store.insert(refund, parent=charge["id"])
+            # The refund leaves the balance at once, whatever its status (fees stay with Stripe).
+            self._record(None, "refund", "refund", -amount, charge["currency"], refund["id"],
+                         bt_id=refund["balance_transaction"])
             previous = {"amount_refunded": charge["amount_refunded"],
                         "refunds": {"data": list(charge["refunds"]["data"])}}
             # Pending refunds count too, as on Stripe; a failed or canceled one gives it back.
@@ -1341,6 +1358,9 @@ class Engine:
         if returned:
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = False
+            self._record(None, "refund_failure", "refund_failure", refund["amount"],
+                         refund["currency"], refund["id"],
+                         bt_id=refund["failure_balance_transaction"])
         charge["refunds"]["data"] = [refund if r["id"] == refund["id"] else r
                                      for r in charge["refunds"]["data"]]
         self.store.save(charge)
@@ -1357,6 +1377,14 @@ class Engine:
                                   param="charge")
             dispute = shapes.dispute(charge, amount or charge["amount"], reason, self.now(),
                                      refundable=refundable)
+            # The chargeback withdraws the amount and Stripe's dispute fee at once.
+            currency = dispute["currency"]
+            dispute["balance_transactions"] = [self._record(
+                None, "adjustment", "dispute", -dispute["amount"], currency, dispute["id"],
+                fee=DISPUTE_FEES.get(currency, 2000 if currency in shapes.ZERO_DECIMAL
+                                     else DISPUTE_FEE_DEFAULT),
+                fee_description="Dispute fee",
+                description=f"Chargeback withdrawal for {charge_id}")]
             self.store.insert(dispute, parent=charge_id)
             charge["disputed"] = True
             self.store.save(charge)
@@ -1443,6 +1471,11 @@ class Engine:
         self.events.emit("charge.dispute.closed", dispute, request=request,
                          previous_attributes=_previous(before, dispute))
         if status == "won":
+            # The disputed amount comes back; the dispute fee does not.
+            dispute["balance_transactions"].append(self._record(
+                None, "adjustment", "dispute_reversal", dispute["amount"], dispute["currency"],
+                dispute["id"], description=f"Chargeback reversal for {dispute['charge']}"))
+            self.store.save(dispute)
             # The amount withdrawn when the dispute opened comes back to the balance.
             self.events.emit("charge.dispute.funds_reinstated", dispute, request=None)
         return dispute
@@ -1491,7 +1524,7 @@ class Engine:
             account = shapes.account(
                 {**params, "default_currency": currency.lower() if currency else None},
                 controller, self.now())
-            self.store.insert(account, {"balance": {"available": {}, "pending": {}}})
+            self.store.insert(account, {})
             return account
 
     def account(self, account_id: str, *, status: int = 404,
@@ -1626,62 +1659,115 @@ class Engine:
         link = self._load("sandbox.login_link", token, "link")
         return self.account(link["account"])[0]
 
-    # -- balances ---------------------------------------------------------------------
+    # -- balance transactions and balances ----------------------------------------------
+
+    def _record(self, account_id: str | None, type_: str, category: str, amount: int,
+                currency: str, source: str | None, *, bt_id: str | None = None, fee: int = 0,
+                fee_description: str | None = None, available_on: int | None = None,
+                description: str | None = None) -> dict[str, Any]:
+        """One balance transaction on the platform's balance (account_id None) or a
+        connected account's; available at once unless `available_on` says later."""
+        now = self.now()
+        bt = shapes.balance_transaction(
+            bt_id=bt_id, type_=type_, reporting_category=category, amount=amount,
+            currency=currency, source=source, created=now,
+            available_on=now if available_on is None else max(available_on, now), fee=fee,
+            fee_description=fee_description, description=description)
+        self.store.insert(self.with_status(bt), {"payout": None}, parent=account_id)
+        return bt
+
+    def with_status(self, bt: dict[str, Any]) -> dict[str, Any]:
+        """A balance transaction's status on the sandbox's clock: pending until available_on."""
+        bt["status"] = "available" if bt["available_on"] <= self.now() else "pending"
+        return bt
+
+    def charge_fee(self, amount: int, currency: str) -> int:
+        """Stripe's fee on a charge: SANDBOX_FEE_PERCENT of it (rounded half up) plus
+        SANDBOX_FEE_FIXED minor units (none for a zero-decimal currency), never more than
+        the charge."""
+        percent = (Decimal(amount) * self.settings.fee_percent / 100).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP)
+        fixed = 0 if currency in shapes.ZERO_DECIMAL else self.settings.fee_fixed
+        return min(int(percent) + fixed, amount)
+
+    def _charge_funds(self, charge: dict[str, Any], *, at_once: bool) -> dict[str, Any]:
+        """A succeeded charge's balance transaction: the amount less Stripe's fee, pending
+        for SANDBOX_AVAILABLE_AFTER_DAYS (the 0077 test card: available at once)."""
+        delay = 0 if at_once else int(self.settings.available_after_days * 86400)
+        return self._record(
+            None, "charge", "charge", charge["amount"], charge["currency"], charge["id"],
+            bt_id=charge["balance_transaction"],
+            fee=self.charge_fee(charge["amount"], charge["currency"]),
+            fee_description="Stripe processing fees", available_on=self.now() + delay,
+            description=charge["description"])
+
+    def balance_transaction(self, bt_id: str, account_id: str | None) -> dict[str, Any]:
+        """`GET /v1/balance_transactions/{id}` on the platform's or an account's balance."""
+        rows = self.store.query("SELECT data, parent FROM objects WHERE id = ? AND type = "
+                                "'balance_transaction'", (bt_id,))
+        if not rows or rows[0]["parent"] != account_id:
+            raise StripeError(f"No such balance transaction: '{bt_id}'", status=404,
+                              code="resource_missing", param="id")
+        return self.with_status(json.loads(rows[0]["data"]))
+
+    def _balances(self, account_id: str | None) -> tuple[dict[str, int], dict[str, int]]:
+        """(available, pending) per currency: the balance transactions' net, split by
+        available_on against the sandbox's clock."""
+        now = self.now()
+        rows = self.store.query(
+            "SELECT json_extract(data, '$.currency') AS c, "
+            "SUM(CASE WHEN json_extract(data, '$.available_on') <= ? "
+            "THEN json_extract(data, '$.net') ELSE 0 END) AS a, "
+            "SUM(CASE WHEN json_extract(data, '$.available_on') > ? "
+            "THEN json_extract(data, '$.net') ELSE 0 END) AS p "
+            "FROM objects WHERE type = 'balance_transaction' AND parent IS ? GROUP BY c",
+            (now, now, account_id))
+        return ({r["c"]: r["a"] or 0 for r in rows}, {r["c"]: r["p"] or 0 for r in rows})
 
     def balance(self, account_id: str | None = None) -> dict[str, Any]:
-        """`GET /v1/balance`: the platform's (succeeded charges minus refunds and disputes,
-        minus transfers plus reversals, all available at once; bank debits still processing
-        are pending), or a connected account's (Stripe-Account header)."""
+        """`GET /v1/balance`: the platform's, or a connected account's (Stripe-Account
+        header): the sums of their balance transactions, available or still pending."""
         if account_id is not None:
-            _, extra = self.account(account_id, status=403)
-            return shapes.balance(extra["balance"]["available"], extra["balance"]["pending"])
-        available, pending = self._platform_balance()
-        return shapes.balance(available, pending)
+            self.account(account_id, status=403)
+        return shapes.balance(*self._balances(account_id))
 
-    def _platform_balance(self) -> tuple[dict[str, int], dict[str, int]]:
-        available: dict[str, int] = {}
-        pending: dict[str, int] = {}
-
-        def add(target: dict[str, int], sql: str) -> None:
-            for row in self.store.query(sql):
-                target[row["c"]] = target.get(row["c"], 0) + (row["n"] or 0)
-
-        add(available, "SELECT json_extract(data, '$.currency') AS c, SUM("
-                       "json_extract(data, '$.amount') - json_extract(data, '$.amount_refunded'))"
-                       " AS n FROM objects WHERE type = 'charge' AND "
-                       "json_extract(data, '$.status') = 'succeeded' GROUP BY c")
-        add(available, "SELECT json_extract(data, '$.currency') AS c, -SUM("
-                       "json_extract(data, '$.amount')) AS n FROM objects WHERE type = "
-                       "'dispute' AND json_extract(data, '$.status') != 'won' GROUP BY c")
-        add(available, "SELECT json_extract(data, '$.currency') AS c, -SUM("
-                       "json_extract(data, '$.amount') - json_extract(data, '$.amount_reversed'))"
-                       " AS n FROM objects WHERE type = 'transfer' GROUP BY c")
-        add(pending, "SELECT json_extract(data, '$.currency') AS c, SUM("
-                     "json_extract(data, '$.amount')) AS n FROM objects WHERE type = 'charge' "
-                     "AND json_extract(data, '$.status') = 'pending' GROUP BY c")
-        return available, pending
+    def _currency(self, currency: str | None, default: str) -> str:
+        currency = (currency or default).lower()
+        if currency not in shapes.MINIMUM_CHARGE:
+            raise ParamError(f"Invalid currency: {currency}", "currency", "parameter_invalid")
+        return currency
 
     def set_account_balance(self, account_id: str, currency: str | None,
                             available: int | None, pending: int | None) -> dict[str, Any]:
         """Set a connected account's balance in one currency (a sandbox tool), e.g. to 0 to
-        play a coach who was paid out already."""
+        play a coach who was paid out already: an adjustment for each difference (the
+        pending one available after the settling delay), so the sums still hold."""
         with self.store.transaction():
-            account, extra = self.account(account_id)
-            currency = (currency or account["default_currency"]).lower()
-            if currency not in shapes.MINIMUM_CHARGE:
-                raise ParamError(f"Invalid currency: {currency}", "currency", "parameter_invalid")
+            account, _ = self.account(account_id)
+            currency = self._currency(currency, account["default_currency"])
             if available is None and pending is None:
                 raise ParamError("Give `available` and/or `pending` (minor units).", "available")
-            if available is not None:
-                extra["balance"]["available"][currency] = available
-            if pending is not None:
-                extra["balance"]["pending"][currency] = pending
-            self.store.save(account, extra)
+            have, coming = (part.get(currency, 0) for part in self._balances(account_id))
+            if available is not None and available != have:
+                self._record(account_id, "adjustment", "other_adjustment", available - have,
+                             currency, None, description="Balance set in the sandbox")
+            if pending is not None and pending != coming:
+                later = self.now() + max(int(self.settings.available_after_days * 86400), 1)
+                self._record(account_id, "adjustment", "other_adjustment", pending - coming,
+                             currency, None, available_on=later,
+                             description="Pending balance set in the sandbox")
             return self.balance(account_id)
 
-    def _credit(self, extra: dict[str, Any], currency: str, amount: int) -> None:
-        funds = extra["balance"]["available"]
-        funds[currency] = funds.get(currency, 0) + amount
+    def top_up(self, currency: str | None, amount: int | None) -> dict[str, Any]:
+        """Add funds to the platform's available balance (a sandbox tool; on Stripe, a
+        charge with the 0077 test card or a top-up): a `topup` balance transaction."""
+        if amount is None or amount <= 0:
+            raise ParamError("Give `amount` (minor units, positive).", "amount")
+        with self.store.transaction():
+            currency = self._currency(currency, "usd")
+            self._record(None, "topup", "topup", amount, currency, shapes.new_id("tu_"),
+                         description="Sandbox top-up")
+            return self.balance(None)
 
     # -- transfers and reversals -------------------------------------------------------
 
@@ -1689,7 +1775,8 @@ class Engine:
         """`POST /v1/transfers`: move money from the platform to a connected account whose
         `transfers` capability is active; from a charge (source_transaction: a succeeded
         charge in the same currency, at most what it has left after refunds and earlier
-        transfers) or else from the platform's available balance."""
+        transfers, allowed while its money is pending: the account's share is pending until
+        the charge's is available) or else from the platform's available balance."""
         amount, currency = params["amount"], params["currency"].lower()
         if amount <= 0:
             raise ParamError("Invalid positive integer", "amount", "parameter_invalid_integer")
@@ -1702,25 +1789,30 @@ class Engine:
             if found is None:
                 raise StripeError(f"No such destination: '{params['destination']}'",
                                   code="resource_missing", param="destination")
-            account, extra = found
+            account, _ = found
             if account["capabilities"].get("transfers") != "active":
                 raise StripeError(TRANSFER_CAPABILITY, param="destination",
                                   code="insufficient_capabilities_for_transfer")
             source = params.get("source_transaction")
+            available_on = None
             if source is not None:
-                self._check_source(source, amount, currency)
+                charge = self._check_source(source, amount, currency)
+                funds = self.store.get(charge["balance_transaction"], "balance_transaction")
+                available_on = funds["available_on"] if funds else None
             else:
-                have = self._platform_balance()[0].get(currency, 0)
+                have = self._balances(None)[0].get(currency, 0)
                 if amount > have:
                     raise StripeError(BALANCE_INSUFFICIENT, code="balance_insufficient")
             transfer = shapes.transfer(params, currency, self.now())
             self.store.insert(transfer, parent=account["id"])
-            self._credit(extra, currency, amount)
-            self.store.save(account, extra)
+            self._record(None, "transfer", "transfer", -amount, currency, transfer["id"],
+                         bt_id=transfer["balance_transaction"])
+            self._record(account["id"], "payment", "transfer", amount, currency,
+                         transfer["destination_payment"], available_on=available_on)
             self.events.emit("transfer.created", transfer, request=request)
             return transfer
 
-    def _check_source(self, charge_id: str, amount: int, currency: str) -> None:
+    def _check_source(self, charge_id: str, amount: int, currency: str) -> dict[str, Any]:
         charge = self.store.get(charge_id, "charge")
         if charge is None:
             raise StripeError(f"No such charge: '{charge_id}'", code="resource_missing",
@@ -1744,6 +1836,7 @@ class Engine:
                 f"{shapes.format_money(amount, currency)}: "
                 f"{shapes.format_money(max(left, 0), currency)} is left (the charge minus "
                 "refunds and earlier transfers).", code="balance_insufficient", param="amount")
+        return charge
 
     def transfer(self, transfer_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         found = self.store.get_with_extra(transfer_id, "transfer")
@@ -1787,8 +1880,8 @@ class Engine:
                     f"Reversal amount ({shapes.format_money(amount, currency)}) is greater "
                     f"than the amount left on the transfer "
                     f"({shapes.format_money(remaining, currency)}).", param="amount")
-            account, extra = self.account(transfer["destination"])
-            have = extra["balance"]["available"].get(currency, 0)
+            account, _ = self.account(transfer["destination"])
+            have = self._balances(account["id"])[0].get(currency, 0)
             if amount > have:
                 raise StripeError(
                     f"Insufficient funds in the destination account ({account['id']}) to "
@@ -1802,8 +1895,10 @@ class Engine:
             transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
             transfer["reversals"]["data"].insert(0, reversal)
             self.store.save(transfer)
-            self._credit(extra, currency, -amount)
-            self.store.save(account, extra)
+            self._record(None, "transfer_refund", "transfer_reversal", amount, currency,
+                         reversal["id"], bt_id=reversal["balance_transaction"])
+            self._record(account["id"], "payment_refund", "transfer_reversal", -amount,
+                         currency, reversal["destination_payment_refund"])
             previous = _previous(before, transfer)
             self.events.emit("transfer.reversed", transfer, request=request,
                              previous_attributes=previous)
@@ -1822,15 +1917,24 @@ class Engine:
                 raise StripeError(f"Payouts are not enabled for account {account_id}: it has "
                                   "not completed onboarding.", param="account")
             currency = (currency or account["default_currency"]).lower()
-            amount = extra["balance"]["available"].get(currency, 0)
+            amount = self._balances(account_id)[0].get(currency, 0)
             if amount <= 0:
                 raise StripeError(f"Account {account_id} has no available {currency} balance "
                                   "to pay out.", code="balance_insufficient", param="currency")
             payout = shapes.payout(amount, currency, extra.get("bank_account") or
                                    shapes.new_id("ba_"), self.now())
             self.store.insert(payout, parent=account_id)
-            self._credit(extra, currency, -amount)
-            self.store.save(account, extra)
+            self._record(account_id, "payout", "payout", -amount, currency, payout["id"],
+                         bt_id=payout["balance_transaction"], description="STRIPE PAYOUT")
+            # What the payout took: the account's available transactions in its currency
+            # (listed with GET /v1/balance_transactions?payout=po_…).
+            self.store.execute(
+                "UPDATE objects SET extra = json_set(extra, '$.payout', ?) WHERE "
+                "type = 'balance_transaction' AND parent = ? AND "
+                "json_extract(data, '$.currency') = ? AND "
+                "json_extract(data, '$.available_on') <= ? AND "
+                "json_extract(extra, '$.payout') IS NULL",
+                (payout["id"], account_id, currency, self.now()))
             self.events.emit("payout.created", payout, request=None, account=account_id)
             before = copy.deepcopy(payout)
             payout.update(status="paid", reconciliation_status="completed",

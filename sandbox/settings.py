@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal
 from typing import Any
 
 # Not a secret: the well-known development default the app uses too, so that a fresh
@@ -122,6 +123,14 @@ class Settings:
         self.start_worker: bool = _bool(get("SANDBOX_WORKER", True))
         # The business name the checkout page shows (Stripe takes it from the account).
         self.merchant_name: str = get("SANDBOX_MERCHANT_NAME") or "Coachpact"
+        # Stripe's fee on a charge (percent of the amount plus a fixed part in minor units;
+        # zero-decimal currencies pay the percentage only) and how long a charge's money
+        # stays pending before it is available (days, on the sandbox's clock).
+        self.fee_percent: Decimal = Decimal(str(get("SANDBOX_FEE_PERCENT", "2.9")))
+        self.fee_fixed: int = int(get("SANDBOX_FEE_FIXED", 30))
+        self.available_after_days: float = _seconds(get("SANDBOX_AVAILABLE_AFTER_DAYS", 2))
+        if self.fee_percent < 0 or self.fee_fixed < 0:
+            raise ValueError("SANDBOX_FEE_PERCENT and SANDBOX_FEE_FIXED must not be negative")
         self._lock = threading.Lock()
         knobs = Knobs()
         for name, env in ENV_NAMES.items():

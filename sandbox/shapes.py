@@ -530,6 +530,23 @@ def balance(available: dict[str, int], pending: dict[str, int]) -> dict[str, Any
     )
 
 
+def balance_transaction(*, bt_id: str | None, type_: str, reporting_category: str, amount: int,
+                        currency: str, source: str | None, created: int, available_on: int,
+                        fee: int = 0, fee_description: str | None = None,
+                        description: str | None = None) -> dict[str, Any]:
+    """A movement of money on a balance: `net` = amount − fee (a fee is a Stripe fee, listed
+    in fee_details). `status` is set by whoever shows it (pending until available_on)."""
+    fee_details = [{"amount": fee, "application": None, "currency": currency,
+                    "description": fee_description, "type": "stripe_fee"}] if fee else []
+    return fill(
+        template("balance_transaction"),
+        id=bt_id or new_id("txn_"), amount=amount, available_on=available_on,
+        balance_type="payments", created=created, currency=currency, description=description,
+        exchange_rate=None, fee=fee, fee_details=fee_details, net=amount - fee,
+        reporting_category=reporting_category, source=source, status="pending", type=type_,
+    )
+
+
 def payout(amount: int, currency: str, destination: str, now: int) -> dict[str, Any]:
     """An automatic payout of a connected account's balance to its bank account, in
     transit (the caller marks it paid)."""

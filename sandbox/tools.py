@@ -179,6 +179,16 @@ def account_balance(account_id: str) -> Response:
         _int(data, "pending")))
 
 
+@bp.post("/balance/top_up")
+def top_up() -> Response:
+    """Add funds to the platform's available balance: amount (minor units), currency
+    (default usd). Answers the platform's balance."""
+    data = _input()
+    currency = data.get("currency") or None
+    return jsonify(sandbox().engine.top_up(str(currency) if currency else None,
+                                           _int(data, "amount")))
+
+
 @bp.post("/accounts/<account_id>/payout")
 def account_payout(account_id: str) -> Response:
     """Pay a connected account's available balance out (currency: default the account's):

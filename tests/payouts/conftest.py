@@ -105,6 +105,16 @@ def shares(db, contract_id: int):
     return shares_of_contract(contract_id)
 
 
+SETTLING = timedelta(days=2)  # the sandbox's default delay before a charge's money is available
+
+
+def settle_funds(sandbox, after: timedelta = SETTLING) -> None:
+    """Move the sandbox's clock on until the charges' money is available (and with it what
+    was transferred from them to the coach)."""
+    response = sandbox.tool("clock", advance_seconds=int(after.total_seconds()))
+    assert response.status_code == 200, response.text
+
+
 def stripe_transfers(sandbox, account_id: str | None = None) -> list[dict]:
     import requests
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.payouts.conftest import run_payouts, shares, stripe_transfers
+from tests.payouts.conftest import run_payouts, settle_funds, shares, stripe_transfers
 from tests.support import at_once
 
 HOLD = timedelta(days=3)
@@ -132,6 +132,7 @@ def test_a_partial_refund_after_two_transfers_reverses_each_in_proportion(
     clock.advance(HOLD)
     run_payouts(db)
     assert [s.status for s in shares(db, contract_id)] == [ShareStatus.TRANSFERRED] * 2
+    settle_funds(sandbox)  # the coach's transfers are available: reversals can take them
     _refund(db, contract_id, admin, 5000)  # a quarter of $200.00
     run_payouts(db)
     run_payouts(db)  # once only

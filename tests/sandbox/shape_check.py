@@ -42,6 +42,7 @@ CLASSES: dict[str, type] = {
     "transfer_reversal": stripe.TransferReversal,
     "balance": stripe.Balance,
     "payout": stripe.Payout,
+    "balance_transaction": stripe.BalanceTransaction,
 }
 
 

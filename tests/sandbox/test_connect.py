@@ -14,6 +14,9 @@ import stripe
 from tests.sandbox.shape_check import assert_shape, raw, shape_errors
 
 AMOUNT = 24000  # what make_session's session costs
+FEE = 726  # Stripe's fee in the sandbox: 2.9 % + 30 cents
+NET = AMOUNT - FEE  # what the charge adds to the platform's balance
+AVAILABLE_AT_ONCE = "4000000000000077"  # the test card whose money skips the pending balance
 CONTROLLER = {"fees": {"payer": "application"}, "losses": {"payments": "application"},
               "stripe_dashboard": {"type": "express"}, "requirement_collection": "stripe"}
 DUE = ["business_profile.url", "external_account", "individual.dob.day",
@@ -52,10 +55,12 @@ def onboarded(client: stripe.StripeClient, sandbox, **overrides: Any) -> str:
     return account.id
 
 
-def paid_charge(client: stripe.StripeClient, make_session, sandbox) -> str:
-    """Pay a new session by card; return its charge id."""
+def paid_charge(client: stripe.StripeClient, make_session, sandbox,
+                card: str = AVAILABLE_AT_ONCE) -> str:
+    """Pay a new session by card; return its charge id. By default with the test card
+    whose money is available at once (these tests move money, not time)."""
     session = make_session(payment_intent_data={"transfer_group": "contract-42"})
-    response = sandbox.pay(session.id, card_number="4242424242424242")
+    response = sandbox.pay(session.id, card_number=card)
     assert response.status_code == 200, response.text
     pi = client.v1.payment_intents.retrieve(response.json()["payment_intent"]["id"])
     assert isinstance(pi.latest_charge, str)
@@ -240,7 +245,7 @@ def test_onboard_tool_and_login_link(client, make_session, sandbox):
 def test_transfer_from_a_charge(client, make_session, sandbox, receiver):
     coach = onboarded(client, sandbox)
     charge = paid_charge(client, make_session, sandbox)
-    assert balance_of(client) == (AMOUNT, 0)
+    assert balance_of(client) == (NET, 0)
     assert balance_of(client, coach) == (0, 0)
 
     transfer = client.v1.transfers.create(params={
@@ -255,7 +260,7 @@ def test_transfer_from_a_charge(client, make_session, sandbox, receiver):
         coach, charge, "contract-42")
     assert body["reversals"]["url"] == f"/v1/transfers/{transfer.id}/reversals"
     assert balance_of(client, coach) == (20000, 0)
-    assert balance_of(client) == (AMOUNT - 20000, 0)
+    assert balance_of(client) == (NET - 20000, 0)
 
     assert raw(client.v1.transfers.retrieve(transfer.id)) == body
     expanded = client.v1.transfers.retrieve(transfer.id, params={
@@ -335,7 +340,7 @@ def test_transfer_needs_an_onboarded_destination_and_platform_funds(client, make
     assert (missing.value.code, missing.value.param) == ("resource_missing", "destination")
 
     # Without source_transaction the platform's available balance pays.
-    plain = client.v1.transfers.create(params={"amount": AMOUNT, "currency": "usd",
+    plain = client.v1.transfers.create(params={"amount": NET, "currency": "usd",
                                                "destination": coach})
     assert plain.source_transaction is None
     assert balance_of(client) == (0, 0)
@@ -386,7 +391,7 @@ def test_reversals(client, make_session, sandbox):
     assert (after["amount_reversed"], after["reversed"]) == (5000, False)
     assert [r["id"] for r in after["reversals"]["data"]] == [reversal.id]
     assert balance_of(client, coach) == (15000, 0)
-    assert balance_of(client) == (AMOUNT - 15000, 0)
+    assert balance_of(client) == (NET - 15000, 0)
     listed = client.v1.transfers.reversals.list(transfer.id)
     assert [r.id for r in listed.data] == [reversal.id]
     assert client.v1.transfers.reversals.retrieve(transfer.id, reversal.id).amount == 5000
