@@ -49,7 +49,7 @@ def day(sandbox, clock) -> date:
 
 
 @pytest.fixture
-def active_day(db, day, sandbox, student_client, pending_contract, admin, clock):
+def active_day(app, db, day, sandbox, student_client, pending_contract, admin, clock):
     """On `day`: the contract paid by card, a session delivered and its share transferred to
     the coach's account, then $50.00 refunded (which reverses a quarter of the share)."""
     from contracts import scheduling
@@ -77,20 +77,21 @@ def active_day(db, day, sandbox, student_client, pending_contract, admin, clock)
 
     wait_for(ready, 10, "the coach's account to be ready")
 
-    booked = scheduling.book_session(contract_id, db.session.merge(coach),
-                                     starts_at=clock.now() + timedelta(hours=13))
-    db.session.commit()
-    clock.freeze(booked.starts_at + timedelta(minutes=50))
-    scheduling.mark_session(booked.id, db.session.merge(coach), SessionStatus.COMPLETED)
-    db.session.commit()
-    run_payouts(db)
-    assert [s.status for s in shares_of_contract(contract_id)] == [ShareStatus.TRANSFERRED]
+    with app.test_request_context():  # services link to pages in what they tell people
+        booked = scheduling.book_session(contract_id, db.session.merge(coach),
+                                         starts_at=clock.now() + timedelta(hours=13))
+        db.session.commit()
+        clock.freeze(booked.starts_at + timedelta(minutes=50))
+        scheduling.mark_session(booked.id, db.session.merge(coach), SessionStatus.COMPLETED)
+        db.session.commit()
+        run_payouts(db)
+        assert [s.status for s in shares_of_contract(contract_id)] == [ShareStatus.TRANSFERRED]
 
-    refund = refunds.refund_contract(contract_id, db.session.merge(admin), amount=5000,
-                                     note="a session not needed")
-    db.session.commit()
-    assert refunds.send_refund(refund.id).status is RefundStatus.SUCCEEDED
-    run_payouts(db)  # the reversal
+        refund = refunds.refund_contract(contract_id, db.session.merge(admin), amount=5000,
+                                         note="a session not needed")
+        db.session.commit()
+        assert refunds.send_refund(refund.id).status is RefundStatus.SUCCEEDED
+        run_payouts(db)  # the reversal
     db.session.expire_all()
     [share] = shares_of_contract(contract_id)
     assert share.reversed_amount > 0
@@ -222,10 +223,12 @@ def test_the_fee_sweep_reads_fees_of_paid_payments(db, active_day, clock):
     assert read_fees() == 0  # read once
 
 
-def test_the_admin_checks_a_day_and_sees_it(db, active_day, day, client, admin, runner):
+def test_the_admin_checks_a_day_and_sees_it(db, active_day, day, student_client, admin,
+                                            runner):
     from tests.conftest import login
 
-    client.get("/auth/logout")
+    client = student_client
+    client.submit("/auth/logout")
     login(client, admin)
     page = client.get("/admin/books").get_data(as_text=True)
     assert "No day has been checked yet" in page
