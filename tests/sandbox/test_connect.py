@@ -504,6 +504,9 @@ def test_connected_account_events_go_only_to_connect_endpoints(
         stripe.Webhook.construct_event(attempt["body"], attempt["signature"], WEBHOOK_SECRET)
     [delivery] = sandbox.deliveries(updated["id"])
     assert delivery["url"] == connect_receiver.endpoint
+    page = requests.get(f"{sandbox.url}/_sandbox/events", timeout=10).text
+    assert f"Connect endpoints: {connect_receiver.endpoint}" in page
+    assert f"on <code>{coach}</code>" in page
 
     # A resend goes the same way.
     resent = requests.post(f"{sandbox.url}/_sandbox/events/{updated['id']}/resend",
@@ -543,6 +546,9 @@ def test_events_are_listed_and_retrieved_by_account(client, make_session, sandbo
     typed = client.v1.events.list(params={"type": "payout.*"},
                                   options={"stripe_account": coach})
     assert [e.type for e in typed.data] == ["payout.paid", "payout.created"]
+    # The SDK pages on with the same header.
+    paged = client.v1.events.list(params={"limit": 1}, options={"stripe_account": coach})
+    assert [e.id for e in paged.auto_paging_iter()] == [e["id"] for e in reversed(mine)]
 
     own = client.v1.events.retrieve(mine[0]["id"], options={"stripe_account": coach})
     assert own.id == mine[0]["id"] and own.account == coach
