@@ -30,6 +30,7 @@ run: $(VENV)/.runtime
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
 	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	  SANDBOX_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe \
+	  SANDBOX_CONNECT_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe/connect \
 	    $(BIN)/python -m sandbox --port $(SANDBOX_PORT) & \
 	  pids="$$!"; \
 	  export STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT); \

@@ -7,6 +7,7 @@ start while a required setting is missing, naming every missing one at once.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,20 @@ from typing import Any
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 # What the app needs in production and has no safe default for.
-PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+PRODUCTION_REQUIRED = (
+    "SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_CONNECT_WEBHOOK_SECRET",
+)
+# The two webhook endpoints' signing secrets: the platform's (`/webhooks/stripe`) and the
+# Connect endpoint's (`/webhooks/stripe/connect`, connected accounts' events).
+WEBHOOK_SECRET_SETTINGS = ("STRIPE_WEBHOOK_SECRET", "STRIPE_CONNECT_WEBHOOK_SECRET")
 
 # The local Stripe stand-in (sandbox/) used when no Stripe key is set. Its key and
-# webhook secret are public development values, never accepted in production.
+# webhook secrets are public development values, never accepted in production.
 SANDBOX_API_BASE = "http://127.0.0.1:12111"
 SANDBOX_SECRET_KEY = "sk_test_coachpact_sandbox"  # noqa: S105 (public, development only)
 SANDBOX_WEBHOOK_SECRET = "whsec_coachpact_sandbox_development"  # noqa: S105
+SANDBOX_CONNECT_WEBHOOK_SECRET = "whsec_coachpact_sandbox_connect_development"  # noqa: S105
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-not-for-production"  # noqa: S105
 
 
@@ -34,6 +42,14 @@ def database_uri_from_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def webhook_secrets(value: str | Iterable[str]) -> tuple[str, ...]:
+    """A webhook endpoint's signing secrets: several while one is rolled (Stripe keeps the
+    old one valid for up to a day), written comma-separated, or already a sequence (as a
+    test's override may give it)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(part.strip() for part in parts if part.strip())
 
 
 def _decimal(name: str, raw: str) -> Decimal:
@@ -121,9 +137,14 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
 
     stripe_key = env.get("STRIPE_SECRET_KEY")
     uses_sandbox = not stripe_key
-    if not uses_sandbox and not env.get("STRIPE_WEBHOOK_SECRET"):
-        # Never accept unverified webhooks: with real keys the secret is required.
-        raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set.")
+    secrets = {name: webhook_secrets(env.get(name, "")) for name in WEBHOOK_SECRET_SETTINGS}
+    if not uses_sandbox:
+        # Never accept unverified webhooks: with real keys both endpoints' secrets are required.
+        missing = [name for name, found in secrets.items() if not found]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConfigError(f"{' and '.join(missing)} {verb} required when STRIPE_SECRET_KEY "
+                              "is set (whsec_..., comma-separated while one is rolled).")
 
     default_db = "sqlite:///" + str(Path(instance_path) / "coachpact.sqlite3")
     redis_url = env.get("REDIS_URL")
@@ -133,7 +154,10 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "SQLALCHEMY_DATABASE_URI": database_uri_from_url(env.get("DATABASE_URL") or default_db),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "STRIPE_SECRET_KEY": stripe_key or SANDBOX_SECRET_KEY,
-        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or SANDBOX_WEBHOOK_SECRET,
+        # Each a tuple of secrets (see `webhook_secrets`).
+        "STRIPE_WEBHOOK_SECRET": secrets["STRIPE_WEBHOOK_SECRET"] or (SANDBOX_WEBHOOK_SECRET,),
+        "STRIPE_CONNECT_WEBHOOK_SECRET": secrets["STRIPE_CONNECT_WEBHOOK_SECRET"]
+        or (SANDBOX_CONNECT_WEBHOOK_SECRET,),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE")
         or (SANDBOX_API_BASE if uses_sandbox else None),
         "STRIPE_USES_SANDBOX": uses_sandbox,

@@ -145,6 +145,7 @@ def app_env(db: Database) -> dict[str, str]:
         SECRET_KEY=secrets.token_hex(32),
         STRIPE_SECRET_KEY=STRIPE_KEY,
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_CONNECT_WEBHOOK_SECRET=WEBHOOK_SECRET,  # required beside a key
         STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
         APP_ENV="development",  # production would want https for the session cookie
         JOBS_IMMEDIATE="0",

@@ -405,6 +405,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     env.update(
         DATABASE_URL=database_url,
         STRIPE_WEBHOOK_SECRET=SECRET,
+        STRIPE_CONNECT_WEBHOOK_SECRET=SECRET,  # required beside a key; no Connect event here
         STRIPE_SECRET_KEY=STRIPE_KEY,
         STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",  # nothing listens there
         APP_ENV="development",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -291,15 +291,23 @@ def create_transfer_reversal(
         )
 
 
-def list_events(params: EventListParams) -> Iterator[dict[str, Any]]:
-    """Every event matching `params`, across pages, as plain dicts (as a webhook gets them)."""
+def list_events(
+    params: EventListParams, *, account: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every event matching `params`, across pages, as plain dicts (as a webhook gets them):
+    the platform's, or with `account` that connected account's (the Stripe-Account header)."""
+    options: stripe.RequestOptions = {"stripe_account": account} if account else {}
     with _translated_errors():
-        for event in client().v1.events.list(params).auto_paging_iter():
+        for event in client().v1.events.list(params, options).auto_paging_iter():
             yield event.to_dict()
 
 
-def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
-    """Check the `Stripe-Signature` header on the raw body, then parse it.
+def verify_webhook(
+    payload: bytes, signature_header: str | None, secrets: Sequence[str]
+) -> dict[str, Any]:
+    """Check the `Stripe-Signature` header on the raw body against the endpoint's `secrets`
+    (valid for any one of them: while a secret is rolled Stripe signs with both), then
+    parse it.
 
     The SDK's signature check runs on the bytes as received. We parse the JSON
     ourselves instead of building the SDK's object tree (`construct_event`):
@@ -307,15 +315,7 @@ def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, An
     """
     if not signature_header:
         raise InvalidWebhook("missing Stripe-Signature header")
-    try:
-        stripe.WebhookSignature.verify_header(
-            payload,
-            signature_header,
-            current_app.config["STRIPE_WEBHOOK_SECRET"],
-            WEBHOOK_TOLERANCE_SECONDS,
-        )
-    except stripe.SignatureVerificationError as exc:
-        raise InvalidWebhook(str(exc)) from None
+    _check_signature(payload, signature_header, secrets)
     try:
         event = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -330,6 +330,30 @@ def verify_webhook(payload: bytes, signature_header: str | None) -> dict[str, An
     ):
         raise InvalidWebhook("body is not a Stripe event")
     return event
+
+
+def _check_signature(payload: bytes, signature_header: str, secrets: Sequence[str]) -> None:
+    """Pass if the header holds a signature by one of `secrets`, within the tolerance.
+
+    Each secret is tried on the signature alone; the one that matches is then held to the
+    tolerance, so a replayed old delivery is refused as stale whichever secret signed it."""
+    if not secrets:
+        raise InvalidWebhook("no signing secret is configured for this endpoint")
+    refusal = ""
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, signature_header, secret)
+        except stripe.SignatureVerificationError as exc:
+            refusal = str(exc)
+            continue
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook(str(exc)) from None
+        return
+    raise InvalidWebhook(refusal)
 
 
 # --- Stripe's books: balance transactions ------------------------------------------

@@ -105,6 +105,13 @@ def refresh(coach: User) -> ConnectedAccount | None:
     return account_of(coach)
 
 
+def connected_account_ids() -> list[str]:
+    """Every coach's connected account at Stripe (reconcile lists each one's events)."""
+    return list(db.session.scalars(
+        select(ConnectedAccount.stripe_account_id).order_by(ConnectedAccount.id)
+    ))
+
+
 def _copy(row: ConnectedAccount, stripe_account: dict[str, Any]) -> dict[str, Any]:
     """Copy Stripe's account onto our row; the fields that changed, before and after."""
     requirements = stripe_account.get("requirements") or {}

@@ -164,7 +164,8 @@ BALANCE_TRANSACTION_LIST = {**p.PAGINATION, "type": p.Str(), "source": p.Str(),
 # Views that act for a connected account named by the Stripe-Account header (the SDK sends
 # it for the `stripe_account` request option); elsewhere the sandbox refuses the header.
 CONNECTED_ACCOUNT_VIEWS = frozenset({"get_balance", "list_payouts", "get_payout",
-                                     "list_balance_transactions", "get_balance_transaction"})
+                                     "list_balance_transactions", "get_balance_transaction",
+                                     "list_events", "get_event"})
 
 
 def sandbox() -> Sandbox:
@@ -203,8 +204,8 @@ def _check_stripe_account(api_key: str, view: str) -> None:
         return
     if view not in CONNECTED_ACCOUNT_VIEWS:
         raise StripeError("The sandbox supports the Stripe-Account header only on "
-                          "GET /v1/balance, GET /v1/balance_transactions[/{id}] and "
-                          "GET /v1/payouts[/{id}].",
+                          "GET /v1/balance, GET /v1/balance_transactions[/{id}], "
+                          "GET /v1/payouts[/{id}] and GET /v1/events[/{id}].",
                           store_idempotent=False)
     if sandbox().store.get(account_id, "account") is None:
         masked = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
@@ -678,15 +679,28 @@ def close_dispute(dispute_id: str) -> dict[str, Any]:
 # -- events ------------------------------------------------------------------------
 
 
+def _event_scope(clauses: list[str], args: list[Any]) -> None:
+    """The platform's events (no `account`), or with the Stripe-Account header that
+    connected account's: each sees only its own, as on Stripe."""
+    account = _connected_account()
+    if account is None:
+        clauses.append("json_extract(data, '$.account') IS NULL")
+    else:
+        clauses.append("json_extract(data, '$.account') = ?")
+        args.append(account)
+
+
 @bp.get("/events")
 @endpoint
 def list_events() -> dict[str, Any]:
+    """The platform's events, or a connected account's (Stripe-Account header)."""
     query = p.validate(EVENT_LIST, _params())
     if "type" in query and "types" in query:
         raise ParamError("You may only specify one of these parameters: type, types.", "type",
                          "parameters_exclusive")
     clauses: list[str] = []
     args: list[Any] = []
+    _event_scope(clauses, args)
     if "type" in query:
         # Stripe accepts one wildcard type such as `checkout.session.*`.
         clauses.append("json_extract(data, '$.type') LIKE ? ESCAPE '\\'")
@@ -707,7 +721,8 @@ def list_events() -> dict[str, Any]:
 def get_event(event_id: str) -> dict[str, Any]:
     p.validate(RETRIEVE, _params())
     event = sandbox().events.load(event_id)
-    if event is None:
+    # Another scope's event is as unknown as a missing one.
+    if event is None or event.get("account") != _connected_account():
         raise not_found("event", event_id, "id")
     return event
 

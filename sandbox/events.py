@@ -1,10 +1,13 @@
 """Events and their webhook deliveries.
 
 `Events.emit` records an event (as Stripe would, in its envelope) and queues
-one delivery per configured endpoint. The `Worker` thread sends due
-deliveries, signed exactly like Stripe, and retries failures on the
-(compressed) retry schedule; it also runs the engine's timed transitions
-(session expiry, async settlement) so nothing depends on a request arriving.
+one delivery per configured endpoint: an event that happened on a connected
+account (its `account` set) goes only to the Connect endpoints, signed with the
+Connect secret, every other event only to the platform's endpoints, as Stripe
+routes them. The `Worker` thread sends due deliveries, signed exactly like
+Stripe, and retries failures on the (compressed) retry schedule; it also runs
+the engine's timed transitions (session expiry, async settlement) so nothing
+depends on a request arriving.
 Every attempt is logged in the `attempts` table.
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 import requests
 
 from sandbox import shapes
-from sandbox.settings import Settings
+from sandbox.settings import Knobs, Settings
 from sandbox.store import Store
 
 log = logging.getLogger("sandbox.webhooks")
@@ -35,6 +38,12 @@ def sign(body: str, secret: str, timestamp: int) -> str:
     """The Stripe-Signature header: HMAC-SHA256 of "{t}.{body}" keyed with the whole secret."""
     mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def endpoints(knobs: Knobs, account: str | None) -> list[str]:
+    """Where an event goes: a connected account's (`account` set) to the Connect
+    endpoints only, the platform's to the platform's endpoints only."""
+    return knobs.connect_webhook_urls if account else knobs.webhook_urls
 
 
 class Events:
@@ -59,7 +68,7 @@ class Events:
             if not knobs.hold_events:
                 when = self._first_attempt_at(knobs.delivery_delay, knobs.shuffle_window)
                 copies = 2 if knobs.duplicate_delivery else 1
-                for url in knobs.webhook_urls:
+                for url in endpoints(knobs, account):
                     for _ in range(copies):
                         self.queue(event["id"], url, when)
         self.wake.set()
@@ -83,8 +92,10 @@ class Events:
         )
 
     def resend(self, event_id: str) -> int:
-        """Queue the event again to every endpoint (the dashboard's "Resend"), hold or not."""
-        urls = self.settings.knobs.webhook_urls
+        """Queue the event again to every endpoint it goes to (the dashboard's "Resend"),
+        hold or not."""
+        event = self.store.get(event_id, "event") or {}
+        urls = endpoints(self.settings.knobs, event.get("account"))
         with self.store.transaction():
             for url in urls:
                 self.queue(event_id, url, time.time())
@@ -136,7 +147,8 @@ class Events:
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": USER_AGENT,
-                "Stripe-Signature": sign(body, self.settings.webhook_secret, int(time.time())),
+                "Stripe-Signature": sign(body, self.settings.secret_for(event.get("account")),
+                                         int(time.time())),
             }
             try:
                 response = requests.post(delivery["url"], data=body.encode(), headers=headers,

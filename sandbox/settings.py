@@ -13,6 +13,8 @@ from typing import Any
 # Not a secret: the well-known development default the app uses too, so that a fresh
 # checkout verifies sandbox webhooks without configuration.
 DEFAULT_SECRET = "whsec_coachpact_sandbox_development"  # noqa: S105
+# The same for the Connect endpoints (Stripe gives each endpoint a secret of its own).
+DEFAULT_CONNECT_SECRET = "whsec_coachpact_sandbox_connect_development"  # noqa: S105
 
 
 def _bool(value: Any) -> bool:
@@ -70,7 +72,8 @@ def _urls(value: Any) -> list[str]:
 class Knobs:
     """What `/_sandbox/config` may change while the sandbox runs (all off by default)."""
 
-    webhook_urls: list[str] = field(default_factory=list)
+    webhook_urls: list[str] = field(default_factory=list)           # the platform's endpoints
+    connect_webhook_urls: list[str] = field(default_factory=list)   # Connect endpoints
     retry_schedule: list[float] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     webhook_timeout: float = 10.0
     async_settle_seconds: float = 5.0
@@ -84,7 +87,8 @@ class Knobs:
 
 
 PARSERS = {
-    "webhook_urls": _urls, "retry_schedule": _schedule, "webhook_timeout": _seconds,
+    "webhook_urls": _urls, "connect_webhook_urls": _urls,
+    "retry_schedule": _schedule, "webhook_timeout": _seconds,
     "async_settle_seconds": _seconds, "duplicate_delivery": _bool, "shuffle_window": _seconds,
     "delivery_delay": _seconds, "drop_first_attempt": _bool, "hold_events": _bool,
     "refund_outcome": _refund_outcome, "clock_offset": _offset,
@@ -92,6 +96,7 @@ PARSERS = {
 # Environment / create_app names for each knob.
 ENV_NAMES = {
     "webhook_urls": "SANDBOX_WEBHOOK_URLS",
+    "connect_webhook_urls": "SANDBOX_CONNECT_WEBHOOK_URLS",
     "retry_schedule": "SANDBOX_RETRY_SCHEDULE",
     "webhook_timeout": "SANDBOX_WEBHOOK_TIMEOUT",
     "async_settle_seconds": "SANDBOX_ASYNC_SETTLE_SECONDS",
@@ -120,6 +125,8 @@ class Settings:
         public = get("SANDBOX_PUBLIC_URL") or ""
         self.public_url: str | None = public.rstrip("/") or None
         self.webhook_secret: str = get("SANDBOX_WEBHOOK_SECRET") or DEFAULT_SECRET
+        self.connect_webhook_secret: str = (get("SANDBOX_CONNECT_WEBHOOK_SECRET")
+                                            or DEFAULT_CONNECT_SECRET)
         self.start_worker: bool = _bool(get("SANDBOX_WORKER", True))
         # The business name the checkout page shows (Stripe takes it from the account).
         self.merchant_name: str = get("SANDBOX_MERCHANT_NAME") or "Coachpact"
@@ -144,6 +151,11 @@ class Settings:
         """A consistent copy of the knobs."""
         with self._lock:
             return Knobs(**asdict(self._knobs))
+
+    def secret_for(self, account: str | None) -> str:
+        """The signing secret of the endpoints an event goes to: Connect endpoints have
+        their own."""
+        return self.connect_webhook_secret if account else self.webhook_secret
 
     def now(self) -> int:
         """The sandbox's clock: real time plus the `clock_offset` knob. Every `created`,

@@ -42,6 +42,7 @@ def test_production_with_settings_is_strict(tmp_path):
             "DATABASE_URL": "postgres://user@db/coachpact",
             "STRIPE_SECRET_KEY": "sk_live_abc",
             "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+            "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_connect",
         },
     )
     assert config["SESSION_COOKIE_SECURE"] is True
@@ -58,8 +59,34 @@ def test_development_defaults_use_sqlite_and_the_sandbox(tmp_path):
 
 
 def test_real_stripe_key_without_webhook_secret_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET and "
+                                          "STRIPE_CONNECT_WEBHOOK_SECRET are required"):
         load_config(str(tmp_path), {"STRIPE_SECRET_KEY": "sk_test_real"})
+    with pytest.raises(ConfigError, match="STRIPE_CONNECT_WEBHOOK_SECRET is required"):
+        load_config(str(tmp_path), {"STRIPE_SECRET_KEY": "sk_test_real",
+                                    "STRIPE_WEBHOOK_SECRET": "whsec_a"})
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET is required"):
+        load_config(str(tmp_path), {"STRIPE_SECRET_KEY": "sk_test_real",
+                                    "STRIPE_WEBHOOK_SECRET": " , ",
+                                    "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_b"})
+
+
+def test_webhook_secrets_are_comma_separated_for_rotation(tmp_path):
+    config = load_config(str(tmp_path), {
+        "STRIPE_SECRET_KEY": "sk_test_real",
+        "STRIPE_WEBHOOK_SECRET": "whsec_new, whsec_old",
+        "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_connect",
+    })
+    assert config["STRIPE_WEBHOOK_SECRET"] == ("whsec_new", "whsec_old")
+    assert config["STRIPE_CONNECT_WEBHOOK_SECRET"] == ("whsec_connect",)
+
+
+def test_without_a_stripe_key_both_secrets_are_the_sandboxs(tmp_path):
+    from sandbox.settings import DEFAULT_CONNECT_SECRET, DEFAULT_SECRET
+
+    config = load_config(str(tmp_path), {})
+    assert config["STRIPE_WEBHOOK_SECRET"] == (DEFAULT_SECRET,)
+    assert config["STRIPE_CONNECT_WEBHOOK_SECRET"] == (DEFAULT_CONNECT_SECRET,)
 
 
 def test_malformed_fee_setting_is_refused(tmp_path):
@@ -70,6 +97,7 @@ def test_malformed_fee_setting_is_refused(tmp_path):
 def test_production_refuses_password_hashing_cheaper_than_argon2s_own(tmp_path):
     env = {"APP_ENV": "production", "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://db/x",
            "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+           "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_y",
            "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "8",
            "PASSWORD_HASH_PARALLELISM": "1"}
     with pytest.raises(ConfigError, match="PASSWORD_HASH_TIME_COST, PASSWORD_HASH_MEMORY_COST"):

@@ -123,6 +123,45 @@ def test_every_event_type_of_the_pipeline_has_a_handler(registered):
     assert not missing, f"no handler registered for {sorted(missing)}"
 
 
+# Connected accounts' events: Stripe sends them only to a Connect endpoint.
+CONNECT_TYPES = {"account.updated"}
+
+
+def going_live_subscriptions() -> dict[str, set[str]]:
+    """README, "Going live": the event types each webhook endpoint subscribes to, by path
+    (`.expired` after `checkout.session.completed` is `checkout.session.expired`)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Going live: webhooks", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, set[str]] = {}
+    for path, events in re.findall(r"^\| `https://<host>(\S+)` \|[^|]*\|([^|]*)\|", section,
+                                   re.MULTILINE):
+        types, prefix = set(), ""
+        for name in re.findall(r"`([a-z_.]+)`", events):
+            if name.startswith("."):
+                name = prefix + name
+            prefix = name.rsplit(".", 1)[0]
+            types.add(name)
+        found[path] = types
+    return found
+
+
+def test_going_live_subscribes_each_endpoint_to_the_types_it_handles(registered):
+    handled = set(registered["types"])
+    assert going_live_subscriptions() == {
+        "/webhooks/stripe": handled - CONNECT_TYPES,
+        "/webhooks/stripe/connect": handled & CONNECT_TYPES,
+    }
+
+
+def test_one_source_names_the_connected_accounts_reconcile_lists(app):
+    from payments.inbox import reconcile
+    from payouts.accounts import connected_account_ids
+
+    with pytest.raises(ValueError, match="connected accounts"):
+        reconcile.register_connected_accounts(lambda: ["acct_other"])
+    reconcile.register_connected_accounts(connected_account_ids)  # the same again: nothing
+
+
 def test_every_periodic_job_the_readme_names_runs_as_often_as_it_says(registered):
     assert {
         name: registered["runs_a_day"].get(name) for name in PERIODIC_JOBS

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.payments.conftest import *  # noqa: F403 (the sandbox, a paid contract, an admin)
 from tests.payments.conftest import (
     API_KEY,
+    CONNECT_WEBHOOK_SECRET,
     WEBHOOK_SECRET,
     start_checkout,
     wait_until_state,
@@ -32,6 +33,7 @@ def app_overrides(sandbox_server):
         "STRIPE_API_BASE": sandbox_server[1],
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
         "PAYOUT_HOLD_DAYS": 0,  # a delivered session's share is due at once
     }

@@ -22,6 +22,7 @@ from tests.support import Switch, serve_in_thread, wait_for
 
 API_KEY = "sk_test_payments_suite"
 WEBHOOK_SECRET = "whsec_payments_suite_secret"
+CONNECT_WEBHOOK_SECRET = "whsec_payments_suite_connect_secret"
 CARD_OK = "4242424242424242"
 
 
@@ -45,6 +46,7 @@ def app_overrides(sandbox_server):
         "STRIPE_API_BASE": sandbox_server[1],
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
     }
 
@@ -73,12 +75,15 @@ class Sandbox:
         response = requests.post(f"{self.url}/_sandbox/config", json=knobs, timeout=10)
         assert response.status_code == 200, response.text
 
-    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+    def events(self, type_: str | None = None, account: str | None = None
+               ) -> list[dict[str, Any]]:
+        """The platform's events, or with `account` that connected account's; oldest first."""
         params = {"limit": 100, **({"type": type_} if type_ else {})}
-        response = requests.get(
-            f"{self.url}/v1/events", params=params, timeout=10,
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        )
+        headers = {"Authorization": f"Bearer {API_KEY}",
+                   **({"Stripe-Account": account} if account else {})}
+        response = requests.get(f"{self.url}/v1/events", params=params, timeout=10,
+                                headers=headers)
+        assert response.status_code == 200, response.text
         return list(reversed(response.json()["data"]))  # oldest first
 
 
@@ -99,6 +104,8 @@ def sandbox(tmp_path, sandbox_server, live_url, sandbox_knobs):
             "SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
             "SANDBOX_WEBHOOK_URLS": f"{live_url}/webhooks/stripe",
             "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SANDBOX_CONNECT_WEBHOOK_URLS": f"{live_url}/webhooks/stripe/connect",
+            "SANDBOX_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
             "SANDBOX_RETRY_SCHEDULE": "0.2,0.4,0.8,1.6",
             "SANDBOX_WEBHOOK_TIMEOUT": "5",
             "SANDBOX_ASYNC_SETTLE_SECONDS": "600",
@@ -121,11 +128,14 @@ def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = N
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
-def deliver(client, event: dict[str, Any], **sign_kwargs: Any):
-    """POST a signed event to the app's webhook, as Stripe would."""
+def deliver(client, event: dict[str, Any], *, connect: bool = False, **sign_kwargs: Any):
+    """POST a signed event to the app's webhook, as Stripe would: the platform's endpoint,
+    or with `connect` the Connect endpoint (signed with its secret unless told)."""
     payload = json.dumps(event).encode()
+    if connect:
+        sign_kwargs.setdefault("secret", CONNECT_WEBHOOK_SECRET)
     return client.post(
-        "/webhooks/stripe",
+        "/webhooks/stripe/connect" if connect else "/webhooks/stripe",
         data=payload,
         content_type="application/json",
         headers={"Stripe-Signature": sign(payload, **sign_kwargs)},
@@ -240,6 +250,7 @@ def queued_overrides(sandbox_server, queue) -> dict[str, Any]:
         "STRIPE_API_BASE": sandbox_server[1],
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
         "JOBS_IMMEDIATE": False,
         "REDIS_URL": None,
@@ -259,6 +270,7 @@ def start_consumer(app, database_uri, queue, sandbox_server, tmp_path):
         database_uri,
         queue,
         {"STRIPE_SECRET_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+         "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
          "STRIPE_API_BASE": sandbox_server[1]},
     )
     started: list[Consumer] = []

@@ -281,6 +281,50 @@ def test_untrustworthy_webhooks_get_400_and_write_nothing(db, client, tamper):
     assert WEBHOOK_SECRET not in response.get_data(as_text=True)
 
 
+# Two secrets on each endpoint, as while one is rolled: Stripe signs with both for a day.
+ROLLING = {
+    "STRIPE_SECRET_KEY": "sk_test_rotation",
+    "STRIPE_API_BASE": "http://127.0.0.1:9",  # nothing here reaches Stripe
+    "STRIPE_WEBHOOK_SECRET": ("whsec_platform_new", "whsec_platform_old"),
+    "STRIPE_CONNECT_WEBHOOK_SECRET": ("whsec_connect_new", "whsec_connect_old"),
+}
+
+
+@pytest.mark.parametrize("app_overrides", [ROLLING])
+@pytest.mark.parametrize("connect", [False, True], ids=["platform", "connect"])
+def test_a_rolled_secret_and_its_successor_are_both_accepted(db, client, app_overrides,
+                                                              connect):
+    from payments.models import WebhookEvent
+
+    new, old = app_overrides[
+        "STRIPE_CONNECT_WEBHOOK_SECRET" if connect else "STRIPE_WEBHOOK_SECRET"]
+    other = app_overrides[
+        "STRIPE_WEBHOOK_SECRET" if connect else "STRIPE_CONNECT_WEBHOOK_SECRET"][0]
+
+    def event(n: int) -> dict:
+        if connect:  # an account we do not know: recorded, and left alone
+            return {"id": f"evt_rolled_{n}", "object": "event", "type": "account.updated",
+                    "account": "acct_elsewhere",
+                    "data": {"object": {"id": "acct_elsewhere", "object": "account"}}}
+        return {"id": f"evt_rolled_{n}", "object": "event", "type": "customer.updated",
+                "data": {"object": {"id": "cus_1", "object": "customer"}}}
+
+    assert deliver(client, event(1), connect=connect, secret=old).status_code == 200
+    assert deliver(client, event(2), connect=connect, secret=new).status_code == 200
+    # A third secret, the other endpoint's included, is refused; so is a stale signature by
+    # a valid one.
+    for n, kwargs in ((3, {"secret": "whsec_someone_else"}), (4, {"secret": other}),
+                      (5, {"secret": old, "timestamp": int(time.time()) - 301})):
+        answer = deliver(client, event(n), connect=connect, **kwargs)
+        assert answer.status_code == 400
+        assert ("tolerance" in answer.get_json()["error"]) == (n == 5)
+        for secret in (new, old, other):
+            assert secret not in answer.get_data(as_text=True)
+    assert rows(db, WebhookEvent) == 2
+    assert {row.stripe_event_id for row in db.session.scalars(select(WebhookEvent))} == {
+        "evt_rolled_1", "evt_rolled_2"}
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("sandbox_knobs", [HOLD])
 def test_eight_concurrent_deliveries_fulfil_once(

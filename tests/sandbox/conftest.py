@@ -19,6 +19,7 @@ from sandbox import create_app
 from tests.support import Switch, serve_in_thread, wait_for
 
 WEBHOOK_SECRET = "whsec_sandbox_tests_secret"
+CONNECT_WEBHOOK_SECRET = "whsec_sandbox_tests_connect_secret"
 API_KEY = "sk_test_sandbox_suite"
 
 
@@ -101,10 +102,28 @@ def _sandbox_server() -> Iterator[tuple[Switch, str]]:
         yield switch, url
 
 
+@pytest.fixture(scope="session")
+def _connect_receiver_server() -> Iterator[tuple[Switch, str]]:
+    switch = Switch()
+    with serve_in_thread(switch) as url:
+        yield switch, url
+
+
 @pytest.fixture
 def receiver(_receiver_server: tuple[Switch, str]) -> Iterator[Receiver]:
+    """The platform's endpoint."""
     switch, url = _receiver_server
     recv = Receiver(url=url)
+    switch.target = recv.wsgi
+    yield recv
+    switch.target = None
+
+
+@pytest.fixture
+def connect_receiver(_connect_receiver_server: tuple[Switch, str]) -> Iterator[Receiver]:
+    """The Connect endpoint (connected accounts' events), with a secret of its own."""
+    switch, url = _connect_receiver_server
+    recv = Receiver(url=url, secret=CONNECT_WEBHOOK_SECRET)
     switch.target = recv.wsgi
     yield recv
     switch.target = None
@@ -140,12 +159,15 @@ def sandbox_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def sandbox(tmp_path, receiver: Receiver, sandbox_config: dict[str, Any],
+def sandbox(tmp_path, receiver: Receiver, connect_receiver: Receiver,
+            sandbox_config: dict[str, Any],
             _sandbox_server: tuple[Switch, str]) -> Iterator[Sandbox]:
     config = {
         "SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
         "SANDBOX_WEBHOOK_URLS": receiver.endpoint,
         "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SANDBOX_CONNECT_WEBHOOK_URLS": connect_receiver.endpoint,
+        "SANDBOX_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
         # Compressed schedules keep the suite fast; async payments settle on demand
         # unless a test asks for the timer.
         "SANDBOX_RETRY_SCHEDULE": "0.2,0.4,0.8",

@@ -11,6 +11,7 @@ import pytest
 import requests
 import stripe
 
+from tests.sandbox.conftest import WEBHOOK_SECRET
 from tests.sandbox.shape_check import assert_shape, raw, shape_errors
 
 AMOUNT = 24000  # what make_session's session costs
@@ -29,10 +30,14 @@ def tool(sandbox, path: str, **data: Any) -> requests.Response:
     return requests.post(f"{sandbox.url}/_sandbox/{path}", json=data, timeout=10)
 
 
-def events(client: stripe.StripeClient, *prefixes: str) -> list[dict[str, Any]]:
-    """Recorded events of the given type prefixes, oldest first, shapes checked."""
-    page = raw(client.v1.events.list(params={"limit": 100}))
-    found = [e for e in reversed(page["data"]) if e["type"].startswith(prefixes)]
+def events(client: stripe.StripeClient, *prefixes: str,
+           account: str | None = None) -> list[dict[str, Any]]:
+    """Recorded events of the given type prefixes (all without), oldest first, shapes
+    checked: the platform's, or with `account` that connected account's (the
+    Stripe-Account header)."""
+    options: Any = {"stripe_account": account} if account else {}
+    page = raw(client.v1.events.list(params={"limit": 100}, options=options))
+    found = [e for e in reversed(page["data"]) if e["type"].startswith(prefixes or ("",))]
     for event in found:
         assert_shape(event, "event")
     return found
@@ -105,7 +110,8 @@ def test_account_with_controller_properties(client):
     assert (other.default_currency, other.type) == ("eur", "none")
     listed = client.v1.accounts.list(params={"limit": 1})
     assert [a.id for a in listed.data] == [other.id] and listed.has_more
-    assert events(client, "account.") == []  # Stripe sends no event for a creation
+    # Stripe sends no event for a creation.
+    assert events(client, "account.", account=other.id) == []
 
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.accounts.retrieve("acct_missing")
@@ -124,12 +130,13 @@ def test_account_update_emits_account_updated(client):
         "email": "new@example.com", "metadata": {"coach_id": "", "plan": "pro"}})
     assert updated.email == "new@example.com"
     assert updated.metadata.to_dict() == {"plan": "pro"}
-    [event] = events(client, "account.updated")
+    [event] = events(client, "account.updated", account=account.id)
     assert event["account"] == account.id
     assert event["data"]["previous_attributes"] == {
         "email": "coach@example.com", "metadata": {"coach_id": "7", "plan": None}}
     client.v1.accounts.update(account.id, params={"email": "new@example.com"})
-    assert len(events(client, "account.updated")) == 1  # nothing changed, no event
+    # Nothing changed, no event.
+    assert len(events(client, "account.updated", account=account.id)) == 1
 
 
 # -- onboarding --------------------------------------------------------------------------
@@ -142,7 +149,7 @@ def account_link(client: stripe.StripeClient, account: str, receiver) -> stripe.
         "return_url": f"{receiver.url}/coach/stripe/return"})
 
 
-def test_onboarding_page_enables_the_account(client, sandbox, receiver):
+def test_onboarding_page_enables_the_account(client, sandbox, receiver, connect_receiver):
     account = new_account(client)
     link = account_link(client, account.id, receiver)
     assert_shape(raw(link), "account_link")
@@ -167,14 +174,15 @@ def test_onboarding_page_enables_the_account(client, sandbox, receiver):
         body["requirements"]["disabled_reason"] is None
     assert isinstance(body["tos_acceptance"]["date"], int)
 
-    [event] = events(client, "account.")
+    [event] = events(client, "account.", account=account.id)
     assert event["type"] == "account.updated" and event["account"] == account.id
     previous = event["data"]["previous_attributes"]
     assert (previous["charges_enabled"], previous["payouts_enabled"],
             previous["details_submitted"]) == (False, False, False)
     assert previous["capabilities"] == {"transfers": "inactive"}
     assert previous["requirements"]["currently_due"] == DUE
-    delivered = receiver.wait_for_type("account.updated")[0]
+    # A connected account's event goes to the Connect endpoint, signed with its secret.
+    delivered = connect_receiver.wait_for_type("account.updated")[0]
     assert delivered["id"] == event["id"] and delivered["account"] == account.id
 
     # An Account Link is single use: the next visit goes to refresh_url.
@@ -198,7 +206,7 @@ def test_onboarding_link_expires_and_can_be_left_unfinished(client, sandbox, rec
     assert left.headers["Location"] == f"{receiver.url}/coach/stripe/return"
     still = client.v1.accounts.retrieve(account.id)
     assert (still.details_submitted, still.capabilities.transfers) == (False, "inactive")
-    assert events(client, "account.") == []
+    assert events(client, "account.", account=account.id) == []
 
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.account_links.create(params={
@@ -434,7 +442,7 @@ def test_reversals(client, make_session, sandbox):
 # -- payouts and the Stripe-Account header ---------------------------------------------------
 
 
-def test_payout_tool_pays_the_balance_out(client, make_session, sandbox, receiver):
+def test_payout_tool_pays_the_balance_out(client, make_session, sandbox, connect_receiver):
     coach = onboarded(client, sandbox)
     charge = paid_charge(client, make_session, sandbox)
     client.v1.transfers.create(params={"amount": 12000, "currency": "usd",
@@ -447,12 +455,12 @@ def test_payout_tool_pays_the_balance_out(client, make_session, sandbox, receive
     assert payout["destination"].startswith("ba_")
     assert balance_of(client, coach) == (0, 0)
 
-    found = events(client, "payout.")
+    found = events(client, "payout.", account=coach)
     assert [e["type"] for e in found] == ["payout.created", "payout.paid"]
     assert all(e["account"] == coach for e in found)
     assert found[0]["data"]["object"]["status"] == "in_transit"
     assert found[1]["data"]["previous_attributes"]["status"] == "in_transit"
-    assert receiver.wait_for_type("payout.paid")[0]["account"] == coach
+    assert connect_receiver.wait_for_type("payout.paid")[0]["account"] == coach
 
     options: Any = {"stripe_account": coach}
     listed = client.v1.payouts.list(options=options)
@@ -479,6 +487,85 @@ def test_stripe_account_header(client, sandbox):
     assert "Stripe-Account" in str(elsewhere.value.user_message)
     bad = tool(sandbox, f"accounts/{coach}/balance", available="lots")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "available"
+
+
+# -- Connect endpoints and connected accounts' events ---------------------------------------
+
+
+def test_connected_account_events_go_only_to_connect_endpoints(
+        client, sandbox, receiver, connect_receiver):
+    coach = onboarded(client, sandbox)
+    client.v1.customers.create(params={"email": "student@example.com"})
+    [updated] = connect_receiver.wait_for_type("account.updated")
+    assert updated["account"] == coach
+    receiver.wait_for_type("customer.created")
+    # Each receiver checks the signature with its own endpoint's secret: nothing refused,
+    # and each got only its own kind.
+    assert receiver.rejected == [] and connect_receiver.rejected == []
+    assert "account.updated" not in receiver.types()
+    assert connect_receiver.types() == ["account.updated"]
+    [attempt] = connect_receiver.attempts
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(attempt["body"], attempt["signature"], WEBHOOK_SECRET)
+    [delivery] = sandbox.deliveries(updated["id"])
+    assert delivery["url"] == connect_receiver.endpoint
+    page = requests.get(f"{sandbox.url}/_sandbox/events", timeout=10).text
+    assert f"Connect endpoints: {connect_receiver.endpoint}" in page
+    assert f"on <code>{coach}</code>" in page
+
+    # A resend goes the same way.
+    resent = requests.post(f"{sandbox.url}/_sandbox/events/{updated['id']}/resend",
+                           headers={"Accept": "application/json"}, timeout=10)
+    assert resent.json() == {"queued": 1}
+    connect_receiver.wait_for_type("account.updated", count=2)
+    assert "account.updated" not in receiver.types()
+
+
+def test_without_connect_endpoints_a_connected_accounts_event_goes_nowhere(
+        client, sandbox, receiver):
+    sandbox.configure(connect_webhook_urls="")
+    coach = onboarded(client, sandbox)
+    [event] = events(client, "account.updated", account=coach)
+    assert event["pending_webhooks"] == 0 and sandbox.deliveries(event["id"]) == []
+    client.v1.customers.create(params={"email": "student@example.com"})
+    receiver.wait_for_type("customer.created")
+    assert "account.updated" not in receiver.types()
+
+
+def test_events_are_listed_and_retrieved_by_account(client, make_session, sandbox):
+    coach = onboarded(client, sandbox)
+    other = onboarded(client, sandbox, email="other@example.com")
+    charge = paid_charge(client, make_session, sandbox)
+    client.v1.transfers.create(params={"amount": 12000, "currency": "usd",
+                                       "destination": coach, "source_transaction": charge})
+    assert tool(sandbox, f"accounts/{coach}/payout").status_code == 200
+
+    platform = events(client)
+    assert all("account" not in e for e in platform)
+    assert {"charge.succeeded", "transfer.created"} <= {e["type"] for e in platform}
+    mine = events(client, account=coach)
+    assert [e["type"] for e in mine] == ["account.updated", "payout.created", "payout.paid"]
+    assert all(e["account"] == coach for e in mine)
+    assert [e["type"] for e in events(client, account=other)] == ["account.updated"]
+    # Filters work within the account's own events.
+    typed = client.v1.events.list(params={"type": "payout.*"},
+                                  options={"stripe_account": coach})
+    assert [e.type for e in typed.data] == ["payout.paid", "payout.created"]
+    # The SDK pages on with the same header.
+    paged = client.v1.events.list(params={"limit": 1}, options={"stripe_account": coach})
+    assert [e.id for e in paged.auto_paging_iter()] == [e["id"] for e in reversed(mine)]
+
+    own = client.v1.events.retrieve(mine[0]["id"], options={"stripe_account": coach})
+    assert own.id == mine[0]["id"] and own.account == coach
+    # Another scope's event is unknown, as Stripe answers.
+    for event_id, options in ((mine[0]["id"], {}),
+                              (mine[0]["id"], {"stripe_account": other}),
+                              (platform[0]["id"], {"stripe_account": coach})):
+        with pytest.raises(stripe.InvalidRequestError) as missing:
+            client.v1.events.retrieve(event_id, options=options)
+        assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+    with pytest.raises(stripe.PermissionError):
+        client.v1.events.list(options={"stripe_account": "acct_missing"})
 
 
 def test_shape_checker_knows_connect_objects(client, sandbox):

@@ -303,10 +303,15 @@ def test_knob_hold_records_but_delivers_nothing(make_session, sandbox, receiver,
     assert receiver.wait_for_type("checkout.session.completed")[0]["id"] == events.data[0].id
 
 
-def test_knobs_from_config_endpoint(sandbox):
+def test_knobs_from_config_endpoint(sandbox, receiver, connect_receiver):
     knobs = requests.get(f"{sandbox.url}/_sandbox/config", timeout=10).json()
     assert knobs["hold_events"] is False and knobs["duplicate_delivery"] is False
     assert knobs["retry_schedule"] == [0.2, 0.4, 0.8]
+    assert knobs["webhook_urls"] == [receiver.endpoint]
+    assert knobs["connect_webhook_urls"] == [connect_receiver.endpoint]
+    moved = requests.post(f"{sandbox.url}/_sandbox/config",
+                          json={"connect_webhook_urls": "http://a/c, http://b/c"}, timeout=10)
+    assert moved.json()["connect_webhook_urls"] == ["http://a/c", "http://b/c"]
     changed = requests.post(f"{sandbox.url}/_sandbox/config",
                             data={"hold_events": "true", "retry_schedule": "1,2"}, timeout=10)
     assert changed.json()["hold_events"] is True and changed.json()["retry_schedule"] == [1, 2]
@@ -344,8 +349,9 @@ def test_default_secret_is_the_apps_development_default(tmp_path):
 
     app = create_app({"SANDBOX_DB": str(tmp_path / "s.sqlite3"), "SANDBOX_WORKER": False})
     try:
-        assert app.extensions["sandbox"].settings.webhook_secret == (
-            "whsec_coachpact_sandbox_development")
+        settings = app.extensions["sandbox"].settings
+        assert settings.webhook_secret == "whsec_coachpact_sandbox_development"
+        assert settings.connect_webhook_secret == "whsec_coachpact_sandbox_connect_development"
     finally:
         app.extensions["sandbox"].close()
     assert WEBHOOK_SECRET != "whsec_coachpact_sandbox_development"
