@@ -59,7 +59,9 @@ def books_check() -> Response | str:
     if run.error:
         flash(f"{day}: Stripe could not be asked ({run.error}).", "danger")
     elif run.items:
-        flash(f"{day}: {len(run.items)} difference(s) between Stripe and our records.", "warning")
+        count = len(run.items)
+        flash(f"{day}: {count} difference{'' if count == 1 else 's'} between Stripe and our "
+              "records.", "warning")
     else:
         flash(f"{day}: every balance transaction matches our records.", "success")
     return redirect(url_for("admin.books_day", day=day.isoformat()))

@@ -39,6 +39,7 @@ from accounts.models import User
 from audit.services import record as audit
 from books.fees import keep_fee
 from books.models import Difference, ReconciliationItem, ReconciliationRun
+from contracts.money import format_money
 from extensions import db
 from payments import stripe_api
 from payments.models import Dispute, Payment, Refund, RefundStatus
@@ -237,8 +238,8 @@ def _compare(check: Check, category: str, transaction: dict[str, Any], source_id
     amount, currency = int(transaction["amount"]), str(transaction["currency"])
     if currency != ours.currency or amount != ours.amount:
         check.differ(Difference.AMOUNT, category, currency,
-                     f"Stripe's balance moved {amount} {currency}; {ours.label} says "
-                     f"{ours.amount} {ours.currency}.",
+                     f"Stripe's balance moved {format_money(amount, currency)}; {ours.label} "
+                     f"says {format_money(ours.amount, ours.currency)}.",
                      transaction=transaction, source_id=source_id, stripe_amount=amount,
                      ours=ours)
         return
@@ -248,7 +249,8 @@ def _compare(check: Check, category: str, transaction: dict[str, Any], source_id
             keep_fee(ours.payment_id, transaction, source_id)  # first read: kept
         elif ours.fee != fee:
             check.differ(Difference.AMOUNT, category, currency,
-                         f"Stripe's fee is {fee} {currency}; {ours.label} records {ours.fee}.",
+                         f"Stripe's fee is {format_money(fee, currency)}; {ours.label} records "
+                         f"{format_money(ours.fee, currency)}.",
                          transaction=transaction, source_id=source_id, stripe_amount=amount,
                          ours=ours)
             return
@@ -278,8 +280,9 @@ def check_day(day: date) -> Check:
         ours = record_for(category, source_id, source)
         if ours is None:
             check.differ(Difference.MISSING_OURS, category, currency,
-                         f"Stripe's {category} {source_id} moved {transaction['amount']} "
-                         f"{currency}; we have no record of it.",
+                         f"Stripe's {category.replace('_', ' ')} {source_id} moved "
+                         f"{format_money(int(transaction['amount']), currency)}; we have no "
+                         "record of it.",
                          transaction=transaction, source_id=source_id,
                          stripe_amount=int(transaction["amount"]))
             continue
@@ -288,8 +291,9 @@ def check_day(day: date) -> Check:
     for ours, keys in records_of(day):
         if not seen.intersection(keys):
             check.differ(Difference.MISSING_STRIPE, ours.category, ours.currency,
-                         f"{ours.label} ({', '.join(keys)}) moved {ours.amount} {ours.currency} "
-                         "by our records; Stripe's balance has no such transaction.",
+                         f"{ours.label} ({', '.join(keys)}) moved "
+                         f"{format_money(ours.amount, ours.currency)} by our records; Stripe's "
+                         "balance has no such transaction.",
                          source_id=keys[0], ours=ours)
     return check
 

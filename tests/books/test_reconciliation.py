@@ -248,3 +248,42 @@ def test_the_admin_checks_a_day_and_sees_it(db, active_day, day, student_client,
     result = runner.invoke(args=["payments", "reconcile-balance", "--day", day.isoformat()])
     assert result.exit_code == 0, result.output
     assert "4 balance transactions, 4 matched, 0 difference(s)" in result.output
+
+
+@pytest.mark.browser
+def test_in_chromium_the_admin_checks_the_day_then_finds_a_missing_refund(
+    db, active_day, day, admin, live_url, page
+):
+    from payments.models import Refund
+    from tests.conftest import PASSWORD
+    from tests.support import shot
+
+    page.goto(f"{live_url}/auth/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_url}/admin/**")
+    page.locator("#admin-nav").get_by_role("link", name="Stripe books").click()
+    page.get_by_label("Day (UTC)").fill(day.isoformat())
+    page.get_by_role("button", name="Check this day with Stripe").click()
+    page.wait_for_url(f"{live_url}/admin/books/{day.isoformat()}")
+    assert page.locator("#run-result").inner_text() == "Clean"
+    totals = page.locator("#day-totals").inner_text()
+    assert "Charges" in totals and "Transfer reversals" in totals and "$6.10" in totals
+    shot(page, "admin-books-clean")
+
+    # A refund whose record went astray on our side: the next check names it.
+    refund = db.session.scalar(select(Refund).filter_by(contract_id=active_day))
+    refund.stripe_refund_id = "re_elsewhere"
+    db.session.commit()
+    page.get_by_role("button", name="Check this day with Stripe").click()
+    page.wait_for_url(f"{live_url}/admin/books/{day.isoformat()}")
+    assert page.locator("#run-result").inner_text() == "2 differences"
+    rows = page.locator("#differences tbody tr")
+    assert rows.count() == 2
+    text = page.locator("#differences").inner_text()
+    assert "Missing on our side" in text and "Missing at Stripe" in text
+    assert "re_elsewhere" in text
+    shot(page, "admin-books-differences")
+    page.get_by_role("link", name="Stripe books").last.click()
+    assert page.locator(f"#run-{day.isoformat()}").get_attribute("data-clean") == "no"
