@@ -358,3 +358,61 @@ def test_two_jobs_at_once_transfer_a_session_once(
     outcomes = at_once(app, transfers.transfer_share, [share_id, share_id])
     assert sorted(outcomes) == ["not_due", "transferred"]
     assert len(stripe_transfers(sandbox, ready_account)) == 1
+
+
+def test_a_share_of_a_contract_paid_offline_waits_for_the_platform_balance(
+    db, clock, sandbox, pending_contract, admin
+):
+    """Paid offline, the share comes from the platform's available balance: refused while
+    it is short (and asked again for days, not hours), sent once it is there."""
+    from contracts import scheduling
+    from contracts.models import SessionStatus
+    from payments.manual import record_manual_payment
+    from payments.models import ManualMethod
+    from payouts import accounts
+    from payouts.models import ConnectedAccount, ShareStatus
+    from tests.support import wait_for
+
+    contract_id, _, coach = pending_contract
+    record_manual_payment(contract_id, db.session.merge(admin),
+                          method=ManualMethod.BANK_TRANSFER, reference="TR-7",
+                          received_on=clock.now().date(), note="")
+    db.session.commit()
+    account_id = accounts.connect_account(db.session.merge(coach)).stripe_account_id
+    db.session.commit()
+    assert sandbox.tool(f"accounts/{account_id}/onboard").status_code == 200
+
+    def ready() -> bool:
+        db.session.expire_all()
+        row = db.session.scalar(select(ConnectedAccount).filter_by(stripe_account_id=account_id))
+        return row is not None and row.ready
+
+    wait_for(ready, 10, "the coach's account to be ready")
+    starts = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
+    clock.freeze(starts - timedelta(days=1))
+    session = scheduling.book_session(contract_id, db.session.merge(coach), starts_at=starts)
+    db.session.commit()
+    clock.freeze(starts + timedelta(minutes=50))
+    scheduling.mark_session(session.id, db.session.merge(coach), SessionStatus.COMPLETED)
+    db.session.commit()
+    clock.advance(HOLD)
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.refusals) == (ShareStatus.FAILED, 1)
+    assert "balance_insufficient" in share.last_error
+    assert share.next_attempt_at == clock.now() + timedelta(minutes=15)
+    clock.advance(timedelta(minutes=15))
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.refusals) == (ShareStatus.FAILED, 2)
+    assert share.next_attempt_at == clock.now() + timedelta(minutes=30)
+
+    topped = sandbox.tool("balance/top_up", amount=10000, currency="usd")
+    assert topped.status_code == 200, topped.text
+    clock.advance(timedelta(minutes=30))
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert share.status is ShareStatus.TRANSFERRED
+    [transfer] = stripe_transfers(sandbox, account_id)
+    assert (transfer["amount"], transfer["source_transaction"]) == (4750, None)
+    assert _balance(sandbox, account_id) == (4750, 0)
