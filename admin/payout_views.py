@@ -180,6 +180,19 @@ def platform_losses() -> dict[str, tuple[int, int]]:
     }
 
 
+def waiting_reversals() -> list[SessionShare]:
+    """Reversals Stripe refused for the coach's short balance, asked again until they go
+    through or, after `transfers.REVERSAL_GIVE_UP`, become a loss: oldest first."""
+    return list(
+        db.session.scalars(
+            select(SessionShare)
+            .options(joinedload(SessionShare.coach), joinedload(SessionShare.contract))
+            .where(SessionShare.reversal_waiting_since.is_not(None))
+            .order_by(SessionShare.reversal_waiting_since, SessionShare.id)
+        )
+    )
+
+
 def latest_losses(limit: int = LOSSES_SHOWN) -> list[PlatformLoss]:
     return list(
         db.session.scalars(
@@ -237,6 +250,8 @@ def payouts_page() -> str:
         fees=platform_fees(),
         losses=platform_losses(),
         latest_losses=latest_losses(),
+        waiting_reversals=waiting_reversals(),
+        give_up=transfers.REVERSAL_GIVE_UP,
         check=ledger_check(),
         lines_shown=LEDGER_LINES_SHOWN,
         now=clock.now(),

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -177,6 +178,18 @@ def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
         return client().v1.payment_intents.retrieve(
             payment_intent_id, {"expand": ["latest_charge"]}
         )
+
+
+def funds_available_at(charge_id: str) -> datetime | None:
+    """When a charge's money is available in the platform's balance: its balance
+    transaction's `available_on` (a card charge's money is pending for a few days first).
+    None when Stripe has no balance transaction for it (the charge has not succeeded)."""
+    with _translated_errors():
+        charge = client().v1.charges.retrieve(charge_id, {"expand": ["balance_transaction"]})
+    funds = charge.balance_transaction
+    if funds is None or isinstance(funds, str):
+        return None
+    return datetime.fromtimestamp(funds.available_on, UTC)
 
 
 def charge_off_session(params: PaymentIntentCreateParams, key: str) -> stripe.PaymentIntent:

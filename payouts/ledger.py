@@ -4,6 +4,7 @@ For every paid contract, in integers of its currency (`payments.standing`):
 
     received + still to be paid + written off
       = refunded + lost to disputes + transferred − reversed − lost (reversals refused)
+        − reversals waiting (refused for the coach's short balance, asked again)
         + platform fee share + still to transfer (held, due, or not yet earned)
         + excess kept (paid beyond the total, not given back yet)
 
@@ -12,7 +13,9 @@ The coach's part of each session share is `amount − amount × returned ÷ tota
 contract's own terms (`payments.standing.split`), never read back from the rows
 being checked; the platform's fee share is what refunds leave of the fee, so it
 absorbs the rounding. A share whose amount is not its split, or a reversal not
-yet made, shows as a discrepancy.
+yet made, shows as a discrepancy, unless Stripe refused it for the coach's short
+balance and it waits to be asked again: then it is a reversal waiting (what the
+coach still owes back), not a loss.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from payouts.models import UNSENT_STATUSES, PlatformLoss, SessionShare, ShareSta
 log = logging.getLogger(__name__)
 
 FIGURES = ("paid", "unpaid", "waived", "refunded", "disputes_lost", "transferred", "reversed",
-           "lost", "fee_share", "in_hold", "to_earn", "excess")
+           "lost", "waiting", "fee_share", "in_hold", "to_earn", "excess")
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ContractMoney:
     transferred: int = 0
     reversed: int = 0
     lost: int = 0
+    waiting: int = 0  # reversals refused for a short balance, to be asked again
     fee_share: int = 0
     in_hold: int = 0  # delivered, not sent yet (held, due, failed, being sent)
     to_earn: int = 0  # sessions not delivered yet, net of refunds
@@ -63,13 +67,13 @@ class ContractMoney:
     def earned(self) -> int:
         """The coach's part of delivered sessions, net of refunds (what a refused
         reversal left with the coach is the platform's loss, not an earning)."""
-        return self.transferred - self.reversed - self.lost + self.in_hold
+        return self.transferred - self.reversed - self.lost - self.waiting + self.in_hold
 
     @property
     def off_by(self) -> int:
         return (self.paid + self.unpaid + self.waived) - (
             self.refunded + self.disputes_lost + self.transferred - self.reversed - self.lost
-            + self.fee_share + self.still_to_transfer + self.excess
+            - self.waiting + self.fee_share + self.still_to_transfer + self.excess
         )
 
 
@@ -102,6 +106,10 @@ def contract_money(contract: Contract, standing: Standing | None = None) -> Cont
             money.transferred += share.transfer_amount or 0
             money.reversed += share.reversed_amount
             money.lost += share.lost_amount
+            if share.reversal_waiting:
+                kept = (share.transfer_amount or 0) - share.reversed_amount - share.lost_amount
+                coach_part = share.amount - refund_cut(share.amount, returned, total)
+                money.waiting += max(kept - coach_part, 0)
         elif share.status in UNSENT_STATUSES:
             money.in_hold += share.amount - refund_cut(share.amount, returned, total)
     money.to_earn = sum(
@@ -120,6 +128,7 @@ def contract_money(contract: Contract, standing: Standing | None = None) -> Cont
             f"paid {money.paid} + still to be paid {money.unpaid} + written off {money.waived}"
             f" ≠ refunded {money.refunded} + disputes lost {money.disputes_lost}"
             f" + transferred {money.transferred} − reversed {money.reversed} − lost {money.lost}"
+            f" − reversals waiting {money.waiting}"
             f" + platform fee {money.fee_share} + still to transfer {money.still_to_transfer}"
             f" + excess {money.excess} (off by {money.off_by})"
         )

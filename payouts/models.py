@@ -115,6 +115,13 @@ class SessionShare(Model):
     refusals: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # A reversal Stripe refused because the coach's available balance was short waits and
+    # is asked again (backoff, a new idempotency key per refusal) until it goes through or,
+    # `payouts.transfers.REVERSAL_GIVE_UP` after the first refusal, becomes a PlatformLoss.
+    reversal_refusals: Mapped[int] = mapped_column(default=0)  # ever; numbers the keys
+    reversal_waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reversal_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reversal_error: Mapped[str | None] = mapped_column(String(500))
     transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
@@ -122,6 +129,11 @@ class SessionShare(Model):
     session: Mapped[CoachingSession] = relationship()
     contract: Mapped[Contract] = relationship()
     coach: Mapped[User] = relationship()
+
+    @property
+    def reversal_waiting(self) -> bool:
+        """A reversal was refused for the coach's short balance and is to be asked again."""
+        return self.reversal_waiting_since is not None
 
 
 class PlatformLoss(Model):

@@ -12,23 +12,31 @@ the request's parameters are fixed at the first claim, so a retry, a second job
 or a lost answer can never make two transfers for one session. Only a refusal,
 which proves nothing was sent, moves the key on (`-r<refusals>`), since Stripe
 answers a key it refused with the same refusal. Refused → `failed`, retried
-after 1 minute doubling to an hour; not reached → `due` again, same key.
+after 1 minute doubling to an hour (a short platform balance, `balance_insufficient`:
+15 minutes doubling to 12 hours, so retries go on for days); not reached → `due`
+again, same key. A share whose source charge's money is still pending at Stripe
+(its balance transaction's `available_on` is to come) waits until then, `due`,
+with no refusal counted: Stripe would hold the coach's money until then anyway,
+and a reversal could not take it back before.
 
 Refunds after transfers: each transferred share gives back
 `amount × refunded ÷ total` (rounded down) through transfer reversals, keyed
 by the share and the cumulative amount reversed. A reversal Stripe refuses
-(the coach's balance is short) is written once as a PlatformLoss and never
-asked again; shares not yet sent shrink instead, or are cancelled when the
-contract is refunded in full.
+because the coach's available balance is short (`balance_insufficient`) waits
+and is asked again, 15 minutes doubling to 12 hours, each refusal moving the key
+on (`-r<refusals>`); the coach is told once to keep that much in their balance.
+Still refused REVERSAL_GIVE_UP after the first refusal (or refused for any other
+reason), it is written once as a PlatformLoss and never asked again. Shares not
+yet sent shrink instead, or are cancelled when the contract is refunded in full.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import exists, func, select
 
 import clock
@@ -36,8 +44,10 @@ import jobs
 from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract
+from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
+from notifications.services import notify
 from payments import stripe_api
 from payments.models import Dispute, Payment, Refund, RefundStatus
 from payments.records import lock_with_contract, transfer_group
@@ -55,6 +65,13 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
+# Stripe's code when a balance cannot cover a transfer or a reversal: money may come (the
+# platform's charges become available, the coach earns more), so asked again for days.
+SHORT_BALANCE = "balance_insufficient"
+SHORT_FIRST_RETRY = timedelta(minutes=15)
+SHORT_LONGEST_WAIT = timedelta(hours=12)
+# A reversal refused for a short balance this long after its first refusal: the platform's loss.
+REVERSAL_GIVE_UP = timedelta(days=5)
 # Stripe not reached: the same request (same key) is tried again this much later.
 UNREACHED_WAIT = timedelta(minutes=1)
 # A share still `transferring` this long after its claim lost its job: due again.
@@ -62,8 +79,11 @@ STUCK_AFTER = timedelta(minutes=10)
 TRANSFERABLE = (ShareStatus.DUE, ShareStatus.FAILED)
 
 
-def retry_delay(refusals: int) -> timedelta:
-    """1 minute after the first refusal, doubling, at most an hour."""
+def retry_delay(refusals: int, code: str | None = None) -> timedelta:
+    """1 minute after the first refusal, doubling, at most an hour; for a short balance
+    15 minutes, doubling, at most 12 hours."""
+    if code == SHORT_BALANCE:
+        return jobs.backoff(refusals, SHORT_FIRST_RETRY, SHORT_LONGEST_WAIT)
     return jobs.backoff(refusals, FIRST_RETRY, LONGEST_WAIT)
 
 
@@ -216,6 +236,10 @@ def transfer_share(share_id: int) -> str:
         assert share is not None
         share.source_payment_id, share.source_charge_id = payment_id, charge_id
         db.session.commit()  # remember the source: the next try sends the very same request
+        available_at = stripe_api.funds_available_at(charge_id) if charge_id else None
+        if available_at is not None and available_at > clock.now():
+            _wait_for_funds(share_id, available_at)
+            return "waiting"
         params: stripe_api.TransferCreateParams = {
             "amount": claim.amount,
             "currency": claim.currency,
@@ -268,6 +292,20 @@ def _back_to_due(share_id: int, error: str) -> None:
     db.session.commit()
 
 
+def _wait_for_funds(share_id: int, available_at: datetime) -> None:
+    """The student's money is still pending at Stripe: due again when it is available
+    (no refusal: nothing was asked, the key stays)."""
+    share, _ = _locked(share_id)
+    if share.status is ShareStatus.TRANSFERRING:
+        move(share, ShareStatus.DUE)
+        share.next_attempt_at = available_at
+        share.last_error = (f"Waiting for the student's payment to become available at "
+                            f"Stripe ({available_at:%Y-%m-%d %H:%M} UTC).")
+        audit("payout.transfer_waiting", share, actor_label="stripe",
+              after={"available_at": available_at.isoformat()})
+    db.session.commit()
+
+
 def _refused(share_id: int, message: str, code: str | None) -> None:
     share, _ = _locked(share_id)
     if share.status is ShareStatus.TRANSFERRING:
@@ -276,7 +314,7 @@ def _refused(share_id: int, message: str, code: str | None) -> None:
             # A refusal made nothing: the next try may (and must) use a new key. A key
             # seen with other parameters proves nothing, so it stays for an admin to see.
             share.refusals += 1
-        share.next_attempt_at = clock.now() + retry_delay(max(share.refusals, 1))
+        share.next_attempt_at = clock.now() + retry_delay(max(share.refusals, 1), code)
         share.last_error = (message if not code else f"{message} ({code})")[:500]
         audit("payout.transfer_failed", share, actor_label="stripe",
               after={"error": share.last_error, "attempt": share.attempts})
@@ -318,6 +356,7 @@ class Reversal:
     transfer_id: str
     amount: int
     target: int  # what reversed + lost should reach with this reversal
+    refusals: int = 0  # short-balance refusals so far: each moves the key on
 
 
 def owed_back(share: SessionShare, refunded: int, total: int) -> int:
@@ -371,9 +410,12 @@ def apply_refunds(contract_id: int) -> list[str]:
                       after={"refunded": refunded})
         elif share.status is ShareStatus.TRANSFERRED and share.stripe_transfer_id:
             owed = owed_back(share, refunded, contract.total_amount)
-            if owed:
+            waiting = (share.reversal_next_attempt_at is not None
+                       and share.reversal_next_attempt_at > clock.now())
+            if owed and not waiting:
                 reversals.append(Reversal(share.id, share.stripe_transfer_id, owed,
-                                          share.reversed_amount + share.lost_amount + owed))
+                                          share.reversed_amount + share.lost_amount + owed,
+                                          share.reversal_refusals))
     db.session.commit()
     return [reverse(item) for item in reversals]
 
@@ -384,12 +426,15 @@ def reverse(item: Reversal) -> str:
         made = stripe_api.create_transfer_reversal(
             item.transfer_id,
             {"amount": item.amount, "metadata": {"coachpact_share_id": str(item.share_id)}},
-            stripe_api.idempotency_key("reversal", item.share_id, item.target),
+            stripe_api.idempotency_key("reversal", item.share_id, item.target,
+                                       *([f"r{item.refusals}"] if item.refusals else [])),
         )
     except stripe_api.PaymentProviderError as exc:
         if exc.unreached:
             log.warning("reversal of share %s not reached: %s", item.share_id, exc)
             return "unreached"  # the next run asks again, same key
+        if exc.code == SHORT_BALANCE:
+            return _short(item, str(exc))
         return _lost(item, str(exc), exc.code)
     share, _ = _locked(item.share_id)
     if share.reversed_amount + share.lost_amount < item.target:
@@ -399,8 +444,50 @@ def reverse(item: Reversal) -> str:
         audit("payout.reversed", share, actor_label="stripe",
               after={"amount": item.amount, "reversal": made.id,
                      "reversed": share.reversed_amount})
+    _stop_waiting(share)
     db.session.commit()
     return "reversed"
+
+
+def _stop_waiting(share: SessionShare) -> None:
+    share.reversal_waiting_since = None
+    share.reversal_next_attempt_at = None
+    share.reversal_error = None
+
+
+def _short(item: Reversal, message: str) -> str:
+    """A reversal the coach's available balance cannot cover yet: asked again later with a
+    new key, the coach told once; REVERSAL_GIVE_UP after the first refusal, a loss."""
+    share, contract = _locked(item.share_id)
+    if share.reversed_amount + share.lost_amount >= item.target:
+        db.session.rollback()
+        return "known"
+    now = clock.now()
+    reason = f"{message} ({SHORT_BALANCE})"
+    if share.reversal_waiting_since is not None and \
+            now - share.reversal_waiting_since >= REVERSAL_GIVE_UP:
+        db.session.rollback()
+        return _lost(item, message, SHORT_BALANCE)
+    share.reversal_refusals += 1
+    first = share.reversal_waiting_since is None
+    if first:
+        share.reversal_waiting_since = now
+    share.reversal_next_attempt_at = now + retry_delay(share.reversal_refusals, SHORT_BALANCE)
+    share.reversal_error = reason[:500]
+    audit("payout.reversal_waiting", share, actor_label="stripe",
+          after={"amount": item.amount, "refusals": share.reversal_refusals,
+                 "next_attempt_at": share.reversal_next_attempt_at.isoformat()})
+    if first:
+        amount = format_money(item.amount, share.currency)
+        notify(share.coach,
+               f"A refund on “{contract.title}” takes back {amount} of what you were paid, "
+               "and your Stripe balance cannot cover it yet. Please keep at least "
+               f"{amount} available in your Stripe balance: we will try again over the "
+               "next days.",
+               link=url_for("payouts.index"),
+               subject=f"Coachpact: a reversal of {amount} for “{contract.title}” is waiting")
+    db.session.commit()
+    return "waiting"
 
 
 def _lost(item: Reversal, message: str, code: str | None) -> str:
@@ -411,6 +498,7 @@ def _lost(item: Reversal, message: str, code: str | None) -> str:
         db.session.rollback()
         return "known"
     share.lost_amount += missing
+    _stop_waiting(share)
     loss = PlatformLoss(share_id=share.id, contract_id=contract.id, amount=missing,
                         currency=share.currency,
                         reason=(message if not code else f"{message} ({code})")[:500],

@@ -287,6 +287,27 @@ def test_platform_fees_and_losses_per_currency(
     assert len(re.findall(r'id="loss-\d+"', html)) == 3
 
 
+def test_a_reversal_waiting_for_the_coach_balance_is_shown_as_waiting_not_lost(
+    db, admin_client, make_user, paid_contract, share, clock
+):
+    clock.freeze(NOON)
+    coach = make_user("coach", name="Wanda Waiting")
+    contract = paid_contract(coach)
+    html = page(admin_client)
+    assert 'id="waiting-reversals"' not in html
+    waiting = share(contract, "transferred", transfer_amount=4500, stripe_transfer_id="tr_w_1",
+                    reversal_refusals=2, reversal_waiting_since=NOON - timedelta(hours=1),
+                    reversal_next_attempt_at=NOON + timedelta(minutes=30),
+                    reversal_error="Insufficient funds in the destination account "
+                                   "(balance_insufficient)")
+    db.session.commit()
+    html = page(admin_client)
+    row = unescape(re.sub(r"\s+", " ", re.search(
+        rf'id="waiting-reversal-{waiting.id}">(.*?)</li>', html, re.S).group(1)))
+    assert "Wanda Waiting" in row and "2 refusals" in row and "balance_insufficient" in row
+    assert 'id="no-losses"' in html
+
+
 # --- the dashboard's tile -------------------------------------------------------------------
 
 

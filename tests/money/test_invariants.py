@@ -333,7 +333,9 @@ def _read_app(ref: Ref) -> Side:
     side.shares = [
         {"id": s.id, "number": s.number, "status": s.status.value, "amount": s.amount,
          "transfer_amount": s.transfer_amount, "reversed": s.reversed_amount,
-         "lost": s.lost_amount, "transfer_id": s.stripe_transfer_id}
+         "lost": s.lost_amount, "transfer_id": s.stripe_transfer_id,
+         "waiting": s.reversal_waiting, "waiting_next": s.reversal_next_attempt_at,
+         "waiting_error": s.reversal_error}
         for s in db.session.scalars(select(SessionShare)
                                     .where(SessionShare.contract_id == ref.id)
                                     .order_by(SessionShare.number))
@@ -1320,6 +1322,21 @@ class MoneyMachine(RuleBasedStateMachine):
         self.log(ref, f"the coach's balance is paid out: {response.status_code}")
         self.done()
 
+    @precondition(lambda self: self.refs_where(lambda s: s.account_ready))
+    @rule(pick=PICK)
+    def coach_tops_up_balance(self, pick: int) -> None:
+        """The coach adds funds to their Stripe balance (what the app asks of them when a
+        reversal waits for it): a waiting reversal goes through at its next try."""
+        ref = self.pick(pick, self.refs_where(lambda s: s.account_ready))
+        assert ref is not None
+        account = self.view().of(ref).account_id
+        balance = self.sandbox.sdk.v1.balance.retrieve(options={"stripe_account": account})
+        have = sum(b.amount for b in balance.available if b.currency == ref.currency)
+        response = self.sandbox.tool(f"accounts/{account}/balance", currency=ref.currency,
+                                     available=have + 1_000_000)
+        self.log(ref, f"the coach tops up their balance: {response.status_code}")
+        self.done()
+
     # -- the invariants ----------------------------------------------------------------
     #
     # One invariant runs every check (so the printed steps stay readable); each failing
@@ -1506,6 +1523,14 @@ class MoneyMachine(RuleBasedStateMachine):
                 f"{side.describe()}: share {share['id']} sent {share['transfer_amount']}, "
                 f"reversed {share['reversed']}; Stripe: {transfer['amount']}, reversed "
                 f"{transfer['amount_reversed']}")
+        for share in side.shares:
+            if share["waiting"]:
+                # A reversal refused for the coach's short balance waits: asked again later,
+                # never a loss while it waits.
+                assert share["status"] == "transferred" and share["waiting_next"], (
+                    f"{side.describe()}: share {share['id']} waits for a reversal: {share}")
+                assert "balance_insufficient" in (share["waiting_error"] or ""), (
+                    f"{side.describe()}: share {share['id']} waits for no short balance")
         sent = [s for s in side.shares if s["status"] == "transferred"]
         assert len(sent) == len(side.transfers), (
             f"{side.describe()}: {len(sent)} shares transferred, {len(side.transfers)} transfers "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -150,12 +150,66 @@ def test_a_partial_refund_after_two_transfers_reverses_each_in_proportion(
     assert result.exit_code == 0, result.output
 
 
-def test_a_reversal_the_coach_balance_cannot_cover_is_one_platform_loss(
+def _reversal_notices(db, coach) -> list[str]:
+    from notifications.models import Notification
+
+    db.session.expire_all()
+    return [n.message for n in db.session.scalars(
+        select(Notification).where(Notification.user_id == coach.id,
+                                   Notification.message.contains("Stripe balance")))]
+
+
+def test_a_reversal_the_coach_balance_cannot_cover_waits_until_it_can(
     db, clock, sandbox, paid, deliver, ready_account, admin, runner
 ):
     from payouts.models import PlatformLoss
 
-    contract_id = paid[0]
+    contract_id, _, coach = paid
+    deliver(1)
+    clock.advance(HOLD)
+    run_payouts(db)
+    # The coach's transfer is still pending at Stripe: nothing available to take back.
+    _refund(db, contract_id, admin, 10000)
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.reversed_amount, share.lost_amount, share.reversal_refusals) == (0, 0, 1)
+    assert share.reversal_waiting and "balance_insufficient" in share.reversal_error
+    assert share.reversal_next_attempt_at == clock.now() + timedelta(minutes=15)
+    [notice] = _reversal_notices(db, coach)
+    assert "$23.75" in notice and "keep at least $23.75" in notice
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 0, result.output  # waiting, not lost
+
+    run_payouts(db)  # not before its time
+    assert shares(db, contract_id)[0].reversal_refusals == 1
+    clock.advance(timedelta(minutes=15))
+    run_payouts(db)  # refused again, a new key; 30 minutes next
+    [share] = shares(db, contract_id)
+    assert share.reversal_refusals == 2
+    assert share.reversal_next_attempt_at == clock.now() + timedelta(minutes=30)
+    assert stripe_transfers(sandbox, ready_account)[0]["amount_reversed"] == 0
+
+    topped = sandbox.tool(f"accounts/{ready_account}/balance", currency="usd", available=5000)
+    assert topped.status_code == 200, topped.text
+    clock.advance(timedelta(minutes=30))
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.reversed_amount, share.lost_amount) == (2375, 0)
+    assert not share.reversal_waiting and share.reversal_error is None
+    assert stripe_transfers(sandbox, ready_account)[0]["amount_reversed"] == 2375
+    assert db.session.scalars(select(PlatformLoss)).all() == []
+    assert len(_reversal_notices(db, coach)) == 1
+    result = runner.invoke(args=["payouts", "ledger-check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_reversal_still_refused_after_the_give_up_time_is_one_platform_loss(
+    db, clock, sandbox, paid, deliver, ready_account, admin, runner
+):
+    from payouts.models import PlatformLoss
+    from payouts.transfers import REVERSAL_GIVE_UP
+
+    contract_id, _, coach = paid
     deliver(1)
     clock.advance(HOLD)
     run_payouts(db)
@@ -164,13 +218,96 @@ def test_a_reversal_the_coach_balance_cannot_cover_is_one_platform_loss(
     assert response.status_code == 200, response.text
     _refund(db, contract_id, admin, 10000)
     run_payouts(db)
+    assert db.session.scalars(select(PlatformLoss)).all() == []
+    clock.advance(REVERSAL_GIVE_UP - timedelta(minutes=1))
+    run_payouts(db)  # refused again, still waiting
+    assert shares(db, contract_id)[0].reversal_refusals == 2
+    assert db.session.scalars(select(PlatformLoss)).all() == []
+    clock.advance(timedelta(hours=12))
+    run_payouts(db)
     run_payouts(db)  # never asked again
     [loss] = db.session.scalars(select(PlatformLoss)).all()
     assert (loss.amount, loss.currency, loss.contract_id) == (2375, "usd", contract_id)
+    assert "balance_insufficient" in loss.reason
     [share] = shares(db, contract_id)
     assert (share.reversed_amount, share.lost_amount) == (0, 2375)
+    assert not share.reversal_waiting
+    assert len(_reversal_notices(db, coach)) == 1
     result = runner.invoke(args=["payouts", "ledger-check"])
     assert result.exit_code == 0, result.output
+
+
+# A charge's money pending for a month: the share is due before the money is available.
+@pytest.mark.parametrize("sandbox_knobs", [{"SANDBOX_AVAILABLE_AFTER_DAYS": "30"}])
+def test_a_share_whose_charge_is_pending_waits_until_the_money_is_available(
+    db, clock, sandbox, paid, ready_account, sandbox_knobs
+):
+    from contracts import scheduling
+    from contracts.models import SessionStatus
+    from payments.models import Payment
+    from payouts.models import ShareStatus
+
+    contract_id, _, coach = paid
+    charge = db.session.scalar(select(Payment.charge_id).filter_by(contract_id=contract_id))
+    available = _available_at(sandbox, charge)
+    # One session on the next Monday at 09:00 UTC (at least two days away), delivered.
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    starts = today + timedelta(days=2 + (7 - (today + timedelta(days=2)).weekday()) % 7)
+    clock.freeze(starts - timedelta(days=1))
+    session = scheduling.book_session(contract_id, db.session.merge(coach), starts_at=starts)
+    db.session.commit()
+    clock.freeze(starts + timedelta(minutes=50))
+    scheduling.mark_session(session.id, db.session.merge(coach), SessionStatus.COMPLETED)
+    db.session.commit()
+    clock.advance(HOLD)
+    assert clock.now() < available
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.next_attempt_at, share.refusals) == (
+        ShareStatus.DUE, available, 0)
+    assert "Waiting for the student's payment" in share.last_error
+    assert stripe_transfers(sandbox, ready_account) == []
+
+    clock.freeze(available - timedelta(minutes=1))
+    run_payouts(db)
+    assert stripe_transfers(sandbox, ready_account) == []
+    settle_funds(sandbox, timedelta(days=30))
+    clock.freeze(available)
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.last_error, share.refusals) == (
+        ShareStatus.TRANSFERRED, None, 0)
+    [transfer] = stripe_transfers(sandbox, ready_account)
+    assert (transfer["amount"], transfer["source_transaction"]) == (4750, charge)
+    # Transferred from money Stripe holds no longer: the coach's share is available at once.
+    assert _balance(sandbox, ready_account) == (4750, 0)
+
+
+def _available_at(sandbox, charge_id: str) -> datetime:
+    import requests
+
+    from tests.payments.conftest import API_KEY
+
+    response = requests.get(f"{sandbox.url}/v1/charges/{charge_id}",
+                            params={"expand[]": "balance_transaction"}, timeout=10,
+                            headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 200, response.text
+    return datetime.fromtimestamp(response.json()["balance_transaction"]["available_on"], UTC)
+
+
+def _balance(sandbox, account_id: str) -> tuple[int, int]:
+    import requests
+
+    from tests.payments.conftest import API_KEY
+
+    response = requests.get(f"{sandbox.url}/v1/balance", timeout=10,
+                            headers={"Authorization": f"Bearer {API_KEY}",
+                                     "Stripe-Account": account_id})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    available = {b["currency"]: b["amount"] for b in body["available"]}
+    pending = {b["currency"]: b["amount"] for b in body["pending"]}
+    return available.get("usd", 0), pending.get("usd", 0)
 
 
 def test_a_full_refund_cancels_shares_not_sent(db, clock, sandbox, paid, deliver, admin):
@@ -221,3 +358,61 @@ def test_two_jobs_at_once_transfer_a_session_once(
     outcomes = at_once(app, transfers.transfer_share, [share_id, share_id])
     assert sorted(outcomes) == ["not_due", "transferred"]
     assert len(stripe_transfers(sandbox, ready_account)) == 1
+
+
+def test_a_share_of_a_contract_paid_offline_waits_for_the_platform_balance(
+    db, clock, sandbox, pending_contract, admin
+):
+    """Paid offline, the share comes from the platform's available balance: refused while
+    it is short (and asked again for days, not hours), sent once it is there."""
+    from contracts import scheduling
+    from contracts.models import SessionStatus
+    from payments.manual import record_manual_payment
+    from payments.models import ManualMethod
+    from payouts import accounts
+    from payouts.models import ConnectedAccount, ShareStatus
+    from tests.support import wait_for
+
+    contract_id, _, coach = pending_contract
+    record_manual_payment(contract_id, db.session.merge(admin),
+                          method=ManualMethod.BANK_TRANSFER, reference="TR-7",
+                          received_on=clock.now().date(), note="")
+    db.session.commit()
+    account_id = accounts.connect_account(db.session.merge(coach)).stripe_account_id
+    db.session.commit()
+    assert sandbox.tool(f"accounts/{account_id}/onboard").status_code == 200
+
+    def ready() -> bool:
+        db.session.expire_all()
+        row = db.session.scalar(select(ConnectedAccount).filter_by(stripe_account_id=account_id))
+        return row is not None and row.ready
+
+    wait_for(ready, 10, "the coach's account to be ready")
+    starts = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
+    clock.freeze(starts - timedelta(days=1))
+    session = scheduling.book_session(contract_id, db.session.merge(coach), starts_at=starts)
+    db.session.commit()
+    clock.freeze(starts + timedelta(minutes=50))
+    scheduling.mark_session(session.id, db.session.merge(coach), SessionStatus.COMPLETED)
+    db.session.commit()
+    clock.advance(HOLD)
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.refusals) == (ShareStatus.FAILED, 1)
+    assert "balance_insufficient" in share.last_error
+    assert share.next_attempt_at == clock.now() + timedelta(minutes=15)
+    clock.advance(timedelta(minutes=15))
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert (share.status, share.refusals) == (ShareStatus.FAILED, 2)
+    assert share.next_attempt_at == clock.now() + timedelta(minutes=30)
+
+    topped = sandbox.tool("balance/top_up", amount=10000, currency="usd")
+    assert topped.status_code == 200, topped.text
+    clock.advance(timedelta(minutes=30))
+    run_payouts(db)
+    [share] = shares(db, contract_id)
+    assert share.status is ShareStatus.TRANSFERRED
+    [transfer] = stripe_transfers(sandbox, account_id)
+    assert (transfer["amount"], transfer["source_transaction"]) == (4750, None)
+    assert _balance(sandbox, account_id) == (4750, 0)
