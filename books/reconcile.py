@@ -49,6 +49,9 @@ from payouts.models import SessionShare, TransferReversal
 log = logging.getLogger(__name__)
 
 ONE_DAY = timedelta(days=1)
+# How far from its own day a record of ours is looked for at Stripe (and the reverse): our
+# clock and Stripe's differ a little, and a job may record a movement after midnight.
+NEIGHBOURS = ONE_DAY
 # The categories we keep records for, each with the sign it has on the balance.
 MATCHED = ("charge", "refund", "refund_failure", "dispute", "dispute_reversal", "transfer",
            "transfer_reversal")
@@ -262,8 +265,8 @@ def check_day(day: date) -> Check:
     but fees read for the first time). Raises PaymentProviderError when Stripe is away."""
     check = Check(day)
     start, end = midnight(day), midnight(day + ONE_DAY)
-    window = list(stripe_api.list_balance_transactions(unix(start - ONE_DAY),
-                                                      unix(end + ONE_DAY)))
+    window = list(stripe_api.list_balance_transactions(unix(start - NEIGHBOURS),
+                                                      unix(end + NEIGHBOURS)))
     seen: set[str] = set()
     for transaction in window:
         source_id, source = source_of(transaction)

@@ -1591,6 +1591,36 @@ class MoneyMachine(RuleBasedStateMachine):
                 f"kept {side.kept}")
         db.session.rollback()
 
+    def teardown(self) -> None:
+        """At the end of each run, Stripe's books and ours agree, day by day: every balance
+        transaction has its record and every record its transaction, with the same amount
+        (`books.reconcile`). Stripe's fee is read on the way, as the nightly check does."""
+        from books import reconcile
+        from extensions import db
+        from payments.models import Dispute, Payment, Refund
+        from payouts.models import SessionShare, TransferReversal
+
+        db.session.rollback()
+        days = {datetime.fromtimestamp(t["created"], UTC).date()
+                for t in self.sandbox.listed(self.sandbox.sdk.v1.balance_transactions)}
+        for column in (Payment.paid_at, Refund.created_at, Dispute.created_at,
+                       Dispute.closed_at, SessionShare.transferred_at,
+                       TransferReversal.created_at):
+            days.update(moment.date() for moment in db.session.scalars(
+                select(column).where(column.is_not(None))))
+        # Transfers are sent four days ahead of Stripe's clock (`transfer_due`, as the
+        # command's --ahead does), so records are looked for that far around their day.
+        reconcile.NEIGHBOURS, kept = timedelta(days=5), reconcile.NEIGHBOURS
+        try:
+            for day in sorted(days):
+                found = reconcile.check_day(day)
+                db.session.rollback()
+                assert not found.items, (
+                    f"the books of {day} differ: " + "; ".join(i.note for i in found.items))
+        finally:
+            reconcile.NEIGHBOURS = kept
+            db.session.rollback()
+
 
 # --- the test -----------------------------------------------------------------------------
 
