@@ -323,7 +323,7 @@ def mirror_charge(charge: dict[str, Any]) -> str:
     if reported <= known:
         return "known"
     jobs.enqueue_after_commit(db.session(), mirror_charge_refunds_job, str(charge["id"]))
-    return "listing"
+    return "listing refunds"
 
 
 def mirror_charge_refunds(charge_id: str) -> list[str]:

@@ -120,7 +120,7 @@ def test_charge_refunded_first(db, client, sandbox, paid, dashboard, intent):
     found = events_of(sandbox, "refund.created", "charge.refunded")
     # More refunded than the app knows, and no list on the charge: the app asks Stripe.
     assert deliver(client, found["charge.refunded"]).status_code == 200
-    assert outcome(db, found["charge.refunded"]) == ("processed", "listing")
+    assert outcome(db, found["charge.refunded"]) == ("processed", "listing refunds")
     assert contract_state(db, contract_id) == ("refunded", "refunded")
     assert_recorded_once(db, contract_id, made, student)
     # The refund's own event comes later and finds it recorded.
@@ -211,7 +211,7 @@ def test_a_failed_dashboard_refund_is_given_back_once(db, client, sandbox, paid,
                       "refund.updated", "charge.refund.updated")
     for event in found.values():
         assert deliver(client, event).status_code == 200
-    assert outcome(db, found["charge.refunded"]) == ("processed", "listing")
+    assert outcome(db, found["charge.refunded"]) == ("processed", "listing refunds")
     from payments.models import Refund
 
     db.session.expire_all()
@@ -244,6 +244,33 @@ def test_a_dashboard_refund_of_a_plans_deposit(app, db, client, sandbox, on_plan
         for event in (found["charge.refunded"], found["refund.created"]):
             assert deliver(client, event).status_code == 200
             assert deliver(client, anew(event)).status_code == 200
-    assert outcome(db, found["charge.refunded"]) == ("processed", "listing")
+    assert outcome(db, found["charge.refunded"]) == ("processed", "listing refunds")
     assert contract_state(db, contract_id) == ("active", "partially_refunded")
     assert_recorded_once(db, contract_id, made, student)
+
+
+def test_stripe_away_when_the_charge_comes_first(db, client, sandbox, sandbox_server, paid,
+                                                 dashboard, intent):
+    """The charge's refunds cannot be listed: nothing is recorded from a guess, and the
+    refund's own event records it when it comes."""
+    contract_id, student, _ = paid
+    made = dashboard.v1.refunds.create({"payment_intent": intent, "amount": 5000,
+                                        "reason": "requested_by_customer"})
+    found = events_of(sandbox, "refund.created", "charge.refunded")
+    switch = sandbox_server[0]
+    up, switch.target = switch.target, unavailable
+    try:
+        assert deliver(client, found["charge.refunded"]).status_code == 200
+    finally:
+        switch.target = up
+    assert outcome(db, found["charge.refunded"]) == ("processed", "listing refunds")
+    assert contract_state(db, contract_id) == ("active", "paid")
+    assert deliver(client, found["refund.created"]).status_code == 200
+    assert contract_state(db, contract_id) == ("active", "partially_refunded")
+    assert_recorded_once(db, contract_id, made, student)
+
+
+def unavailable(environ, start_response):
+    """Stripe, down."""
+    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    return [b'{"error": {"type": "api_error", "message": "Service unavailable"}}']
