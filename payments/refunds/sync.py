@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 REFUND_ID_KEY = "coachpact_refund_id"
 # A pending refund Stripe has not heard of this long after it was written lost its job.
 SEND_GRACE = timedelta(minutes=1)
+def live_refunded(payment_id: int) -> int:
+    """What a payment's pending and succeeded refunds give back (ours and the Dashboard's)."""
+    return _live_refunded([payment_id]).get(payment_id, 0)
+
+
 def _live_refunded(payment_ids: list[int]) -> dict[int, int]:
     """Per payment (void ones too): what pending and succeeded refunds give back."""
     if not payment_ids:
@@ -318,7 +323,7 @@ def mirror_charge(charge: dict[str, Any]) -> str:
     if payment is None:
         raise LookupError("a charge of a payment intent we do not know yet")
     payment.charge_id = payment.charge_id or charge.get("id")
-    known = _live_refunded([payment.id]).get(payment.id, 0)
+    known = live_refunded(payment.id)
     reported = int(charge.get("amount_refunded") or 0)
     if reported <= known:
         return "known"

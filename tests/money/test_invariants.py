@@ -1444,9 +1444,14 @@ class MoneyMachine(RuleBasedStateMachine):
                     f"{side.describe()}: payment {payment['id']}: refunded {ours} here, "
                     f"{stripe_says} at Stripe")
             if payment["void"]:
-                # Sent back in full (the bank may still fail it: then it is for an admin).
-                asked = sum(r["amount"] for r in side.refunds if r["payment_id"] == payment["id"]
-                            and r["source"] == "duplicate")
+                # Sent back in full (the bank may still fail it: then it is for an admin):
+                # what refunds made in the Stripe Dashboard before had not given back.
+                mine = [r for r in side.refunds if r["payment_id"] == payment["id"]]
+                voided = min((r["id"] for r in mine if r["source"] == "duplicate"),
+                             default=None)
+                asked = sum(r["amount"] for r in mine if r["source"] == "duplicate" or (
+                    r["source"] == "dashboard" and r["status"] in ("pending", "succeeded")
+                    and (voided is None or r["id"] < voided)))
                 assert asked == payment["amount"], (
                     f"{side.describe()}: payment {payment['id']} ({payment['void']}) does not "
                     f"count, but a refund of {asked} of its {payment['amount']} was made")

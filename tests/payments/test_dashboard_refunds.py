@@ -274,3 +274,46 @@ def unavailable(environ, start_response):
     """Stripe, down."""
     start_response("503 Service Unavailable", [("Content-Type", "application/json")])
     return [b'{"error": {"type": "api_error", "message": "Service unavailable"}}']
+
+
+def test_a_held_payment_refunded_in_the_dashboard_cannot_be_accepted(
+    app, db, student_client, sandbox, pending_contract, dashboard, admin
+):
+    """Counting it would count money the student has back; refusing it sends back only
+    what the Dashboard did not."""
+    import copy
+
+    from payments.checkout import review
+    from payments.models import Refund
+    from tests.payments.conftest import start_checkout
+
+    contract_id = pending_contract[0]
+    sandbox.pay(start_checkout(student_client, contract_id))
+    completed = next(e for e in sandbox.events() if e["type"] == "checkout.session.completed")
+    tampered = copy.deepcopy(completed)  # another amount than the contract's: held
+    tampered["data"]["object"]["amount_total"] = 100
+    assert deliver(student_client, tampered).status_code == 200
+    [held] = payments(db, contract_id)
+    assert held.held_for_review
+    made = dashboard.v1.refunds.create({"payment_intent": held.payment_intent_id,
+                                        "amount": 5000, "reason": "requested_by_customer"})
+    assert deliver(student_client, events_of(sandbox, "charge.refunded")["charge.refunded"]
+                   ).status_code == 200
+    assert contract_state(db, contract_id) == ("pending", "pending")
+
+    with app.test_request_context():
+        for waive in (False, True):
+            with pytest.raises(review.ReviewRefused, match="refunded outside Coachpact"):
+                review.accept_held_payment(held.id, db.session.merge(admin), "checked",
+                                           waive_shortfall=waive)
+            db.session.rollback()
+        review.refund_held_payment(held.id, db.session.merge(admin), "does not match")
+        db.session.commit()
+    db.session.expire_all()
+    rows = db.session.scalars(select(Refund).filter_by(payment_id=held.id).order_by(Refund.id))
+    assert [(r.source.value, r.amount, r.status.value) for r in rows] == [
+        ("dashboard", 5000, "succeeded"), ("duplicate", 15000, "succeeded")]
+    [payment] = payments(db, contract_id)
+    assert (payment.status.value, payment.amount_refunded) == ("refunded", 20000)
+    assert made.amount + 15000 == payment.amount
+    assert contract_state(db, contract_id) == ("pending", "pending")
