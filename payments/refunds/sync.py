@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 REFUND_ID_KEY = "coachpact_refund_id"
 # A pending refund Stripe has not heard of this long after it was written lost its job.
 SEND_GRACE = timedelta(minutes=1)
+
+
 def live_refunded(payment_id: int) -> int:
     """What a payment's pending and succeeded refunds give back (ours and the Dashboard's)."""
     return _live_refunded([payment_id]).get(payment_id, 0)
