@@ -129,6 +129,7 @@ def register_payment_handlers() -> None:
     register("refund.created", _mirror_refund)
     register("refund.updated", _mirror_refund)
     register("refund.failed", _mirror_refund)
+    register("charge.refund.updated", _mirror_refund)
     register("charge.dispute.created", _mirror_dispute)
     register("charge.dispute.updated", _mirror_dispute)
     register("charge.dispute.closed", _mirror_dispute)

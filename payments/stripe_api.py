@@ -237,6 +237,14 @@ def create_refund(params: RefundCreateParams, key: str) -> stripe.Refund:
         return client().v1.refunds.create(params, {"idempotency_key": key})
 
 
+def list_refunds(charge_id: str) -> list[dict[str, Any]]:
+    """Every refund of a charge, newest first, across pages, as plain dicts (as events carry
+    them). A charge lists its refunds only when expanded, and never in an event: this asks."""
+    with _translated_errors():
+        page = client().v1.refunds.list({"charge": charge_id, "limit": 100})
+        return [refund.to_dict() for refund in page.auto_paging_iter()]
+
+
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------
 
 

@@ -343,6 +343,12 @@ def _expand(obj: dict[str, Any], parts: list[str], path: str) -> None:
         obj["line_items"] = shapes.list_envelope(
             items, f"/v1/checkout/sessions/{obj['id']}/line_items", False)
         return
+    if head == "refunds" and obj.get("object") == "charge":
+        # Sent only when expanded (API version 2022-11-15 on), never stored on the charge.
+        obj["refunds"] = sandbox().engine.charge_refunds(obj["id"])
+        if rest:
+            _expand(obj["refunds"], rest, path)
+        return
     value = obj.get(head, ...)
     if value is not None and not isinstance(value, (str, dict)):
         value = ...  # only references to other objects expand
@@ -602,6 +608,17 @@ def get_setup_intent(si_id: str) -> dict[str, Any]:
 @endpoint
 def get_charge(charge_id: str) -> dict[str, Any]:
     return _retrieve("charge", charge_id, "charge")
+
+
+@bp.get("/charges/<charge_id>/refunds")
+@endpoint
+def list_charge_refunds(charge_id: str) -> dict[str, Any]:
+    """A charge's refunds, newest first: where the `url` of its expanded `refunds` leads."""
+    query = p.validate(p.PAGINATION, _params())
+    if sandbox().store.get(charge_id, "charge") is None:
+        raise not_found("charge", charge_id, "charge")
+    clauses, args = _filters({"charge": charge_id}, ("charge",))
+    return _list("refund", f"/v1/charges/{charge_id}/refunds", query, clauses, args)
 
 
 @bp.post("/refunds")

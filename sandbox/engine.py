@@ -106,6 +106,9 @@ BANK_FAILURES = {
 TEST_ROUTING = "110000000"
 # metadata[sandbox_refund] on refunds.create: this refund's outcome, whatever the knob says.
 REFUND_OVERRIDE = "sandbox_refund"
+# A refund's status changed (it succeeded, failed or was canceled): Stripe sends both, each
+# with the refund (charge.refund.updated only for a refund of a charge, as all are here).
+REFUND_UPDATED = ("refund.updated", "charge.refund.updated")
 # The dispute statuses still awaiting a decision (the sandbox opens chargebacks, no inquiries).
 OPEN_DISPUTE = ("needs_response", "under_review")
 # Evidence fields that hold the id of a file upload rather than text.
@@ -1237,14 +1240,13 @@ class Engine:
             # The refund leaves the balance at once, whatever its status (fees stay with Stripe).
             self._record(None, "refund", "refund", -amount, charge["currency"], refund["id"],
                          bt_id=refund["balance_transaction"])
-            previous = {"amount_refunded": charge["amount_refunded"],
-                        "refunds": {"data": list(charge["refunds"]["data"])}}
+            previous: dict[str, Any] = {"amount_refunded": charge["amount_refunded"]}
             # Pending refunds count too, as on Stripe; a failed or canceled one gives it back.
             charge["amount_refunded"] += amount
             if charge["amount_refunded"] == charge["amount"]:
                 charge["refunded"] = True
                 previous["refunded"] = False
-            charge["refunds"]["data"].insert(0, refund)
+            # The charge keeps no copy of its refunds: `expand[]=refunds` lists them.
             self.store.save(charge)
             self.events.emit("refund.created", refund, request=request)
             self.events.emit("charge.refunded", charge, request=request,
@@ -1322,10 +1324,10 @@ class Engine:
             before = copy.deepcopy(refund)
             if outcome == "succeeded":
                 refund["status"] = "succeeded"
-                types = ["refund.updated"]
+                types = [*REFUND_UPDATED]
             else:
                 shapes.end_refund(refund, "failed", failure_reason or "declined")
-                types = ["refund.failed", "refund.updated"]
+                types = ["refund.failed", *REFUND_UPDATED]
             self._save_refund(refund, returned=outcome == "failed")
             previous = _previous(before, refund)
             for type_ in types:
@@ -1345,25 +1347,30 @@ class Engine:
             before = copy.deepcopy(refund)
             shapes.end_refund(refund, "canceled", "merchant_request")
             self._save_refund(refund, returned=True)
-            self.events.emit("refund.updated", refund, request=request,
-                             previous_attributes=_previous(before, refund))
+            previous = _previous(before, refund)
+            for type_ in REFUND_UPDATED:
+                self.events.emit(type_, refund, request=request, previous_attributes=previous)
             return refund
 
+    def charge_refunds(self, charge_id: str) -> dict[str, Any]:
+        """A charge's refunds as `expand[]=refunds` gives them: the newest ten, has_more."""
+        data, has_more = self.store.page("refund", where="json_extract(data, '$.charge') = ?",
+                                         args=[charge_id])
+        return shapes.charge_refunds(charge_id, data, has_more)
+
     def _save_refund(self, refund: dict[str, Any], *, returned: bool) -> None:
-        """Save a refund whose status changed, with its copy in the charge's `refunds`; a
-        failed or canceled refund no longer counts in the charge's amount_refunded."""
+        """Save a refund whose status changed; a failed or canceled refund no longer counts
+        in the charge's amount_refunded."""
         self.store.save(refund)
-        charge = self.store.get(refund["charge"], "charge")
-        assert charge is not None
         if returned:
+            charge = self.store.get(refund["charge"], "charge")
+            assert charge is not None
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = False
             self._record(None, "refund_failure", "refund_failure", refund["amount"],
                          refund["currency"], refund["id"],
                          bt_id=refund["failure_balance_transaction"])
-        charge["refunds"]["data"] = [refund if r["id"] == refund["id"] else r
-                                     for r in charge["refunds"]["data"]]
-        self.store.save(charge)
+            self.store.save(charge)
 
     def dispute(self, charge_id: str, amount: int | None, reason: str,
                 refundable: bool = False) -> dict[str, Any]:

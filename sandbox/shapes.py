@@ -313,14 +313,22 @@ def bank_details(bank: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Fields of Stripe's fixture objects that Stripe sends only when the request expands them
+# (API version 2022-11-15 on: "the Charges object no longer auto-expands refunds").
+INCLUDABLE: dict[str, frozenset[str]] = {"charge": frozenset({"refunds"})}
+
+
 def charge(pi: dict[str, Any], *, payment_method: str, method_details: dict[str, Any],
            billing: dict[str, Any], status: str, outcome: dict[str, Any], receipt_url: str,
            now: int, failure: tuple[str, str] | None = None, charge_id: str | None = None,
            ) -> dict[str, Any]:
     succeeded = status == "succeeded"
     charge_id = charge_id or new_id("ch_")
+    obj = template("charge")
+    for name in INCLUDABLE["charge"]:
+        del obj[name]
     return fill(
-        template("charge"),
+        obj,
         id=charge_id, created=now, livemode=False, amount=pi["amount"],
         amount_captured=pi["amount"] if succeeded else 0, amount_refunded=0,
         application=None, application_fee=None, application_fee_amount=None,
@@ -335,12 +343,16 @@ def charge(pi: dict[str, Any], *, payment_method: str, method_details: dict[str,
         paid=succeeded, payment_intent=pi["id"], payment_method=payment_method,
         payment_method_details=method_details, receipt_email=pi["receipt_email"],
         receipt_number=None, receipt_url=receipt_url, refunded=False,
-        refunds={"data": [], "has_more": False, "object": "list",
-                 "url": f"/v1/charges/{charge_id}/refunds"},
         review=None, shipping=None, source=None, source_transfer=None,
         statement_descriptor=None, statement_descriptor_suffix=None, status=status,
         transfer_data=None, transfer_group=pi["transfer_group"],
     )
+
+
+def charge_refunds(charge_id: str, refunds: list[dict[str, Any]],
+                   has_more: bool) -> dict[str, Any]:
+    """A charge's `refunds` as `expand[]=refunds` gives it: a list, newest first."""
+    return list_envelope(refunds, f"/v1/charges/{charge_id}/refunds", has_more)
 
 
 def outcome(kind: str, *, reason: str | None = None, message: str = "Payment complete.",

@@ -29,6 +29,7 @@ PIPELINE_TYPES = {
     "refund.created",
     "refund.updated",
     "refund.failed",
+    "charge.refund.updated",
     "charge.dispute.created",
     "charge.dispute.updated",
     "charge.dispute.closed",

@@ -24,7 +24,7 @@ from payments.models import (
     VoidReason,
 )
 from payments.records import lock_with_contract, move
-from payments.refunds import refund_void_payment
+from payments.refunds import live_refunded, refund_void_payment
 from payments.settle import expected_amount, settle
 
 
@@ -95,6 +95,13 @@ def accept_held_payment(
             "The student's bank opened a dispute on this payment; it cannot be accepted. "
             "See the dispute, and refund or close it once the bank decides."
         )
+    if live_refunded(payment.id):
+        # Money of it went back already (a refund made in the Stripe Dashboard): counting
+        # it would count money the student has back.
+        raise ReviewRefused(
+            "Some of this payment was refunded outside Coachpact (in the Stripe Dashboard); "
+            "it cannot be accepted. Refund the rest of it instead."
+        )
     missing = shortfall(payment, contract)
     if waive_shortfall and not missing:
         raise ReviewRefused("This payment brought all it should; there is nothing to write off.")
@@ -113,7 +120,8 @@ def accept_held_payment(
 
 
 def refund_held_payment(payment_id: int, admin: User, note: str) -> Payment:
-    """Refuse a held payment: it goes back to the student in full, by a job after commit."""
+    """Refuse a held payment: it goes back to the student in full, by a job after commit
+    (what a refund made in the Stripe Dashboard did not give back already)."""
     payment, contract = _locked_held(payment_id)
     if payment.payment_intent_id is None:
         raise ReviewRefused("Stripe has not named this payment's intent yet; try again later.")

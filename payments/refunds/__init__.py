@@ -25,6 +25,7 @@ from payments.refunds.requests import (
 )
 from payments.refunds.sync import (
     REFUND_ID_KEY,
+    live_refunded,
     mirror,
     mirror_charge,
     send_now,
@@ -42,6 +43,7 @@ __all__ = [
     "cancel_active_contract",
     "decide_many",
     "describe",
+    "live_refunded",
     "mirror",
     "mirror_charge",
     "open_dispute_of",

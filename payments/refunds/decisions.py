@@ -39,7 +39,7 @@ from payments.refunds.requests import (
     quote_now,
     refusal,
 )
-from payments.refunds.sync import send_now, send_refund_job, settle_refund
+from payments.refunds.sync import live_refunded, send_now, send_refund_job, settle_refund
 from payments.standing import PaymentLeft, Standing, standing_of
 
 log = logging.getLogger(__name__)
@@ -304,16 +304,21 @@ def _parts(money: Standing, amount: int) -> list[tuple[PaymentLeft, int]]:
     return parts
 
 
-def refund_void_payment(payment: Payment) -> Refund:
-    """A payment that does not count for its contract goes back in full (flushes).
+def refund_void_payment(payment: Payment) -> Refund | None:
+    """A payment that does not count for its contract goes back in full (flushes): what
+    refunds (one made in the Stripe Dashboard, say) have not given back yet; None when
+    nothing is left.
 
     Called under the contract's lock when the payment is made void; the refund is
     sent after commit.
     """
+    rest = payment.amount - live_refunded(payment.id)
+    if rest <= 0:
+        return None
     refund = Refund(
         payment_id=payment.id,
         contract_id=payment.contract_id,
-        amount=payment.amount,
+        amount=rest,
         currency=payment.currency,
         source=RefundSource.DUPLICATE,
         stripe_reason="duplicate",

@@ -1,6 +1,7 @@
 """Refunds and Stripe: asking Stripe for a refund we decided, outside any lock and with
 an idempotency key from our row, and mirroring what Stripe says of refunds (its
-answer, `refund.*` and `charge.refunded` events, refunds made in the Stripe
+answer, `refund.*` and `charge.refund.updated` events, the charge's refunds listed
+when `charge.refunded` reports more than we know, refunds made in the Stripe
 Dashboard). A refund that succeeds reaches the contract once, through
 `contracts.lifecycle.record_refund` with where its money now stands.
 """
@@ -48,6 +49,13 @@ log = logging.getLogger(__name__)
 REFUND_ID_KEY = "coachpact_refund_id"
 # A pending refund Stripe has not heard of this long after it was written lost its job.
 SEND_GRACE = timedelta(minutes=1)
+
+
+def live_refunded(payment_id: int) -> int:
+    """What a payment's pending and succeeded refunds give back (ours and the Dashboard's)."""
+    return _live_refunded([payment_id]).get(payment_id, 0)
+
+
 def _live_refunded(payment_ids: list[int]) -> dict[int, int]:
     """Per payment (void ones too): what pending and succeeded refunds give back."""
     if not payment_ids:
@@ -148,6 +156,9 @@ def mirror(stripe_refund: dict[str, Any], *, actor_label: str) -> str:
     if payment is None:
         raise LookupError("a refund of a payment intent we do not know yet")
     locked_contract(payment.contract_id)
+    if row is None:
+        # Its other event (or the charge's list) may have recorded it while we waited.
+        row = _row_for(stripe_refund)
     if row is not None:
         row = lock_by_id(db.session, Refund, row.id)
         assert row is not None
@@ -302,25 +313,39 @@ def _reopen_request(refund: Refund) -> None:
 
 
 def mirror_charge(charge: dict[str, Any]) -> str:
-    """`charge.refunded`: record the refunds it lists that we lack; check the total.
+    """`charge.refunded`: when Stripe reports more refunded than we know, list the
+    charge's refunds (a job, after commit: Stripe is not asked under a lock).
 
-    Stripe's `amount_refunded` counts pending refunds too. When it is more than
-    what we know and the charge lists no refunds, the refund's own event is still
-    to come: retried until it has arrived.
+    Since API version 2022-11-15 the charge carries no `refunds` (not in an event,
+    not unless expanded); its `amount_refunded` counts pending refunds too, as our
+    live refunds do. The refunds' own `refund.*` events record them as well,
+    whichever comes first: `mirror` records a refund once.
     """
-    listed = (charge.get("refunds") or {}).get("data") or []
-    outcomes = [mirror(item, actor_label="stripe") for item in listed]
     payment = payment_by(payment_intent_id=charge.get("payment_intent"))
     if payment is None:
         raise LookupError("a charge of a payment intent we do not know yet")
     payment.charge_id = payment.charge_id or charge.get("id")
-    known = _live_refunded([payment.id]).get(payment.id, 0)
+    known = live_refunded(payment.id)
     reported = int(charge.get("amount_refunded") or 0)
-    if reported > known:
-        raise LookupError(
-            f"Stripe reports {reported} refunded on {charge.get('id')}, we know of {known}"
-        )
-    return "refunded" if "refunded" in outcomes else "known"
+    if reported <= known:
+        return "known"
+    jobs.enqueue_after_commit(db.session(), mirror_charge_refunds_job, str(charge["id"]))
+    return "listing refunds"
+
+
+def mirror_charge_refunds(charge_id: str) -> list[str]:
+    """Bring every refund of a charge up to what Stripe lists, oldest first; commits each.
+
+    Stripe is asked outside any lock. When it cannot be reached, nothing is lost: each
+    refund's own events (and the hourly reconcile of events) still record it.
+    """
+    db.session.rollback()  # no transaction, so no lock, while Stripe answers
+    listed = stripe_api.list_refunds(charge_id)
+    outcomes = []
+    for stripe_refund in reversed(listed):
+        outcomes.append(mirror(stripe_refund, actor_label="stripe"))
+        db.session.commit()
+    return outcomes
 
 
 # --- jobs ----------------------------------------------------------------------------
@@ -332,6 +357,14 @@ def send_refund_job(refund_id: int) -> None:
         send_refund(refund_id)
     except stripe_api.PaymentProviderError:
         log.warning("refund %s not sent yet; the sweep retries it", refund_id)
+
+
+@jobs.task()
+def mirror_charge_refunds_job(charge_id: str) -> None:
+    try:
+        mirror_charge_refunds(charge_id)
+    except stripe_api.PaymentProviderError:
+        log.warning("the refunds of %s not listed; their own events record them", charge_id)
 
 
 @jobs.periodic(jobs.every_minute())

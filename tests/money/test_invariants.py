@@ -3,9 +3,10 @@
 A Hypothesis state machine drives the real services, the ones the views, jobs and commands
 call (Checkout and its return page, the Stripe sandbox's card, 3-D Secure and bank-debit
 payments, plans and their due sweep with both clocks moved, offline payments, the review
-queue, refunds, disputes, scheduling, coach payouts), on a few contracts at once, and after
-every step checks that the app, Stripe (the sandbox, read through the SDK) and the payout
-ledger tell the same story about each contract's money.
+queue, refunds (the app's and ones made in the Stripe Dashboard), disputes, scheduling, coach
+payouts), on a few contracts at once, and after every step checks that the app, Stripe (the
+sandbox, read through the SDK) and the payout ledger tell the same story about each
+contract's money.
 
 Each example starts from nothing: an emptied database and a sandbox of its own, with our
 clock frozen on BASE and the sandbox's moved to the same instant. The sandbox holds its
@@ -440,13 +441,13 @@ class MoneyMachine(RuleBasedStateMachine):
 
         return clock.now()
 
-    def done(self) -> None:
-        """After a step: nothing of ours open, Stripe's events delivered, the periodic
-        jobs run, the view stale."""
+    def done(self, first: tuple[str, ...] = ()) -> None:
+        """After a step: nothing of ours open, Stripe's events delivered (those of the
+        types in `first` before the others), the periodic jobs run, the view stale."""
         from extensions import db
 
         db.session.rollback()
-        self.pump()
+        self.pump(first)
         self.periodic_jobs()
         self.pump()
         self._view = None
@@ -476,9 +477,10 @@ class MoneyMachine(RuleBasedStateMachine):
             f"an instalment due could not be charged (Stripe 'not reached' while it is up): "
             f"{charged}")
 
-    def pump(self) -> None:
-        """Deliver every new sandbox event to the webhook, signed, oldest first; then retry
-        the ones the app could not match yet (an admin's "retry now" on the inbox)."""
+    def pump(self, first: tuple[str, ...] = ()) -> None:
+        """Deliver every new sandbox event to the webhook, signed, oldest first (or those of
+        the types in `first` before the others, as Stripe does not promise an order); then
+        retry the ones the app could not match yet (an admin's "retry now" on the inbox)."""
         from extensions import db
         from payments.inbox import processing as events
         from payments.models import EventStatus, WebhookEvent
@@ -492,8 +494,8 @@ class MoneyMachine(RuleBasedStateMachine):
             connected = self.sandbox.connected_events()
             if not batch and not connected:
                 break
-            for item in batch:
-                self.cursor = item["id"]
+            self.cursor = batch[-1]["id"]
+            for item in sorted(batch, key=lambda item: item["type"] not in first):
                 obj = item["data"]["object"]
                 if item["type"].startswith("checkout.session.") and obj["id"] in self.suppressed:
                     continue
@@ -1163,6 +1165,38 @@ class MoneyMachine(RuleBasedStateMachine):
                       f"({response.status_code})")
         self.done()
 
+    def _dashboard_refundable(self) -> list[tuple[Ref, dict[str, Any]]]:
+        """Stripe's succeeded charges with something left to refund (charged back or not:
+        Stripe decides)."""
+        view = self.view()
+        return [(ref, intent["latest_charge"]) for ref in self.refs
+                for intent in view.of(ref).intents
+                if intent["status"] == "succeeded" and isinstance(intent["latest_charge"], dict)
+                and intent["latest_charge"]["amount"] > intent["latest_charge"]["amount_refunded"]]
+
+    @precondition(lambda self: self._dashboard_refundable())
+    @rule(pick=PICK, share=st.sampled_from(("all", "half", "one")), charge_first=st.booleans())
+    def dashboard_refund(self, pick: int, share: str, charge_first: bool) -> None:
+        """Someone refunds a charge in the Stripe Dashboard, around the app: its
+        `charge.refunded` may come before its `refund.created`."""
+        import stripe
+
+        candidates = self._dashboard_refundable()
+        ref, charge = candidates[pick % len(candidates)]
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = {"all": left, "half": left // 2, "one": 1}[share] or 1
+        try:
+            made = self.sandbox.sdk.v1.refunds.create(
+                {"charge": charge["id"], "amount": amount, "reason": "requested_by_customer"})
+            event(f"Dashboard refund ({share}): {made.status}, "
+                  f"{'charge.refunded' if charge_first else 'refund.created'} first")
+            self.log(ref, f"a refund of {amount} ({share} of {left}) on {charge['id']} in the "
+                          f"Stripe Dashboard: {made.status}; "
+                          f"{'charge.refunded' if charge_first else 'refund.created'} first")
+        except stripe.InvalidRequestError as exc:
+            self.refused(ref, "a Dashboard refund", exc)
+        self.done(first=("charge.refunded",) if charge_first else ())
+
     # -- disputes ----------------------------------------------------------------------
 
     def _disputable(self) -> list[tuple[Ref, dict[str, Any]]]:
@@ -1433,9 +1467,14 @@ class MoneyMachine(RuleBasedStateMachine):
                     f"{side.describe()}: payment {payment['id']}: refunded {ours} here, "
                     f"{stripe_says} at Stripe")
             if payment["void"]:
-                # Sent back in full (the bank may still fail it: then it is for an admin).
-                asked = sum(r["amount"] for r in side.refunds if r["payment_id"] == payment["id"]
-                            and r["source"] == "duplicate")
+                # Sent back in full (the bank may still fail it: then it is for an admin):
+                # what refunds made in the Stripe Dashboard before had not given back.
+                mine = [r for r in side.refunds if r["payment_id"] == payment["id"]]
+                voided = min((r["id"] for r in mine if r["source"] == "duplicate"),
+                             default=None)
+                asked = sum(r["amount"] for r in mine if r["source"] == "duplicate" or (
+                    r["source"] == "dashboard" and r["status"] in ("pending", "succeeded")
+                    and (voided is None or r["id"] < voided)))
                 assert asked == payment["amount"], (
                     f"{side.describe()}: payment {payment['id']} ({payment['void']}) does not "
                     f"count, but a refund of {asked} of its {payment['amount']} was made")

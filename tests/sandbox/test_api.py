@@ -234,8 +234,19 @@ def test_refunds_add_up_and_cannot_exceed(client, make_session, sandbox):
     second = client.v1.refunds.create(params={"charge": charge.id, "amount": 14000})
     charge = client.v1.charges.retrieve(charge.id)
     assert (charge.amount_refunded, charge.refunded) == (24000, True)
-    assert [r.id for r in charge.refunds.data] == [second.id, first.id]
     assert raw(client.v1.refunds.retrieve(second.id)) == raw(second)
+    # A charge lists its refunds only when asked (API version 2022-11-15 on).
+    assert "refunds" not in raw(charge)
+    listed = raw(client.v1.charges.retrieve(charge.id, params={"expand": ["refunds"]}))
+    assert_shape(listed, "charge")
+    assert listed["refunds"] == {"object": "list", "data": [raw(second), raw(first)],
+                                 "has_more": False, "url": f"/v1/charges/{charge.id}/refunds"}
+    # Its `url` leads to the charge's refunds, as GET /v1/refunds?charge= lists them.
+    page = client.raw_request("get", f"/v1/charges/{charge.id}/refunds", limit=1).data
+    assert [r["id"] for r in page["data"]] == [second.id] and page["has_more"] is True
+    assert page["url"] == listed["refunds"]["url"]
+    assert raw(client.v1.refunds.list(params={"charge": charge.id}))["data"] == [
+        raw(second), raw(first)]
 
     with pytest.raises(stripe.InvalidRequestError) as done:
         client.v1.refunds.create(params={"payment_intent": pi_id})

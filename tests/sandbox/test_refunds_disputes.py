@@ -42,7 +42,8 @@ def events(client: stripe.StripeClient, *prefixes: str) -> list[dict[str, Any]]:
 
 
 def refund_events(client: stripe.StripeClient) -> list[dict[str, Any]]:
-    return events(client, "refund.", "charge.refunded")
+    """refund.*, charge.refunded and charge.refund.updated."""
+    return events(client, "refund.", "charge.refund")
 
 
 def dispute_events(client: stripe.StripeClient) -> list[dict[str, Any]]:
@@ -50,7 +51,8 @@ def dispute_events(client: stripe.StripeClient) -> list[dict[str, Any]]:
 
 
 def charge_of(client: stripe.StripeClient, charge_id: str) -> dict[str, Any]:
-    charge = raw(client.v1.charges.retrieve(charge_id))
+    """The charge with its refunds (`expand[]=refunds`: Stripe lists them only when asked)."""
+    charge = raw(client.v1.charges.retrieve(charge_id, params={"expand": ["refunds"]}))
     assert_shape(charge, "charge")
     return charge
 
@@ -76,6 +78,39 @@ def test_conditional_refund_fields_are_typed(client, make_session, sandbox):
     assert shape_errors({**failed, "failure_reason": 7})
     assert shape_errors({**refund, "failure_reasons": "declined"})
     assert shape_errors({**refund, "next_steps": None})
+
+
+# -- a charge's refunds, listed only when expanded ----------------------------------------
+
+
+def test_a_charge_lists_its_refunds_only_when_expanded(client, make_session, sandbox):
+    pi, charge = paid(client, make_session, sandbox)
+    made = [client.v1.refunds.create(params={"charge": charge, "amount": 100}).id
+            for _ in range(11)]
+    plain = raw(client.v1.charges.retrieve(charge))
+    assert_shape(plain, "charge")
+    assert "refunds" not in plain and plain["amount_refunded"] == 1100
+    # Expanded: a list of the newest ten, has_more for the rest (the url pages on).
+    listed = charge_of(client, charge)["refunds"]
+    assert [r["id"] for r in listed["data"]] == made[::-1][:10]
+    assert (listed["has_more"], listed["url"]) == (True, f"/v1/charges/{charge}/refunds")
+    rest = client.raw_request("get", listed["url"], starting_after=made[1]).data
+    assert ([r["id"] for r in rest["data"]], rest["has_more"]) == ([made[0]], False)
+    # Through an expansion that reaches the charge, and on into each refund.
+    intent = raw(client.v1.payment_intents.retrieve(
+        pi, params={"expand": ["latest_charge.refunds.data.charge"]}))
+    nested = intent["latest_charge"]["refunds"]
+    assert [r["id"] for r in nested["data"]] == made[::-1][:10]
+    assert nested["data"][0]["charge"]["id"] == charge
+    assert "refunds" not in nested["data"][0]["charge"]  # not asked for there
+    # Never stored on the charge, never in an event (Stripe's events expand nothing).
+    assert "refunds" not in raw(client.v1.charges.retrieve(charge))
+    for event in events(client, "charge."):
+        assert "refunds" not in event["data"]["object"]
+        assert "refunds" not in event["data"].get("previous_attributes", {})
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.raw_request("get", "/v1/charges/ch_missing/refunds")
+    assert missing.value.http_status == 404
 
 
 # -- pending refunds -----------------------------------------------------------------------
@@ -105,13 +140,18 @@ def test_pending_refund_settles_as_succeeded(client, make_session, sandbox):
     assert after["refunds"]["data"][0]["status"] == "succeeded"
 
     found = refund_events(client)
-    assert [e["type"] for e in found] == ["refund.created", "charge.refunded", "refund.updated"]
-    created, refunded, updated = found
+    assert [e["type"] for e in found] == ["refund.created", "charge.refunded", "refund.updated",
+                                          "charge.refund.updated"]
+    created, refunded, *updated = found
     assert created["data"]["object"]["status"] == "pending"
     assert refunded["data"]["object"]["amount_refunded"] == 5000
-    assert updated["data"]["object"]["status"] == "succeeded"
-    assert updated["data"]["previous_attributes"] == {"status": "pending"}
-    assert updated["request"] == {"id": None, "idempotency_key": None}  # not an API call
+    assert "refunds" not in refunded["data"]["object"]  # never in an event
+    assert refunded["data"]["previous_attributes"] == {"amount_refunded": 0}
+    for event in updated:  # both carry the refund
+        assert event["data"]["object"] == settled.json()
+        assert event["data"]["object"]["status"] == "succeeded"
+        assert event["data"]["previous_attributes"] == {"status": "pending"}
+        assert event["request"] == {"id": None, "idempotency_key": None}  # not an API call
 
 
 def test_pending_refund_fails_and_gives_the_amount_back(client, make_session, sandbox, receiver):
@@ -142,8 +182,10 @@ def test_pending_refund_fails_and_gives_the_amount_back(client, make_session, sa
 
     found = refund_events(client)
     assert [e["type"] for e in found] == ["refund.created", "charge.refunded", "refund.failed",
-                                          "refund.updated"]
+                                          "refund.updated", "charge.refund.updated"]
+    assert found[1]["data"]["previous_attributes"] == {"amount_refunded": 0, "refunded": False}
     for event in found[2:]:
+        assert event["data"]["object"]["object"] == "refund"
         assert event["data"]["object"]["status"] == "failed"
         assert event["data"]["previous_attributes"] == {
             "status": "pending", "failure_balance_transaction": None, "failure_reason": None}
@@ -212,13 +254,14 @@ def test_requires_action_refund_can_be_canceled(client, make_session, sandbox):
     assert restored["refunds"]["data"][0]["status"] == "canceled"
 
     found = refund_events(client)
-    assert [e["type"] for e in found] == ["refund.created", "charge.refunded", "refund.updated"]
-    updated = found[-1]
-    assert updated["data"]["object"]["status"] == "canceled"
-    assert updated["data"]["previous_attributes"] == {
-        "status": "requires_action", "failure_balance_transaction": None,
-        "failure_reason": None}
-    assert updated["request"]["id"] == canceled.last_response.request_id
+    assert [e["type"] for e in found] == ["refund.created", "charge.refunded", "refund.updated",
+                                          "charge.refund.updated"]
+    for updated in found[2:]:
+        assert updated["data"]["object"] == body
+        assert updated["data"]["previous_attributes"] == {
+            "status": "requires_action", "failure_balance_transaction": None,
+            "failure_reason": None}
+        assert updated["request"]["id"] == canceled.last_response.request_id
 
     with pytest.raises(stripe.InvalidRequestError) as again:
         client.v1.refunds.cancel(refund.id)
