@@ -143,13 +143,21 @@ class Standing:
         return self.refunded + self.lost
 
     @property
+    def taken_twice(self) -> int:
+        """What went back beyond what arrived: a dispute lost on a charge refunded already
+        takes the money a second time. The platform bears it."""
+        return max(self.returned - self.arrived, 0)
+
+    @property
     def excess(self) -> int:
         return max(self.arrived + self.waived - self.total, 0)
 
     @property
     def returned_of_price(self) -> int:
-        """What went back of the price itself (refunds give any excess back first)."""
-        return max(self.returned - self.excess, 0)
+        """What went back of the price itself (refunds give any excess back first), never
+        more than the price that arrived: a dispute lost on a charge refunded already takes
+        the money a second time, which is the platform's loss, not a lower price."""
+        return min(max(self.returned - self.excess, 0), self.arrived - self.excess)
 
     @property
     def covered(self) -> int:

@@ -391,6 +391,13 @@ def list_balance_transactions(created_from: int, created_to: int) -> Iterator[di
             yield item.to_dict()
 
 
+def balance_transactions_of(source_id: str) -> list[dict[str, Any]]:
+    """The platform's balance transactions whose source is `source_id` (any day)."""
+    with _translated_errors():
+        listed = client().v1.balance_transactions.list({"source": source_id, "limit": 100})
+        return [item.to_dict() for item in listed.auto_paging_iter()]
+
+
 def charge_balance_transaction(payment_intent_id: str) -> dict[str, Any] | None:
     """The balance transaction of a payment intent's charge (None while it has none)."""
     with _translated_errors():

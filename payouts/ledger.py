@@ -2,7 +2,8 @@
 
 For every paid contract, in integers of its currency (`payments.standing`):
 
-    received + still to be paid + written off
+    received + still to be paid + written off + taken twice (a dispute lost on money
+                                                  refunded already: the platform's loss)
       = refunded + lost to disputes + transferred − reversed − lost (reversals refused)
         − reversals waiting (refused for the coach's short balance, asked again)
         + platform fee share + still to transfer (held, due, or not yet earned)
@@ -35,7 +36,7 @@ from payouts.models import UNSENT_STATUSES, PlatformLoss, SessionShare, ShareSta
 log = logging.getLogger(__name__)
 
 FIGURES = ("paid", "unpaid", "waived", "refunded", "disputes_lost", "transferred", "reversed",
-           "lost", "waiting", "fee_share", "in_hold", "to_earn", "excess")
+           "lost", "waiting", "fee_share", "in_hold", "to_earn", "excess", "taken_twice")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ContractMoney:
     in_hold: int = 0  # delivered, not sent yet (held, due, failed, being sent)
     to_earn: int = 0  # sessions not delivered yet, net of refunds
     excess: int = 0  # paid beyond the total and not given back yet
+    taken_twice: int = 0  # went back beyond what arrived (the platform's loss)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -71,7 +73,7 @@ class ContractMoney:
 
     @property
     def off_by(self) -> int:
-        return (self.paid + self.unpaid + self.waived) - (
+        return (self.paid + self.unpaid + self.waived + self.taken_twice) - (
             self.refunded + self.disputes_lost + self.transferred - self.reversed - self.lost
             - self.waiting + self.fee_share + self.still_to_transfer + self.excess
         )
@@ -87,6 +89,7 @@ def contract_money(contract: Contract, standing: Standing | None = None) -> Cont
     money.refunded = standing.refunded
     money.disputes_lost = standing.lost
     money.excess = standing.excess_kept
+    money.taken_twice = standing.taken_twice
     total, returned = contract.total_amount, standing.returned_of_price
     parts = standing.coach_parts
     cuts = [refund_cut(part, returned, total) for part in parts]
@@ -126,6 +129,7 @@ def contract_money(contract: Contract, standing: Standing | None = None) -> Cont
     if money.off_by:
         money.problems.append(
             f"paid {money.paid} + still to be paid {money.unpaid} + written off {money.waived}"
+            f" + taken twice {money.taken_twice}"
             f" ≠ refunded {money.refunded} + disputes lost {money.disputes_lost}"
             f" + transferred {money.transferred} − reversed {money.reversed} − lost {money.lost}"
             f" − reversals waiting {money.waiting}"
