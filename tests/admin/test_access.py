@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from tests.conftest import login
@@ -10,6 +12,7 @@ from tests.conftest import login
 @pytest.fixture
 def objects(db, make_user, make_proposal):
     """One of each thing an admin page is about; their ids by URL parameter name."""
+    from books.models import ReconciliationRun
     from contracts.services import accept_proposal
     from payments.models import EventStatus, Payment, WebhookEvent
 
@@ -21,8 +24,11 @@ def objects(db, make_user, make_proposal):
                          status=EventStatus.PROCESSED, outcome="ignored")
     db.session.add_all([payment, event])
     db.session.commit()
+    run = ReconciliationRun(day=date(2026, 12, 1))
+    db.session.add(run)
+    db.session.commit()
     return {"contract_id": contract.id, "payment_id": payment.id, "event_id": event.id,
-            "user_id": student.id, "decision": "accept"}
+            "user_id": student.id, "decision": "accept", "day": run.day.isoformat()}
 
 
 def admin_addresses(app, objects) -> list[tuple[str, str]]:
@@ -44,7 +50,7 @@ def admin_addresses(app, objects) -> list[tuple[str, str]]:
 def test_the_console_has_the_addresses_it_promises(app, objects):
     urls = {url for _, url in admin_addresses(app, objects)}
     for path in ("/admin/payments", "/admin/payments/list", "/admin/reviews", "/admin/events",
-                 "/admin/audit", "/admin/contracts", "/admin/users"):
+                 "/admin/audit", "/admin/contracts", "/admin/users", "/admin/books"):
         assert path in urls
 
 

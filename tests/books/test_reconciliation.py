@@ -12,14 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.payments.conftest import *  # noqa: F403 (the sandbox, a paid contract, an admin)
-from tests.payments.conftest import (
-    API_KEY,
-    CONNECT_WEBHOOK_SECRET,
-    WEBHOOK_SECRET,
-    start_checkout,
-    wait_until_state,
-)
-from tests.payouts.conftest import run_payouts
+from tests.payments.conftest import start_checkout, stripe_settings, wait_until_state
+from tests.payouts.conftest import deliver_sessions, onboard_coach, run_payouts
 from tests.support import wait_for
 
 # Test card 4000 0000 0000 0077: the charge's money is available at once, so the coach's
@@ -29,14 +23,8 @@ CARD_AVAILABLE_AT_ONCE = "4000000000000077"
 
 @pytest.fixture
 def app_overrides(sandbox_server):
-    return {
-        "STRIPE_API_BASE": sandbox_server[1],
-        "STRIPE_SECRET_KEY": API_KEY,
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
-        "STRIPE_MAX_NETWORK_RETRIES": 0,
-        "PAYOUT_HOLD_DAYS": 0,  # a delivered session's share is due at once
-    }
+    # A delivered session's share is due at once.
+    return {**stripe_settings(sandbox_server[1]), "PAYOUT_HOLD_DAYS": 0}
 
 
 @pytest.fixture
@@ -54,12 +42,9 @@ def day(sandbox, clock) -> date:
 def active_day(app, db, day, sandbox, student_client, pending_contract, admin, clock):
     """On `day`: the contract paid by card, a session delivered and its share transferred to
     the coach's account, then $50.00 refunded (which reverses a quarter of the share)."""
-    from contracts import scheduling
-    from contracts.models import SessionStatus
     from payments import refunds
     from payments.models import RefundStatus
-    from payouts import accounts
-    from payouts.models import ConnectedAccount, ShareStatus
+    from payouts.models import ShareStatus
     from payouts.shares import shares_of_contract
 
     contract_id, _, coach = pending_contract
@@ -68,24 +53,10 @@ def active_day(app, db, day, sandbox, student_client, pending_contract, admin, c
     student_client.get(f"/contracts/{contract_id}/payment-success?session_id={session_id}")
     wait_until_state(db, contract_id, ("active", "paid"))
 
-    account_id = accounts.connect_account(db.session.merge(coach)).stripe_account_id
-    db.session.commit()
-    assert sandbox.tool(f"accounts/{account_id}/onboard").status_code == 200
-
-    def ready() -> bool:
-        db.session.expire_all()
-        row = db.session.scalar(select(ConnectedAccount).filter_by(stripe_account_id=account_id))
-        return row is not None and row.ready
-
-    wait_for(ready, 10, "the coach's account to be ready")
+    onboard_coach(db, sandbox, coach)
 
     with app.test_request_context():  # services link to pages in what they tell people
-        booked = scheduling.book_session(contract_id, db.session.merge(coach),
-                                         starts_at=clock.now() + timedelta(hours=13))
-        db.session.commit()
-        clock.freeze(booked.starts_at + timedelta(minutes=50))
-        scheduling.mark_session(booked.id, db.session.merge(coach), SessionStatus.COMPLETED)
-        db.session.commit()
+        deliver_sessions(db, clock, contract_id, coach, clock.now() + timedelta(hours=13))
         run_payouts(db)
         assert [s.status for s in shares_of_contract(contract_id)] == [ShareStatus.TRANSFERRED]
 

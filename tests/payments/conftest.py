@@ -40,15 +40,20 @@ def app_server():
         yield switch, url
 
 
-@pytest.fixture
-def app_overrides(sandbox_server):
+def stripe_settings(sandbox_url: str) -> dict[str, Any]:
+    """The app's Stripe settings for the sandbox at `sandbox_url`."""
     return {
-        "STRIPE_API_BASE": sandbox_server[1],
+        "STRIPE_API_BASE": sandbox_url,
         "STRIPE_SECRET_KEY": API_KEY,
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_WEBHOOK_SECRET,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
     }
+
+
+@pytest.fixture
+def app_overrides(sandbox_server):
+    return stripe_settings(sandbox_server[1])
 
 
 @pytest.fixture

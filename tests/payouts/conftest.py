@@ -21,33 +21,67 @@ def request_context(app):
         yield
 
 
+def deliver_sessions(db, clock, contract_id: int, coach, first, count: int = 1,
+                     status: str = "completed") -> list[int]:
+    """Book `count` sessions a day apart from `first` (the clock moved to the day before)
+    and mark each `status` just after it starts; their ids. The clock stays there."""
+    from contracts import scheduling
+    from contracts.models import SessionStatus
+
+    clock.freeze(first - timedelta(days=1))
+    ids = []
+    for day in range(count):
+        session = scheduling.book_session(contract_id, db.session.merge(coach),
+                                          starts_at=first + timedelta(days=day))
+        db.session.commit()
+        ids.append(session.id)
+    for day, session_id in enumerate(ids):
+        clock.freeze(first + timedelta(days=day, minutes=50))
+        scheduling.mark_session(session_id, db.session.merge(coach), SessionStatus(status))
+        db.session.commit()
+    return ids
+
+
 @pytest.fixture
 def deliver(db, clock, paid):
     """deliver(n): book n sessions of the paid contract a day apart from START and mark
     them completed just after they start; returns their ids. The clock stays there."""
-    from contracts import scheduling
-    from contracts.models import SessionStatus
-
     contract_id, _, coach = paid
     booked: list[int] = []
 
     def run(count: int, status: str = "completed") -> list[int]:
         first = START + timedelta(days=len(booked))
-        clock.freeze(first - timedelta(days=1))
-        ids = []
-        for day in range(count):
-            session = scheduling.book_session(contract_id, db.session.merge(coach),
-                                              starts_at=first + timedelta(days=day))
-            db.session.commit()
-            ids.append(session.id)
-        for day, session_id in enumerate(ids):
-            clock.freeze(first + timedelta(days=day, minutes=50))
-            scheduling.mark_session(session_id, db.session.merge(coach), SessionStatus(status))
-            db.session.commit()
+        ids = deliver_sessions(db, clock, contract_id, coach, first, count, status)
         booked.extend(ids)
         return ids
 
     return run
+
+
+def wait_until_ready(db, account_id: str) -> None:
+    """Wait for the account's `account.updated` to reach the app and make it ready."""
+    from payouts.models import ConnectedAccount
+
+    def ready() -> bool:
+        db.session.expire_all()
+        row = db.session.scalar(select(ConnectedAccount).filter_by(
+            stripe_account_id=account_id))
+        return row is not None and row.ready
+
+    wait_for(ready, 10, f"account {account_id} to be ready")
+
+
+def onboard_coach(db, sandbox, coach) -> str:
+    """The coach connects an account and completes onboarding at the sandbox; its id, once
+    the app has it ready."""
+    from payouts import accounts
+
+    account_id = accounts.connect_account(db.session.merge(coach)).stripe_account_id
+    db.session.commit()
+    response = sandbox.tool(f"accounts/{account_id}/onboard")
+    assert response.status_code == 200, response.text
+    wait_until_ready(db, account_id)
+    return account_id
 
 
 @pytest.fixture
@@ -64,19 +98,11 @@ def connected(db, paid):
 def onboard(db, sandbox, paid):
     """onboard(account id): complete onboarding at the sandbox; its account.updated event
     reaches the webhook and the account is ready."""
-    from payouts.models import ConnectedAccount
 
     def run(account_id: str) -> None:
         response = sandbox.tool(f"accounts/{account_id}/onboard")
         assert response.status_code == 200, response.text
-
-        def ready() -> bool:
-            db.session.expire_all()
-            row = db.session.scalar(select(ConnectedAccount).filter_by(
-                stripe_account_id=account_id))
-            return row is not None and row.ready
-
-        wait_for(ready, 10, f"account {account_id} to be ready")
+        wait_until_ready(db, account_id)
 
     return run
 

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.payouts.conftest import run_payouts, settle_funds, shares, stripe_transfers
+from tests.payouts.conftest import (
+    deliver_sessions,
+    onboard_coach,
+    run_payouts,
+    settle_funds,
+    shares,
+    stripe_transfers,
+)
 from tests.support import at_once
 
 HOLD = timedelta(days=3)
@@ -242,8 +249,6 @@ def test_a_reversal_still_refused_after_the_give_up_time_is_one_platform_loss(
 def test_a_share_whose_charge_is_pending_waits_until_the_money_is_available(
     db, clock, sandbox, paid, ready_account, sandbox_knobs
 ):
-    from contracts import scheduling
-    from contracts.models import SessionStatus
     from payments.models import Payment
     from payouts.models import ShareStatus
 
@@ -253,12 +258,7 @@ def test_a_share_whose_charge_is_pending_waits_until_the_money_is_available(
     # One session on the next Monday at 09:00 UTC (at least two days away), delivered.
     today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     starts = today + timedelta(days=2 + (7 - (today + timedelta(days=2)).weekday()) % 7)
-    clock.freeze(starts - timedelta(days=1))
-    session = scheduling.book_session(contract_id, db.session.merge(coach), starts_at=starts)
-    db.session.commit()
-    clock.freeze(starts + timedelta(minutes=50))
-    scheduling.mark_session(session.id, db.session.merge(coach), SessionStatus.COMPLETED)
-    db.session.commit()
+    deliver_sessions(db, clock, contract_id, coach, starts)
     clock.advance(HOLD)
     assert clock.now() < available
     run_payouts(db)
@@ -365,36 +365,17 @@ def test_a_share_of_a_contract_paid_offline_waits_for_the_platform_balance(
 ):
     """Paid offline, the share comes from the platform's available balance: refused while
     it is short (and asked again for days, not hours), sent once it is there."""
-    from contracts import scheduling
-    from contracts.models import SessionStatus
     from payments.manual import record_manual_payment
     from payments.models import ManualMethod
-    from payouts import accounts
-    from payouts.models import ConnectedAccount, ShareStatus
-    from tests.support import wait_for
+    from payouts.models import ShareStatus
 
     contract_id, _, coach = pending_contract
     record_manual_payment(contract_id, db.session.merge(admin),
                           method=ManualMethod.BANK_TRANSFER, reference="TR-7",
                           received_on=clock.now().date(), note="")
     db.session.commit()
-    account_id = accounts.connect_account(db.session.merge(coach)).stripe_account_id
-    db.session.commit()
-    assert sandbox.tool(f"accounts/{account_id}/onboard").status_code == 200
-
-    def ready() -> bool:
-        db.session.expire_all()
-        row = db.session.scalar(select(ConnectedAccount).filter_by(stripe_account_id=account_id))
-        return row is not None and row.ready
-
-    wait_for(ready, 10, "the coach's account to be ready")
-    starts = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
-    clock.freeze(starts - timedelta(days=1))
-    session = scheduling.book_session(contract_id, db.session.merge(coach), starts_at=starts)
-    db.session.commit()
-    clock.freeze(starts + timedelta(minutes=50))
-    scheduling.mark_session(session.id, db.session.merge(coach), SessionStatus.COMPLETED)
-    db.session.commit()
+    account_id = onboard_coach(db, sandbox, coach)
+    deliver_sessions(db, clock, contract_id, coach, datetime(2027, 5, 3, 9, 0, tzinfo=UTC))
     clock.advance(HOLD)
     run_payouts(db)
     [share] = shares(db, contract_id)
