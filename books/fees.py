@@ -58,6 +58,7 @@ def fee_unknown_ids(limit: int = BATCH) -> list[int]:
         select(Payment.id)
         .where(Payment.stripe_fee.is_(None), Payment.payment_intent_id.is_not(None),
                Payment.manual_method.is_(None), Payment.status.in_(PAID_STATUSES),
+               Payment.fee_refused_at.is_(None),
                Payment.paid_at <= clock.now() - READ_AFTER)
         .order_by(Payment.id)
         .limit(limit)
@@ -65,7 +66,11 @@ def fee_unknown_ids(limit: int = BATCH) -> list[int]:
 
 
 def read_fees(limit: int = BATCH) -> int:
-    """Read Stripe's fee of payments that lack it; how many were read. Commits each."""
+    """Read Stripe's fee of payments that lack it; how many were read. Commits each.
+
+    A payment Stripe says it does not know (a record from another Stripe account, or
+    made up by hand) is marked so and not asked again; the reconciliation reports it.
+    """
     read = 0
     for payment_id in fee_unknown_ids(limit):
         payment = db.session.get(Payment, payment_id)
@@ -75,9 +80,13 @@ def read_fees(limit: int = BATCH) -> int:
         try:
             transaction = stripe_api.charge_balance_transaction(intent_id)
         except stripe_api.PaymentProviderError as exc:
-            log.warning("fee of payment %s not read: %s", payment_id, exc)
             if exc.unreached:
-                break  # Stripe is away: the next run tries again
+                log.warning("fees not read, Stripe not reached: %s", exc)
+                break  # the next run tries again
+            log.info("fee of payment %s refused by Stripe: %s", payment_id, exc)
+            db.session.execute(update(Payment).where(Payment.id == payment_id)
+                               .values(fee_refused_at=clock.now()))
+            db.session.commit()
             continue
         if transaction is None:
             continue

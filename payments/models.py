@@ -161,6 +161,8 @@ class Payment(Model):
     stripe_fee: Mapped[int | None]
     balance_transaction_id: Mapped[str | None] = mapped_column(String(255))
     available_on: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When Stripe answered that it knows no such payment: the fee sweep asks no more.
+    fee_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 

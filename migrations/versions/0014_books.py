@@ -27,6 +27,8 @@ def upgrade():
                                       nullable=True))
         batch_op.add_column(sa.Column('available_on', database.types.UTCDateTime(),
                                       nullable=True))
+        batch_op.add_column(sa.Column('fee_refused_at', database.types.UTCDateTime(),
+                                      nullable=True))
     with op.batch_alter_table('daily_payment_stats', schema=None) as batch_op:
         batch_op.add_column(sa.Column('stripe_fees', sa.Integer(), nullable=False,
                                       server_default='0'))
@@ -93,6 +95,7 @@ def downgrade():
     with op.batch_alter_table('daily_payment_stats', schema=None) as batch_op:
         batch_op.drop_column('stripe_fees')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_column('fee_refused_at')
         batch_op.drop_column('available_on')
         batch_op.drop_column('balance_transaction_id')
         batch_op.drop_column('stripe_fee')

@@ -196,6 +196,20 @@ def test_the_fee_sweep_reads_fees_of_paid_payments(db, active_day, clock):
     assert read_fees() == 0  # read once
 
 
+def test_the_fee_sweep_asks_once_about_a_payment_stripe_does_not_know(db, active_day, clock):
+    from books.fees import fee_unknown_ids, read_fees
+    from payments.models import Payment
+
+    payment = db.session.scalar(select(Payment).filter_by(contract_id=active_day))
+    payment.payment_intent_id = "pi_from_another_account"
+    db.session.commit()
+    assert fee_unknown_ids() == [payment.id]
+    assert read_fees() == 0
+    db.session.expire_all()
+    assert payment.stripe_fee is None and payment.fee_refused_at == clock.now()
+    assert fee_unknown_ids() == []  # not asked again
+
+
 def test_the_admin_checks_a_day_and_sees_it(db, active_day, day, student_client, admin,
                                             runner):
     from tests.conftest import login
