@@ -210,6 +210,31 @@ def test_the_fee_sweep_asks_once_about_a_payment_stripe_does_not_know(db, active
     assert fee_unknown_ids() == []  # not asked again
 
 
+def test_the_dashboard_and_the_payment_page_show_stripe_fees_and_net(
+    db, active_day, day, student_client, admin
+):
+    from books.reconcile import reconcile_day
+    from payments.models import Payment
+    from tests.admin.test_dashboard import text_of
+    from tests.conftest import login
+
+    reconcile_day(day)  # reads the fee
+    client = student_client
+    client.submit("/auth/logout")
+    login(client, admin)
+    html = client.get(f"/admin/payments?range=custom&start={day}&end={day}").get_data(
+        as_text=True)
+    shown = [text_of(html, f"{figure}-usd") for figure in
+             ("gross", "refunded", "stripe-fees", "net", "fees")]
+    # $200.00 in, $50.00 back, Stripe kept $6.10: $143.90 left; the platform's 5 % fee.
+    assert shown == ["$200.00", "$50.00", "$6.10", "$143.90", "$10.00"]
+    payment_id = db.session.scalar(select(Payment.id).filter_by(contract_id=active_day))
+    html = client.get(f"/admin/payments/{payment_id}").get_data(as_text=True)
+    assert [text_of(html, name) for name in ("stripe-fee", "payment-platform-fee")] == [
+        "$6.10", "$10.00"]
+    assert text_of(html, "payment-net").startswith("$143.90")
+
+
 def test_the_admin_checks_a_day_and_sees_it(db, active_day, day, student_client, admin,
                                             runner):
     from tests.conftest import login
