@@ -6,12 +6,16 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 
 from audit.services import record as audit
 from contracts import lifecycle
+from contracts.models import Contract
+from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
+from notifications.services import notify
 from payments import plans, refunds
 from payments.checkout.fulfil import fulfil_checkout, locked_attempt, metadata_contract_id
 from payments.inbox.table import Handler, RetryLater, register
@@ -25,12 +29,37 @@ def _fail_session(session: dict[str, Any]) -> str:
     if found is None:
         return "unrelated"
     payment, contract = found
+    was_processing = payment.status is PaymentRecordStatus.PROCESSING
     if not move_if_allowed(payment, PaymentRecordStatus.FAILED):
         return "stale"
     payment.failure_reason = "The bank debit did not go through."
-    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    unpaid = lifecycle.mark_payment_failed(contract, actor_label="stripe",
+                                           reason=payment.failure_reason)
     audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
+    if was_processing and unpaid:
+        _tell_debit_failed(payment, contract)
     return "failed"
+
+
+def _tell_debit_failed(payment: Payment, contract: Contract) -> None:
+    """The student and the coach hear that a bank debit failed after "Processing…".
+
+    Once: called only by the event that moves the payment from `processing` to `failed`
+    (the session's or its intent's, whichever comes first); the other, or a replay, finds
+    it failed. A contract paid another way meanwhile asks nothing of anyone.
+    """
+    amount = format_money(payment.amount, payment.currency)
+    notify(contract.student,
+           f"Your bank debit of {amount} for “{contract.title}” did not go through. "
+           "Nothing was taken. You can pay another way, by card for instance, on the "
+           "contract's pay page.",
+           link=url_for("payments.pay", contract_id=contract.id),
+           subject=f"Coachpact: your bank debit for “{contract.title}” did not go through")
+    notify(contract.coach,
+           f"{contract.student.name}'s bank debit of {amount} for “{contract.title}” "
+           "did not go through. They have been asked to pay another way; there is nothing "
+           "for you to do.",
+           link=url_for("contracts.detail", contract_id=contract.id))
 
 
 def _expire_session(session: dict[str, Any]) -> str:
@@ -59,19 +88,23 @@ def _intent_failed(intent: dict[str, Any]) -> str:
     if payment is None:
         raise RetryLater("payment_intent.payment_failed before its Checkout attempt is known")
     payment.payment_intent_id = payment.payment_intent_id or intent["id"]
+    was_processing = payment.status is PaymentRecordStatus.PROCESSING
     if not move_if_allowed(payment, PaymentRecordStatus.FAILED) and (
         payment.status is not PaymentRecordStatus.FAILED
     ):
         return "stale"  # a later attempt of the same Checkout succeeded: its failure is gone
     error = intent.get("last_payment_error") or {}
     payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
-    lifecycle.mark_payment_failed(contract, actor_label="stripe", reason=payment.failure_reason)
+    unpaid = lifecycle.mark_payment_failed(contract, actor_label="stripe",
+                                           reason=payment.failure_reason)
     audit(
         "payment.failed",
         payment,
         actor_label="stripe",
         after={"reason": payment.failure_reason, "code": error.get("code")},
     )
+    if was_processing and unpaid:  # a card declined in Checkout is seen there, live
+        _tell_debit_failed(payment, contract)
     return "failed"
 
 

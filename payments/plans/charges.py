@@ -113,7 +113,8 @@ def _claim(instalment_id: int) -> int | None:
                 "attempt": str(instalment.attempts)}
     payment = Payment(contract_id=contract.id, amount=instalment.amount,
                       currency=contract.currency, customer_id=plan.customer_id,
-                      instalment_id=instalment.id, stripe_metadata=metadata)
+                      instalment_id=instalment.id, stripe_metadata=metadata,
+                      payment_method_type="card")  # a plan charges a saved card, off session
     db.session.add(payment)
     db.session.flush()
     audit("instalment.charge_started", instalment, actor_label="system",
