@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,8 +19,50 @@ from accounts.models import User
 from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
+from notifications.services import notify
 from payments import stripe_api
 from payouts.models import ConnectedAccount
+
+# Stripe's requirement keys (`requirements.currently_due`) in the words a coach reads. A key
+# is matched whole, then by its first part ("individual.verification.document" →
+# "individual.verification", then "individual"); anything else reads GENERIC_REQUIREMENT.
+REQUIREMENT_WORDS = {
+    "business_profile.url": "your website or a link to your profile",
+    "business_profile.mcc": "what kind of business you run",
+    "business_profile.product_description": "a description of what you sell",
+    "business_type": "whether you work as an individual or a company",
+    "external_account": "the bank account to pay you into",
+    "individual.address": "your home address",
+    "individual.dob": "your date of birth",
+    "individual.email": "your email address",
+    "individual.first_name": "your first name",
+    "individual.last_name": "your last name",
+    "individual.phone": "your phone number",
+    "individual.id_number": "your national ID or tax number",
+    "individual.ssn_last_4": "the last four digits of your Social Security number",
+    "individual.verification.document": "a photo of your ID document",
+    "individual.verification.additional_document": "a document proving your address",
+    "individual.verification": "a check of your identity",
+    "individual": "some personal details",
+    "company": "some details about your company",
+    "tos_acceptance.date": "your acceptance of Stripe's terms of service",
+    "tos_acceptance.ip": "your acceptance of Stripe's terms of service",
+    "tos_acceptance": "your acceptance of Stripe's terms of service",
+}
+GENERIC_REQUIREMENT = "a few more details about you"
+
+
+def requirement_words(keys: list[str]) -> list[str]:
+    """What Stripe asks for (`currently_due` keys), in plain words, each said once."""
+    words: list[str] = []
+    for key in keys:
+        parts = key.split(".")
+        said = next((REQUIREMENT_WORDS[".".join(parts[:n])]
+                     for n in range(len(parts), 0, -1)
+                     if ".".join(parts[:n]) in REQUIREMENT_WORDS), GENERIC_REQUIREMENT)
+        if said not in words:
+            words.append(said)
+    return words
 
 
 class PayoutsRefused(Exception):
@@ -153,4 +196,21 @@ def mirror_account(stripe_account: dict[str, Any]) -> str:
         before={name: before for name, (before, _) in changed.items()},
         after={name: after for name, (_, after) in changed.items()},
     )
+    before_due = changed.get("requirements_due", (row.requirements_due, None))[0]
+    if row.requirements_due and not before_due:
+        # Told when Stripe starts asking (not during onboarding, which asks from the start;
+        # the same account read again changes nothing and tells no one twice).
+        _tell_requirements(row)
     return "ready" if row.ready else "updated"
+
+
+def _tell_requirements(row: ConnectedAccount) -> None:
+    needed = requirement_words(row.requirements_due)
+    listed = needed[0] if len(needed) == 1 else ", ".join(needed[:-1]) + " and " + needed[-1]
+    coach = db.session.get(User, row.user_id)
+    assert coach is not None
+    notify(coach,
+           f"Stripe needs more information to keep paying you out: {listed}. "
+           "It takes a few minutes on Stripe's page; until then your payouts may be paused.",
+           link=url_for("payouts.refresh_link"),
+           subject="Coachpact: Stripe needs more information for your payouts")

@@ -43,6 +43,7 @@ import clock
 import jobs
 from accounts.models import User
 from audit.services import record as audit
+from contracts.localtime import format_local
 from contracts.models import Contract
 from contracts.money import format_money
 from contracts.services import lock_contract
@@ -265,7 +266,7 @@ def transfer_share(share_id: int) -> str:
 
 
 def _transferred(share_id: int, transfer_id: str) -> str:
-    share, _ = _locked(share_id)
+    share, contract = _locked(share_id)
     if share.status is ShareStatus.TRANSFERRED:
         db.session.rollback()  # another job got the same transfer back for the same key
         return "already_transferred"
@@ -278,6 +279,18 @@ def _transferred(share_id: int, transfer_id: str) -> str:
     share.last_error = None
     audit("payout.transferred", share, actor_label="stripe",
           after={"amount": share.transfer_amount, "transfer": transfer_id})
+    # Here, where the share becomes transferred once, so a second job tells no one twice.
+    amount = format_money(share.transfer_amount or share.amount, share.currency)
+    held = share.amount - (share.transfer_amount or share.amount)
+    notify(share.coach,
+           f"{amount} for your session of "
+           f"{format_local(share.session.starts_at, share.coach.timezone, '%-d %b')} on "
+           f"“{contract.title}” is on its way to your bank account. Stripe pays it out on "
+           "your account's payout schedule."
+           + (f" A refund on the contract kept back {format_money(held, share.currency)}."
+              if held else ""),
+           link=url_for("payouts.index"),
+           subject=f"Coachpact: {amount} for “{contract.title}” is on its way")
     db.session.commit()
     return "transferred"
 
@@ -436,7 +449,7 @@ def reverse(item: Reversal) -> str:
         if exc.code == SHORT_BALANCE:
             return _short(item, str(exc))
         return _lost(item, str(exc), exc.code)
-    share, _ = _locked(item.share_id)
+    share, contract = _locked(item.share_id)
     if share.reversed_amount + share.lost_amount < item.target:
         share.reversed_amount = item.target - share.lost_amount
         db.session.add(TransferReversal(share_id=share.id, stripe_reversal_id=made.id,
@@ -444,6 +457,14 @@ def reverse(item: Reversal) -> str:
         audit("payout.reversed", share, actor_label="stripe",
               after={"amount": item.amount, "reversal": made.id,
                      "reversed": share.reversed_amount})
+        amount = format_money(item.amount, share.currency)
+        notify(share.coach,
+               f"A refund to the student of “{contract.title}” took back {amount} of what you "
+               f"were paid for your session of "
+               f"{format_local(share.session.starts_at, share.coach.timezone, '%-d %b')}. "
+               "Stripe has taken it from your account already; there is nothing for you to do.",
+               link=url_for("payouts.index"),
+               subject=f"Coachpact: a refund took back {amount} for “{contract.title}”")
     _stop_waiting(share)
     db.session.commit()
     return "reversed"

@@ -25,9 +25,11 @@ def coaches_only() -> None:
 
 @bp.get("/")
 def index() -> str:
+    account = accounts.account_of(current_user)
     return render_template(
         "payouts/index.html",
-        account=accounts.account_of(current_user),
+        account=account,
+        needed=accounts.requirement_words(account.requirements_due) if account else [],
         payouts=coach_payouts(current_user),
         form=ConfirmForm(),
     )

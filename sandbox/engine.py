@@ -129,6 +129,8 @@ LEGACY_TYPES: dict[str, dict[str, Any]] = {
                "requirement_collection": "application", "stripe_dashboard": {"type": "none"}},
 }
 ACCOUNT_LINK_SECONDS = 300  # an Account Link expires after five minutes
+# What an onboarded account is newly asked for is due this long after the ask (`require`).
+REQUIREMENT_DEADLINE_SECONDS = 14 * 24 * 3600
 # Stripe's words when the destination cannot receive transfers (code
 # insufficient_capabilities_for_transfer) and when the platform's balance is short.
 TRANSFER_CAPABILITY = ("Your destination account needs to have at least one of the following "
@@ -1641,6 +1643,22 @@ class Engine:
             if account["tos_acceptance"]["date"] is None:
                 account["tos_acceptance"].update(date=now, ip=ip or "127.0.0.1")
             extra.setdefault("bank_account", shapes.new_id("ba_"))
+            self._save_account(account, extra, before, None)
+            return account
+
+    def require(self, account_id: str, fields: list[str]) -> dict[str, Any]:
+        """Stripe asks an onboarded account for more (new verification, a changed rule):
+        the fields become `currently_due` and `eventually_due` with a deadline 14 days on;
+        charges and payouts stay enabled until then (account.updated with
+        previous_attributes)."""
+        with self.store.transaction():
+            account, extra = self.account(account_id)
+            before = copy.deepcopy(account)
+            requirements = account["requirements"]
+            requirements.update(
+                currently_due=sorted(set(requirements["currently_due"]) | set(fields)),
+                eventually_due=sorted(set(requirements["eventually_due"]) | set(fields)),
+                current_deadline=self.now() + REQUIREMENT_DEADLINE_SECONDS)
             self._save_account(account, extra, before, None)
             return account
 

@@ -168,6 +168,16 @@ def onboard(account_id: str) -> Response:
     return jsonify(sandbox().engine.onboard(account_id))
 
 
+@bp.post("/accounts/<account_id>/require")
+def require(account_id: str) -> Response:
+    """Stripe asks an onboarded account for more: `fields` (comma-separated requirement
+    keys, e.g. individual.verification.document) become currently due: account.updated."""
+    fields = [f.strip() for f in str(_input().get("fields") or "").split(",") if f.strip()]
+    if not fields:
+        raise StripeError("Missing required param: fields.", param="fields")
+    return jsonify(sandbox().engine.require(account_id, fields))
+
+
 @bp.post("/accounts/<account_id>/balance")
 def account_balance(account_id: str) -> Response:
     """Set a connected account's balance in one currency: available and/or pending (minor
