@@ -95,6 +95,11 @@ def _intent_failed(intent: dict[str, Any]) -> str:
         return "stale"  # a later attempt of the same Checkout succeeded: its failure is gone
     error = intent.get("last_payment_error") or {}
     payment.failure_reason = (error.get("message") or "The payment failed.")[:500]
+    # The method that failed (a bank debit, a card): the pages name it.
+    payment.payment_method_type = (
+        error.get("payment_method_type") or (error.get("payment_method") or {}).get("type")
+        or payment.payment_method_type
+    )
     unpaid = lifecycle.mark_payment_failed(contract, actor_label="stripe",
                                            reason=payment.failure_reason)
     audit(

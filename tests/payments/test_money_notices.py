@@ -72,6 +72,10 @@ def test_a_failed_bank_debit_tells_the_student_and_the_coach_once(
     [payment] = payments(db, contract_id)
     assert payment.status.value == "failed"
 
+    # The student's Payments page names how it was tried.
+    mine = student_client.get("/payments").get_data(as_text=True)
+    row = mine[mine.index(f'data-payment="{payment.id}"'):]
+    assert ">Bank debit</td>" in row[:row.index("</tr>")]
     # The pay page the notice links to offers the contract again.
     page = student_client.get(f"/contracts/{contract_id}/pay").get_data(as_text=True)
     assert 'id="pay-button"' in page
