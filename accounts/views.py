@@ -7,7 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from accounts.forms import ForgotPasswordForm, LoginForm, RegistrationForm, ResetPasswordForm
-from accounts.models import Role
+from accounts.models import Role, User
 from accounts.services import (
     AccountError,
     authenticate,
@@ -59,6 +59,14 @@ def register() -> str | Response:
         return redirect(url_for("contracts.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
+        existing = find_user_by_email(form.email.data)
+        if existing is not None:
+            # Saying "this address has an account" would tell anyone who is registered:
+            # the owner hears of it by mail, the page says nothing about the address.
+            mail_registration_attempt(existing)
+            db.session.commit()
+            flash(REGISTRATION_ELSEWHERE, "info")
+            return redirect(url_for("auth.login"))
         try:
             user = create_user(
                 email=form.email.data,
@@ -75,6 +83,26 @@ def register() -> str | Response:
             flash(f"Welcome to Coachpact, {user.name}.", "success")
             return redirect(url_for("contracts.index"))
     return render_template("accounts/register.html", form=form)
+
+
+# What a registration with an address that has an account answers. The page names
+# neither the address nor an account; the owner learns what happened by mail. (A new
+# address is logged in at once, so a visitor who tries both still sees a difference:
+# only a confirmation mail before the first login would close it.)
+REGISTRATION_ELSEWHERE = "We sent a mail to that address: it says how to go on from here."
+
+
+def mail_registration_attempt(user: User) -> None:
+    queue_mail(
+        user.email,
+        "Someone tried to register with your Coachpact address",
+        "Someone just tried to open a new Coachpact account with this email address, "
+        "which already has one.\n\n"
+        "If it was you, log in:\n" + mail_link("auth.login") + "\n\n"
+        "or, if you forgot your password, choose a new one:\n"
+        + mail_link("auth.forgot_password") + "\n\n"
+        "If it was not you, ignore this mail: your account is unchanged.",
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
