@@ -44,6 +44,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if os.environ.get("APP_ENV", "development") != "production":
         load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
+    # Werkzeug would redirect /admin//payments to /admin/payments for anyone, telling that a
+    # page is there: a doubled slash is a 404 like any other unknown address.
+    app.url_map.merge_slashes = False
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_config(app.instance_path))
     if overrides:
