@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -26,7 +27,7 @@ from accounts.tokens import (
 )
 from audit.services import record as audit
 from extensions import db, limiter, login_manager
-from notifications.services import queue_mail
+from notifications.services import mailed_within, queue_mail
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -92,10 +93,17 @@ def register() -> str | Response:
 REGISTRATION_ELSEWHERE = "We sent a mail to that address: it says how to go on from here."
 
 
+REGISTRATION_ATTEMPT_SUBJECT = "Someone tried to register with your Coachpact address"
+
+
 def mail_registration_attempt(user: User) -> None:
+    """Tell the owner of an address that someone tried to register it: once an hour at
+    most, so the form cannot be used to flood an inbox."""
+    if mailed_within(user.email, REGISTRATION_ATTEMPT_SUBJECT, timedelta(hours=1)):
+        return
     queue_mail(
         user.email,
-        "Someone tried to register with your Coachpact address",
+        REGISTRATION_ATTEMPT_SUBJECT,
         "Someone just tried to open a new Coachpact account with this email address, "
         "which already has one.\n\n"
         "If it was you, log in:\n" + mail_link("auth.login") + "\n\n"

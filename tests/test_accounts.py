@@ -59,6 +59,18 @@ def test_a_registered_address_is_not_named_and_its_owner_gets_a_mail(client, db,
     assert client.get("/contracts/").status_code == 302
 
 
+def test_the_owner_gets_one_such_mail_an_hour(client, db, make_user, clock):
+    from datetime import timedelta
+
+    make_user("coach", email="ana.ruiz@example.com")
+    for _ in range(3):
+        assert client.submit("/auth/register", REGISTRATION).status_code == 302
+    assert len(owner_mails(db, "ana.ruiz@example.com")) == 1
+    clock.advance(timedelta(hours=1, seconds=1))
+    assert client.submit("/auth/register", REGISTRATION).status_code == 302
+    assert len(owner_mails(db, "ana.ruiz@example.com")) == 2
+
+
 def test_registering_an_existing_demo_address_mails_its_owner(client, db, make_user):
     # The demo accounts live under the special-use `.test` domain (demo.py, README).
     make_user("student", email="ana@coachpact.test")
