@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
-from flask import Flask, jsonify, redirect, render_template, url_for
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
@@ -44,6 +44,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if os.environ.get("APP_ENV", "development") != "production":
         load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
+    # Werkzeug would redirect /admin//payments to /admin/payments for anyone, telling that a
+    # page is there: a doubled slash is a 404 like any other unknown address.
+    app.url_map.merge_slashes = False
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_config(app.instance_path))
     if overrides:
@@ -137,6 +140,16 @@ def _register_pages(app: Flask) -> None:
             return redirect(url_for("contracts.index"))
         return render_template("home.html")
 
+    # The addresses people type: the pages live under /auth. The query (a `next` page)
+    # goes along.
+    @app.get("/login")
+    def login_shortcut() -> Response:
+        return _redirect_keeping_query(url_for("auth.login"))
+
+    @app.get("/register")
+    def register_shortcut() -> Response:
+        return _redirect_keeping_query(url_for("auth.register"))
+
     @app.get("/favicon.ico")
     def favicon() -> Response:
         # Browsers ask for /favicon.ico whatever the page links; answer with the SVG icon.
@@ -168,6 +181,11 @@ def _register_pages(app: Flask) -> None:
         db.session.rollback()
         title, message = ERROR_MESSAGES[500]
         return render_template("error.html", code=500, title=title, message=message), 500
+
+
+def _redirect_keeping_query(path: str) -> Response:
+    query = request.query_string.decode("latin-1")
+    return redirect(path + ("?" + query if query else ""))
 
 
 def _register_security_headers(app: Flask) -> None:

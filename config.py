@@ -82,6 +82,19 @@ def _day_list(name: str, raw: str) -> tuple[int, ...]:
     return values
 
 
+def _coach_earning_percent(env: dict[str, str]) -> Decimal:
+    name = "MINIMUM_COACH_EARNING_PERCENT"
+    value = _decimal(name, env.get(name, "50"))
+    fee_percent = _decimal("PLATFORM_FEE_PERCENT", env.get("PLATFORM_FEE_PERCENT", "5"))
+    # Above 100 - PLATFORM_FEE_PERCENT every proposal would be refused.
+    if value + fee_percent > 100:
+        raise ConfigError(
+            f"{name} ({value}) and PLATFORM_FEE_PERCENT ({fee_percent}) add up to more than "
+            f"100, so no proposal could be sent; lower one of them"
+        )
+    return value
+
+
 def _password_hash_costs(env: dict[str, str], *, production: bool = False) -> dict[str, int]:
     # Defaults are argon2-cffi's own (what PasswordHasher() uses); tests lower them.
     default = RFC_9106_LOW_MEMORY
@@ -168,6 +181,9 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "PLATFORM_FEE_MINIMUM": _decimal(
             "PLATFORM_FEE_MINIMUM", env.get("PLATFORM_FEE_MINIMUM", "1")
         ),
+        # A proposal must leave its coach at least this percent of its total: on a small
+        # total the minimum fee would otherwise take most of it, or all.
+        "MINIMUM_COACH_EARNING_PERCENT": _coach_earning_percent(env),
         # Cancelling a session with less notice than this counts it as used.
         "SESSION_CANCEL_NOTICE_HOURS": _decimal(
             "SESSION_CANCEL_NOTICE_HOURS", env.get("SESSION_CANCEL_NOTICE_HOURS", "24")

@@ -36,6 +36,10 @@ class AccountError(Exception):
     """A registration or login that cannot go ahead; the message is for the user."""
 
 
+class SamePasswordError(AccountError):
+    """A new password that is the current one: no change, and nothing gained by it."""
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -112,9 +116,13 @@ def user_for_login_id(login_id: str) -> User | None:
 
 
 def change_password(user: User, *, current: str, new: str) -> None:
-    """Change a password the user proves they know; refuses a wrong current one."""
+    """Change a password the user proves they know; refuses a wrong current one, and a new
+    one that is the current one (the change would log out the other devices, while anyone
+    who knew the password still would)."""
     if not password_matches(user, current):
         raise AccountError("Your current password is wrong.")
+    if password_matches(user, new):
+        raise SamePasswordError("The new password is your current one: choose another.")
     set_password(user, new)
 
 

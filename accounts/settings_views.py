@@ -16,6 +16,7 @@ from accounts.forms import EmailChangeForm, PasswordChangeForm, ProfileForm
 from accounts.models import User
 from accounts.services import (
     AccountError,
+    SamePasswordError,
     change_email,
     change_password,
     check_new_email,
@@ -59,6 +60,8 @@ def password() -> str | Response:
             change_password(
                 current_user, current=form.current_password.data, new=form.new_password.data
             )
+        except SamePasswordError as exc:
+            form.new_password.errors.append(str(exc))
         except AccountError as exc:
             form.current_password.errors.append(str(exc))
         else:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -7,7 +8,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from accounts.forms import ForgotPasswordForm, LoginForm, RegistrationForm, ResetPasswordForm
-from accounts.models import Role
+from accounts.models import Role, User
 from accounts.services import (
     AccountError,
     authenticate,
@@ -26,7 +27,7 @@ from accounts.tokens import (
 )
 from audit.services import record as audit
 from extensions import db, limiter, login_manager
-from notifications.services import queue_mail
+from notifications.services import mailed_within, queue_mail
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -59,6 +60,14 @@ def register() -> str | Response:
         return redirect(url_for("contracts.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
+        existing = find_user_by_email(form.email.data)
+        if existing is not None:
+            # Saying "this address has an account" would tell anyone who is registered:
+            # the owner hears of it by mail, the page says nothing about the address.
+            mail_registration_attempt(existing)
+            db.session.commit()
+            flash(REGISTRATION_ELSEWHERE, "info")
+            return redirect(url_for("auth.login"))
         try:
             user = create_user(
                 email=form.email.data,
@@ -75,6 +84,33 @@ def register() -> str | Response:
             flash(f"Welcome to Coachpact, {user.name}.", "success")
             return redirect(url_for("contracts.index"))
     return render_template("accounts/register.html", form=form)
+
+
+# What a registration with an address that has an account answers. The page names
+# neither the address nor an account; the owner learns what happened by mail. (A new
+# address is logged in at once, so a visitor who tries both still sees a difference:
+# only a confirmation mail before the first login would close it.)
+REGISTRATION_ELSEWHERE = "We sent a mail to that address: it says how to go on from here."
+
+
+REGISTRATION_ATTEMPT_SUBJECT = "Someone tried to register with your Coachpact address"
+
+
+def mail_registration_attempt(user: User) -> None:
+    """Tell the owner of an address that someone tried to register it: once an hour at
+    most, so the form cannot be used to flood an inbox."""
+    if mailed_within(user.email, REGISTRATION_ATTEMPT_SUBJECT, timedelta(hours=1)):
+        return
+    queue_mail(
+        user.email,
+        REGISTRATION_ATTEMPT_SUBJECT,
+        "Someone just tried to open a new Coachpact account with this email address, "
+        "which already has one.\n\n"
+        "If it was you, log in:\n" + mail_link("auth.login") + "\n\n"
+        "or, if you forgot your password, choose a new one:\n"
+        + mail_link("auth.forgot_password") + "\n\n"
+        "If it was not you, ignore this mail: your account is unchanged.",
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,6 +24,7 @@ from accounts.models import User
 from admin.analytics import midnight
 from audit.models import AuditEntry
 from contracts.models import Contract
+from contracts.money import format_money
 from extensions import db
 from payments.models import Payment, PaymentRecordStatus, Refund, WebhookEvent
 
@@ -212,20 +214,27 @@ def page(filters: PaymentFilters, after: str | None = None) -> tuple[list[Any], 
 
 # --- CSV export -------------------------------------------------------------------
 
+# The amounts twice: in minor units for a program, and written out with the currency for a
+# person ("$200.00", "¥5,000").
 CSV_HEADER = (
     "payment_id", "created_at_utc", "status", "amount_minor", "amount_refunded_minor",
-    "currency", "method", "contract_id", "contract_title", "student_name", "student_email",
+    "currency", "amount_formatted", "amount_refunded_formatted", "method", "contract_id",
+    "contract_title", "student_name", "student_email",
     "coach_name", "coach_email", "checkout_session_id", "payment_intent_id", "charge_id",
     "manual_reference", "review_reason",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula: at the cell's start,
+# or after a `,` or `;`, because a spreadsheet that splits fields on `;` (as much of
+# continental Europe's do) or ignores the quotes makes a new cell there. Spaces and quotes
+# before the character do not stop it.
+_FORMULA = re.compile(r'(^|[,;])([ "]*)(?=[=+\-@\t\r])')
 
 
 def neutralise(value: Any) -> Any:
-    """A cell a spreadsheet will show as text, never run (OWASP's CSV injection advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
+    """A cell a spreadsheet will show as text, never run (OWASP's CSV injection advice):
+    `'` before each formula character that could begin a cell."""
+    if isinstance(value, str):
+        return _FORMULA.sub(r"\1\2'", value)
     return value
 
 
@@ -244,6 +253,10 @@ def _csv_row(row: Any) -> tuple[Any, ...]:
     cells = list(row)
     cells[1] = cells[1].isoformat()
     cells[2] = cells[2].value
+    amount, refunded, currency = cells[3:6]
+    cells[6:6] = [
+        "" if figure is None else format_money(figure, currency) for figure in (amount, refunded)
+    ]
     return tuple(neutralise("" if cell is None else cell) for cell in cells)
 
 
@@ -251,7 +264,9 @@ def export_csv(filters: PaymentFilters, chunk_rows: int = 1000) -> Iterator[str]
     """The filtered set as CSV text, in chunks: rows are streamed from the database
     (a server-side cursor on PostgreSQL), so memory stays flat whatever the size."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every cell quoted: a field with a separator or a line break stays one cell in any
+    # reader, numbers included.
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_HEADER)
     query = (
         filtered(filters)

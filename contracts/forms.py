@@ -57,6 +57,10 @@ class IfPlanOffered:
     def __call__(self, form: ProposalForm, field: IntegerField) -> None:
         if not form.offer_plan.data:
             field.errors[:] = []  # whatever was typed (even not a number) is ignored
+            if not field.raw_data:
+                # Not posted (the page's script disables the field while the box is
+                # unticked): a page shown again offers the default, not an empty box.
+                field.data = field.default
             raise StopValidation()
 
 

@@ -134,6 +134,22 @@ def quote(
     return Quote(total=total, platform_fee=fee, coach_earning=total - fee)
 
 
+def check_coach_earning(split: Quote, currency: str, minimum_percent: Decimal) -> None:
+    """Refuse terms that leave the coach less than `minimum_percent` of the total (MoneyError).
+
+    On a small total the minimum platform fee takes most or all of it (4 sessions at $0.13:
+    the $1 minimum takes the whole $0.52), and such a contract would earn its coach nothing.
+    """
+    if split.coach_earning * 100 < minimum_percent * split.total:
+        raise MoneyError(
+            f"The platform fee takes {format_money(split.platform_fee, currency)} of this "
+            f"{format_money(split.total, currency)}, leaving you "
+            f"{format_money(split.coach_earning, currency)}: a proposal must leave you at "
+            f"least {format(minimum_percent, 'f')} % of its total. Raise the price or the "
+            "number of sessions."
+        )
+
+
 def minimum_fee(fee_minimum: Decimal, currency: str) -> int:
     """The least platform fee in minor units: `fee_minimum` major units, rounded half up."""
     return int((fee_minimum * minor_factor(currency)).quantize(Decimal(1), ROUND_HALF_UP))

@@ -30,6 +30,7 @@ from contracts.money import (
     MIN_CHARGE_AMOUNT,
     MoneyError,
     Quote,
+    check_coach_earning,
     check_minimum_charge,
     currency_symbol,
     format_money,
@@ -86,10 +87,19 @@ def preview_terms(*, price_per_session: int, session_count: int, currency: str) 
     except MoneyError as exc:
         return Preview(split=None, problem=str(exc))
     try:
-        check_minimum_charge(split.total, currency)
+        check_sendable(split, currency)
     except MoneyError as exc:
         return Preview(split=split, problem=str(exc))
     return Preview(split=split, problem=None)
+
+
+def check_sendable(split: Quote, currency: str) -> None:
+    """Refuse (MoneyError) a total Stripe could never charge, or one that would leave the
+    coach less than MINIMUM_COACH_EARNING_PERCENT of it."""
+    check_minimum_charge(split.total, currency)
+    check_coach_earning(
+        split, currency, Decimal(current_app.config["MINIMUM_COACH_EARNING_PERCENT"])
+    )
 
 
 def fee_rule() -> dict[str, Any]:
@@ -102,6 +112,7 @@ def fee_rule() -> dict[str, Any]:
     return {
         "percent": format(Decimal(config["PLATFORM_FEE_PERCENT"]), "f"),
         "minimum": format(Decimal(config["PLATFORM_FEE_MINIMUM"]), "f"),
+        "min_earning_percent": format(Decimal(config["MINIMUM_COACH_EARNING_PERCENT"]), "f"),
         "max_total": MAX_CHARGE_AMOUNT,
         "currencies": {
             code: {
@@ -134,11 +145,12 @@ def send_proposal(
     student = find_user_by_email(student_email)
     if student is None or student.role is not Role.STUDENT:
         raise ProposalError("There is no student with this email on Coachpact.")
-    # Refuses terms whose total could never be charged (MoneyError).
+    # Refuses terms whose total could never be charged, or would earn the coach too
+    # little (MoneyError).
     split = fee_quote(
         price_per_session=price_per_session, session_count=session_count, currency=currency
     )
-    check_minimum_charge(split.total, currency)
+    check_sendable(split, currency)
     # A plan is both terms within their ranges, or none (the form checks the settings too).
     if (plan_deposit_percent, plan_max_instalments) != (None, None) and (
         plan_deposit_percent is None

@@ -8,6 +8,7 @@ no mail: the sweep finds it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -48,6 +49,17 @@ def queue_mail(recipient: str, subject: str, body: str) -> None:
     db.session.add(mail)
     db.session.flush()
     jobs.enqueue_after_commit(db.session(), send_mail, mail.id)
+
+
+def mailed_within(recipient: str, subject: str, period: timedelta) -> bool:
+    """Whether a mail with this subject was queued for `recipient` in the last `period`."""
+    since = clock.now() - period
+    return db.session.scalar(
+        select(OutboxMail.id)
+        .where(OutboxMail.recipient == recipient, OutboxMail.subject == subject,
+               OutboxMail.created_at >= since)
+        .limit(1)
+    ) is not None
 
 
 def unread_count(user: User) -> int:

@@ -263,6 +263,19 @@ def test_new_password_length_and_repeat_are_checked(app, client, make_user):
     assert can_log_in(app, "ana@example.com", PASSWORD)
 
 
+def test_the_current_password_is_refused_as_the_new_one(app, client, db, make_user):
+    user = make_user(email="ana@example.com")
+    version = user.login_version
+    login(client, user)
+    response = change_password(client, PASSWORD, PASSWORD)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "The new password is your current one: choose another." in page
+    assert page.count("invalid-feedback") == 1
+    assert user_row(db, user.id).login_version == version
+    assert mails(db) == []
+
+
 def test_right_current_password_changes_it(app, client, db, make_user):
     user = make_user(email="ana@example.com")
     login(client, user)

@@ -36,23 +36,49 @@ def test_register_logs_in_and_stores_a_hashed_lowercase_email(client, db):
     assert "Ana Ruiz" in client.get("/contracts/").get_data(as_text=True)
 
 
-def test_duplicate_email_in_another_case_is_refused(client, db, make_user):
+def owner_mails(db, email: str) -> list:
+    from notifications.models import OutboxMail
+
+    return list(db.session.scalars(select(OutboxMail).filter_by(recipient=email)))
+
+
+def test_a_registered_address_is_not_named_and_its_owner_gets_a_mail(client, db, make_user):
     make_user("coach", email="ana.ruiz@example.com")
     response = client.submit("/auth/register", REGISTRATION | {"email": "ANA.RUIZ@EXAMPLE.COM"})
-    assert response.status_code == 200
-    assert "already exists" in response.get_data(as_text=True)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login"
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert "We sent a mail to that address" in page
+    assert "exists" not in page and "already" not in page
     assert user_count(db) == 1
+    (mail,) = owner_mails(db, "ana.ruiz@example.com")
+    assert mail.subject == "Someone tried to register with your Coachpact address"
+    assert "http://127.0.0.1:5000/auth/login" in mail.body
+    assert "http://127.0.0.1:5000/auth/forgot" in mail.body
+    # Still logged out: the attempt gave nobody the account.
+    assert client.get("/contracts/").status_code == 302
 
 
-def test_registering_an_existing_demo_address_says_it_exists(client, db, make_user):
+def test_the_owner_gets_one_such_mail_an_hour(client, db, make_user, clock):
+    from datetime import timedelta
+
+    make_user("coach", email="ana.ruiz@example.com")
+    for _ in range(3):
+        assert client.submit("/auth/register", REGISTRATION).status_code == 302
+    assert len(owner_mails(db, "ana.ruiz@example.com")) == 1
+    clock.advance(timedelta(hours=1, seconds=1))
+    assert client.submit("/auth/register", REGISTRATION).status_code == 302
+    assert len(owner_mails(db, "ana.ruiz@example.com")) == 2
+
+
+def test_registering_an_existing_demo_address_mails_its_owner(client, db, make_user):
     # The demo accounts live under the special-use `.test` domain (demo.py, README).
     make_user("student", email="ana@coachpact.test")
     response = client.submit("/auth/register", REGISTRATION | {"email": "Ana@coachpact.test"})
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "An account with this email already exists." in page
-    assert "Invalid email address." not in page
+    assert response.status_code == 302
+    assert "Invalid email address." not in client.get("/auth/login").get_data(as_text=True)
     assert user_count(db) == 1
+    assert len(owner_mails(db, "ana@coachpact.test")) == 1
 
 
 def test_a_test_domain_address_can_register_outside_production(client, db):
@@ -276,3 +302,18 @@ def test_production_settings_hash_at_argon2s_production_cost(app, db, make_user,
     stored = db.session.get(User, user.id).password_hash
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert authenticate(user.email, PASSWORD).id == user.id
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/login", "/auth/login"),
+        ("/register", "/auth/register"),
+        ("/login?next=/contracts/7", "/auth/login?next=/contracts/7"),
+        ("/register?next=%2Fsettings%2F", "/auth/register?next=%2Fsettings%2F"),
+    ],
+)
+def test_the_short_addresses_lead_to_the_auth_pages(client, path, location):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"] == location

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from config import ConfigError, load_config
@@ -92,6 +94,23 @@ def test_without_a_stripe_key_both_secrets_are_the_sandboxs(tmp_path):
 def test_malformed_fee_setting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="PLATFORM_FEE_PERCENT"):
         load_config(str(tmp_path), {"PLATFORM_FEE_PERCENT": "five"})
+
+
+def test_the_coachs_least_earning_is_a_percent_the_fee_leaves_room_for(tmp_path):
+    assert load_config(str(tmp_path), {})["MINIMUM_COACH_EARNING_PERCENT"] == Decimal(50)
+    assert load_config(str(tmp_path), {"MINIMUM_COACH_EARNING_PERCENT": "0"})[
+        "MINIMUM_COACH_EARNING_PERCENT"] == 0
+    assert load_config(str(tmp_path), {"MINIMUM_COACH_EARNING_PERCENT": "90",
+                                       "PLATFORM_FEE_PERCENT": "10"})
+    for bad, message in [
+        ({"MINIMUM_COACH_EARNING_PERCENT": "half"}, "must be a number"),
+        ({"MINIMUM_COACH_EARNING_PERCENT": "-1"}, "must not be negative"),
+        ({"MINIMUM_COACH_EARNING_PERCENT": "96"}, "add up to more than 100"),
+        ({"MINIMUM_COACH_EARNING_PERCENT": "80", "PLATFORM_FEE_PERCENT": "25"},
+         "add up to more than 100"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(str(tmp_path), bad)
 
 
 def test_production_refuses_password_hashing_cheaper_than_argon2s_own(tmp_path):

@@ -164,6 +164,7 @@ def test_the_page_carries_the_fee_rule_for_its_script_and_no_inline_script(clien
     page = client.get("/contracts/proposals/new").get_data(as_text=True)
     form = re.search(r'<form[^>]*id="proposal-form"[^>]*>', page, re.S).group(0)
     assert 'data-fee-percent="5"' in form and 'data-fee-minimum="1"' in form
+    assert 'data-min-earning-percent="50"' in form
     assert 'data-max-total="99999999"' in form
     currencies = json.loads(re.search(r"data-currencies='([^']*)'", form).group(1))
     assert currencies["jpy"] == {"decimals": 0, "symbol": "¥", "min_charge": 50}
@@ -192,3 +193,65 @@ class TestAnotherFeeRule:
         page = returned_form(client, student, currency="usd", price_per_session="10",
                              session_count="1")
         assert text_of(page, "preview-fee") == "$0.50"  # 29 cents < the 50-cent minimum
+
+
+# --- the coach's least earning (MINIMUM_COACH_EARNING_PERCENT, 50 by default) ---------------
+
+
+def too_little(fee: str, total: str, earning: str) -> str:
+    return str(escape(
+        f"The platform fee takes {fee} of this {total}, leaving you {earning}: a proposal "
+        "must leave you at least 50 % of its total. Raise the price or the number of sessions."
+    ))
+
+
+def test_a_proposal_the_minimum_fee_takes_whole_is_refused_with_the_reason(
+    client, db, coach, student
+):
+    # 4 × $0.13 = $0.52: Stripe could charge it, but the $1.00 minimum fee takes it all.
+    login(client, coach)
+    page = returned_form(client, student, title="Tiny", currency="usd",
+                         price_per_session="0.13", session_count="4")
+    message = too_little("$0.52", "$0.52", "$0.00")
+    assert text_of(page, "price_per_session-error") == message
+    assert text_of(page, "preview-problem") == message
+    assert text_of(page, "preview-earning") == "$0.00"  # the figures still show
+    assert re.search(r"a proposal\s+must leave you at least 50 % of its total\.", page)
+    assert db.session.scalar(select(func.count()).select_from(Proposal)) == 0
+
+
+def test_a_coach_may_earn_exactly_the_least_share(client, db, coach, student):
+    login(client, coach)
+    # $1.99: the $1.00 fee leaves $0.99, under half.
+    refused = returned_form(client, student, title="Short", currency="usd",
+                            price_per_session="1.99", session_count="1")
+    assert text_of(refused, "price_per_session-error") == too_little("$1.00", "$1.99", "$0.99")
+    # $2.00: the $1.00 fee leaves $1.00, half exactly.
+    sent = client.submit("/contracts/proposals/new", FORM | {
+        "student_email": student.email, "title": "Short", "currency": "usd",
+        "price_per_session": "2.00", "session_count": "1"})
+    assert sent.status_code == 302
+    proposal = db.session.scalar(select(Proposal))
+    assert (proposal.price_per_session, proposal.session_count) == (200, 1)
+
+
+def test_send_proposal_itself_refuses_too_little_earning(app, coach, student, make_proposal):
+    from contracts.money import MoneyError
+
+    with pytest.raises(MoneyError, match="leaving you \\$0.00"):
+        make_proposal(coach, student, currency="usd", price_per_session=13, session_count=4)
+    # In yen the ¥1 minimum fee leaves most of a small total.
+    assert make_proposal(coach, student, currency="jpy", price_per_session=50, session_count=1)
+
+
+class TestNoLeastEarning:
+    @pytest.fixture
+    def app_overrides(self):
+        return {"MINIMUM_COACH_EARNING_PERCENT": Decimal(0)}
+
+    def test_zero_lets_the_fee_take_a_whole_total(self, client, db, coach, student):
+        login(client, coach)
+        page = returned_form(client, student, currency="usd", price_per_session="0.13",
+                             session_count="4")
+        assert is_hidden(page, "preview-problem")
+        assert 'data-min-earning-percent="0"' in page

@@ -109,6 +109,21 @@ def test_unticked_the_plan_fields_are_ignored_even_when_not_numbers(client, db, 
     assert 'id="plan-offer"' not in page
 
 
+def test_unticked_the_plan_fields_may_be_left_out_and_come_back_with_their_defaults(
+    client, db, coach, student
+):
+    # The page's script disables them while the box is unticked, and a browser posts no
+    # disabled field.
+    login(client, coach)
+    refused = client.submit("/contracts/proposals/new", PROPOSAL_FORM | {"title": ""})
+    html = refused.get_data(as_text=True)
+    assert re.search(r'<input[^>]*name="plan_deposit_percent"[^>]*value="25"', html)
+    assert re.search(r'<input[^>]*name="plan_max_instalments"[^>]*value="3"', html)
+    assert client.submit("/contracts/proposals/new", PROPOSAL_FORM).status_code == 302
+    [proposal] = proposals(db)
+    assert (proposal.plan_deposit_percent, proposal.plan_max_instalments) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [

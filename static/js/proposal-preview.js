@@ -13,6 +13,8 @@
   const currencies = JSON.parse(form.dataset.currencies);
   const feePercent = fraction(form.dataset.feePercent);
   const feeMinimum = fraction(form.dataset.feeMinimum);
+  const minEarningText = form.dataset.minEarningPercent;
+  const minEarning = fraction(minEarningText);
   const maxTotal = BigInt(form.dataset.maxTotal);
   const MAX_EXPONENT = 1000; // beyond this a typed exponent cannot make a payable price
 
@@ -92,7 +94,8 @@
     return roundHalfUp(feeMinimum.num * factor, feeMinimum.den);
   }
 
-  // contracts.money.quote, then the checks send_proposal makes on the total.
+  // contracts.money.quote, then the checks send_proposal makes on the total
+  // (contracts.services.check_sendable).
   function preview(pricePerSession, sessions, code) {
     const total = pricePerSession * sessions;
     if (total > maxTotal) {
@@ -112,6 +115,16 @@
         problem:
           `The total must be at least ${money(minCharge, code)}, ` +
           `Stripe's minimum charge in ${code.toUpperCase()}.`,
+      };
+    }
+    // contracts.money.check_coach_earning: the minimum fee must not take (nearly) all.
+    if (split.earning * 100n * minEarning.den < minEarning.num * total) {
+      return {
+        split: split,
+        problem:
+          `The platform fee takes ${money(fee, code)} of this ${money(total, code)}, ` +
+          `leaving you ${money(split.earning, code)}: a proposal must leave you at least ` +
+          `${minEarningText} % of its total. Raise the price or the number of sessions.`,
       };
     }
     return { split: split, problem: null };
@@ -149,4 +162,21 @@
   price.addEventListener("input", update);
   currency.addEventListener("change", update);
   update();
+
+  // The plan's two numbers take input only while "Offer a payment plan" is ticked. A
+  // disabled field is not posted; the server ignores them unticked in any case, so the
+  // form works the same without this script.
+  const offerPlan = form.querySelector("[name=offer_plan]");
+  const planFields = form.querySelectorAll(
+    "[name=plan_deposit_percent], [name=plan_max_instalments]"
+  );
+  function togglePlan() {
+    planFields.forEach(function (field) {
+      field.disabled = !offerPlan.checked;
+    });
+  }
+  if (offerPlan) {
+    offerPlan.addEventListener("change", togglePlan);
+    togglePlan();
+  }
 })();

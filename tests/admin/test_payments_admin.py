@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from contracts.money import format_money
 from tests.conftest import login
 
 
@@ -38,9 +39,9 @@ def add_payment(db):
 
     def add(contract, *, status="succeeded", created_at=None, **columns):
         columns.setdefault("amount", contract.total_amount)
+        columns.setdefault("currency", contract.currency)
         payment = Payment(
             contract_id=contract.id,
-            currency=contract.currency,
             status=PaymentRecordStatus(status),
             created_at=created_at or datetime(2026, 11, 20, 12, tzinfo=UTC),
             **columns,
@@ -163,6 +164,10 @@ def test_csv_export_has_the_filtered_rows_escaped_and_neutralised(
     assert row["contract_title"] == 'Coaching, "advanced"'
     assert row["review_reason"] == "'-1 ≠ 2"
     assert row["amount_minor"] == str(evil.total_amount) and row["currency"] == "usd"
+    assert row["amount_formatted"] == format_money(evil.total_amount, "usd")
+    assert row["amount_refunded_minor"] == "0" and row["amount_refunded_formatted"] == "$0.00"
+    # Every cell quoted, numbers too, so no reader takes a separator inside one for its end.
+    assert response.get_data(as_text=True).splitlines()[1].startswith(f'"{a.id}","')
 
 
 def test_csv_neutralises_every_formula_start():
@@ -170,7 +175,32 @@ def test_csv_neutralises_every_formula_start():
 
     for start in ("=", "+", "-", "@", "\t", "\r"):
         assert neutralise(f"{start}1+1") == f"'{start}1+1"
-    assert neutralise("plain") == "plain" and neutralise(42) == 42
+        # A spreadsheet that splits on `;` or `,` (or ignores the quotes) starts a cell there.
+        for separator in (";", ",", "; ", ', "'):
+            assert neutralise(f"a{separator}{start}1+1") == f"a{separator}'{start}1+1"
+    assert neutralise('Jo;=HYPERLINK("x");-2,+3') == "Jo;'=HYPERLINK(\"x\");'-2,'+3"
+    assert neutralise("  =1+1") == "  '=1+1"
+    for harmless in ("plain", "a-b; c+d, e@f", "2026-12-01T10:00:00", "ana+x@example.com",
+                     "$1,234.50"):
+        assert neutralise(harmless) == harmless
+    assert neutralise(42) == 42
+
+
+def test_csv_writes_amounts_for_people_in_each_currency_with_refunds(
+    admin_client, make_contract, add_payment
+):
+    contract = make_contract()
+    add_payment(contract, amount=20000, currency="usd", amount_refunded=5050,
+                checkout_session_id="cs_test_usd")
+    add_payment(contract, amount=5000, currency="jpy", checkout_session_id="cs_test_jpy")
+    response = admin_client.get("/admin/payments/export.csv")
+    rows = {r["checkout_session_id"]: r
+            for r in csv.DictReader(io.StringIO(response.get_data(as_text=True)))}
+    usd, jpy = rows["cs_test_usd"], rows["cs_test_jpy"]
+    assert (usd["amount_minor"], usd["amount_formatted"]) == ("20000", "$200.00")
+    assert (usd["amount_refunded_minor"], usd["amount_refunded_formatted"]) == ("5050", "$50.50")
+    assert (jpy["amount_minor"], jpy["amount_formatted"]) == ("5000", "¥5,000")
+    assert jpy["amount_refunded_formatted"] == "¥0"
 
 
 def test_a_payment_page_shows_its_facts_and_timeline(

@@ -22,6 +22,9 @@ CASES = [
     ("krw", "99", "1000000", 1_000_000),  # ₩99,000,000: grouped by thousands
     ("chf", "12", "1234.56", 123456),  # "CHF14,814.72", as Babel writes it
     ("krw", "100", "1e6", 1_000_000),  # above the largest single payment: no figures
+    ("usd", "4", "0.13", 13),  # the $1.00 minimum fee takes the whole $0.52: refused
+    ("usd", "1", "1.99", 199),  # the coach would keep $0.99, under half: refused
+    ("usd", "1", "2", 200),  # half exactly: sendable
 ]
 
 
@@ -125,16 +128,31 @@ def test_the_live_preview_keeps_the_servers_figures_after_a_refused_submit(coach
     }
 
 
+def test_the_plan_numbers_take_input_only_while_a_plan_is_offered(coach_page):
+    page = coach_page
+    deposit = page.get_by_label("Deposit (% of the total, paid up front)")
+    instalments = page.get_by_label("Up to this many monthly instalments")
+    assert deposit.is_disabled() and instalments.is_disabled()
+    page.get_by_label("Offer a payment plan").check()
+    assert deposit.is_enabled() and instalments.is_enabled()
+    assert deposit.input_value() == "25"
+    page.get_by_label("Offer a payment plan").uncheck()
+    assert deposit.is_disabled() and instalments.is_disabled()
+
+
 class TestAFractionalFeeRule:
     @pytest.fixture
     def app_overrides(self):
-        return {"PLATFORM_FEE_PERCENT": Decimal("2.9"), "PLATFORM_FEE_MINIMUM": Decimal("0.5")}
+        return {"PLATFORM_FEE_PERCENT": Decimal("2.9"), "PLATFORM_FEE_MINIMUM": Decimal("0.5"),
+                "MINIMUM_COACH_EARNING_PERCENT": Decimal("33.5")}
 
     def test_the_live_preview_equals_the_servers_figures(self, coach_page, db):
         page = coach_page
         for currency, sessions, price, price_minor in [
             ("usd", "1", "10", 1000),  # 29 cents: the 50-cent minimum
             ("usd", "7", "12.35", 1235),  # 2.9 % of 8645 cents = 250.705: 251
+            ("usd", "1", "0.75", 75),  # the coach keeps 25 of 75 cents, under 33.5 %: refused
+            ("usd", "1", "0.76", 76),  # 26 of 76 cents, over 33.5 %: sendable
             ("jpy", "1", "100", 100),  # 2.9 → ¥3; the minimum ¥0.5 → ¥1
             ("jpy", "10", "5", 5),  # 1.45 → ¥1
         ]:
@@ -143,3 +161,5 @@ class TestAFractionalFeeRule:
                 currency, sessions, price,
             )
         assert page.locator("#preview-least-fee").inner_text() == "¥1"
+        type_terms(page, "usd", "1", "0.75")
+        assert "at least 33.5 % of its total" in panel(page)["problem"]
