@@ -92,5 +92,5 @@ def test_an_admin_works_through_the_console(page, live_url, db, console_data):
     with page.expect_download() as download:
         page.locator("#export-csv").click()
     text = Path(download.value.path()).read_text(encoding="utf-8")
-    assert text.startswith("payment_id,") and "cs_test_findme" in text and "TR-778" in text
+    assert text.startswith('"payment_id",') and "cs_test_findme" in text and "TR-778" in text
     assert len(text.strip().splitlines()) == 1 + 8  # the header and every payment
