@@ -300,6 +300,34 @@ def horizon() -> timedelta:
     return timedelta(days=int(current_app.config["BOOKING_HORIZON_DAYS"]))
 
 
+def cancel_notice_hours() -> float:
+    return float(current_app.config["SESSION_CANCEL_NOTICE_HOURS"])
+
+
+def late_cancel_warning(
+    contract: Contract, booker: User, starts_at: datetime, moment: datetime | None = None
+) -> str | None:
+    """What booking `starts_at` costs its student at once, or None when it costs nothing.
+
+    A slot between the booking notice (BOOKING_MIN_NOTICE_HOURS) and the free-cancellation
+    limit (SESSION_CANCEL_NOTICE_HOURS) is bookable, but a student cancelling it from then
+    on loses the session (`scheduling.is_late_cancellation`). A coach's cancellation never
+    counts, so only the student booking such a slot is warned.
+    """
+    if booker.id != contract.student_id:
+        return None
+    ahead = starts_at - (moment or now())
+    limit = cancel_notice_hours()
+    if ahead >= timedelta(hours=limit):
+        return None
+    hours = max(1, int(ahead.total_seconds() // 3600))
+    return (
+        f"This session starts in {hours} hour{'s' if hours != 1 else ''}, less than the "
+        f"{limit:g} hours' notice a free cancellation needs: if you cancel it, it will count "
+        "as used."
+    )
+
+
 @dataclass
 class _Scan:
     offered: list[Slot] = field(default_factory=list)  # inside the hours, not on a day off
@@ -450,6 +478,8 @@ class SlotChoice:
     slot: Slot
     label: str  # on the viewer's clock: "09:00 CEST"
     other_label: str | None  # on the other party's clock when their zone differs
+    # Booked by the viewer, a cancellation would count it as used (`late_cancel_warning`).
+    late_cancel: bool = False
 
 
 @dataclass(frozen=True)
@@ -465,6 +495,10 @@ class SlotWeek:
     @property
     def count(self) -> int:
         return sum(len(choices) for _, choices in self.days)
+
+    @property
+    def has_late_cancel(self) -> bool:
+        return any(choice.late_cancel for _, choices in self.days for choice in choices)
 
     @property
     def last_day(self) -> date:
@@ -495,10 +529,16 @@ def slot_week(
     other = contract.student if viewer.id == contract.coach_id else contract.coach
     viewer_zone, other_zone = zone_of(viewer.timezone), zone_of(other.timezone)
     grouped: dict[date, list[SlotChoice]] = {}
+    moment = now()
     for slot in scan.free:
         mine = slot.starts_at.astimezone(viewer_zone)
         grouped.setdefault(mine.date(), []).append(
-            SlotChoice(slot, mine.strftime("%H:%M %Z"), _other_label(slot, mine, other, other_zone))
+            SlotChoice(
+                slot,
+                mine.strftime("%H:%M %Z"),
+                _other_label(slot, mine, other, other_zone),
+                late_cancel_warning(contract, viewer, slot.starts_at, moment) is not None,
+            )
         )
     horizon_end = (now() + horizon()).astimezone(viewer_zone).date()
     later = start + timedelta(days=PICKER_DAYS)

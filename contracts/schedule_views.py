@@ -8,7 +8,7 @@ when it refuses, `scheduling_closed` below answers for all of them alike.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -92,7 +92,9 @@ def book(contract_id: int) -> str | Response:
     contract = contract_for_party(contract_id, current_user)
     scheduling.check_scheduling_open(contract)
     form = SessionForm()
-    if form.validate_on_submit():
+    submitted = form.validate_on_submit()
+    late_warning = _unconfirmed_late_cancel(contract, form.slot.starts_at) if submitted else None
+    if submitted and late_warning is None:
         try:
             booked = scheduling.book_session(
                 contract.id,
@@ -116,8 +118,27 @@ def book(contract_id: int) -> str | Response:
         form=form,
         remaining=scheduling.remaining_count(contract, booked_sessions),
         sessions=scheduling.agenda(booked_sessions),
+        late_warning=late_warning,
         **_picker(contract),
     )
+
+
+def _unconfirmed_late_cancel(contract: Contract, starts_at: datetime | None) -> str | None:
+    """The late-cancellation warning a booking at `starts_at` still needs confirmed, or None.
+
+    A slot inside the late-cancellation window is booked only with `confirm_late=1`
+    posted beside it (the warning page's button); without it the page comes back with
+    the warning and nothing is booked. A time refused anyway (outside the rules, or taken
+    meanwhile) gets its refusal instead, from the booking itself.
+    """
+    if starts_at is None or request.form.get("confirm_late") == "1":
+        return None
+    if availability.refusal(contract, starts_at) is not None:
+        return None
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
+    if db.session.execute(availability.party_sessions(contract, starts_at, ends_at)).first():
+        return None
+    return availability.late_cancel_warning(contract, current_user, starts_at)
 
 
 @bp.route("/sessions/<int:session_id>/reschedule", methods=["GET", "POST"])

@@ -333,7 +333,8 @@ def test_a_session_can_have_its_own_meeting_place(client, db, contract_id, stude
     assert "Only web addresses starting with http:// or https://" in bad.get_data(as_text=True)
     assert sessions(db) == []
     client.submit(f"/contracts/{contract_id}/schedule",
-                  {"slot": "2027-03-02T08:00Z", "location": "https://meet.example.com/kenji"})
+                  {"slot": "2027-03-02T08:00Z", "location": "https://meet.example.com/kenji",
+                   "confirm_late": "1"})  # 20 hours ahead: no free cancellation, confirmed
     client.submit(f"/contracts/{contract_id}/schedule",
                   {"slot": "2027-03-03T08:00Z", "location": "Café Central,   Vienna"})
     first, second = sessions(db)
