@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 APP_PORT ?= 5000
 SANDBOX_PORT ?= 12111
+# Derived from the ports unless set in the environment: where mailed links point, and
+# where the app (and `make cli`) finds the sandbox when there is no STRIPE_SECRET_KEY.
+APP_BASE_URL ?= http://127.0.0.1:$(APP_PORT)
+SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 
-.PHONY: run test fuzz lint bench clean
+.PHONY: run cli test fuzz lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +32,14 @@ run: $(VENV)/.runtime
 	$(FLASK) db upgrade
 	@pids=""; \
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	export APP_BASE_URL="$(APP_BASE_URL)"; \
+	echo "App on $$APP_BASE_URL"; \
 	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	  SANDBOX_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe \
 	  SANDBOX_CONNECT_WEBHOOK_URLS=http://127.0.0.1:$(APP_PORT)/webhooks/stripe/connect \
 	    $(BIN)/python -m sandbox --port $(SANDBOX_PORT) & \
 	  pids="$$!"; \
-	  export STRIPE_API_BASE=http://127.0.0.1:$(SANDBOX_PORT); \
+	  export STRIPE_API_BASE=$(SANDBOX_URL); \
 	  echo "Stripe sandbox on $$STRIPE_API_BASE"; \
 	  for _ in $$(seq 1 50); do \
 	    $(BIN)/python -c "import urllib.request as u; u.urlopen('$$STRIPE_API_BASE/_sandbox/config', timeout=1)" 2>/dev/null && break; \
@@ -44,6 +50,14 @@ run: $(VENV)/.runtime
 	$(FLASK) jobs consume --workers 2 & \
 	pids="$$pids $$!"; \
 	$(FLASK) run --port $(APP_PORT)
+
+# One `flask --app app` command against a running `make run` (the same ports, so the same
+# sandbox and links): `make cli CMD="payments charge-due --ahead 31d"`.
+cli: $(VENV)/.runtime
+	@[ -n "$(CMD)" ] || { echo 'usage: make cli CMD="payments charge-due" [APP_PORT=..] [SANDBOX_PORT=..]'; exit 2; }
+	@export APP_BASE_URL="$(APP_BASE_URL)"; \
+	if [ -z "$$STRIPE_SECRET_KEY" ]; then export STRIPE_API_BASE=$(SANDBOX_URL); fi; \
+	$(FLASK) $(CMD)
 
 # axe-core for the accessibility tests, pinned by package-lock.json; `make run` needs no npm.
 node_modules/.installed: package.json package-lock.json
