@@ -39,6 +39,18 @@ ACTIONS = {
     "instalment.failed": "An instalment's charge failed",
     "instalment.charge_started": "An instalment's charge was started",
     "instalment.moved": "An instalment was moved to another date",
+    "refund.created": "A refund was made",
+    "refund.pending": "The refund is on its way",
+    "refund.succeeded": "The refund went through",
+    "refund.failed": "The refund failed",
+    "refund.canceled": "The refund was canceled",
+    "refund.amount_mismatch": "Stripe's refund differs from the amount asked for",
+    "refund_request.created": "The student asked for a refund",
+    "refund_request.approved": "The refund request was approved",
+    "refund_request.rejected": "The refund request was declined",
+    "refund_request.reopened": "The refund request was reopened",
+    "dispute.opened": "A dispute was opened",
+    "dispute.updated": "The dispute changed",
 }
 
 EVENTS = {
@@ -121,8 +133,6 @@ def action_words(action: str) -> str:
     """An audit action as a sentence; an unknown one as its words ("Plan paused")."""
     if action in ACTIONS:
         return ACTIONS[action] + "."
-    if action.startswith("refund."):
-        return f"A refund is now {_words(action.removeprefix('refund.'))}."
     return _words(action).capitalize() + "."
 
 
