@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 import clock
 from accounts.models import User
 from contracts.models import Contract, ContractStatus, PaymentStatus, Proposal, ProposalStatus
-from contracts.money import quote
+from contracts.money import format_money, quote
 from extensions import db
 from payments.models import (
     Dispute,
@@ -132,9 +132,10 @@ def _payments(rng, n, contract: Contract, created: datetime, outcome: str) -> in
         return 1
     if outcome == "held":
         # Half the total arrived: Stripe reported less than the contract asks.
-        _payment(n, 1, contract, created, PaymentRecordStatus.PENDING,
-                 amount=contract.total_amount // 2,
-                 review_reason=f"amount {contract.total_amount // 2} ≠ {contract.total_amount}")
+        half, total = contract.total_amount // 2, contract.total_amount
+        _payment(n, 1, contract, created, PaymentRecordStatus.PENDING, amount=half,
+                 review_reason=f"Stripe reported {format_money(half, contract.currency)}; "
+                 f"the contract expects {format_money(total, contract.currency)}.")
         return 1
     refunded = 0
     if outcome == "refunded":

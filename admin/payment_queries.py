@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from accounts.models import User
 from admin.analytics import midnight
+from admin.timeline_words import action_words, actor_words, changes_words, event_words
 from audit.models import AuditEntry
 from contracts.models import Contract
 from contracts.money import format_money
@@ -293,6 +294,7 @@ class TimelineItem:
     title: str
     detail: str
     link: tuple[str, dict[str, Any]] | None = None
+    code: str = ""  # the audit action or event type, shown small beside the words
 
 
 def timeline(payment: Payment) -> list[TimelineItem]:
@@ -318,8 +320,14 @@ def timeline(payment: Payment) -> list[TimelineItem]:
         TimelineItem(
             at=entry.created_at,
             kind="audit",
-            title=entry.action,
-            detail=f"by {entry.actor_label}" + (f" · {entry.after}" if entry.after else ""),
+            title=action_words(entry.action),
+            detail=" · ".join(
+                part for part in (
+                    f"by {actor_words(entry.actor_label)}",
+                    changes_words(entry.before, entry.after, payment.currency),
+                ) if part
+            ),
+            code=entry.action,
         )
         for entry in entries
     ]
@@ -327,9 +335,10 @@ def timeline(payment: Payment) -> list[TimelineItem]:
         TimelineItem(
             at=event.received_at,
             kind="event",
-            title=event.type,
-            detail=f"{event.stripe_event_id} · {event.status.value}"
-            + (f" · {event.outcome}" if event.outcome else ""),
+            title=event_words(event.type),
+            detail=f"{event.stripe_event_id} · {event.status.value.replace('_', ' ')}"
+            + (f" · {event.outcome.replace('_', ' ')}" if event.outcome else ""),
+            code=event.type,
             link=("admin.event_detail", {"event_id": event.id}),
         )
         for event in events

@@ -15,13 +15,14 @@ def init_app(app: Flask) -> None:
     import jobs
     from contracts import expiry
     from contracts.ics import web_address
-    from contracts.money import format_money
+    from contracts.money import format_money, method_words
 
     # Huey registers a task when the module defining it is imported, so importing this
     # is what puts proposal expiry on the queue, not whatever else happens to import it.
     jobs.require_jobs(expiry)
     app.add_template_filter(format_money, "money")
     app.add_template_filter(localtime, "localtime")
+    app.add_template_filter(method_words, "method_words")
     app.add_template_filter(web_address, "web_address")
 
 

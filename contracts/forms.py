@@ -319,7 +319,7 @@ class DayHoursForm(Form):
             (end if finish is None else start).errors.append("Give both ends of the window.")
             return False
         if finish <= begin:
-            end.errors.append("The window ends after it starts.")
+            end.errors.append("The end time must be after the start time.")
             return False
         return begin, finish
 

@@ -167,3 +167,19 @@ class Received:
     arrived: int
     waived: int = 0
     returned: int = 0
+
+
+METHOD_WORDS = {
+    "card": "Card",
+    "link": "Card (Link)",
+    "us_bank_account": "US bank account",
+    "sepa_debit": "SEPA Direct Debit",
+    "manual": "Offline",
+}
+
+
+def method_words(method: str | None) -> str:
+    """A payment method type (`us_bank_account`) as people say it ("US bank account")."""
+    if not method:
+        return "—"
+    return METHOD_WORDS.get(method, method.replace("_", " ").capitalize())

@@ -88,14 +88,19 @@ def quote(
     due = contract.total_amount if full else contract.price_per_session * unused
     paid = contract.total_amount if paid is None else paid
     amount = min(due, max(paid - already_refunded, 0))
-    words = [_why(contract, used_sessions, unused, full=full)]
     if amount < due and paid < contract.total_amount:
-        words.append(
-            f"{_money(paid, contract)} of the total has been paid so far"
-            + (f" and {_money(already_refunded, contract)} refunded" if already_refunded else "")
-            + f", so {_money(amount, contract)} is what can come back."
+        # A plan paid in part: one sentence of what comes back, capped at what was paid.
+        return RefundQuote(
+            amount=amount,
+            full=full,
+            sessions_released=unused if amount else 0,
+            explanation=_why_paid_in_part(
+                contract, used_sessions, unused, full=full, paid=paid,
+                already_refunded=already_refunded, amount=amount,
+            ),
         )
-    elif amount < due:
+    words = [_why(contract, used_sessions, unused, full=full)]
+    if amount < due:
         words.append(
             f"{_money(already_refunded, contract)} was refunded already, so "
             f"{_money(amount, contract)} is what remains to refund."
@@ -105,6 +110,27 @@ def quote(
         full=full,
         sessions_released=unused if amount else 0,
         explanation=" ".join(words),
+    )
+
+
+def _why_paid_in_part(
+    contract: Contract, used: int, unused: int, *, full: bool, paid: int,
+    already_refunded: int, amount: int,
+) -> str:
+    """Why `amount` comes back when less than the total has been paid (a payment plan)."""
+    of_total = f"{_money(paid, contract)} of the {_money(contract.total_amount, contract)} total"
+    less = (f", less {_money(already_refunded, contract)} refunded already"
+            if already_refunded else "")
+    if full:
+        return (
+            f"No session has been used and it is less than "
+            f"{_days(contract.refund_full_window_days)} since payment, so everything paid "
+            f"comes back: {_money(amount, contract)} ({of_total} has been paid so far{less})."
+        )
+    sessions = _why(contract, used, unused, full=False).rstrip(".")
+    return (
+        f"{sessions}; but only {of_total} has been paid so far{less}, "
+        f"so {_money(amount, contract)} comes back."
     )
 
 

@@ -34,9 +34,20 @@ def notify(
     db.session.add(Notification(user_id=user.id, message=message, link=link))
     queue_mail(
         user.email,
-        subject or "Coachpact: " + message[:60],
+        subject or "Coachpact: " + shorten(message, 60),
         message if link is None else f"{message}\n\n{_absolute(link)}",
     )
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if text[limit - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.–—-“(") + "…"
 
 
 def queue_mail(recipient: str, subject: str, body: str) -> None:

@@ -224,7 +224,7 @@ def test_accept_posted_twice_makes_one_contract(client, db, student, make_propos
     login(client, student)
     assert client.submit(f"/contracts/proposals/{proposal_id}/accept").status_code == 302
     second = client.submit(f"/contracts/proposals/{proposal_id}/accept", follow_redirects=True)
-    assert "This proposal is accepted; it cannot become accepted." in second.get_data(as_text=True)
+    assert "This proposal was accepted already." in second.get_data(as_text=True)
     assert count(db, Contract) == 1
 
 
@@ -271,7 +271,11 @@ def test_answers_in_the_wrong_state_are_refused(
     client.submit("/auth/logout")
     login(client, actor[then])
     response = client.submit(f"/contracts/proposals/{proposal_id}/{then}", follow_redirects=True)
-    assert "it cannot become" in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    done = {"accept": "accepted", "decline": "declined", "withdraw": "withdrawn"}
+    assert (f"This proposal was {done[first]} already, so it can no longer be {done[then]}."
+            in text)
+    assert "cannot become" not in text
     expected = {
         "accept": ProposalStatus.ACCEPTED,
         "decline": ProposalStatus.DECLINED,

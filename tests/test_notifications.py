@@ -97,3 +97,27 @@ def test_a_mail_that_never_goes_through_is_marked_failed(app, db, make_user, mon
             sweep_outbox()
     [row] = outbox_rows(db)
     assert (row.status.value, row.attempts) == ("failed", MAX_ATTEMPTS)
+
+
+def test_a_long_message_gives_a_subject_cut_at_a_word_boundary(app, db, make_user):
+    from extensions import mail
+    from notifications.services import notify
+
+    user = db.session.merge(make_user(email="long@example.com"))
+    message = "Ana Student asked for a refund on “Career coaching with a long title” — decide."
+    with mail.record_messages() as sent, app.test_request_context():
+        notify(user, message)
+        db.session.commit()
+    [mail_sent] = sent
+    assert mail_sent.subject == (
+        "Coachpact: Ana Student asked for a refund on “Career coaching with a…")
+    assert "coachin“" not in mail_sent.subject and not mail_sent.subject.endswith("coachin")
+
+
+def test_shorten_keeps_short_text_and_whole_words():
+    from notifications.services import shorten
+
+    assert shorten("Your contract is paid.", 60) == "Your contract is paid."
+    assert shorten("one two three", 8) == "one two…"
+    assert shorten("one two three", 7) == "one…"
+    assert len(shorten("word " * 40, 60)) <= 60

@@ -225,3 +225,27 @@ def test_the_contract_page_shows_its_own_terms_after_a_settings_change(app, clie
 def terms_in_words_for(price_per_session: int, currency: str, window_days: int) -> str:
     terms = SimpleNamespace(price_per_session=price_per_session, currency=currency)
     return terms_in_words(terms, window_days)
+
+
+def test_a_plan_paid_in_part_says_in_one_sentence_what_comes_back(paid):
+    # Inside the window, a quarter paid: everything paid comes back, and nothing says
+    # the full total does.
+    result = quote(paid, used_sessions=0, now=CLOSES_AT - SECOND, paid=5000)
+    assert result.amount == 5000 and result.full
+    assert result.explanation == (
+        "No session has been used and it is less than 14 days since payment, so everything "
+        "paid comes back: $50.00 ($50.00 of the $200.00 total has been paid so far)."
+    )
+    assert "full total of" not in result.explanation
+    assert "can come back" not in result.explanation
+
+    # Past the window, with a refund made already: the sessions' worth, capped by what
+    # was paid less what came back before.
+    later = quote(paid, used_sessions=1, now=CLOSES_AT, paid=10000, already_refunded=2000)
+    assert later.amount == 8000
+    assert later.explanation == (
+        "1 of the 4 sessions has been used, so the full refund no longer applies; the 3 "
+        "sessions not used come back at $50.00 each: $150.00; but only $100.00 of the "
+        "$200.00 total has been paid so far, less $20.00 refunded already, so $80.00 "
+        "comes back."
+    )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract, ContractStatus
+from contracts.money import format_money
 from contracts.services import lock_contract
 from extensions import db
 from payments.models import Payment, PaymentRecordStatus
@@ -88,13 +89,35 @@ def _mismatch(contract: Contract, session: dict[str, Any]) -> str | None:
     """What Stripe reports that does not match the contract, or None."""
     problems = []
     expected = expected_amount(contract, session.get("metadata"))
+    currency = session.get("currency")
     if session.get("amount_total") != expected:
-        problems.append(f"amount {session.get('amount_total')} ≠ {expected}")
-    if session.get("currency") != contract.currency:
-        problems.append(f"currency {session.get('currency')} ≠ {contract.currency}")
+        reported = session.get("amount_total")
+        problems.append(
+            f"Stripe reported {_money_or_raw(reported, currency)}; the contract expects "
+            + (f"{format_money(expected, contract.currency)}." if expected is not None
+               else "no such payment (its plan or instalment is not valid).")
+        )
+    if currency != contract.currency:
+        problems.append(
+            f"Stripe reported the currency {str(currency).upper()}; the contract is in "
+            f"{contract.currency.upper()}."
+        )
     if metadata_contract_id(session) != contract.id:
-        problems.append(f"contract {metadata_contract_id(session)} ≠ {contract.id}")
-    return "; ".join(problems) or None
+        named = metadata_contract_id(session)
+        problems.append(
+            f"The Checkout session names contract #{named}, not #{contract.id}."
+            if named is not None else
+            f"The Checkout session names no contract; this is contract #{contract.id}."
+        )
+    return " ".join(problems) or None
+
+
+def _money_or_raw(amount: Any, currency: Any) -> str:
+    """An amount Stripe reported, formatted in its currency when both can be read."""
+    try:
+        return format_money(int(amount), str(currency))
+    except (TypeError, ValueError):
+        return f"{amount} {currency}"
 
 
 def _note_charge(payment: Payment, session: dict[str, Any]) -> None:

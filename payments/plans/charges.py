@@ -284,7 +284,10 @@ def _record_paid(payment_id: int, intent: dict[str, Any]) -> str:
     if payment.status is PaymentRecordStatus.SUCCEEDED:
         return "instalment_paid"  # settled already, by its event or our answer
     if int(intent.get("amount_received") or intent.get("amount") or 0) != payment.amount:
-        payment.review_reason = f"amount {intent.get('amount')} ≠ {payment.amount}"
+        payment.review_reason = (
+            f"Stripe reported {format_money(int(intent.get('amount') or 0), payment.currency)}; "
+            f"the instalment expects {format_money(payment.amount, payment.currency)}."
+        )
         audit("payment.flagged", payment, actor_label="stripe",
               after={"reason": payment.review_reason})
         return "flagged"

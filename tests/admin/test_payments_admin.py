@@ -228,6 +228,42 @@ def test_a_payment_page_shows_its_facts_and_timeline(
     assert admin_client.get("/admin/payments/999999").status_code == 404
 
 
+def test_the_timeline_reads_as_sentences_with_money_formatted(
+    admin_client, db, make_contract, add_payment
+):
+    from audit.services import record
+    from payments.models import EventStatus, WebhookEvent
+
+    contract = make_contract()
+    payment = add_payment(contract, checkout_session_id="cs_test_words",
+                          payment_intent_id="pi_words", payment_method_type="us_bank_account")
+    record("payment.flagged", payment, actor_label="stripe:webhook",
+           after={"reason": "Stripe reported $72.00; the contract expects $144.00."})
+    record("contract.paid", contract, actor_label="stripe",
+           before={"status": "pending", "payment_status": "pending"},
+           after={"status": "active", "payment_status": "paid", "amount": 14400,
+                  "amount_paid": 14400})
+    record("plan.some_new_thing", payment, actor_label="system", after={"note": "kept"})
+    db.session.add(WebhookEvent(stripe_event_id="evt_words", type="checkout.session.completed",
+                                payload="{}", status=EventStatus.PROCESSED, outcome="fulfilled",
+                                object_id="cs_test_words", payment_intent_id="pi_words"))
+    db.session.commit()
+    html = admin_client.get(f"/admin/payments/{payment.id}").get_data(as_text=True)
+    timeline = html.split('id="timeline"')[1]
+    assert "The payment was held for review." in timeline
+    assert "by Stripe · Stripe reported $72.00; the contract expects $144.00." in timeline
+    assert "The contract was paid in full." in timeline
+    assert "status: pending → active; payment status: pending → paid" in timeline
+    assert "amount: $144.00; amount paid: $144.00" in timeline
+    assert "Plan some new thing." in timeline and "note: kept" in timeline  # unknown: words
+    assert "Stripe: the Checkout session was completed" in timeline
+    assert ">checkout.session.completed</code>" in timeline  # the event type, kept small
+    # No raw dict, no bare minor units, no "Stripe event · " code line.
+    assert "{" not in timeline and "&#39;status&#39;" not in timeline
+    assert "14400" not in timeline
+    assert "US bank account" in html and "us bank account" not in html
+
+
 # --- manual payments -------------------------------------------------------------------
 
 

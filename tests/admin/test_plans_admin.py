@@ -269,7 +269,7 @@ def test_pause_then_resume_moves_the_unpaid_dates_on_by_the_whole_days_paused(
     assert 'id="plan-resume-form"' in page and 'id="plan-pause-form"' not in page
     # Paused twice: the table refuses, and says why.
     page = post(admin_client, f"/admin/contracts/{built.contract_id}/plan/pause")
-    assert "This plan is paused; it cannot become paused." in flashed(page)
+    assert "This plan was paused already." in flashed(page)
 
     clock.advance(timedelta(days=10, hours=6))  # ten whole days (and a few hours) later
     page = post(admin_client, f"/admin/contracts/{built.contract_id}/plan/resume")
@@ -283,7 +283,7 @@ def test_pause_then_resume_moves_the_unpaid_dates_on_by_the_whole_days_paused(
     assert moved.next_attempt_at == attempt_before + timedelta(days=10)
 
     page = post(admin_client, f"/admin/contracts/{built.contract_id}/plan/resume")
-    assert "This plan is active; it cannot become active." in flashed(page)
+    assert "This plan is active already." in flashed(page)
     assert due_dates(db, built) == after
 
 
@@ -415,7 +415,7 @@ def test_cancelling_the_plan_cancels_the_contract_and_records_todays_refund(
     # Cancelled: no action is offered any more, and a second cancel is refused.
     assert 'id="plan-cancel-form"' not in page and 'id="plan-pause-form"' not in page
     page = post(admin_client, url, {"reason": "Again"})
-    assert "This plan is cancelled; it cannot become cancelled." in flashed(page)
+    assert "This plan was cancelled already." in flashed(page)
     assert count_rows(db, Refund) == 1
 
 

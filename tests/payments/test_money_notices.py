@@ -75,7 +75,7 @@ def test_a_failed_bank_debit_tells_the_student_and_the_coach_once(
     # The student's Payments page names how it was tried.
     mine = student_client.get("/payments").get_data(as_text=True)
     row = mine[mine.index(f'data-payment="{payment.id}"'):]
-    assert ">Bank debit</td>" in row[:row.index("</tr>")]
+    assert ">US bank account</td>" in row[:row.index("</tr>")] and "Us bank" not in mine
     # The pay page the notice links to offers the contract again.
     page = student_client.get(f"/contracts/{contract_id}/pay").get_data(as_text=True)
     assert 'id="pay-button"' in page

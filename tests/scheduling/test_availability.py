@@ -404,7 +404,7 @@ def test_the_coach_saves_weekly_hours_in_one_go(client, db, coach, contract_id, 
 @pytest.mark.parametrize(
     ("day", "message"),
     [
-        (("12:00", "09:00"), "The window ends after it starts."),
+        (("12:00", "09:00"), "The end time must be after the start time."),
         (("09:00", "12:00", "11:00", "17:00"),
          "The second window starts after the first one ends."),
         (("09:00", ""), "Give both ends of the window."),

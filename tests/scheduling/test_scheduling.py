@@ -460,7 +460,8 @@ def test_completed_and_no_show_sessions_complete_the_contract(
     client.submit(f"/sessions/{first.id}/complete")
     assert contract_status(db, contract_id) is ContractStatus.ACTIVE
     again = client.submit(f"/sessions/{first.id}/no-show", follow_redirects=True)
-    assert "This session is completed; it cannot become no show." in again.get_data(as_text=True)
+    assert ("This session was completed already, so it can no longer be marked a no-show."
+            in again.get_data(as_text=True))
 
     clock.freeze(second.starts_at + timedelta(minutes=20))
     client.submit(f"/sessions/{second.id}/no-show")
