@@ -75,7 +75,7 @@ def test_an_admin_works_through_the_console(page, live_url, db, console_data):
     assert "evt_findme" in timeline.inner_text()
     shot(page, "admin-payment-timeline")
 
-    timeline.get_by_role("link", name="checkout.session.completed").click()
+    timeline.get_by_role("link", name="Stripe: the Checkout session was completed").click()
     page.get_by_role("button", name="Replay").click()
     assert "already processed" in page.locator(".alert").first.inner_text()
     shot(page, "admin-event-replayed")
