@@ -30,7 +30,9 @@ def app_overrides(sandbox_server):
 @pytest.fixture
 def day(sandbox, clock) -> date:
     """A day ahead, 01:00 UTC on both clocks: the app's frozen there, the sandbox's moved."""
-    start = datetime.combine(date.today() + timedelta(days=2), datetime.min.time(), UTC)
+    ahead = date.today() + timedelta(days=2)
+    ahead += timedelta(days=(2 - ahead.weekday()) % 7)  # a Wednesday: the coach works
+    start = datetime.combine(ahead, datetime.min.time(), UTC)
     start += timedelta(hours=1)
     clock.freeze(start)
     response = sandbox.tool("clock", offset_seconds=str(int(start.timestamp() - time.time())))
