@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 import clock
 import jobs
@@ -38,18 +38,12 @@ def keep_fee(payment_id: int, transaction: dict[str, Any], charge_id: str | None
     An UPDATE of these columns alone: it never overwrites what another transaction
     changed on the payment meanwhile.
     """
-    values: dict[str, Any] = {
-        "stripe_fee": int(transaction["fee"]),
-        "balance_transaction_id": transaction["id"],
-        "available_on": from_unix(transaction.get("available_on")),
-    }
-    db.session.execute(update(Payment).where(Payment.id == payment_id).values(**values))
-    if charge_id:
-        db.session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id, Payment.charge_id.is_(None))
-            .values(charge_id=charge_id)
-        )
+    db.session.execute(update(Payment).where(Payment.id == payment_id).values(
+        stripe_fee=int(transaction["fee"]),
+        balance_transaction_id=transaction["id"],
+        available_on=from_unix(transaction.get("available_on")),
+        charge_id=func.coalesce(Payment.charge_id, charge_id),
+    ))
 
 
 def fee_unknown_ids(limit: int = BATCH) -> list[int]:
@@ -78,7 +72,7 @@ def read_fees(limit: int = BATCH) -> int:
         intent_id = payment.payment_intent_id
         db.session.rollback()  # no transaction held while Stripe answers
         try:
-            transaction = stripe_api.charge_balance_transaction(intent_id)
+            transaction = stripe_api.charge_balance_transaction(payment_intent_id=intent_id)
         except stripe_api.PaymentProviderError as exc:
             if exc.unreached:
                 log.warning("fees not read, Stripe not reached: %s", exc)

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 import clock
 import jobs
@@ -166,31 +167,49 @@ def _reversal(reversal: TransferReversal) -> Ours:
                 _contract_link(reversal.share.contract_id))
 
 
-def record_for(category: str, source_id: str | None, source: dict[str, Any]) -> Ours | None:
-    """Our record of a transaction's source, if we have one."""
-    if source_id is None:
-        return None
-    if category == "charge":
-        payment = db.session.scalar(select(Payment).where(Payment.charge_id == source_id))
-        intent = source.get("payment_intent")
-        if payment is None and isinstance(intent, str):
-            payment = db.session.scalar(select(Payment).where(Payment.payment_intent_id == intent))
-        return _payment(payment) if payment is not None else None
-    if category in ("refund", "refund_failure"):
-        refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == source_id))
-        return _refund(refund, category) if refund is not None else None
-    if category in ("dispute", "dispute_reversal"):
-        dispute = db.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == source_id))
-        return _dispute(dispute, category) if dispute is not None else None
-    if category == "transfer":
-        share = db.session.scalar(
-            select(SessionShare).where(SessionShare.stripe_transfer_id == source_id))
-        return _share(share) if share is not None else None
-    if category == "transfer_reversal":
-        reversal = db.session.scalar(
-            select(TransferReversal).where(TransferReversal.stripe_reversal_id == source_id))
-        return _reversal(reversal) if reversal is not None else None
-    return None
+def records_for(sources: list[tuple[str, str, dict[str, Any]]]) -> dict[tuple[str, str], Ours]:
+    """Our records of the day's transactions, by (category, source id): one query per kind
+    of record, whatever the number of transactions. `sources` holds each transaction's
+    category, source id and (expanded) source."""
+    wanted: dict[str, set[str]] = {}
+    for category, source_id, _ in sources:
+        wanted.setdefault(category, set()).add(source_id)
+    intents = {str(source["payment_intent"]) for category, _, source in sources
+               if category == "charge" and isinstance(source.get("payment_intent"), str)}
+    found: dict[tuple[str, str], Ours] = {}
+
+    def ids(*categories: str) -> set[str]:
+        return set().union(*(wanted.get(category, set()) for category in categories))
+
+    if charges := ids("charge"):
+        payments = list(db.session.scalars(select(Payment).where(
+            Payment.charge_id.in_(charges) | Payment.payment_intent_id.in_(intents))))
+        by_key = {key: p for p in payments for key in (p.charge_id, p.payment_intent_id) if key}
+        for category, source_id, source in sources:
+            payment = (by_key.get(source_id) or by_key.get(str(source.get("payment_intent")))
+                       if category == "charge" else None)
+            if payment is not None:
+                found["charge", source_id] = _payment(payment)
+    if refunds := ids("refund", "refund_failure"):
+        for refund in db.session.scalars(
+                select(Refund).where(Refund.stripe_refund_id.in_(refunds))):
+            for category in ("refund", "refund_failure"):
+                found[category, str(refund.stripe_refund_id)] = _refund(refund, category)
+    if disputes := ids("dispute", "dispute_reversal"):
+        for dispute in db.session.scalars(
+                select(Dispute).where(Dispute.stripe_dispute_id.in_(disputes))):
+            for category in ("dispute", "dispute_reversal"):
+                found[category, dispute.stripe_dispute_id] = _dispute(dispute, category)
+    if transfers := ids("transfer"):
+        for share in db.session.scalars(
+                select(SessionShare).where(SessionShare.stripe_transfer_id.in_(transfers))):
+            found["transfer", str(share.stripe_transfer_id)] = _share(share)
+    if reversals := ids("transfer_reversal"):
+        for reversal in db.session.scalars(
+                select(TransferReversal).options(joinedload(TransferReversal.share))
+                .where(TransferReversal.stripe_reversal_id.in_(reversals))):
+            found["transfer_reversal", reversal.stripe_reversal_id] = _reversal(reversal)
+    return found
 
 
 def records_of(day: date) -> Iterable[tuple[Ours, tuple[str, ...]]]:
@@ -210,15 +229,14 @@ def records_of(day: date) -> Iterable[tuple[Ours, tuple[str, ...]]]:
     ):
         assert refund.stripe_refund_id is not None
         yield _refund(refund, "refund"), (refund.stripe_refund_id,)
-    for dispute in db.session.scalars(
-        select(Dispute).where(Dispute.created_at >= start, Dispute.created_at < end)
-    ):
-        yield _dispute(dispute, "dispute"), (dispute.stripe_dispute_id,)
-    for dispute in db.session.scalars(
-        select(Dispute).where(Dispute.status == "won", Dispute.closed_at >= start,
-                              Dispute.closed_at < end)
-    ):
-        yield _dispute(dispute, "dispute_reversal"), (dispute.stripe_dispute_id,)
+    won_that_day = (Dispute.status == "won") & (Dispute.closed_at >= start) & (
+        Dispute.closed_at < end)
+    for dispute in db.session.scalars(select(Dispute).where(
+            ((Dispute.created_at >= start) & (Dispute.created_at < end)) | won_that_day)):
+        if start <= dispute.created_at < end:  # the withdrawal
+            yield _dispute(dispute, "dispute"), (dispute.stripe_dispute_id,)
+        if dispute.status == "won" and dispute.closed_at and start <= dispute.closed_at < end:
+            yield _dispute(dispute, "dispute_reversal"), (dispute.stripe_dispute_id,)
     for share in db.session.scalars(
         select(SessionShare).where(SessionShare.stripe_transfer_id.is_not(None),
                                    SessionShare.transferred_at >= start,
@@ -268,6 +286,7 @@ def check_day(day: date) -> Check:
     window = list(stripe_api.list_balance_transactions(unix(start - NEIGHBOURS),
                                                       unix(end + NEIGHBOURS)))
     seen: set[str] = set()
+    of_day: list[tuple[str, dict[str, Any], str | None, dict[str, Any]]] = []
     for transaction in window:
         source_id, source = source_of(transaction)
         for key in (source_id, source.get("payment_intent")):
@@ -277,10 +296,13 @@ def check_day(day: date) -> Check:
             continue
         category = category_of(transaction)
         check.count(category, transaction)
-        if category not in MATCHED:
-            continue
+        if category in MATCHED:
+            of_day.append((category, transaction, source_id, source))
+    found = records_for([(category, source_id, source)
+                         for category, _, source_id, source in of_day if source_id])
+    for category, transaction, source_id, _ in of_day:
         currency = str(transaction["currency"])
-        ours = record_for(category, source_id, source)
+        ours = found.get((category, source_id)) if source_id else None
         if ours is None:
             check.differ(Difference.MISSING_OURS, category, currency,
                          f"Stripe's {category.replace('_', ' ')} {source_id} moved "
@@ -307,7 +329,7 @@ def _at_stripe(ours: Ours, keys: tuple[str, ...]) -> bool:
     source = keys[0]
     try:
         if ours.category == "charge" and not source.startswith("ch_"):
-            return stripe_api.charge_balance_transaction(source) is not None  # its intent
+            return stripe_api.charge_balance_transaction(payment_intent_id=source) is not None
         return bool(stripe_api.balance_transactions_of(source))
     except stripe_api.PaymentProviderError as exc:
         if exc.unreached:

@@ -184,12 +184,8 @@ def funds_available_at(charge_id: str) -> datetime | None:
     """When a charge's money is available in the platform's balance: its balance
     transaction's `available_on` (a card charge's money is pending for a few days first).
     None when Stripe has no balance transaction for it (the charge has not succeeded)."""
-    with _translated_errors():
-        charge = client().v1.charges.retrieve(charge_id, {"expand": ["balance_transaction"]})
-    funds = charge.balance_transaction
-    if funds is None or isinstance(funds, str):
-        return None
-    return datetime.fromtimestamp(funds.available_on, UTC)
+    found = charge_balance_transaction(charge_id=charge_id)
+    return datetime.fromtimestamp(found["available_on"], UTC) if found else None
 
 
 def charge_off_session(params: PaymentIntentCreateParams, key: str) -> stripe.PaymentIntent:
@@ -398,12 +394,19 @@ def balance_transactions_of(source_id: str) -> list[dict[str, Any]]:
         return [item.to_dict() for item in listed.auto_paging_iter()]
 
 
-def charge_balance_transaction(payment_intent_id: str) -> dict[str, Any] | None:
-    """The balance transaction of a payment intent's charge (None while it has none)."""
+def charge_balance_transaction(*, payment_intent_id: str | None = None,
+                               charge_id: str | None = None) -> dict[str, Any] | None:
+    """The balance transaction of a charge, named or its payment intent's latest (None while
+    it has none), with the charge's id under "charge"."""
     with _translated_errors():
-        intent = client().v1.payment_intents.retrieve(
-            payment_intent_id, {"expand": ["latest_charge.balance_transaction"]})
-    charge = intent.latest_charge
+        if charge_id is not None:
+            charge: Any = client().v1.charges.retrieve(
+                charge_id, {"expand": ["balance_transaction"]})
+        else:
+            assert payment_intent_id is not None
+            charge = client().v1.payment_intents.retrieve(
+                payment_intent_id, {"expand": ["latest_charge.balance_transaction"]}
+            ).latest_charge
     if charge is None or isinstance(charge, str):
         return None
     found = charge.balance_transaction
