@@ -319,13 +319,26 @@ def close_dispute(
     consumed_sessions: int,
     actor_label: str,
     details: dict[str, Any],
+    still_disputed: bool = False,
 ) -> None:
     """A dispute was decided. The contract returns to where it was before it, with the
     payment status its money now gives (refunds made meanwhile and, when lost, the
     disputed amount count as given back). Nothing kept any more: it is refunded and
     its open sessions cancelled. Both parties are told.
+
+    While another dispute on the contract is still open (`still_disputed`), the money is
+    recorded and the contract stays disputed until that one is decided too.
     """
     if contract.status is not ContractStatus.DISPUTED:
+        return
+    if still_disputed:
+        _record_money(contract, received)
+        _release_sessions(contract, received, consumed_sessions)
+        tell_parties(
+            contract,
+            f"One of the disputes on “{contract.title}” was decided; another is still "
+            "open, so scheduling stays paused until it is decided too.",
+        )
         return
     payment_status = _record_money(contract, received, deciding_dispute=True)
     everything = received.returned >= received.arrived

@@ -62,6 +62,10 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
     row, payment = _locked_row(dispute)
     contract = payment.contract
     if row is None:
+        # A second dispute while one is open: the contract returns, once both are
+        # decided, to where it was before the first.
+        earlier = (standing_of(contract).open_dispute
+                   if contract.status is ContractStatus.DISPUTED else None)
         row = Dispute(
             stripe_dispute_id=dispute["id"],
             payment_id=payment.id,
@@ -72,8 +76,10 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
             status=str(dispute.get("status") or "needs_response"),
             is_charge_refundable=bool(dispute.get("is_charge_refundable")),
             evidence_due_by=_due_by(dispute),
-            contract_status_before=contract.status.value,
-            payment_status_before=contract.payment_status.value,
+            contract_status_before=(earlier.contract_status_before if earlier
+                                    else contract.status.value),
+            payment_status_before=(earlier.payment_status_before if earlier
+                                   else contract.payment_status.value),
         )
         db.session.add(row)
         db.session.flush()
@@ -124,6 +130,7 @@ def mirror_dispute(dispute: dict[str, Any]) -> str:
             consumed_sessions=consumed_count(contract.id),
             actor_label="stripe",
             details={**details, "status": row.status},
+            still_disputed=standing_of(contract).open_dispute is not None,
         )
         if contract.status is ContractStatus.REFUNDED:
             close_plan(contract, reason="the bank returned the payment")
