@@ -23,6 +23,7 @@ import jobs
 import notifications
 import payments
 import payouts
+import scheduling
 from config import load_config
 from database.sqlite import tune_sqlite
 from errors import NotFound
@@ -69,10 +70,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _import_models()
     # Each package registers its own jobs, event handlers, commands and template
     # helpers, the layers beneath first: audit, notifications → accounts → contracts
-    # (scheduling included) → payments → payouts → admin.
+    # → scheduling → payments → payouts → admin.
     notifications.init_app(app)
     accounts.init_app(app)
     contracts.init_app(app)
+    scheduling.init_app(app)
     payments.init_app(app)
     payouts.init_app(app)
     books.init_app(app)
@@ -94,7 +96,7 @@ MODEL_MODULES = (
     "notifications.models",
     "accounts.models",
     "contracts.models",
-    "contracts.availability_models",
+    "scheduling.models",
     "payments.models",
     "payouts.models",
     "admin.models",
@@ -111,13 +113,13 @@ def _register_blueprints(app: Flask) -> None:
     from accounts.settings_views import bp as settings_bp
     from accounts.views import bp as auth_bp
     from admin.views import bp as admin_bp
-    from contracts.calendar_views import bp as calendar_bp
-    from contracts.schedule_views import bp as sessions_bp
     from contracts.views import bp as contracts_bp
     from notifications.views import bp as notifications_bp
     from payments.inbox.webhook import bp as webhooks_bp
     from payments.views import bp as payments_bp
     from payouts.views import bp as payouts_bp
+    from scheduling.calendar_views import bp as calendar_bp
+    from scheduling.views import bp as sessions_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)

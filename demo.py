@@ -14,11 +14,10 @@ from sqlalchemy import select
 import clock
 from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email
+from accounts.timezones import to_local
 from admin import analytics
 from books.reconcile import reconcile_day
-from contracts.availability_models import DayOff, WorkingHours
 from contracts.expiry import expire_due_proposals
-from contracts.localtime import to_local
 from contracts.models import (
     CoachingSession,
     Contract,
@@ -54,6 +53,7 @@ from payments.refunds import quote_now
 from payments.standing import split
 from payouts.models import ConnectedAccount, SessionShare, ShareStatus
 from payouts.shares import hold
+from scheduling.models import DayOff, WorkingHours
 
 DEMO_PASSWORD = "coachpact-demo"  # noqa: S105 (printed for the demo logins)
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Flask
+from flask_login import current_user
+
+from accounts.timezones import DISPLAY_FORMAT, format_local
 
 
 def init_app(app: Flask) -> None:
-    """Register `flask --app app create-admin` (create_app calls it)."""
+    """Register `flask --app app create-admin` and the `localtime` filter (create_app calls it)."""
     from accounts.cli import register_cli
 
     register_cli(app)
+    app.add_template_filter(localtime, "localtime")
+
+
+def localtime(moment: datetime | None, fmt: str | None = None) -> str:
+    """A UTC datetime shown in the viewer's own time zone (`fmt`: a strftime format)."""
+    zone = current_user.timezone if current_user.is_authenticated else "UTC"
+    return format_local(moment, zone, fmt or DISPLAY_FORMAT)

@@ -7,11 +7,11 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 import clock
+from accounts.timezones import format_local
 from admin import queries_events
 from admin.listing import int_arg
 from admin.queries_audit import entries_about
 from admin.views import bp
-from contracts.localtime import format_local
 from extensions import db
 from payments.inbox.processing import replay_event
 from payments.models import EventStatus, WebhookEvent

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from accounts.models import User
+from accounts.timezones import zone_of
 from admin.listing import (
     Page,
     date_arg,
@@ -21,7 +22,6 @@ from admin.listing import (
     text_arg,
 )
 from audit.models import AuditEntry
-from contracts.localtime import zone_of
 from contracts.models import CoachingSession
 from extensions import db
 

@@ -314,7 +314,7 @@ class Builder:
     def schedule_of(self, user_id: int) -> ScheduleExpect:
         """What `scheduling.schedule_page(user, "upcoming", 1)` should list, from what was
         written (not from the app's own queries)."""
-        from contracts.scheduling import SCHEDULE_PAGE_SIZE
+        from scheduling.sessions import SCHEDULE_PAGE_SIZE
 
         mine = [m for m in self.made if user_id in (m.coach_id, m.student_id)]
         upcoming = sorted((m for m in mine if m.scheduled and m.starts_at > self.moment),
@@ -332,7 +332,7 @@ class Builder:
 def busy_grid(zone: Any, first_day: date) -> list[datetime]:
     """The busy coach's bookable starts (UTC), day by day: the slots the booking page offers
     on their working hours, before any session takes one."""
-    from contracts.availability import SLOT_STEP_MINUTES, wall_instant
+    from scheduling.availability import SLOT_STEP_MINUTES, wall_instant
 
     return [
         wall_instant(first_day + timedelta(days=d), minute, zone)
@@ -343,9 +343,9 @@ def busy_grid(zone: Any, first_day: date) -> list[datetime]:
 
 
 def build_pair(b: Builder, size: int) -> Pair:
-    from contracts import availability
-    from contracts.localtime import zone_of
+    from accounts.timezones import zone_of
     from contracts.models import SessionStatus
+    from scheduling import availability
 
     scheduled = SessionStatus.SCHEDULED
     coach = b.user("coach", "Busy Coach", "Europe/Berlin")
@@ -446,9 +446,9 @@ def build_world(app: Any, sizes: list[int], feed_sizes: list[int], moment: datet
     from sqlalchemy import func, select
 
     from accounts.services import find_user_by_email
-    from contracts import availability
     from contracts.models import CoachingSession, Contract
     from extensions import db
+    from scheduling import availability
 
     b = Builder(moment, secrets.token_urlsafe(16))
     with app.app_context(), app.test_request_context(base_url=app.config["APP_BASE_URL"]):

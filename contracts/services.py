@@ -14,8 +14,8 @@ from sqlalchemy import or_, select
 import clock
 from accounts.models import Role, User
 from accounts.services import find_user_by_email
+from accounts.timezones import format_local
 from contracts import lifecycle
-from contracts.localtime import format_local
 from contracts.models import (
     PROPOSAL_TRANSITIONS,
     Contract,

@@ -1,18 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts import lists, scheduling, services
+from contracts import lists, services
 from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm
 from contracts.models import Contract, ProposalStatus
 from contracts.money import CURRENCY_DECIMALS, MoneyError, currency_symbol
 from extensions import db
 
 bp = Blueprint("contracts", __name__, url_prefix="/contracts")
+
+# What packages above contracts add to the contract page (scheduling: its sessions), each
+# a function of the contract returning template variables; their init_app registers them.
+DETAIL_SECTIONS: list[Callable[[Contract], dict[str, Any]]] = []
 
 
 @bp.before_request
@@ -149,7 +154,6 @@ def withdraw(proposal_id: int) -> Response:
 
 def _detail_page(contract: Contract, cancel_form: CancelContractForm | None = None) -> str:
     """The contract page; the cancel form only while the contract can be cancelled."""
-    booked_sessions = scheduling.sessions_of_contract(contract)
     if services.cancel_refusal(contract) is None:
         cancel_form = cancel_form or CancelContractForm(formdata=None)
     else:
@@ -157,10 +161,8 @@ def _detail_page(contract: Contract, cancel_form: CancelContractForm | None = No
     return render_template(
         "contracts/detail.html",
         contract=contract,
-        sessions=scheduling.agenda(booked_sessions),
-        remaining=scheduling.remaining_count(contract, booked_sessions),
-        closed_reason=scheduling.scheduling_closed_reason(contract),
         cancel_form=cancel_form,
+        **{name: value for section in DETAIL_SECTIONS for name, value in section(contract).items()},
     )
 
 

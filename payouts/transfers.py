@@ -42,8 +42,8 @@ from sqlalchemy import exists, func, select
 import clock
 import jobs
 from accounts.models import User
+from accounts.timezones import format_local
 from audit.services import record as audit
-from contracts.localtime import format_local
 from contracts.models import Contract
 from contracts.money import format_money
 from contracts.services import lock_contract

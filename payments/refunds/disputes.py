@@ -17,7 +17,6 @@ import clock
 from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import ContractStatus
-from contracts.scheduling import consumed_count
 from contracts.services import lock_contract
 from database.locking import lock_by_id
 from extensions import db
@@ -25,6 +24,7 @@ from payments.models import OPEN_DISPUTE_STATUSES, Dispute, Payment
 from payments.plan_terms import close_plan
 from payments.records import payment_by
 from payments.standing import DISPUTE_LOST, PAID_STATUSES, standing_of
+from scheduling.sessions import consumed_count
 
 
 def _due_by(dispute: dict[str, Any]) -> datetime | None:

@@ -17,7 +17,6 @@ from audit.services import record as audit
 from contracts.models import Contract
 from contracts.money import format_money
 from contracts.refund_policy import RefundQuote, quote
-from contracts.scheduling import consumed_count
 from contracts.services import lock_contract
 from extensions import db
 from notifications.services import notify
@@ -29,6 +28,7 @@ from payments.models import (
     RequestStatus,
 )
 from payments.standing import Standing, standing_of
+from scheduling.sessions import consumed_count
 
 log = logging.getLogger(__name__)
 

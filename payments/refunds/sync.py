@@ -20,7 +20,6 @@ from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
-from contracts.scheduling import consumed_count
 from database.locking import lock_by_id
 from database.states import check_transition
 from extensions import db
@@ -41,6 +40,7 @@ from payments.plan_terms import close_plan
 from payments.records import lock_with_contract, move_if_allowed, payment_by
 from payments.refunds.requests import contract_link, locked_contract, money_in, open_request_of
 from payments.standing import standing_of
+from scheduling.sessions import consumed_count
 
 log = logging.getLogger(__name__)
 

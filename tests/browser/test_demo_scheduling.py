@@ -29,7 +29,7 @@ def live_url(app, runner):
 
 
 def inside_tomas_hours(starts_at: datetime, ends_at: datetime) -> bool:
-    from contracts.localtime import to_local
+    from accounts.timezones import to_local
 
     zone = "America/Los_Angeles"
     start, end = to_local(starts_at, zone), to_local(ends_at, zone)
@@ -47,9 +47,9 @@ def fits(page) -> bool:
 def test_demo_coach_sets_hours_and_a_student_books_and_moves_a_session_on_a_phone(
     browser, live_url, db
 ):
-    from contracts.availability_models import WorkingHours
     from contracts.models import CoachingSession, Contract, SessionStatus
     from demo import DEMO_PASSWORD
+    from scheduling.models import WorkingHours
 
     with new_page(browser, PHONE) as page:
         log_in_anywhere(page, live_url, "tomas@coachpact.test", DEMO_PASSWORD)

@@ -1249,8 +1249,8 @@ class MoneyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.refs_where(lambda s: s.status == "active"))
     @rule(pick=PICK, by_coach=st.booleans(), slot=st.integers(0, 3))
     def book(self, pick: int, by_coach: bool, slot: int) -> None:
-        from contracts import availability, scheduling
         from extensions import db
+        from scheduling import availability, sessions
 
         ref = self.pick(pick, self.refs_where(lambda s: s.status == "active"))
         assert ref is not None
@@ -1261,11 +1261,11 @@ class MoneyMachine(RuleBasedStateMachine):
         starts_at = slots[(slot * 7) % len(slots)].starts_at
         who = ref.coach_id if by_coach else ref.student_id
         try:
-            scheduling.book_session(ref.id, self.user(who), starts_at=starts_at)
+            sessions.book_session(ref.id, self.user(who), starts_at=starts_at)
             db.session.commit()
             who_booked = "coach" if by_coach else "student"
             self.log(ref, f"the {who_booked} books {starts_at:%a %d %b %H:%M}")
-        except (scheduling.SchedulingError, scheduling.SchedulingClosed) as exc:
+        except (sessions.SchedulingError, sessions.SchedulingClosed) as exc:
             self.refused(ref, "booking a session", exc)
         self.done()
 
@@ -1277,38 +1277,38 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(pick=PICK, status=st.sampled_from(("completed", "completed", "no_show")))
     def session_takes_place(self, pick: int, status: str) -> None:
         """Time moves to just after a booked session's start; the coach marks it."""
-        from contracts import scheduling
         from contracts.models import SessionStatus
         from extensions import db
+        from scheduling import sessions
 
         candidates = self._scheduled()
         ref, booked = candidates[pick % len(candidates)]
         if booked["starts_at"] > self.now():
             self.move_to(booked["starts_at"] + timedelta(minutes=50))
         try:
-            scheduling.mark_session(booked["id"], self.user(ref.coach_id), SessionStatus(status))
+            sessions.mark_session(booked["id"], self.user(ref.coach_id), SessionStatus(status))
             db.session.commit()
             self.log(ref, f"the session of {booked['starts_at']:%a %d %b %H:%M} is marked {status}")
-        except (scheduling.SchedulingError, scheduling.SchedulingClosed, TransitionError) as exc:
+        except (sessions.SchedulingError, sessions.SchedulingClosed, TransitionError) as exc:
             self.refused(ref, f"marking a session {status}", exc)
         self.done()
 
     @precondition(lambda self: self._scheduled())
     @rule(pick=PICK, by_coach=st.booleans())
     def cancel_session(self, pick: int, by_coach: bool) -> None:
-        from contracts import scheduling
         from extensions import db
+        from scheduling import sessions
 
         candidates = self._scheduled()
         ref, booked = candidates[pick % len(candidates)]
         who = ref.coach_id if by_coach else ref.student_id
         try:
-            cancelled = scheduling.cancel_session(booked["id"], self.user(who))
+            cancelled = sessions.cancel_session(booked["id"], self.user(who))
             late = cancelled.late_cancellation
             db.session.commit()
             self.log(ref, f"the {'coach' if by_coach else 'student'} cancels the session of "
                           f"{booked['starts_at']:%a %d %b %H:%M}{' (late)' if late else ''}")
-        except (scheduling.SchedulingError, scheduling.SchedulingClosed, TransitionError) as exc:
+        except (sessions.SchedulingError, sessions.SchedulingClosed, TransitionError) as exc:
             self.refused(ref, "cancelling a session", exc)
         self.done()
 

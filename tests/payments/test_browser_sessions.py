@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 def test_pay_then_book_a_session_and_the_coach_completes_it(
     page, live_url, sandbox, db, make_user, make_proposal, clock
 ):
-    from contracts.localtime import SESSION_FORMAT, format_local
+    from accounts.timezones import SESSION_FORMAT, format_local
     from contracts.models import CoachingSession, Contract, ContractStatus, SessionStatus
     from contracts.services import accept_proposal
 

@@ -228,7 +228,7 @@ def test_two_sweeps_at_once_charge_a_due_instalment_once(app, db, sandbox, on_pl
 def test_the_scheduling_gate_refuses_the_next_session_until_the_next_instalment(
     db, on_plan, at
 ):
-    from contracts.scheduling import SchedulingError, book_session
+    from scheduling.sessions import SchedulingError, book_session
 
     contract_id, student, _ = on_plan
     first = datetime(2027, 3, 15, 10, 0, tzinfo=UTC)

@@ -249,9 +249,9 @@ def test_a_dispute_is_listed_with_its_deadline_and_blocks_the_request(
 def test_cancelling_an_active_contract_refunds_todays_quote(
     app, db, pay, as_admin, pending_contract, clock
 ):
-    from contracts.availability import free_slots
     from contracts.models import CoachingSession, Contract
-    from contracts.scheduling import book_session, cancel_session
+    from scheduling.availability import free_slots
+    from scheduling.sessions import book_session, cancel_session
 
     contract_id = pay()
     student = db.session.merge(pending_contract[1])

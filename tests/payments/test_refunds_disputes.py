@@ -95,9 +95,9 @@ def test_a_full_refund_cancels_the_scheduled_sessions(app, db, paid, pending_con
     from datetime import timedelta
 
     from clock import now as utcnow
-    from contracts.availability import free_slots
     from contracts.models import CoachingSession, Contract, SessionStatus
-    from contracts.scheduling import book_session
+    from scheduling.availability import free_slots
+    from scheduling.sessions import book_session
 
     contract_id, client, intent = paid
     student = db.session.merge(pending_contract[1])

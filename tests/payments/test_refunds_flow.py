@@ -115,9 +115,9 @@ def test_a_partial_refund_cancels_the_latest_sessions_beyond_the_allowance(
     db, paid, admin, clock
 ):
 
-    from contracts.availability import free_slots
     from contracts.models import Contract, SessionStatus
-    from contracts.scheduling import book_session
+    from scheduling.availability import free_slots
+    from scheduling.sessions import book_session
 
     contract_id, student, _ = paid
     # The first free slot of each of four days of the coach's hours.

@@ -25,19 +25,19 @@ def deliver_sessions(db, clock, contract_id: int, coach, first, count: int = 1,
                      status: str = "completed") -> list[int]:
     """Book `count` sessions a day apart from `first` (the clock moved to the day before)
     and mark each `status` just after it starts; their ids. The clock stays there."""
-    from contracts import scheduling
     from contracts.models import SessionStatus
+    from scheduling import sessions
 
     clock.freeze(first - timedelta(days=1))
     ids = []
     for day in range(count):
-        session = scheduling.book_session(contract_id, db.session.merge(coach),
+        session = sessions.book_session(contract_id, db.session.merge(coach),
                                           starts_at=first + timedelta(days=day))
         db.session.commit()
         ids.append(session.id)
     for day, session_id in enumerate(ids):
         clock.freeze(first + timedelta(days=day, minutes=50))
-        scheduling.mark_session(session_id, db.session.merge(coach), SessionStatus(status))
+        sessions.mark_session(session_id, db.session.merge(coach), SessionStatus(status))
         db.session.commit()
     return ids
 

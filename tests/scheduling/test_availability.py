@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from audit.models import AuditEntry
-from contracts.availability_models import DayOff, WorkingHours
 from contracts.models import CoachingSession, Contract
+from scheduling.models import DayOff, WorkingHours
 from tests.conftest import login
 
 START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)  # a Monday, before both spring changes
@@ -38,7 +38,7 @@ def every_day(db, coach):
 
 
 def slots(app, db, contract_id: int, day: date, days: int = 1, **kwargs) -> list[datetime]:
-    from contracts.availability import free_slots
+    from scheduling.availability import free_slots
 
     with app.test_request_context():
         contract = db.session.get(Contract, contract_id)
@@ -120,7 +120,7 @@ def test_the_repeated_autumn_hour_is_offered_once(app, db, clock, contract_id, e
 def test_the_students_labels_shift_by_an_hour_between_the_two_changes(
     app, db, clock, contract_id, student
 ):
-    from contracts.availability import slot_week
+    from scheduling.availability import slot_week
 
     def first_of_week(day: date) -> tuple[str, str, str]:
         with app.test_request_context():
@@ -145,7 +145,7 @@ def test_the_students_labels_shift_by_an_hour_between_the_two_changes(
 def test_slots_skip_days_off_sessions_of_either_party_the_notice_and_the_horizon(
     app, db, clock, make_user, make_contract, contract_id, coach, student
 ):
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     # Monday 1 March 12:00 UTC = 13:00 in Berlin: the 12-hour notice rules out today.
     assert slots(app, db, contract_id, date(2027, 3, 1)) == []
@@ -185,8 +185,8 @@ def test_slots_skip_days_off_sessions_of_either_party_the_notice_and_the_horizon
 
 
 def test_a_weeks_sessions_are_read_in_one_query(app, db, contract_id, student):
-    from contracts.scheduling import book_session
     from extensions import db as extension
+    from scheduling.sessions import book_session
 
     with app.test_request_context():
         for day in (2, 3, 4):
@@ -307,7 +307,7 @@ def test_an_empty_week_says_why_and_offers_the_next(client, db, contract_id, coa
 def test_a_slot_taken_meanwhile_is_refused_on_the_page(
     app, client, db, make_user, make_contract, contract_id, student
 ):
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     login(client, student)
     page = client.get(f"/contracts/{contract_id}/schedule").get_data(as_text=True)
@@ -429,7 +429,7 @@ def test_an_empty_week_cannot_be_saved(client, db, coach):
 
 
 def test_days_off_are_added_and_removed(client, db, make_user, coach, contract_id, student):
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     with client.application.test_request_context():
         book_session(contract_id, db.session.merge(student), starts_at=utc(2027, 3, 10, 9))

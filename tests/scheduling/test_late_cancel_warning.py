@@ -122,7 +122,7 @@ def test_the_booking_page_marks_late_slots_and_asks_before_booking_one(
 def test_a_slot_taken_meanwhile_gets_its_refusal_not_the_warning(
     app, client, db, make_user, make_contract, contract_id, student
 ):
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     other = make_user("student", name="Other Student")
     theirs = make_contract(student_=other)

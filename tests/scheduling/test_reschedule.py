@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from audit.models import AuditEntry
-from contracts.availability_models import DayOff
 from contracts.models import CoachingSession, Contract, SessionStatus
 from notifications.models import Notification
+from scheduling.models import DayOff
 from tests.conftest import PASSWORD, login
 from tests.support import at_once, log_in, serve_in_thread, shot
 
@@ -29,7 +29,7 @@ def start() -> datetime:
 @pytest.fixture
 def booked_id(app, db, contract_id, student) -> int:
     """A session of the contract on Tuesday 2 March, 09:00 in Berlin, booked by the student."""
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     with app.test_request_context():
         booked = book_session(contract_id, db.session.merge(student), starts_at=TUESDAY)
@@ -101,7 +101,7 @@ def test_either_party_moves_a_session_and_the_other_is_told(
 def test_the_new_time_follows_the_same_rules_as_a_booking(
     app, client, db, make_user, make_contract, booked_id, coach, student
 ):
-    from contracts.scheduling import book_session
+    from scheduling.sessions import book_session
 
     other = make_user("student", name="Other Student")
     theirs = make_contract(student_=other)
@@ -276,7 +276,7 @@ def test_my_schedule_has_tabs_and_pages(client, db, make_contract, coach, studen
 def test_a_reschedule_and_a_booking_racing_for_one_slot_one_wins(
     app, db, make_user, make_contract, booked_id, student
 ):
-    from contracts.scheduling import SchedulingError, book_session, reschedule_session
+    from scheduling.sessions import SchedulingError, book_session, reschedule_session
 
     other = make_user("student", name="Other Student", timezone="Asia/Tokyo")
     theirs = make_contract(student_=other)

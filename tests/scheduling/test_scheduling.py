@@ -39,7 +39,7 @@ def student(make_user):
 
 def slot_value(day: str, at: str, zone: str = "America/New_York") -> str:
     """The booking form's value for `day` `at` o'clock on `zone`'s wall clock (UTC start)."""
-    from contracts.localtime import local_to_utc
+    from scheduling.localtime import local_to_utc
 
     starts_at = local_to_utc(date.fromisoformat(day), time.fromisoformat(at), zone)
     return starts_at.strftime("%Y-%m-%dT%H:%MZ")
@@ -293,8 +293,8 @@ def test_a_started_session_cannot_be_cancelled(client, db, clock, contract_id, s
 
 def _race(app, attempts) -> list[str]:
     """Run each (contract id, user, start) booking in its own thread at the same moment."""
-    from contracts.scheduling import SchedulingError, book_session
     from extensions import db
+    from scheduling.sessions import SchedulingError, book_session
 
     barrier = threading.Barrier(len(attempts))
     outcomes: list[str] = []

@@ -1,6 +1,6 @@
 """A coach's bookable hours: weekly working hours in the coach's own zone, and days off.
 
-The rules live in `contracts.availability`; these are only the rows.
+The rules live in `scheduling.availability`; these are only the rows.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ sessions (the count, a coach's overlaps) is checked under row locks taken in
 one order, contract then coach then student (then the session being changed), so
 two simultaneous bookings, or a booking and a reschedule, are decided one after
 the other by the database, never both allowed. The coach's calendar (working
-hours, days off, notice and horizon) is `contracts.availability`'s.
+hours, days off, notice and horizon) is `scheduling.availability`'s.
 
 "Now" is `clock.now()`, read at call time, so a test moves the clock in one place.
 """
@@ -21,10 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from accounts.models import User
+from accounts.timezones import SESSION_FORMAT, format_local
 from audit.services import record as audit
 from clock import now
-from contracts import availability, lifecycle
-from contracts.localtime import SESSION_FORMAT, format_local
+from contracts import lifecycle
 from contracts.models import (
     SESSION_TRANSITIONS,
     CoachingSession,
@@ -40,6 +40,7 @@ from database.states import check_transition
 from errors import NotFound
 from extensions import db
 from notifications.services import notify
+from scheduling import availability
 
 GRID_MINUTES = 15
 

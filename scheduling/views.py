@@ -14,27 +14,22 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts import availability, scheduling
-from contracts.forms import (
-    ConfirmForm,
-    DayOffForm,
-    RescheduleForm,
-    SessionForm,
-    WorkingHoursForm,
-)
-from contracts.ics import session_calendar
-from contracts.localtime import SESSION_FORMAT, format_local
+from accounts.timezones import SESSION_FORMAT, format_local
+from contracts.forms import ConfirmForm
 from contracts.models import CoachingSession, Contract, SessionStatus
 from contracts.services import NotAllowed, contract_for_party
 from database.states import TransitionError
 from extensions import db
+from scheduling import availability, sessions
+from scheduling.forms import DayOffForm, RescheduleForm, SessionForm, WorkingHoursForm
+from scheduling.ics import session_calendar
 
 bp = Blueprint("sessions", __name__)
 
 
-bp.add_app_template_global(scheduling.has_started, "session_started")
-bp.add_app_template_global(scheduling.is_late_cancellation, "late_cancellation")
-bp.add_app_template_global(scheduling.reschedule_refusal, "reschedule_refusal")
+bp.add_app_template_global(sessions.has_started, "session_started")
+bp.add_app_template_global(sessions.is_late_cancellation, "late_cancellation")
+bp.add_app_template_global(sessions.reschedule_refusal, "reschedule_refusal")
 
 
 @bp.before_request
@@ -47,8 +42,8 @@ def _to_sessions(contract_id: int) -> Response:
     return redirect(url_for("contracts.detail", contract_id=contract_id, _anchor="sessions"))
 
 
-@bp.errorhandler(scheduling.SchedulingClosed)
-def scheduling_closed(exc: scheduling.SchedulingClosed) -> Response:
+@bp.errorhandler(sessions.SchedulingClosed)
+def scheduling_closed(exc: sessions.SchedulingClosed) -> Response:
     """The gate refused: nothing is written; say why and show the way forward."""
     db.session.rollback()
     contract = exc.contract
@@ -90,20 +85,20 @@ def _picker(contract: Contract, exclude_session_id: int | None = None) -> dict:
 @bp.route("/contracts/<int:contract_id>/schedule", methods=["GET", "POST"])
 def book(contract_id: int) -> str | Response:
     contract = contract_for_party(contract_id, current_user)
-    scheduling.check_scheduling_open(contract)
+    sessions.check_scheduling_open(contract)
     form = SessionForm()
     submitted = form.validate_on_submit()
     late_warning = _unconfirmed_late_cancel(contract, form.slot.starts_at) if submitted else None
     if submitted and late_warning is None:
         try:
-            booked = scheduling.book_session(
+            booked = sessions.book_session(
                 contract.id,
                 current_user,
                 starts_at=form.slot.starts_at,
                 note=form.note.data,
                 location=form.location.data,
             )
-        except scheduling.SchedulingError as exc:
+        except sessions.SchedulingError as exc:
             db.session.rollback()
             form.slot.errors = [str(exc)]
         else:
@@ -111,13 +106,13 @@ def book(contract_id: int) -> str | Response:
             when = format_local(booked.starts_at, current_user.timezone, SESSION_FORMAT)
             flash(f"Session booked for {when}.", "success")
             return _to_sessions(contract_id)
-    booked_sessions = scheduling.sessions_of_contract(contract)
+    booked_sessions = sessions.sessions_of_contract(contract)
     return render_template(
-        "contracts/schedule.html",
+        "scheduling/schedule.html",
         contract=contract,
         form=form,
-        remaining=scheduling.remaining_count(contract, booked_sessions),
-        sessions=scheduling.agenda(booked_sessions),
+        remaining=sessions.remaining_count(contract, booked_sessions),
+        sessions=sessions.agenda(booked_sessions),
         late_warning=late_warning,
         **_picker(contract),
     )
@@ -143,13 +138,13 @@ def _unconfirmed_late_cancel(contract: Contract, starts_at: datetime | None) -> 
 
 @bp.route("/sessions/<int:session_id>/reschedule", methods=["GET", "POST"])
 def reschedule(session_id: int) -> str | Response:
-    booked = scheduling.session_for_party(session_id, current_user)
-    scheduling.check_scheduling_open(booked.contract)
+    booked = sessions.session_for_party(session_id, current_user)
+    sessions.check_scheduling_open(booked.contract)
     form = RescheduleForm()
     if form.validate_on_submit():
         try:
-            scheduling.reschedule_session(session_id, current_user, starts_at=form.slot.starts_at)
-        except scheduling.SchedulingError as exc:
+            sessions.reschedule_session(session_id, current_user, starts_at=form.slot.starts_at)
+        except sessions.SchedulingError as exc:
             db.session.rollback()
             form.slot.errors = [str(exc)]
         else:
@@ -158,11 +153,11 @@ def reschedule(session_id: int) -> str | Response:
             flash(f"Session moved to {when}.", "success")
             return _to_sessions(booked.contract_id)
     return render_template(
-        "contracts/reschedule.html",
+        "scheduling/reschedule.html",
         booked=booked,
         contract=booked.contract,
         form=form,
-        refused=scheduling.reschedule_refusal(booked, current_user),
+        refused=sessions.reschedule_refusal(booked, current_user),
         **_picker(booked.contract, exclude_session_id=booked.id),
     )
 
@@ -175,10 +170,10 @@ def _change(session_id: int, action: Callable[[], CoachingSession], done: str) -
         booked = action()
     except NotAllowed:
         abort(403)
-    except (scheduling.SchedulingError, TransitionError) as exc:
+    except (sessions.SchedulingError, TransitionError) as exc:
         db.session.rollback()
         flash(str(exc), "warning")
-        booked = scheduling.session_for_party(session_id, current_user)
+        booked = sessions.session_for_party(session_id, current_user)
     else:
         db.session.commit()
         flash(done, "success")
@@ -188,13 +183,13 @@ def _change(session_id: int, action: Callable[[], CoachingSession], done: str) -
 @bp.get("/sessions/<int:session_id>/cancel")
 def cancel_confirm(session_id: int) -> str:
     """Before cancelling: what it costs, the session's time and the other party."""
-    booked = scheduling.session_for_party(session_id, current_user)
-    scheduling.check_scheduling_open(booked.contract)
+    booked = sessions.session_for_party(session_id, current_user)
+    sessions.check_scheduling_open(booked.contract)
     return render_template(
-        "contracts/cancel_session.html",
+        "scheduling/cancel_session.html",
         booked=booked,
         contract=booked.contract,
-        late=scheduling.is_late_cancellation(booked, current_user),
+        late=sessions.is_late_cancellation(booked, current_user),
         form=ConfirmForm(),
     )
 
@@ -203,7 +198,7 @@ def cancel_confirm(session_id: int) -> str:
 def cancel(session_id: int) -> Response:
     return _change(
         session_id,
-        lambda: scheduling.cancel_session(session_id, current_user),
+        lambda: sessions.cancel_session(session_id, current_user),
         "Session cancelled.",
     )
 
@@ -212,7 +207,7 @@ def cancel(session_id: int) -> Response:
 def complete(session_id: int) -> Response:
     return _change(
         session_id,
-        lambda: scheduling.mark_session(session_id, current_user, SessionStatus.COMPLETED),
+        lambda: sessions.mark_session(session_id, current_user, SessionStatus.COMPLETED),
         "Session marked completed.",
     )
 
@@ -221,14 +216,14 @@ def complete(session_id: int) -> Response:
 def no_show(session_id: int) -> Response:
     return _change(
         session_id,
-        lambda: scheduling.mark_session(session_id, current_user, SessionStatus.NO_SHOW),
+        lambda: sessions.mark_session(session_id, current_user, SessionStatus.NO_SHOW),
         "Session marked as a no-show.",
     )
 
 
 @bp.get("/sessions/<int:session_id>.ics")
 def ics(session_id: int) -> Response:
-    booked = scheduling.session_for_party(session_id, current_user)
+    booked = sessions.session_for_party(session_id, current_user)
     link = url_for("contracts.detail", contract_id=booked.contract_id, _external=True)
     response = Response(session_calendar(booked, link=link), mimetype="text/calendar")
     response.headers["Content-Disposition"] = (
@@ -240,11 +235,11 @@ def ics(session_id: int) -> Response:
 @bp.get("/schedule")
 def my_schedule() -> str:
     return render_template(
-        "contracts/my_schedule.html",
-        schedule=scheduling.schedule_page(
+        "scheduling/my_schedule.html",
+        schedule=sessions.schedule_page(
             current_user, request.args.get("tab", "upcoming"), request.args.get("page", 1, int)
         ),
-        tabs=scheduling.SCHEDULE_TABS,
+        tabs=sessions.SCHEDULE_TABS,
         form=ConfirmForm(),
     )
 
@@ -262,7 +257,7 @@ def _availability_page(
 ) -> str:
     hours = availability.weekly_hours(current_user.id)
     return render_template(
-        "contracts/availability.html",
+        "scheduling/availability.html",
         hours=hours,
         hours_form=hours_form or WorkingHoursForm.for_hours(hours),
         day_off_form=day_off_form or DayOffForm(formdata=None),

@@ -21,12 +21,12 @@ from flask import current_app
 from sqlalchemy import Select, delete, func, or_, select
 
 from accounts.models import User
+from accounts.timezones import zone_of
 from audit.services import record as audit
 from clock import now
-from contracts.availability_models import DayOff, WorkingHours
-from contracts.localtime import zone_of
 from contracts.models import CoachingSession, Contract, SessionStatus
 from extensions import db
+from scheduling.models import DayOff, WorkingHours
 
 # Sessions start every this many minutes from the start of a working window.
 SLOT_STEP_MINUTES = 30

@@ -11,12 +11,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from contracts.forms import MeetingPlaceForm
-from contracts.ics import feed_calendar, feed_owner, feed_sessions, feed_version
-from contracts.meeting_place import MEETING_PLACE_OPEN, set_meeting_place
 from contracts.services import contract_for_party
 from database.states import TransitionError
 from extensions import csrf, db, limiter
+from scheduling.forms import MeetingPlaceForm
+from scheduling.ics import feed_calendar, feed_owner, feed_sessions, feed_version
+from scheduling.meeting_place import MEETING_PLACE_OPEN, set_meeting_place
 
 bp = Blueprint("calendar", __name__)
 
@@ -39,7 +39,7 @@ def meeting_place(contract_id: int) -> str | Response:
             url_for("contracts.detail", contract_id=contract.id, _anchor="meeting-place")
         )
     return render_template(
-        "contracts/meeting_place.html",
+        "scheduling/meeting_place.html",
         contract=contract,
         form=form,
         open=contract.status in MEETING_PLACE_OPEN,

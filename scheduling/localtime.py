@@ -1,29 +1,18 @@
-"""Wall-clock times in a user's own zone, and back to the UTC the database keeps.
+"""Wall-clock times typed for a booking, back to the UTC the database keeps.
 
-Every time is stored in UTC. A person types and reads times in their own IANA
-zone (`User.timezone`); these helpers are the only place the two meet.
+Reading a UTC moment in a person's zone is `accounts.timezones`; this is the other
+way, where a time may not exist (spring forward) or exist twice (fall back).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DISPLAY_FORMAT = "%d %b %Y, %H:%M %Z"
-# Sessions are read as appointments: the weekday helps.
-SESSION_FORMAT = "%a %d %b %Y, %H:%M %Z"
+from accounts.timezones import zone_of
 
 
 class NonexistentLocalTime(ValueError):
     """A wall-clock time the zone skips (the spring-forward gap); the message is for the user."""
-
-
-def zone_of(name: str | None) -> ZoneInfo:
-    """The zone called `name`, or UTC for an empty or unknown name."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def local_to_utc(day: date, at: time, zone_name: str) -> datetime:
@@ -43,14 +32,3 @@ def local_to_utc(day: date, at: time, zone_name: str) -> datetime:
             "hour for daylight saving. Pick a time outside the change."
         )
     return instant
-
-
-def to_local(moment: datetime, zone_name: str | None) -> datetime:
-    return moment.astimezone(zone_of(zone_name))
-
-
-def format_local(moment: datetime | None, zone_name: str | None, fmt: str = DISPLAY_FORMAT) -> str:
-    """`moment` (aware) as read on the wall clocks of `zone_name`, with the zone's abbreviation."""
-    if moment is None:
-        return ""
-    return to_local(moment, zone_name).strftime(fmt)
