@@ -1,6 +1,6 @@
 """Coaching sessions as iCalendar: one session's .ics file and a user's calendar feed.
 
-Both are built from one VEVENT per session (`session_event`), so a session looks the
+Both are built from one VEVENT per session (`_event_of`), so a session looks the
 same in a downloaded file and in a subscribed feed, and a calendar holding both copies
 sees one event (the same UID) that later versions (a higher SEQUENCE) replace.
 """
@@ -11,11 +11,12 @@ import hashlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
+from sqlalchemy.orm import aliased
 
 from accounts.models import User
 from clock import now
@@ -43,34 +44,10 @@ def web_address(place: str | None) -> str | None:
     return None
 
 
-def session_uid(booked: CoachingSession) -> str:
+def session_uid(session_id: int) -> str:
     # Stable for the session's whole life, so a calendar that imports the file
     # again (after a cancellation, say) updates its event instead of adding one.
-    return f"coaching-session-{booked.id}@coachpact"
-
-
-def session_event(booked: CoachingSession, *, link: str) -> bytes:
-    """The session as one VEVENT's text; `link` is the address of its contract's page.
-
-    Times are UTC (the Z form). SEQUENCE is the session's own counter, which the
-    scheduling code raises at every reschedule and cancellation.
-    """
-    contract = booked.contract
-    return _event_text(
-        uid=session_uid(booked),
-        stamp=booked.updated_at,
-        starts=booked.starts_at,
-        ends=booked.ends_at,
-        title=contract.title,
-        minutes=contract.minutes_per_session,
-        coach=contract.coach.name,
-        student=contract.student.name,
-        place=booked.where,
-        note=booked.note,
-        cancelled=booked.status is SessionStatus.CANCELLED,
-        sequence=booked.sequence,
-        link=link,
-    )
+    return f"coaching-session-{session_id}@coachpact"
 
 
 # Rendering an event with icalendar costs about 0.3 ms; a feed of thousands of sessions
@@ -139,7 +116,8 @@ def _calendar(events: Iterable[bytes], **properties: str) -> bytes:
 
 def session_calendar(booked: CoachingSession, *, link: str) -> bytes:
     """The session as a VCALENDAR with one VEVENT (the .ics download)."""
-    return _calendar([session_event(booked, link=link)])
+    row = db.session.execute(_event_rows(CoachingSession.id == booked.id)).one()
+    return _calendar([_event_of(row, link=link)])
 
 
 # --- the private feed ---------------------------------------------------------------
@@ -156,23 +134,50 @@ def feed_owner(token: str) -> User | None:
     return db.session.scalar(select(User).where(User.calendar_token == token))
 
 
-def feed_sessions(user: User) -> list[CoachingSession]:
+_COACH = aliased(User)
+_STUDENT = aliased(User)
+# What an event is made of, read as plain rows: a feed of thousands of sessions needs
+# no ORM objects (building them cost twice the rendering).
+_EVENT_COLUMNS = (
+    CoachingSession.id,
+    CoachingSession.contract_id,
+    CoachingSession.updated_at,
+    CoachingSession.starts_at,
+    CoachingSession.ends_at,
+    CoachingSession.location,
+    CoachingSession.note,
+    CoachingSession.status,
+    CoachingSession.sequence,
+    Contract.meeting_location,
+    Contract.title,
+    Contract.minutes_per_session,
+    _COACH.name.label("coach_name"),
+    _STUDENT.name.label("student_name"),
+)
+
+
+def feed_sessions(user: User) -> list[Row[Any]]:
     """The user's sessions for their feed, as coach or student: every scheduled one, and
     the completed, missed and cancelled ones that started in the last FEED_PAST_DAYS.
 
-    One query loads the sessions with their contracts and both parties.
+    One query reads them with their contracts and both parties' names.
     """
     return list(
-        db.session.scalars(
-            select(CoachingSession)
-            .join(Contract, CoachingSession.contract_id == Contract.id)
-            .where(*_in_feed(user))
-            .options(
-                joinedload(CoachingSession.contract).joinedload(Contract.coach),
-                joinedload(CoachingSession.contract).joinedload(Contract.student),
+        db.session.execute(
+            _event_rows(*_in_feed(user)).order_by(
+                CoachingSession.starts_at, CoachingSession.id
             )
-            .order_by(CoachingSession.starts_at, CoachingSession.id)
         )
+    )
+
+
+def _event_rows(*where: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    return (
+        select(*_EVENT_COLUMNS)
+        .join(Contract, CoachingSession.contract_id == Contract.id)
+        .join(_COACH, Contract.coach_id == _COACH.id)
+        .join(_STUDENT, Contract.student_id == _STUDENT.id)
+        .where(*where)
     )
 
 
@@ -208,10 +213,39 @@ def feed_version(user: User) -> str:
 
 
 def feed_calendar(
-    user: User, sessions: Iterable[CoachingSession], *, link_for: Callable[[int], str]
+    user: User, sessions: Iterable[Row[Any]], *, link_for: Callable[[int], str]
 ) -> bytes:
     """The user's feed as one VCALENDAR; `link_for(contract_id)` gives each contract's page."""
+    links: dict[int, str] = {}
+
+    def link(contract_id: int) -> str:
+        if contract_id not in links:
+            links[contract_id] = link_for(contract_id)
+        return links[contract_id]
+
     return _calendar(
-        (session_event(booked, link=link_for(booked.contract_id)) for booked in sessions),
+        (_event_of(row, link=link(row.contract_id)) for row in sessions),
         **{"x-wr-calname": f"Coachpact — {user.name}"},
+    )
+
+
+def _event_of(row: Row[Any], *, link: str) -> bytes:
+    """The session of `row` (`_EVENT_COLUMNS`) as one VEVENT's text; `link` is its
+    contract's page. Times are UTC (the Z form); SEQUENCE is the session's own counter,
+    which the scheduling code raises at every reschedule and cancellation."""
+    return _event_text(
+        uid=session_uid(row.id),
+        stamp=row.updated_at,
+        starts=row.starts_at,
+        ends=row.ends_at,
+        title=row.title,
+        minutes=row.minutes_per_session,
+        coach=row.coach_name,
+        student=row.student_name,
+        # As `CoachingSession.where`: the session's own place, else the contract's.
+        place=row.location or row.meeting_location,
+        note=row.note,
+        cancelled=row.status is SessionStatus.CANCELLED,
+        sequence=row.sequence,
+        link=link,
     )
