@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flask import current_app
 from flask_wtf import FlaskForm
@@ -140,7 +141,7 @@ class ProposalForm(FlaskForm):
             return None, None
         return self.plan_deposit_percent.data, self.plan_max_instalments.data
 
-    def typed_terms(self) -> dict[str, int | str] | None:
+    def typed_terms(self) -> dict[str, Any] | None:
         """The price terms as typed so far (valid or not as a whole), for the preview;
         None until the sessions, currency and price make a total."""
         currency, count = self.currency.data, self.session_count.data

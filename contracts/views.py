@@ -112,7 +112,7 @@ def proposal(proposal_id: int) -> str:
 
 
 def _answer(
-    proposal_id: int, action: Callable, done: str, then: Callable[[object], str] | None = None
+    proposal_id: int, action: Callable, done: str, then: Callable[[Any], str] | None = None
 ) -> Response:
     """Run one proposal answer; refusals come back as a message, never a partial change."""
     if not ConfirmForm().validate_on_submit():

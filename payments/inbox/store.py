@@ -5,6 +5,12 @@ database at hand (SQLite and PostgreSQL both speak it): a redelivery costs one
 statement and no error, and the caller learns whether the event is new. The
 statement is built once per dialect with bound parameters: building it anew
 was most of the webhook's own CPU time (bench/webhook.py --profile).
+
+The webhook stores its event on a pooled connection of its own, in a transaction of
+its own (`store_event`), without the ORM session: the request does nothing else with
+the database, and the session's unit of work cost more than the insert itself. Code
+that stores events inside a larger transaction (the reconcile) uses `record_event`,
+which goes through the session and commits with the caller.
 """
 
 from __future__ import annotations
@@ -29,24 +35,20 @@ _COLUMNS = (
 @functools.cache
 def _statement(dialect: str) -> Any:
     return (
-        _INSERTS[dialect](WebhookEvent)
+        _INSERTS[dialect](WebhookEvent.__table__)
         .values({name: bindparam(name) for name in _COLUMNS})
         .on_conflict_do_nothing(index_elements=["stripe_event_id"])
-        .returning(WebhookEvent.id)
+        .returning(WebhookEvent.__table__.c.id)
     )
 
 
-def record_event(event: dict[str, Any], payload: str) -> int | None:
-    """Store a verified event (`payload`: its body as signed) in the inbox.
-
-    Returns the new row's id, or None if the event was there already.
-    """
+def _row(event: dict[str, Any], payload: str) -> dict[str, Any]:
     about = event["data"]["object"]
     intent = about.get("id") if about.get("object") == "payment_intent" else about.get(
         "payment_intent"
     )
     moment = clock.now()
-    params = {
+    return {
         "stripe_event_id": event["id"],
         "type": event["type"],
         "payload": payload,
@@ -57,4 +59,18 @@ def record_event(event: dict[str, Any], payload: str) -> int | None:
         "received_at": moment,
         "next_attempt_at": moment,
     }
-    return db.session.scalar(_statement(db.session.get_bind().dialect.name), params)
+
+
+def store_event(event: dict[str, Any], payload: str) -> int | None:
+    """Store a verified event (`payload`: its body as signed) and commit it, on a pooled
+    connection of its own. Returns the new row's id, or None if the event was there already.
+    """
+    with db.engine.begin() as connection:
+        return connection.scalar(_statement(connection.dialect.name), _row(event, payload))
+
+
+def record_event(event: dict[str, Any], payload: str) -> int | None:
+    """As `store_event`, in the session's transaction: the caller commits."""
+    return db.session.scalar(
+        _statement(db.session.get_bind().dialect.name), _row(event, payload)
+    )

@@ -6,10 +6,10 @@ the events of connected accounts to (`account.updated`: they carry `account`), s
 a secret of its own. Both are the same view, given the endpoint's secrets, and feed the
 same inbox.
 
-Nothing else happens in the request: one INSERT into the inbox, the commit, and
-a job enqueued to apply it (`payments.inbox.processing`). A burst from Stripe costs one
-row per event; processing capacity grows with consumers. If the enqueue fails
-after the commit, the inbox sweep finds the event.
+Nothing else happens in the request: one INSERT into the inbox in a transaction of its
+own (`payments.inbox.store`), and a job enqueued to apply it (`payments.inbox.processing`).
+A burst from Stripe costs one row per event; processing capacity grows with consumers.
+If the enqueue fails after the commit, the inbox sweep finds the event.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from werkzeug.wrappers import Response
 
 import jobs
 from config import webhook_secrets
-from extensions import csrf, db, limiter
+from extensions import csrf, limiter
 from payments.inbox.processing import process_event_job
-from payments.inbox.store import record_event
+from payments.inbox.store import store_event
 from payments.stripe_api import InvalidWebhook, verify_webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -48,8 +48,7 @@ def stripe_webhook(connect: bool) -> tuple[Response, int]:
         _check_endpoint(event, connect)
     except InvalidWebhook as exc:
         return jsonify(error=str(exc)), 400
-    row_id = record_event(event, body.decode())
-    db.session.commit()
+    row_id = store_event(event, body.decode())
     if row_id is None:
         return jsonify(received=True, duplicate=True), 200
     jobs.enqueue(process_event_job, row_id)
