@@ -254,6 +254,8 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "MAIL_DEFAULT_SENDER": env.get(
             "MAIL_DEFAULT_SENDER", "Coachpact <no-reply@coachpact.test>"
         ),
-        # Outside production, mail is written to the log instead of sent.
-        "MAIL_SUPPRESS_SEND": not production and not env.get("MAIL_SERVER"),
+        # Outside production and without a mail server, mail is written to the log
+        # instead of sent (Flask-Mailman's backends: "smtp", "locmem" for tests, ...).
+        "MAIL_BACKEND": env.get("MAIL_BACKEND")
+        or ("smtp" if production or env.get("MAIL_SERVER") else "notifications.mail_log"),
     }

@@ -192,9 +192,14 @@ def overdue_ids(model: Any, waiting: Any, grace: timedelta, limit: int = 1000) -
 _AFTER_COMMIT = "jobs_after_commit"
 
 
-def enqueue_after_commit(session: Any, job: TaskWrapper, *args: Any) -> None:
-    """Enqueue `job(*args)` once `session`'s transaction commits; never if it rolls back."""
-    session.info.setdefault(_AFTER_COMMIT, []).append((job, args))
+def enqueue_after_commit(session: Any, job: TaskWrapper, *args: Any, batch: bool = False) -> None:
+    """Enqueue `job(*args)` once `session`'s transaction commits; never if it rolls back.
+
+    With `batch`, every call for `job` in the transaction becomes one job given all their
+    arguments (`job(*first, *second, ...)`): one mail job sends everything a transaction
+    queued, over one connection.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append((job, args, batch))
 
 
 def _after_commit(session: Any) -> None:
@@ -202,7 +207,16 @@ def _after_commit(session: Any) -> None:
     # jobs wait for the real one, or a rollback after it would leave them sent.
     if session.in_nested_transaction():
         return
-    for job, args in session.info.pop(_AFTER_COMMIT, []):
+    calls: list[tuple[TaskWrapper, list[Any]]] = []
+    batches: dict[str, list[Any]] = {}
+    for job, args, batch in session.info.pop(_AFTER_COMMIT, []):
+        if batch and job.name in batches:
+            batches[job.name].extend(args)
+            continue
+        calls.append((job, list(args)))
+        if batch:
+            batches[job.name] = calls[-1][1]
+    for job, args in calls:
         enqueue(job, *args)
 
 

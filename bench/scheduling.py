@@ -123,7 +123,7 @@ def make_app(db: Database, workdir: Path) -> Any:
             "JOBS_IMMEDIATE": False,
             "JOBS_SQLITE_PATH": str(workdir / f"jobs-{db.kind}.sqlite3"),
             "RATELIMIT_STORAGE_URI": "memory://",
-            "MAIL_SUPPRESS_SEND": True,
+            "MAIL_BACKEND": "locmem",
         }
     )
     logging.getLogger().setLevel(logging.WARNING)

@@ -1,14 +1,21 @@
-"""Jobs that send the outbox's mail: one per mail after commit, and a sweep for lost ones."""
+"""Jobs that send the outbox's mail: one job per transaction's mails after commit, and a
+sweep for lost ones.
+
+A job claims its mails in one statement, sends them over one connection to the mail
+server, and records every result in one transaction. Each mail carries a Message-ID on
+the app's own domain (`APP_BASE_URL`), so building one asks no DNS.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, cast
+from email.utils import make_msgid
+from urllib.parse import urlsplit
 
 from flask import current_app
-from flask_mail import Message
-from sqlalchemy import CursorResult, update
+from flask_mailman import EmailMessage
+from sqlalchemy import select, update
 
 import clock
 import jobs
@@ -30,33 +37,47 @@ def retry_delay(attempts: int) -> timedelta:
     return jobs.backoff(attempts, timedelta(seconds=30))
 
 
-def deliver(mail_id: int) -> bool:
-    """Send one outbox mail if it is due and nobody else is sending it; True once sent.
+def deliver(*mail_ids: int) -> int:
+    """Send the outbox mails among `mail_ids` that are due and that nobody else is sending;
+    the number sent.
 
-    The claim (a conditional UPDATE, committed) lets exactly one job send it;
-    the send happens outside any transaction, and the result is recorded after.
+    The claim (one conditional UPDATE, committed) lets exactly one job send each mail;
+    the sending happens outside any transaction, over one connection, and the results
+    are recorded after, in one transaction.
     """
     moment = clock.now()
-    claim = (
-        update(OutboxMail)
-        .where(
-            OutboxMail.id == mail_id,
-            OutboxMail.status == MailStatus.PENDING,
-            OutboxMail.next_attempt_at <= moment,
+    claimed_ids = list(
+        db.session.scalars(
+            update(OutboxMail)
+            .where(
+                OutboxMail.id.in_(mail_ids),
+                OutboxMail.status == MailStatus.PENDING,
+                OutboxMail.next_attempt_at <= moment,
+            )
+            .values(next_attempt_at=moment + CLAIM, attempts=OutboxMail.attempts + 1)
+            .returning(OutboxMail.id)
         )
-        .values(next_attempt_at=moment + CLAIM, attempts=OutboxMail.attempts + 1)
     )
-    claimed = cast("CursorResult[Any]", db.session.execute(claim)).rowcount
     db.session.commit()
-    if not claimed:
-        return False
-    outbox_mail = db.session.get(OutboxMail, mail_id)
-    assert outbox_mail is not None
-    try:
-        _send(outbox_mail)
-    except Exception as exc:  # SMTP, network or configuration: all are retried
-        log.warning("mail %s to %s failed: %s", mail_id, outbox_mail.recipient, exc)
-        outbox_mail.last_error = str(exc)[:500] or type(exc).__name__
+    if not claimed_ids:
+        return 0
+    claimed = list(
+        db.session.scalars(
+            select(OutboxMail).where(OutboxMail.id.in_(claimed_ids)).order_by(OutboxMail.id)
+        )
+    )
+    failures = _send(claimed)
+    retries: list[tuple[int, timedelta]] = []
+    for outbox_mail in claimed:
+        failure = failures.get(outbox_mail.id)
+        if failure is None:
+            outbox_mail.status = check_transition(
+                MAIL_TRANSITIONS, outbox_mail.status, MailStatus.SENT, "mail"
+            )
+            outbox_mail.sent_at = clock.now()
+            continue
+        log.warning("mail %s to %s failed: %s", outbox_mail.id, outbox_mail.recipient, failure)
+        outbox_mail.last_error = str(failure)[:500] or type(failure).__name__
         if outbox_mail.attempts >= MAX_ATTEMPTS:
             outbox_mail.status = check_transition(
                 MAIL_TRANSITIONS, outbox_mail.status, MailStatus.FAILED, "mail"
@@ -64,37 +85,45 @@ def deliver(mail_id: int) -> bool:
         else:
             wait = retry_delay(outbox_mail.attempts)
             outbox_mail.next_attempt_at = clock.now() + wait
-        status = outbox_mail.status
-        db.session.commit()
-        if status is MailStatus.PENDING:
-            jobs.enqueue(send_mail, mail_id, delay=wait)
-        return False
-    outbox_mail.status = check_transition(
-        MAIL_TRANSITIONS, outbox_mail.status, MailStatus.SENT, "mail"
-    )
-    outbox_mail.sent_at = clock.now()
+            retries.append((outbox_mail.id, wait))
     db.session.commit()
-    return True
+    for mail_id, wait in retries:
+        jobs.enqueue(send_mail, mail_id, delay=wait)
+    return len(claimed) - len(failures)
 
 
-def _send(outbox_mail: OutboxMail) -> None:
-    message = Message(
-        subject=outbox_mail.subject, recipients=[outbox_mail.recipient], body=outbox_mail.body
-    )
-    if current_app.config.get("MAIL_SUPPRESS_SEND"):
-        current_app.logger.info(
-            "mail to %s: %s\n%s", outbox_mail.recipient, outbox_mail.subject, outbox_mail.body
-        )
-    mail.send(message)
+def _send(claimed: list[OutboxMail]) -> dict[int, Exception]:
+    """Send each mail over one connection; the failures by mail id."""
+    failures: dict[int, Exception] = {}
+    domain = urlsplit(current_app.config["APP_BASE_URL"]).hostname or "coachpact.invalid"
+    try:
+        with mail.get_connection() as connection:
+            for outbox_mail in claimed:
+                message = EmailMessage(
+                    subject=outbox_mail.subject,
+                    body=outbox_mail.body,
+                    to=[outbox_mail.recipient],
+                    headers={"Message-ID": make_msgid(domain=domain)},
+                    connection=connection,
+                )
+                try:
+                    message.send()
+                except Exception as exc:  # this mail's address or content: retried alone
+                    failures[outbox_mail.id] = exc
+    except Exception as exc:  # the server: unreachable, refused the login, dropped us
+        for outbox_mail in claimed:
+            failures.setdefault(outbox_mail.id, exc)
+    return failures
 
 
 @jobs.task()
-def send_mail(mail_id: int) -> None:
-    deliver(mail_id)
+def send_mail(*mail_ids: int) -> None:
+    deliver(*mail_ids)
 
 
 @jobs.periodic(jobs.every_minute())
 def sweep_outbox() -> None:
-    """Enqueue every mail a lost job left behind."""
-    for mail_id in jobs.overdue_ids(OutboxMail, MailStatus.PENDING, SWEEP_GRACE):
-        jobs.enqueue(send_mail, mail_id)
+    """Send every mail a lost job left behind (one job for all of them)."""
+    overdue = jobs.overdue_ids(OutboxMail, MailStatus.PENDING, SWEEP_GRACE)
+    if overdue:
+        jobs.enqueue(send_mail, *overdue)

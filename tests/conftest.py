@@ -148,7 +148,7 @@ def app(database_uri, app_overrides):
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "RATELIMIT_STORAGE_URI": "memory://",
-            "MAIL_SUPPRESS_SEND": True,
+            "MAIL_BACKEND": "locmem",
             # Jobs run where they are enqueued, through the real task path.
             "JOBS_IMMEDIATE": True,
             **CHEAP_PASSWORD_HASHING,
@@ -325,3 +325,11 @@ def login(client: FormClient, user, password: str = PASSWORD):
     response = client.submit("/auth/login", {"email": user.email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+@pytest.fixture
+def sent_mail(app) -> list:
+    """The mail the app sends from here on (Flask-Mailman's `locmem` backend keeps it)."""
+    outbox: list = []
+    app.extensions["mailman"].outbox = outbox
+    return outbox
