@@ -817,8 +817,11 @@ def machine_load() -> str:
 def report_log_problems(child: Child, what: str) -> None:
     problems = child.log_problems()
     if problems:
-        print(f"  {what}: {len(problems)} error lines in its log, the first:", flush=True)
-        for line in problems[:5]:
+        print(f"  {what}: {len(problems)} error lines in its log, the first with what follows:",
+              flush=True)
+        lines = child.log_text().splitlines()
+        first = lines.index(problems[0])
+        for line in lines[first:first + 25]:
             print(f"    {line[:200]}")
 
 
