@@ -302,9 +302,10 @@ def offer_refund(contract_id: int) -> str | Response:
 
 def _offer_page(contract: Contract, form: RefundOfferForm, money: Any,
                 confirming: refunds.OfferOutlook | None = None) -> str:
+    standing = refunds.refundable(contract)
     return render_template("payments/refund_offer.html", contract=contract, form=form,
-                           money=money, confirming=confirming,
-                           blocked=refunds.refusal(contract, refunds.refundable(contract)))
+                           money=money, confirming=confirming, left=standing.refundable,
+                           blocked=refunds.refusal(contract, standing))
 
 
 @bp.get("/payments")
