@@ -233,9 +233,12 @@ def test_an_offer_above_the_terms_goes_to_an_admin_who_approves_it(
     assert text_of(student_page, "open-request-offer") == "$180.00"
     assert 'id="withdraw-form"' not in student_page
 
-    queue = read(log_in_as(coach_client, admin).get("/admin/refunds"))
+    admin_client = log_in_as(coach_client, admin)
+    queue = read(admin_client.get("/admin/refunds"))
     assert text_of(queue, f"offered-{request.id}") == "$180.00"
     assert 'value="180.00"' in queue and "The coach offered this refund" in queue
+    assert "The coach offered this refund: $180.00" in text_of(
+        read(admin_client.get(f"/admin/contracts/{contract_id}")), "request-rows")
     with app.test_request_context():
         refund = refunds.approve_request(request.id, db.session.merge(admin))
         db.session.commit()
