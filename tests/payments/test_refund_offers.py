@@ -229,11 +229,16 @@ def test_an_offer_above_the_terms_goes_to_an_admin_who_approves_it(
     assert "refund_request.offered" in audit_actions(db, "refund_request")
 
     # The student sees it, and cannot withdraw the coach's offer.
-    student_page = page(log_in_as(coach_client, student), contract_id)
+    student_client = log_in_as(coach_client, student)
+    student_page = page(student_client, contract_id)
     assert text_of(student_page, "open-request-offer") == "$180.00"
     assert 'id="withdraw-form"' not in student_page
+    assert "Refund of $180.00 offered by Maya Coach on" in " ".join(
+        read(student_client.get("/payments")).split())
+    shown = flashed(student_client, withdraw(student_client, contract_id, request.id))
+    assert "This refund was offered by Maya Coach; an administrator decides it." in shown
 
-    admin_client = log_in_as(coach_client, admin)
+    admin_client = log_in_as(student_client, admin)
     queue = read(admin_client.get("/admin/refunds"))
     assert text_of(queue, f"offered-{request.id}") == "$180.00"
     assert 'value="180.00"' in queue and "The coach offered this refund" in queue
