@@ -52,10 +52,12 @@ def _requests_page(
     reject: dict[int, RejectRequestForm] = {}
     for row in rows:
         r = row.request
+        proposed = r.offered_amount if r.offered_by_coach else row.quote.amount
         approve[r.id] = ApproveRequestForm(
             formdata=None,
             request_id=r.id,
-            amount=amount_text(row.quote.amount, r.contract.currency) if row.quote.amount else "",
+            # A coach's offer is approved at what they offered; a request at today's quote.
+            amount=amount_text(proposed, r.contract.currency) if proposed else "",
         )
         reject[r.id] = RejectRequestForm(formdata=None, request_id=r.id)
     if refused is not None:

@@ -49,6 +49,9 @@ ACTIONS = {
     "refund_request.approved": "The refund request was approved",
     "refund_request.rejected": "The refund request was declined",
     "refund_request.reopened": "The refund request was reopened",
+    "refund_request.withdrawn": "The student withdrew the refund request",
+    "refund_request.offered": "The coach offered a refund above the refund terms",
+    "refund.offered": "The coach gave money back",
     "dispute.opened": "A dispute was opened",
     "dispute.updated": "The dispute changed",
 }

@@ -2,8 +2,8 @@
 
 `flask --app app payments reconcile --since 3d` adds events the webhook missed to
 the inbox; `flask --app app payments charge-due [--ahead 31d]` charges the plan
-instalments due now (or, to try a plan out in development, as if the clock
-were that far ahead).
+instalments due now (or, to try a plan out against the sandbox, those falling due
+that far ahead, early: the rows written keep the true time).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 import clock
@@ -45,12 +45,27 @@ def register_cli(app: Flask) -> None:
 
     @group.command("charge-due")
     @click.option("--ahead", default="0m", show_default=True,
-                  help="charge as if the clock were this far ahead (30m, 12h, 31d)")
+                  help="also charge what falls due this far ahead (30m, 12h, 31d); "
+                       "against the Stripe sandbox only")
     def charge_due_command(ahead: str) -> None:
-        """Charge every plan instalment due now, once each (the periodic job does it too)."""
-        with clock.ahead(parse_age(ahead)), jobs.job_context():
-            due = plans.due_instalment_ids()
-            outcomes = [plans.charge_instalment(instalment_id) for instalment_id in due]
+        """Charge every plan instalment due now, once each (the periodic job does it too).
+
+        With --ahead, instalments falling due by then are charged early, to try a plan
+        out against the sandbox. Our clock is not moved: every row written (payments,
+        invoices, mail, the audit) carries the true time.
+        """
+        early = parse_age(ahead)
+        if early and not current_app.config["STRIPE_USES_SANDBOX"]:
+            raise click.UsageError(
+                "--ahead charges instalments before their date, so it runs only against the "
+                "Stripe sandbox (no STRIPE_SECRET_KEY set), never against Stripe itself. "
+                "Run charge-due without --ahead to charge what is due now."
+            )
+        as_of = clock.now() + early
+        with jobs.job_context():
+            due = plans.due_instalment_ids(as_of=as_of)
+            outcomes = [plans.charge_instalment(instalment_id, as_of=as_of)
+                        for instalment_id in due]
         click.echo(f"{len(due)} instalment(s) due: " + (", ".join(outcomes) or "none charged"))
 
     app.cli.add_command(group)

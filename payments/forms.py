@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major, to_major
 from payments.models import CATEGORY_LABELS, RefundCategory
 
 REASON_LENGTH = (10, 2000)
@@ -85,3 +95,47 @@ class PlanCardForm(FlaskForm):
     payment_method = StringField(
         "Card", validators=[DataRequired("Choose a card."), Length(max=255)]
     )
+
+
+def amount_text(amount: int, currency: str) -> str:
+    """Minor units as a person types them: "150.00" for 15000 usd, "5000" for 5000 jpy."""
+    return f"{to_major(amount, currency):.{CURRENCY_DECIMALS[currency]}f}"
+
+
+class RefundOfferForm(FlaskForm):
+    """A coach gives money back: an amount typed in the contract's currency and why.
+
+    The first submission shows what would happen; the same fields sent again with
+    `confirm` set make the refund. Set `currency` (the contract's) before validating;
+    `minor_amount` then holds the amount in minor units, converted exactly.
+    """
+
+    amount = StringField(
+        "Amount to give back",
+        validators=[DataRequired("Enter the amount to give back."), Length(max=20)],
+    )
+    reason = TextAreaField(
+        "Why (the student sees this)",
+        filters=[_stripped],
+        validators=[
+            DataRequired("Say why you give this money back; the student sees it."),
+            Length(max=500, message="Write at most %(max)d characters."),
+        ],
+        render_kw={"rows": 3},
+    )
+    confirm = HiddenField()
+
+    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.minor_amount: int | None = None
+
+    def validate_amount(self, field: StringField) -> None:
+        try:
+            self.minor_amount = parse_major(field.data or "", self.currency)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "1"

@@ -378,6 +378,7 @@ class RefundSource(enum.Enum):
     ADMIN = "admin"  # an admin's own refund (a cancelled contract, a goodwill gesture)
     DUPLICATE = "duplicate"  # a payment that did not count for its contract, back in full
     DASHBOARD = "dashboard"  # made outside Coachpact (the Stripe Dashboard), mirrored
+    COACH = "coach"  # offered by the contract's coach: within the policy, or approved by an admin
 
 
 class Refund(Model):
@@ -443,17 +444,25 @@ class RequestStatus(enum.Enum):
     OPEN = "open"  # waiting for an admin
     APPROVED = "approved"  # an admin approved it; its refund is on its way (or made)
     REJECTED = "rejected"  # an admin said no; the note says why
+    WITHDRAWN = "withdrawn"  # the student took it back before an admin decided (decided_at)
 
 
 REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    RequestStatus.OPEN: frozenset({RequestStatus.APPROVED, RequestStatus.REJECTED}),
+    RequestStatus.OPEN: frozenset(
+        {RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN}
+    ),
     # The approved refund did not go through: the request is open again for an admin.
     RequestStatus.APPROVED: frozenset({RequestStatus.OPEN}),
 }
 
 
 class RefundRequest(Model):
-    """A student's request for money back on a contract, and an admin's decision."""
+    """A student's request for money back on a contract, and an admin's decision.
+
+    A coach's offer of more than the policy gives back is a request too, for the
+    contract's student, with the amount offered (`offered_amount`): an admin decides it.
+    A request the student withdrew keeps when (`decided_at`) and by whom (`decided_by`).
+    """
 
     __tablename__ = "refund_requests"
     __table_args__ = (
@@ -475,6 +484,8 @@ class RefundRequest(Model):
     reason: Mapped[str] = mapped_column(Text)
     # The quote shown to the student when they asked (the admin sees today's too).
     quoted_amount: Mapped[int]
+    # Set when the contract's coach offered this refund above the policy: what they offered.
+    offered_amount: Mapped[int | None]
     status: Mapped[RequestStatus] = mapped_column(
         str_enum(RequestStatus), default=RequestStatus.OPEN
     )
@@ -490,7 +501,13 @@ class RefundRequest(Model):
     decided_by: Mapped[User | None] = relationship(foreign_keys="RefundRequest.decided_by_id")
 
     @property
+    def offered_by_coach(self) -> bool:
+        return self.offered_amount is not None
+
+    @property
     def category_label(self) -> str:
+        if self.offered_by_coach:
+            return "The coach offered this refund"
         return CATEGORY_LABELS[self.category]
 
 

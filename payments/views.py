@@ -12,9 +12,18 @@ from werkzeug.wrappers import Response
 
 import clock
 from contracts.models import Contract
+from contracts.services import contract_for_party
+from database.transactions import commit_or_refusal
 from extensions import db
 from payments import checkout, invoices, plans, refunds, stripe_api
-from payments.forms import ConfirmForm, PayForm, PlanCardForm, RefundRequestForm
+from payments.forms import (
+    ConfirmForm,
+    PayForm,
+    PlanCardForm,
+    RefundOfferForm,
+    RefundRequestForm,
+    amount_text,
+)
 from payments.history import (
     PAID_ONCE,
     earnings_of,
@@ -29,6 +38,7 @@ from payments.models import (
     InstalmentStatus,
     PaymentPlan,
     PlanStatus,
+    RefundStatus,
     StripeCustomer,
 )
 from payments.records import payments_of
@@ -224,9 +234,78 @@ def refund_request(contract_id: int) -> str | Response:
         "payments/refund_request.html",
         contract=contract,
         form=form,
+        withdraw_form=ConfirmForm(),
         refused=refused,
         money=money_back(contract),
     )
+
+
+@bp.post("/contracts/<int:contract_id>/refund/requests/<int:request_id>/withdraw")
+def withdraw_refund_request(contract_id: int, request_id: int) -> Response:
+    """The student takes back their request before an administrator decides it."""
+    contract = checkout.contract_for_student(contract_id, current_user)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        _, refused = commit_or_refusal(
+            lambda: refunds.withdraw_request(request_id, current_user), refunds.RefundRefused
+        )
+    except LookupError:
+        abort(404)
+    if refused:
+        flash(refused, "warning")
+    else:
+        flash(f"Your refund request was withdrawn; {contract.coach.name} has been told.",
+              "success")
+    return redirect(url_for("payments.refund_request", contract_id=contract.id))
+
+
+@bp.route("/contracts/<int:contract_id>/refund/offer", methods=["GET", "POST"])
+def offer_refund(contract_id: int) -> str | Response:
+    """The coach gives money back: the form, then a confirmation, then the refund (or the
+    offer for an administrator when it is more than the refund terms give)."""
+    contract = contract_for_party(contract_id, current_user)
+    if contract.coach_id != current_user.id:
+        abort(404)
+    form = RefundOfferForm(currency=contract.currency)
+    money = money_back(contract)
+    if request.method == "GET" and money.quote.amount > 0:
+        form.amount.data = amount_text(money.quote.amount, contract.currency)
+    if not form.validate_on_submit():
+        return _offer_page(contract, form, money)
+    amount = form.minor_amount or 0
+    try:
+        seen = refunds.outlook(contract, amount)
+        if not form.confirmed:
+            return _offer_page(contract, form, money, confirming=seen)
+        seen, made_id = refunds.offer_refund(contract.id, current_user, amount=amount,
+                                             reason=form.reason.data or "")
+        db.session.commit()
+    except refunds.RefundRefused as exc:
+        db.session.rollback()
+        form.amount.errors = [str(exc)]
+        return _offer_page(contract, form, money_back(contract))
+    except IntegrityError:  # the student's request was written first
+        db.session.rollback()
+        form.amount.errors = ["The student has just asked for a refund; an administrator "
+                              "decides it first."]
+        return _offer_page(contract, form, money_back(contract))
+    if seen.straight_through:
+        sent = refunds.send_now(made_id)
+        flash(refunds.describe(sent),
+              "danger" if sent.status is RefundStatus.FAILED else "success")
+    else:
+        flash("Your offer is more than the refund terms give now, so an administrator decides "
+              "it; you and the student will be told.", "success")
+    return redirect(url_for("payments.offer_refund", contract_id=contract.id))
+
+
+def _offer_page(contract: Contract, form: RefundOfferForm, money: Any,
+                confirming: refunds.OfferOutlook | None = None) -> str:
+    standing = refunds.refundable(contract)
+    return render_template("payments/refund_offer.html", contract=contract, form=form,
+                           money=money, confirming=confirming, left=standing.refundable,
+                           blocked=refunds.refusal(contract, standing))
 
 
 @bp.get("/payments")

@@ -21,7 +21,7 @@ event through the inbox, settles it:
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, url_for
@@ -67,8 +67,9 @@ UNREACHABLE_WAIT = timedelta(minutes=5)
 # --- charging an instalment off-session --------------------------------------------
 
 
-def due_instalment_ids(limit: int = 500) -> list[int]:
-    """Instalments whose charge is due now on active plans (the sweep's look-up)."""
+def due_instalment_ids(limit: int = 500, *, as_of: datetime | None = None) -> list[int]:
+    """Instalments whose charge is due now (or by `as_of`) on active plans (the sweep's
+    look-up)."""
     return list(db.session.scalars(
         select(Instalment.id)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
@@ -76,7 +77,7 @@ def due_instalment_ids(limit: int = 500) -> list[int]:
             Instalment.status == InstalmentStatus.SCHEDULED,
             Instalment.number > 0,
             Instalment.needs_authentication.is_(False),
-            Instalment.next_attempt_at <= clock.now(),
+            Instalment.next_attempt_at <= (as_of or clock.now()),
             PaymentPlan.status == PlanStatus.ACTIVE,
         )
         .order_by(Instalment.next_attempt_at)
@@ -92,8 +93,9 @@ def locked_instalment(instalment_id: int) -> tuple[Instalment, PaymentPlan, Cont
     return instalment, instalment.plan, contract
 
 
-def _claim(instalment_id: int) -> int | None:
-    """Take a due instalment for one charge; the payment record's id, or None. Commits.
+def _claim(instalment_id: int, as_of: datetime | None) -> int | None:
+    """Take an instalment due now (or by `as_of`) for one charge; the payment record's id,
+    or None. Commits.
 
     Under the contract's lock: of two sweeps at once, one claims it and the
     other finds it processing.
@@ -102,7 +104,7 @@ def _claim(instalment_id: int) -> int | None:
     if (
         instalment.status is not InstalmentStatus.SCHEDULED
         or instalment.needs_authentication
-        or instalment.next_attempt_at > clock.now()
+        or instalment.next_attempt_at > (as_of or clock.now())
         or plan.status is not PlanStatus.ACTIVE
     ):
         db.session.rollback()
@@ -147,9 +149,14 @@ def card_of(plan: PaymentPlan) -> str | None:
     return found
 
 
-def charge_instalment(instalment_id: int) -> str:
-    """Charge one due instalment off-session, once; what happened, in a word. Commits."""
-    payment_id = _claim(instalment_id)
+def charge_instalment(instalment_id: int, *, as_of: datetime | None = None) -> str:
+    """Charge one due instalment off-session, once; what happened, in a word. Commits.
+
+    `as_of` charges one that falls due by then, early (`payments charge-due --ahead`,
+    against the sandbox): what is due is judged at that moment, but every row written
+    carries the true time.
+    """
+    payment_id = _claim(instalment_id, as_of)
     if payment_id is None:
         return "not_due"
     payment = db.session.get(Payment, payment_id)

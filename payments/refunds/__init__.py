@@ -1,6 +1,7 @@
 """Money back: a student's requests (`requests`), an admin's decisions and the refunds
-they start (`decisions`), what Stripe says of refunds (`sync`) and disputes
-(`disputes`). The names below are what the pages, jobs and event handlers use."""
+they start (`decisions`), a coach's offers (`offers`), what Stripe says of refunds
+(`sync`) and disputes (`disputes`). The names below are what the pages, jobs and event
+handlers use."""
 
 from payments.refunds.decisions import (
     Outcome,
@@ -12,6 +13,7 @@ from payments.refunds.decisions import (
     refund_void_payment,
     reject_request,
 )
+from payments.refunds.offers import OfferOutlook, offer_refund, outlook
 from payments.refunds.requests import (
     RefundRefused,
     open_dispute_of,
@@ -22,6 +24,7 @@ from payments.refunds.requests import (
     refusal,
     request_refund,
     requests_of_contract,
+    withdraw_request,
 )
 from payments.refunds.sync import (
     REFUND_ID_KEY,
@@ -37,6 +40,7 @@ from payments.refunds.sync import (
 
 __all__ = [
     "REFUND_ID_KEY",
+    "OfferOutlook",
     "Outcome",
     "RefundRefused",
     "approve_request",
@@ -46,8 +50,10 @@ __all__ = [
     "live_refunded",
     "mirror",
     "mirror_charge",
+    "offer_refund",
     "open_dispute_of",
     "open_request_of",
+    "outlook",
     "quote_now",
     "refund_contract",
     "refund_void_payment",
@@ -62,4 +68,5 @@ __all__ = [
     "send_refund_job",
     "sweep_unsent_refunds",
     "unsent_refund_ids",
+    "withdraw_request",
 ]

@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
     """The request and its contract, the contract locked first (the one lock order)."""
     request, contract = lock_with_contract(RefundRequest, request_id)
+    if request.status is RequestStatus.WITHDRAWN:
+        when = f" on {request.decided_at:%d %b %Y}" if request.decided_at else ""
+        raise RefundRefused(
+            f"The student withdrew this request{when}; there is nothing left to decide."
+        )
     if request.status is not RequestStatus.OPEN:
         raise RefundRefused(f"This request was {request.status.value} already.")
     return request, contract
@@ -55,27 +60,31 @@ def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
 def approve_request(
     request_id: int, admin: User, *, amount: int | None = None, override_reason: str = ""
 ) -> Refund:
-    """Approve a request: a refund of `amount` (the policy's quote by default) is written.
+    """Approve a request: a refund of `amount` (the policy's quote by default, or what
+    the coach offered on a coach's offer) is written.
 
-    An amount other than the quote needs `override_reason`; no amount can go above
+    An amount other than that needs `override_reason`; no amount can go above
     what is still refundable. Flushes; after the caller commits, `send_refund`
     (or its job) asks Stripe.
     """
     request, contract = _locked_request(request_id)
     money = standing_of(contract)
     offer = quote_now(contract, money)
-    amount = offer.amount if amount is None else amount
+    expected = request.offered_amount if request.offered_by_coach else offer.amount
+    assert expected is not None
+    amount = expected if amount is None else amount
     override_reason = override_reason.strip()
-    if amount != offer.amount and not override_reason:
+    if amount != expected and not override_reason:
+        given = (f"{contract.coach.name} offered" if request.offered_by_coach
+                 else "The policy gives")
         raise RefundRefused(
-            f"The policy gives {money_in(offer.amount, contract)}; say why a different "
-            "amount is refunded."
+            f"{given} {money_in(expected, contract)}; say why a different amount is refunded."
         )
-    refund = _start_refund(
+    refund = start_refund(
         contract,
         money,
         amount,
-        source=RefundSource.STUDENT_REQUEST,
+        source=RefundSource.COACH if request.offered_by_coach else RefundSource.STUDENT_REQUEST,
         by=admin,
         request=request,
         note=override_reason or None,
@@ -100,6 +109,13 @@ def approve_request(
         link=contract_link(contract),
         subject=f"Coachpact: your refund for “{contract.title}” was approved",
     )
+    if request.offered_by_coach:
+        notify(
+            contract.coach,
+            f"An administrator approved your refund offer on “{contract.title}”: "
+            f"{money_in(amount, contract)} goes back to {contract.student.name}.",
+            link=contract_link(contract),
+        )
     return refund
 
 
@@ -123,6 +139,13 @@ def reject_request(request_id: int, admin: User, *, note: str) -> RefundRequest:
         link=contract_link(contract),
         subject=f"Coachpact: your refund request for “{contract.title}”",
     )
+    if request.offered_by_coach:
+        notify(
+            contract.coach,
+            f"An administrator did not approve your refund offer on “{contract.title}”: "
+            f"{request.decision_note}",
+            link=contract_link(contract),
+        )
     return request
 
 
@@ -186,7 +209,7 @@ def refund_contract(contract_id: int, admin: User, *, amount: int, note: str) ->
     contract = locked_contract(contract_id)
     if not note.strip():
         raise RefundRefused("Say why this refund is made.")
-    return _start_refund(
+    return start_refund(
         contract,
         standing_of(contract),
         amount,
@@ -219,7 +242,7 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
     close_plan(contract, reason=reason.strip(), actor=admin)
     if not offer.amount:
         return None
-    return _start_refund(
+    return start_refund(
         contract,
         money,
         offer.amount,
@@ -229,7 +252,7 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
     )
 
 
-def _start_refund(
+def start_refund(
     contract: Contract,
     money: Standing,
     amount: int,
@@ -265,8 +288,9 @@ def _start_refund(
             source=source,
             stripe_reason="requested_by_customer",
             note=note,
-            # Who asked: the student for their request (the admin who approved is on it).
-            requested_by_id=request.student_id if request else (by.id if by else None),
+            # Who asked: the student for their request, the coach for their offer (the
+            # admin who approved is on the request).
+            requested_by_id=_asked_by(contract, request) if request else (by.id if by else None),
         )
         db.session.add(refund)
         db.session.flush()
@@ -284,6 +308,10 @@ def _start_refund(
                           actor_label=f"admin:{by.id}" if by else "admin")
         written.append(refund)
     return written[0]
+
+
+def _asked_by(contract: Contract, request: RefundRequest) -> int:
+    return contract.coach_id if request.offered_by_coach else request.student_id
 
 
 def _parts(money: Standing, amount: int) -> list[tuple[PaymentLeft, int]]:

@@ -1,7 +1,8 @@
 """Money back, as a student asks for it: what the contract's own policy gives back today,
 why nothing can be given back now, and the student's request (an admin decides it,
-`payments.refunds.decisions`). Every figure is read from the money core
-(`payments.standing`), under the contract's lock when it decides an amount.
+`payments.refunds.decisions`), which the student can withdraw until then. Every figure
+is read from the money core (`payments.standing`), under the contract's lock when it
+decides an amount.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from contracts.models import Contract
 from contracts.money import format_money
 from contracts.refund_policy import RefundQuote, quote
 from contracts.services import lock_contract
+from database.states import check_transition
 from extensions import db
 from notifications.services import notify
 from payments.models import (
+    REQUEST_TRANSITIONS,
     Dispute,
     Refund,
     RefundCategory,
     RefundRequest,
     RequestStatus,
 )
+from payments.records import lock_with_contract
 from payments.standing import Standing, standing_of
 from scheduling.sessions import consumed_count
 
@@ -171,3 +175,50 @@ def request_refund(
     return request
 
 
+
+
+def withdraw_request(request_id: int, student: User) -> RefundRequest:
+    """The student takes back their request before an admin decides it. Flushes.
+
+    The request leaves the admins' queue for good (no admin can approve or reject it
+    afterwards); the student may ask again later if the policy still gives something.
+    A coach's offer is not the student's to withdraw.
+    """
+    request, contract = lock_with_contract(RefundRequest, request_id)
+    if request.student_id != student.id or contract.student_id != student.id:
+        raise LookupError("only the student who asked can withdraw a request")
+    if request.offered_by_coach:
+        raise RefundRefused(
+            f"This refund was offered by {contract.coach.name}; an administrator decides it."
+        )
+    if request.status is not RequestStatus.OPEN:
+        raise RefundRefused(
+            f"This request was {request.status.value} already; there is nothing to withdraw."
+        )
+    request.status = check_transition(
+        REQUEST_TRANSITIONS, request.status, RequestStatus.WITHDRAWN, "request"
+    )
+    request.decided_by_id = student.id
+    request.decided_at = clock.now()
+    db.session.flush()
+    audit(
+        "refund_request.withdrawn",
+        request,
+        actor=student,
+        before={"status": RequestStatus.OPEN.value},
+        after={"status": request.status.value, "quoted": request.quoted_amount},
+    )
+    notify(
+        contract.coach,
+        f"{student.name} withdrew their refund request on “{contract.title}”; "
+        "nothing is refunded and nothing else changed.",
+        link=contract_link(contract),
+    )
+    notify(
+        student,
+        f"You withdrew your refund request on “{contract.title}”; nothing is refunded. "
+        "You can ask again while the refund terms give something back.",
+        link=contract_link(contract),
+        subject=f"Coachpact: your refund request for “{contract.title}” was withdrawn",
+    )
+    return request

@@ -3,10 +3,10 @@
 A Hypothesis state machine drives the real services, the ones the views, jobs and commands
 call (Checkout and its return page, the Stripe sandbox's card, 3-D Secure and bank-debit
 payments, plans and their due sweep with both clocks moved, offline payments, the review
-queue, refunds (the app's and ones made in the Stripe Dashboard), disputes, scheduling, coach
-payouts), on a few contracts at once, and after every step checks that the app, Stripe (the
-sandbox, read through the SDK) and the payout ledger tell the same story about each
-contract's money.
+queue, refunds (the app's, a coach's and ones made in the Stripe Dashboard), requests and
+their withdrawal, disputes, scheduling, coach payouts), on a few contracts at once, and
+after every step checks that the app, Stripe (the sandbox, read through the SDK) and the
+payout ledger tell the same story about each contract's money.
 
 Each example starts from nothing: an emptied database and a sandbox of its own, with our
 clock frozen on BASE and the sandbox's moved to the same instant. The sandbox holds its
@@ -1085,6 +1085,95 @@ class MoneyMachine(RuleBasedStateMachine):
                 self._sent(ref, refund_id, f"approves the request ({decision})")
         except refunds.RefundRefused as exc:
             self.refused(ref, f"deciding the refund request ({decision})", exc)
+        self.done()
+
+    @precondition(lambda self: self.refs_where(lambda s: s.open_request is not None))
+    @rule(pick=PICK)
+    def student_withdraws_request(self, pick: int) -> None:
+        """The student takes their request back; no admin can decide it afterwards."""
+        from extensions import db
+        from payments import refunds
+        from payments.models import RefundRequest
+
+        ref = self.pick(pick, self.refs_where(lambda s: s.open_request is not None))
+        assert ref is not None
+        request_id = self.view().of(ref).open_request
+        offered = db.session.get(RefundRequest, request_id).offered_by_coach
+        try:
+            refunds.withdraw_request(request_id, self.user(ref.student_id))
+            db.session.commit()
+        except refunds.RefundRefused as exc:
+            # Only a coach's offer is not the student's to withdraw.
+            assert offered, f"{ref.label}: the student could not withdraw their request: {exc}"
+            self.refused(ref, "withdrawing the coach's offer", exc)
+            self.done()
+            return
+        assert not offered, f"{ref.label}: the student withdrew the coach's offer"
+        self.log(ref, f"the student withdraws refund request {request_id}")
+        for decide in (lambda: refunds.approve_request(request_id, self.admin),
+                       lambda: refunds.reject_request(request_id, self.admin, note="Too late.")):
+            try:
+                decide()
+            except refunds.RefundRefused as exc:
+                assert "withdrew" in str(exc), exc
+            else:
+                raise AssertionError(f"{ref.label}: a withdrawn request was decided")
+            finally:
+                db.session.rollback()
+        self.done()
+
+    @precondition(lambda self: self._paid())
+    @rule(pick=PICK, share=st.sampled_from(("terms", "half", "above", "everything", "too_much",
+                                            "zero")))
+    def coach_offers_refund(self, pick: int, share: str) -> None:
+        """The coach gives money back: within the refund terms it is refunded at once, above
+        them it waits for an admin as an offer; a bad amount changes nothing."""
+        from sqlalchemy import func
+        from sqlalchemy.exc import IntegrityError
+
+        from extensions import db
+        from payments import refunds
+        from payments.models import Refund, RefundRequest
+
+        ref = self.pick(pick, self._paid())
+        assert ref is not None
+        contract = self._contract(ref)
+        money = refunds.refundable(contract)
+        terms, left = refunds.quote_now(contract, money).amount, money.refundable
+        blocked = refunds.refusal(contract, money)
+        waiting = refunds.open_request_of(contract) is not None
+        amount = {"terms": terms, "half": terms // 2, "above": terms + max((left - terms) // 2, 1),
+                  "everything": left, "too_much": left + 1, "zero": 0}[share]
+
+        def rows() -> tuple[int, int]:
+            return (db.session.scalar(select(func.count()).select_from(Refund)
+                                      .where(Refund.contract_id == ref.id)),
+                    db.session.scalar(select(func.count()).select_from(RefundRequest)
+                                      .where(RefundRequest.contract_id == ref.id)))
+
+        before = rows()
+        try:
+            seen, made_id = refunds.offer_refund(ref.id, self.user(ref.coach_id), amount=amount,
+                                                 reason="A session was cut short.")
+            db.session.commit()
+        except (refunds.RefundRefused, IntegrityError) as exc:
+            self.refused(ref, f"the coach's offer of {amount} ({share})", exc)
+            assert rows() == before, f"{ref.label}: a refused offer wrote rows"
+            assert blocked or amount <= 0 or amount > left or (amount > terms and waiting), (
+                f"{ref.label}: the coach could not give back {amount} of {left} refundable "
+                f"(terms {terms}): {exc}")
+            self.done()
+            return
+        assert not blocked and 0 < amount <= left, (
+            f"{ref.label}: the coach gave back {amount} of {left} refundable: {blocked}")
+        assert seen.straight_through == (amount <= terms)
+        if seen.straight_through:
+            sent = refunds.send_now(made_id)
+            self.log(ref, f"the coach refunds {amount} (terms {terms}): refund {made_id} "
+                          f"{sent.status.value}")
+        else:
+            self.log(ref, f"the coach offers {amount} above the terms ({terms}): request "
+                          f"{made_id} for an admin")
         self.done()
 
     def _contract(self, ref: Ref) -> Any:

@@ -68,3 +68,49 @@ def test_a_refund_asked_approved_and_seen_by_both_parties(page, live_url, db, pa
     page.goto(f"{live_url}/earnings")
     assert net.inner_text() == "$0.00"
     shot(page, "coach-earnings-refunded")
+
+
+def test_the_student_withdraws_and_the_coach_gives_money_back(page, live_url, db, paid):
+    contract_id, student, coach = paid
+
+    log_in(page, live_url, student.email, PASSWORD)
+    page.goto(f"{live_url}/contracts/{contract_id}/refund")
+    page.get_by_label("What went wrong").select_option(label="Personal or financial reasons")
+    page.get_by_label("Tell the administrator why you are asking").fill(
+        "I thought I could not afford it, but I can after all.")
+    page.get_by_role("button", name="Ask for a refund of $200.00").click()
+    shot(page, "refund-request-withdrawable")
+    page.get_by_role("button", name="Withdraw this request").click()
+    assert "Your refund request was withdrawn" in page.locator(".alert").first.inner_text()
+    assert page.locator('#refund-decisions [data-status="withdrawn"]').is_visible()
+    assert page.locator("#refund-form").is_visible()  # free to ask again
+    shot(page, "refund-request-withdrawn")
+    log_out(page)
+
+    log_in(page, live_url, coach.email, PASSWORD)
+    page.goto(f"{live_url}/contracts/{contract_id}")
+    page.get_by_role("link", name="Give money back").click()
+    assert page.locator("#offer-policy").inner_text() == "$200.00"
+    assert "Withdrawn by the student" in page.locator("#offer-requests").inner_text()
+    page.get_by_label("Amount to give back").fill("0")
+    page.get_by_label("Why (the student sees this)").fill("Our third session was cut short.")
+    page.get_by_role("button", name="Continue").click()
+    assert "more than zero" in page.locator("#amount-error").inner_text()
+    page.get_by_label("Amount to give back").fill("50")
+    shot(page, "coach-refund-offer-form")
+    page.get_by_role("button", name="Continue").click()
+    assert page.locator("#confirm-amount").inner_text() == "$50.00"
+    assert "Ana Student" in page.locator("#confirm-student").inner_text()
+    shot(page, "coach-refund-offer-confirm")
+    page.get_by_role("button", name="Refund $50.00 now").click()
+    assert "Refunded $50.00." in page.locator(".alert").first.inner_text()
+    assert "$50.00" in page.locator("#offer-refunds").inner_text()
+    shot(page, "coach-refund-offer-done")
+    wait_until_state(db, contract_id, ("active", "partially_refunded"))
+    log_out(page)
+
+    log_in(page, live_url, student.email, PASSWORD)
+    page.goto(f"{live_url}/contracts/{contract_id}/refund")
+    refunds_table = page.locator("#contract-refunds").inner_text()
+    assert "$50.00" in refunds_table and "Given back by your coach" in refunds_table
+    shot(page, "student-sees-coach-refund")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.payments.conftest import deliver, pay_deposit_by_card, wait_until_state
+from tests.payments.conftest import deliver, pay_deposit_by_card, payments, wait_until_state
 from tests.support import at_once
 
 
@@ -252,3 +252,70 @@ def test_the_command_charges_what_falls_due_ahead_of_the_clock(db, runner, on_pl
     assert result.exit_code == 0, result.output
     assert "1 instalment(s) due: instalment_paid" in result.output
     assert contract(db, contract_id).amount_paid == 20000
+
+
+# Columns that say when something happened (or, for a mail, when it is next sent): after
+# charging ahead of the clock none of them may lie in the future.
+HAPPENED = {"created_at", "updated_at", "paid_at", "issued_at", "settled_at", "received_at",
+            "processed_at", "sent_at", "decided_at", "reviewed_at", "marked_at"}
+
+
+def future_timestamps(db, now: datetime) -> list[str]:
+    from database.types import UTCDateTime
+    from notifications.models import MailStatus, OutboxMail
+
+    db.session.expire_all()
+    found = []
+    for table in db.metadata.sorted_tables:
+        for column in table.columns:
+            if column.name in HAPPENED and isinstance(column.type, UTCDateTime):
+                latest = db.session.scalar(select(func.max(column)))
+                if latest is not None and latest > now:
+                    found.append(f"{table.name}.{column.name} = {latest:%d %b %Y %H:%M}")
+    pending = db.session.scalar(select(func.max(OutboxMail.next_attempt_at))
+                                .where(OutboxMail.status == MailStatus.PENDING))
+    if pending is not None and pending > now:
+        found.append(f"a mail pending until {pending:%d %b %Y %H:%M}")
+    return found
+
+
+def test_charging_ahead_leaves_every_timestamp_true(db, runner, on_plan, clock):
+    from payments.models import Invoice, Payment
+
+    contract_id = on_plan[0]
+    now = clock.now()
+    result = runner.invoke(args=["payments", "charge-due", "--ahead", "32d"])
+    assert result.exit_code == 0, result.output
+    assert "1 instalment(s) due: instalment_paid" in result.output
+    assert contract(db, contract_id).amount_paid == 20000
+    # The instalment of 10 April was charged on 10 March, and everything says so.
+    paid = instalment(db, contract_id, 1)
+    assert paid.status.value == "paid" and paid.paid_at == now
+    assert paid.due_on.isoformat() == "2027-04-10"
+    [charge] = [p for p in payments(db, contract_id) if p.instalment_id == paid.id]
+    assert charge.created_at == charge.paid_at == now
+    assert db.session.scalar(select(Invoice.issued_at).where(Invoice.payment_id == charge.id)
+                             ) == now
+    assert future_timestamps(db, now) == []
+    assert clock.now() == now
+    assert db.session.scalar(select(func.count()).select_from(Payment)) >= 2
+
+
+def test_charging_ahead_is_refused_against_stripe_itself(app, db, runner, on_plan, clock):
+    from payments.models import Payment
+
+    before = db.session.scalar(select(func.count()).select_from(Payment))
+    app.config.update(STRIPE_USES_SANDBOX=False)
+    try:
+        result = runner.invoke(args=["payments", "charge-due", "--ahead", "32d"])
+        assert result.exit_code == 2
+        assert "--ahead charges instalments before their date, so it runs only against the " \
+               "Stripe sandbox" in " ".join(result.output.split())
+        # Without --ahead it charges what is due now, as the periodic job does.
+        plain = runner.invoke(args=["payments", "charge-due"])
+        assert plain.output.strip() == "0 instalment(s) due: none charged"
+    finally:
+        app.config.update(STRIPE_USES_SANDBOX=True)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == before
+    assert instalment(db, on_plan[0], 1).status.value == "scheduled"

@@ -134,7 +134,9 @@ def test_only_the_student_of_the_contract_can_ask(db, student_client, paid, make
     assert requests_of(db, contract_id) == []
     if who == "coach":
         detail = client.get(f"/contracts/{contract_id}").get_data(as_text=True)
-        assert 'id="money-back"' not in detail and "/refund" not in detail
+        assert 'id="money-back"' not in detail and f'/contracts/{contract_id}/refund"' not in detail
+        # The coach's own card gives money back instead (tests/payments/test_refund_offers.py).
+        assert f'/contracts/{contract_id}/refund/offer"' in detail
 
 
 @pytest.mark.parametrize(
