@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 import clock
@@ -31,8 +31,20 @@ def register_cli(app: Flask) -> None:
                   help="as if the clock were this far ahead (30m, 12h, 3d): past the hold")
     def transfer_due_command(ahead: str) -> None:
         """Make shares of delivered sessions and send every transfer due, once each (here, not
-        through the queue)."""
-        with clock.ahead(parse_age(ahead)), jobs.job_context():
+        through the queue).
+
+        With --ahead, the command runs as if the clock were that far ahead, so what it
+        writes carries that time: it is for trying payouts out on demo data against the
+        Stripe sandbox, and refused against Stripe itself.
+        """
+        early = parse_age(ahead)
+        if early and not current_app.config["STRIPE_USES_SANDBOX"]:
+            raise click.UsageError(
+                "--ahead runs the payouts as if it were later, so it runs only against the "
+                "Stripe sandbox (no STRIPE_SECRET_KEY set), never against Stripe itself. "
+                "Run transfer-due without --ahead to send what is due now."
+            )
+        with clock.ahead(early), jobs.job_context():
             shares.make_and_release()
             transfers.settle_refunds()
             due = transfers.due_share_ids()

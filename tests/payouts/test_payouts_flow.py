@@ -80,6 +80,21 @@ def test_the_command_sends_what_is_due_past_the_hold(
     assert runner.invoke(args=["payouts", "ledger-check"]).exit_code == 0
 
 
+def test_sending_ahead_is_refused_against_stripe_itself(
+    app, db, runner, sandbox, paid, deliver, ready_account
+):
+    contract_id = paid[0]
+    deliver(1)
+    app.config.update(STRIPE_USES_SANDBOX=False)
+    try:
+        result = runner.invoke(args=["payouts", "transfer-due", "--ahead", "4d"])
+    finally:
+        app.config.update(STRIPE_USES_SANDBOX=True)
+    assert result.exit_code == 2
+    assert "runs only against the Stripe sandbox" in " ".join(result.output.split())
+    assert shares(db, contract_id) == []  # nothing made or sent
+
+
 def test_nothing_goes_to_an_account_not_ready_and_all_waits_go_once_it_is(
     db, clock, sandbox, paid, deliver, connected, onboard
 ):
