@@ -6,16 +6,16 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from admin import confirm, restate
 from admin.forms import ManualPaymentForm, ReviewDecisionForm
 from admin.views import bp
 from contracts.models import Contract
 from contracts.money import format_money
 from database.transactions import commit_or_refusal
 from extensions import db
-from payments import plans
+from payments import manual, plans
 from payments.checkout import review
-from payments.manual import ManualPaymentRefused, record_manual_payment
-from payments.models import ManualMethod
+from payments.manual import ManualPaymentRefused
 
 
 @bp.get("/reviews")
@@ -68,23 +68,27 @@ def manual_payment(contract_id: int) -> str | Response:
         ]
     )
     if form.validate_on_submit():
-        try:
-            payment = record_manual_payment(
-                contract.id,
-                current_user,
-                method=ManualMethod(form.method.data),
-                reference=form.reference.data or "",
-                received_on=form.received_on.data,
-                note=form.note.data or "",
-                instalments=form.plan_instalments,
-            )
-            db.session.commit()
-        except ManualPaymentRefused as exc:
-            db.session.rollback()
-            flash(str(exc), "warning")
-            return redirect(url_for("admin.contract_detail", contract_id=contract_id))
-        flash("Manual payment recorded; the contract is active.", "success")
-        return redirect(url_for("admin.payment_detail", payment_id=payment.id))
+        terms = form.terms
+        refused = manual.manual_refusal(
+            contract, received_on=terms["received_on"], instalments=terms["instalments"]
+        )
+        if refused is None:
+            page = confirm.ask(restate.manual_payment(contract, admin=current_user, **terms))
+            if page is not None:
+                return page
+            try:
+                payment = manual.record_manual_payment(
+                    contract.id, current_user, note=form.note.data or "", **terms
+                )
+                db.session.commit()
+            except ManualPaymentRefused as exc:
+                db.session.rollback()
+                refused = str(exc)
+            else:
+                flash("Manual payment recorded; the contract is active.", "success")
+                return redirect(url_for("admin.payment_detail", payment_id=payment.id))
+        flash(refused, "warning")
+        return redirect(url_for("admin.contract_detail", contract_id=contract_id))
     return render_template(
         "admin/manual_payment.html", section="contracts", contract=contract, form=form
     )

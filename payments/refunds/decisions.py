@@ -8,7 +8,8 @@ a payment recorded offline is given back offline, recorded as made at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import clock
 import jobs
@@ -53,24 +54,29 @@ def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
 
 
 def approve_request(
-    request_id: int, admin: User, *, amount: int | None = None, override_reason: str = ""
+    request_id: int,
+    admin: User,
+    *,
+    amount: int | None = None,
+    override_reason: str = "",
+    quoted: int | None = None,
 ) -> Refund:
     """Approve a request: a refund of `amount` (the policy's quote by default) is written.
 
     An amount other than the quote needs `override_reason`; no amount can go above
-    what is still refundable. Flushes; after the caller commits, `send_refund`
+    what is still refundable. `quoted` is the quote the admin confirmed: a quote that
+    changed since is refused. Flushes; after the caller commits, `send_refund`
     (or its job) asks Stripe.
     """
     request, contract = _locked_request(request_id)
     money = standing_of(contract)
     offer = quote_now(contract, money)
+    _check_confirmed(quoted, offer.amount, contract)
     amount = offer.amount if amount is None else amount
     override_reason = override_reason.strip()
-    if amount != offer.amount and not override_reason:
-        raise RefundRefused(
-            f"The policy gives {money_in(offer.amount, contract)}; say why a different "
-            "amount is refunded."
-        )
+    why_not = override_refusal(contract, offer.amount, amount, override_reason)
+    if why_not:
+        raise RefundRefused(why_not)
     refund = _start_refund(
         contract,
         money,
@@ -101,6 +107,18 @@ def approve_request(
         subject=f"Coachpact: your refund for “{contract.title}” was approved",
     )
     return refund
+
+
+def override_refusal(
+    contract: Contract, quoted: int, amount: int, override_reason: str
+) -> str | None:
+    """An approved amount other than the policy's quote needs a reason."""
+    if amount != quoted and not override_reason.strip():
+        return (
+            f"The policy gives {money_in(quoted, contract)}; say why a different "
+            "amount is refunded."
+        )
+    return None
 
 
 def reject_request(request_id: int, admin: User, *, note: str) -> RefundRequest:
@@ -136,18 +154,27 @@ class Outcome:
 
 
 def decide_many(
-    request_ids: list[int], admin: User, *, approve: bool, note: str = ""
+    request_ids: list[int],
+    admin: User,
+    *,
+    approve: bool,
+    note: str = "",
+    quoted: Mapping[int, int] | None = None,
 ) -> list[Outcome]:
     """Approve (at each quote) or reject several requests, each in its own transaction.
 
-    Commits once per request; an approved refund is then sent to Stripe at once,
-    so each result says what Stripe answered. A refusal leaves its request as it was.
+    `quoted` holds the quotes the admin confirmed, by request: a request whose quote
+    changed since is refused. Commits once per request; an approved refund is then
+    sent to Stripe at once, so each result says what Stripe answered. A refusal
+    leaves its request as it was.
     """
     outcomes = []
     for request_id in dict.fromkeys(request_ids):
         try:
             if approve:
-                refund = approve_request(request_id, admin)
+                refund = approve_request(
+                    request_id, admin, quoted=quoted.get(request_id) if quoted else None
+                )
             else:
                 reject_request(request_id, admin, note=note)
             db.session.commit()
@@ -196,25 +223,24 @@ def refund_contract(contract_id: int, admin: User, *, amount: int, note: str) ->
     )
 
 
-def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Refund | None:
+def cancel_active_contract(
+    contract_id: int, admin: User, *, reason: str, quoted: int | None = None
+) -> Refund | None:
     """An admin ends an active contract and refunds what its policy gives now. Flushes.
 
     The quote is taken before the contract closes; its open sessions are cancelled
-    (none counts as used). Returns the refund, or None when the policy gives nothing.
+    (none counts as used). `quoted` is the refund the admin confirmed: a quote that
+    changed since is refused. Returns the refund, or None when the policy gives nothing.
     """
     contract = locked_contract(contract_id)
-    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
-        raise RefundRefused(
-            f"This contract is {contract.status.value}; only an active one can be "
-            "cancelled with a refund."
-        )
     if not reason.strip():
         raise RefundRefused("Say why the contract is cancelled; both parties see it.")
     money = standing_of(contract)
-    why_not = refusal(contract, money)
     offer = quote_now(contract, money)
-    if why_not and offer.amount:
+    why_not = cancel_refusal(contract, money, offer.amount)
+    if why_not:
         raise RefundRefused(why_not)
+    _check_confirmed(quoted, offer.amount, contract)
     lifecycle.cancel_paid(contract, by=admin, reason=reason.strip())
     close_plan(contract, reason=reason.strip(), actor=admin)
     if not offer.amount:
@@ -226,6 +252,75 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
         source=RefundSource.ADMIN,
         by=admin,
         note=f"Contract cancelled: {reason.strip()}"[:500],
+    )
+
+
+def cancel_refusal(contract: Contract, money: Standing, amount: int) -> str | None:
+    """Why `contract` cannot be cancelled now with a refund of `amount`, or None."""
+    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
+        return (
+            f"This contract is {contract.status.value}; only an active one can be "
+            "cancelled with a refund."
+        )
+    return refusal(contract, money) if amount else None
+
+
+def _check_confirmed(confirmed: int | None, amount: int, contract: Contract) -> None:
+    """Refuse when the amount an admin confirmed is no longer the amount of now."""
+    if confirmed is not None and confirmed != amount:
+        raise RefundRefused(
+            f"The refund is now {money_in(amount, contract)}, not the "
+            f"{money_in(confirmed, contract)} you confirmed: something changed meanwhile. "
+            "Nothing was done; look at the new figures and decide again."
+        )
+
+
+def amount_refusal(contract: Contract, money: Standing, amount: int) -> str | None:
+    """Why a refund of `amount` cannot be made on `contract` now, or None."""
+    why_not = refusal(contract, money)
+    if why_not:
+        return why_not
+    if amount <= 0:
+        return "A refund must be more than nothing."
+    if amount > money.refundable:
+        return f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
+    return None
+
+
+@dataclass(frozen=True)
+class RefundPreview:
+    """What a refund of `amount` would do, worked out as `_start_refund` writes it."""
+
+    contract: Contract
+    amount: int
+    money: Standing  # before it
+    refusal: str | None  # why it cannot be made now, or None
+    to_stripe: int  # the part that goes back through Stripe, to how the student paid
+    offline: int  # the part of payments recorded offline, given back by hand
+    stripe_method: str | None = None  # how the Stripe part was paid ("card"), if known
+
+    @property
+    def after(self) -> Standing:
+        """The standing once this refund (and those on their way) went through."""
+        returned = self.money.refund_pending + (0 if self.refusal else self.amount)
+        return replace(self.money, refunded=self.money.refunded + returned, refund_pending=0)
+
+
+def preview_refund(contract: Contract, amount: int, money: Standing | None = None) -> RefundPreview:
+    """A refund of `amount` on `contract`, shown before it is made (nothing is written)."""
+    money = money or standing_of(contract)
+    why_not = amount_refusal(contract, money, amount)
+    parts = [] if why_not else _parts(money, amount)
+    return RefundPreview(
+        contract=contract,
+        amount=amount,
+        money=money,
+        refusal=why_not,
+        to_stripe=sum(part for item, part in parts if item.through_stripe),
+        offline=sum(part for item, part in parts if not item.through_stripe),
+        stripe_method=next(
+            (item.payment.payment_method_type for item, _ in parts if item.through_stripe), None
+        ),
     )
 
 
@@ -245,15 +340,9 @@ def _start_refund(
     recorded offline is given back the way it came: the admin's refund is recorded
     as made at once.
     """
-    why_not = refusal(contract, money)
+    why_not = amount_refusal(contract, money, amount)
     if why_not:
         raise RefundRefused(why_not)
-    if amount <= 0:
-        raise RefundRefused("A refund must be more than nothing.")
-    if amount > money.refundable:
-        raise RefundRefused(
-            f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
-        )
     written = []
     for payment, part in _parts(money, amount):
         refund = Refund(

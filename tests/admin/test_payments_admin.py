@@ -282,7 +282,7 @@ def test_a_manual_payment_activates_the_contract_once(admin_client, db, make_con
     contract = make_contract()
     told_before = db.session.scalar(select(func.max(Notification.id)))  # the proposal's
     url = f"/admin/contracts/{contract.id}/manual-payment"
-    first = admin_client.submit(url, manual_form())
+    first = admin_client.submit_confirmed(url, manual_form())
     assert first.status_code == 302
     again = admin_client.submit(url, manual_form(), follow_redirects=True)
     assert "paid already" in again.get_data(as_text=True)
