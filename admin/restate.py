@@ -90,6 +90,7 @@ def issue_refund(preview: refunds.RefundPreview, note: str) -> Confirmation:
             *_refund_lines(preview),
             "The contract stays as it is unless everything paid goes back.",
         ],
+        section="contracts",
     )
 
 
@@ -198,6 +199,7 @@ def cancel_with_refund(
         figures=figures,
         happens=happens,
         danger=True,
+        section="contracts",
     )
 
 
