@@ -18,7 +18,7 @@ from contracts.models import Contract
 from contracts.money import format_money, method_words
 from contracts.refund_policy import RefundQuote
 from payments import manual, refunds
-from payments.models import ManualMethod, RefundRequest, RequestStatus
+from payments.models import Instalment, ManualMethod, RefundRequest, RequestStatus
 
 
 def _money(amount: int, currency: str) -> str:
@@ -170,9 +170,15 @@ def bulk_approval(requests: list[RefundRequest]) -> tuple[Confirmation, dict[int
 
 
 def cancel_with_refund(
-    contract: Contract, quote: RefundQuote, preview: refunds.RefundPreview | None, reason: str
+    contract: Contract,
+    quote: RefundQuote,
+    preview: refunds.RefundPreview | None,
+    reason: str,
+    *,
+    plan: bool = False,
 ) -> Confirmation:
-    """`preview` is None when the policy gives nothing back now."""
+    """`preview` is None when the policy gives nothing back now; `plan` when the admin
+    cancels the contract's payment plan (which ends the contract too)."""
     refund = format_money(quote.amount, contract.currency)
     figures = {
         **_parties(contract),
@@ -186,15 +192,18 @@ def cancel_with_refund(
         f"“{contract.title}” ends now: its open sessions are cancelled and both "
         f"{contract.student.name} and {contract.coach.name} are told why.",
     ]
+    if plan:
+        happens.insert(0, "The payment plan ends: no unpaid instalment is charged any more.")
     happens += (
         _refund_lines(preview) if preview is not None
         else ["Nothing goes back: the refund policy gives nothing now."]
     )
     return Confirmation(
-        question=(f"Cancel “{contract.title}” and refund {refund} to {contract.student.name}?"
-                  if quote.amount else f"Cancel “{contract.title}” with no refund?"),
-        button=f"Cancel the contract and refund {refund}" if quote.amount
-        else "Cancel the contract",
+        question=(f"Cancel {'the plan of ' if plan else ''}“{contract.title}”"
+                  + (f" and refund {refund} to {contract.student.name}?" if quote.amount
+                     else " with no refund?")),
+        button=f"Cancel the {'plan' if plan else 'contract'}"
+        + (f" and refund {refund}" if quote.amount else ""),
         back=_contract_page(contract),
         figures=figures,
         happens=happens,
@@ -241,5 +250,30 @@ def manual_payment(
             "Received on": f"{received_on:%-d %B %Y}",
         },
         happens=happens,
+        section="contracts",
+    )
+
+
+def offline_instalment(instalment: Instalment, reference: str, admin: User) -> Confirmation:
+    """An instalment of a plan recorded as paid offline (`payments.plans`)."""
+    contract = instalment.plan.contract
+    money = format_money(instalment.amount, contract.currency)
+    return Confirmation(
+        question=f"Record instalment {instalment.number} of {money} received from "
+        f"{contract.student.name}?",
+        button=f"Record {money} received",
+        back=url_for("admin.contract_detail", contract_id=contract.id, _anchor="payment-plan"),
+        figures={
+            **_parties(contract),
+            "Amount received": _money(instalment.amount, contract.currency),
+            "What it pays": f"Instalment {instalment.number}, due {instalment.due_on:%-d %B %Y}",
+            "Reference": reference.strip(),
+        },
+        happens=[
+            f"{money} is recorded as received from {contract.student.name} by bank transfer "
+            f"today, recorded by {admin.name}; the instalment is not charged through Stripe.",
+            "The contract's paid share grows, and with it the sessions it opens.",
+            "The payment is never deleted; a mistake is undone by a refund.",
+        ],
         section="contracts",
     )

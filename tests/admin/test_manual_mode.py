@@ -59,7 +59,7 @@ def test_an_admin_records_a_plan_deposit_then_an_instalment(db, client, contract
     first = db.session.scalar(select(Instalment).filter_by(plan_id=plan.id, number=1))
     # Nothing is ever charged without Stripe: the periodic job leaves due instalments alone.
     plans.charge_due_instalments()
-    response = client.submit(f"/admin/contracts/{contract_id}/plan/record-payment", {
+    response = client.submit_confirmed(f"/admin/contracts/{contract_id}/plan/record-payment", {
         "instalment_id": str(first.id), "reference": "TR-101", "note": ""})
     assert response.status_code == 302
     db.session.expire_all()

@@ -19,6 +19,7 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
+from tests.admin.test_plans_admin import NOON, plan_contract, statuses  # noqa: F401
 from tests.admin.test_refunds_admin import (  # noqa: F401  (fixtures)
     app_overrides,
     ask_refund,
@@ -364,3 +365,55 @@ def test_a_confirmation_page_needs_no_script_and_keeps_the_csrf_check(
     del fields["csrf_token"]
     assert admin_client.post(url, data=fields).status_code == 400
     assert refund_count(db) == 0
+
+
+# --- a plan: cancel it with its refund, record an instalment paid offline ---------------------
+
+
+def test_cancelling_a_plan_shows_its_refund_then_cancels_once_confirmed(
+    db, admin_client, plan_contract, clock, other_refund
+):
+    from payments.models import PaymentPlan
+
+    clock.freeze(NOON)
+    built = plan_contract()
+    url = f"/admin/contracts/{built.contract_id}/plan/cancel"
+    asked = admin_client.submit(url, {"reason": "The student moved abroad."})
+    assert_restates(asked, "Cancel the plan of “Plan coaching 1” and refund $50.00 to Student 1?",
+                    "$50.00 (USD)", "The payment plan ends", "Cancel the plan and refund $50.00")
+    assert fresh(db, PaymentPlan, built.plan_id).status.value == "active"
+    assert refund_count(db) == 0
+
+    other_refund(built.contract_id, 1000)  # meanwhile: the quote is now $40.00
+    stale = admin_client.post(url, data=confirm_fields(asked))
+    assert stale.status_code == 409
+    assert "$50.00 (USD) before, $40.00 (USD) now" in page_of(stale)
+    assert fresh(db, PaymentPlan, built.plan_id).status.value == "active"
+    assert refund_count(db) == 1
+
+    done = admin_client.post(url, data=confirm_fields(stale))
+    assert done.status_code == 302
+    assert fresh(db, PaymentPlan, built.plan_id).status.value == "cancelled"
+    assert refund_count(db) == 2
+
+
+def test_recording_an_instalment_paid_offline_restates_it_then_records_once_confirmed(
+    db, admin_client, plan_contract, clock
+):
+    clock.freeze(NOON)
+    built = plan_contract()
+    first = built.instalment_ids[1]
+    url = f"/admin/contracts/{built.contract_id}/plan/record-payment"
+    asked = admin_client.submit(url, {"instalment_id": first, "reference": "TR-42"})
+    assert_restates(asked, "Record instalment 1 of $50.00 received from Student 1?",
+                    "$50.00 (USD)", "“Plan coaching 1”", "TR-42", "Record $50.00 received")
+    assert payment_count(db) == 1  # the deposit only
+    assert statuses(db, built)[1] == "scheduled"
+
+    assert admin_client.post(url, data=confirm_fields(asked)).status_code == 302
+    assert payment_count(db) == 2
+    assert statuses(db, built)[1] == "paid"
+    # The same confirmation again: the instalment is paid, nothing more is recorded.
+    again = admin_client.post(url, data=confirm_fields(asked), follow_redirects=True)
+    assert "This instalment is paid; nothing to record." in page_of(again)
+    assert payment_count(db) == 2
