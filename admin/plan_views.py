@@ -346,8 +346,7 @@ def plan_cancel(contract_id: int) -> str | Response:
     if refused:
         flash(refused, "warning")
         return _back_to(contract_id)
-    preview = refunds.preview_refund(contract, quote.amount, money) if quote.amount else None
-    page = confirm.ask(restate.cancel_with_refund(contract, quote, preview, reason, plan=True))
+    page = confirm.ask(restate.cancel_with_refund(contract, quote, money, reason, plan=True))
     if page is not None:
         return page
     try:

@@ -33,7 +33,7 @@ from contracts.models import Contract
 from database.transactions import commit_or_refusal
 from extensions import db
 from payments import refunds
-from payments.models import RefundRequest, RefundStatus, RequestStatus
+from payments.models import Refund, RefundRequest, RefundStatus, RequestStatus
 
 # --- refund requests -----------------------------------------------------------------------
 
@@ -233,29 +233,28 @@ def contract_cancel_with_refund(contract_id: int) -> str | Response:
         quote = refunds.quote_now(contract, money)
         refused = refunds.cancel_refusal(contract, money, quote.amount)
         if refused is None:
-            preview = (
-                refunds.preview_refund(contract, quote.amount, money) if quote.amount else None
-            )
-            page = confirm.ask(restate.cancel_with_refund(contract, quote, preview, reason))
+            page = confirm.ask(restate.cancel_with_refund(contract, quote, money, reason))
             if page is not None:
                 return page
-            refund, refused = commit_or_refusal(
-                lambda: refunds.cancel_active_contract(
+            refund_id, refused = commit_or_refusal(
+                lambda: _id_or_none(refunds.cancel_active_contract(
                     contract.id, current_user, reason=reason, quoted=quote.amount
-                ),
+                )),
                 refunds.RefundRefused,
             )
-        refund_id = refund.id if refused is None and refund else None
-        if refused:
-            form.form_errors.append(refused)
-        else:
+        if refused is None:
             flash("The contract is cancelled; both parties were told.", "success")
             if refund_id is None:
                 flash("Its refund policy gives nothing back now, so no refund was made.", "info")
             else:
                 send_and_tell(refund_id)
             return _back_to(contract.id)
+        form.form_errors.append(refused)
     return render_contract(contract, cancel_form=form)
+
+
+def _id_or_none(refund: Refund | None) -> int | None:
+    return refund.id if refund is not None else None
 
 
 @bp.post("/contracts/<int:contract_id>/refund")

@@ -18,7 +18,14 @@ from contracts.models import Contract
 from contracts.money import format_money, method_words
 from contracts.refund_policy import RefundQuote
 from payments import manual, refunds
-from payments.models import Instalment, ManualMethod, RefundRequest, RequestStatus
+from payments.models import (
+    Instalment,
+    ManualMethod,
+    Payment,
+    RefundRequest,
+    RequestStatus,
+)
+from payments.standing import Standing
 
 
 def _money(amount: int, currency: str) -> str:
@@ -172,13 +179,14 @@ def bulk_approval(requests: list[RefundRequest]) -> tuple[Confirmation, dict[int
 def cancel_with_refund(
     contract: Contract,
     quote: RefundQuote,
-    preview: refunds.RefundPreview | None,
+    money: Standing,
     reason: str,
     *,
     plan: bool = False,
 ) -> Confirmation:
-    """`preview` is None when the policy gives nothing back now; `plan` when the admin
-    cancels the contract's payment plan (which ends the contract too)."""
+    """The contract ends with the refund its policy gives now (`quote`, from `money`);
+    `plan` when the admin cancels its payment plan (which ends the contract too)."""
+    preview = refunds.preview_refund(contract, quote.amount, money) if quote.amount else None
     refund = format_money(quote.amount, contract.currency)
     figures = {
         **_parties(contract),
@@ -276,4 +284,28 @@ def offline_instalment(instalment: Instalment, reference: str, admin: User) -> C
             "The payment is never deleted; a mistake is undone by a refund.",
         ],
         section="contracts",
+    )
+
+
+def held_payment_refund(payment: Payment, amount: int, note: str) -> Confirmation:
+    """A payment held for review, refused and given back in full (`payments.checkout.review`)."""
+    contract = payment.contract
+    money = format_money(amount, payment.currency)
+    return Confirmation(
+        question=f"Refuse payment #{payment.id} and refund {money} to {contract.student.name}?",
+        button=f"Refund {money}",
+        back=url_for("admin.reviews", _anchor=f"held-{payment.id}"),
+        figures={
+            "Payment": f"#{payment.id}, {format_money(payment.amount, payment.currency)} "
+            "held for review",
+            **_parties(contract),
+            "Refund": _money(amount, payment.currency),
+            "Why (kept with the decision)": note.strip(),
+        },
+        happens=[
+            f"{money} goes back to {contract.student.name} in full, through Stripe.",
+            "The payment does not count for the contract: it stays as it was, and both "
+            "parties are told.",
+        ],
+        section="reviews",
     )

@@ -13,9 +13,10 @@ from contracts.models import Contract
 from contracts.money import format_money
 from database.transactions import commit_or_refusal
 from extensions import db
-from payments import manual, plans
+from payments import manual, plans, refunds
 from payments.checkout import review
 from payments.manual import ManualPaymentRefused
+from payments.models import Payment
 
 
 @bp.get("/reviews")
@@ -31,13 +32,19 @@ def reviews() -> str:
 
 
 @bp.post("/reviews/<int:payment_id>/<any(accept, refund):decision>")
-def review_decide(payment_id: int, decision: str) -> Response:
+def review_decide(payment_id: int, decision: str) -> str | Response:
     form = ReviewDecisionForm()
     if not form.validate_on_submit():
         flash("Write a note saying why, then decide again.", "warning")
         return redirect(url_for("admin.reviews"))
     note = form.note.data or ""
     waive = bool(form.waive_shortfall.data)
+    held = db.get_or_404(Payment, payment_id)
+    if decision == "refund" and held.held_for_review:  # decided already: the service says so
+        page = confirm.ask(restate.held_payment_refund(held, refunds.void_refund_amount(held),
+                                                       note))
+        if page is not None:
+            return page
     try:
         payment, refused = commit_or_refusal(
             lambda: review.accept_held_payment(payment_id, current_user, note,

@@ -15,6 +15,7 @@ from payments.refunds.decisions import (
     refund_contract,
     refund_void_payment,
     reject_request,
+    void_refund_amount,
 )
 from payments.refunds.requests import (
     RefundRefused,
@@ -70,4 +71,5 @@ __all__ = [
     "send_refund_job",
     "sweep_unsent_refunds",
     "unsent_refund_ids",
+    "void_refund_amount",
 ]

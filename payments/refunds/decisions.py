@@ -393,6 +393,11 @@ def _parts(money: Standing, amount: int) -> list[tuple[PaymentLeft, int]]:
     return parts
 
 
+def void_refund_amount(payment: Payment) -> int:
+    """What a void payment still has to give back: what refunds have not given back yet."""
+    return payment.amount - live_refunded(payment.id)
+
+
 def refund_void_payment(payment: Payment) -> Refund | None:
     """A payment that does not count for its contract goes back in full (flushes): what
     refunds (one made in the Stripe Dashboard, say) have not given back yet; None when
@@ -401,7 +406,7 @@ def refund_void_payment(payment: Payment) -> Refund | None:
     Called under the contract's lock when the payment is made void; the refund is
     sent after commit.
     """
-    rest = payment.amount - live_refunded(payment.id)
+    rest = void_refund_amount(payment)
     if rest <= 0:
         return None
     refund = Refund(

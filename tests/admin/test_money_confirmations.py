@@ -19,6 +19,7 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
+from tests.admin.test_payments_admin import add_payment, make_contract  # noqa: F401
 from tests.admin.test_plans_admin import NOON, plan_contract, statuses  # noqa: F401
 from tests.admin.test_refunds_admin import (  # noqa: F401  (fixtures)
     app_overrides,
@@ -417,3 +418,45 @@ def test_recording_an_instalment_paid_offline_restates_it_then_records_once_conf
     again = admin_client.post(url, data=confirm_fields(asked), follow_redirects=True)
     assert "This instalment is paid; nothing to record." in page_of(again)
     assert payment_count(db) == 2
+
+
+# --- the review queue: refuse a held payment and refund it ------------------------------------
+
+
+def test_refunding_a_held_payment_restates_it_then_refunds_once_confirmed(
+    db, admin_client, make_contract, add_payment
+):
+    from payments.models import Payment, Refund
+
+    contract = make_contract(title="Public speaking")
+    held = add_payment(contract, status="pending", checkout_session_id="cs_test_held",
+                       payment_intent_id="pi_held", review_reason="currency eur ≠ usd")
+    url = f"/admin/reviews/{held.id}/refund"
+    asked = admin_client.submit(url, {"note": "Wrong currency"})
+    assert_restates(asked, f"Refuse payment #{held.id} and refund $200.00 to Ana Ruiz?",
+                    "$200.00 (USD)", "“Public speaking”", "Maya Coach", "Wrong currency")
+    assert refund_count(db) == 0
+    assert fresh(db, Payment, held.id).held_for_review
+
+    assert admin_client.post(url, data=confirm_fields(asked)).status_code == 302
+    [refund] = db.session.scalars(select(Refund)).all()
+    assert (refund.payment_id, refund.amount) == (held.id, 20000)
+
+
+def test_a_held_payment_accepted_meanwhile_is_not_refunded(
+    db, admin_client, make_contract, add_payment
+):
+    from payments.models import Payment
+
+    contract = make_contract()
+    held = add_payment(contract, status="pending", checkout_session_id="cs_test_held",
+                       payment_intent_id="pi_held", review_reason="currency eur ≠ usd")
+    asked = admin_client.submit(f"/admin/reviews/{held.id}/refund", {"note": "Wrong currency"})
+    assert admin_client.submit(f"/admin/reviews/{held.id}/accept",
+                               {"note": "The bank confirmed it"}).status_code == 302
+
+    late = admin_client.post(f"/admin/reviews/{held.id}/refund", data=confirm_fields(asked),
+                             follow_redirects=True)
+    assert "This payment was decided already; nothing changed." in page_of(late)
+    assert refund_count(db) == 0
+    assert fresh(db, Payment, held.id).review_resolution.value == "accepted"
