@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, TypedDict
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -58,6 +59,24 @@ class ManualPaymentForm(FlaskForm):
     @property
     def plan_instalments(self) -> int | None:
         return int(self.instalments.data) if self.instalments.data else None
+
+    @property
+    def terms(self) -> ManualTerms:
+        """What a valid form says was received (`payments.manual.record_manual_payment`)."""
+        assert self.received_on.data is not None  # required
+        return {
+            "method": ManualMethod(self.method.data),
+            "reference": self.reference.data or "",
+            "received_on": self.received_on.data,
+            "instalments": self.plan_instalments,
+        }
+
+
+class ManualTerms(TypedDict):
+    method: ManualMethod
+    reference: str
+    received_on: date
+    instalments: int | None
 
 
 # --- money back ------------------------------------------------------------------------

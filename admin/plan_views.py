@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.wrappers import Response
 
 import clock
+from admin import confirm, restate
 from admin.forms import CancelPlanForm, MoveInstalmentForm, OfflineInstalmentForm, PlanActionForm
 from admin.listing import Page, int_arg, keyset_page, query_args
 from admin.refund_views import send_and_tell
@@ -303,19 +304,24 @@ def plan_move_instalment(contract_id: int) -> Response:
 
 
 @bp.post("/contracts/<int:contract_id>/plan/record-payment")
-def plan_record_instalment(contract_id: int) -> Response:
+def plan_record_instalment(contract_id: int) -> str | Response:
     plan = _plan_or_404(contract_id)
     form = OfflineInstalmentForm()
     instalment = _instalment_or_404(plan, form.instalment_id.data)
     if not form.validate_on_submit():
         _form_refused(form)
         return _back_to(contract_id)
+    reference = form.reference.data or ""
+    refused = plans.manual_instalment_refusal(instalment, clock.now().date())
+    if refused:
+        flash(refused, "warning")
+        return _back_to(contract_id)
+    page = confirm.ask(restate.offline_instalment(instalment, reference, current_user))
+    if page is not None:
+        return page
     try:
         payment = plans.record_manual_instalment(
-            instalment.id,
-            current_user,
-            reference=form.reference.data or "",
-            note=form.note.data or "",
+            instalment.id, current_user, reference=reference, note=form.note.data or ""
         )
         number = instalment.number
         amount = format_money(payment.amount, payment.currency)
@@ -327,14 +333,24 @@ def plan_record_instalment(contract_id: int) -> Response:
 
 
 @bp.post("/contracts/<int:contract_id>/plan/cancel")
-def plan_cancel(contract_id: int) -> Response:
+def plan_cancel(contract_id: int) -> str | Response:
     plan = _plan_or_404(contract_id)
     form = CancelPlanForm()
     if not form.validate_on_submit():
         _form_refused(form)
         return _back_to(contract_id)
+    reason, contract = form.reason.data or "", plan.contract
+    money = refunds.refundable(contract)
+    quote = refunds.quote_now(contract, money)
+    refused = plans.cancel_plan_refusal(plan, money, quote.amount)
+    if refused:
+        flash(refused, "warning")
+        return _back_to(contract_id)
+    page = confirm.ask(restate.cancel_with_refund(contract, quote, money, reason, plan=True))
+    if page is not None:
+        return page
     try:
-        refund = plans.cancel_plan(plan.id, current_user, reason=form.reason.data or "")
+        refund = plans.cancel_plan(plan.id, current_user, reason=reason, quoted=quote.amount)
         refund_id = refund.id if refund is not None else None
         db.session.commit()
     except REFUSALS as exc:

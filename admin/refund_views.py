@@ -16,6 +16,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 import clock
+from admin import confirm, restate
 from admin import queries_refunds as queries
 from admin.forms import (
     ApproveRequestForm,
@@ -32,7 +33,7 @@ from contracts.models import Contract
 from database.transactions import commit_or_refusal
 from extensions import db
 from payments import refunds
-from payments.models import RefundRequest, RefundStatus
+from payments.models import Refund, RefundRequest, RefundStatus, RequestStatus
 
 # --- refund requests -----------------------------------------------------------------------
 
@@ -109,22 +110,39 @@ def send_and_tell(refund_id: int) -> None:
 def refund_approve() -> str | Response:
     form = ApproveRequestForm()
     wanted = _request_or_404(form.request_id.data)
-    form.currency = wanted.contract.currency
+    contract = wanted.contract
+    form.currency = contract.currency
     if form.validate_on_submit():
-        refund_id, refused = commit_or_refusal(
-            lambda: refunds.approve_request(
-                wanted.id,
-                current_user,
-                amount=form.minor_amount,
-                override_reason=form.override_reason.data or "",
-            ).id,
-            refunds.RefundRefused,
-        )
-        if refused is None and refund_id is not None:
-            send_and_tell(refund_id)
-            return redirect(url_for("admin.refunds_page"))
+        assert form.minor_amount is not None  # set by a valid form
+        reason = form.override_reason.data or ""
+        money = refunds.refundable(contract)
+        quote = refunds.quote_now(contract, money)
+        proposed = refunds.proposed_amount(wanted, quote.amount)
+        preview = refunds.preview_refund(contract, form.minor_amount, money)
+        refused = _request_refusal(wanted) or refunds.override_refusal(
+            contract, proposed, form.minor_amount, reason, request=wanted) or preview.refusal
+        if refused is None:
+            page = confirm.ask(restate.approve_request(wanted, quote, preview, reason))
+            if page is not None:
+                return page
+            refund_id, refused = commit_or_refusal(
+                lambda: refunds.approve_request(
+                    wanted.id, current_user, amount=preview.amount, override_reason=reason,
+                    quoted=proposed,
+                ).id,
+                refunds.RefundRefused,
+            )
+            if refused is None and refund_id is not None:
+                send_and_tell(refund_id)
+                return redirect(url_for("admin.refunds_page"))
         form.form_errors.append(refused or "")
     return _requests_page(refused=form)
+
+
+def _request_refusal(wanted: RefundRequest) -> str | None:
+    if wanted.status is not RequestStatus.OPEN:
+        return f"Request #{wanted.id} was {wanted.status.value} already; nothing was done."
+    return None
 
 
 @bp.post("/refunds/reject")
@@ -145,7 +163,7 @@ def refund_reject() -> str | Response:
 
 
 @bp.post("/refunds/decide")
-def refund_decide_many() -> str:
+def refund_decide_many() -> str | Response:
     """Approve or reject the ticked requests; the results page says what happened to each.
 
     Rendered in answer to the POST (no redirect): the service committed each
@@ -155,8 +173,16 @@ def refund_decide_many() -> str:
     if not form.validate_on_submit():
         return _requests_page(bulk=form)
     approve = bool(form.approve.data)
+    ids = list(dict.fromkeys(form.request_ids.data or []))
+    quoted = None
+    if approve:
+        ticked = queries.requests_by_id(ids)
+        confirmation, quoted = restate.bulk_approval([ticked[i] for i in ids if i in ticked])
+        page = confirm.ask(confirmation)
+        if page is not None:
+            return page
     outcomes = refunds.decide_many(
-        form.request_ids.data or [], current_user, approve=approve, note=form.note.data or ""
+        ids, current_user, approve=approve, note=form.note.data or "", quoted=quoted
     )
     return render_template(
         "admin/refunds_results.html",
@@ -205,23 +231,33 @@ def contract_cancel_with_refund(contract_id: int) -> str | Response:
     contract = db.get_or_404(Contract, contract_id)
     form = CancelWithRefundForm()
     if form.validate_on_submit():
-        refund, refused = commit_or_refusal(
-            lambda: refunds.cancel_active_contract(
-                contract.id, current_user, reason=form.reason.data or ""
-            ),
-            refunds.RefundRefused,
-        )
-        refund_id = refund.id if refund else None
-        if refused:
-            form.form_errors.append(refused)
-        else:
+        reason = form.reason.data or ""
+        money = refunds.refundable(contract)
+        quote = refunds.quote_now(contract, money)
+        refused = refunds.cancel_refusal(contract, money, quote.amount)
+        if refused is None:
+            page = confirm.ask(restate.cancel_with_refund(contract, quote, money, reason))
+            if page is not None:
+                return page
+            refund_id, refused = commit_or_refusal(
+                lambda: _id_or_none(refunds.cancel_active_contract(
+                    contract.id, current_user, reason=reason, quoted=quote.amount
+                )),
+                refunds.RefundRefused,
+            )
+        if refused is None:
             flash("The contract is cancelled; both parties were told.", "success")
             if refund_id is None:
                 flash("Its refund policy gives nothing back now, so no refund was made.", "info")
             else:
                 send_and_tell(refund_id)
             return _back_to(contract.id)
+        form.form_errors.append(refused)
     return render_contract(contract, cancel_form=form)
+
+
+def _id_or_none(refund: Refund | None) -> int | None:
+    return refund.id if refund is not None else None
 
 
 @bp.post("/contracts/<int:contract_id>/refund")
@@ -230,15 +266,21 @@ def contract_refund(contract_id: int) -> str | Response:
     form = IssueRefundForm(currency=contract.currency)
     if form.validate_on_submit():
         assert form.minor_amount is not None  # set by a valid form
-        amount = form.minor_amount
-        refund_id, refused = commit_or_refusal(
-            lambda: refunds.refund_contract(
-                contract.id, current_user, amount=amount, note=form.note.data or ""
-            ).id,
-            refunds.RefundRefused,
-        )
-        if refused is None and refund_id is not None:
-            send_and_tell(refund_id)
-            return _back_to(contract.id)
+        amount, note = form.minor_amount, form.note.data or ""
+        preview = refunds.preview_refund(contract, amount)
+        refused = preview.refusal
+        if refused is None:
+            page = confirm.ask(restate.issue_refund(preview, note))
+            if page is not None:
+                return page
+            refund_id, refused = commit_or_refusal(
+                lambda: refunds.refund_contract(
+                    contract.id, current_user, amount=amount, note=note
+                ).id,
+                refunds.RefundRefused,
+            )
+            if refused is None and refund_id is not None:
+                send_and_tell(refund_id)
+                return _back_to(contract.id)
         form.form_errors.append(refused or "")
     return render_contract(contract, refund_form=form)

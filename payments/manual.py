@@ -12,7 +12,7 @@ from datetime import date
 import clock
 from accounts.models import User
 from audit.services import record as audit
-from contracts.models import ContractStatus
+from contracts.models import Contract, ContractStatus
 from contracts.services import lock_contract
 from extensions import db
 from payments import plan_terms as plans
@@ -22,6 +22,27 @@ from payments.settle import settle
 
 class ManualPaymentRefused(Exception):
     """The contract cannot take a manual payment now; the message says why."""
+
+
+def manual_refusal(
+    contract: Contract, *, received_on: date, instalments: int | None = None
+) -> str | None:
+    """Why `contract` cannot take this manual payment now, or None when it can."""
+    if contract.paid_at is not None:
+        return "This contract is paid already; nothing was recorded."
+    if contract.status is not ContractStatus.PENDING:
+        return f"This contract is {contract.status.value}; only a pending contract takes a payment."
+    if received_on > clock.now().date():
+        return "The money cannot have been received in the future."
+    if instalments is not None:
+        return plans.refusal(contract, instalments)
+    return None
+
+
+def amount_due(contract: Contract, instalments: int | None = None) -> int:
+    """What a manual payment records: the contract's total, or the deposit of the plan of
+    `instalments` (checked by `manual_refusal`)."""
+    return contract.total_amount if instalments is None else plans.deposit_of(contract, instalments)
 
 
 def record_manual_payment(
@@ -43,23 +64,12 @@ def record_manual_payment(
     contract = lock_contract(contract_id)
     if contract is None:
         raise LookupError(contract_id)
-    if contract.paid_at is not None:
-        raise ManualPaymentRefused("This contract is paid already; nothing was recorded.")
-    if contract.status is not ContractStatus.PENDING:
-        raise ManualPaymentRefused(
-            f"This contract is {contract.status.value}; only a pending contract takes a payment."
-        )
-    if received_on > clock.now().date():
-        raise ManualPaymentRefused("The money cannot have been received in the future.")
-    if instalments is not None:
-        why_not = plans.refusal(contract, instalments)
-        if why_not:
-            raise ManualPaymentRefused(why_not)
+    why_not = manual_refusal(contract, received_on=received_on, instalments=instalments)
+    if why_not:
+        raise ManualPaymentRefused(why_not)
     payment = Payment(
         contract_id=contract.id,
-        amount=contract.total_amount
-        if instalments is None
-        else plans.deposit_of(contract, instalments),
+        amount=amount_due(contract, instalments),
         currency=contract.currency,
         status=PaymentRecordStatus.PENDING,
         manual_method=method,

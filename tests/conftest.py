@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
+from werkzeug.datastructures import MultiDict
 
 from config import database_uri_from_url
 from tests.support import CHEAP_PASSWORD_HASHING, CHROMIUM, CHROMIUM_ARGS, require_service
@@ -130,6 +131,33 @@ class FormClient(FlaskClient):
 
     def submit(self, url: str, data: dict | None = None, **kwargs):
         return self.post(url, data={"csrf_token": self.csrf_token(), **(data or {})}, **kwargs)
+
+    def submit_confirmed(self, url: str, data: dict | None = None, **kwargs):
+        """Post a money form, then press Confirm on the page it answers with (`admin.confirm`).
+
+        The confirming form is read from the page as a browser would send it: its hidden
+        fields (the same values again and the figures read) and confirm=1.
+        """
+        first = self.submit(url, data)
+        return self.post(url, data=confirm_fields(first), **kwargs)
+
+
+def confirm_fields(response) -> MultiDict:
+    """What the Confirm button of a confirmation page posts."""
+    from html import unescape
+
+    html = response.get_data(as_text=True)
+    assert response.status_code in (200, 409), response.status_code
+    form = re.search(r'<form[^>]*id="confirm-form".*?</form>', html, re.S)
+    assert form, "no confirmation on the page"
+    fields = MultiDict(
+        (unescape(name), unescape(value))
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(0)
+        )
+    )
+    fields["confirm"] = "1"
+    return fields
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from payments.plan_terms import (
 )
 from payments.plans.admin import (
     cancel_plan,
+    cancel_plan_refusal,
+    manual_instalment_refusal,
     move_instalment,
     pause,
     record_manual_instalment,
@@ -38,6 +40,7 @@ __all__ = [
     "PlanOption",
     "PlanRefused",
     "cancel_plan",
+    "cancel_plan_refusal",
     "card_of",
     "charge_due_instalments",
     "charge_instalment",
@@ -47,6 +50,7 @@ __all__ = [
     "instalment_for_student",
     "intent_failed",
     "is_instalment_charge",
+    "manual_instalment_refusal",
     "move_instalment",
     "options",
     "pause",

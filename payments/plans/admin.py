@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import clock
 from accounts.models import User
 from audit.services import record as audit
-from database.states import check_transition
+from database.states import check_transition, refusal
 from extensions import db
 from payments.models import (
     PLAN_TRANSITIONS,
@@ -30,8 +30,9 @@ from payments.plans.charges import locked_instalment
 from payments.records import (
     lock_with_contract,
 )
-from payments.refunds import cancel_active_contract
+from payments.refunds import cancel_active_contract, cancel_refusal
 from payments.settle import settle
+from payments.standing import Standing
 
 
 def pause(plan_id: int, admin: User) -> PaymentPlan:
@@ -77,6 +78,15 @@ def move_instalment(instalment_id: int, admin: User, due_on: date) -> Instalment
     return instalment
 
 
+def manual_instalment_refusal(instalment: Instalment, received_on: date) -> str | None:
+    """Why this instalment cannot be recorded as paid offline now, or None."""
+    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
+        return f"This instalment is {instalment.status.value}; nothing to record."
+    if received_on > clock.now().date():
+        return "The money cannot have been received in the future."
+    return None
+
+
 def record_manual_instalment(
     instalment_id: int,
     admin: User,
@@ -88,11 +98,10 @@ def record_manual_instalment(
 ) -> Payment:
     """An instalment paid offline, recorded by an admin: as final as a card payment."""
     instalment, plan, contract = locked_instalment(instalment_id)
-    if instalment.status not in (InstalmentStatus.SCHEDULED, InstalmentStatus.FAILED):
-        raise PlanRefused(f"This instalment is {instalment.status.value}; nothing to record.")
     received_on = received_on or clock.now().date()
-    if received_on > clock.now().date():
-        raise PlanRefused("The money cannot have been received in the future.")
+    why_not = manual_instalment_refusal(instalment, received_on)
+    if why_not:
+        raise PlanRefused(why_not)
     payment = Payment(contract_id=contract.id, amount=instalment.amount,
                       currency=contract.currency, status=PaymentRecordStatus.PENDING,
                       manual_method=method, manual_reference=reference.strip(),
@@ -106,11 +115,20 @@ def record_manual_instalment(
     return payment
 
 
-def cancel_plan(plan_id: int, admin: User, *, reason: str) -> Refund | None:
+def cancel_plan_refusal(plan: PaymentPlan, money: Standing, amount: int) -> str | None:
+    """Why `plan` cannot be cancelled now with a refund of `amount`, or None."""
+    if PlanStatus.CANCELLED not in PLAN_TRANSITIONS.get(plan.status, frozenset()):
+        return refusal(plan.status, PlanStatus.CANCELLED, "plan")
+    return cancel_refusal(plan.contract, money, amount)
+
+
+def cancel_plan(
+    plan_id: int, admin: User, *, reason: str, quoted: int | None = None
+) -> Refund | None:
     """End a plan: the contract is cancelled with the refund its policy gives for what was
     paid (`payments.refunds`), which closes the plan and cancels every unpaid instalment
-    (a charge still on its way that succeeds later goes back in full). Flushes; the
-    refund, if any."""
+    (a charge still on its way that succeeds later goes back in full). `quoted` is the
+    refund the admin confirmed (another is refused). Flushes; the refund, if any."""
     plan, contract = lock_with_contract(PaymentPlan, plan_id)
     check_transition(PLAN_TRANSITIONS, plan.status, PlanStatus.CANCELLED, "plan")
-    return cancel_active_contract(contract.id, admin, reason=reason)
+    return cancel_active_contract(contract.id, admin, reason=reason, quoted=quoted)

@@ -5,13 +5,19 @@ handlers use."""
 
 from payments.refunds.decisions import (
     Outcome,
+    RefundPreview,
     approve_request,
     cancel_active_contract,
+    cancel_refusal,
     decide_many,
     describe,
+    override_refusal,
+    preview_refund,
+    proposed_amount,
     refund_contract,
     refund_void_payment,
     reject_request,
+    void_refund_amount,
 )
 from payments.refunds.offers import OfferOutlook, offer_refund, outlook
 from payments.refunds.requests import (
@@ -42,9 +48,11 @@ __all__ = [
     "REFUND_ID_KEY",
     "OfferOutlook",
     "Outcome",
+    "RefundPreview",
     "RefundRefused",
     "approve_request",
     "cancel_active_contract",
+    "cancel_refusal",
     "decide_many",
     "describe",
     "live_refunded",
@@ -54,6 +62,9 @@ __all__ = [
     "open_dispute_of",
     "open_request_of",
     "outlook",
+    "override_refusal",
+    "preview_refund",
+    "proposed_amount",
     "quote_now",
     "refund_contract",
     "refund_void_payment",
@@ -69,4 +80,5 @@ __all__ = [
     "sweep_unsent_refunds",
     "unsent_refund_ids",
     "withdraw_request",
+    "void_refund_amount",
 ]

@@ -8,7 +8,8 @@ a payment recorded offline is given back offline, recorded as made at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import clock
 import jobs
@@ -58,28 +59,32 @@ def _locked_request(request_id: int) -> tuple[RefundRequest, Contract]:
 
 
 def approve_request(
-    request_id: int, admin: User, *, amount: int | None = None, override_reason: str = ""
+    request_id: int,
+    admin: User,
+    *,
+    amount: int | None = None,
+    override_reason: str = "",
+    quoted: int | None = None,
 ) -> Refund:
     """Approve a request: a refund of `amount` (the policy's quote by default, or what
     the coach offered on a coach's offer) is written.
 
     An amount other than that needs `override_reason`; no amount can go above
-    what is still refundable. Flushes; after the caller commits, `send_refund`
+    what is still refundable. `quoted` is the amount proposed when the admin confirmed
+    (`proposed_amount`): one that changed since is refused. Flushes; after the caller
+    commits, `send_refund`
     (or its job) asks Stripe.
     """
     request, contract = _locked_request(request_id)
     money = standing_of(contract)
     offer = quote_now(contract, money)
-    expected = request.offered_amount if request.offered_by_coach else offer.amount
-    assert expected is not None
+    expected = proposed_amount(request, offer.amount)
+    _check_confirmed(quoted, expected, contract)
     amount = expected if amount is None else amount
     override_reason = override_reason.strip()
-    if amount != expected and not override_reason:
-        given = (f"{contract.coach.name} offered" if request.offered_by_coach
-                 else "The policy gives")
-        raise RefundRefused(
-            f"{given} {money_in(expected, contract)}; say why a different amount is refunded."
-        )
+    why_not = override_refusal(contract, expected, amount, override_reason, request=request)
+    if why_not:
+        raise RefundRefused(why_not)
     refund = start_refund(
         contract,
         money,
@@ -117,6 +122,33 @@ def approve_request(
             link=contract_link(contract),
         )
     return refund
+
+
+def proposed_amount(request: RefundRequest, quote: int) -> int:
+    """What approving `request` refunds unless the admin says otherwise: what the coach
+    offered on a coach's offer, else the policy's quote of now."""
+    if request.offered_by_coach and request.offered_amount is not None:
+        return request.offered_amount
+    return quote
+
+
+def override_refusal(
+    contract: Contract,
+    proposed: int,
+    amount: int,
+    override_reason: str,
+    *,
+    request: RefundRequest | None = None,
+) -> str | None:
+    """An approved amount other than the one proposed (`proposed_amount`) needs a reason."""
+    if amount != proposed and not override_reason.strip():
+        given = (
+            f"{contract.coach.name} offered"
+            if request is not None and request.offered_by_coach
+            else "The policy gives"
+        )
+        return f"{given} {money_in(proposed, contract)}; say why a different amount is refunded."
+    return None
 
 
 def reject_request(request_id: int, admin: User, *, note: str) -> RefundRequest:
@@ -159,18 +191,27 @@ class Outcome:
 
 
 def decide_many(
-    request_ids: list[int], admin: User, *, approve: bool, note: str = ""
+    request_ids: list[int],
+    admin: User,
+    *,
+    approve: bool,
+    note: str = "",
+    quoted: Mapping[int, int] | None = None,
 ) -> list[Outcome]:
     """Approve (at each quote) or reject several requests, each in its own transaction.
 
-    Commits once per request; an approved refund is then sent to Stripe at once,
-    so each result says what Stripe answered. A refusal leaves its request as it was.
+    `quoted` holds the quotes the admin confirmed, by request: a request whose quote
+    changed since is refused. Commits once per request; an approved refund is then
+    sent to Stripe at once, so each result says what Stripe answered. A refusal
+    leaves its request as it was.
     """
     outcomes = []
     for request_id in dict.fromkeys(request_ids):
         try:
             if approve:
-                refund = approve_request(request_id, admin)
+                refund = approve_request(
+                    request_id, admin, quoted=quoted.get(request_id) if quoted else None
+                )
             else:
                 reject_request(request_id, admin, note=note)
             db.session.commit()
@@ -219,25 +260,24 @@ def refund_contract(contract_id: int, admin: User, *, amount: int, note: str) ->
     )
 
 
-def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Refund | None:
+def cancel_active_contract(
+    contract_id: int, admin: User, *, reason: str, quoted: int | None = None
+) -> Refund | None:
     """An admin ends an active contract and refunds what its policy gives now. Flushes.
 
     The quote is taken before the contract closes; its open sessions are cancelled
-    (none counts as used). Returns the refund, or None when the policy gives nothing.
+    (none counts as used). `quoted` is the refund the admin confirmed: a quote that
+    changed since is refused. Returns the refund, or None when the policy gives nothing.
     """
     contract = locked_contract(contract_id)
-    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
-        raise RefundRefused(
-            f"This contract is {contract.status.value}; only an active one can be "
-            "cancelled with a refund."
-        )
     if not reason.strip():
         raise RefundRefused("Say why the contract is cancelled; both parties see it.")
     money = standing_of(contract)
-    why_not = refusal(contract, money)
     offer = quote_now(contract, money)
-    if why_not and offer.amount:
+    why_not = cancel_refusal(contract, money, offer.amount)
+    if why_not:
         raise RefundRefused(why_not)
+    _check_confirmed(quoted, offer.amount, contract)
     lifecycle.cancel_paid(contract, by=admin, reason=reason.strip())
     close_plan(contract, reason=reason.strip(), actor=admin)
     if not offer.amount:
@@ -249,6 +289,75 @@ def cancel_active_contract(contract_id: int, admin: User, *, reason: str) -> Ref
         source=RefundSource.ADMIN,
         by=admin,
         note=f"Contract cancelled: {reason.strip()}"[:500],
+    )
+
+
+def cancel_refusal(contract: Contract, money: Standing, amount: int) -> str | None:
+    """Why `contract` cannot be cancelled now with a refund of `amount`, or None."""
+    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.PAST_DUE):
+        return (
+            f"This contract is {contract.status.value}; only an active one can be "
+            "cancelled with a refund."
+        )
+    return refusal(contract, money) if amount else None
+
+
+def _check_confirmed(confirmed: int | None, amount: int, contract: Contract) -> None:
+    """Refuse when the amount an admin confirmed is no longer the amount of now."""
+    if confirmed is not None and confirmed != amount:
+        raise RefundRefused(
+            f"The refund is now {money_in(amount, contract)}, not the "
+            f"{money_in(confirmed, contract)} you confirmed: something changed meanwhile. "
+            "Nothing was done; look at the new figures and decide again."
+        )
+
+
+def amount_refusal(contract: Contract, money: Standing, amount: int) -> str | None:
+    """Why a refund of `amount` cannot be made on `contract` now, or None."""
+    why_not = refusal(contract, money)
+    if why_not:
+        return why_not
+    if amount <= 0:
+        return "A refund must be more than nothing."
+    if amount > money.refundable:
+        return f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
+    return None
+
+
+@dataclass(frozen=True)
+class RefundPreview:
+    """What a refund of `amount` would do, worked out as `start_refund` writes it."""
+
+    contract: Contract
+    amount: int
+    money: Standing  # before it
+    refusal: str | None  # why it cannot be made now, or None
+    to_stripe: int  # the part that goes back through Stripe, to how the student paid
+    offline: int  # the part of payments recorded offline, given back by hand
+    stripe_method: str | None = None  # how the Stripe part was paid ("card"), if known
+
+    @property
+    def after(self) -> Standing:
+        """The standing once this refund (and those on their way) went through."""
+        returned = self.money.refund_pending + (0 if self.refusal else self.amount)
+        return replace(self.money, refunded=self.money.refunded + returned, refund_pending=0)
+
+
+def preview_refund(contract: Contract, amount: int, money: Standing | None = None) -> RefundPreview:
+    """A refund of `amount` on `contract`, shown before it is made (nothing is written)."""
+    money = money or standing_of(contract)
+    why_not = amount_refusal(contract, money, amount)
+    parts = [] if why_not else _parts(money, amount)
+    return RefundPreview(
+        contract=contract,
+        amount=amount,
+        money=money,
+        refusal=why_not,
+        to_stripe=sum(part for item, part in parts if item.through_stripe),
+        offline=sum(part for item, part in parts if not item.through_stripe),
+        stripe_method=next(
+            (item.payment.payment_method_type for item, _ in parts if item.through_stripe), None
+        ),
     )
 
 
@@ -268,15 +377,9 @@ def start_refund(
     recorded offline is given back the way it came: the admin's refund is recorded
     as made at once.
     """
-    why_not = refusal(contract, money)
+    why_not = amount_refusal(contract, money, amount)
     if why_not:
         raise RefundRefused(why_not)
-    if amount <= 0:
-        raise RefundRefused("A refund must be more than nothing.")
-    if amount > money.refundable:
-        raise RefundRefused(
-            f"Only {money_in(money.refundable, contract)} is still refundable on this contract."
-        )
     written = []
     for payment, part in _parts(money, amount):
         refund = Refund(
@@ -332,6 +435,11 @@ def _parts(money: Standing, amount: int) -> list[tuple[PaymentLeft, int]]:
     return parts
 
 
+def void_refund_amount(payment: Payment) -> int:
+    """What a void payment still has to give back: what refunds have not given back yet."""
+    return payment.amount - live_refunded(payment.id)
+
+
 def refund_void_payment(payment: Payment) -> Refund | None:
     """A payment that does not count for its contract goes back in full (flushes): what
     refunds (one made in the Stripe Dashboard, say) have not given back yet; None when
@@ -340,7 +448,7 @@ def refund_void_payment(payment: Payment) -> Refund | None:
     Called under the contract's lock when the payment is made void; the refund is
     sent after commit.
     """
-    rest = payment.amount - live_refunded(payment.id)
+    rest = void_refund_amount(payment)
     if rest <= 0:
         return None
     refund = Refund(

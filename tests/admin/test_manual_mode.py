@@ -46,7 +46,7 @@ def test_an_admin_records_a_plan_deposit_then_an_instalment(db, client, contract
     login(client, make_user("admin", name="Ada Admin"))
     form = client.get(f"/admin/contracts/{contract_id}/manual-payment").get_data(as_text=True)
     assert "The deposit of a plan of 3 instalments: $100.00" in form
-    response = client.submit(f"/admin/contracts/{contract_id}/manual-payment", {
+    response = client.submit_confirmed(f"/admin/contracts/{contract_id}/manual-payment", {
         "method": "bank_transfer", "reference": "TR-100", "received_on": "2026-11-20",
         "note": "", "instalments": "3"})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
@@ -59,7 +59,7 @@ def test_an_admin_records_a_plan_deposit_then_an_instalment(db, client, contract
     first = db.session.scalar(select(Instalment).filter_by(plan_id=plan.id, number=1))
     # Nothing is ever charged without Stripe: the periodic job leaves due instalments alone.
     plans.charge_due_instalments()
-    response = client.submit(f"/admin/contracts/{contract_id}/plan/record-payment", {
+    response = client.submit_confirmed(f"/admin/contracts/{contract_id}/plan/record-payment", {
         "instalment_id": str(first.id), "reference": "TR-101", "note": ""})
     assert response.status_code == 302
     db.session.expire_all()

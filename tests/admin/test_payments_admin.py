@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from contracts.money import format_money
-from tests.conftest import login
+from tests.conftest import confirm_fields, login
 
 
 @pytest.fixture
@@ -282,7 +282,7 @@ def test_a_manual_payment_activates_the_contract_once(admin_client, db, make_con
     contract = make_contract()
     told_before = db.session.scalar(select(func.max(Notification.id)))  # the proposal's
     url = f"/admin/contracts/{contract.id}/manual-payment"
-    first = admin_client.submit(url, manual_form())
+    first = admin_client.submit_confirmed(url, manual_form())
     assert first.status_code == 302
     again = admin_client.submit(url, manual_form(), follow_redirects=True)
     assert "paid already" in again.get_data(as_text=True)
@@ -338,12 +338,15 @@ def test_two_manual_payments_at_once_record_one(app, db, make_contract, admin_us
     statuses = []
     today = clock.now().date().isoformat()
     url = f"/admin/contracts/{contract.id}/manual-payment"
+    # Both admins read the same confirmation, then confirm at once.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(lambda: clients[0].post(
+            url, data={**manual_form(received_on=today), "csrf_token": tokens[0]})).result()
+    confirmed = confirm_fields(asked)
 
     def post(each, token):
         barrier.wait()
-        statuses.append(each.post(url,
-                                  data={**manual_form(received_on=today),
-                                        "csrf_token": token}).status_code)
+        statuses.append(each.post(url, data={**confirmed, "csrf_token": token}).status_code)
 
     pairs = zip(clients, tokens, strict=True)
     threads = [threading.Thread(target=post, args=pair) for pair in pairs]

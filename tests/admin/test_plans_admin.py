@@ -121,9 +121,13 @@ def flashed(html: str) -> list[str]:
     return [" ".join(unescape(m).split()) for m in found]
 
 
-def post(client, url: str, data: dict | None = None) -> str:
-    """Submit an action's form and read the page it leads to (the contract's)."""
-    response = client.submit(url, data or {})
+def post(client, url: str, data: dict | None = None, *, confirmed: bool = False) -> str:
+    """Submit an action's form (confirming it when it moves money) and read the page it
+    leads to (the contract's)."""
+    if confirmed:
+        response = client.submit_confirmed(url, data or {})
+    else:
+        response = client.submit(url, data or {})
     assert response.status_code == 302, response.status_code
     assert response.headers["Location"].endswith("#payment-plan")
     return client.get(response.headers["Location"]).get_data(as_text=True)
@@ -338,7 +342,7 @@ def test_an_offline_payment_pays_the_instalment_unlocks_a_session_and_is_invoice
 
     page = post(admin_client, f"/admin/contracts/{built.contract_id}/plan/record-payment",
                 {"instalment_id": first, "reference": "TR-2026-0042",
-                 "note": "Paid at the front desk."})
+                 "note": "Paid at the front desk."}, confirmed=True)
     assert "Instalment 1 ($50.00) recorded as paid offline." in flashed(page)
     instalment = fresh(db, Instalment, first)
     assert (instalment.status.value, instalment.paid_at) == ("paid", NOON)
@@ -376,7 +380,7 @@ def test_an_offline_payment_of_a_failed_instalment_ends_the_past_due(
     db.session.commit()
 
     page = post(admin_client, f"/admin/contracts/{built.contract_id}/plan/record-payment",
-                {"instalment_id": failed.id, "reference": "CHQ-118"})
+                {"instalment_id": failed.id, "reference": "CHQ-118"}, confirmed=True)
     assert "Instalment 1 ($50.00) recorded as paid offline." in flashed(page)
     contract = fresh(db, Contract, built.contract_id)
     assert (contract.status.value, contract.amount_paid) == ("active", 10000)
@@ -398,7 +402,7 @@ def test_cancelling_the_plan_cancels_the_contract_and_records_todays_refund(
     assert "Say why the plan is cancelled; both parties see it." in flashed(page)
     assert fresh(db, PaymentPlan, built.plan_id).status.value == "active"
 
-    page = post(admin_client, url, {"reason": "The student moved abroad."})
+    page = post(admin_client, url, {"reason": "The student moved abroad."}, confirmed=True)
     messages = flashed(page)
     assert any(m.startswith("The plan is cancelled") for m in messages)
     assert ("Refund of $50.00 recorded; Stripe could not be reached just now, so it will be "

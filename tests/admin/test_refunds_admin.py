@@ -223,8 +223,8 @@ def test_an_approval_stripe_cannot_hear_yet_is_recorded_and_sent_later(
     contract_id, student = paid_contract()
     request_id = ask_refund(contract_id, student)
 
-    response = admin_client.submit("/admin/refunds/approve",
-                                   {"request_id": request_id, "amount": "200.00"})
+    response = admin_client.submit_confirmed("/admin/refunds/approve",
+                                             {"request_id": request_id, "amount": "200.00"})
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Stripe could not be reached just now, so it will be sent shortly" in page
@@ -460,7 +460,8 @@ def test_a_bulk_approval_while_stripe_is_away_records_every_refund(
     from payments.models import Refund, RefundRequest
 
     ids = [ask_refund(*paid_contract()) for _ in range(2)]
-    response = admin_client.submit("/admin/refunds/decide", {"request_ids": ids, "approve": "1"})
+    response = admin_client.submit_confirmed("/admin/refunds/decide",
+                                             {"request_ids": ids, "approve": "1"})
     assert response.status_code == 200
     html = unescape(response.get_data(as_text=True))
     results = dict(re.findall(r'id="result-(\d+)" data-ok="(\w+)"', html))

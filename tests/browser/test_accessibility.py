@@ -132,4 +132,20 @@ def test_admin_pages(browser, live_url):
     with new_page(browser) as page:
         log_in_demo(page, live_url, "admin")
         problems = check_pages(page, live_url, ADMIN_PAGES)
+        # The confirmation a money action answers with, one request and several (nothing
+        # moves: the Confirm button is not pressed).
+        page.goto(f"{live_url}/admin/refunds")
+        page.locator("[data-request-id]").first.get_by_role(
+            "button", name="Approve and refund").click()
+        page.wait_for_load_state("load")
+        assert page.locator("#confirm-form").is_visible()
+        if violations := axe_violations(page):
+            problems.append(describe_violations("approve and refund (confirm)", violations))
+        page.goto(f"{live_url}/admin/refunds")
+        page.locator("[data-request-id] input[name=request_ids]").first.check()
+        page.locator("#bulk-approve").click()
+        page.wait_for_load_state("load")
+        assert page.locator("#confirm-items").is_visible()
+        if violations := axe_violations(page):
+            problems.append(describe_violations("bulk approval (confirm)", violations))
     assert not problems, "\n" + "\n".join(problems)

@@ -85,6 +85,9 @@ BANK = {"bank": "000123456789", "bank_fails": "000111111113"}
 PAY_HOW = ("card", "card", "card_declined", "card_3ds_ok", "card_3ds_failed", "bank",
            "bank_fails")
 PICK = st.integers(0, 5)
+# How an admin's confirmation of a money action stands when it arrives: the figures it
+# showed are today's, or they changed since ("stale", refused with nothing done).
+CONFIRMED = st.sampled_from(("now", "now", "now", "stale"))
 OPEN_DISPUTES = ("needs_response", "under_review", "warning_needs_response",
                  "warning_under_review")
 
@@ -1058,10 +1061,12 @@ class MoneyMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.refs_where(lambda s: s.open_request is not None))
     @rule(pick=PICK, decision=st.sampled_from(("quote", "quote", "other", "reject")),
-          share=st.sampled_from((1, 2, 4)))
-    def decide_request(self, pick: int, decision: str, share: int) -> None:
+          share=st.sampled_from((1, 2, 4)), confirmed=CONFIRMED)
+    def decide_request(self, pick: int, decision: str, share: int, confirmed: str) -> None:
         """An admin approves a request at the quote, or at another amount with a reason
-        (a share of what is refundable), or rejects it."""
+        (a share of what is refundable), or rejects it. An approval is confirmed at the
+        quote the confirmation page showed: today's, or one that changed since ("stale"),
+        which is refused."""
         from extensions import db
         from payments import refunds
 
@@ -1074,17 +1079,20 @@ class MoneyMachine(RuleBasedStateMachine):
                 db.session.commit()
                 self.log(ref, "an admin rejects the refund request")
             else:
+                contract = self._contract(ref)
                 amount = None
                 if decision == "other":
-                    contract = self._contract(ref)
                     amount = max(refunds.refundable(contract).left // share, 1)
+                quoted = self._confirmed_quote(contract, confirmed, request_id)
                 refund = refunds.approve_request(request_id, self.admin, amount=amount,
-                                                 override_reason="goodwill" if amount else "")
+                                                 override_reason="goodwill" if amount else "",
+                                                 quoted=quoted)
+                assert confirmed != "stale", "an approval confirmed at a stale quote went through"
                 refund_id = refund.id
                 db.session.commit()
                 self._sent(ref, refund_id, f"approves the request ({decision})")
         except refunds.RefundRefused as exc:
-            self.refused(ref, f"deciding the refund request ({decision})", exc)
+            self.refused(ref, f"deciding the refund request ({decision}, {confirmed})", exc)
         self.done()
 
     @precondition(lambda self: self.refs_where(lambda s: s.open_request is not None))
@@ -1176,6 +1184,19 @@ class MoneyMachine(RuleBasedStateMachine):
                           f"{made_id} for an admin")
         self.done()
 
+    def _confirmed_quote(self, contract: Any, confirmed: str, request_id: int | None = None
+                         ) -> int:
+        """The amount an admin's confirmation page showed: today's quote (what the coach
+        offered, on a coach's offer), or another ("stale")."""
+        from extensions import db
+        from payments import refunds
+        from payments.models import RefundRequest
+
+        quote = refunds.quote_now(contract).amount
+        if request_id is not None:
+            quote = refunds.proposed_amount(db.session.get(RefundRequest, request_id), quote)
+        return quote + 1 if confirmed == "stale" else quote
+
     def _contract(self, ref: Ref) -> Any:
         from contracts.models import Contract
         from extensions import db
@@ -1207,21 +1228,28 @@ class MoneyMachine(RuleBasedStateMachine):
         self.done()
 
     @precondition(lambda self: self.refs_where(lambda s: s.status in ("active", "past_due")))
-    @rule(pick=PICK)
-    def cancel_with_refund(self, pick: int) -> None:
-        """An admin cancels an active contract with the refund its policy gives now."""
+    @rule(pick=PICK, confirmed=CONFIRMED)
+    def cancel_with_refund(self, pick: int, confirmed: str) -> None:
+        """An admin cancels an active contract with the refund its policy gives now, as
+        confirmed on its confirmation page (a stale quote is refused, nothing done)."""
         from extensions import db
         from payments import refunds
 
         ref = self.pick(pick, self.refs_where(lambda s: s.status in ("active", "past_due")))
         assert ref is not None
         refundable = self.view().of(ref).can_give_back()
+        quoted = self._confirmed_quote(self._contract(ref), confirmed)
         try:
-            refund = refunds.cancel_active_contract(ref.id, self.admin, reason="coach left")
+            refund = refunds.cancel_active_contract(ref.id, self.admin, reason="coach left",
+                                                    quoted=quoted)
+            assert confirmed != "stale", "a cancellation confirmed at a stale quote went through"
             refund_id = refund.id if refund else None
             db.session.commit()
         except refunds.RefundRefused as exc:
-            self.refused(ref, "cancelling the active contract with a refund", exc)
+            self.refused(ref, f"cancelling the active contract with a refund ({confirmed})", exc)
+            if confirmed == "stale":
+                self.done()
+                return
             # README: "an admin cancels an active one, with the refund its policy gives at
             # that moment, through the same refund path": refused only when nothing could go
             # back (Stripe refuses refunds of a charge charged back).

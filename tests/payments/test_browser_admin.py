@@ -85,6 +85,8 @@ def test_an_admin_works_through_the_console(page, live_url, db, console_data):
     page.get_by_label("Reference").fill("TR-778")
     page.get_by_label("Received on").fill(datetime.now(UTC).date().isoformat())
     page.get_by_role("button", name="received").click()
+    assert "TR-778" in page.locator("#confirm-figures").inner_text()  # nothing recorded yet
+    page.get_by_role("button", name="received").click()
     assert "Manual payment recorded" in page.locator(".alert").first.inner_text()
     shot(page, "admin-manual-payment")
 

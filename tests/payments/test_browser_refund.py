@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import PASSWORD
 from tests.payments.conftest import wait_until_state
@@ -52,6 +53,12 @@ def test_a_refund_asked_approved_and_seen_by_both_parties(page, live_url, db, pa
     assert request.get_by_label("Amount (USD)").input_value() == "200.00"
     shot(page, "admin-refund-queue")
     request.get_by_role("button", name="Approve and refund").click()
+    # Nothing has moved yet: the confirmation restates it, then the admin confirms.
+    confirmation = page.locator("#confirmation")
+    assert "Approve request" in confirmation.inner_text()
+    assert "$200.00 (USD)" in page.locator("#confirm-figures").inner_text()
+    shot(page, "admin-refund-confirm")
+    page.get_by_role("button", name="Approve and refund $200.00").click()
     assert "Refunded $200.00" in page.locator(".alert").first.inner_text()
     assert page.locator("#requests-empty").is_visible()
     wait_until_state(db, contract_id, ("refunded", "refunded"))
@@ -114,3 +121,54 @@ def test_the_student_withdraws_and_the_coach_gives_money_back(page, live_url, db
     refunds_table = page.locator("#contract-refunds").inner_text()
     assert "$50.00" in refunds_table and "Given back by your coach" in refunds_table
     shot(page, "student-sees-coach-refund")
+
+
+def test_an_admin_refunds_through_the_confirmation_with_javascript_off(
+    browser, live_url, db, paid, admin
+):
+    """The confirmation is a plain form: it works in a browser running no script."""
+    from payments.models import Refund
+
+    contract_id, student, coach = paid
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_url}/auth/login")
+        page.get_by_label("Email").fill(admin.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{live_url}/admin/**")
+        page.goto(f"{live_url}/admin/contracts/{contract_id}")
+        form = page.locator("#refund-form")
+        form.get_by_label("Amount (USD)").fill("50.00")
+        form.get_by_label("Why (kept with the refund)").fill("The first session started late.")
+        form.get_by_role("button", name="Refund").click()
+
+        figures = page.locator("#confirm-figures").inner_text()
+        assert page.locator("#confirm-question").inner_text() == (
+            f"Refund $50.00 to {student.name}?")
+        for words in ("$50.00 (USD)", f"“{_title(db, contract_id)}”", student.name, coach.name,
+                      "$200.00"):
+            assert words in figures, words
+        assert f"$50.00 goes back to {student.name}'s card" in page.locator(
+            "#confirm-happens").inner_text()
+        assert db.session.scalars(select(Refund)).all() == []  # nothing has moved yet
+        shot(page, "admin-refund-confirm-no-js")
+
+        page.get_by_role("button", name="Refund $50.00").click()
+        page.wait_for_url(f"{live_url}/admin/contracts/{contract_id}*")
+        assert "$50.00" in page.locator(".alert").first.inner_text()
+        db.session.expire_all()
+        [refund] = db.session.scalars(select(Refund)).all()
+        assert (refund.amount, refund.note) == (5000, "The first session started late.")
+        shot(page, "admin-refund-confirmed-no-js")
+    finally:
+        context.close()
+
+
+def _title(db, contract_id: int) -> str:
+    from contracts.models import Contract
+
+    return db.session.get(Contract, contract_id).title

@@ -115,8 +115,8 @@ def test_approving_at_the_quote_refunds_through_stripe(
     queue = admin.get("/admin/refunds").get_data(as_text=True)
     assert re.search(rf'id="amount-{request_id}"[^>]*value="200.00"', queue)
 
-    response = admin.submit("/admin/refunds/approve",
-                            {"request_id": request_id, "amount": "200.00"})
+    response = admin.submit_confirmed("/admin/refunds/approve",
+                                      {"request_id": request_id, "amount": "200.00"})
     assert ("Refund of $200.00 accepted by Stripe; the bank has not confirmed it yet."
             in flashed(admin, response))
     request = fresh(db, RefundRequest, request_id)
@@ -153,7 +153,7 @@ def test_approving_another_amount_with_a_reason_refunds_that_amount(
     contract_id = pay()
     request_id = ask_refund(contract_id)
     admin = as_admin()
-    response = admin.submit("/admin/refunds/approve", {
+    response = admin.submit_confirmed("/admin/refunds/approve", {
         "request_id": request_id, "amount": "150.00",
         "override_reason": "One session took place off the platform."})
     assert "Refunded $150.00." in flashed(admin, response)
@@ -187,8 +187,9 @@ def test_a_bulk_approval_reports_the_refund_stripe_refused_and_reopens_its_reque
     ids = [ask_refund(first), ask_refund(stray.id, student), ask_refund(second)]
     admin = as_admin()
 
-    response = admin.submit("/admin/refunds/decide",
-                            {"request_ids": ids, "approve": "Approve selected at their quotes"})
+    response = admin.submit_confirmed(
+        "/admin/refunds/decide",
+        {"request_ids": ids, "approve": "Approve selected at their quotes"})
     html = unescape(response.get_data(as_text=True))
     assert response.status_code == 200
     assert "Approved: 2 of 3" in html
@@ -275,7 +276,8 @@ def test_cancelling_an_active_contract_refunds_todays_quote(
             "3 sessions not used come back at $50.00 each: $150.00.") in page
     assert "Cancel the contract and refund $150.00" in page
 
-    response = admin.submit(f"{url}/cancel-with-refund", {"reason": "The coach left the platform."})
+    response = admin.submit_confirmed(f"{url}/cancel-with-refund",
+                                      {"reason": "The coach left the platform."})
     shown = flashed(admin, response)
     assert "The contract is cancelled; both parties were told." in shown
     assert "Refunded $150.00." in shown
@@ -291,7 +293,8 @@ def test_an_admins_own_refund_from_the_contract_page(db, pay, as_admin):
     contract_id = pay()
     admin = as_admin()
     url = f"/admin/contracts/{contract_id}"
-    response = admin.submit(f"{url}/refund", {"amount": "25.50", "note": "Late start, twice."})
+    response = admin.submit_confirmed(f"{url}/refund",
+                                      {"amount": "25.50", "note": "Late start, twice."})
     assert "Refunded $25.50." in flashed(admin, response)
     [refund] = refunds_of(db, contract_id)
     assert (refund.status.value, refund.amount, refund.source.value, refund.note) == (

@@ -36,7 +36,8 @@ def test_refusing_a_held_payment_refunds_it_once_and_activates_nothing(
     admin.submit("/auth/logout")
     login(admin, make_user("admin"))
     url = f"/admin/reviews/{held.id}/refund"
-    assert admin.submit(url, {"note": "Amount does not match the contract"}).status_code == 302
+    assert admin.submit_confirmed(
+        url, {"note": "Amount does not match the contract"}).status_code == 302
     again = admin.submit(url, {"note": "again"}, follow_redirects=True)
     assert "decided already" in again.get_data(as_text=True)
 
