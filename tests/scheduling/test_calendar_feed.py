@@ -245,3 +245,32 @@ def test_the_feed_is_rate_limited_per_address(client, db):
     unknown = f"/calendar/{secrets.token_urlsafe(32)}.ics"
     codes = [client.get(unknown).status_code for _ in range(61)]
     assert codes[:60] == [404] * 60 and codes[60] == 429
+
+
+def test_a_feed_fetched_again_renders_only_the_events_that_changed(
+    client, db, make_contract, student, clock
+):
+    from scheduling.ics import _event_text
+
+    contract_id = make_contract()
+    ids = [add_session(db, contract_id, START + timedelta(days=day)) for day in (5, 6, 7)]
+    token = turn_feed_on(db, student)
+    _event_text.cache_clear()
+    first, _, _ = read_feed(client, token)
+    assert _event_text.cache_info().misses == 3
+    # The spliced text is what icalendar itself writes for the same calendar.
+    assert Calendar.from_ical(first.data).to_ical() == first.data
+
+    clock.advance(timedelta(minutes=1))
+    login(client, student)
+    assert client.submit(f"/sessions/{ids[1]}/cancel").status_code == 302
+    _, _, events = read_feed(client, token)
+    info = _event_text.cache_info()
+    assert (info.misses, info.hits) == (4, 2)
+    assert [str(events[i]["status"]) for i in ids] == ["CONFIRMED", "CANCELLED", "CONFIRMED"]
+
+    # A party's new name is part of every event's text: none is served stale.
+    db.session.get(User, student.id).name = "Kenji Renamed"
+    db.session.commit()
+    _, _, events = read_feed(client, token)
+    assert all("Kenji Renamed" in str(events[i]["summary"]) for i in ids)

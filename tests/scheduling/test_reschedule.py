@@ -66,7 +66,7 @@ def test_either_party_moves_a_session_and_the_other_is_told(
     page = client.get(f"/sessions/{booked_id}/reschedule").get_data(as_text=True)
     assert "Now: <strong>Tue 02 Mar 2027, 03:00 EST</strong>" in page
     # Its own time is no obstacle: 03:30 overlaps the session being moved, and is offered.
-    assert f'value="{value(TUESDAY + timedelta(minutes=30))}"' in page
+    assert f'data-slot="{value(TUESDAY + timedelta(minutes=30))}"' in page
 
     response = move(client, booked_id, THURSDAY, follow_redirects=True)
     assert "Session moved to Thu 04 Mar 2027, 05:00 EST." in response.get_data(as_text=True)
