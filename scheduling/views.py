@@ -92,6 +92,7 @@ def _picker(
         "link_to": (here, {**args, "from": week.from_day.isoformat()}),
         "day": day,
         "day_parts": availability.day_parts(week.choices_on(day)),
+        "day_has_late": any(choice.late_cancel for choice in week.choices_on(day)),
         "picked": found[1] if found else None,
         "chosen_missing": bool(chosen) and found is None,
         "hours": hours,

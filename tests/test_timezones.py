@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
 
 from accounts.models import User
@@ -17,6 +18,7 @@ from accounts.timezones import (
     zone_groups,
 )
 from tests.conftest import login
+from tests.support import serve_in_thread, shot
 from tests.test_accounts import REGISTRATION
 
 
@@ -108,3 +110,57 @@ def test_a_saved_zone_with_no_offered_equal_stays_a_choice(client, db, make_user
     login(client, other)
     refused = client.submit("/settings/", {"name": "Other", "timezone": "Etc/GMT+5"})
     assert "Not a valid choice" in refused.get_data(as_text=True)
+
+
+# --- in Chromium ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("browser_zone", "picked"), [
+    ("America/New_York", "America/New_York"),
+    # Chromium may report an old name (its ICU does for India): it reads as the new one.
+    ("Asia/Calcutta", "Asia/Kolkata"),
+])
+def test_sign_up_picks_the_browsers_zone_and_the_filter_finds_zones(
+    app, browser, db, browser_zone, picked
+):
+    context = browser.new_context(viewport={"width": 390, "height": 844},
+                                  timezone_id=browser_zone)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        with serve_in_thread(app) as url:
+            page.goto(f"{url}/auth/register")
+            zone = page.locator("select#timezone")
+            assert zone.input_value() == picked
+            assert "Picked from your browser" in page.locator("#timezone-picked").inner_text()
+            search = page.get_by_label("Search zones by city or region")
+            search.fill("new y")
+            assert zone.input_value() == "America/New_York"
+            assert zone.locator("option").all_inner_texts() == [
+                text for text in zone.locator("option").all_inner_texts() if "New York" in text
+            ] and zone.locator("option").count() == 1
+            search.fill("york")
+            assert zone.input_value() == "America/New_York"
+            search.fill("tokyo")
+            assert zone.input_value() == "Asia/Tokyo"
+            assert "1 time zone matches" in page.locator("#timezone-filter-status").inner_text()
+            assert page.locator("#timezone-picked").is_hidden()  # no longer the browser's
+            shot(page, f"zone-filter-{picked.replace('/', '-')}")
+            search.fill("")
+            assert zone.locator("optgroup").count() == 11  # every region back
+            assert zone.input_value() == "Asia/Tokyo"  # the pick stays
+            # Enter in the search box moves to the list rather than sending the form.
+            search.fill("kolkata")
+            search.press("Enter")
+            assert page.url.endswith("/auth/register")
+            assert page.evaluate("document.activeElement.id") == "timezone"
+            page.get_by_label("Full name").fill("Ana Ruiz")
+            page.get_by_label("Email").fill("ana@example.com")
+            page.get_by_label("Password", exact=True).fill("a-long-password")
+            page.get_by_label("Repeat password").fill("a-long-password")
+            page.get_by_role("button", name="Create account").click()
+            page.wait_for_url(f"{url}/contracts/")
+    finally:
+        context.close()
+    assert db.session.scalar(select(User.timezone)) == "Asia/Kolkata"

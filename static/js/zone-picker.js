@@ -12,6 +12,12 @@
     try { aliases = JSON.parse(select.dataset.zoneAliases || "{}"); } catch (e) { aliases = {}; }
     var hint = document.getElementById(select.id + "-picked");
 
+    var browserPick = "";
+    function syncHint() {
+      // The note about the browser's zone is true only while that zone is the one picked.
+      if (hint && browserPick) { hint.classList.toggle("d-none", select.value !== browserPick); }
+    }
+
     // The browser's zone, picked only where the page asks (sign-up, not a posted form).
     if (select.dataset.zonePreselect === "browser") {
       var browserZone = "";
@@ -20,6 +26,7 @@
       var option = wanted && select.querySelector('option[value="' + CSS.escape(wanted) + '"]');
       if (option) {
         select.value = wanted;
+        browserPick = wanted;
         if (hint) {
           hint.textContent = "Picked from your browser: " + option.textContent + ".";
           hint.classList.remove("d-none");
@@ -42,7 +49,7 @@
     var label = document.createElement("label");
     label.className = "form-label small text-muted mb-1";
     label.htmlFor = select.id + "-filter";
-    label.textContent = "Find a time zone";
+    label.textContent = "Search zones by city or region";
     var input = document.createElement("input");
     input.type = "search";
     input.id = select.id + "-filter";
@@ -93,7 +100,8 @@
         "; " + select.options[select.selectedIndex].textContent + " is picked.";
     }
 
-    input.addEventListener("input", apply);
+    input.addEventListener("input", function () { apply(); syncHint(); });
+    select.addEventListener("change", syncHint);
     input.addEventListener("keydown", function (event) {
       // Enter in the filter must not send the whole form; it moves to the list instead.
       if (event.key === "Enter" || event.key === "ArrowDown") {
