@@ -164,3 +164,17 @@ def test_sign_up_picks_the_browsers_zone_and_the_filter_finds_zones(
     finally:
         context.close()
     assert db.session.scalar(select(User.timezone)) == "Asia/Kolkata"
+
+
+def test_pages_listing_times_name_the_viewers_zone_with_a_way_to_change_it(
+    client, make_user, clock
+):
+    clock.freeze(datetime(2027, 1, 15, 12, 0, tzinfo=UTC))
+    user = make_user(name="Ana Ruiz", timezone="America/New_York")
+    login(client, user)
+    for url in ("/schedule", "/payments"):
+        page = client.get(url).get_data(as_text=True)
+        note = page[page.index('id="zone-note"'):]
+        note = note[:note.index("</p>")]
+        assert '<strong class="text-nowrap">New York (EST)</strong>' in note, url
+        assert '<a href="/settings/">change' in note, url

@@ -218,3 +218,15 @@ def test_the_keyboard_alone_books_a_session(
     finally:
         context.close()
     assert starts(db, contract_id) == [THURSDAY]
+
+
+def test_the_contract_page_names_the_viewers_zone_beside_its_sessions(
+    client, student, coach, contract_id
+):
+    login(client, student)
+    page = text_of(client, f"/contracts/{contract_id}")
+    assert 'id="zone-note">Times in <strong class="text-nowrap">New York (EST)</strong>' in page
+    client.submit("/auth/logout")
+    login(client, coach)
+    page = text_of(client, f"/contracts/{contract_id}")
+    assert 'id="zone-note">Times in <strong class="text-nowrap">Berlin (CET)</strong>' in page
