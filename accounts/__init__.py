@@ -7,7 +7,8 @@ from datetime import datetime
 from flask import Flask
 from flask_login import current_user
 
-from accounts.timezones import DISPLAY_FORMAT, format_local
+from accounts.timezones import DISPLAY_FORMAT, format_local, zone_caption
+from clock import now
 
 
 def init_app(app: Flask) -> None:
@@ -16,9 +17,15 @@ def init_app(app: Flask) -> None:
 
     register_cli(app)
     app.add_template_filter(localtime, "localtime")
+    app.add_template_filter(zone_caption_now, "zone_caption")
 
 
 def localtime(moment: datetime | None, fmt: str | None = None) -> str:
     """A UTC datetime shown in the viewer's own time zone (`fmt`: a strftime format)."""
     zone = current_user.timezone if current_user.is_authenticated else "UTC"
     return format_local(moment, zone, fmt or DISPLAY_FORMAT)
+
+
+def zone_caption_now(zone_name: str | None) -> str:
+    """A zone as named beside times now: "New York (EST)"."""
+    return zone_caption(zone_name, now())

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from functools import cache
-from zoneinfo import available_timezones
+import json
 
 from flask import current_app
 from flask_wtf import FlaskForm
@@ -18,6 +17,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from accounts.models import Role
+from accounts.timezones import canonical_zone, canonical_zones, zone_aliases, zone_groups, zone_of
+from clock import now
 
 
 class EmailAddress:
@@ -38,15 +39,38 @@ class EmailAddress:
         )
 
 
-@cache
-def timezone_choices() -> list[SelectChoice]:
-    """Every IANA zone name, sorted (the legacy aliases like 'US/Eastern' left out)."""
-    names = sorted(
-        name
-        for name in available_timezones()
-        if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/"))
-    )
-    return [SelectChoice(name, name.replace("_", " ")) for name in [*names, "UTC"]]
+class TimezoneField(SelectField):
+    """A zone picked from the offered ones (`accounts.timezones`), grouped by region.
+
+    An old name of a zone ("US/Eastern", "Asia/Calcutta") reads as the zone it names, so
+    a person whose saved zone is such a name sees it picked, and saves the current name.
+    A saved zone with no offered equal ("Etc/GMT+5") stays a choice of its own, so saving
+    the page keeps it rather than failing.
+    """
+
+    def __init__(self, label: str = "Time zone", **kwargs) -> None:
+        kwargs.setdefault("validators", [DataRequired()])
+        super().__init__(label, filters=[canonical_zone], **kwargs)
+        self.choices = timezone_choices()
+
+    @property
+    def aliases_json(self) -> str:
+        """Old name → offered zone, for the page's script (browsers may report old names)."""
+        return json.dumps(zone_aliases(), separators=(",", ":"), sort_keys=True)
+
+    def keep_choice(self, name: str | None) -> None:
+        """Offer `name` too when it is a real zone the list does not hold."""
+        name = canonical_zone(name)
+        if name and name not in canonical_zones() and zone_of(name).key == name:
+            self.choices = {"Your current zone": [SelectChoice(name, name)], **self.choices}
+
+
+def timezone_choices() -> dict[str, list[SelectChoice]]:
+    """The offered zones as the select's <optgroup>s, labelled with today's offsets."""
+    return {
+        region: [SelectChoice(choice.value, choice.label) for choice in choices]
+        for region, choices in zone_groups(now().date())
+    }
 
 
 class RegistrationForm(FlaskForm):
@@ -65,12 +89,9 @@ class RegistrationForm(FlaskForm):
         default=Role.STUDENT.value,
         validators=[DataRequired()],
     )
-    timezone = SelectField("Time zone", validators=[DataRequired()], default="UTC")
+    # UTC without JavaScript; the page's script picks the browser's own zone.
+    timezone = TimezoneField(default="UTC")
     submit = SubmitField("Create account")
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.timezone.choices = timezone_choices()
 
 
 class LoginForm(FlaskForm):
@@ -85,11 +106,12 @@ class LoginForm(FlaskForm):
 
 class ProfileForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=100)])
-    timezone = SelectField("Time zone", validators=[DataRequired()])
+    timezone = TimezoneField()
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.timezone.choices = timezone_choices()
+        user = kwargs.get("obj")
+        self.timezone.keep_choice(getattr(user, "timezone", None))
 
 
 class PasswordChangeForm(FlaskForm):

@@ -42,9 +42,10 @@ sessions.
 
 Every SQL statement is counted (and timed) per request by a SQLAlchemy cursor
 listener on the app's engine. Every answer is checked: 200, and the booking and
-reschedule pages offer exactly the slots `free_slots` gives for that week; the
-schedule lists the right sessions, in order, with the right counts; the feed
-holds exactly the expected events.
+reschedule pages count exactly the slots `free_slots` gives for that week, and
+list as many for the day shown as its count says; the schedule lists the right
+sessions, in order, with the right counts; the feed holds exactly the expected
+events.
 
 Prints, per page, p50 / p99, its p50 over the baseline's (×base), statements
 per request and SQL time; per kind of page, the statements against the size
@@ -566,7 +567,13 @@ def crowd(app: Any, others: int, moment: datetime) -> int:
 
 # --- the pages ----------------------------------------------------------------------------
 
-RADIO = re.compile(r'<input type="radio"[^>]*?\bvalue="([^"]+)"')
+# The booking picker: each day of the week with its count of free times, and the times
+# of the day shown (the picked day, aria-current) as links carrying their slot.
+DAY_COUNT = re.compile(r'<span class="cp-day-count">(\d+) free')
+PICKED_DAY_COUNT = re.compile(
+    r'aria-current="true">\s*<span class="cp-day-name">.*?<span class="cp-day-count">(\d+) free',
+    re.S)
+SLOT_LINK = re.compile(r'<a class="cp-slot[^"]*" id="[^"]+" data-slot="([^"]+)"')
 SESSION_ROW = re.compile(r'<li class="list-group-item cp-session" id="session-(\d+)"')
 UID = re.compile(r"^UID:coaching-session-(\d+)@coachpact\r?$", re.M)
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -608,7 +615,8 @@ def ok_page(*needles: str) -> Check:
 
 
 def slots_check(form_id: str, expected: list[str]) -> Check:
-    """The page offers exactly the slots `free_slots` gives for its week."""
+    """The page's week counts exactly the slots `free_slots` gives for it, and the day
+    shown lists as many of them as its count says, none other."""
     want = sorted(expected)
 
     def check(status: int, _: str, body: str) -> str | None:
@@ -616,11 +624,15 @@ def slots_check(form_id: str, expected: list[str]) -> Check:
             return f"answered {status}"
         if f'id="{form_id}"' not in body:
             return f"no #{form_id} (refused: {'reschedule-refused' in body})"
-        shown = sorted(RADIO.findall(body))
-        if shown != want:
-            extra, missing = sorted(set(shown) - set(want)), sorted(set(want) - set(shown))
-            return (f"{len(shown)} slot inputs, free_slots gives {len(want)} "
-                    f"(extra {extra[:3]}, missing {missing[:3]})")
+        counted = sum(int(n) for n in DAY_COUNT.findall(body))
+        if counted != len(want):
+            return f"the days count {counted} free times, free_slots gives {len(want)}"
+        shown = SLOT_LINK.findall(body)
+        picked = PICKED_DAY_COUNT.search(body)
+        extra = sorted(set(shown) - set(want))
+        if extra or (want and (not picked or int(picked.group(1)) != len(shown))):
+            return (f"{len(shown)} times shown for the day, its count says "
+                    f"{picked.group(1) if picked else 'nothing'} (extra {extra[:3]})")
         return None
     return check
 

@@ -480,6 +480,10 @@ class SlotChoice:
     other_label: str | None  # on the other party's clock when their zone differs
     # Booked by the viewer, a cancellation would count it as used (`late_cancel_warning`).
     late_cancel: bool = False
+    # Minutes past the viewer's midnight: where the time falls in their day.
+    minute_of_day: int = 0
+    # On the other party's clock, with its day, always: "Tue 02 Mar, 09:00 CET".
+    other_time: str = ""
 
 
 @dataclass(frozen=True)
@@ -503,6 +507,52 @@ class SlotWeek:
     @property
     def last_day(self) -> date:
         return self.from_day + timedelta(days=PICKER_DAYS - 1)
+
+    @property
+    def strip(self) -> list[tuple[date, int]]:
+        """Every day shown, with how many free times it has (0 for none)."""
+        counts = {day: len(choices) for day, choices in self.days}
+        return [
+            (day, counts.get(day, 0))
+            for day in (self.from_day + timedelta(days=n) for n in range(PICKER_DAYS))
+        ]
+
+    def choices_on(self, day: date | None) -> list[SlotChoice]:
+        return dict(self.days).get(day, []) if day else []
+
+    def find(self, value: str | None) -> tuple[date, SlotChoice] | None:
+        """The free time a slot value names, with its day, or None when none shown is."""
+        for day, choices in self.days:
+            for choice in choices:
+                if choice.slot.value == value:
+                    return day, choice
+        return None
+
+    def day_to_show(self, wanted: date | None) -> date | None:
+        """The day whose times are listed: `wanted` when shown and free, else the first free."""
+        free = [day for day, _ in self.days]
+        if wanted in free:
+            return wanted
+        return free[0] if free else None
+
+
+# Where a time falls in the viewer's day, for the list of a busy day's times.
+DAY_PARTS = (("Morning", 0), ("Afternoon", 12 * 60), ("Evening", 17 * 60))
+# Up to this many times in a day are listed as one group.
+ONE_GROUP_UP_TO = 8
+
+
+def day_parts(choices: list[SlotChoice]) -> list[tuple[str, list[SlotChoice]]]:
+    """A day's times as one group, or by morning, afternoon and evening when there are many."""
+    if len(choices) <= ONE_GROUP_UP_TO:
+        return [("", choices)]
+    parts: list[tuple[str, list[SlotChoice]]] = []
+    for index, (name, start) in enumerate(DAY_PARTS):
+        end = DAY_PARTS[index + 1][1] if index + 1 < len(DAY_PARTS) else DAY_MINUTES
+        inside = [choice for choice in choices if start <= choice.minute_of_day < end]
+        if inside:
+            parts.append((name, inside))
+    return parts
 
 
 def week_start(viewer: User, wanted: date | None) -> date:
@@ -538,6 +588,8 @@ def slot_week(
                 mine.strftime("%H:%M %Z"),
                 _other_label(slot, mine, other, other_zone),
                 late_cancel_warning(contract, viewer, slot.starts_at, moment) is not None,
+                mine.hour * 60 + mine.minute,
+                slot.starts_at.astimezone(other_zone).strftime("%a %d %b, %H:%M %Z"),
             )
         )
     horizon_end = (now() + horizon()).astimezone(viewer_zone).date()

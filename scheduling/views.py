@@ -54,19 +54,31 @@ def scheduling_closed(exc: sessions.SchedulingClosed) -> Response:
     return _to_sessions(contract.id)
 
 
-def _wanted_day() -> date | None:
-    """The `from` date of the slot picker's week (YYYY-MM-DD), if one was asked for."""
+def _date_arg(name: str) -> date | None:
+    """A YYYY-MM-DD query argument (the picker's `from` and `day`), if one was given."""
     try:
-        return date.fromisoformat(request.args.get("from", ""))
+        return date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return None
 
 
-def _picker(contract: Contract, exclude_session_id: int | None = None) -> dict:
-    """What the slot picker partial shows: the week and its neighbours, the coach's hours."""
+def _picker(
+    contract: Contract, chosen: str | None, exclude_session_id: int | None = None
+) -> dict:
+    """What the slot picker shows: the week's days, the times of one day, the time chosen.
+
+    All three steps are plain GET arguments (`from` the week, `day`, `slot`), so the
+    picker works without JavaScript; `chosen` is the slot posted or asked for.
+    """
+    day_asked = _date_arg("day")
     week = availability.slot_week(
-        contract, current_user, _wanted_day(), exclude_session_id=exclude_session_id
+        contract,
+        current_user,
+        _date_arg("from") or day_asked,
+        exclude_session_id=exclude_session_id,
     )
+    found = week.find(chosen)
+    day = found[0] if found else week.day_to_show(day_asked)
     hours = availability.weekly_hours(contract.coach_id)
     here = request.endpoint or "sessions.book"
     args = dict(request.view_args or {})
@@ -77,6 +89,12 @@ def _picker(contract: Contract, exclude_session_id: int | None = None) -> dict:
             for name, day in (("earlier", week.earlier), ("later", week.later))
             if day is not None
         },
+        "link_to": (here, {**args, "from": week.from_day.isoformat()}),
+        "day": day,
+        "day_parts": availability.day_parts(week.choices_on(day)),
+        "day_has_late": any(choice.late_cancel for choice in week.choices_on(day)),
+        "picked": found[1] if found else None,
+        "chosen_missing": bool(chosen) and found is None,
         "hours": hours,
         "hours_text": availability.describe_for(contract.coach, hours),
     }
@@ -107,6 +125,12 @@ def book(contract_id: int) -> str | Response:
             flash(f"Session booked for {when}.", "success")
             return _to_sessions(contract_id)
     booked_sessions = sessions.sessions_of_contract(contract)
+    picker = _picker(contract, form.slot.data or request.args.get("slot"))
+    if not submitted and picker["picked"] is not None:
+        # The confirm step says it before anything is posted.
+        late_warning = availability.late_cancel_warning(
+            contract, current_user, picker["picked"].slot.starts_at
+        )
     return render_template(
         "scheduling/schedule.html",
         contract=contract,
@@ -114,7 +138,7 @@ def book(contract_id: int) -> str | Response:
         remaining=sessions.remaining_count(contract, booked_sessions),
         sessions=sessions.agenda(booked_sessions),
         late_warning=late_warning,
-        **_picker(contract),
+        picker=picker,
     )
 
 
@@ -158,7 +182,11 @@ def reschedule(session_id: int) -> str | Response:
         contract=booked.contract,
         form=form,
         refused=sessions.reschedule_refusal(booked, current_user),
-        **_picker(booked.contract, exclude_session_id=booked.id),
+        picker=_picker(
+            booked.contract,
+            form.slot.data or request.args.get("slot"),
+            exclude_session_id=booked.id,
+        ),
     )
 
 

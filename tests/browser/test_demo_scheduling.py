@@ -76,7 +76,7 @@ def test_demo_coach_sets_hours_and_a_student_books_and_moves_a_session_on_a_phon
         page.goto(f"{live_url}/contracts/{contract_id}/schedule")
         # Next week: far enough ahead that a student may still move the session.
         page.get_by_role("link", name="Later week").click()
-        page.locator("#slots label").first.click()
+        page.locator("#slots a.cp-slot").first.click()
         assert fits(page)
         page.get_by_role("button", name="Book session").click()
         page.wait_for_url(f"{live_url}/contracts/{contract_id}#sessions")
@@ -94,7 +94,8 @@ def test_demo_coach_sets_hours_and_a_student_books_and_moves_a_session_on_a_phon
         page.locator(f"#session-{booked.id}").get_by_role(
             "link", name="Reschedule the session"
         ).click()
-        page.locator("#slots label").last.click()
+        page.locator("#days a.cp-day").last.click()
+        page.locator("#slots a.cp-slot").last.click()
         assert fits(page)
         shot(page, "demo-reschedule-phone")
         page.get_by_role("button", name="Move the session").click()

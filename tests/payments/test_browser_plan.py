@@ -18,7 +18,7 @@ def book(page, live_url, contract_id, day) -> None:
     page.goto(f"{live_url}/contracts/{contract_id}")
     page.get_by_role("link", name="Book a session").click()
     page.goto(f"{page.url}?from={day.isoformat()}")
-    page.locator("#slots label").first.click()
+    page.locator("#slots a.cp-slot").first.click()
     page.get_by_role("button", name="Book session").click()
 
 

@@ -51,17 +51,22 @@ def test_pay_then_book_a_session_and_the_coach_completes_it(
 
     # Book the first free slot offered, shown on the student's own (New York) clock.
     page.get_by_role("link", name="Book a session").click()
-    first = page.locator("#slots input[type=radio]").first
-    starts_at = datetime.strptime(first.get_attribute("value"), "%Y-%m-%dT%H:%MZ").replace(
+    # The first day with free time is open; its first time leads to the confirm step.
+    first = page.locator("#slots a.cp-slot").first
+    starts_at = datetime.strptime(first.get_attribute("data-slot"), "%Y-%m-%dT%H:%MZ").replace(
         tzinfo=ZoneInfo("UTC"))
-    page.locator(f'label[for="{first.get_attribute("id")}"]').click()
+    first.click()
+    assert format_local(starts_at, "America/New_York", "%a %d %b, %H:%M %Z") in page.locator(
+        "#confirm-time").inner_text()
     page.get_by_label("Note for the session (optional)").fill("Wedding toast, first draft")
     shot(page, "sessions-book-form")
-    page.get_by_role("button", name="Book session").click()
     if starts_at - datetime.now(ZoneInfo("UTC")) < timedelta(hours=24):
-        # Inside the late-cancel window (the time of day the test runs decides): the page
-        # says so first and books only once the student confirms.
+        # Inside the late-cancel window (the time of day the test runs decides): the
+        # confirm step says so, and its button books it anyway.
+        assert page.locator("#late-cancel-warning").is_visible()
         page.get_by_role("button", name="Book it anyway").click()
+    else:
+        page.get_by_role("button", name="Book session").click()
     page.wait_for_url(f"{live_url}/contracts/{contract_id}#sessions")
     student_view = format_local(starts_at, "America/New_York", SESSION_FORMAT)
     assert page.get_by_text(f"Session booked for {student_view}.").is_visible()

@@ -270,26 +270,30 @@ def test_the_booking_page_offers_a_week_of_slots_in_both_clocks(client, contract
     page = client.get(f"/contracts/{contract_id}/schedule").get_data(as_text=True)
     assert "Maya Coach has not set working hours" in page
     assert "Mon–Fri 09:00–17:00 (Europe/Berlin)" in page
-    assert "Times are in your time zone, <strong>America/New_York</strong>" in page
-    # Tuesday 2 March: 09:00 in Berlin is 03:00 in New York.
-    assert "Tuesday 02 March" in page
-    # Each time's label names its day too, for screen readers (the legend shows it).
+    assert "Times are in your time zone, <strong>New York (EST)</strong>" in page
+    # Tuesday 2 March, the first day with free time, is the day shown: 09:00 in Berlin is
+    # 03:00 in New York.
+    assert "Pick a time on Tuesday 02 March" in page
+    # Each time's label names its day too, for screen readers (the heading shows it).
     assert '<span class="visually-hidden">Tue 02 Mar, </span>03:00 EST' in page
-    assert "· 09:00 CET for Maya" in page
-    assert 'value="2027-03-02T08:00Z"' in page
-    assert 'value="2027-03-01T15:00Z"' not in page  # inside the notice
+    assert '<span class="cp-slot-other">09:00 CET for Maya</span>' in page
+    assert 'data-slot="2027-03-02T08:00Z"' in page
+    assert 'data-slot="2027-03-01T15:00Z"' not in page  # inside the notice
+    assert 'data-slot="2027-03-03T08:00Z"' not in page  # another day's: one day at a time
     assert 'id="slots-earlier"' not in page  # nothing before today
     assert f'href="/contracts/{contract_id}/schedule?from=2027-03-08"' in page
     later = client.get(f"/contracts/{contract_id}/schedule?from=2027-03-08").get_data(
         as_text=True)
-    assert 'value="2027-03-08T08:00Z"' in later and 'value="2027-03-02T08:00Z"' not in later
+    assert 'data-slot="2027-03-08T08:00Z"' in later and 'data-slot="2027-03-02T08:00Z"' not in later
     assert f'href="/contracts/{contract_id}/schedule?from=2027-03-01"' in later
     # The last week within the horizon has no "Later week"; beyond it shows that last week.
-    last = client.get(f"/contracts/{contract_id}/schedule?from=2027-12-01").get_data(
-        as_text=True)
-    assert 'id="slots-later"' not in last and 'value="2027-05-28T07:00Z"' in last  # CEST
-    bad = client.get(f"/contracts/{contract_id}/schedule?from=someday")
-    assert bad.status_code == 200 and 'value="2027-03-02T08:00Z"' in bad.get_data(as_text=True)
+    last = client.get(f"/contracts/{contract_id}/schedule?from=2027-12-01&day=2027-05-28")
+    last_page = last.get_data(as_text=True)
+    assert 'id="slots-later"' not in last_page
+    assert 'data-slot="2027-05-28T07:00Z"' in last_page  # CEST
+    bad = client.get(f"/contracts/{contract_id}/schedule?from=someday&day=never")
+    assert bad.status_code == 200
+    assert 'data-slot="2027-03-02T08:00Z"' in bad.get_data(as_text=True)
 
 
 def test_an_empty_week_says_why_and_offers_the_next(client, db, contract_id, coach, student):
@@ -311,7 +315,7 @@ def test_a_slot_taken_meanwhile_is_refused_on_the_page(
 
     login(client, student)
     page = client.get(f"/contracts/{contract_id}/schedule").get_data(as_text=True)
-    assert 'value="2027-03-02T08:00Z"' in page
+    assert 'data-slot="2027-03-02T08:00Z"' in page
     other = make_user("student", name="Other Student")
     theirs = make_contract(student_=other)
     with app.test_request_context():
@@ -397,7 +401,7 @@ def test_the_coach_saves_weekly_hours_in_one_go(client, db, coach, contract_id, 
     client.submit("/auth/logout")
     login(client, student)
     booking = client.get(f"/contracts/{contract_id}/schedule").get_data(as_text=True)
-    assert booking.count('type="radio"') == 1 and 'value="2027-03-02T08:00Z"' in booking
+    assert booking.count('data-slot="') == 1 and 'data-slot="2027-03-02T08:00Z"' in booking
     assert "Tue 09:00–10:00 (Europe/Berlin)" in booking
 
 

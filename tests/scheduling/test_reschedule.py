@@ -66,7 +66,7 @@ def test_either_party_moves_a_session_and_the_other_is_told(
     page = client.get(f"/sessions/{booked_id}/reschedule").get_data(as_text=True)
     assert "Now: <strong>Tue 02 Mar 2027, 03:00 EST</strong>" in page
     # Its own time is no obstacle: 03:30 overlaps the session being moved, and is offered.
-    assert f'value="{value(TUESDAY + timedelta(minutes=30))}"' in page
+    assert f'data-slot="{value(TUESDAY + timedelta(minutes=30))}"' in page
 
     response = move(client, booked_id, THURSDAY, follow_redirects=True)
     assert "Session moved to Thu 04 Mar 2027, 05:00 EST." in response.get_data(as_text=True)
@@ -330,7 +330,9 @@ def test_a_student_books_a_slot_and_moves_it_on_a_phone(
     page.goto(f"{live_url}/contracts/{contract_id}")
     page.get_by_role("link", name="Book a session").click()
     assert "09:00 CET for Maya" in page.locator("#slots").inner_text()
-    page.locator("label", has_text="Tue 02 Mar, 03:00 EST").click()
+    page.locator("#day-2027-03-02").click()
+    page.locator("#slots a.cp-slot", has_text="Tue 02 Mar, 03:00 EST").click()
+    assert "Tue 02 Mar, 09:00 CET for Maya Coach" in page.locator("#confirm-time").inner_text()
     page.get_by_label("Note for the session (optional)").fill("Mock interview, round one")
     assert fits()
     shot(page, "slots-book-phone")
@@ -343,7 +345,8 @@ def test_a_student_books_a_slot_and_moves_it_on_a_phone(
     page.get_by_role("link", name="Reschedule the session on Tue 02 Mar, 03:00").click()
     page.get_by_role("link", name="Later week").click()
     page.wait_for_url("**/reschedule?from=*")
-    page.locator("label", has_text="Thu 11 Mar, 05:00 EST").click()
+    page.locator("#day-2027-03-11").click()
+    page.locator("#slots a.cp-slot", has_text="Thu 11 Mar, 05:00 EST").click()
     assert fits()
     shot(page, "slots-reschedule-phone")
     page.get_by_role("button", name="Move the session").click()
