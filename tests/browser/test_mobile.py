@@ -235,8 +235,11 @@ def test_admin_pages(browser, live_url, long_data):
         tabs = page.locator("#admin-nav")
         assert tabs.evaluate("el => el.scrollWidth > el.clientWidth")
         assert tabs.evaluate("el => getComputedStyle(el).overflowX") == "auto"
-        # On the laptop they fit one row, with room to spare.
+        # On the laptop the payments table needs no sideways scroll of its own, and the
+        # tabs fit one row, with room to spare.
         page.set_viewport_size(LAPTOP)
+        table = page.locator("#payments")
+        assert table.evaluate("el => el.parentElement.scrollWidth <= el.parentElement.clientWidth")
         page.goto(f"{live_url}/admin/users")
         tops = tabs.locator(":scope > li").evaluate_all(
             "items => items.map(item => Math.round(item.getBoundingClientRect().top))"
@@ -245,4 +248,16 @@ def test_admin_pages(browser, live_url, long_data):
         spare = tabs.evaluate("el => el.getBoundingClientRect().right"
                               " - el.lastElementChild.getBoundingClientRect().right")
         assert spare >= 200, f"{spare} px left beside the admin tabs"
+        # The less-used sections open from "More"; a click elsewhere closes it.
+        plans = tabs.get_by_role("link", name="Plans")
+        assert not plans.is_visible()
+        tabs.locator("summary").click()
+        assert plans.is_visible()
+        shot_top(page, "sweep-admin-more-open", 500)
+        page.locator("h1").click()
+        assert not plans.is_visible()
+        tabs.locator("summary").click()
+        plans.click()
+        page.wait_for_url("**/admin/plans")
+        assert tabs.locator("summary").inner_text().startswith("Plans")
     assert not problems, "\n" + "\n".join(problems)
