@@ -276,7 +276,9 @@ def axe_violations(page) -> list[dict]:
         pytest.fail(f"{AXE_JS.relative_to(REPO)} is missing: run `make test` (or `npm ci`)")
     page.add_script_tag(path=str(AXE_JS))
     results = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']})",
+        AXE_TAGS,
     )
     return [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
 

@@ -50,6 +50,7 @@ def test_the_demo_admin_reads_refunds_disputes_plans_and_payouts(page, live_url,
     assert "Under 3 days" in disputes  # the nearest deadlines stand out
     shot(page, "admin-disputes-demo")
 
+    nav.locator("summary").click()  # Plans waits under "More"
     nav.get_by_role("link", name="Plans").click()
     plans = page.locator("main").inner_text()
     assert "Presentation skills programme" in plans and "Spanish for work" in plans

@@ -1,18 +1,36 @@
-"""Every main page fits a 390 px wide phone: nothing widens the page, even 100-character names.
+"""The layout sweep: every main page of each role, on a 390 px phone and a 1280 px laptop,
+with 100-character names, 120-character titles (one a single unbroken word) and a long
+e-mail address, never scrolls sideways and has no serious or critical axe-core violation.
 
-Tables marked cp-stack turn into one card per row, the navigation collapses behind
-its toggler and a long name is cut with an ellipsis (the full name in its title).
+Tables marked cp-stack turn into one card per row on a phone, the navigation collapses
+behind its toggler, a long name is cut with an ellipsis (the full name in its title) and
+a long word wraps instead of widening its box. One browser context per role: each logs
+in once and sees its pages at both widths.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
-from tests.browser.main_pages import ADMIN_PAGES, COACH_PAGES, STUDENT_PAGES
+from tests.browser.main_pages import (
+    ADMIN_PAGES,
+    COACH_PAGES,
+    LAPTOP,
+    LOGGED_OUT_PAGES,
+    LONG_COACH,
+    LONG_EMAIL,
+    LONG_STUDENT,
+    LONG_TITLE,
+    LONG_WORDS_TITLE,
+    PHONE,
+    STUDENT_PAGES,
+    UNBROKEN_TITLE,
+)
 from tests.conftest import PASSWORD
 from tests.support import (
-    PHONE,
     axe_violations,
     describe_violations,
     log_in_anywhere,
@@ -24,85 +42,125 @@ from tests.support import (
 
 pytestmark = pytest.mark.browser
 
-LONG_STUDENT = (
-    "Maria Fernanda Guadalupe de los Ángeles Castellanos-Villavicencio"
-    " y Montenegro de la Torre Ibáñez-Li"
-)
-LONG_COACH = (
-    "Sir Bartholomew Alexander Christopherson-Wetherington III,"
-    " of Kensington upon Thames and Westminster"
-)
-LONG_TITLE = (
-    "Executive presence and storytelling for first-time engineering managers in fast-growing teams"
-)
-
+STRIPE_RECEIPT = "https://pay.stripe.com/receipts/acct_1/ch_long"
 
 
 @pytest.fixture
-def long_names(app, runner, db, make_user, make_proposal) -> dict[str, int]:
-    """The demo data, plus a student and a coach with 100-character names and contracts
-    between them and the demo's people: {"student": id, "coach": id, "contract": id}."""
+def long_data(app, runner, db, make_user, make_proposal) -> dict[str, int]:
+    """The demo data, plus a student and a coach with 100-character names (hers with a
+    110-character e-mail address) and, between them, a paid contract whose title is one
+    120-character word (with its receipt, invoice and Stripe receipt), a contract to pay
+    with a long title and a proposal of long words waiting for her answer."""
     from accounts.models import User
     from contracts.services import accept_proposal
+    from payments.manual import record_manual_payment
+    from payments.models import Invoice, ManualMethod
 
     assert len(LONG_STUDENT) == 100 and len(LONG_COACH) == 100
+    assert len(UNBROKEN_TITLE) == 120 and len(LONG_WORDS_TITLE) == 120
     assert runner.invoke(args=["demo-data"]).exit_code == 0
-    student = make_user("student", email="maria@example.com", name=LONG_STUDENT)
+    student = make_user("student", email=LONG_EMAIL, name=LONG_STUDENT)
     coach = make_user("coach", email="bartholomew@example.com", name=LONG_COACH)
-    maya = db.session.scalar(select(User).filter_by(email="maya@coachpact.test"))
-    ana = db.session.scalar(select(User).filter_by(email="ana@coachpact.test"))
-    proposals = [make_proposal(coach, student, title=LONG_TITLE), make_proposal(maya, student)]
-    make_proposal(coach, ana, title=LONG_TITLE)  # waits in Ana's list, with the long name
-    contract = accept_proposal(proposals[0], db.session.merge(student))
-    accept_proposal(proposals[1], db.session.merge(student))
+    demo = {
+        who: db.session.scalar(select(User).filter_by(email=f"{who}@coachpact.test"))
+        for who in ("maya", "ana", "admin")
+    }
+    paid = make_proposal(coach, student, title=UNBROKEN_TITLE)
+    to_pay = make_proposal(coach, student, title=LONG_TITLE)
+    from_maya = make_proposal(demo["maya"], student)
+    waiting = make_proposal(coach, student, title=LONG_WORDS_TITLE)
+    make_proposal(coach, demo["ana"], title=UNBROKEN_TITLE)  # waits in Ana's list
+    student = db.session.merge(student)
+    contract = accept_proposal(paid, student)
+    accept_proposal(to_pay, student)
+    accept_proposal(from_maya, student)
     db.session.commit()
-    return {"contract": contract.id}
+    with app.test_request_context():  # the parties' notifications link to the contract
+        payment = record_manual_payment(
+            contract.id, demo["admin"], method=ManualMethod.BANK_TRANSFER,
+            reference="WIRE-" + "7" * 40, received_on=date.today(), note="",
+        )
+        # A third document on the row, as a card payment has.
+        payment.receipt_url = STRIPE_RECEIPT
+        db.session.commit()
+    invoice = db.session.scalar(select(Invoice.id).filter_by(payment_id=payment.id))
+    assert invoice is not None
+    return {"contract": contract.id, "payment": payment.id, "invoice": invoice,
+            "proposal": waiting}
 
 
 @pytest.fixture
-def live_url(app, long_names):
+def live_url(app, long_data):
     with serve_in_thread(app) as url:
         yield url
 
 
-def overflowing(page, url: str, paths: list[str], shots: dict[str, str] | None = None) -> list[str]:
-    """Visit each path on the phone; return the pages wider than the screen, with the culprits."""
+def sweep(page, url: str, paths: list[str], shots: dict[str, str] | None = None) -> list[str]:
+    """Visit each path on the phone, then on the laptop; return the pages that scroll
+    sideways (with the culprits) or have serious or critical axe-core violations."""
     problems = []
-    for path in paths:
-        response = page.goto(f"{url}{path}")
-        if response is None or not response.ok:
-            problems.append(f"{path}: answered {response and response.status}")
-            continue
-        if wide := page_overflow(page):
-            problems.append(f"{path}: {wide}")
-        # A narrow screen has its own accessibility traps (a region that scrolls sideways).
-        if violations := axe_violations(page):
-            problems.append(describe_violations(f"{path} at 390 px", violations))
-        if shots and path in shots:
-            shot_top(page, shots[path])
+    for viewport in (PHONE, LAPTOP):
+        page.set_viewport_size(viewport)
+        width = viewport["width"]
+        for path in paths:
+            response = page.goto(f"{url}{path}")
+            if response is None or not response.ok:
+                problems.append(f"{path}: answered {response and response.status}")
+                continue
+            if wide := page_overflow(page):
+                problems.append(f"{path} at {width} px: {wide}")
+            if violations := axe_violations(page):
+                problems.append(describe_violations(f"{path} at {width} px", violations))
+            if shots and path in shots:
+                shot_top(page, f"{shots[path]}-{width}")
     return problems
 
 
-def test_logged_out_pages_fit_a_phone(browser, live_url):
+def test_logged_out_pages(browser, live_url):
     with new_page(browser, PHONE) as page:
-        problems = overflowing(page, live_url, ["/", "/auth/login", "/auth/register"],
-                               {"/": "mobile-home"})
+        problems = sweep(page, live_url, LOGGED_OUT_PAGES, {"/": "sweep-home"})
+        # The home page's two buttons stand apart, side by side or one above the other.
+        page.set_viewport_size(PHONE)
+        page.goto(live_url)
+        first, second = (
+            page.locator(".cp-hero").get_by_role("link", name=name).bounding_box()
+            for name in ("Create an account", "Log in")
+        )
+        apart = max(second["x"] - (first["x"] + first["width"]),
+                    second["y"] - (first["y"] + first["height"]))
+        assert apart >= 8, f"the home page's buttons are {apart} px apart"
         page.get_by_role("button", name="Show or hide the menu").click()
         assert page.get_by_role("link", name="Sign up").is_visible()
     assert not problems, "\n" + "\n".join(problems)
 
 
-def test_student_pages_fit_a_phone_with_a_long_name(browser, live_url, long_names):
-    from demo import DEMO_PASSWORD
-
-    contract = f"/contracts/{long_names['contract']}"
+def test_student_pages(browser, live_url, long_data):
+    contract = f"/contracts/{long_data['contract']}"
+    pages = [
+        *STUDENT_PAGES,
+        contract,
+        f"{contract}/payments",
+        f"/payments/{long_data['payment']}/receipt",
+        f"/invoices/{long_data['invoice']}",
+        f"/contracts/proposals/{long_data['proposal']}",
+    ]
     with new_page(browser, PHONE) as page:
-        log_in_anywhere(page, live_url, "maria@example.com", PASSWORD)
-        problems = overflowing(page, live_url, [*STUDENT_PAGES, contract],
-                               {contract: "mobile-student-contract"})
+        log_in_anywhere(page, live_url, LONG_EMAIL, PASSWORD)
+        problems = sweep(page, live_url, pages, {
+            contract: "sweep-student-contract", "/payments": "sweep-student-payments",
+            "/contracts/": "sweep-student-contracts",
+        })
+
+        # A contract with nothing to do shows no empty "Actions" label on the phone.
+        page.set_viewport_size(PHONE)
+        page.goto(f"{live_url}/contracts/")
+        labels = page.locator("#contracts td[data-label='Actions']")
+        for i in range(labels.count()):
+            cell = labels.nth(i)
+            assert not cell.is_visible() or cell.inner_text().strip(), "an empty Actions label"
+        assert page.locator("#contracts").get_by_role("link", name="Pay").first.is_visible()
 
         # The collapsed menu opens; the name is cut with an ellipsis, whole in its title.
-        page.goto(f"{live_url}/contracts/")
         page.get_by_role("button", name="Show or hide the menu").click()
         page.locator("#nav.show:not(.collapsing)").wait_for()  # opened, animation over
         name = page.locator(".cp-user-name")
@@ -112,43 +170,94 @@ def test_student_pages_fit_a_phone_with_a_long_name(browser, live_url, long_name
         assert page.get_by_role("link", name="Payments").is_visible()
         if wide := page_overflow(page):
             problems.append(f"/contracts/ with the menu open: {wide}")
-        shot_top(page, "mobile-student-menu-open", 900)
-        page.get_by_role("button", name="Log out").click()
-        page.wait_for_url(lambda address: "/contracts/" not in address)
+        shot_top(page, "sweep-student-menu-open", 900)
 
-        log_in_anywhere(page, live_url, "ana@coachpact.test", DEMO_PASSWORD)
-        problems += overflowing(page, live_url, STUDENT_PAGES,
-                                {"/payments": "mobile-student-payments"})
+        # The payment's receipt, invoice and Stripe receipt sit in one menu, which the
+        # keyboard opens; the table needs no sideways scroll on the laptop.
+        page.set_viewport_size(LAPTOP)
+        page.goto(f"{live_url}/payments")
+        table = page.locator("#my-payments")
+        assert table.evaluate("el => el.parentElement.scrollWidth <= el.parentElement.clientWidth")
+        row = table.locator(f"tr[data-payment='{long_data['payment']}']")
+        menu = row.locator("summary")
+        assert menu.inner_text().startswith("Documents")
+        receipt = row.get_by_role("link", name="Receipt", exact=False).first
+        assert not receipt.is_visible()
+        menu.focus()
+        page.keyboard.press("Enter")
+        assert receipt.is_visible()
+        stripe = row.get_by_role("link", name="Stripe receipt")
+        assert stripe.is_visible() and stripe.get_attribute("href") == STRIPE_RECEIPT
+        assert row.locator(".cp-invoice").is_visible()
+        shot_top(page, "sweep-student-documents-open", 900)
+        page.keyboard.press("Escape")
+        assert not receipt.is_visible()
+        assert menu.evaluate("el => el === document.activeElement")
     assert not problems, "\n" + "\n".join(problems)
 
 
-def test_coach_pages_fit_a_phone_with_a_long_name(browser, live_url):
-    from demo import DEMO_PASSWORD
-
+def test_coach_pages(browser, live_url, long_data):
+    contract = f"/contracts/{long_data['contract']}"
     with new_page(browser, PHONE) as page:
         log_in_anywhere(page, live_url, "bartholomew@example.com", PASSWORD)
-        problems = overflowing(page, live_url, COACH_PAGES,
-                               {"/contracts/": "mobile-coach-contracts"})
-        page.context.clear_cookies()
-
-        log_in_anywhere(page, live_url, "maya@coachpact.test", DEMO_PASSWORD)
-        problems += overflowing(page, live_url, COACH_PAGES, {"/earnings": "mobile-coach-earnings"})
+        problems = sweep(
+            page, live_url,
+            [*COACH_PAGES, contract, f"/contracts/proposals/{long_data['proposal']}"],
+            {"/contracts/": "sweep-coach-contracts", contract: "sweep-coach-contract"},
+        )
     assert not problems, "\n" + "\n".join(problems)
 
 
-def test_admin_pages_fit_a_phone(browser, live_url):
+def test_admin_pages(browser, live_url, long_data):
     from demo import DEMO_PASSWORD
 
+    pages = [
+        *ADMIN_PAGES,
+        f"/admin/contracts/{long_data['contract']}",
+        f"/admin/payments/{long_data['payment']}",
+        "/admin/users?q=maria",
+    ]
     with new_page(browser, PHONE) as page:
         log_in_anywhere(page, live_url, "admin@coachpact.test", DEMO_PASSWORD)
-        problems = overflowing(page, live_url, ADMIN_PAGES, {
-            "/admin/users": "mobile-admin-users",
-            "/admin/refunds": "mobile-admin-refunds",
-            "/admin/payments/list": "mobile-admin-payments",
+        problems = sweep(page, live_url, pages, {
+            "/admin/users": "sweep-admin-users",
+            "/admin/payments/list": "sweep-admin-payments",
+            f"/admin/payments/{long_data['payment']}": "sweep-admin-payment",
+            f"/admin/contracts/{long_data['contract']}": "sweep-admin-contract",
         })
-        # The console's tabs scroll inside their own strip.
-        page.goto(f"{live_url}/admin/users")
+        # On the phone a page of 50 payments is a compact list, and the console's tabs
+        # scroll inside their own strip.
+        page.set_viewport_size(PHONE)
+        page.goto(f"{live_url}/admin/payments/list")
+        assert page.locator("#payments tbody tr").count() == 50
+        height = page.evaluate("document.documentElement.scrollHeight")
+        assert height < 5000, f"50 payments take {height} px on a phone"
         tabs = page.locator("#admin-nav")
         assert tabs.evaluate("el => el.scrollWidth > el.clientWidth")
         assert tabs.evaluate("el => getComputedStyle(el).overflowX") == "auto"
+        # On the laptop the payments table needs no sideways scroll of its own, and the
+        # tabs fit one row, with room to spare.
+        page.set_viewport_size(LAPTOP)
+        table = page.locator("#payments")
+        assert table.evaluate("el => el.parentElement.scrollWidth <= el.parentElement.clientWidth")
+        page.goto(f"{live_url}/admin/users")
+        tops = tabs.locator(":scope > li").evaluate_all(
+            "items => items.map(item => Math.round(item.getBoundingClientRect().top))"
+        )
+        assert len(set(tops)) == 1, f"the admin tabs wrap: {tops}"
+        spare = tabs.evaluate("el => el.getBoundingClientRect().right"
+                              " - el.lastElementChild.getBoundingClientRect().right")
+        assert spare >= 200, f"{spare} px left beside the admin tabs"
+        # The less-used sections open from "More"; a click elsewhere closes it.
+        plans = tabs.get_by_role("link", name="Plans")
+        assert not plans.is_visible()
+        tabs.locator("summary").click()
+        assert plans.is_visible()
+        shot_top(page, "sweep-admin-more-open", 500)
+        page.locator("h1").click()
+        assert not plans.is_visible()
+        tabs.locator("summary").click()
+        plans.click()
+        page.wait_for_url("**/admin/plans")
+        assert tabs.locator("summary").inner_text().startswith("Plans")
     assert not problems, "\n" + "\n".join(problems)
