@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.money import MoneyError, format_money
+from contracts.money import MoneyError, format_money, method_words
 
 ACTIONS = {
     "payment.checkout_started": "The student opened Stripe Checkout",
@@ -108,6 +108,8 @@ def value_words(name: str, value: Any, currency: str) -> str:
         return ", ".join(value_words(name, v, currency) for v in value)
     if isinstance(value, str) and name in ("status", "payment_status"):
         return _words(value)
+    if isinstance(value, str) and name in ("method", "payment_method_type"):
+        return method_words(value)
     return str(value)
 
 

@@ -36,3 +36,6 @@ def test_timeline_words_for_known_and_unknown_codes():
         "status: pending → active; amount: ¥500")
     assert changes_words(None, {"detail": {"amount_waived": 1250}}, "eur") == (
         "detail: amount waived €12.50")
+    assert changes_words(None, {"method": "bank_transfer", "amount": 20000}, "usd") == (
+        "method: Bank transfer; amount: $200.00")
+    assert changes_words(None, {"method": "manual"}, "usd") == "method: Offline"
