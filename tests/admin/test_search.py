@@ -284,3 +284,50 @@ def test_postgresql_finds_text_and_references_by_trigram_indexes(db, zoe):
     reference = search_terms.read(SESSION_ID[-8:])
     assert "ix_payments_checkout_session_id_trgm" in plan(
         select(Payment.id).where(reference.payment_condition()))
+
+
+# --- in Chromium --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_url(app):
+    from tests.support import serve_in_thread
+
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.mark.browser
+def test_an_admin_types_what_the_customer_quoted_and_opens_the_payment(
+    page, live_url, admin_user, zoe
+):
+    from tests.conftest import PASSWORD
+    from tests.support import shot
+
+    contract, payment, other, failed = zoe
+    page.goto(f"{live_url}/auth/login")
+    page.get_by_label("Email").fill(admin_user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_url}/admin/**")
+
+    # The customer wrote: "I'm zoe, I paid for the piano lessons, reference <ref>".
+    box = page.get_by_role("searchbox", name="Search people, contracts and payments")
+    box.fill("zoe")
+    box.press("Enter")
+    page.wait_for_url(f"{live_url}/admin/search?q=zoe")
+    people = page.locator("#found-people")
+    assert "Zoë Lefèvre" in people.inner_text()
+    assert "Interview coaching" not in page.locator("main").inner_text()  # Ana's, not Zoë's
+    shot(page, "admin-search-name")
+
+    box = page.get_by_role("searchbox", name="Search people, contracts and payments")
+    box.fill(payment.reference)
+    page.get_by_role("button", name="Search", exact=True).click()
+    found = page.locator("#found-payments")
+    assert payment.reference in found.inner_text()
+    assert "Étude de piano" in page.locator("#found-contracts").inner_text()
+    shot(page, "admin-search-reference")
+    found.get_by_role("link", name=f"#{payment.id}").click()
+    page.wait_for_url(f"{live_url}/admin/payments/{payment.id}")
+    assert SESSION_ID in page.locator("main").inner_text()
