@@ -145,6 +145,7 @@ def test_admin_pages_fit_a_phone(browser, live_url):
             "/admin/users": "mobile-admin-users",
             "/admin/refunds": "mobile-admin-refunds",
             "/admin/payments/list": "mobile-admin-payments",
+            "/admin/search?q=tomas": "mobile-admin-search",
         })
         # The console's tabs scroll inside their own strip.
         page.goto(f"{live_url}/admin/users")
