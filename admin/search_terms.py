@@ -42,8 +42,9 @@ MIN_TEXT = 3  # a trigram: shorter text would read whole tables
 INVOICE_NUMBER = re.compile(r"^cp-(\d{4})-(\d{1,6})$", re.IGNORECASE)
 CONTRACT_NUMBER = re.compile(r"^#?(\d{1,18})$")
 MANUAL_REFERENCE = re.compile(r"^manual-(\d{1,18})$", re.IGNORECASE)
-# The shortest end of an id a search compares: the reference we print has eight characters.
-MIN_REFERENCE = 6
+# The end of an id a search compares (the reference we print has eight characters): letters,
+# digits and `_` only, so an email or a phrase does not read the ids' trigram indexes.
+REFERENCE_SHAPE = re.compile(r"^[A-Za-z0-9_]{6,64}$")
 
 
 @dataclass
@@ -236,16 +237,17 @@ def read(q: str) -> Terms:
     terms.reading = "text"
     terms.people.append(select(User.id).where(*_contains(User.search_text, words)))
     terms.contracts.append(select(Contract.id).where(*_contains(Contract.search_text, words)))
-    if len(words) == 1 and len(q) >= MIN_REFERENCE:
+    if REFERENCE_SHAPE.match(q):
         terms.payments += [
             select(Payment.id).where(Payment.checkout_session_id.iendswith(q, autoescape=True)),
             select(Payment.id).where(Payment.payment_intent_id.iendswith(q, autoescape=True)),
-            # Manual references are few: a partial index holds them alone.
-            select(Payment.id).where(
-                Payment.manual_reference.is_not(None),
-                func.lower(Payment.manual_reference) == q.lower(),
-            ),
         ]
+    if len(words) == 1:
+        # Manual references are few: a partial index holds them alone.
+        terms.payments.append(select(Payment.id).where(
+            Payment.manual_reference.is_not(None),
+            func.lower(Payment.manual_reference) == q.lower(),
+        ))
     return terms
 
 
