@@ -4,10 +4,11 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from clock import now
+from database.text import fold, trigram_index_kwargs
 from database.types import UTCDateTime, str_enum
 from extensions import Model
 
@@ -20,6 +21,9 @@ class Role(enum.Enum):
 
 class User(UserMixin, Model):
     __tablename__ = "users"
+    __table_args__ = (
+        Index("ix_users_search_text_trgm", "search_text", **trigram_index_kwargs("search_text")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased, so the unique constraint is case-insensitive on every database.
@@ -35,6 +39,16 @@ class User(UserMixin, Model):
     # the password changes, so every other browser logged in as this user is logged out.
     login_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # The name and email folded for search (`database.text.fold`): "zoe" finds Zoë.
+    # Kept by `_keep_search_text` whenever either is set.
+    search_text: Mapped[str] = mapped_column(String(400), default="", server_default="")
+
+    @validates("name", "email")
+    def _keep_search_text(self, key: str, value: str) -> str:
+        name = value if key == "name" else self.name
+        email = value if key == "email" else self.email
+        self.search_text = fold(f"{name or ''} {email or ''}")
+        return value
 
     def get_id(self) -> str:
         return f"{self.id}:{self.login_version}"

@@ -17,29 +17,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, tuple_, union_all
+from sqlalchemy import Select, and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from accounts.models import User
+from admin import search_terms
 from admin.analytics import midnight
 from admin.timeline_words import action_words, actor_words, changes_words, event_words
 from audit.models import AuditEntry
 from contracts.models import Contract
 from contracts.money import format_money
 from extensions import db
-from payments.models import Payment, PaymentRecordStatus, Refund, WebhookEvent
+from payments.models import Payment, PaymentRecordStatus, WebhookEvent
 
 PAGE_SIZE = 50
 Student = aliased(User, name="student")
 Coach = aliased(User, name="coach")
 
-# A search for one of Stripe's ids goes to the column that holds that kind of id.
-STRIPE_ID_COLUMNS = {
-    "cs_": Payment.checkout_session_id,
-    "pi_": Payment.payment_intent_id,
-    "ch_": Payment.charge_id,
-    "cus_": Payment.customer_id,
-}
 SORTS = {
     "newest": (Payment.created_at, True),
     "oldest": (Payment.created_at, False),
@@ -110,6 +104,9 @@ def parse_filters(args: Any) -> PaymentFilters:
     if start and end and end < start:
         errors.append("The range ends before it starts; the dates were ignored.")
         start = end = None
+    q = (args.get("q") or "").strip()[: search_terms.MAX_LENGTH]
+    if q and (problem := search_terms.read(q).problem):
+        errors.append(problem)
     sort = args.get("sort") or "newest"
     if sort not in SORTS:
         sort = "newest"
@@ -120,33 +117,15 @@ def parse_filters(args: Any) -> PaymentFilters:
         start=start,
         end=end,
         held=args.get("held") == "1",
-        q=(args.get("q") or "").strip()[:200],
+        q=q,
         sort=sort,
         errors=errors,
     )
 
 
 def _search(query: Select[Any], q: str) -> Select[Any]:
-    for prefix, column in STRIPE_ID_COLUMNS.items():
-        if q.startswith(prefix):
-            return query.where(column == q)
-    if q.startswith("re_"):  # a refund: the payment it gave money back from
-        return query.where(
-            Payment.id.in_(select(Refund.payment_id).where(Refund.stripe_refund_id == q))
-        )
-    if q.isdigit():
-        return query.where(Payment.contract_id == int(q))
-    if "@" in q:
-        people = select(User.id).where(User.email == q.lower())
-    else:
-        people = select(User.id).where(User.name.ilike(f"%{q}%"))
-    # People → their contracts (as student, then as coach: two index look-ups, where an
-    # OR would make PostgreSQL read every payment) → those contracts' payments.
-    contracts = union_all(
-        select(Contract.id).where(Contract.student_id.in_(people)),
-        select(Contract.id).where(Contract.coach_id.in_(people)),
-    )
-    return query.where(Payment.contract_id.in_(contracts))
+    """The payments `q` finds, read as the header's search box reads it."""
+    return query.where(search_terms.read(q).payment_condition())
 
 
 def filtered(filters: PaymentFilters) -> Select[Any]:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, Subquery, distinct, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Subquery,
+    and_,
+    distinct,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import aliased, selectinload
 
 from accounts.models import Role, User
@@ -26,6 +36,7 @@ from contracts.models import (
     PaymentStatus,
     Proposal,
 )
+from database.text import fold
 from extensions import db
 from payments.models import Payment
 
@@ -67,10 +78,9 @@ class ContractFilters:
 
 
 def _person_matches(person: type[User], text: str) -> ColumnElement[bool]:
-    return or_(
-        person.name.icontains(text, autoescape=True),
-        person.email.icontains(text, autoescape=True),
-    )
+    """Every word of `text` in the person's name or email, without accents or case."""
+    words = fold(text).split() or [""]
+    return and_(*(person.search_text.contains(word, autoescape=True) for word in words))
 
 
 def contract_page(filters: ContractFilters, after: int | None) -> Page[Contract]:
@@ -97,7 +107,11 @@ def contract_page(filters: ContractFilters, after: int | None) -> Page[Contract]
 
 
 def _contract_matches(q: str, coach: type[User], student: type[User]) -> ColumnElement[bool]:
-    by_text = or_(_person_matches(coach, q), _person_matches(student, q))
+    by_text = or_(
+        _person_matches(coach, q),
+        _person_matches(student, q),
+        and_(*(Contract.search_text.contains(word, autoescape=True) for word in fold(q).split())),
+    )
     number = q.removeprefix("#")
     if not number.isdigit() or len(number) > 18:
         return by_text

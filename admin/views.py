@@ -61,4 +61,5 @@ from admin import (  # noqa: E402, F401
     plan_views,
     refund_views,
     review_views,
+    search_views,
 )

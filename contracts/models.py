@@ -4,12 +4,13 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from accounts.models import User
 from clock import now
 from contracts.plans import unlocked_sessions
 from contracts.refund_policy import terms_in_words, window_days_in_force
+from database.text import fold, trigram_index_kwargs
 from database.types import UTCDateTime, str_enum
 from extensions import Model
 
@@ -215,6 +216,9 @@ class Contract(Terms, Model):
             sqlite_where=text("status = 'disputed'"),
             postgresql_where=text("status = 'disputed'"),
         ),
+        Index(
+            "ix_contracts_search_text_trgm", "search_text", **trigram_index_kwargs("search_text")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -254,10 +258,17 @@ class Contract(Terms, Model):
     # Where the sessions take place: a video-call address or a place, set by either party;
     # a session may override it (`CoachingSession.location`).
     meeting_location: Mapped[str | None] = mapped_column(String(500))
+    # The title folded for search (`database.text.fold`), kept by `_keep_search_text`.
+    search_text: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
     proposal: Mapped[Proposal] = relationship(back_populates="contract")
+
+    @validates("title")
+    def _keep_search_text(self, _key: str, value: str) -> str:
+        self.search_text = fold(value or "")
+        return value
     coach: Mapped[User] = relationship(foreign_keys="Contract.coach_id")
     student: Mapped[User] = relationship(foreign_keys="Contract.student_id")
 

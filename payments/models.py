@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from accounts.models import User
 from clock import now
 from contracts.models import Contract
+from database.text import trigram_index_kwargs
 from database.types import UTCDateTime, str_enum
 from extensions import Model
 
@@ -113,6 +114,26 @@ class Payment(Model):
             sqlite_where=text("failure_reason IS NOT NULL"),
             postgresql_where=text("failure_reason IS NOT NULL"),
             postgresql_include=["failure_reason"],
+        ),
+        # The admin's search (`admin.search`): a customer quotes the reference we show (the
+        # end of the Checkout session or payment intent id), or a Stripe id.
+        Index(
+            "ix_payments_checkout_session_id_trgm",
+            "checkout_session_id",
+            **trigram_index_kwargs("checkout_session_id"),
+        ),
+        Index(
+            "ix_payments_payment_intent_id_trgm",
+            "payment_intent_id",
+            **trigram_index_kwargs("payment_intent_id"),
+        ),
+        Index("ix_payments_customer_id", "customer_id"),
+        Index("ix_payments_balance_transaction_id", "balance_transaction_id"),
+        Index(
+            "ix_payments_manual_reference",
+            "manual_reference",
+            sqlite_where=text("manual_reference IS NOT NULL"),
+            postgresql_where=text("manual_reference IS NOT NULL"),
         ),
     )
 

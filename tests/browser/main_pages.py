@@ -28,6 +28,7 @@ ADMIN_PAGES = [
     "/admin/users",
     "/admin/contracts",
     "/admin/audit",
+    "/admin/search?q=tomas",  # the header's search box: Tomás, his contracts, their payments
 ]
 LOGGED_OUT_PAGES = ["/", "/auth/login", "/auth/register", "/auth/forgot"]
 
