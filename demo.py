@@ -580,12 +580,17 @@ def _demo_id(contract_id: int) -> str:
 
 
 def register_cli(app: Flask) -> None:
+    from payouts.ledger import record_check
+
     @app.cli.command("demo-data")
     def demo_data() -> None:
         """Load demo users, proposals and contracts (idempotent) and print the logins."""
         users = load_demo_data()
         db.session.commit()
         _check_books()
+        # The admin's dashboard shows the payout ledger's last check from the start.
+        record_check()
+        db.session.commit()
         click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for user in users:
             click.echo(f"  {user.role.value:<8} {user.email:<24} {user.timezone}")

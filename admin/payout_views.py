@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import ColumnElement, func, or_, select
@@ -23,6 +22,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 import clock
+import jobs
 from accounts.models import User
 from admin.analytics import payment_fee
 from admin.listing import Page, enum_arg, int_arg, keyset_page, query_args
@@ -35,6 +35,7 @@ from payouts import ledger, transfers
 from payouts.models import (
     UNSENT_STATUSES,
     ConnectedAccount,
+    LedgerCheckRun,
     PlatformLoss,
     SessionShare,
     ShareStatus,
@@ -42,7 +43,6 @@ from payouts.models import (
 
 FILTERS = {status.value: status.value.capitalize() for status in ShareStatus}
 LOSSES_SHOWN = 20
-LEDGER_KEPT = timedelta(minutes=5)  # how long one ledger check answers the pages
 LEDGER_LINES_SHOWN = 50
 
 
@@ -207,28 +207,24 @@ def latest_losses(limit: int = LOSSES_SHOWN) -> list[PlatformLoss]:
 # --- the ledger check ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LedgerCheck:
-    checked_at: datetime
-    lines: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.lines
+def ledger_check() -> LedgerCheckRun | None:
+    """The last run of the ledger check (a periodic job runs it every
+    `ledger.CHECK_EVERY_MINUTES`); None before the first. No page runs the check itself:
+    it reads every paid contract."""
+    return ledger.latest_check()
 
 
-def ledger_check() -> LedgerCheck:
-    """The last run of `payouts.ledger.check`, run again when older than LEDGER_KEPT.
-
-    The check reads every paid contract (a few statements each), so a page does not
-    run it on every view: its answer is kept for a few minutes in this process.
-    """
-    kept: LedgerCheck | None = current_app.extensions.get("admin_payout_ledger_check")
-    now = clock.now()
-    if kept is None or not (now - LEDGER_KEPT < kept.checked_at <= now):
-        kept = LedgerCheck(now, ledger.check())
-        current_app.extensions["admin_payout_ledger_check"] = kept
-    return kept
+@bp.post("/payouts/ledger-check")
+def ledger_check_now() -> Response:
+    """Run the ledger check now, in the background; the page shows it once done."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if jobs.enqueue(ledger.ledger_check_job):
+        flash("The ledger check is running; its result shows here in a moment.", "success")
+    else:
+        flash("The job queue could not be reached; the periodic check runs it later.",
+              "warning")
+    return redirect(url_for("admin.payouts_page", _anchor="ledger-check"))
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -253,6 +249,7 @@ def payouts_page() -> str:
         waiting_reversals=waiting_reversals(),
         give_up=transfers.REVERSAL_GIVE_UP,
         check=ledger_check(),
+        check_every=ledger.CHECK_EVERY_MINUTES,
         lines_shown=LEDGER_LINES_SHOWN,
         now=clock.now(),
     )

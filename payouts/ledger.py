@@ -22,16 +22,25 @@ coach still owes back), not a loss.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+import clock
 import jobs
 from accounts.models import User
 from contracts.models import Contract
 from extensions import db
 from payments.standing import Standing, refund_cut, standing_of, standings_of
-from payouts.models import UNSENT_STATUSES, PlatformLoss, SessionShare, ShareStatus
+from payouts.models import (
+    UNSENT_STATUSES,
+    LedgerCheckRun,
+    PlatformLoss,
+    SessionShare,
+    ShareStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +203,48 @@ def coach_payouts(coach: User) -> CoachPayouts:
     return CoachPayouts(rows, totals_by_currency([money for _, money in rows]), transfers)
 
 
-# --- the nightly check ------------------------------------------------------------------
+# --- the check's runs ---------------------------------------------------------------------
 
-@jobs.periodic(jobs.daily_at(3, 30))
-def nightly_ledger_check() -> None:
-    """Log every discrepancy (an error each) or that the ledger adds up."""
+CHECK_EVERY_MINUTES = 15
+KEEP_RUNS = timedelta(days=30)
+
+
+def record_check() -> LedgerCheckRun:
+    """Run the check and keep its result for the admin pages; older runs than KEEP_RUNS go.
+    Logs every discrepancy (an error each) or that the ledger adds up. Flushes."""
+    started = time.perf_counter()
     lines = check()
+    run = LedgerCheckRun(
+        checked_at=clock.now(), lines=lines, seconds=round(time.perf_counter() - started, 3)
+    )
+    db.session.add(run)
+    db.session.execute(
+        delete(LedgerCheckRun).where(LedgerCheckRun.checked_at < run.checked_at - KEEP_RUNS)
+    )
+    db.session.flush()
     for line in lines:
         log.error("payout ledger: %s", line)
     if not lines:
         log.info("payout ledger: every paid contract adds up")
+    return run
+
+
+def latest_check() -> LedgerCheckRun | None:
+    """The last run of the check, or None before the first."""
+    return db.session.scalar(
+        select(LedgerCheckRun).order_by(LedgerCheckRun.checked_at.desc(), LedgerCheckRun.id.desc())
+        .limit(1)
+    )
+
+
+@jobs.periodic(jobs.every_minutes(CHECK_EVERY_MINUTES))
+def periodic_ledger_check() -> None:
+    record_check()
+    db.session.commit()
+
+
+@jobs.task()
+def ledger_check_job() -> None:
+    """The check at once (an admin's "Check now")."""
+    record_check()
+    db.session.commit()

@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import User
@@ -173,3 +173,15 @@ class TransferReversal(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
     share: Mapped[SessionShare] = relationship()
+
+
+class LedgerCheckRun(Model):
+    """One run of the ledger check (`payouts.ledger.record_check`): what the admin pages
+    show, so no page runs the check, which reads every paid contract. Kept 30 days."""
+
+    __tablename__ = "ledger_check_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    lines: Mapped[list[str]] = mapped_column(JSON, default=list)  # the discrepancies
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # how long the check took

@@ -50,10 +50,10 @@ PERIODIC_JOBS = {
     "contracts.expiry.expire_proposals": 1440,
     # Plans: a job every minute charges the instalments due.
     "payments.plans.charges.charge_due_instalments": 1440,
-    # Payouts: shares every minute, transfers every minute, the nightly ledger check.
+    # Payouts: shares every minute, transfers every minute, the ledger check every 15 minutes.
     "payouts.shares.make_session_shares": 1440,
     "payouts.transfers.transfer_due_shares": 1440,
-    "payouts.ledger.nightly_ledger_check": 1,
+    "payouts.ledger.periodic_ledger_check": 96,
     # The admin dashboard's daily_payment_stats, kept by a nightly job.
     "admin.analytics.nightly_rollup": 1,
 }

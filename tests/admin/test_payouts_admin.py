@@ -14,6 +14,7 @@ from decimal import Decimal
 from html import unescape
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.admin.test_plans_admin import text_of
 from tests.conftest import login
@@ -312,28 +313,58 @@ def test_a_reversal_waiting_for_the_coach_balance_is_shown_as_waiting_not_lost(
 
 
 @pytest.mark.ledger_dirty
-def test_the_dashboard_tile_shows_the_ledger_check(
+def test_the_dashboard_tile_shows_the_ledger_checks_last_run(
     db, admin_client, make_user, paid_contract, share, clock
 ):
+    from payouts.ledger import periodic_ledger_check
+
     clock.freeze(NOON)
     coach = make_user("coach")
     contract = paid_contract(coach)
     wrong = share(contract, "due")
+    # No page runs the check: before its first run the tile says so.
+    html = page(admin_client, "/admin/payments")
+    assert text_of(html, "ledger-discrepancies") == "—"
+    assert "Not checked yet" in text_of(html, "ledger-checked")
+    assert 'id="ledger-none"' in page(admin_client)
+
+    periodic_ledger_check()
     html = page(admin_client, "/admin/payments")
     assert text_of(html, "ledger-discrepancies") == "0"
-    assert 'href="/admin/payouts" id="tile-payouts"' in html
+    assert 'id="tile-payouts"' in html
     assert 'id="ledger-ok"' in page(admin_client)
 
     wrong.amount = 4000  # not its split: the check says so
     db.session.commit()
-    # One check answers the pages for a few minutes...
+    # The pages show the last run until the next...
     assert text_of(page(admin_client, "/admin/payments"), "ledger-discrepancies") == "0"
-    clock.advance(timedelta(minutes=6))
-    # ...then it runs again.
+    clock.advance(timedelta(minutes=15))
+    periodic_ledger_check()
+    # ...which finds two lines: the share is not its split, so the contract is off by 5.00.
     html = page(admin_client, "/admin/payments")
-    # Two lines: the share is not its split, and so the contract is off by 5.00.
     assert text_of(html, "ledger-discrepancies") == "2"
     assert "cp-tile-alert" in re.search(r'<a[^>]*id="tile-payouts"', html).group(0)
     lines = page(admin_client)
     assert f"share {wrong.id}" in lines and "its split is 4500" in lines
     assert "off by 500" in lines
+
+
+@pytest.mark.ledger_dirty
+def test_check_now_runs_the_ledger_check_and_old_runs_go(
+    db, admin_client, make_user, paid_contract, share, clock
+):
+    from payouts.ledger import KEEP_RUNS
+    from payouts.models import LedgerCheckRun
+
+    clock.freeze(NOON)
+    wrong = share(paid_contract(make_user("coach")), "due")
+    wrong.amount = 4000
+    db.session.commit()
+    assert admin_client.submit("/admin/payouts/ledger-check").status_code == 302
+    assert "2 discrepanc" not in page(admin_client)  # the lines themselves are listed
+    assert f"share {wrong.id}" in page(admin_client)
+    assert admin_client.post("/admin/payouts/ledger-check").status_code == 400  # no token
+    clock.advance(KEEP_RUNS + timedelta(days=1))
+    assert admin_client.submit("/admin/payouts/ledger-check").status_code == 302
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(LedgerCheckRun)) == 1
