@@ -1052,7 +1052,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL server (any database on it) where a scratch database may be made")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the largest size of each page spends its time")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every phase at a tiny size (10 sessions, a feed of 50, 200 "
+                             "others, 2 rounds), its checks made: that the script works")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.feed_sizes, args.others = [10], [50], 200
+        args.repeat, args.warmup = 2, 1
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     if set(kinds) - {"sqlite", "postgresql"}:
         parser.error(f"unknown databases: {sorted(set(kinds) - {'sqlite', 'postgresql'})}")

@@ -1098,7 +1098,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the app's workers under cProfile in the ack phase and print "
                              "where time goes")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every phase at a tiny size (40 events, one round), its counts "
+                             "checked: that the script works, not figures")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.events, args.rounds, args.drain_events, args.warmup = 40, 1, 40, 5
     if args.drain_events is None:
         args.drain_events = args.events
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
