@@ -30,6 +30,19 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
+def sandbox_only_ahead(ahead: str, what: str, command: str, plain: str) -> timedelta:
+    """`--ahead` as a duration; refused (a usage error) when the app talks to Stripe itself:
+    running ahead of the clock is for trying things out against the sandbox."""
+    early = parse_age(ahead)
+    if early and not current_app.config["STRIPE_USES_SANDBOX"]:
+        raise click.UsageError(
+            f"--ahead {what}, so it runs only against the Stripe sandbox (no "
+            f"STRIPE_SECRET_KEY set), never against Stripe itself. Run {command} without "
+            f"--ahead to {plain}."
+        )
+    return early
+
+
 def register_cli(app: Flask) -> None:
     group = AppGroup("payments", help="Payment operations.")
 
@@ -54,13 +67,8 @@ def register_cli(app: Flask) -> None:
         out against the sandbox. Our clock is not moved: every row written (payments,
         invoices, mail, the audit) carries the true time.
         """
-        early = parse_age(ahead)
-        if early and not current_app.config["STRIPE_USES_SANDBOX"]:
-            raise click.UsageError(
-                "--ahead charges instalments before their date, so it runs only against the "
-                "Stripe sandbox (no STRIPE_SECRET_KEY set), never against Stripe itself. "
-                "Run charge-due without --ahead to charge what is due now."
-            )
+        early = sandbox_only_ahead(ahead, "charges instalments before their date",
+                                   "charge-due", "charge what is due now")
         as_of = clock.now() + early
         with jobs.job_context():
             due = plans.due_instalment_ids(as_of=as_of)

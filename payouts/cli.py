@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 import clock
 import jobs
-from payments.cli import parse_age
+from payments.cli import sandbox_only_ahead
 from payouts import ledger, shares, transfers
 
 
@@ -37,13 +37,8 @@ def register_cli(app: Flask) -> None:
         writes carries that time: it is for trying payouts out on demo data against the
         Stripe sandbox, and refused against Stripe itself.
         """
-        early = parse_age(ahead)
-        if early and not current_app.config["STRIPE_USES_SANDBOX"]:
-            raise click.UsageError(
-                "--ahead runs the payouts as if it were later, so it runs only against the "
-                "Stripe sandbox (no STRIPE_SECRET_KEY set), never against Stripe itself. "
-                "Run transfer-due without --ahead to send what is due now."
-            )
+        early = sandbox_only_ahead(ahead, "runs the payouts as if it were later",
+                                   "transfer-due", "send what is due now")
         with clock.ahead(early), jobs.job_context():
             shares.make_and_release()
             transfers.settle_refunds()

@@ -19,7 +19,7 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
-from tests.admin.test_payments_admin import add_payment, make_contract  # noqa: F401
+from tests.admin.test_payments_admin import add_payment  # noqa: F401
 from tests.admin.test_plans_admin import NOON, plan_contract, statuses  # noqa: F401
 from tests.admin.test_refunds_admin import (  # noqa: F401  (fixtures)
     app_overrides,

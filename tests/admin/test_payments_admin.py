@@ -17,22 +17,6 @@ from tests.conftest import confirm_fields, login
 
 
 @pytest.fixture
-def make_contract(db, make_user, make_proposal):
-    """A pending contract between a new coach and student (names and emails given)."""
-    from contracts.services import accept_proposal
-
-    def make(student_name="Ana Ruiz", student_email=None, coach_name="Maya Coach", **terms):
-        coach = make_user("coach", name=coach_name)
-        student = make_user("student", name=student_name, email=student_email)
-        proposal_id = make_proposal(coach, student, **terms)
-        contract = accept_proposal(proposal_id, db.session.merge(student))
-        db.session.commit()
-        return contract
-
-    return make
-
-
-@pytest.fixture
 def add_payment(db):
     """Insert a payment row as Stripe's events would have left it."""
     from payments.models import Payment, PaymentRecordStatus

@@ -21,22 +21,6 @@ SESSION_ID = "cs_test_a1B2c3D4e5F6g7H8i9J0kLmN"
 
 
 @pytest.fixture
-def make_contract(db, make_user, make_proposal):
-    """A pending contract between a new coach and student (names and emails given)."""
-    from contracts.services import accept_proposal
-
-    def make(student_name, student_email, coach_name="Maya Coach", **terms):
-        coach = make_user("coach", name=coach_name)
-        student = make_user("student", name=student_name, email=student_email)
-        proposal_id = make_proposal(coach, student, **terms)
-        contract = accept_proposal(proposal_id, db.session.merge(student))
-        db.session.commit()
-        return contract
-
-    return make
-
-
-@pytest.fixture
 def zoe(db, make_contract):
     """Zoë's contract and its card payment, as Stripe's events would have left it, with a
     refund, a dispute and the events Stripe sent; also someone else's contract."""
