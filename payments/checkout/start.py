@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 import clock
 from accounts.models import User
@@ -30,6 +31,7 @@ from payments.records import lock_with_contract, payment_by, payments_of, transf
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
 CHECKOUT_LIFETIME = timedelta(hours=2)
+MIN_CHECKOUT_LIFETIME = timedelta(minutes=35)  # Stripe: at least 30 minutes ahead
 ON_ITS_WAY = (
     "A payment for this contract is on its way (a bank debit takes a few days); "
     "nothing more to pay now."
@@ -54,6 +56,9 @@ def contract_for_student(contract_id: int, student: User, *, lock: bool = False)
 
 
 def _ensure_customer(student: User) -> str:
+    """The student's Stripe customer, made once. Two requests at once (a double click) both
+    ask Stripe with the same idempotency key, so they get the same customer; the second to
+    record it finds the first's row."""
     row = db.session.scalar(select(StripeCustomer).filter_by(user_id=student.id))
     if row is not None:
         return row.customer_id
@@ -61,8 +66,11 @@ def _ensure_customer(student: User) -> str:
         {"email": student.email, "name": student.name, "metadata": {"user_id": str(student.id)}},
         stripe_api.idempotency_key("customer", student.id, int(student.created_at.timestamp())),
     )
-    db.session.add(StripeCustomer(user_id=student.id, customer_id=customer.id))
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(StripeCustomer(user_id=student.id, customer_id=customer.id))
+    except IntegrityError:
+        pass  # recorded by the other request meanwhile: the same customer
     return customer.id
 
 
@@ -176,9 +184,17 @@ def _open_session(claim_id: int, student: User, params: dict, key: str) -> str:
     session's record.
     """
     moment = clock.now()
+    claim_made = db.session.get(Payment, claim_id).created_at  # type: ignore[union-attr]
     db.session.commit()
+    # The same claim asks Stripe with the same key, so with the same parameters: the expiry
+    # comes from the claim, not from the request (a double click's two requests would
+    # differ, and Stripe refuses a key reused with other parameters). A claim retried too
+    # late for that expiry (Stripe wants 30 minutes at least) gets a new one.
+    expires = claim_made + CHECKOUT_LIFETIME
+    if expires < moment + MIN_CHECKOUT_LIFETIME:
+        expires = moment + CHECKOUT_LIFETIME
     params = {**params, "customer": _ensure_customer(student),
-              "expires_at": int((moment + CHECKOUT_LIFETIME).timestamp())}
+              "expires_at": int(expires.timestamp())}
     db.session.commit()  # the customer, if new: kept even if Stripe refuses what follows
     session = stripe_api.create_checkout_session(params, key)  # type: ignore[arg-type]
     claim, _ = lock_with_contract(Payment, claim_id)

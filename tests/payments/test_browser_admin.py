@@ -65,7 +65,7 @@ def test_an_admin_works_through_the_console(page, live_url, db, console_data):
     shot(page, "admin-dashboard")
 
     page.locator("#admin-nav").get_by_role("link", name="Payments").click()
-    page.get_by_label("Search").fill("pi_findme")
+    page.get_by_label("Search", exact=True).fill("pi_findme")
     page.get_by_role("button", name="Show payments").click()
     rows = page.locator("#payments tbody tr")
     assert rows.count() == 1
