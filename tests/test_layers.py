@@ -45,7 +45,7 @@ def modules_of(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", [p for p in LEVEL if (ROOT / p).is_dir()])
+@pytest.mark.parametrize("package", sorted(p for p in LEVEL if (ROOT / p).is_dir()))
 def test_a_package_imports_only_itself_and_the_layers_below(package: str) -> None:
     upward = {
         f"{path.relative_to(ROOT)} imports {name}"
