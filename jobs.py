@@ -29,7 +29,7 @@ from flask.cli import AppGroup
 from huey import Huey, crontab
 from huey.api import TaskWrapper
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -192,12 +192,30 @@ def overdue_ids(model: Any, waiting: Any, grace: timedelta, limit: int = 1000) -
 _AFTER_COMMIT = "jobs_after_commit"
 
 
+class RowId:
+    """The primary key of a row added in this transaction, for a job's argument: read at
+    commit, when the flush has given it one, so the caller need not flush to learn it (and
+    the transaction's inserts go out together, several rows per statement)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def value(self) -> Any:
+        """The key, or None for a row that never reached the database (a savepoint rolled
+        back with it in)."""
+        identity = inspect(self.row).identity  # kept after commit; reading it loads nothing
+        return None if identity is None else identity[0]
+
+
 def enqueue_after_commit(session: Any, job: TaskWrapper, *args: Any, batch: bool = False) -> None:
     """Enqueue `job(*args)` once `session`'s transaction commits; never if it rolls back.
 
-    With `batch`, every call for `job` in the transaction becomes one job given all their
-    arguments (`job(*first, *second, ...)`): one mail job sends everything a transaction
-    queued, over one connection.
+    A `RowId` argument becomes that row's primary key at commit. With `batch`, every call
+    for `job` in the transaction becomes one job given all their arguments
+    (`job(*first, *second, ...)`): one mail job sends everything a transaction queued,
+    over one connection.
     """
     session.info.setdefault(_AFTER_COMMIT, []).append((job, args, batch))
 
@@ -209,7 +227,10 @@ def _after_commit(session: Any) -> None:
         return
     calls: list[tuple[TaskWrapper, list[Any]]] = []
     batches: dict[str, list[Any]] = {}
-    for job, args, batch in session.info.pop(_AFTER_COMMIT, []):
+    for job, given, batch in session.info.pop(_AFTER_COMMIT, []):
+        args = _resolved(given)
+        if args is None:
+            continue
         if batch and job.name in batches:
             batches[job.name].extend(args)
             continue
@@ -218,6 +239,17 @@ def _after_commit(session: Any) -> None:
             batches[job.name] = calls[-1][1]
     for job, args in calls:
         enqueue(job, *args)
+
+
+def _resolved(given: tuple[Any, ...]) -> list[Any] | None:
+    """The arguments with each `RowId` read; a row that was rolled back drops out, and a
+    call left with none of its rows is no call (None)."""
+    rows = [arg for arg in given if isinstance(arg, RowId)]
+    args = [arg.value() if isinstance(arg, RowId) else arg for arg in given]
+    if rows and all(arg.value() is None for arg in rows):
+        return None
+    return [arg for arg, was in zip(args, given, strict=True)
+            if not (isinstance(was, RowId) and arg is None)]
 
 
 def _after_rollback(session: Any, transaction: Any = None) -> None:

@@ -54,7 +54,8 @@ def _move(
         contract.payment_status = check_transition(
             PAYMENT_STATUS_TRANSITIONS, contract.payment_status, payment_status, "payment"
         )
-    db.session.flush()
+    if contract.id is None:
+        db.session.flush()  # the audit entry names the contract by its id
     audit(
         action,
         contract,

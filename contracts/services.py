@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, has_request_context, url_for
 from sqlalchemy import or_, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 import clock
 from accounts.models import Role, User
@@ -253,6 +254,16 @@ def lock_contract(contract_id: int) -> Contract | None:
     """The contract, its row locked until the transaction ends (every change to a
     contract's payment or sessions takes this lock first)."""
     return lock_one(db.session, select(Contract).where(Contract.id == contract_id))
+
+
+def load_parties(contract: Contract) -> None:
+    """The contract's coach and student read in one statement, for code about to use both
+    (their lazy loads then find them in the session)."""
+    found = {user.id: user for user in db.session.scalars(
+        select(User).where(User.id.in_((contract.coach_id, contract.student_id)))
+    )}
+    set_committed_value(contract, "coach", found[contract.coach_id])
+    set_committed_value(contract, "student", found[contract.student_id])
 
 
 def contract_for_party(contract_id: int, user: User) -> Contract:

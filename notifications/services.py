@@ -58,8 +58,7 @@ def queue_mail(recipient: str, subject: str, body: str) -> None:
     """
     mail = OutboxMail(recipient=recipient, subject=subject, body=body)
     db.session.add(mail)
-    db.session.flush()
-    jobs.enqueue_after_commit(db.session(), send_mail, mail.id, batch=True)
+    jobs.enqueue_after_commit(db.session(), send_mail, jobs.RowId(mail), batch=True)
 
 
 def mailed_within(recipient: str, subject: str, period: timedelta) -> bool:

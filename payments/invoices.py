@@ -26,7 +26,7 @@ from sqlalchemy.orm import joinedload
 
 import clock
 from accounts.models import User
-from database.locking import lock_one, take_write_lock
+from database.locking import take_write_lock
 from errors import NotFound
 from extensions import db
 from payments.models import Invoice, InvoiceCounter, Payment, PaymentRecordStatus
@@ -57,23 +57,21 @@ def _invoice_of_payment(payment_id: int) -> Invoice | None:
 def _take_number(year: int) -> int:
     """The next sequence of `year`, from its counter row locked until the transaction ends.
 
-    The year's row is made on its first use with INSERT ... ON CONFLICT DO
-    NOTHING: two first payments of a year at once both find it then, and the
-    second waits for the first one's lock instead of failing on the key.
+    One statement: INSERT ... ON CONFLICT DO UPDATE makes the year's row on its first
+    use and otherwise adds one to it, locking the row; two payments at once get
+    consecutive numbers, the second waiting for the first one's transaction.
     """
     session = db.session
     take_write_lock(session)
     dialect = session.get_bind().dialect.name
-    session.execute(
-        _INSERTS[dialect](InvoiceCounter)
-        .values(year=year, last_number=0)
-        .on_conflict_do_nothing(index_elements=["year"])
+    insert = _INSERTS[dialect](InvoiceCounter).values(year=year, last_number=1)
+    taken: int = session.scalar(
+        insert.on_conflict_do_update(
+            index_elements=["year"],
+            set_={"last_number": InvoiceCounter.last_number + 1},
+        ).returning(InvoiceCounter.last_number)
     )
-    counter: InvoiceCounter = lock_one(
-        session, select(InvoiceCounter).where(InvoiceCounter.year == year)
-    )
-    counter.last_number += 1
-    return counter.last_number
+    return taken
 
 
 def issue_invoice(payment: Payment, *, paid_before: int) -> Invoice:
@@ -82,8 +80,8 @@ def issue_invoice(payment: Payment, *, paid_before: int) -> Invoice:
     `paid_before` is what the contract's payments that count brought before this
     one: the invoice's fee is this payment's cumulative share of the contract's fee
     (`payments.standing.payment_split`). Idempotent: a payment that has its invoice
-    gets that one back. Call it in
-    the transaction that records the payment (under the contract's lock), so
+    gets that one back. Call it under the contract's lock, in the transaction that
+    records the payment: the lock makes one read for an existing invoice enough, and
     the number is committed, or rolled back, with the payment.
     """
     if payment.id is None:
@@ -96,10 +94,6 @@ def issue_invoice(payment: Payment, *, paid_before: int) -> Invoice:
     paid_at = payment.paid_at or clock.now()
     year = paid_at.astimezone(UTC).year
     sequence = _take_number(year)
-    # Read again under the counter's lock: a concurrent call may have issued it meanwhile.
-    existing = _invoice_of_payment(payment.id)
-    if existing is not None:
-        return existing
     contract = payment.contract
     fee, earning = payment_split(
         contract.platform_fee, contract.total_amount, paid_before, payment.amount

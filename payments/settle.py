@@ -28,6 +28,7 @@ from audit.services import record as audit
 from contracts import lifecycle
 from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
+from contracts.services import load_parties
 from extensions import db
 from payments import plan_terms
 from payments.invoices import issue_invoice
@@ -112,6 +113,7 @@ def settle(
     payment.amount_waived = max(waive, 0)
     db.session.flush()
     standing = standing_of(contract)
+    load_parties(contract)  # the invoice and the notices name both
     issue_invoice(payment, paid_before=standing.arrived - payment.amount)
     lifecycle.mark_paid(
         contract,

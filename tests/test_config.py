@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,25 @@ def test_production_refuses_password_hashing_cheaper_than_argon2s_own(tmp_path):
     stronger = {**env, "PASSWORD_HASH_TIME_COST": "4", "PASSWORD_HASH_MEMORY_COST": "131072",
                 "PASSWORD_HASH_PARALLELISM": "4"}
     assert load_config(str(tmp_path), stronger)["PASSWORD_HASH_TIME_COST"] == 4
+
+
+def test_the_web_entry_point_is_built_without_alembic(tmp_path):
+    """gunicorn's app (`wsgi.py`) never migrates, so it does not carry Alembic; the CLI's
+    app has the `flask db` commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wsgi\n"
+        "assert 'migrate' not in wsgi.app.extensions, wsgi.app.extensions.keys()\n"
+        "assert 'alembic' not in sys.modules\n"
+        "from app import create_app\n"
+        "assert 'migrate' in create_app().extensions\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", code], env=env, cwd=root,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
