@@ -24,9 +24,12 @@ a contract, the event log; then the CSV export of about `--export-rows` rows,
 downloaded in full while the gunicorn workers' memory is sampled. Every answer
 is checked against the database (the rows shown, the figures).
 
-Prints p50 / p99 and statements per page, then one line:
+Prints p50 / p99 and statements per page; for each download, the memory of the
+worker that served it just before and at its peak; then one line (one line;
+split here):
 
-    admin: worst p50 <ms> ms p99 <ms> ms over <n> pages | csv <rows> rows <s> s peak <MB> MB | OK
+    admin: worst p50 <ms> ms p99 <ms> ms over <n> pages | csv <rows> rows <s> s
+           peak <MB> MB | search p50 <ms> ms | OK
 
 and exits non-zero (FAIL in place of OK) if a page did not answer 200 with what
 the database says it should show, or the CSV's row count is wrong. The scratch
@@ -40,16 +43,11 @@ import csv
 import html
 import io
 import math
-import os
 import re
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -63,13 +61,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-WORKERS = 2  # gunicorn sync workers
-WORKER_TIMEOUT = 30  # gunicorn's default, as production runs it (Procfile)
+from bench.kit import (  # noqa: E402
+    BenchError,
+    Database,
+    Gunicorn,
+    MemorySampler,
+    add_options,
+    app_env,
+    flask,
+    fmt_ms,
+    login,
+    met,
+    percentile,
+    postgres_database,
+    rss_kb,
+    verdict,
+)
+
 PAGE_SIZE = 50  # the payments list's page size (admin.payment_queries.PAGE_SIZE)
 ADMIN_EMAIL = "admin@bench.test"
-STRIPE_KEY = "sk_test_bench"  # noqa: S105 (a throwaway key: nothing listens at the API base)
-WEBHOOK_SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret)
-SAMPLE_SECONDS = 0.05  # how often the workers' memory is read during the export
 EXPORT_RUNS = 3
 YEARS_DAYS = 730  # the history's span
 
@@ -80,90 +90,6 @@ GOAL_PEAK_MB = 100.0
 
 CURRENCY_SHARES = (("usd", 0.50), ("eur", 0.25), ("gbp", 0.15), ("jpy", 0.10))
 PAID_ONCE = ("succeeded", "partially_refunded", "refunded")
-
-
-class BenchError(Exception):
-    """The run cannot go on (a command failed, a server did not start, ...)."""
-
-
-# --- the scratch database -----------------------------------------------------------------
-
-
-@dataclass
-class Database:
-    server_url: str  # a PostgreSQL URL of the server (any database on it)
-    name: str
-
-    @property
-    def url(self) -> str:
-        return f"{self.server_url.rsplit('/', 1)[0]}/{self.name}"
-
-    def connect(self, autocommit: bool = True) -> Any:
-        import psycopg
-
-        return psycopg.connect(self.url, autocommit=autocommit)
-
-
-def create_database(server_url: str) -> Database:
-    import psycopg
-    from psycopg import sql
-
-    name = f"coachpact_bench_admin_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        conn = psycopg.connect(server_url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        raise BenchError(f"PostgreSQL unreachable at {server_url}: {exc}".strip()) from None
-    with conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return Database(server_url, name)
-
-
-def drop_database(db: Database) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(db.server_url, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name))
-        )
-
-
-# --- the app's environment and commands -----------------------------------------------------
-
-
-def app_env(db: Database) -> dict[str, str]:
-    """This process's environment less the app's own settings, plus the scratch database and
-    a throwaway Stripe setup (nothing listens at the API base: no page calls Stripe)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("STRIPE_", "DATABASE_URL", "APP_ENV", "REDIS_URL", "MAIL_",
-                               "JOBS_", "SECRET_KEY"))
-    }
-    env.update(
-        DATABASE_URL=db.url,
-        SECRET_KEY=secrets.token_hex(32),
-        STRIPE_SECRET_KEY=STRIPE_KEY,
-        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        STRIPE_CONNECT_WEBHOOK_SECRET=WEBHOOK_SECRET,  # required beside a key
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
-        APP_ENV="development",  # production would want https for the session cookie
-        JOBS_IMMEDIATE="0",
-        BENCH_COUNT_STATEMENTS="1",  # bench/admin_wsgi.py counts each request's statements
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
-def flask(env: dict[str, str], *args: str) -> str:
-    """Run `flask --app app <args>`; its output, or BenchError with it."""
-    done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
-        [sys.executable, "-m", "flask", "--app", "app", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"flask {' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout.strip()
 
 
 # --- the history, in SQL --------------------------------------------------------------------
@@ -785,141 +711,16 @@ def list_filter_where(expected: Expected, start: date) -> tuple[str, tuple[Any, 
     )
 
 
-# --- the server -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """`gunicorn -w 2 -k sync` serving `bench.admin_wsgi:app` on a free local port, in its
-    own process group, logging to a file; stopped by its pid."""
-
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
-            [
-                sys.executable, "-m", "gunicorn",
-                "-w", str(WORKERS), "-k", "sync",
-                "--timeout", str(WORKER_TIMEOUT),
-                "-b", f"127.0.0.1:{self.port}",
-                "--log-level", "warning",
-                "--chdir", str(ROOT),
-                "bench.admin_wsgi:app",
-            ],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def worker_pids(self) -> list[int]:
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        try:
-            return [int(pid) for pid in path.read_text().split()]
-        except (OSError, ValueError):
-            return []
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def log_problems(self) -> list[str]:
-        self._log.flush()
-        return [line for line in self.log_path.read_text(errors="replace").splitlines()
-                if "ERROR" in line or "Traceback" in line or "CRITICAL" in line]
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited early:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.base}/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise BenchError(f"gunicorn not healthy after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def rss_kb(pid: int) -> int:
-    """The resident memory (VmRSS) of a process in kB, from /proc; 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-class MemorySampler:
-    """Reads the VmRSS of every gunicorn worker every 50 ms in a thread; keeps the peak."""
-
-    def __init__(self, server: Gunicorn):
-        self.server = server
-        self.peak_kb = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.server.worker_pids():
-                self.peak_kb = max(self.peak_kb, rss_kb(pid))
-            self.samples += 1
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 # --- the client -----------------------------------------------------------------------------
 
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PAYMENT_ROW = re.compile(r'data-payment-id="(\d+)"')
 NEXT_PAGE = re.compile(r'<a[^>]*id="next-page"[^>]*href="([^"]+)"|'
                        r'<a[^>]*href="([^"]+)"[^>]*id="next-page"', re.S)
 EVENT_ROW = re.compile(r'<tr id="event-(\d+)"')
 
 
-def login(session: Any, base: str, password: str) -> None:
-    page = session.get(f"{base}/auth/login", timeout=30)
-    token = CSRF_META.search(page.text)
-    if page.status_code != 200 or token is None:
-        raise BenchError(f"GET /auth/login: {page.status_code}, no CSRF token")
-    answer = session.post(
-        f"{base}/auth/login",
-        data={"email": ADMIN_EMAIL, "password": password, "csrf_token": token.group(1)},
-        timeout=30, allow_redirects=False,
-    )
-    if answer.status_code not in (302, 303):
-        raise BenchError(f"POST /auth/login answered {answer.status_code}, not a redirect")
+def admin_login(session: Any, base: str, password: str) -> None:
+    login(session, ADMIN_EMAIL, password, base, timeout=30, allow_redirects=False)
     # The console answers 404 to anyone but an admin; to an admin, /admin/ is a redirect.
     check = session.get(f"{base}/admin/", timeout=60, allow_redirects=False)
     if check.status_code not in (302, 303):
@@ -946,11 +747,7 @@ class Page:
     size: int = 0
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return math.nan
-        rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-        return ordered[rank]
+        return percentile(self.latencies_ms, p)
 
 
 def fetch(session: Any, base: str, page: Page, timed: bool) -> None:
@@ -1098,11 +895,19 @@ def count_rows(page: Page, body: str) -> int | None:
 
 
 @dataclass
+class Download:
+    """One download of the export, and the memory of the worker that served it."""
+
+    worker: int  # its pid (0: unknown)
+    idle_kb: int  # its RSS just before the download
+    peak_kb: int  # its highest RSS during the download
+
+
+@dataclass
 class Export:
     rows: int = -1
-    seconds: list[float] = field(default_factory=list)
-    peak_kb: int = 0
-    baseline_kb: int = 0
+    seconds: list[float] = field(default_factory=list)  # of the complete downloads
+    downloads: list[Download] = field(default_factory=list)
     samples: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -1110,29 +915,48 @@ class Export:
     def median_s(self) -> float:
         return statistics.median(self.seconds) if self.seconds else math.nan
 
+    @property
+    def highest(self) -> Download:
+        """The download that took its worker's memory highest."""
+        return max(self.downloads, key=lambda d: d.peak_kb, default=Download(0, 0, 0))
+
+    @property
+    def peak_kb(self) -> int:
+        return self.highest.peak_kb
+
+    @property
+    def idle_kb(self) -> int:
+        return self.highest.idle_kb
+
 
 def run_export(session: Any, server: Gunicorn, expected: Expected, runs: int) -> Export:
     assert expected.export_start is not None
     path = (f"/admin/payments/export.csv?currency={expected.export_currency}"
             f"&start={expected.export_start.isoformat()}&end={expected.today.isoformat()}")
     result = Export()
-    result.baseline_kb = max((rss_kb(pid) for pid in server.worker_pids()), default=0)
-    for _ in range(runs):
+    for number in range(1, runs + 1):
         chunks: list[bytes] = []
-        with MemorySampler(server) as sampler:
+        worker = 0
+        idle = {pid: rss_kb(pid) for pid in server.worker_pids()}  # just before
+        with MemorySampler(server.worker_pids) as sampler:
             started = time.perf_counter()
             try:
                 with session.get(urljoin(server.base, path), stream=True, timeout=600,
                                  allow_redirects=False) as answer:
                     status = answer.status_code
+                    worker = int(answer.headers.get("X-Worker-Pid", 0))
                     for chunk in answer.iter_content(chunk_size=65536):
                         chunks.append(chunk)
             except Exception as exc:  # noqa: BLE001 (reported as the export's problem)
-                problem = f"{type(exc).__name__}: {exc}"
+                problem: str | None = f"{type(exc).__name__}: {exc}"
             else:
                 problem = None if status == 200 else f"answered {status}"
             elapsed = time.perf_counter() - started
-        result.peak_kb = max(result.peak_kb, sampler.peak_kb)
+        if worker not in sampler.peaks:  # no header: the worker whose memory grew most
+            worker = max(sampler.peaks, key=lambda pid: sampler.peaks[pid] - idle.get(pid, 0),
+                         default=0)
+        download = Download(worker, idle.get(worker, 0), sampler.peaks.get(worker, 0))
+        result.downloads.append(download)
         result.samples += sampler.samples
         # What arrived, even when the download broke off: how far it got.
         text = b"".join(chunks).decode("utf-8", errors="replace")
@@ -1140,6 +964,10 @@ def run_export(session: Any, server: Gunicorn, expected: Expected, runs: int) ->
         header = next(reader, None)
         records = list(reader)
         result.rows = len(records)
+        print(f"    download {number}: {elapsed:.2f} s, {result.rows} rows; worker {worker}: "
+              f"{download.idle_kb / 1024:.0f} MB idle just before, peak "
+              f"{download.peak_kb / 1024:.0f} MB during "
+              f"({(download.peak_kb - download.idle_kb) / 1024:+.0f} MB)", flush=True)
         if problem:
             result.problems.append(f"{problem} (after {result.rows} rows)")
             break
@@ -1157,17 +985,10 @@ def run_export(session: Any, server: Gunicorn, expected: Expected, runs: int) ->
 # --- the run --------------------------------------------------------------------------------
 
 
-def fmt_ms(value: float) -> str:
-    return f"{value:.1f}"
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def bench(args: argparse.Namespace, db: Database, workdir: Path) -> tuple[list[Page], Export]:
     sizes = Sizes.for_payments(args.payments)
-    env = app_env(db)
+    # bench/admin_wsgi.py counts each request's statements.
+    env = app_env(db.url, BENCH_COUNT_STATEMENTS="1")
 
     started = time.perf_counter()
     flask(env, "db", "upgrade")
@@ -1195,11 +1016,11 @@ def bench(args: argparse.Namespace, db: Database, workdir: Path) -> tuple[list[P
 
     import requests
 
-    server = Gunicorn(env, workdir / "gunicorn.log")
+    server = Gunicorn("bench.admin_wsgi:app", env, workdir / "gunicorn.log")
     try:
         server.wait_healthy()
         session = requests.Session()
-        login(session, server.base, password)
+        admin_login(session, server.base, password)
         pages = build_pages(session, server.base, db, expected, args.deep_page)
         print(f"  timing {len(pages)} pages: {args.warmup} untimed rounds, then {args.repeat} "
               "timed ones (the pages take turns)", flush=True)
@@ -1213,8 +1034,7 @@ def bench(args: argparse.Namespace, db: Database, workdir: Path) -> tuple[list[P
               f"{expected.today}, {expected.export_rows} rows in the database; {EXPORT_RUNS} "
               "downloads", flush=True)
         export = run_export(session, server, expected, EXPORT_RUNS)
-        if server.log_problems():
-            print(f"  gunicorn's log has errors; its tail:\n{server.log_tail(40)}")
+        server.report_problems("gunicorn")
     finally:
         server.stop()
     return pages, export
@@ -1244,11 +1064,11 @@ def report(pages: list[Page], export: Export) -> bool:
         f"{p.name}: {stmts(p.name)} for {p.rows} rows" for p in lists))
     constant = len({s for p in lists for s in p.statements}) == 1
     print(f"  statements per page constant across the list's pages: {'yes' if constant else 'NO'}")
-    growth = (export.peak_kb - export.baseline_kb) / 1024
+    growth = (export.peak_kb - export.idle_kb) / 1024
     print(f"\n  export: {export.rows} rows, {', '.join(f'{s:.2f}' for s in export.seconds)} s "
-          f"(median {export.median_s:.2f} s); the workers' RSS: {export.baseline_kb / 1024:.0f}"
-          f" MB before, peak {export.peak_kb / 1024:.0f} MB during ({growth:+.0f} MB; "
-          f"{export.samples} samples); "
+          f"(median {export.median_s:.2f} s); the RSS of the worker that served it: "
+          f"{export.idle_kb / 1024:.0f} MB idle just before, peak {export.peak_kb / 1024:.0f} MB"
+          f" during (the export adds {growth:+.0f} MB; {export.samples} samples); "
           f"{'; '.join(export.problems) or 'ok'}")
     ok = ok and not export.problems and bool(export.seconds)
     worst50 = max((p.percentile(50) for p in pages), default=math.nan)
@@ -1258,15 +1078,15 @@ def report(pages: list[Page], export: Export) -> bool:
     print(f"\n  goals: every page p50 < {GOAL_P50_MS:.0f} ms and p99 < {GOAL_P99_MS:.0f} ms: "
           f"{met(not slow)}{' (not: ' + ', '.join(slow) + ')' if slow else ''}; statements "
           f"per page constant: {met(constant)}; export peak < {GOAL_PEAK_MB:.0f} MB: "
-          f"{met(0 < export.peak_kb / 1024 < GOAL_PEAK_MB)} (an idle worker holds "
-          f"{export.baseline_kb / 1024:.0f} MB)")
+          f"{met(0 < export.peak_kb / 1024 < GOAL_PEAK_MB)} (its worker held "
+          f"{export.idle_kb / 1024:.0f} MB idle)")
     searches = [p for p in pages if p.path.startswith("/admin/search")]
     search50 = max((p.percentile(50) for p in searches), default=math.nan)
     print(f"  the header's search box: worst p50 {fmt_ms(search50)} ms over {len(searches)} "
           f"kinds of query (goal < {GOAL_P50_MS:.0f} ms: {met(search50 < GOAL_P50_MS)})")
     print(f"admin: worst p50 {fmt_ms(worst50)} ms p99 {fmt_ms(worst99)} ms over {len(pages)} pages"
           f" | csv {export.rows} rows {export.median_s:.2f} s peak {export.peak_kb / 1024:.0f} MB"
-          f" | search p50 {fmt_ms(search50)} ms | {'OK' if ok else 'FAIL'}")
+          f" | search p50 {fmt_ms(search50)} ms | {verdict(ok)}")
     return ok
 
 
@@ -1274,20 +1094,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payments", type=int, default=1_000_000,
                         help="payments to load (20000 makes a quick run)")
-    parser.add_argument("--repeat", type=int, default=20, help="timed fetches of each page")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    add_options(parser, smoke="2000 payments, 2 rounds", rounds=True)
     parser.add_argument("--deep-page", type=int, default=500,
                         help="the deep page of the payments list (or its last page)")
     parser.add_argument("--export-rows", type=int, default=100_000,
                         help="about how many rows the CSV export should hold")
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "BENCH_PG_URL", "postgresql://127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server (any database on it) where a scratch database may be made")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch database (its URL is printed) for inspection")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every phase at a tiny size (2000 payments, 2 rounds) in under a "
-                             "minute, its counts checked: that the script works, not figures")
     args = parser.parse_args(argv)
     if args.smoke:
         args.payments, args.repeat, args.warmup = 2000, 2, 0
@@ -1296,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--payments ≥ 1000, --repeat ≥ 1, --warmup ≥ 0, --deep-page ≥ 2")
 
     try:
-        db = create_database(args.pg_url)
+        db = postgres_database(args.pg_url, "coachpact_bench_admin")
     except BenchError as exc:
         print(f"admin: skipped ({exc})")
         return 1
@@ -1317,8 +1130,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"  kept the scratch database: {db.url}", flush=True)
         else:
-            drop_database(db)
-            print(f"  dropped the scratch database {db.name}", flush=True)
+            db.drop()
     return 0 if ok else 1
 
 

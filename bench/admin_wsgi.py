@@ -2,13 +2,16 @@
 
 Settings come from the environment, as in `wsgi.py`; the log is kept quiet
 (WARNING). Every SQL statement the app sends is counted, and timed, per
-request: a SQLAlchemy `before_cursor_execute` / `after_cursor_execute` listener
-on the app's engine. The response carries the figures in two headers:
+request (`bench.kit.StatementCounter`: a SQLAlchemy `before_cursor_execute` /
+`after_cursor_execute` listener on the app's engine). The response carries the
+figures in headers:
 
 - `X-Statements`: how many statements the request had executed when the
   response's headers were sent (for a page, all of them; a streamed response,
   such as the CSV export, sends its headers before most of its queries);
-- `X-SQL-ms`: the time those statements took, as the driver reported back.
+- `X-SQL-ms`: the time those statements took, as the driver reported back;
+- `X-Worker-Pid`: the worker that served the request (whose memory the
+  benchmark reads during the export).
 
 The counter is installed only when `BENCH_COUNT_STATEMENTS=1` is in the
 environment (the benchmark sets it); without it this is the plain app, quiet.
@@ -20,57 +23,39 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import event
-
 from app import create_app
+from bench.kit import StatementCounter
 from extensions import db
 
 app = create_app()
 logging.getLogger().setLevel(logging.WARNING)
 
-_counts = {"statements": 0, "seconds": 0.0}
-_started: list[float] = []
-
-
-def _before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-            executemany: bool) -> None:
-    _counts["statements"] += 1
-    _started.append(time.perf_counter())
-
-
-def _after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-           executemany: bool) -> None:
-    if _started:
-        _counts["seconds"] += time.perf_counter() - _started.pop()
-
-
 _inner = app.wsgi_app
 
 
-def _counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    _counts["statements"], _counts["seconds"] = 0, 0.0
-    _started.clear()
+def _counting(counter: StatementCounter) -> Callable[..., Iterable[bytes]]:
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        counter.reset()
 
-    def counting_start_response(status: str, headers: list[tuple[str, str]],
-                                exc_info: Any = None) -> Any:
-        headers = [
-            *headers,
-            ("X-Statements", str(_counts["statements"])),
-            ("X-SQL-ms", f"{_counts['seconds'] * 1000:.2f}"),
-        ]
-        return start_response(status, headers, exc_info) if exc_info else start_response(
-            status, headers
-        )
+        def counting_start_response(status: str, headers: list[tuple[str, str]],
+                                    exc_info: Any = None) -> Any:
+            headers = [
+                *headers,
+                ("X-Statements", str(counter.statements)),
+                ("X-SQL-ms", f"{counter.seconds * 1000:.2f}"),
+                ("X-Worker-Pid", str(os.getpid())),
+            ]
+            return start_response(status, headers, exc_info) if exc_info else start_response(
+                status, headers
+            )
 
-    return _inner(environ, counting_start_response)
+        return _inner(environ, counting_start_response)
+    return counted
 
 
 if os.environ.get("BENCH_COUNT_STATEMENTS") == "1":
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", _before)
-        event.listen(db.engine, "after_cursor_execute", _after)
-    app.wsgi_app = _counted  # type: ignore[method-assign]
+        app.wsgi_app = _counting(StatementCounter(db.engine))  # type: ignore[method-assign]

@@ -67,9 +67,7 @@ import argparse
 import cProfile
 import io
 import itertools
-import logging
 import math
-import os
 import pstats
 import re
 import secrets
@@ -89,7 +87,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.scratch import BenchError, Database, drop, make_database  # noqa: E402
+from bench.kit import (  # noqa: E402
+    BenchError,
+    Database,
+    StatementCounter,
+    add_options,
+    database_kinds,
+    finish,
+    login,
+    make_app,
+    make_database,
+    migrate,
+    percentile,
+    verdict,
+)
 
 SESSION_MINUTES = 30  # every contract's session length here
 PER_CONTRACT = 100  # sessions per contract (the most a contract may have)
@@ -102,80 +113,6 @@ PROFILE_FETCHES = 5
 CROWD_PER_COACH = 500  # the other coaches' sessions each, over 180 days back and 89 ahead
 CROWD_PER_CONTRACT = 10
 CROWD_STUDENTS_PER_COACH = 5
-
-
-
-
-# --- the databases ----------------------------------------------------------------------
-
-
-
-
-def make_app(db: Database, workdir: Path) -> Any:
-    """The app on the scratch database: jobs queued to a file nobody reads (no page
-    enqueues any), mail suppressed, the rate limiter in memory."""
-    from app import create_app
-
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": db.uri,
-            "SECRET_KEY": secrets.token_hex(32),
-            "REDIS_URL": None,
-            "JOBS_IMMEDIATE": False,
-            "JOBS_SQLITE_PATH": str(workdir / f"jobs-{db.kind}.sqlite3"),
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "MAIL_BACKEND": "locmem",
-        }
-    )
-    logging.getLogger().setLevel(logging.WARNING)
-    return app
-
-
-def migrate(app: Any) -> None:
-    from flask_migrate import upgrade
-
-    with app.app_context():
-        logging.disable(logging.INFO)  # alembic's own logging config would print INFO lines
-        try:
-            upgrade()
-        finally:
-            logging.disable(logging.NOTSET)
-        logging.getLogger().setLevel(logging.WARNING)
-
-
-# --- counting statements ------------------------------------------------------------------
-
-
-class StatementCounter:
-    """Counts, and times, the statements the app's engine sends (in this one thread)."""
-
-    def __init__(self, engine: Any) -> None:
-        from sqlalchemy import event
-
-        self.engine = engine
-        self.statements = 0
-        self.seconds = 0.0
-        self._started: list[float] = []
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, *_: Any) -> None:
-        self.statements += 1
-        self._started.append(time.perf_counter())
-
-    def _after(self, *_: Any) -> None:
-        if self._started:
-            self.seconds += time.perf_counter() - self._started.pop()
-
-    def reset(self) -> None:
-        self.statements, self.seconds = 0, 0.0
-        self._started.clear()
-
-    def close(self) -> None:
-        from sqlalchemy import event
-
-        event.remove(self.engine, "before_cursor_execute", self._before)
-        event.remove(self.engine, "after_cursor_execute", self._after)
 
 
 # --- the data -----------------------------------------------------------------------------
@@ -576,7 +513,6 @@ PICKED_DAY_COUNT = re.compile(
 SLOT_LINK = re.compile(r'<a class="cp-slot[^"]*" id="[^"]+" data-slot="([^"]+)"')
 SESSION_ROW = re.compile(r'<li class="list-group-item cp-session" id="session-(\d+)"')
 UID = re.compile(r"^UID:coaching-session-(\d+)@coachpact\r?$", re.M)
-CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 Check = Callable[[int, str, str], str | None]  # (status, content type, body) -> problem
 
@@ -599,10 +535,7 @@ class Page:
     shown: str = ""  # what the page showed, in a few words
 
     def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return math.nan
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+        return percentile(self.latencies_ms, p)
 
 
 def ok_page(*needles: str) -> Check:
@@ -699,14 +632,7 @@ def logged_in(app: Any, email: str, password: str) -> Any:
     login limit of a single address is never reached)."""
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = next_address()
-    page = client.get("/auth/login").get_data(as_text=True)
-    token = CSRF.search(page)
-    if token is None:
-        raise BenchError("no CSRF token on the login page")
-    answer = client.post("/auth/login", data={"csrf_token": token.group(1), "email": email,
-                                               "password": password})
-    if answer.status_code != 302:
-        raise BenchError(f"login as {email} answered {answer.status_code}")
+    login(client, email, password)
     return client
 
 
@@ -895,7 +821,11 @@ def bench_database(db: Database, args: argparse.Namespace, workdir: Path) -> Res
     from extensions import db as database
 
     result = Result(db.kind)
-    app = make_app(db, workdir)
+    # Jobs queued to a file nobody reads (no page enqueues any), mail suppressed, the rate
+    # limiter in memory.
+    app = make_app(db.uri, REDIS_URL=None, JOBS_IMMEDIATE=False,
+                   JOBS_SQLITE_PATH=str(workdir / f"jobs-{db.kind}.sqlite3"),
+                   RATELIMIT_STORAGE_URI="memory://", MAIL_BACKEND="locmem")
     started = time.perf_counter()
     migrate(app)
     moment = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -1020,11 +950,11 @@ def summary(result: Result) -> str:
         alone, most = max(pairs, key=lambda pair: crowd_factor(result, *pair))
         crowded = (f"+{result.others} others: worst ×{crowd_factor(result, alone, most):.2f} "
                    f"({most.name})")
-    verdict = "OK" if not result.failures else "FAIL"
     statements = "statements grow" if result.growing else "statements constant"
     return (f"{result.kind}: base {result.base_ms:.1f} ms | ×base {worst('booking', 'booking')} "
             f"{worst('reschedule', 'reschedule')} {worst('my schedule', 'schedule')} "
-            f"{worst('calendar feed', 'feed')} | {crowded} | {statements} | {verdict}")
+            f"{worst('calendar feed', 'feed')} | {crowded} | {statements} | "
+            f"{verdict(not result.failures)}")
 
 
 def sizes(text: str) -> list[int]:
@@ -1043,25 +973,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--others", type=int, default=100_000,
                         help="then other users' sessions to add, to time the smallest size's "
                              "pages again (0: not)")
-    parser.add_argument("--repeat", type=int, default=20, help="timed fetches of each page")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    parser.add_argument("--databases", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "BENCH_PG_URL", "postgresql://127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server (any database on it) where a scratch database may be made")
+    add_options(parser, smoke="10 sessions, a feed of 50, 200 others, 2 rounds",
+                databases=True, rounds=True)
     parser.add_argument("--profile", action="store_true",
                         help="also print where the largest size of each page spends its time")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every phase at a tiny size (10 sessions, a feed of 50, 200 "
-                             "others, 2 rounds), its checks made: that the script works")
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.feed_sizes, args.others = [10], [50], 200
         args.repeat, args.warmup = 2, 1
-    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
-    if set(kinds) - {"sqlite", "postgresql"}:
-        parser.error(f"unknown databases: {sorted(set(kinds) - {'sqlite', 'postgresql'})}")
+    kinds = database_kinds(parser, args)
     if args.repeat < 1 or args.warmup < 0 or args.others < 0:
         parser.error("--repeat ≥ 1, --warmup ≥ 0, --others ≥ 0")
     if args.sizes[-1] > 1000 or args.feed_sizes[-1] > 8000:
@@ -1087,16 +1007,8 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.print_exc()
                 results.append(Result(kind, failures=[f"{type(exc).__name__}: {exc}"]))
             finally:
-                drop(db)
-
-    print("\n== summary ==")
-    for result in results:
-        print(summary(result))
-    failed = [f for r in results for f in r.failures]
-    if failed:
-        print("\nFAILED: " + "; ".join(failed), file=sys.stderr)
-        return 1
-    return 0
+                db.drop()
+    return finish([summary(r) for r in results], [f for r in results for f in r.failures])
 
 
 if __name__ == "__main__":

@@ -52,10 +52,7 @@ import os
 import pstats
 import queue
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,18 +61,33 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.scratch import BenchError, Database, drop, make_database  # noqa: E402
+from bench.kit import (  # noqa: E402
+    WEBHOOK_SECRET,
+    WORKERS,
+    BenchError,
+    Child,
+    Database,
+    Gunicorn,
+    add_options,
+    app_env,
+    database_kinds,
+    finish,
+    flask_command,
+    make_app,
+    make_database,
+    met,
+    migrate,
+    percentile,
+    verdict,
+)
 
-SECRET = "whsec_bench_" + "0" * 24  # noqa: S105 (a throwaway secret for local servers)
-STRIPE_KEY = "sk_test_bench"
 WEBHOOK_PATH = "/webhooks/stripe"
-WORKERS = 2  # gunicorn sync workers, for the app and both floors
 BATCH = 500
 CONSUMER_WORKERS = 2  # threads per consumer process
 CONSUMERS = {"sqlite": 1, "postgresql": 2}  # consumer processes in the drain
@@ -96,8 +108,6 @@ GOAL_P99_MS = 50.0
 GOAL_DRAIN = 0.4
 
 
-
-
 # --- figures --------------------------------------------------------------------------
 
 
@@ -115,11 +125,7 @@ class Run:
         return self.events / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        rank = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
-        return ordered[rank]
+        return percentile(self.latencies_ms, p)
 
     @property
     def non_2xx(self) -> int:
@@ -151,7 +157,9 @@ class Target:
 
 def sign(payload: bytes, timestamp: int) -> str:
     """A Stripe-Signature header, computed as Stripe computes it."""
-    digest = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+    digest = hmac.new(
+        WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256
+    )
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
@@ -250,113 +258,6 @@ def post_all(port: int, events: list[tuple[bytes, str]], concurrency: int, name:
 # --- child processes ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Child:
-    """A process this script starts in its own process group, logging to a file; stopped
-    by its pid (SIGTERM, then SIGKILL to its group if it will not stop)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: its children go with it
-        )
-
-    def log_text(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def log_problems(self) -> list[str]:
-        """The log's lines that report an error or a traceback."""
-        return [
-            line for line in self.log_text().splitlines()
-            if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
-        ]
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time (user + system) used so far by the process (all its threads) and its live
-        children (gunicorn's workers), from /proc; None where there is no /proc."""
-        try:
-            ticks = os.sysconf("SC_CLK_TCK")
-            total = 0
-            pids = [self.proc.pid] + [
-                int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-                .read_text().split()
-            ]
-            for pid in pids:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, ValueError):
-            return None
-        return total / ticks
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script started
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class Gunicorn(Child):
-    """`gunicorn -w 2 -k sync` serving `target` on a free local port (SIGTERM stops its
-    workers gracefully)."""
-
-    def __init__(self, target: str, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        super().__init__(
-            [
-                sys.executable, "-m", "gunicorn",
-                "-w", str(WORKERS), "-k", "sync",
-                "-b", f"127.0.0.1:{self.port}",
-                "--log-level", "warning",
-                "--chdir", str(ROOT),
-                target,
-            ],
-            env,
-            log_path,
-        )
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited early:\n{self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise BenchError(f"gunicorn not healthy after {timeout:.0f} s:\n{self.log_tail()}")
-
 class Consumer(Child):
     """`flask --app app jobs consume --workers 2 --no-periodic`: its INFO log (a line or
     two per job) goes to its file (SIGTERM stops it at once). With `profile_dir`, every
@@ -365,7 +266,7 @@ class Consumer(Child):
     def __init__(self, env: dict[str, str], log_path: Path, profile_dir: Path | None = None):
         options = ["--workers", str(CONSUMER_WORKERS), "--no-periodic"]
         if profile_dir is None:
-            command = [sys.executable, "-m", "flask", "--app", "app", "jobs", "consume"]
+            command = flask_command("jobs", "consume")
         else:
             command = [sys.executable, str(ROOT / "bench" / "consumer_profiled.py"),
                        str(profile_dir)]
@@ -390,29 +291,6 @@ def timed(server: Gunicorn, events: list[tuple[bytes, str]], concurrency: int, n
     if before is not None and after is not None:
         run.server_cpu_ms = (after - before) * 1000 / len(events)
     return run
-
-
-def server_env(database_url: str, **extra: str) -> dict[str, str]:
-    """The environment of a server or consumer: this one's, less any settings of the app's
-    own, plus the database, a throwaway Stripe setup and `extra` (the job queue's)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("STRIPE_", "DATABASE_URL", "APP_ENV", "REDIS_URL", "MAIL_", "JOBS_")
-        )
-    }
-    env.update(
-        DATABASE_URL=database_url,
-        STRIPE_WEBHOOK_SECRET=SECRET,
-        STRIPE_CONNECT_WEBHOOK_SECRET=SECRET,  # required beside a key; no Connect event here
-        STRIPE_SECRET_KEY=STRIPE_KEY,
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        APP_ENV="development",
-        PYTHONPATH=str(ROOT),
-        **extra,
-    )
-    return env
 
 
 # --- job queues -----------------------------------------------------------------------
@@ -461,14 +339,12 @@ class JobQueue:
 def job_queue(kind: str, phase: str, workdir: Path, redis_url: str, run_id: str) -> JobQueue:
     """The queue the app and the consumers use in `phase`, one of this run's own."""
     name = f"coachpact-bench-{run_id}-{phase}"
-    off = {"JOBS_IMMEDIATE": "0"}  # jobs go to the queue, whatever a .env file says
     if kind == "postgresql":
         return JobQueue(f"Redis {redis_url} queue {name}",
-                        {"REDIS_URL": redis_url, "JOBS_QUEUE_NAME": name, **off})
+                        {"REDIS_URL": redis_url, "JOBS_QUEUE_NAME": name})
     path = workdir / f"jobs-{phase}.sqlite3"
     return JobQueue(f"SQLite queue file {path.name}",
-                    {"REDIS_URL": "", "JOBS_SQLITE_PATH": str(path), "JOBS_QUEUE_NAME": name,
-                     **off})
+                    {"REDIS_URL": "", "JOBS_SQLITE_PATH": str(path), "JOBS_QUEUE_NAME": name})
 
 
 def redis_unreachable(url: str) -> str | None:
@@ -489,39 +365,19 @@ def redis_unreachable(url: str) -> str | None:
 # --- databases ------------------------------------------------------------------------
 
 
-
-
 def setup_app_database(uri: str, count: int) -> list[Target]:
     """Migrate, then `count` pending contracts between one coach and one student,
     each with a pending Checkout payment `cs_test_bench_<i>`."""
-    import logging
-
-    from flask_migrate import upgrade
-
     from accounts.models import Role
     from accounts.services import create_user
-    from app import create_app
     from contracts.services import accept_proposal, send_proposal
     from extensions import db
     from payments.models import Payment
 
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": uri,
-            "STRIPE_WEBHOOK_SECRET": SECRET,
-            "STRIPE_SECRET_KEY": STRIPE_KEY,
-            "STRIPE_API_BASE": "http://127.0.0.1:9",
-        }
-    )
-    logging.getLogger().setLevel(logging.WARNING)
+    app = make_app(uri)
+    migrate(app)
     targets: list[Target] = []
     with app.app_context():
-        logging.disable(logging.INFO)  # alembic's own logging config would print INFO lines
-        try:
-            upgrade()
-        finally:
-            logging.disable(logging.NOTSET)
-        logging.getLogger().setLevel(logging.WARNING)
         password = secrets.token_urlsafe(16)
         coach = create_user(email="coach@bench.test", name="Bench Coach", password=password,
                             role=Role.COACH, timezone="UTC")
@@ -814,17 +670,6 @@ def machine_load() -> str:
         return "load average unknown"
 
 
-def report_log_problems(child: Child, what: str) -> None:
-    problems = child.log_problems()
-    if problems:
-        print(f"  {what}: {len(problems)} error lines in its log, the first with what follows:",
-              flush=True)
-        lines = child.log_text().splitlines()
-        first = lines.index(problems[0])
-        for line in lines[first:first + 25]:
-            print(f"    {line[:200]}")
-
-
 def check_warmup(run: Run, name: str, server: Gunicorn) -> None:
     """A warm-up answered with anything but 2xx: the server is broken, stop here."""
     if run.non_2xx:
@@ -850,9 +695,9 @@ def ack_phase(
         profile_dir.mkdir()
         profile["BENCH_PROFILE_DIR"] = str(profile_dir)
     envs = {
-        "app": server_env(db.uri, **jobs.env, **profile),
-        "floorA": server_env(db.uri),
-        "floorB": server_env(db.uri),
+        "app": app_env(db.uri, **jobs.env, **profile),
+        "floorA": app_env(db.uri),
+        "floorB": app_env(db.uri),
     }
     with ExitStack() as stack:
         servers = {
@@ -886,7 +731,7 @@ def ack_phase(
                 result.failures.append(f"{db.kind} ack: {bad} non-2xx answers from {name}")
                 print(f"  {name} answered {bad} requests with no 2xx; its log's tail:\n"
                       f"{server.log_tail(15)}")
-            report_log_problems(server, f"{name} (ack)")
+            server.report_problems(f"{name} (ack)")
 
     expected = len(timed_targets) + len(warm_targets)
     rows, waiting = count_inbox(db.uri, [event_id(t) for t in timed_targets + warm_targets])
@@ -922,7 +767,7 @@ def drain_phase(
           f"{args.concurrency} while {consumers} consumer process(es) (--workers "
           f"{CONSUMER_WORKERS} --no-periodic) apply them; a fresh app server and queue: "
           f"{jobs.label}; {machine_load()}", flush=True)
-    env = server_env(db.uri, **jobs.env)
+    env = app_env(db.uri, **jobs.env)
     contract_ids = [t.contract_id for t in timed_targets]
     event_ids = [event_id(t) for t in timed_targets]
     profile_dir = workdir / f"profile-drain-{db.kind}"
@@ -978,7 +823,7 @@ def drain_phase(
                 failed = True
                 result.failures.append(f"{db.kind} drain: {posted.non_2xx} non-2xx answers")
                 print(f"  the app's log tail:\n{app.log_tail(15)}")
-            report_log_problems(app, "app (drain)")
+            app.report_problems("app (drain)")
         # The consumers are stopped: nothing can change the counts any more.
         counts = count_drain(db.uri, contract_ids, event_ids)
         print(f"  drain verified: {counts.active}/{total} contracts active+paid, "
@@ -1001,7 +846,7 @@ def drain_phase(
         for i, consumer in enumerate(started, 1):
             if failed:
                 print(f"  consumer {i}'s log tail:\n{consumer.log_tail(20)}")
-            report_log_problems(consumer, f"consumer {i}")
+            consumer.report_problems(f"consumer {i}")
     if args.profile:
         print(f"\n  cProfile of the consumers in the drain ({db.kind}; all their threads; the "
               "figures above are slowed by it):")
@@ -1060,19 +905,14 @@ def bench_database(
     return result
 
 
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def summary(result: Result) -> str:
     if result.skipped:
         return f"{result.kind}: skipped ({result.skipped})"
-    verdict = "OK" if not result.failures else "FAIL"
     return (
         f"{result.kind}: ack app/floorA {result.median_ratio('floorA'):.2f} "
         f"app/floorB {result.median_ratio('floorB'):.2f} p99 {result.app_p99:.1f} ms | "
         f"drain {result.drain_done}/{result.drain_total} {result.drain_rate:.1f} ev/s "
-        f"{result.drain_ratio:.2f} of floorA | {verdict}"
+        f"{result.drain_ratio:.2f} of floorA | {verdict(not result.failures)}"
     )
 
 
@@ -1087,29 +927,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100,
                         help=f"untimed events first (the drain's: at most {DRAIN_WARMUP})")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--databases", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "BENCH_PG_URL", "postgresql://127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server (any database on it) where scratch databases may be made")
+    add_options(parser, smoke="40 events, one round", databases=True)
     parser.add_argument("--redis-url", default=os.environ.get(
         "BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="Redis for the app's job queue in the PostgreSQL pass")
     parser.add_argument("--profile", action="store_true",
                         help="run the app's workers under cProfile in the ack phase and print "
                              "where time goes")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every phase at a tiny size (40 events, one round), its counts "
-                             "checked: that the script works, not figures")
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.rounds, args.drain_events, args.warmup = 40, 1, 40, 5
     if args.drain_events is None:
         args.drain_events = args.events
-    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
-    unknown = set(kinds) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown databases: {sorted(unknown)}")
+    kinds = database_kinds(parser, args)
     if min(args.events, args.concurrency, args.rounds, args.drain_events) < 1 or args.warmup < 0:
         parser.error("--events, --rounds, --drain-events and --concurrency must be positive")
 
@@ -1122,7 +952,7 @@ def main(argv: list[str] | None = None) -> int:
                     reason = redis_unreachable(args.redis_url)
                     if reason is not None:
                         raise BenchError(reason)
-                db = make_database(kind, workdir, args.pg_url)
+                db = make_database(kind, workdir, args.pg_url, "coachpact_bench")
             except BenchError as exc:
                 print(f"\n== {kind}: skipped: {exc}", flush=True)
                 results.append(Result(kind, skipped=str(exc)))
@@ -1130,16 +960,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results.append(bench_database(db, args, workdir, args.redis_url))
             finally:
-                drop(db)
-
-    print("\n== summary ==")
-    for result in results:
-        print(summary(result))
-    failed = [f for r in results for f in r.failures]
-    if failed:
-        print("\nFAILED: " + "; ".join(failed), file=sys.stderr)
-        return 1
-    return 0
+                db.drop()
+    return finish([summary(r) for r in results], [f for r in results for f in r.failures])
 
 
 if __name__ == "__main__":
