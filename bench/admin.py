@@ -215,7 +215,7 @@ INSERT INTO payments (id, contract_id, checkout_session_id, payment_intent_id, c
                       customer_id, amount, currency, status, amount_refunded,
                       payment_method_type, checkout_url, expires_at, failure_reason,
                       review_reason, paid_at, metadata, created_at, updated_at)
-SELECT id, k, 'cs_bench_' || id,
+SELECT id, k, 'cs_bench_' || id || '_' || tail,
     CASE WHEN status IN ('pending', 'expired', 'canceled') AND NOT held THEN NULL
          ELSE 'pi_bench_' || id END,
     CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') OR held
@@ -225,7 +225,7 @@ SELECT id, k, 'cs_bench_' || id,
     CASE WHEN status = 'processing'
          THEN CASE currency WHEN 'eur' THEN 'sepa_debit' ELSE 'us_bank_account' END
          ELSE 'card' END,
-    'https://checkout.stripe.com/c/pay/cs_bench_' || id,
+    'https://checkout.stripe.com/c/pay/cs_bench_' || id || '_' || tail,
     created + interval '24 hours',
     CASE WHEN status = 'failed' THEN
         (ARRAY['Your card was declined.', 'Your card has insufficient funds.',
@@ -256,7 +256,11 @@ FROM (
             outcome = 'held'
         FROM plan WHERE two
     ) AS a
-) AS b
+) AS b,
+-- Eight letters at the end of a session id, as random as Stripe's: the reference a search
+-- finds by (an id ending in digits would read as another kind of query).
+LATERAL (SELECT translate(substr(md5(b.id::text), 1, 8), '0123456789', 'ghijklmnop') AS tail)
+    AS t
 """
 
 # One event for every fifth payment, received as the payment happened: almost all

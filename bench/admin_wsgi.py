@@ -30,7 +30,7 @@ from app import create_app
 from bench.kit import StatementCounter
 from extensions import db
 
-app = create_app()
+app = create_app(migrations=False)  # as wsgi.py builds it
 logging.getLogger().setLevel(logging.WARNING)
 
 _inner = app.wsgi_app

@@ -17,7 +17,7 @@ import os
 
 from app import create_app
 
-app = create_app()
+app = create_app(migrations=False)  # as wsgi.py builds it
 logging.getLogger().setLevel(logging.WARNING)
 
 _profile_dir = os.environ.get("BENCH_PROFILE_DIR")
