@@ -7,7 +7,10 @@ The number is taken from the year's `invoice_counters` row, locked for update
 same transaction that records the payment: two payments at once get
 consecutive numbers, and a payment rolled back rolls its number back too, so
 no gap is left. The counter's lock is held until that transaction ends, which
-serialises the last step of concurrent payments only.
+serialises concurrent payments from there on: what the transaction wrote
+before is flushed first, and the invoice is the last thing a payment's
+settlement does, so the lock covers little more than the invoice's insert
+and the commit.
 
 A void payment (a duplicate, refused on review, arrived after cancellation)
 gets no invoice: it goes back in full. Payments recorded before invoices
@@ -62,6 +65,7 @@ def _take_number(year: int) -> int:
     consecutive numbers, the second waiting for the first one's transaction.
     """
     session = db.session
+    session.flush()  # the transaction's other writes go out before the lock is taken
     take_write_lock(session)
     dialect = session.get_bind().dialect.name
     insert = _INSERTS[dialect](InvoiceCounter).values(year=year, last_number=1)

@@ -113,8 +113,7 @@ def settle(
     payment.amount_waived = max(waive, 0)
     db.session.flush()
     standing = standing_of(contract)
-    load_parties(contract)  # the invoice and the notices name both
-    issue_invoice(payment, paid_before=standing.arrived - payment.amount)
+    load_parties(contract)  # the notices and the invoice name both
     lifecycle.mark_paid(
         contract,
         paid_at=payment.paid_at,
@@ -136,6 +135,8 @@ def settle(
             actor_label=actor_label,
             after={"waived": waive, "amount": payment.amount},
         )
+    # Last: its number's lock serialises concurrent payments until they commit.
+    issue_invoice(payment, paid_before=standing.arrived - payment.amount)
     return outcome
 
 
