@@ -32,9 +32,17 @@ from sqlalchemy import ColumnElement, Select, false, func, select, union_all
 
 from accounts.models import User
 from contracts.models import Contract
-from database.text import fold
+from database.text import Ending, fold
 from extensions import db
-from payments.models import Dispute, Invoice, Payment, Refund, StripeCustomer, WebhookEvent
+from payments.models import (
+    REFERENCE_LENGTH,
+    Dispute,
+    Invoice,
+    Payment,
+    Refund,
+    StripeCustomer,
+    WebhookEvent,
+)
 from payouts.models import ConnectedAccount, SessionShare, TransferReversal
 
 MAX_LENGTH = 200  # longer than any id, email, name or title we keep
@@ -238,10 +246,8 @@ def read(q: str) -> Terms:
     terms.people.append(select(User.id).where(*_contains(User.search_text, words)))
     terms.contracts.append(select(Contract.id).where(*_contains(Contract.search_text, words)))
     if REFERENCE_SHAPE.match(q):
-        terms.payments += [
-            select(Payment.id).where(Payment.checkout_session_id.iendswith(q, autoescape=True)),
-            select(Payment.id).where(Payment.payment_intent_id.iendswith(q, autoescape=True)),
-        ]
+        terms.payments += [select(Payment.id).where(_ends(column, q)) for column in
+                           (Payment.checkout_session_id, Payment.payment_intent_id)]
     if len(words) == 1:
         # Manual references are few: a partial index holds them alone.
         terms.payments.append(select(Payment.id).where(
@@ -249,6 +255,14 @@ def read(q: str) -> Terms:
             func.lower(Payment.manual_reference) == q.lower(),
         ))
     return terms
+
+
+def _ends(column: Any, q: str) -> ColumnElement[bool]:
+    """`column` ends with `q`, any case: a whole reference by the index of ids' endings,
+    a longer or shorter part by the ids' trigrams."""
+    if len(q) == REFERENCE_LENGTH:
+        return func.lower(Ending(column, REFERENCE_LENGTH)) == q.lower()
+    return column.iendswith(q, autoescape=True)
 
 
 def _contains(column: Any, words: list[str]) -> list[ColumnElement[bool]]:

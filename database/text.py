@@ -12,7 +12,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import String, literal_column, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def fold(text: str) -> str:
@@ -36,3 +38,27 @@ def trigram_index_kwargs(column: str) -> dict[str, Any]:
         "sqlite_where": text("0"),
     }
 
+
+
+class Ending(FunctionElement[str]):
+    """The last `length` characters of a text column, in either database's words: the
+    printed reference of a payment is the end of its Stripe id, and an index of this
+    expression finds a quoted reference in one look-up."""
+
+    type = String()
+    inherit_cache = True
+
+    def __init__(self, column: Any, length: int) -> None:
+        super().__init__(column, literal_column(str(int(length))))
+
+
+@compiles(Ending)
+def _ending_sqlite(element: Ending, compiler: Any, **kw: Any) -> str:
+    column, length = element.clauses
+    return f"substr({compiler.process(column, **kw)}, -{compiler.process(length, **kw)})"
+
+
+@compiles(Ending, "postgresql")
+def _ending_postgresql(element: Ending, compiler: Any, **kw: Any) -> str:
+    column, length = element.clauses
+    return f"right({compiler.process(column, **kw)}, {compiler.process(length, **kw)})"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     case,
+    func,
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -24,9 +25,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from accounts.models import User
 from clock import now
 from contracts.models import Contract
-from database.text import trigram_index_kwargs
+from database.text import Ending, trigram_index_kwargs
 from database.types import UTCDateTime, str_enum
 from extensions import Model
+
+# How many of a Stripe id's last characters we print as a payment's reference.
+REFERENCE_LENGTH = 8
 
 
 class PaymentRecordStatus(enum.Enum):
@@ -194,9 +198,9 @@ class Payment(Model):
         """What we show people: the end of the Checkout session (or off-session payment
         intent) id, or the manual reference."""
         if self.checkout_session_id:
-            return self.checkout_session_id[-8:]
+            return self.checkout_session_id[-REFERENCE_LENGTH:]
         if self.payment_intent_id and not self.manual_method:
-            return self.payment_intent_id[-8:]
+            return self.payment_intent_id[-REFERENCE_LENGTH:]
         return self.manual_reference or f"manual-{self.id}"
 
     # Each of these reads the same on a loaded payment and in a query (`Payment.method == ...`).
@@ -220,6 +224,13 @@ class Payment(Model):
     @classmethod
     def _method_expression(cls) -> ColumnElement[str | None]:
         return case((cls.manual_method.is_not(None), "manual"), else_=cls.payment_method_type)
+
+
+# A quoted reference (`Payment.reference`) found in one look-up of the id it ends.
+Index("ix_payments_checkout_session_id_end",
+      func.lower(Ending(Payment.checkout_session_id, REFERENCE_LENGTH)))
+Index("ix_payments_payment_intent_id_end",
+      func.lower(Ending(Payment.payment_intent_id, REFERENCE_LENGTH)))
 
 
 class PlanStatus(enum.Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
@@ -17,6 +18,10 @@ from contracts.models import (
 )
 
 
+# SQLite's reflection cannot read an index of an expression (the ends of payments' ids);
+# PostgreSQL's can, and compares them.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_models_and_migrations_agree(db):
     # The test database was built by `flask db upgrade` (see conftest.database_uri).
     with db.engine.connect() as connection:

@@ -246,9 +246,10 @@ def test_search_text_follows_a_rename(db, make_user):
 
 
 @pytest.mark.postgres
-def test_postgresql_finds_text_and_references_by_trigram_indexes(db, zoe):
-    """With sequential scans off, each search condition is served by its GIN index (a
-    B-tree could not find a middle part of a text)."""
+def test_postgresql_finds_text_and_references_by_their_indexes(db, zoe):
+    """With sequential scans off, each search condition is served by its index: a GIN index
+    of trigrams for a part of a text (a B-tree could not find a middle part), a B-tree of
+    the ids' last characters for a whole reference."""
     from admin import search_terms
     from payments.models import Payment
 
@@ -265,9 +266,14 @@ def test_postgresql_finds_text_and_references_by_trigram_indexes(db, zoe):
     assert "ix_users_search_text_trgm" in plan(select(User.id).where(terms.person_condition()))
     assert "ix_contracts_search_text_trgm" in plan(
         select(Contract.id).where(terms.contract_condition()))
-    reference = search_terms.read(SESSION_ID[-8:])
+    # The whole printed reference: one look-up in each index of the ids' last characters.
+    reference = plan(select(Payment.id).where(
+        search_terms.read(SESSION_ID[-8:]).payment_condition()))
+    assert "ix_payments_checkout_session_id_end" in reference
+    assert "ix_payments_payment_intent_id_end" in reference
+    # A longer end of an id: its trigrams.
     assert "ix_payments_checkout_session_id_trgm" in plan(
-        select(Payment.id).where(reference.payment_condition()))
+        select(Payment.id).where(search_terms.read(SESSION_ID[-12:]).payment_condition()))
 
 
 # --- in Chromium --------------------------------------------------------------------------
