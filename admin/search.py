@@ -52,12 +52,12 @@ def search(q: str) -> Results:
     if not terms.searched:
         return results
     results.people = _group(
-        select(User).where(terms.person_condition()).order_by(User.id.desc())
+        select(User).where(terms.person_condition(GROUP_SIZE + 1)).order_by(User.id.desc())
     )
     results.contracts = _group(
         select(Contract)
         .options(selectinload(Contract.coach), selectinload(Contract.student))
-        .where(terms.contract_condition())
+        .where(terms.contract_condition(GROUP_SIZE + 1))
         .order_by(Contract.id.desc())
     )
     results.payments = _group(

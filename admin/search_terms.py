@@ -84,11 +84,12 @@ class Terms:
             ids.append(select(Contract.id).where(Contract.coach_id.in_(people)))
         return ids
 
-    def contract_condition(self) -> ColumnElement[bool]:
+    def contract_condition(self, newest: int | None = None) -> ColumnElement[bool]:
+        """Contracts matched; with `newest`, only that many of the highest ids."""
         ids = self._contract_ids()
         if self.payments:
             ids.append(select(Payment.contract_id).where(Payment.id.in_(_union(self.payments))))
-        return Contract.id.in_(_union(ids)) if ids else false()
+        return Contract.id.in_(_newest(_union(ids), newest)) if ids else false()
 
     def payment_condition(self) -> ColumnElement[bool]:
         # One IN of one union: PostgreSQL joins it by the primary key, where an OR of two
@@ -99,7 +100,8 @@ class Terms:
             ids.append(select(Payment.id).where(Payment.contract_id.in_(_union(contract_ids))))
         return Payment.id.in_(_union(ids)) if ids else false()
 
-    def person_condition(self) -> ColumnElement[bool]:
+    def person_condition(self, newest: int | None = None) -> ColumnElement[bool]:
+        """People matched; with `newest`, only that many of the highest ids."""
         ids = list(self.people)
         # The parties of a payment found by an id or a reference, and of a contract found
         # by its number or an id; not of a contract whose title matched some text.
@@ -110,11 +112,23 @@ class Terms:
             contracts = _union(found)
             ids.append(select(Contract.student_id).where(Contract.id.in_(contracts)))
             ids.append(select(Contract.coach_id).where(Contract.id.in_(contracts)))
-        return User.id.in_(_union(ids)) if ids else false()
+        return User.id.in_(_newest(_union(ids), newest)) if ids else false()
 
 
 def _union(selects: list[Select[Any]]) -> Any:
     return selects[0] if len(selects) == 1 else union_all(*selects)
+
+
+def _newest(ids: Any, limit: int | None) -> Any:
+    """The `limit` highest of a set of ids (all of them without `limit`). A group shown
+    newest first by id then joins a handful of rows by their key: given the whole set,
+    PostgreSQL guesses it large and walks the table's key backwards until it meets the
+    matches, hundreds of thousands of rows when they are old."""
+    if limit is None:
+        return ids
+    found = ids.subquery()
+    key = next(iter(found.c))
+    return select(key).distinct().order_by(key.desc()).limit(limit)
 
 
 # --- Stripe's ids -------------------------------------------------------------------------
