@@ -499,3 +499,16 @@ def test_two_tabs_buying_at_once_make_one_contract(app, db, make_offer, make_use
         assert outcomes[0][0] == outcomes[1][0]
         assert sorted(new for _, new in outcomes) == [False, True]
         assert count(db, Contract, Contract.student_id == student.id) == 1
+
+
+def test_the_demo_coaches_have_public_pages_with_offers(runner, client):
+    result = runner.invoke(args=["demo-data"])
+    assert result.exit_code == 0, result.output
+    assert "/c/maya-lindqvist" in result.output
+    maya = client.get("/c/maya-lindqvist").get_data(as_text=True)
+    assert "Maya Lindqvist" in maya and "Leadership sprint" in maya
+    assert "Interview preparation" in maya
+    assert "Executive coaching quarter" not in maya  # paused
+    assert "$600.00 in full, or $150.00 now and 3 × $150.00 monthly" in maya
+    tomas = client.get("/c/tomas-ferreira").get_data(as_text=True)
+    assert "Portuguese conversation pack" in tomas and "Marathon training block" in tomas
