@@ -36,11 +36,12 @@ class OfferError(Exception):
 
 
 def offers_of(coach: User, *statuses: OfferStatus) -> list[Offer]:
-    """The coach's offers (of `statuses`, else all), active first, newest first."""
+    """The coach's offers (of `statuses`, else all), active first, in the order the coach
+    made them."""
     query = select(Offer).where(Offer.coach_id == coach.id)
     if statuses:
         query = query.where(Offer.status.in_(statuses))
-    found = db.session.scalars(query.order_by(Offer.id.desc()))
+    found = db.session.scalars(query.order_by(Offer.id))
     order = list(OfferStatus)
     return sorted(found, key=lambda offer: order.index(offer.status))
 

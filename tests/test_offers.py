@@ -430,6 +430,8 @@ def test_the_contract_keeps_its_terms_when_the_offer_changes(client, db, coach, 
             contract.total_amount, contract.plan_deposit_percent) == (
         "Interview sprint", 10000, 4, 40000, 25)
     assert contract.proposal.title == "Interview sprint"
+    page = client.get(f"/contracts/{contract.id}").get_data(as_text=True)
+    assert 'id="from-offer"' in page and "Interview sprint" in page
 
 
 def test_the_coachs_plan_minimum_travels_to_the_pay_page(app, db, make_offer, make_user):
