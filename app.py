@@ -21,6 +21,7 @@ import books
 import contracts
 import jobs
 import notifications
+import offers
 import payments
 import payouts
 import scheduling
@@ -77,12 +78,13 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     _import_models()
     # Each package registers its own jobs, event handlers, commands and template
     # helpers, the layers beneath first: audit, notifications → accounts → contracts
-    # → scheduling → payments → payouts → admin.
+    # → scheduling → payments → offers → payouts → books → admin.
     notifications.init_app(app)
     accounts.init_app(app)
     contracts.init_app(app)
     scheduling.init_app(app)
     payments.init_app(app)
+    offers.init_app(app)
     payouts.init_app(app)
     books.init_app(app)
     admin.init_app(app)
@@ -105,6 +107,7 @@ MODEL_MODULES = (
     "contracts.models",
     "scheduling.models",
     "payments.models",
+    "offers.models",
     "payouts.models",
     "admin.models",
     "books.models",
@@ -122,6 +125,7 @@ def _register_blueprints(app: Flask) -> None:
     from admin.views import bp as admin_bp
     from contracts.views import bp as contracts_bp
     from notifications.views import bp as notifications_bp
+    from offers.views import bp as offers_bp
     from payments.inbox.webhook import bp as webhooks_bp
     from payments.views import bp as payments_bp
     from payouts.views import bp as payouts_bp
@@ -134,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(sessions_bp)
     app.register_blueprint(calendar_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(offers_bp)
     app.register_blueprint(payouts_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 import clock
 from accounts.models import Role, User
-from accounts.services import create_user, find_user_by_email
+from accounts.services import create_user, find_user_by_email, update_public_page
 from accounts.timezones import to_local
 from admin import analytics
 from books.reconcile import reconcile_day
@@ -36,6 +36,8 @@ from contracts.services import (
 from demo_history import DAYS as HISTORY_DAYS
 from demo_history import load_history
 from extensions import db
+from offers.models import OfferStatus
+from offers.services import create_offer, offers_of, set_offer_status
 from payments import checkout, plans
 from payments.models import (
     Dispute,
@@ -199,12 +201,77 @@ def load_demo_data() -> list[User]:
     _add_meeting_places()
     _add_money_back(by_key)
     _add_payouts(by_key)
+    _add_offers(by_key)
     config = current_app.config
     if load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"]):
         # The closed days' figures, as the nightly job would have kept them.
         today = clock.now().date()
         analytics.rollup(today - timedelta(days=HISTORY_DAYS + 1), today)
     return users
+
+
+# The coaches' public pages (/c/<slug>) and their offers: one with plan rules, one
+# without, and one of Maya's paused (not shown, not for sale).
+PUBLIC_PAGES = {
+    "maya": ("maya-lindqvist", "Leadership and career coach in London. I help new managers "
+             "find their feet and experienced ones lead through change."),
+    "tomas": ("tomas-ferreira", "Language and endurance coach in Los Angeles: Portuguese "
+              "for work and travel, and training plans for your first marathon."),
+}
+
+
+@dataclass(frozen=True)
+class DemoOffer:
+    coach: str
+    title: str
+    description: str
+    sessions: int
+    minutes: int
+    price: int  # minor units
+    currency: str
+    plan: tuple[int, int, int | None] | None = None  # deposit %, most instalments, minimum
+    status: OfferStatus = OfferStatus.ACTIVE
+
+
+OFFERS = [
+    DemoOffer("maya", "Leadership sprint",
+              "Six weekly sessions for new managers: feedback, delegation and your first "
+              "hard conversations, with notes after each.", 6, 60, 10000, "usd",
+              plan=(25, 3, 30000)),
+    DemoOffer("maya", "Interview preparation",
+              "Three mock interviews for your next role, with written feedback.",
+              3, 45, 6000, "gbp"),
+    DemoOffer("maya", "Executive coaching quarter",
+              "Twelve sessions over a quarter for senior leaders.", 12, 60, 15000, "usd",
+              plan=(20, 6, None), status=OfferStatus.PAUSED),
+    DemoOffer("tomas", "Portuguese conversation pack",
+              "Ten conversations in Portuguese on the topics you need, at your level.",
+              10, 45, 4000, "eur", plan=(20, 4, None)),
+    DemoOffer("tomas", "Marathon training block",
+              "Eight check-ins over a sixteen-week plan to your first marathon.",
+              8, 30, 3500, "eur"),
+]
+
+
+def _add_offers(people: dict[str, User]) -> None:
+    """Maya's and Tomás's public pages and offers; a coach with offers is left alone."""
+    for key, (slug, bio) in PUBLIC_PAGES.items():
+        coach = people[key]
+        if coach.slug is None:
+            update_public_page(coach, slug=slug, bio=bio)
+        if offers_of(coach):
+            continue
+        for item in (offer for offer in OFFERS if offer.coach == key):
+            deposit, most, minimum = item.plan or (None, None, None)
+            offer = create_offer(
+                coach, title=item.title, description=item.description,
+                session_count=item.sessions, minutes_per_session=item.minutes,
+                price_per_session=item.price, currency=item.currency,
+                plan_deposit_percent=deposit, plan_max_instalments=most,
+                plan_minimum_total=minimum,
+            )
+            if item.status is not OfferStatus.ACTIVE:
+                set_offer_status(offer, coach, item.status)
 
 
 # Sessions on the paid demo contracts, in days from now (negative: past, completed, but for
@@ -594,3 +661,5 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for user in users:
             click.echo(f"  {user.role.value:<8} {user.email:<24} {user.timezone}")
+        pages = ", ".join(f"/c/{slug}" for slug, _bio in PUBLIC_PAGES.values())
+        click.echo(f"Coaches' public pages (no login needed): {pages}")

@@ -13,8 +13,9 @@ from wtforms import (
     SelectField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from accounts.models import Role
 from accounts.timezones import canonical_zone, canonical_zones, zone_aliases, zone_groups, zone_of
@@ -112,6 +113,21 @@ class ProfileForm(FlaskForm):
         super().__init__(*args, **kwargs)
         user = kwargs.get("obj")
         self.timezone.keep_choice(getattr(user, "timezone", None))
+
+
+class PublicPageForm(FlaskForm):
+    """A coach's public page: its address (/c/<slug>) and a short bio."""
+
+    slug = StringField(
+        "Page address",
+        validators=[DataRequired(), Length(max=60)],
+        description="Lowercase letters, digits and hyphens; your page is /c/ and this.",
+    )
+    bio = TextAreaField(
+        "Short bio",
+        validators=[Optional(), Length(max=600)],
+        description="A few sentences students read on your page (600 characters at most).",
+    )
 
 
 class PasswordChangeForm(FlaskForm):

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from clock import now
@@ -38,6 +38,11 @@ class User(UserMixin, Model):
     # Part of the id kept in login sessions and remember-me cookies (`get_id`): raised when
     # the password changes, so every other browser logged in as this user is logged out.
     login_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A coach's public page is /c/<slug> (lowercase letters, digits, hyphens); None until
+    # the coach picks one. A slug given up keeps leading there (`OldSlug`).
+    slug: Mapped[str | None] = mapped_column(String(60), unique=True)
+    # A few sentences on the coach's public page.
+    bio: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     # The name and email folded for search (`database.text.fold`): "zoe" finds Zoë.
     # Kept by `_keep_search_text` whenever either is set.
@@ -67,3 +72,15 @@ class User(UserMixin, Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email} {self.role.value}>"
+
+
+class OldSlug(Model):
+    """A slug a coach used before: /c/<old> redirects (301) to their page for good, and
+    nobody else may take it."""
+
+    __tablename__ = "old_slugs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

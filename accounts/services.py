@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 
@@ -9,8 +10,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
-from accounts.models import Role, User
+from accounts.models import OldSlug, Role, User
 from extensions import db
+
+# A public page's address: lowercase letters and digits, words joined by single hyphens.
+SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+SLUG_LENGTH = (3, 60)
 
 
 @lru_cache(maxsize=8)
@@ -138,6 +143,67 @@ def update_profile(user: User, *, name: str, timezone: str) -> dict[str, dict[st
         "before": {key: before[key] for key in changed},
         "after": {key: after[key] for key in changed},
     }
+
+
+def slug_refusal(user: User, slug: str) -> str | None:
+    """Why `user` cannot take `slug` for their public page, or None when they can.
+
+    A slug is taken while it is anyone else's, now or before (an old slug keeps leading
+    to its coach); a coach may take back one of their own old slugs.
+    """
+    low, high = SLUG_LENGTH
+    if not low <= len(slug) <= high:
+        return f"An address is {low} to {high} characters long."
+    if not SLUG_PATTERN.fullmatch(slug):
+        return ("Use lowercase letters, digits and single hyphens between them "
+                "(for example maya-lopez).")
+    owner = db.session.scalar(db.select(User).where(User.slug == slug))
+    if owner is not None and owner.id != user.id:
+        return "Another coach has this address; choose another one."
+    old = db.session.scalar(db.select(OldSlug).where(OldSlug.slug == slug))
+    if old is not None and old.user_id != user.id:
+        return "Another coach had this address; choose another one."
+    return None
+
+
+def update_public_page(user: User, *, slug: str, bio: str) -> dict[str, dict[str, str | None]]:
+    """Set a coach's public page address and bio; the address given up keeps redirecting.
+    Raises AccountError when the slug cannot be had. Returns what changed (audit)."""
+    slug = slug.strip().lower()
+    refusal = slug_refusal(user, slug)
+    if refusal is not None:
+        raise AccountError(refusal)
+    before = {"slug": user.slug, "bio": user.bio}
+    if user.slug != slug:
+        # Taking back an old slug of one's own: it is current again, not old.
+        db.session.execute(db.delete(OldSlug).where(OldSlug.slug == slug))
+        if user.slug is not None:
+            db.session.add(OldSlug(slug=user.slug, user_id=user.id))
+        user.slug = slug
+    user.bio = bio.strip() or None
+    db.session.flush()
+    after = {"slug": user.slug, "bio": user.bio}
+    changed = [key for key in before if before[key] != after[key]]
+    return {
+        "before": {key: before[key] for key in changed},
+        "after": {key: after[key] for key in changed},
+    }
+
+
+def coach_by_slug(slug: str) -> tuple[User | None, str | None]:
+    """(the coach whose page this is, None), or (None, their current slug) for a slug
+    they used before, or (None, None) for none."""
+    coach = db.session.scalar(
+        db.select(User).where(User.slug == slug, User.role == Role.COACH)
+    )
+    if coach is not None:
+        return coach, None
+    old = db.session.scalar(db.select(OldSlug).where(OldSlug.slug == slug))
+    if old is not None:
+        current = db.session.get(User, old.user_id)
+        if current is not None and current.slug is not None and current.is_coach:
+            return None, current.slug
+    return None, None
 
 
 def check_new_email(user: User, new_email: str) -> str:

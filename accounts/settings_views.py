@@ -1,4 +1,5 @@
-"""Account settings: profile, email address, password and the calendar feed.
+"""Account settings: profile, a coach's public page, email address, password and the
+calendar feed.
 
 One page shows four forms; each posts to its own address, so a form's errors are
 shown on that form alone and the others are rendered fresh.
@@ -6,13 +7,13 @@ shown on that form alone and the others are rendered fresh.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required, login_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 import clock
-from accounts.forms import EmailChangeForm, PasswordChangeForm, ProfileForm
+from accounts.forms import EmailChangeForm, PasswordChangeForm, ProfileForm, PublicPageForm
 from accounts.models import User
 from accounts.services import (
     AccountError,
@@ -23,6 +24,7 @@ from accounts.services import (
     password_matches,
     renew_calendar_token,
     update_profile,
+    update_public_page,
 )
 from accounts.tokens import email_change_from_token, email_change_token, mail_link
 from audit.services import record as audit
@@ -49,6 +51,28 @@ def profile() -> str | Response:
         flash(f"Your profile is saved. Times are shown in {current_user.timezone}.", "success")
         return redirect(url_for(".profile"))
     return _settings_page(profile=form)
+
+
+@bp.post("/public-page")
+def public_page() -> str | Response:
+    if not current_user.is_coach:
+        abort(403)
+    form = PublicPageForm()
+    if form.validate_on_submit():
+        try:
+            change = update_public_page(current_user, slug=form.slug.data, bio=form.bio.data or "")
+        except (AccountError, IntegrityError) as exc:
+            # IntegrityError: another coach took the same address at this very moment.
+            db.session.rollback()
+            form.slug.errors.append(str(exc) if isinstance(exc, AccountError)
+                                    else "Another coach has this address; choose another one.")
+        else:
+            if change["after"]:
+                audit("user.public_page_changed", current_user, actor=current_user, **change)
+            db.session.commit()
+            flash(f"Your public page is saved: /c/{current_user.slug}.", "success")
+            return redirect(url_for(".profile") + "#public-page")
+    return _settings_page(public_page=form)
 
 
 @bp.post("/password")
@@ -142,6 +166,7 @@ def _settings_page(
     profile: ProfileForm | None = None,
     email: EmailChangeForm | None = None,
     password: PasswordChangeForm | None = None,
+    public_page: PublicPageForm | None = None,
 ) -> str:
     """The page with the submitted form as it was posted and the others empty."""
     return render_template(
@@ -149,6 +174,8 @@ def _settings_page(
         profile_form=profile or ProfileForm(formdata=None, obj=current_user),
         email_form=email or EmailChangeForm(formdata=None),
         password_form=password or PasswordChangeForm(formdata=None),
+        public_page_form=(public_page or PublicPageForm(formdata=None, obj=current_user))
+        if current_user.is_coach else None,
         feed_url=_feed_url(current_user),
         now=clock.now(),
     )

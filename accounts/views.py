@@ -67,7 +67,7 @@ def register() -> str | Response:
             mail_registration_attempt(existing)
             db.session.commit()
             flash(REGISTRATION_ELSEWHERE, "info")
-            return redirect(url_for("auth.login"))
+            return redirect(url_for("auth.login", **_next_arg()))
         try:
             user = create_user(
                 email=form.email.data,
@@ -82,8 +82,18 @@ def register() -> str | Response:
             db.session.commit()
             login_user(user)
             flash(f"Welcome to Coachpact, {user.name}.", "success")
-            return redirect(url_for("contracts.index"))
-    return render_template("accounts/register.html", form=form)
+            # Back to where the visitor was going (a coach's offer), as after a login.
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("accounts/register.html", form=form, next_arg=_next_arg())
+
+
+def _next_arg() -> dict[str, str]:
+    """The page to return to, for links between the login and registration pages: only
+    a safe one travels on."""
+    target = request.args.get("next")
+    if target and _safe_next(target) == target:
+        return {"next": target}
+    return {}
 
 
 # What a registration with an address that has an account answers. The page names
@@ -128,7 +138,7 @@ def login() -> str | Response:
             login_user(user)
             flash(f"Logged in as {user.name}.", "success")
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("accounts/login.html", form=form)
+    return render_template("accounts/login.html", form=form, next_arg=_next_arg())
 
 
 @bp.post("/logout")

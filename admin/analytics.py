@@ -47,6 +47,7 @@ import jobs
 from admin.models import DailyPaymentStats
 from contracts.models import Contract, ContractStatus
 from extensions import db
+from offers.models import Offer
 from payments.models import EventStatus, Invoice, Payment, PaymentRecordStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,76 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
         elif row.status is PaymentRecordStatus.FAILED:
             item.failed += row.payments
     return list(figures.values())
+
+
+# --- revenue by where the contract came from -------------------------------------------
+
+
+@dataclass
+class SourceFigures:
+    """A range's paid-once money in one currency from one source: the contracts bought
+    from one offer, or those made by proposals (`offer_id` None). Minor units."""
+
+    currency: str
+    offer_id: int | None
+    offer_title: str | None = None
+    coach_name: str | None = None
+    succeeded: int = 0
+    gross: int = 0
+    refunded: int = 0
+    fees: int = 0
+    earnings: int = 0
+
+    @property
+    def label(self) -> str:
+        return "Proposals" if self.offer_id is None else f"Offer: {self.offer_title}"
+
+
+def revenue_by_source(start: date, end: date) -> list[SourceFigures]:
+    """The paid-once payments created `start`..`end` by currency and source (each offer,
+    and proposals): the same rules and columns as `figures_by_day` (gross, refunded, the
+    invoices' fees and earnings, void payments outside fees and earnings), grouped by the
+    contract's offer instead of the day. Live, like today's figures; the range's index on
+    `Payment.created_at` serves it. Per currency: proposals first, then offers by gross."""
+    counted = Payment.void_reason.is_(None)
+    rows = db.session.execute(
+        select(
+            Payment.currency,
+            Contract.offer_id,
+            func.count().label("payments"),
+            func.sum(Payment.amount).label("amount"),
+            func.sum(Payment.amount_refunded).label("refunded"),
+            func.sum(case((counted, payment_fee()), else_=0)).label("fees"),
+            func.sum(case((counted, payment_earning()), else_=0)).label("earnings"),
+        )
+        .join(Payment.contract)
+        .outerjoin(Invoice, Invoice.payment_id == Payment.id)
+        .where(*_created_from_to(start, end), Payment.status.in_(PAID_ONCE))
+        .group_by(Payment.currency, Contract.offer_id)
+    )
+    found = [
+        SourceFigures(
+            currency=row.currency,
+            offer_id=row.offer_id,
+            succeeded=row.payments,
+            gross=row.amount or 0,
+            refunded=row.refunded or 0,
+            fees=row.fees or 0,
+            earnings=row.earnings or 0,
+        )
+        for row in rows
+    ]
+    offer_ids = {item.offer_id for item in found if item.offer_id is not None}
+    if offer_ids:
+        offers = {
+            offer.id: offer
+            for offer in db.session.scalars(select(Offer).where(Offer.id.in_(offer_ids)))
+        }
+        for item in found:
+            if item.offer_id is not None:
+                item.offer_title = offers[item.offer_id].title
+                item.coach_name = offers[item.offer_id].coach.name
+    return sorted(found, key=lambda i: (i.currency, i.offer_id is not None, -i.gross))
 
 
 # --- the rollup -------------------------------------------------------------------------

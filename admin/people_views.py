@@ -12,6 +12,8 @@ from admin.listing import int_arg
 from admin.views import bp
 from contracts.models import Contract, ContractStatus, PaymentStatus
 from extensions import db
+from offers.models import Offer
+from offers.services import offers_of, price_of
 from payments import plans
 
 
@@ -58,6 +60,7 @@ def render_contract(
         refund_form=refund_form,
         plan=plan,
         plan_forms=plan_forms() if plan is not None else None,
+        offer=db.session.get(Offer, contract.offer_id) if contract.offer_id else None,
         today=clock.now().date(),
     )
 
@@ -66,10 +69,16 @@ def render_contract(
 def users() -> str:
     filters = queries_people.UserFilters.from_args(request.args)
     after = int_arg(request.args, "after")
+    # One coach's page (the audit log and the contract page link here): their offers too.
+    one = db.session.get(User, filters.user_id) if filters.user_id else None
+    offers = offers_of(one) if one is not None and one.is_coach else None
     return render_template(
         "admin/users.html",
         filters=filters,
         page=queries_people.user_page(filters, after),
         after=after,
         roles=list(Role),
+        coach=one if offers is not None else None,
+        offers=offers,
+        prices={offer.id: price_of(offer) for offer in offers or []},
     )

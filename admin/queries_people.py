@@ -38,6 +38,7 @@ from contracts.models import (
 )
 from database.text import fold
 from extensions import db
+from offers.models import Offer
 from payments.models import Payment
 
 # --- contracts ---------------------------------------------------------------------------
@@ -201,14 +202,24 @@ def _contract_counts() -> Subquery:
     )
 
 
-def user_page(filters: UserFilters, after: int | None) -> Page[Row[tuple[User, int]]]:
-    """Users matching `filters`, newest first, each with their number of contracts.
+def user_page(filters: UserFilters, after: int | None) -> Page[Row[tuple[User, int, int]]]:
+    """Users matching `filters`, newest first, each with their number of contracts and
+    of offers (a coach's, in any status).
 
-    One query: the counts come from a grouped subquery joined to the page's users.
+    One query: the counts come from grouped subqueries joined to the page's users.
     """
     counts = _contract_counts()
-    query = select(User, func.coalesce(counts.c.contracts, 0).label("contracts")).outerjoin(
-        counts, counts.c.user_id == User.id
+    offers = (
+        select(Offer.coach_id, func.count().label("offers")).group_by(Offer.coach_id).subquery()
+    )
+    query = (
+        select(
+            User,
+            func.coalesce(counts.c.contracts, 0).label("contracts"),
+            func.coalesce(offers.c.offers, 0).label("offers"),
+        )
+        .outerjoin(counts, counts.c.user_id == User.id)
+        .outerjoin(offers, offers.c.coach_id == User.id)
     )
     if filters.role:
         query = query.where(User.role == filters.role)
@@ -217,3 +228,4 @@ def user_page(filters: UserFilters, after: int | None) -> Page[Row[tuple[User, i
     if filters.q:
         query = query.where(_person_matches(User, filters.q))
     return keyset_page(query, User.id, after)
+

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    Field,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -38,7 +39,7 @@ def most_instalments() -> int:
 class IfPlanOffered:
     """Validate a plan field only when "Offer a payment plan" is ticked; else ignore it."""
 
-    def __call__(self, form: ProposalForm, field: IntegerField) -> None:
+    def __call__(self, form: TermsForm, field: Field) -> None:
         if not form.offer_plan.data:
             field.errors[:] = []  # whatever was typed (even not a number) is ignored
             if not field.raw_data:
@@ -48,11 +49,10 @@ class IfPlanOffered:
             raise StopValidation()
 
 
-class ProposalForm(FlaskForm):
-    student_email = EmailField(
-        "Student's email",
-        validators=[DataRequired(), EmailAddress(), Length(max=254)],
-    )
+class TermsForm(FlaskForm):
+    """The terms a coach sells: a proposal's (for one student) and an offer's (for anyone)
+    share these fields and their checks."""
+
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
     description = TextAreaField(
         "What the coaching covers", validators=[DataRequired(), Length(max=4000)]
@@ -89,10 +89,13 @@ class ProposalForm(FlaskForm):
         default=3,
         render_kw={"min": INSTALMENTS_RANGE[0]},
     )
-    submit = SubmitField("Send proposal")
 
     #: The price in minor units, set by a successful validation.
     price_minor: int
+
+    def plan_minimum_minor(self) -> int | None:
+        """The coach's own smallest total for a plan (minor units); None on proposals."""
+        return None
 
     def validate_price_per_session(self, field: StringField) -> None:
         # The currency decides how many decimals a price may have.
@@ -128,6 +131,7 @@ class ProposalForm(FlaskForm):
                     minimum_total=Decimal(current_app.config["PLAN_MINIMUM_TOTAL"]),
                     max_instalments=most_instalments(),
                 ),
+                self.plan_minimum_minor(),
             )
             if why_not:
                 self.offer_plan.errors.append(why_not)
@@ -154,6 +158,14 @@ class ProposalForm(FlaskForm):
         except MoneyError:
             return None
         return {"price_per_session": price, "session_count": count, "currency": currency}
+
+
+class ProposalForm(TermsForm):
+    student_email = EmailField(
+        "Student's email",
+        validators=[DataRequired(), EmailAddress(), Length(max=254)],
+    )
+    submit = SubmitField("Send proposal")
 
 
 class ConfirmForm(FlaskForm):

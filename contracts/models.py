@@ -139,11 +139,11 @@ SESSION_COUNT_RANGE = (1, 100)
 MINUTES_RANGE = (15, 240)
 
 
-class Terms:
-    """The parties and terms of a proposal; a contract keeps a frozen copy of them."""
+class DealTerms:
+    """What is sold, without a buyer: an offer's terms, copied into each proposal made
+    from it and frozen on the contract. Offers, proposals and contracts share these
+    columns, their checks (`terms_checks`) and their validation (`contracts.forms`)."""
 
-    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     title: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text)
     session_count: Mapped[int]
@@ -153,15 +153,18 @@ class Terms:
     # Payment plans the coach allows (`contracts.plans`): None = pay in full only.
     plan_deposit_percent: Mapped[int | None]
     plan_max_instalments: Mapped[int | None]
+    # The smallest total (minor units) the coach allows a plan for; None = the platform's
+    # PLAN_MINIMUM_TOTAL alone (the higher of the two applies).
+    plan_minimum_total: Mapped[int | None]
 
     def refund_terms_in_words(self, window_days: int) -> str:
         """The refund policy for these terms with a `window_days` full-refund window."""
         return terms_in_words(self, window_days)
 
 
-class Proposal(Terms, Model):
-    __tablename__ = "proposals"
-    __table_args__ = (
+def terms_checks() -> tuple[CheckConstraint, ...]:
+    """The database's checks on terms written by a coach (offers and proposals)."""
+    return (
         CheckConstraint(
             f"session_count BETWEEN {SESSION_COUNT_RANGE[0]} AND {SESSION_COUNT_RANGE[1]}",
             name="session_count_range",
@@ -171,6 +174,23 @@ class Proposal(Terms, Model):
             name="minutes_range",
         ),
         CheckConstraint("price_per_session > 0", name="price_positive"),
+    )
+
+
+class Terms(DealTerms):
+    """The parties and terms of a proposal; a contract keeps a frozen copy of them."""
+
+    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The coach's offer these terms were bought from (`offers`); None for a proposal the
+    # coach wrote for one student.
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"))
+
+
+class Proposal(Terms, Model):
+    __tablename__ = "proposals"
+    __table_args__ = (
+        *terms_checks(),
         Index("ix_proposals_student_id_status", "student_id", "status"),
         Index("ix_proposals_coach_id_status", "coach_id", "status"),
     )
@@ -218,6 +238,16 @@ class Contract(Terms, Model):
         ),
         Index(
             "ix_contracts_search_text_trgm", "search_text", **trigram_index_kwargs("search_text")
+        ),
+        # One purchase at a time: a student holds at most one pending contract per offer,
+        # however many tabs buy it at once (`offers.services.buy_offer`).
+        Index(
+            "uq_contracts_student_id_offer_id_pending",
+            "student_id",
+            "offer_id",
+            unique=True,
+            sqlite_where=text("status = 'pending' AND offer_id IS NOT NULL"),
+            postgresql_where=text("status = 'pending' AND offer_id IS NOT NULL"),
         ),
     )
 

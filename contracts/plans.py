@@ -20,6 +20,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 from contracts.money import MIN_CHARGE_AMOUNT, format_money, minor_factor
 
@@ -66,14 +67,29 @@ class PlanRules:
     max_instalments: int
 
 
+def plan_minimum(currency: str, rules: PlanRules, coach_minimum: int | None = None) -> int:
+    """The smallest total (minor units) a plan is offered for: the platform's minimum, or
+    the coach's own when it is higher."""
+    platform = int(rules.minimum_total * minor_factor(currency))
+    return max(platform, coach_minimum or 0)
+
+
 def plan_refusal(
-    total: int, currency: str, deposit_percent: int | None, count: int, rules: PlanRules
+    total: int,
+    currency: str,
+    deposit_percent: int | None,
+    count: int,
+    rules: PlanRules,
+    coach_minimum: int | None = None,
 ) -> str | None:
-    """Why these terms cannot be paid by `count` instalments, or None when they can."""
+    """Why these terms cannot be paid by `count` instalments, or None when they can.
+
+    `coach_minimum` is the coach's own smallest total for a plan (minor units), if any.
+    """
     if deposit_percent is None:
         return "The coach offers this contract for payment in full only."
-    if total < rules.minimum_total * minor_factor(currency):
-        minimum = int(rules.minimum_total * minor_factor(currency))
+    minimum = plan_minimum(currency, rules, coach_minimum)
+    if total < minimum:
         return f"Plans are offered for totals of {format_money(minimum, currency)} or more."
     if not INSTALMENTS_RANGE[0] <= count <= min(rules.max_instalments, INSTALMENTS_RANGE[1]):
         return f"A plan has between 2 and {rules.max_instalments} instalments."
@@ -81,6 +97,63 @@ def plan_refusal(
     if smallest < MIN_CHARGE_AMOUNT.get(currency, 0):
         return "With this many instalments each charge would be too small."
     return None
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """One plan a student may pick: the deposit and N instalments, dated from `first_day`."""
+
+    instalments: int
+    charges: list[Charge]
+
+    @property
+    def deposit(self) -> int:
+        return self.charges[0].amount
+
+    @property
+    def instalment(self) -> int:
+        """The usual instalment (the last one may carry a remainder of a minor unit)."""
+        return self.charges[1].amount
+
+
+class PlannedTerms(Protocol):
+    """What plan detection reads: an offer's, a proposal's or a contract's terms."""
+
+    currency: str
+    plan_deposit_percent: int | None
+    plan_max_instalments: int | None
+    plan_minimum_total: int | None
+
+
+def allowed_plans(
+    terms: PlannedTerms, total: int, rules: PlanRules, first_day: date
+) -> list[PlanOption]:
+    """The plans these terms allow for `total` under the platform's `rules`: every count
+    of instalments from 2 to the coach's most that `plan_refusal` accepts; none when the
+    coach offers no plan or the total is under the minimum. Pure: offers (on their public
+    page) and contracts (on the pay page, `payments.plan_terms.options`) both ask it."""
+    if terms.plan_deposit_percent is None or not terms.plan_max_instalments:
+        return []
+    return [
+        PlanOption(count, schedule(total, terms.plan_deposit_percent, count, first_day))
+        for count in range(INSTALMENTS_RANGE[0], terms.plan_max_instalments + 1)
+        if plan_refusal(total, terms.currency, terms.plan_deposit_percent, count, rules,
+                        terms.plan_minimum_total) is None
+    ]
+
+
+def plans_in_words(total: int, currency: str, options: list[PlanOption]) -> str:
+    """"$400.00 in full, or $100.00 now and 3 × $100.00 monthly" (the longest plan, as
+    the least to pay up front each month); the total alone without plans."""
+    in_full = f"{format_money(total, currency)} in full"
+    if not options:
+        return in_full
+    longest = options[-1]
+    each = format_money(longest.instalment, currency)
+    return (
+        f"{in_full}, or {format_money(longest.deposit, currency)} now and "
+        f"{longest.instalments} × {each} monthly"
+    )
 
 
 def unlocked_sessions(session_count: int, total: int, paid: int) -> int:

@@ -21,6 +21,7 @@ from contracts.models import (
     PROPOSAL_TRANSITIONS,
     Contract,
     ContractStatus,
+    DealTerms,
     PaymentStatus,
     Proposal,
     ProposalStatus,
@@ -126,6 +127,39 @@ def fee_rule() -> dict[str, Any]:
     }
 
 
+def check_terms(
+    *,
+    price_per_session: int,
+    session_count: int,
+    currency: str,
+    plan_deposit_percent: int | None,
+    plan_max_instalments: int | None,
+    plan_minimum_total: int | None = None,
+) -> Quote:
+    """The split of terms a coach may sell, by proposal or offer; refuses (MoneyError) a
+    total that could never be charged or would earn the coach too little, and
+    (ProposalError) plan terms out of range. The forms check the settings too."""
+    split = fee_quote(
+        price_per_session=price_per_session, session_count=session_count, currency=currency
+    )
+    check_sendable(split, currency)
+    # A plan is both terms within their ranges, or none.
+    if (plan_deposit_percent, plan_max_instalments) != (None, None) and (
+        plan_deposit_percent is None
+        or plan_max_instalments is None
+        or not DEPOSIT_PERCENT_RANGE[0] <= plan_deposit_percent <= DEPOSIT_PERCENT_RANGE[1]
+        or not INSTALMENTS_RANGE[0] <= plan_max_instalments <= INSTALMENTS_RANGE[1]
+    ):
+        raise ProposalError(
+            f"A payment plan needs a deposit of {DEPOSIT_PERCENT_RANGE[0]} to "
+            f"{DEPOSIT_PERCENT_RANGE[1]} % and {INSTALMENTS_RANGE[0]} to "
+            f"{INSTALMENTS_RANGE[1]} instalments."
+        )
+    if plan_minimum_total is not None and (plan_deposit_percent is None or plan_minimum_total < 1):
+        raise ProposalError("A plan's smallest total needs a plan and a positive amount.")
+    return split
+
+
 def send_proposal(
     coach: User,
     *,
@@ -146,24 +180,13 @@ def send_proposal(
     student = find_user_by_email(student_email)
     if student is None or student.role is not Role.STUDENT:
         raise ProposalError("There is no student with this email on Coachpact.")
-    # Refuses terms whose total could never be charged, or would earn the coach too
-    # little (MoneyError).
-    split = fee_quote(
-        price_per_session=price_per_session, session_count=session_count, currency=currency
+    split = check_terms(
+        price_per_session=price_per_session,
+        session_count=session_count,
+        currency=currency,
+        plan_deposit_percent=plan_deposit_percent,
+        plan_max_instalments=plan_max_instalments,
     )
-    check_sendable(split, currency)
-    # A plan is both terms within their ranges, or none (the form checks the settings too).
-    if (plan_deposit_percent, plan_max_instalments) != (None, None) and (
-        plan_deposit_percent is None
-        or plan_max_instalments is None
-        or not DEPOSIT_PERCENT_RANGE[0] <= plan_deposit_percent <= DEPOSIT_PERCENT_RANGE[1]
-        or not INSTALMENTS_RANGE[0] <= plan_max_instalments <= INSTALMENTS_RANGE[1]
-    ):
-        raise ProposalError(
-            f"A payment plan needs a deposit of {DEPOSIT_PERCENT_RANGE[0]} to "
-            f"{DEPOSIT_PERCENT_RANGE[1]} % and {INSTALMENTS_RANGE[0]} to "
-            f"{INSTALMENTS_RANGE[1]} instalments."
-        )
     proposal = Proposal(
         coach=coach,
         student=student,
@@ -329,6 +352,61 @@ def _respond(proposal_id: int, user: User, new: ProposalStatus, *, by_student: b
 def accept_proposal(proposal_id: int, student: User) -> Contract:
     """Accept a sent proposal and create its one contract, pending payment; the coach is told."""
     proposal = _respond(proposal_id, student, ProposalStatus.ACCEPTED, by_student=True)
+    return _open_contract(
+        proposal,
+        f"{proposal.student.name} accepted your proposal “{proposal.title}”. "
+        "We will tell you as soon as it is paid.",
+        subject=f"Coachpact: “{proposal.title}” was accepted",
+    )
+
+
+def accept_offered_terms(
+    coach: User, student: User, terms: DealTerms, *, offer_id: int
+) -> Contract:
+    """A student takes a coach's standing offer: the same path as a proposal accepted at
+    once. An accepted proposal snapshots the offer's terms (and remembers the offer),
+    then `_open_contract` makes the contract exactly as `accept_proposal` does. Flushes;
+    the caller holds the offer's lock and checked that it may be bought."""
+    if not coach.is_coach:
+        raise NotAllowed("Only a coach's offers can be bought.")
+    if not student.is_student:
+        raise NotAllowed("Only students can buy an offer.")
+    proposal = Proposal(
+        coach=coach,
+        student=student,
+        offer_id=offer_id,
+        **{name: getattr(terms, name) for name in DEAL_TERMS},
+    )
+    db.session.add(proposal)
+    db.session.flush()
+    proposal.status = check_transition(
+        PROPOSAL_TRANSITIONS, proposal.status, ProposalStatus.ACCEPTED, "proposal"
+    )
+    proposal.responded_at = clock.now()
+    return _open_contract(
+        proposal,
+        f"{student.name} bought your offer “{proposal.title}”. "
+        "We will tell you as soon as it is paid.",
+        subject=f"Coachpact: “{proposal.title}” was bought",
+    )
+
+
+# The columns of `DealTerms`: what an offer, a proposal and a contract all carry.
+DEAL_TERMS = (
+    "title",
+    "description",
+    "session_count",
+    "minutes_per_session",
+    "price_per_session",
+    "currency",
+    "plan_deposit_percent",
+    "plan_max_instalments",
+    "plan_minimum_total",
+)
+
+
+def _open_contract(proposal: Proposal, coach_notice: str, *, subject: str) -> Contract:
+    """The one contract of an accepted proposal, pending payment; the coach is told."""
     split = fee_quote(
         price_per_session=proposal.price_per_session,
         session_count=proposal.session_count,
@@ -340,29 +418,23 @@ def accept_proposal(proposal_id: int, student: User) -> Contract:
         proposal=proposal,
         coach_id=proposal.coach_id,
         student_id=proposal.student_id,
-        title=proposal.title,
-        description=proposal.description,
-        session_count=proposal.session_count,
-        minutes_per_session=proposal.minutes_per_session,
-        price_per_session=proposal.price_per_session,
-        currency=proposal.currency,
+        offer_id=proposal.offer_id,
+        **{name: getattr(proposal, name) for name in DEAL_TERMS},
         total_amount=split.total,
         platform_fee=split.platform_fee,
         coach_earning=split.coach_earning,
         # The refund policy is part of the deal: later setting changes never reach it.
+        # So are the plans the coach allows (DEAL_TERMS; the student chooses one, if
+        # any, at payment).
         refund_full_window_days=window_days_in_force(),
-        # So are the plans the coach allows (the student chooses one, if any, at payment).
-        plan_deposit_percent=proposal.plan_deposit_percent,
-        plan_max_instalments=proposal.plan_max_instalments,
     )
     db.session.add(contract)
     db.session.flush()
     notify(
         proposal.coach,
-        f"{proposal.student.name} accepted your proposal “{proposal.title}”. "
-        "We will tell you as soon as it is paid.",
+        coach_notice,
         link=path_to("contracts.detail", contract_id=contract.id),
-        subject=f"Coachpact: “{proposal.title}” was accepted",
+        subject=subject,
     )
     return contract
 
@@ -387,7 +459,9 @@ __all__ = [
     "NotAllowed",
     "ProposalError",
     "TransitionError",
+    "accept_offered_terms",
     "accept_proposal",
+    "check_terms",
     "cancel_contract",
     "cancel_refusal",
     "contract_for_party",

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from contracts import lists, services
-from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm
+from contracts.forms import CancelContractForm, ConfirmForm, ProposalForm, TermsForm
 from contracts.models import Contract, ProposalStatus
 from contracts.money import CURRENCY_DECIMALS, MoneyError, currency_symbol
 from extensions import db
@@ -80,12 +80,19 @@ def new_proposal() -> str | Response:
 
 
 def _proposal_form_page(form: ProposalForm) -> str:
-    """The form with what its terms come to; the page's script keeps that live as they change."""
+    return terms_form_page(form)
+
+
+def terms_form_page(form: TermsForm, **page: Any) -> str:
+    """The terms form (a proposal's, or an offer's with `page` naming its heading, intro
+    and button) with what its terms come to; the page's script keeps that live as they
+    change."""
     terms = form.typed_terms()
     currency = form.currency.data if form.currency.data in CURRENCY_DECIMALS else "usd"
     return render_template(
         "contracts/proposal_form.html",
         form=form,
+        page=page,
         preview=services.preview_terms(**terms) if terms else None,
         fee_rule=services.fee_rule(),
         currency=currency,

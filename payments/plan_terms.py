@@ -7,7 +7,6 @@ these functions; charging instalments (`payments.plans`) sits above it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from flask import current_app
@@ -17,7 +16,13 @@ import clock
 from accounts.models import User
 from audit.services import record as audit
 from contracts.models import Contract
-from contracts.plans import Charge, PlanRules, plan_refusal, schedule
+from contracts.plans import (
+    PlanOption,
+    PlanRules,
+    allowed_plans,
+    plan_refusal,
+    schedule,
+)
 from database.states import check_transition
 from extensions import db
 from payments.models import (
@@ -49,30 +54,10 @@ def rules() -> PlanRules:
 # --- choosing a plan ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PlanOption:
-    """One plan the pay page offers: the deposit and N instalments, dated from today."""
-
-    instalments: int
-    charges: list[Charge]
-
-    @property
-    def deposit(self) -> int:
-        return self.charges[0].amount
-
-
 def options(contract: Contract, today: date | None = None) -> list[PlanOption]:
     """The plans this contract may be paid by (none when the coach offers none)."""
-    if contract.plan_deposit_percent is None or not contract.plan_max_instalments:
-        return []
-    today = today or clock.now().date()
-    found = []
-    for count in range(2, contract.plan_max_instalments + 1):
-        if plan_refusal(contract.total_amount, contract.currency,
-                        contract.plan_deposit_percent, count, rules()) is None:
-            found.append(PlanOption(count, schedule(
-                contract.total_amount, contract.plan_deposit_percent, count, today)))
-    return found
+    return allowed_plans(contract, contract.total_amount, rules(),
+                         today or clock.now().date())
 
 
 def refusal(contract: Contract, instalments: int) -> str | None:
@@ -80,7 +65,8 @@ def refusal(contract: Contract, instalments: int) -> str | None:
     if contract.plan_max_instalments and instalments > contract.plan_max_instalments:
         return f"The coach offers at most {contract.plan_max_instalments} instalments."
     return plan_refusal(contract.total_amount, contract.currency,
-                        contract.plan_deposit_percent, instalments, rules())
+                        contract.plan_deposit_percent, instalments, rules(),
+                        contract.plan_minimum_total)
 
 
 def deposit_of(contract: Contract, instalments: int) -> int:

@@ -1,4 +1,4 @@
-"""Imports point one way: admin → books → payouts → payments → scheduling → contracts →
+"""Imports point one way: admin → books → payouts → offers → payments → scheduling → contracts →
 accounts → audit, notifications. A module may import its own package and any package
 below it, never one above (CONVENTIONS.md); contracts never imports stripe."""
 
@@ -18,6 +18,7 @@ LAYERS = [
     {"contracts"},
     {"scheduling"},
     {"payments"},
+    {"offers"},
     {"payouts"},
     {"books"},
     {"admin"},

@@ -163,12 +163,12 @@
   currency.addEventListener("change", update);
   update();
 
-  // The plan's two numbers take input only while "Offer a payment plan" is ticked. A
+  // The plan's numbers take input only while "Offer a payment plan" is ticked. A
   // disabled field is not posted; the server ignores them unticked in any case, so the
   // form works the same without this script.
   const offerPlan = form.querySelector("[name=offer_plan]");
   const planFields = form.querySelectorAll(
-    "[name=plan_deposit_percent], [name=plan_max_instalments]"
+    "[name=plan_deposit_percent], [name=plan_max_instalments], [name=plan_minimum_total]"
   );
   function togglePlan() {
     planFields.forEach(function (field) {

@@ -7,6 +7,8 @@ STUDENT_PAGES = ["/contracts/", "/payments", "/notifications/", "/schedule", "/s
 COACH_PAGES = [
     "/contracts/",
     "/contracts/proposals/new",
+    "/offers/",
+    "/offers/new",
     "/earnings",
     "/payouts/",
     "/schedule",
@@ -30,7 +32,7 @@ ADMIN_PAGES = [
     "/admin/audit",
     "/admin/search?q=tomas",  # the header's search box: Tomás, his contracts, their payments
 ]
-LOGGED_OUT_PAGES = ["/", "/auth/login", "/auth/register", "/auth/forgot"]
+LOGGED_OUT_PAGES = ["/", "/auth/login", "/auth/register", "/auth/forgot", "/c/maya-lindqvist"]
 
 # The widths the sweep checks: a phone and a laptop.
 PHONE = {"width": 390, "height": 844}

@@ -85,6 +85,17 @@ def long_data(app, runner, db, make_user, make_proposal) -> dict[str, int]:
         db.session.commit()
     invoice = db.session.scalar(select(Invoice.id).filter_by(payment_id=payment.id))
     assert invoice is not None
+    # His public page, with offers of long titles and descriptions.
+    from accounts.services import update_public_page
+    from offers.services import create_offer
+
+    long_coach = db.session.merge(coach)
+    update_public_page(long_coach, slug="bartholomew", bio=LONG_WORDS_TITLE * 4)
+    for title in (UNBROKEN_TITLE, LONG_WORDS_TITLE):
+        create_offer(long_coach, title=title, description=UNBROKEN_TITLE, session_count=12,
+                     minutes_per_session=90, price_per_session=123456, currency="usd",
+                     plan_deposit_percent=10, plan_max_instalments=12, plan_minimum_total=None)
+    db.session.commit()
     return {"contract": contract.id, "payment": payment.id, "invoice": invoice,
             "proposal": waiting}
 
@@ -202,8 +213,10 @@ def test_coach_pages(browser, live_url, long_data):
         log_in_anywhere(page, live_url, "bartholomew@example.com", PASSWORD)
         problems = sweep(
             page, live_url,
-            [*COACH_PAGES, contract, f"/contracts/proposals/{long_data['proposal']}"],
-            {"/contracts/": "sweep-coach-contracts", contract: "sweep-coach-contract"},
+            [*COACH_PAGES, contract, f"/contracts/proposals/{long_data['proposal']}",
+             "/c/bartholomew"],
+            {"/contracts/": "sweep-coach-contracts", contract: "sweep-coach-contract",
+             "/offers/": "sweep-coach-offers", "/c/bartholomew": "sweep-coach-public-page"},
         )
     assert not problems, "\n" + "\n".join(problems)
 
