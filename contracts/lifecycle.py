@@ -278,8 +278,10 @@ def _release_sessions(contract: Contract, received: Received, consumed: int) -> 
 
 def _fit_sessions(contract: Contract, consumed: int, reason: str) -> None:
     """Cancel the scheduled sessions the money kept no longer pays for; a contract with
-    nothing left to use is completed."""
-    if contract.status is ContractStatus.REFUNDED:
+    nothing left to use is completed. All of the money given back frees every session,
+    under a dispute too: the dispute decides the money, but no session is left paid for."""
+    if (contract.status is ContractStatus.REFUNDED
+            or contract.sessions_released >= contract.session_count):
         cancel_open_sessions(contract, "the contract was refunded in full.")
     elif contract.status is ContractStatus.ACTIVE:
         cancel_open_sessions(contract, reason, keep=contract.sessions_unlocked - consumed)

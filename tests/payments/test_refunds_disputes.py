@@ -12,6 +12,7 @@ from tests.payments.conftest import (
     start_checkout,
     wait_until_state,
 )
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -116,3 +117,33 @@ def test_a_full_refund_cancels_the_scheduled_sessions(app, db, paid, pending_con
     sessions = list(db.session.scalars(query))
     assert [s.status for s in sessions] == [SessionStatus.CANCELLED] * 2
     assert not any(s.late_cancellation for s in sessions)
+
+
+def test_everything_refunded_under_a_dispute_cancels_the_sessions(app, db, paid, pending_contract,
+                                                                   sandbox):
+    """A dispute on part of the charge that leaves it refundable (an inquiry), then all of
+    it refunded: the contract stays disputed (the bank decides), but no session is left
+    booked for money that went back."""
+    from clock import now as utcnow
+    from contracts.models import CoachingSession, Contract, SessionStatus
+    from scheduling.availability import free_slots
+    from scheduling.sessions import book_session
+
+    contract_id, client, intent = paid
+    student = db.session.merge(pending_contract[1])
+    with app.test_request_context():
+        slot = free_slots(db.session.get(Contract, contract_id), from_day=utcnow().date(),
+                          days=14)[0]
+        book_session(contract_id, student, starts_at=slot.starts_at)
+    db.session.commit()
+    charge = client.v1.payment_intents.retrieve(intent).latest_charge
+    assert sandbox.tool(f"charges/{charge}/dispute", amount=5000,
+                        refundable="true").status_code == 200
+    wait_until_state(db, contract_id, ("disputed", "disputed"))
+
+    client.v1.refunds.create({"payment_intent": intent})
+    wait_for(lambda: payments(db, contract_id)[0].amount_refunded == 20000, what="refunded")
+    assert contract_state(db, contract_id)[0] == "disputed"
+    [session] = db.session.scalars(db.select(CoachingSession).filter_by(contract_id=contract_id))
+    db.session.refresh(session)
+    assert session.status is SessionStatus.CANCELLED
