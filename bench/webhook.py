@@ -103,7 +103,7 @@ TARGETS = {
 
 # The goals, reported (not enforced): ack ratios and p99 at concurrency 16, the drain's ratio.
 GOAL_ACK_FLOOR_A = 1.0
-GOAL_ACK_FLOOR_B = 0.75
+GOAL_ACK_FLOOR_B = 0.5  # of the raw driver's one insert (floor B does no ORM, no queue)
 GOAL_P99_MS = 50.0
 GOAL_DRAIN = 0.4
 
