@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Date, Integer, case, cast, delete, func, select
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.functions import FunctionElement
 
 import clock
@@ -65,6 +66,8 @@ ONE_DAY = timedelta(days=1)
 NIGHTLY_WINDOW = timedelta(days=2)
 TOP_FAILURE_REASONS = 5
 DISPUTES_SHOWN = 5
+# The source of the contracts made from proposals in the figures (an offer's is its id).
+PROPOSALS = 0
 
 
 # --- the UTC day of a timestamp, on SQLite and PostgreSQL ------------------------------
@@ -141,6 +144,7 @@ class DayFigures:
 
     day: date
     currency: str
+    offer_id: int = PROPOSALS  # where the contracts came from: an offer, or proposals
     status_counts: dict[str, int] = field(default_factory=dict)
     succeeded: int = 0  # paid once, refunds included
     failed: int = 0
@@ -150,11 +154,25 @@ class DayFigures:
     earnings: int = 0
     stripe_fees: int = 0  # Stripe's, as far as read from the payments' balance transactions
 
+    def plus(self, other: DayFigures) -> DayFigures:
+        """This day's figures with another source's added (the sources' total)."""
+        counts = Counter(self.status_counts)
+        counts.update(other.status_counts)
+        return DayFigures(
+            day=self.day, currency=self.currency, offer_id=PROPOSALS,
+            status_counts=dict(counts),
+            succeeded=self.succeeded + other.succeeded, failed=self.failed + other.failed,
+            gross=self.gross + other.gross, refunded=self.refunded + other.refunded,
+            fees=self.fees + other.fees, earnings=self.earnings + other.earnings,
+            stripe_fees=self.stripe_fees + other.stripe_fees,
+        )
+
     @classmethod
     def from_stored(cls, row: DailyPaymentStats) -> DayFigures:
         return cls(
             day=row.day,
             currency=row.currency,
+            offer_id=row.offer_id,
             status_counts=dict(row.status_counts),
             succeeded=row.succeeded,
             failed=row.failed,
@@ -167,17 +185,20 @@ class DayFigures:
 
 
 def figures_by_day(start: date, end: date) -> list[DayFigures]:
-    """The figures of each (UTC day, currency) with payments created `start`..`end`.
+    """The figures of each (UTC day, currency, source) with payments created `start`..`end`.
 
-    One query grouped by day, currency and status; the statuses are then folded
-    into one `DayFigures` per day and currency. Days without payments are absent.
+    One query grouped by day, currency, source and status; the statuses are then
+    folded into one `DayFigures` per day, currency and source (the offer the
+    contracts were bought from, or proposals). Days without payments are absent.
     """
     day = utc_day(Payment.created_at)
+    source = func.coalesce(Contract.offer_id, PROPOSALS)
     counted = Payment.void_reason.is_(None)
     rows = db.session.execute(
         select(
             day.label("day"),
             Payment.currency,
+            source.label("offer_id"),
             Payment.status,
             func.count().label("payments"),
             func.sum(Payment.amount).label("amount"),
@@ -189,12 +210,13 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
         .join(Payment.contract)
         .outerjoin(Invoice, Invoice.payment_id == Payment.id)
         .where(*_created_from_to(start, end))
-        .group_by(day, Payment.currency, Payment.status)
+        .group_by(day, Payment.currency, source, Payment.status)
         .order_by(day, Payment.currency)
     )
-    figures: dict[tuple[date, str], DayFigures] = {}
+    figures: dict[tuple[date, str, int], DayFigures] = {}
     for row in rows:
-        item = figures.setdefault((row.day, row.currency), DayFigures(row.day, row.currency))
+        item = figures.setdefault((row.day, row.currency, row.offer_id),
+                                  DayFigures(row.day, row.currency, row.offer_id))
         item.status_counts[row.status.value] = row.payments
         if row.status in PAID_ONCE:
             item.succeeded += row.payments
@@ -231,45 +253,31 @@ class SourceFigures:
         return "Proposals" if self.offer_id is None else f"Offer: {self.offer_title}"
 
 
-def revenue_by_source(start: date, end: date) -> list[SourceFigures]:
-    """The paid-once payments created `start`..`end` by currency and source (each offer,
-    and proposals): the same rules and columns as `figures_by_day` (gross, refunded, the
-    invoices' fees and earnings, void payments outside fees and earnings), grouped by the
-    contract's offer instead of the day. Live, like today's figures; the range's index on
-    `Payment.created_at` serves it. Per currency: proposals first, then offers by gross."""
-    counted = Payment.void_reason.is_(None)
-    rows = db.session.execute(
-        select(
-            Payment.currency,
-            Contract.offer_id,
-            func.count().label("payments"),
-            func.sum(Payment.amount).label("amount"),
-            func.sum(Payment.amount_refunded).label("refunded"),
-            func.sum(case((counted, payment_fee()), else_=0)).label("fees"),
-            func.sum(case((counted, payment_earning()), else_=0)).label("earnings"),
-        )
-        .join(Payment.contract)
-        .outerjoin(Invoice, Invoice.payment_id == Payment.id)
-        .where(*_created_from_to(start, end), Payment.status.in_(PAID_ONCE))
-        .group_by(Payment.currency, Contract.offer_id)
-    )
-    found = [
-        SourceFigures(
-            currency=row.currency,
-            offer_id=row.offer_id,
-            succeeded=row.payments,
-            gross=row.amount or 0,
-            refunded=row.refunded or 0,
-            fees=row.fees or 0,
-            earnings=row.earnings or 0,
-        )
-        for row in rows
-    ]
+def revenue_by_source(days: list[DayFigures]) -> list[SourceFigures]:
+    """The range's paid-once money by currency and source (each offer, and proposals),
+    summed from its day figures: the rollup's rows for closed days and today's live
+    ones, as every other figure of the dashboard. Per currency: proposals first, then
+    offers by gross."""
+    by_source: dict[tuple[str, int], SourceFigures] = {}
+    for day in days:
+        if not day.succeeded:
+            continue
+        offer_id = None if day.offer_id == PROPOSALS else day.offer_id
+        item = by_source.setdefault((day.currency, day.offer_id),
+                                    SourceFigures(day.currency, offer_id))
+        item.succeeded += day.succeeded
+        item.gross += day.gross
+        item.refunded += day.refunded
+        item.fees += day.fees
+        item.earnings += day.earnings
+    found = list(by_source.values())
     offer_ids = {item.offer_id for item in found if item.offer_id is not None}
     if offer_ids:
         offers = {
             offer.id: offer
-            for offer in db.session.scalars(select(Offer).where(Offer.id.in_(offer_ids)))
+            for offer in db.session.scalars(
+                select(Offer).where(Offer.id.in_(offer_ids)).options(joinedload(Offer.coach))
+            )
         }
         for item in found:
             if item.offer_id is not None:
@@ -291,7 +299,7 @@ def rollup(since: date, until: date) -> int:
     Days from today on are left out: a day is closed once it is over. The day
     range is deleted and written again, so a rerun gives the same rows (and a
     currency a day no longer has disappears). Flushes; the caller commits.
-    Returns how many day × currency rows were written.
+    Returns how many day × currency × source rows were written.
     """
     until = min(until, today())
     if since >= until:
@@ -307,6 +315,7 @@ def rollup(since: date, until: date) -> int:
         DailyPaymentStats(
             day=item.day,
             currency=item.currency,
+            offer_id=item.offer_id,
             status_counts=item.status_counts,
             succeeded=item.succeeded,
             failed=item.failed,
@@ -356,7 +365,7 @@ def nightly_rollup() -> None:
     """Shortly after midnight UTC, when yesterday has closed."""
     written = rollup_recent()
     db.session.commit()
-    log.info("payment rollup wrote %s day × currency rows", written)
+    log.info("payment rollup wrote %s day × currency × source rows", written)
 
 
 # --- the dashboard ----------------------------------------------------------------------
@@ -435,6 +444,7 @@ class Dashboard:
     held_for_review: int
     inbox: InboxHealth
     stored_days: tuple[date, date] | None  # the part of the range read from the rollup
+    sources: list[SourceFigures]  # the money by offer and by proposals
 
     @property
     def status_counts(self) -> Counter[str]:
@@ -467,7 +477,8 @@ def dashboard(start: date, end: date) -> Dashboard:
     points: dict[str, dict[date, DayFigures]] = {}
     for item in days:
         by_currency.setdefault(item.currency, CurrencyFigures(item.currency)).add(item)
-        points.setdefault(item.currency, {})[item.day] = item
+        on_day = points.setdefault(item.currency, {})
+        on_day[item.day] = on_day[item.day].plus(item) if item.day in on_day else item
     span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     series = {
         code: [_point(day, points[code].get(day)) for day in span] for code in by_currency
@@ -497,6 +508,7 @@ def dashboard(start: date, end: date) -> Dashboard:
         ),
         inbox=inbox_health(),
         stored_days=stored_days,
+        sources=revenue_by_source(days),
     )
 
 

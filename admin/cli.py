@@ -32,7 +32,7 @@ def rollup(since: datetime, until: datetime | None) -> None:
     written = analytics.rollup(first, stop)
     db.session.commit()
     last = stop - timedelta(days=1)
-    click.echo(f"Wrote {written} day × currency rows for {first} to {last} (UTC days).")
+    click.echo(f"Wrote {written} day × currency × source rows for {first} to {last} (UTC days).")
 
 
 def register_cli(app: Flask) -> None:

@@ -140,7 +140,7 @@ def dashboard() -> str:
         period=period,
         presets=PRESETS,
         figures=figures,
-        sources=analytics.revenue_by_source(period.start, period.end),
+        sources=figures.sources,
         statuses=list(PaymentRecordStatus),
         chart=volume_chart(figures.series[currency], currency) if currency else None,
         inbox_age=age_text(figures.inbox.age),

@@ -12,7 +12,8 @@ from extensions import Model
 
 
 class DailyPaymentStats(Model):
-    """One closed day's payment figures in one currency, kept by the nightly rollup.
+    """One closed day's payment figures in one currency for one source (an offer, or
+    proposals), kept by the nightly rollup.
 
     A payment counts on the UTC day its attempt was created. Money is in the
     currency's minor units; currencies are never summed together. The dashboard
@@ -24,6 +25,9 @@ class DailyPaymentStats(Model):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    # Where the contracts came from: the offer they were bought from, 0 for proposals.
+    offer_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False,
+                                          default=0, server_default="0")
     # Payment records by status, e.g. {"succeeded": 12, "failed": 2}.
     status_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     succeeded: Mapped[int] = mapped_column(default=0)  # paid once (refunds included)

@@ -333,7 +333,7 @@ def test_closed_days_are_read_from_the_rollup_and_today_is_live(db, payments):
     db.session.commit()
     # Proof of where the figures come from: a stored row changed by hand shows,
     # and a payment made today after the rollup shows too.
-    db.session.get(DailyPaymentStats, (date(2024, 5, 8), "usd")).gross = 123
+    db.session.get(DailyPaymentStats, (date(2024, 5, 8), "usd", 0)).gross = 123
     db.session.add(
         Payment(
             contract_id=db.session.get(Payment, payments["pending"]).contract_id,
@@ -421,14 +421,14 @@ def test_the_nightly_job_is_scheduled_after_midnight_utc():
 def test_the_rollup_command_backfills_closed_days(runner, db, payments):
     result = runner.invoke(args=["admin", "rollup", "--since", "2024-05-01"])
     assert result.exit_code == 0, result.output
-    assert "Wrote 4 day × currency rows for 2024-05-01 to 2024-05-09" in result.output
+    assert "Wrote 4 day × currency × source rows for 2024-05-01 to 2024-05-09" in result.output
     assert len(stored_rows(db)) == 4
 
     result = runner.invoke(
         args=["admin", "rollup", "--since", "2024-05-08", "--until", "2024-05-09"]
     )
     assert result.exit_code == 0, result.output
-    assert "Wrote 1 day × currency rows" in result.output
+    assert "Wrote 1 day × currency × source rows" in result.output
     assert len(stored_rows(db)) == 4  # the 8th written again, not twice
 
 

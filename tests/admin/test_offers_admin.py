@@ -46,11 +46,11 @@ def sold(app, db, make_user, make_proposal, admin_user):
 
 def test_the_dashboard_splits_revenue_by_offer_and_by_proposals(admin_client, db, sold):
     import clock
-    from admin.analytics import revenue_by_source
+    from admin.analytics import dashboard
 
     _coach_id, offer_id, _bought, _proposed = sold
     today = clock.now().date()
-    sources = {s.offer_id: s for s in revenue_by_source(today, today)}
+    sources = {s.offer_id: s for s in dashboard(today, today).sources}
     assert set(sources) == {None, offer_id}
     assert (sources[offer_id].gross, sources[offer_id].succeeded) == (40000, 1)
     assert sources[offer_id].fees + sources[offer_id].earnings == 40000
@@ -80,3 +80,25 @@ def test_the_admin_contract_page_names_its_offer(admin_client, sold):
     assert f"#{offer_id}" in page
     assert 'id="contract-offer"' not in admin_client.get(
         f"/admin/contracts/{proposed}").get_data(as_text=True)
+
+
+def test_a_closed_days_revenue_by_source_comes_from_the_rollup(db, sold, clock):
+    """The nightly rollup keeps each day's figures by source: once the day has closed, the
+    dashboard reads the split from the stored rows, and it is the live one."""
+    from datetime import timedelta
+
+    from admin.analytics import dashboard, rollup
+    from admin.models import DailyPaymentStats
+
+    _coach_id, offer_id, _bought, _proposed = sold
+    day = clock.now().date()
+    live = {s.offer_id: (s.gross, s.fees, s.earnings) for s in dashboard(day, day).sources}
+    clock.advance(timedelta(days=1))
+    assert rollup(day, day + timedelta(days=1)) == 2
+    db.session.commit()
+    stored = {row.offer_id: row.gross for row in db.session.scalars(db.select(DailyPaymentStats))}
+    assert stored == {0: 20000, offer_id: 40000}
+    figures = dashboard(day, day)
+    assert figures.stored_days == (day, day)
+    assert {s.offer_id: (s.gross, s.fees, s.earnings) for s in figures.sources} == live
+    assert figures.currency("usd").gross == 60000  # the sources add up to the day's figures
