@@ -208,12 +208,13 @@ CSV_HEADER = (
 # continental Europe's do) or ignores the quotes makes a new cell there. Spaces and quotes
 # before the character do not stop it.
 _FORMULA = re.compile(r'(^|[,;])([ "]*)(?=[=+\-@\t\r])')
+_FORMULA_CHARACTERS = frozenset("=+-@\t\r")
 
 
 def neutralise(value: Any) -> Any:
     """A cell a spreadsheet will show as text, never run (OWASP's CSV injection advice):
     `'` before each formula character that could begin a cell."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not _FORMULA_CHARACTERS.isdisjoint(value):
         return _FORMULA.sub(r"\1\2'", value)
     return value
 

@@ -5,6 +5,7 @@ Zero-decimal currencies (JPY, KRW) have no minor unit: 5000 JPY is stored as 500
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -79,8 +80,33 @@ def to_major(amount: int, currency: str) -> Decimal:
 
 
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
-    """Display an amount with the currency's symbol and decimals ("$1,234.50", "¥5,000")."""
-    return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+    """Display an amount with the currency's symbol and decimals ("$1,234.50", "¥5,000").
+
+    Babel's formatting reads the locale's data on every call (some 70 µs: seconds for a
+    100,000-row export); for the app's own locale the text around the digits is read from
+    Babel once per currency and the digits are written here, the same text in a
+    fraction of the time (tests compare the two).
+    """
+    if locale != DISPLAY_LOCALE:
+        return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+    factor = minor_factor(currency)
+    prefix, suffix = _around_digits(currency)
+    whole, part = divmod(abs(amount), factor)
+    digits = f"{whole:,}" + (f".{part:0{CURRENCY_DECIMALS[currency]}d}" if factor > 1 else "")
+    return ("-" if amount < 0 else "") + prefix + digits + suffix
+
+
+DISPLAY_LOCALE = "en_US"
+
+
+@functools.cache
+def _around_digits(currency: str) -> tuple[str, str]:
+    """What the display locale writes before and after an amount's digits in `currency`
+    ("$", "" for usd; "CHF", "" for chf), read off Babel's formatting of one unit."""
+    one = format_currency(Decimal(1), currency.upper(), locale=DISPLAY_LOCALE)
+    digits = f"{Decimal(1):.{CURRENCY_DECIMALS[currency]}f}"
+    at = one.index(digits)
+    return one[:at], one[at + len(digits):]
 
 
 def currency_symbol(currency: str, locale: str = "en_US") -> str:

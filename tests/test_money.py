@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.money import (
     CURRENCY_DECIMALS,
@@ -134,6 +136,24 @@ def test_format_money():
     assert format_money(123450, "usd") == "$1,234.50"
     assert format_money(999, "gbp") == "£9.99"
     assert format_money(5000, "krw") == "₩5,000"
+    assert format_money(-5, "chf") == "-CHF0.05"
+    assert format_money(123450, "usd", locale="fr_FR") == "1\u202f234,50\xa0$US"
+
+
+@given(amount=st.integers(-(10**12), 10**12), currency=st.sampled_from(sorted(CURRENCY_DECIMALS)))
+def test_format_money_writes_what_babel_writes(amount, currency):
+    """The display locale's digits are written without Babel on each call: the same text."""
+    from babel.numbers import format_currency
+
+    from contracts.money import to_major
+
+    assert format_money(amount, currency) == format_currency(
+        to_major(amount, currency), currency.upper(), locale="en_US")
+
+
+def test_format_money_refuses_an_unsupported_currency():
+    with pytest.raises(MoneyError):
+        format_money(100, "xyz")
 
 
 # Stripe's published minimum charge (docs.stripe.com/currencies, minimum and maximum charge
