@@ -332,7 +332,12 @@ def release_on_cancel(contract_id: int, student: User) -> holds.SlotHold | None:
             if found is None or found.status != "expired":
                 return None
     lock_contract(contract.id)
-    return holds.release_for_payment(payment_id, "cancelled")
+    released = holds.release_for_payment(payment_id, "cancelled")
+    if released is None:
+        # Stripe's checkout.session.expired, sent as the session expired, came first.
+        found = holds.hold_of_payment(payment_id)
+        released = found if found and found.status is holds.HoldStatus.RELEASED else None
+    return released
 
 
 def confirm_return(contract_id: int, student: User, session_id: str) -> Payment | None:
