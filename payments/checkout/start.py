@@ -326,17 +326,17 @@ def release_on_cancel(contract_id: int, student: User) -> holds.SlotHold | None:
             stripe_api.expire_checkout_session(session_id)
         except PaymentProviderError:
             try:
-                found = stripe_api.retrieve_checkout_session(session_id)
+                session = stripe_api.retrieve_checkout_session(session_id)
             except PaymentProviderError:
                 return None
-            if found is None or found.status != "expired":
+            if session is None or session.status != "expired":
                 return None
     lock_contract(contract.id)
     released = holds.release_for_payment(payment_id, "cancelled")
     if released is None:
         # Stripe's checkout.session.expired, sent as the session expired, came first.
-        found = holds.hold_of_payment(payment_id)
-        released = found if found and found.status is holds.HoldStatus.RELEASED else None
+        hold = holds.hold_of_payment(payment_id)
+        released = hold if hold and hold.status is holds.HoldStatus.RELEASED else None
     return released
 
 
