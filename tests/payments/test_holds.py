@@ -19,14 +19,25 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tests.conftest import login
+from tests.conftest import PASSWORD, login
 from tests.payments.conftest import API_KEY, deliver
-from tests.support import wait_for
+from tests.support import (
+    axe_violations,
+    describe_violations,
+    log_in,
+    new_page,
+    page_overflow,
+    pay_by_card,
+    shot,
+    wait_for,
+)
 
 # A Monday noon, ahead of the sandbox's real clock (which it never runs behind).
 T0 = datetime(2030, 3, 4, 12, 0, tzinfo=UTC)
-# Wednesday 10:00 UTC: inside the coach's default hours, beyond the booking notice.
-SLOT = datetime(2030, 3, 6, 10, 0, tzinfo=UTC)
+# Wednesday 15:00 UTC (10:00 in New York): inside the coach's default hours, beyond the
+# booking notice.
+SLOT = datetime(2030, 3, 6, 15, 0, tzinfo=UTC)
+SLOT_FOR_ANA = "Wed 06 Mar 2030, 10:00 EST"
 DEBIT_OK = "000123456789"
 
 
@@ -297,12 +308,12 @@ def test_picking_another_time_replaces_the_hold_and_expires_the_first_session(
     assert session_of(pay_with(ana_client, ana_contract, SLOT)) == first
     assert len(holds_of(rows, ana_contract)) == 1
 
-    later = SLOT + timedelta(hours=2)
-    second = session_of(pay_with(ana_client, ana_contract, later))
+    earlier = SLOT - timedelta(hours=2)
+    second = session_of(pay_with(ana_client, ana_contract, earlier))
     assert second != first
     old, new = holds_of(rows, ana_contract)
     assert (old.status.value, old.ended_because) == ("released", "replaced")
-    assert (new.status.value, new.starts_at) == ("held", later)
+    assert (new.status.value, new.starts_at) == ("held", earlier)
     assert stripe_session(sandbox, first)["status"] == "expired"
     assert stripe_session(sandbox, second)["status"] == "open"
 
@@ -342,13 +353,13 @@ def test_paid_within_the_hold_books_the_session_once_whatever_the_redeliveries(
     page = ana_client.get(
         f"/contracts/{ana_contract}/payment-success?session_id={session_id}"
     ).get_data(as_text=True)
-    assert 'id="first-session-booked"' in page and "Wed 06 Mar 2030, 05:00 EST" in page
+    assert 'id="first-session-booked"' in page and SLOT_FOR_ANA in page
 
     assert len(sessions_of(rows, ana_contract)) == 1
     assert len(rows(AuditEntry, action="session.booked")) == 1
     assert any("Ana Ruiz booked a session" in message for message in told(rows, coach))
     contract_page = ana_client.get(f"/contracts/{ana_contract}").get_data(as_text=True)
-    assert "Wed 06 Mar 2030, 05:00 EST" in contract_page and 'id="hold-lapsed"' not in contract_page
+    assert SLOT_FOR_ANA in contract_page and 'id="hold-lapsed"' not in contract_page
 
 
 def test_a_debit_paid_after_the_hold_ended_and_the_time_was_taken_asks_for_another_time(
@@ -467,3 +478,40 @@ def test_two_students_racing_for_one_time_one_hold(
                 if hold.status is HoldStatus.HELD]
         assert len(held) == 1
         moment += timedelta(days=1)
+
+
+# --- in Chromium ------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900},
+                                      {"width": 390, "height": 844}], ids=["laptop", "phone"])
+def test_a_student_picks_a_time_pays_with_4242_and_finds_it_booked(
+    browser, live_url, sandbox, rows, ana, ana_contract, viewport
+):
+    size = "phone" if viewport["width"] < 600 else "laptop"
+    with new_page(browser, viewport) as page:
+        log_in(page, live_url, ana.email, PASSWORD)
+        page.goto(f"{live_url}/contracts/{ana_contract}/pay")
+        assert page.locator("#first-session").is_visible()
+        page.locator(f"#day-{SLOT.date().isoformat()}").click()
+        page.locator(f'[data-slot="{value(SLOT)}"]').click()
+        assert "10:00 EST" in page.locator("#confirm-time").inner_text()
+        assert page.locator("#hold-promise").is_visible()
+        assert page_overflow(page) is None
+        violations = axe_violations(page)
+        assert not violations, describe_violations("pay page", violations)
+        shot(page, f"holds-pay-page-{size}")
+        page.locator("#pay-button").click()
+
+        pay_by_card(page, sandbox.url, ana.email, ana.name)
+        page.wait_for_url(f"{live_url}/contracts/*/payment-success*")
+        assert page.locator("#payment-result").inner_text() == "Payment received"
+        assert SLOT_FOR_ANA in page.locator("#first-session-booked").inner_text()
+        shot(page, f"holds-payment-success-{size}")
+        page.get_by_role("link", name="Go to the contract").click()
+        assert page.locator(".cp-status").first.get_attribute("data-status") == "active"
+        assert "10:00 EST" in page.locator("#sessions-upcoming").inner_text()
+        shot(page, f"holds-contract-booked-{size}")
+    [booked] = sessions_of(rows, ana_contract)
+    assert booked.starts_at == SLOT
