@@ -23,14 +23,11 @@ def init_app(app: Flask) -> None:
 
 def contract_sessions(contract: Any) -> dict[str, Any]:
     """What the contract page shows of its sessions: the agenda, what is left, why closed."""
-    from contracts.models import SessionStatus
     from scheduling import holds, sessions
 
     booked = sessions.sessions_of_contract(contract)
     # The time picked at payment could not be booked: asked again until a session is.
-    lapsed = None
-    if not any(each.status is SessionStatus.SCHEDULED for each in booked):
-        lapsed = holds.lapsed_hold(contract)
+    lapsed = holds.lapsed_hold(contract) if not booked else None
     return {
         "sessions": sessions.agenda(booked),
         "remaining": sessions.remaining_count(contract, booked),
