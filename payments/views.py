@@ -46,7 +46,7 @@ from payments.models import (
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
 from scheduling import holds
-from scheduling.availability import Slot
+from scheduling.availability import slot_value
 from scheduling.picker import slot_picker
 from scheduling.sessions import has_scheduled_session
 
@@ -110,7 +110,9 @@ def pay(contract_id: int) -> str | Response:
         else:
             return redirect(checkout_url, code=303)
     hold = holds.live_hold_of(contract) if picking else None
-    chosen = form.slot.data or request.args.get("slot") or (_slot_value(hold) if hold else None)
+    chosen = form.slot.data or request.args.get("slot") or (
+        slot_value(hold.starts_at) if hold else None
+    )
     return render_template(
         "payments/pay.html",
         contract=contract,
@@ -133,10 +135,6 @@ def first_session_offered(contract: Contract, attempts: list[Any], manual_only: 
         and not any(p.status is PaymentRecordStatus.PROCESSING for p in attempts)
         and not has_scheduled_session(contract)
     )
-
-
-def _slot_value(hold: holds.SlotHold) -> str:
-    return Slot(hold.starts_at, hold.ends_at).value
 
 
 def _checkout_url(contract_id: int, instalments: int | None, first: datetime | None) -> str:

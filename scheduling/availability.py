@@ -280,8 +280,12 @@ class Slot:
 
     @property
     def value(self) -> str:
-        """The slot as a form value: its UTC start, "2027-03-30T07:00Z"."""
-        return self.starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return slot_value(self.starts_at)
+
+
+def slot_value(starts_at: datetime) -> str:
+    """A slot's start as a form value: its UTC start, "2027-03-30T07:00Z"."""
+    return starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def parse_slot(value: str | None) -> datetime | None:

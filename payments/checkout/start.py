@@ -30,7 +30,7 @@ from payments.models import InstalmentStatus, Payment, PaymentRecordStatus, Stri
 from payments.records import lock_with_contract, payment_by, payments_of, transfer_group
 from payments.stripe_api import PaymentProviderError
 from scheduling import holds
-from scheduling.availability import Slot
+from scheduling.availability import slot_value
 
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
@@ -173,7 +173,7 @@ def start_checkout(
         # The debit settles in days; a second session now would charge the student twice.
         raise NotPayable(ON_ITS_WAY)
     plan_choice = str(instalments or "")
-    slot_choice = Slot(first_session, first_session).value if first_session else ""
+    slot_choice = slot_value(first_session) if first_session else ""
     mine = [p for p in attempts if p.stripe_metadata.get("plan_instalments", "") == plan_choice
             and p.stripe_metadata.get("first_session", "") == slot_choice
             and p.instalment_id is None]
