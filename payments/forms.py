@@ -11,10 +11,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major, to_major
 from payments.models import CATEGORY_LABELS, RefundCategory
+from scheduling.forms import SlotField
 
 REASON_LENGTH = (10, 2000)
 # The pay page's choice: the whole total, or the number of instalments of a plan.
@@ -60,6 +61,8 @@ class PayForm(FlaskForm):
     """
 
     plan = RadioField("How would you like to pay?", default=PAY_IN_FULL, validate_choice=False)
+    # The first session's time, when the student picked one: held while they pay.
+    slot = SlotField("First session", validators=[Optional()])
 
     def offer(self, instalment_counts: list[int]) -> PayForm:
         """The choices: in full, and each plan offered (by its number of instalments)."""

@@ -22,6 +22,7 @@ from payments.inbox.table import Handler, RetryLater, register
 from payments.models import Payment, PaymentRecordStatus
 from payments.records import move_if_allowed, payment_by
 from payments.refunds.disputes import mirror_dispute
+from scheduling import holds
 
 
 def _fail_session(session: dict[str, Any]) -> str:
@@ -33,6 +34,7 @@ def _fail_session(session: dict[str, Any]) -> str:
     if not move_if_allowed(payment, PaymentRecordStatus.FAILED):
         return "stale"
     payment.failure_reason = "The bank debit did not go through."
+    holds.release_for_payment(payment.id, "failed")
     unpaid = lifecycle.mark_payment_failed(contract, actor_label="stripe",
                                            reason=payment.failure_reason)
     audit("payment.failed", payment, actor_label="stripe", after={"reason": payment.failure_reason})
@@ -67,6 +69,8 @@ def _expire_session(session: dict[str, Any]) -> str:
     if found is None:
         return "unrelated"
     payment, _ = found
+    # The session can no longer be paid: the time it held is free again at once.
+    holds.release_for_payment(payment.id, "expired")
     return "expired" if move_if_allowed(payment, PaymentRecordStatus.EXPIRED) else "stale"
 
 

@@ -15,7 +15,9 @@ contract's lock, in the caller's transaction:
    accepted counts as what arrived, plus a shortfall written off only when the
    admin says so (`waive`);
 5. the invoice is numbered, with this payment's cumulative share of the fee;
-6. audit entries and notices follow from the lifecycle.
+6. audit entries and notices follow from the lifecycle;
+7. the first session's time the payment held is booked (`scheduling.holds`), or the
+   student is told to choose another time when it was taken after the hold ended.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from payments.models import (
 from payments.records import move
 from payments.refunds import refund_void_payment
 from payments.standing import standing_of
+from scheduling import holds
 
 # Contracts that take no more money: what arrives for them goes back in full.
 _CLOSED = (ContractStatus.CANCELLED, ContractStatus.REFUNDED)
@@ -135,6 +138,7 @@ def settle(
             actor_label=actor_label,
             after={"waived": waive, "amount": payment.amount},
         )
+    holds.book_paid_hold(contract, payment.id)
     # Last: its number's lock serialises concurrent payments until they commit.
     issue_invoice(payment, paid_before=standing.arrived - payment.amount)
     return outcome
@@ -146,6 +150,7 @@ def _void(payment: Payment, contract: Contract, reason: VoidReason,
     Stripe outside any lock); both parties are told."""
     payment.void_reason = reason
     refund_void_payment(payment)
+    holds.release_for_payment(payment.id, "void")  # the money goes back: so does its time
     amount = format_money(payment.amount, payment.currency)
     if reason is VoidReason.DUPLICATE:
         audit("payment.duplicate", payment, actor_label="system", after={"amount": payment.amount})

@@ -173,6 +173,14 @@ def retrieve_checkout_session(session_id: str) -> CheckoutSession | None:
         raise
 
 
+def expire_checkout_session(session_id: str) -> CheckoutSession:
+    """Expire an open Checkout session (`stripe.checkout.Session.expire`): it can no longer
+    be paid, and Stripe sends `checkout.session.expired`. Refused (PaymentProviderError,
+    a 4xx status) when the session is not open: paid, or expired already."""
+    with _translated_errors():
+        return client().v1.checkout.sessions.expire(session_id)
+
+
 def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
     with _translated_errors():
         return client().v1.payment_intents.retrieve(

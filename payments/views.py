@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -11,7 +12,7 @@ from sqlalchemy.orm import contains_eager, joinedload
 from werkzeug.wrappers import Response
 
 import clock
-from contracts.models import Contract
+from contracts.models import Contract, ContractStatus
 from contracts.services import contract_for_party
 from database.transactions import commit_or_refusal
 from extensions import db
@@ -37,14 +38,22 @@ from payments.models import (
     Instalment,
     InstalmentStatus,
     PaymentPlan,
+    PaymentRecordStatus,
     PlanStatus,
     RefundStatus,
     StripeCustomer,
 )
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
+from scheduling import holds
+from scheduling.availability import slot_value
+from scheduling.picker import slot_picker
+from scheduling.sessions import has_scheduled_session
 
 bp = Blueprint("payments", __name__)
+
+# What the pay page promises of a held time: as long as Stripe keeps the session open.
+STRIPE_HOLD_MINUTES = 30
 
 # Plans whose instalments are still to be charged: their card matters.
 RUNNING_PLANS = (PlanStatus.ACTIVE, PlanStatus.PAUSED)
@@ -84,33 +93,65 @@ def pay(contract_id: int) -> str | Response:
         return redirect(url_for("contracts.detail", contract_id=contract.id))
     manual_only = checkout.manual_only()
     options = [] if manual_only else plans.options(contract)
+    attempts = payments_of(contract)
+    picking = first_session_offered(contract, attempts, manual_only)
     form = PayForm().offer([option.instalments for option in options])
     if form.validate_on_submit():
+        first = form.slot.starts_at if picking else None
         try:
-            checkout_url = checkout.start_checkout(
-                contract.id, current_user, instalments=form.instalments
-            )
-            db.session.commit()
+            checkout_url = _checkout_url(contract.id, form.instalments, first)
+        except checkout.SlotTaken as exc:
+            db.session.rollback()
+            form.slot.errors = [str(exc)]  # the page again, the times as they are now
         except (checkout.NotPayable, PaymentProviderError) as exc:
             db.session.rollback()
             flash(str(exc), "danger")
             return redirect(url_for("contracts.detail", contract_id=contract.id))
-        except IntegrityError:
-            # A simultaneous request for the same contract won; its session is ours too.
-            db.session.rollback()
-            checkout_url = checkout.start_checkout(
-                contract.id, current_user, instalments=form.instalments
-            )
-            db.session.commit()
-        return redirect(checkout_url, code=303)
+        else:
+            return redirect(checkout_url, code=303)
+    hold = holds.live_hold_of(contract) if picking else None
+    chosen = form.slot.data or request.args.get("slot") or (
+        slot_value(hold.starts_at) if hold else None
+    )
     return render_template(
         "payments/pay.html",
         contract=contract,
         form=form,
         options=options,
         manual_only=manual_only,
-        payments=payments_of(contract),
+        payments=attempts,
+        picker=slot_picker(contract, chosen) if picking else None,
+        hold=hold,
+        hold_minutes=STRIPE_HOLD_MINUTES,
     )
+
+
+def first_session_offered(contract: Contract, attempts: list[Any], manual_only: bool) -> bool:
+    """Whether the pay page offers to pick the first session's time: an unpaid pending
+    contract paid through Stripe, with nothing on its way and no session booked yet."""
+    return (
+        not manual_only
+        and contract.status is ContractStatus.PENDING
+        and not any(p.status is PaymentRecordStatus.PROCESSING for p in attempts)
+        and not has_scheduled_session(contract)
+    )
+
+
+def _checkout_url(contract_id: int, instalments: int | None, first: datetime | None) -> str:
+    """Start (or reuse) the Checkout session and commit what it wrote."""
+    try:
+        checkout_url = checkout.start_checkout(
+            contract_id, current_user, instalments=instalments, first_session=first
+        )
+        db.session.commit()
+    except IntegrityError:
+        # A simultaneous request for the same contract won; its session is ours too.
+        db.session.rollback()
+        checkout_url = checkout.start_checkout(
+            contract_id, current_user, instalments=instalments, first_session=first
+        )
+        db.session.commit()
+    return checkout_url
 
 
 def payable_by_hand(instalment: Instalment) -> bool:
@@ -173,15 +214,25 @@ def success(contract_id: int) -> str | tuple[str, int]:
     contract = checkout.contract_for_student(contract_id, current_user)
     if payment is None:
         return render_template("payments/not_found.html", contract=contract), 404
-    return render_template("payments/success.html", contract=contract, payment=payment)
+    return render_template("payments/success.html", contract=contract, payment=payment,
+                           hold=holds.hold_of_payment(payment.id))
 
 
 @bp.get("/contracts/<int:contract_id>/payment-cancel")
 def cancel(contract_id: int) -> str:
+    """Back from Checkout without paying: the time held for the first session, if any,
+    is released at once (its session expired at Stripe first)."""
     contract = checkout.contract_for_student(contract_id, current_user)
     if contract.paid_at is not None:
         abort(404)
-    return render_template("payments/cancel.html", contract=contract, form=ConfirmForm())
+    try:
+        released = checkout.release_on_cancel(contract.id, current_user)
+        db.session.commit()
+    except PaymentProviderError:
+        db.session.rollback()
+        released = None
+    return render_template("payments/cancel.html", contract=contract, form=ConfirmForm(),
+                           released=released, hold=holds.live_hold_of(contract))
 
 
 @bp.get("/contracts/<int:contract_id>/payments")

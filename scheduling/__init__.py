@@ -23,11 +23,14 @@ def init_app(app: Flask) -> None:
 
 def contract_sessions(contract: Any) -> dict[str, Any]:
     """What the contract page shows of its sessions: the agenda, what is left, why closed."""
-    from scheduling import sessions
+    from scheduling import holds, sessions
 
     booked = sessions.sessions_of_contract(contract)
+    # The time picked at payment could not be booked: asked again until a session is.
+    lapsed = holds.lapsed_hold(contract) if not booked else None
     return {
         "sessions": sessions.agenda(booked),
         "remaining": sessions.remaining_count(contract, booked),
         "closed_reason": sessions.scheduling_closed_reason(contract),
+        "lapsed_hold": lapsed,
     }

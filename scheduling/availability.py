@@ -26,7 +26,7 @@ from audit.services import record as audit
 from clock import now
 from contracts.models import CoachingSession, Contract, SessionStatus
 from extensions import db
-from scheduling.models import DayOff, WorkingHours
+from scheduling.models import DayOff, HoldStatus, SlotHold, WorkingHours
 
 # Sessions start every this many minutes from the start of a working window.
 SLOT_STEP_MINUTES = 30
@@ -280,8 +280,12 @@ class Slot:
 
     @property
     def value(self) -> str:
-        """The slot as a form value: its UTC start, "2027-03-30T07:00Z"."""
-        return self.starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return slot_value(self.starts_at)
+
+
+def slot_value(starts_at: datetime) -> str:
+    """A slot's start as a form value: its UTC start, "2027-03-30T07:00Z"."""
+    return starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def parse_slot(value: str | None) -> datetime | None:
@@ -350,10 +354,14 @@ def _scan(
         )
     )
     length = timedelta(minutes=contract.minutes_per_session)
-    # Every session of the coach or the student in the range, in one query.
+    # Every session of the coach or the student in the range, in one query, and the times
+    # the coach holds for other contracts' payments.
     busy_query = party_sessions(contract, begin, end + length, exclude_session_id)
-    busy = db.session.execute(busy_query).all()
     moment = now()
+    busy = [
+        *db.session.execute(busy_query).all(),
+        *db.session.execute(held_for_others(contract, begin, end + length, moment)).all(),
+    ]
     earliest, latest = moment + notice(), moment + horizon()
     scan = _Scan()
     day = first_day
@@ -399,6 +407,27 @@ def party_sessions(
     return query
 
 
+def held_for_others(
+    contract: Contract, begin: datetime, end: datetime, moment: datetime | None = None
+) -> Select[datetime, datetime]:
+    """The live holds of the contract's coach for other contracts overlapping [begin, end):
+    (starts_at, ends_at). A hold is live while held and not past its expiry (the Checkout
+    Session it lives for can still be paid); the contract's own holds never block it."""
+    return select(SlotHold.starts_at, SlotHold.ends_at).where(
+        SlotHold.coach_id == contract.coach_id,
+        SlotHold.contract_id != contract.id,
+        SlotHold.status == HoldStatus.HELD,
+        SlotHold.expires_at > (moment or now()),
+        SlotHold.starts_at < end,
+        SlotHold.ends_at > begin,
+    )
+
+
+HELD_FOR_ANOTHER = (
+    "That time is held for another booking while it is being paid for. Pick another time."
+)
+
+
 def free_slots(
     contract: Contract,
     *,
@@ -413,7 +442,7 @@ def free_slots(
     entirely inside one of the coach's working windows, not on a day off, at least
     BOOKING_MIN_NOTICE_HOURS from now and at most BOOKING_HORIZON_DAYS ahead, and
     overlaps no scheduled session of the coach or the student (but the one being
-    moved, `exclude_session_id`).
+    moved, `exclude_session_id`) nor a time the coach holds for another contract's payment.
     """
     begin, end = _day_range(from_day, days, zone or contract.coach.timezone)
     return _scan(contract, begin, end, exclude_session_id).free
@@ -427,8 +456,9 @@ def _day_range(from_day: date, days: int, zone_name: str) -> tuple[datetime, dat
 def refusal(contract: Contract, starts_at: datetime) -> str | None:
     """Why a session of `contract` cannot start at `starts_at` on the coach's calendar, or None.
 
-    The notice, the horizon, a day off and the working hours; overlaps with other
-    sessions are the scheduling service's to check, under its locks.
+    The notice, the horizon, a day off, the working hours and the times held for other
+    contracts' payments; overlaps with other sessions are the scheduling service's to
+    check, under its locks.
     """
     moment = now()
     if starts_at < moment + notice():
@@ -447,7 +477,7 @@ def refusal(contract: Contract, starts_at: datetime) -> str | None:
         return f"{coach.name} is not working on {local:%a %d %b %Y} (a day off). Pick another day."
     hours = weekly_hours(coach.id)
     if starts_at in day_starts(hours, local.date(), zone, contract.minutes_per_session):
-        return None
+        return held_refusal(contract, starts_at, moment)
     outside = f"{coach.name} works {describe_for(coach, hours)}; that time is outside those hours."
     minute = local.hour * 60 + local.minute
     inside = [(a, b) for a, b in hours.on(local.weekday()) if a <= minute < b]
@@ -464,6 +494,15 @@ def refusal(contract: Contract, starts_at: datetime) -> str | None:
         f"{coach.name} works {describe_for(coach, hours)}; a {contract.minutes_per_session}"
         "-minute session at that time would end outside those hours."
     )
+
+
+def held_refusal(
+    contract: Contract, starts_at: datetime, moment: datetime | None = None
+) -> str | None:
+    """Why `starts_at` is taken by another contract's live hold, or None when it is not."""
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
+    held = db.session.execute(held_for_others(contract, starts_at, ends_at, moment)).first()
+    return HELD_FOR_ANOTHER if held is not None else None
 
 
 # --- the booking page's week ----------------------------------------------------

@@ -152,7 +152,7 @@ class DayHoursForm(Form):
         if second and not first:
             self.second_from.errors.append("Set the first window before a second one.")
             return False
-        if first and second and second[0] < first[1]:
+        if isinstance(first, tuple) and isinstance(second, tuple) and second[0] < first[1]:
             self.second_from.errors.append("The second window starts after the first one ends.")
             return False
         return True

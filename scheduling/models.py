@@ -1,17 +1,19 @@
-"""A coach's bookable hours: weekly working hours in the coach's own zone, and days off.
+"""A coach's bookable hours (weekly working hours in the coach's own zone, days off) and
+the slots held for a contract while its student pays.
 
-The rules live in `scheduling.availability`; these are only the rows.
+The rules live in `scheduling.availability` and `scheduling.holds`; these are only the rows.
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clock import now
-from database.types import UTCDateTime
+from database.types import UTCDateTime, str_enum
 from extensions import Model
 
 
@@ -51,3 +53,57 @@ class DayOff(Model):
     day: Mapped[date]
     note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class HoldStatus(enum.Enum):
+    HELD = "held"  # kept for the contract while its Checkout Session can be paid
+    BOOKED = "booked"  # paid: the first session was booked from it
+    RELEASED = "released"  # given up: the session expired, was cancelled or replaced
+    LAPSED = "lapsed"  # paid after it ended, when the time had been taken meanwhile
+
+
+HOLD_TRANSITIONS: dict[HoldStatus, frozenset[HoldStatus]] = {
+    HoldStatus.HELD: frozenset({HoldStatus.BOOKED, HoldStatus.RELEASED, HoldStatus.LAPSED}),
+    # A session Stripe would not expire (paid at that very moment) can still be paid.
+    HoldStatus.RELEASED: frozenset({HoldStatus.BOOKED, HoldStatus.LAPSED}),
+}
+
+
+class SlotHold(Model):
+    """A time on a coach's calendar kept for an unpaid contract's first session.
+
+    Tied to one payment attempt (the Checkout claim): it lives exactly as long as that
+    attempt's Checkout Session can be paid (`expires_at`, the session's own). A hold is
+    live while it is `held` and not past `expires_at`; a live hold of another contract
+    makes the time taken for everyone else (`scheduling.availability`).
+    """
+
+    __tablename__ = "slot_holds"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_slot_holds_coach_id_starts_at", "coach_id", "starts_at"),
+        Index("ix_slot_holds_contract_id", "contract_id"),
+        Index("ix_slot_holds_payment_id", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The contract's coach, copied so the calendar's reads need no join.
+    coach_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[HoldStatus] = mapped_column(str_enum(HoldStatus), default=HoldStatus.HELD)
+    # Why it is no longer held, in a word: expired, cancelled, replaced, paid, taken, ...
+    ended_because: Mapped[str | None] = mapped_column(String(40))
+    # The session booked from it, once paid.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("coaching_sessions.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
+
+    def is_live(self, moment: datetime) -> bool:
+        return self.status is HoldStatus.HELD and self.expires_at > moment
+
+    def __repr__(self) -> str:
+        return f"<SlotHold {self.id} {self.starts_at:%Y-%m-%d %H:%M}Z {self.status.value}>"

@@ -346,8 +346,38 @@ def _locked_contract(contract_id: int) -> Contract:
     """Lock the contract, then its coach and student: the order every scheduling write uses."""
     contract = lock_contract(contract_id)
     assert contract is not None  # the caller found it as a party
-    _lock_users(contract.coach_id, contract.student_id)
+    lock_parties(contract)
     return contract
+
+
+def lock_parties(contract: Contract) -> None:
+    """Lock the coach's and the student's rows, in booking's order, for a caller that holds
+    the contract's lock already (holding a slot, booking a paid hold)."""
+    _lock_users(contract.coach_id, contract.student_id)
+
+
+def check_free(contract: Contract, starts_at: datetime) -> None:
+    """Refuse (SchedulingError) a start a new session of `contract` cannot have: off the
+    grid, past, not a free slot of the coach's calendar (another contract's live hold
+    included), or overlapping either party's scheduled sessions. The caller holds the
+    locks (`lock_parties`)."""
+    _check_time(contract, starts_at)
+    _check_overlaps(
+        contract, starts_at, starts_at + timedelta(minutes=contract.minutes_per_session)
+    )
+
+
+def session_length(contract: Contract) -> timedelta:
+    return timedelta(minutes=contract.minutes_per_session)
+
+
+def has_scheduled_session(contract: Contract) -> bool:
+    return db.session.scalar(
+        select(CoachingSession.id).where(
+            CoachingSession.contract_id == contract.id,
+            CoachingSession.status == SessionStatus.SCHEDULED,
+        ).limit(1)
+    ) is not None
 
 
 def book_session(
@@ -377,6 +407,43 @@ def book_session(
     _check_time(contract, starts_at)
     _check_count(contract)
     _check_overlaps(contract, starts_at, ends_at)
+    return _add_session(contract, user, starts_at, note=note, location=location)
+
+
+def book_held_session(
+    contract: Contract, starts_at: datetime, *, promised: bool
+) -> CoachingSession:
+    """Book the first session a paid hold kept for the student (`scheduling.holds`), under
+    the contract's lock, once the payment made the contract active.
+
+    A hold still `promised` (live when the money arrived) was the time's to keep: the
+    calendar's notice and hours, checked when it was held, are not asked again. Otherwise
+    the time is booked only as a new booking would be. Refuses (SchedulingError) a time
+    taken meanwhile, and a contract whose money unlocks no session yet.
+    """
+    lock_parties(contract)
+    if scheduling_closed_reason(contract) is not None:
+        raise SchedulingError("Scheduling is not open on this contract.")
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
+    if not promised:
+        _check_time(contract, starts_at)
+    elif starts_at <= now():
+        raise SchedulingError("That time has passed.")
+    _check_count(contract)
+    _check_overlaps(contract, starts_at, ends_at)
+    return _add_session(contract, contract.student, starts_at)
+
+
+def _add_session(
+    contract: Contract,
+    user: User,
+    starts_at: datetime,
+    *,
+    note: str | None = None,
+    location: str | None = None,
+) -> CoachingSession:
+    """Write a booking the checks allowed, its audit entry and the other party's notice."""
+    ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
     booked = CoachingSession(
         contract_id=contract.id,
         coach_id=contract.coach_id,

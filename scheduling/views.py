@@ -8,7 +8,7 @@ when it refuses, `scheduling_closed` below answers for all of them alike.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -23,6 +23,7 @@ from extensions import db
 from scheduling import availability, sessions
 from scheduling.forms import DayOffForm, RescheduleForm, SessionForm, WorkingHoursForm
 from scheduling.ics import session_calendar
+from scheduling.picker import slot_picker
 
 bp = Blueprint("sessions", __name__)
 
@@ -54,52 +55,6 @@ def scheduling_closed(exc: sessions.SchedulingClosed) -> Response:
     return _to_sessions(contract.id)
 
 
-def _date_arg(name: str) -> date | None:
-    """A YYYY-MM-DD query argument (the picker's `from` and `day`), if one was given."""
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
-
-
-def _picker(
-    contract: Contract, chosen: str | None, exclude_session_id: int | None = None
-) -> dict:
-    """What the slot picker shows: the week's days, the times of one day, the time chosen.
-
-    All three steps are plain GET arguments (`from` the week, `day`, `slot`), so the
-    picker works without JavaScript; `chosen` is the slot posted or asked for.
-    """
-    day_asked = _date_arg("day")
-    week = availability.slot_week(
-        contract,
-        current_user,
-        _date_arg("from") or day_asked,
-        exclude_session_id=exclude_session_id,
-    )
-    found = week.find(chosen)
-    day = found[0] if found else week.day_to_show(day_asked)
-    hours = availability.weekly_hours(contract.coach_id)
-    here = request.endpoint or "sessions.book"
-    args = dict(request.view_args or {})
-    return {
-        "week": week,
-        "week_urls": {
-            name: url_for(here, **args, **{"from": day.isoformat()})
-            for name, day in (("earlier", week.earlier), ("later", week.later))
-            if day is not None
-        },
-        "link_to": (here, {**args, "from": week.from_day.isoformat()}),
-        "day": day,
-        "day_parts": availability.day_parts(week.choices_on(day)),
-        "day_has_late": any(choice.late_cancel for choice in week.choices_on(day)),
-        "picked": found[1] if found else None,
-        "chosen_missing": bool(chosen) and found is None,
-        "hours": hours,
-        "hours_text": availability.describe_for(contract.coach, hours),
-    }
-
-
 @bp.route("/contracts/<int:contract_id>/schedule", methods=["GET", "POST"])
 def book(contract_id: int) -> str | Response:
     contract = contract_for_party(contract_id, current_user)
@@ -125,7 +80,7 @@ def book(contract_id: int) -> str | Response:
             flash(f"Session booked for {when}.", "success")
             return _to_sessions(contract_id)
     booked_sessions = sessions.sessions_of_contract(contract)
-    picker = _picker(contract, form.slot.data or request.args.get("slot"))
+    picker = slot_picker(contract, form.slot.data or request.args.get("slot"))
     if not submitted and picker["picked"] is not None:
         # The confirm step says it before anything is posted.
         late_warning = availability.late_cancel_warning(
@@ -182,7 +137,7 @@ def reschedule(session_id: int) -> str | Response:
         contract=booked.contract,
         form=form,
         refused=sessions.reschedule_refusal(booked, current_user),
-        picker=_picker(
+        picker=slot_picker(
             booked.contract,
             form.slot.data or request.args.get("slot"),
             exclude_session_id=booked.id,

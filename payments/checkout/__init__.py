@@ -5,9 +5,11 @@ review queue for what did not match (`review`). The pay pages use what `start` o
 from payments.checkout.start import (
     ON_ITS_WAY,
     NotPayable,
+    SlotTaken,
     confirm_return,
     contract_for_student,
     manual_only,
+    release_on_cancel,
     start_checkout,
     start_instalment_checkout,
 )
@@ -15,9 +17,11 @@ from payments.checkout.start import (
 __all__ = [
     "ON_ITS_WAY",
     "NotPayable",
+    "SlotTaken",
     "confirm_return",
     "contract_for_student",
     "manual_only",
+    "release_on_cancel",
     "start_checkout",
     "start_instalment_checkout",
 ]

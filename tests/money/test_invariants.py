@@ -160,6 +160,7 @@ class Side:
     plan: dict[str, Any] | None = None
     instalments: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)  # first sessions' times held
     shares: list[dict[str, Any]] = field(default_factory=list)
     open_request: int | None = None
     ledger_problems: list[str] = field(default_factory=list)
@@ -280,6 +281,7 @@ def _read_app(ref: Ref) -> Side:
     )
     from payouts.ledger import contract_money
     from payouts.models import ConnectedAccount, SessionShare
+    from scheduling.models import SlotHold
 
     paid_statuses = (PaymentRecordStatus.SUCCEEDED, PaymentRecordStatus.PARTIALLY_REFUNDED,
                      PaymentRecordStatus.REFUNDED)
@@ -333,6 +335,13 @@ def _read_app(ref: Ref) -> Side:
         for s in db.session.scalars(select(CoachingSession)
                                     .where(CoachingSession.contract_id == ref.id)
                                     .order_by(CoachingSession.starts_at, CoachingSession.id))
+    ]
+    side.holds = [
+        {"id": h.id, "payment_id": h.payment_id, "status": h.status.value,
+         "starts_at": h.starts_at, "expires_at": h.expires_at, "session_id": h.session_id,
+         "because": h.ended_because}
+        for h in db.session.scalars(select(SlotHold).where(SlotHold.contract_id == ref.id)
+                                    .order_by(SlotHold.id))
     ]
     side.shares = [
         {"id": s.id, "number": s.number, "status": s.status.value, "amount": s.amount,
@@ -623,14 +632,15 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # -- paying through Checkout ---------------------------------------------------------
 
-    def _checkout(self, ref: Ref, instalments: int | None) -> str | None:
+    def _checkout(self, ref: Ref, instalments: int | None,
+                  first_session: datetime | None = None) -> str | None:
         from extensions import db
         from payments import checkout
         from payments.stripe_api import PaymentProviderError
 
         try:
             url = checkout.start_checkout(ref.id, self.user(ref.student_id),
-                                          instalments=instalments)
+                                          instalments=instalments, first_session=first_session)
             db.session.commit()
         except (checkout.NotPayable, PaymentProviderError) as exc:
             self.refused(ref, "the pay button", exc)
@@ -697,6 +707,34 @@ class MoneyMachine(RuleBasedStateMachine):
             what = f"a {instalments}-instalment plan's deposit" if instalments else "in full"
             back = ", returns to the success page" if returns else ""
             self.log(ref, f"pays {what} at {session_id} with {outcome}{back}")
+            if returns:
+                self._return_page(ref, session_id)
+        self.done()
+
+    @precondition(lambda self: self.refs_where(lambda s: s.pending and not s.scheduled))
+    @rule(pick=PICK, how=st.sampled_from(PAY_HOW), plan=st.none() | st.integers(0, 3),
+          slot=st.integers(0, 40), returns=st.booleans())
+    def pay_with_a_first_session(self, pick: int, how: str, plan: int | None, slot: int,
+                                 returns: bool) -> None:
+        """The student picks the first session's time on the pay page (held while the
+        Checkout session can be paid, booked when it is), then pays as in `pay`."""
+        from scheduling import availability
+
+        ref = self.pick(pick, self.refs_where(lambda s: s.pending and not s.scheduled))
+        assert ref is not None
+        slots = availability.free_slots(self._contract(ref), from_day=self.now().date(), days=7)
+        if not slots:
+            self.log(ref, "no free time to hold this week")
+            return
+        starts_at = slots[slot % len(slots)].starts_at
+        instalments = self._plan_choice(ref, plan)
+        session_id = self._checkout(ref, instalments, first_session=starts_at)
+        if session_id is not None:
+            outcome = self._pay_page(ref, session_id, how)
+            event(f"pay holding a time with {outcome}"[:56])
+            back = ", returns to the success page" if returns else ""
+            self.log(ref, f"holds {starts_at:%a %d %b %H:%M}, pays at {session_id} with "
+                          f"{outcome}{back}")
             if returns:
                 self._return_page(ref, session_id)
         self.done()
@@ -1509,6 +1547,7 @@ class MoneyMachine(RuleBasedStateMachine):
             self.check_disputes(side)
             self.check_status(side)
             self.check_sessions(side)
+            self.check_holds(side)
             self.check_transfers(side)
             self.check_failures(side)
             assert not side.ledger_problems, f"{side.describe()}: ledger: {side.ledger_problems}"
@@ -1666,6 +1705,34 @@ class MoneyMachine(RuleBasedStateMachine):
         assert booked_or_used <= max(side.unlocked, side.consumed), (
             f"{side.describe()}: {booked_or_used} session(s) booked or used, "
             f"{side.unlocked} unlocked")
+
+    def check_holds(self, side: Side) -> None:
+        """A held time is decided when its payment counts, booked once, and only one time
+        at a time is held for a contract."""
+        payments = {p["id"]: p for p in side.payments}
+        sessions = {s["id"]: s for s in side.sessions}
+        live = [h for h in side.holds if h["status"] == "held" and h["expires_at"] > self.now()]
+        assert len(live) <= 1, f"{side.describe()}: {len(live)} times held at once: {live}"
+        booked = [h for h in side.holds if h["status"] == "booked"]
+        assert len({h["session_id"] for h in booked}) == len(booked), (
+            f"{side.describe()}: one session booked for two holds: {booked}")
+        assert len(booked) <= 1, f"{side.describe()}: {len(booked)} first sessions booked"
+        for hold in side.holds:
+            payment = payments[hold["payment_id"]]
+            if hold["status"] == "booked":
+                assert payment["counts"], (
+                    f"{side.describe()}: hold {hold['id']} booked for payment "
+                    f"{payment['id']} ({payment['status']}), which does not count")
+                booked_session = sessions.get(hold["session_id"])
+                assert booked_session is not None and (
+                    booked_session["starts_at"] == hold["starts_at"]), (
+                    f"{side.describe()}: hold {hold['id']} booked, its session "
+                    f"{hold['session_id']} is {booked_session}")
+            if payment["arrived"]:
+                # Settling decided it: booked, lapsed, or given back with a void payment.
+                assert hold["status"] != "held", (
+                    f"{side.describe()}: payment {payment['id']} arrived, its hold "
+                    f"{hold['id']} is still held")
 
     def check_transfers(self, side: Side) -> None:
         """Transfers less reversals at Stripe are the app's shares, never more than the
