@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 import stripe
 
 from tests.sandbox.conftest import Receiver, Sandbox
@@ -195,3 +196,208 @@ def test_subscription_checkout_declined_and_bad_params(client, sandbox, price, r
         client.v1.checkout.sessions.create(params={
             "mode": "payment", "line_items": [{"price": price.id, "quantity": 1}],
             "subscription_data": {"metadata": {"a": "b"}}})
+
+
+# -- renewals on a test clock ------------------------------------------------------------
+
+
+def test_test_clock_renewal_paid(client, sandbox, receiver, price, subscribe):
+    clock = _clock(client)
+    assert_shape(raw(clock), "test_helpers.test_clock")
+    assert clock.id.startswith("clock_") and clock.status == "ready"
+    sub = subscribe(price.id, clock=clock.id)
+    assert sub.test_clock == clock.id
+    start, end = _period(sub)
+    assert start == clock.frozen_time
+    _advance(client, clock.id, end + 60)
+    renewed = client.v1.subscriptions.retrieve(sub.id)
+    assert renewed.status == "active" and _period(renewed)[0] == end
+    invoice = client.v1.invoices.retrieve(renewed.latest_invoice)
+    assert (invoice.billing_reason, invoice.status, invoice.amount_paid) == (
+        "subscription_cycle", "paid", 3000)
+    assert invoice.number.endswith("-0002")
+    assert invoice.lines.data[0].period.start == end
+    invoices = client.v1.invoices.list(params={"subscription": sub.id})
+    assert len(invoices.data) == 2
+    receiver.wait_for_type("test_helpers.test_clock.ready")
+    receiver.wait_for_type("invoice.paid", 2)
+    assert [c.id for c in client.v1.test_helpers.test_clocks.list().data] == [clock.id]
+    with pytest.raises(stripe.InvalidRequestError) as back:
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": end})
+    assert back.value.param == "frozen_time"
+    deleted = client.v1.test_helpers.test_clocks.delete(clock.id)
+    assert deleted.deleted is True
+
+
+def test_declined_renewal_retries_then_cancels(client, sandbox, receiver, price, subscribe):
+    sandbox.configure(invoice_retry_days="3,5,7")
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    _, end = _period(sub)
+    next_ = requests.post(f"{sandbox.url}/_sandbox/customers/{sub.customer}/next",
+                          data={"outcome": "decline"}, timeout=10)
+    assert next_.status_code == 200, next_.text
+    _advance(client, clock.id, end + 60)
+    past_due = client.v1.subscriptions.retrieve(sub.id)
+    assert past_due.status == "past_due"
+    invoice = client.v1.invoices.retrieve(past_due.latest_invoice)
+    assert (invoice.status, invoice.attempt_count) == ("open", 1)
+    assert invoice.next_payment_attempt == end + 3 * DAY
+    failed = receiver.wait_for_type("invoice.payment_failed")
+    assert failed[0]["data"]["object"]["id"] == invoice.id
+    updated = [e for e in receiver.of_type("customer.subscription.updated")
+               if e["data"].get("previous_attributes", {}).get("status") == "active"]
+    assert updated and updated[0]["data"]["object"]["status"] == "past_due"
+    # Retries: 3 days after the first attempt, then 5 and 7 days after the previous one.
+    _advance(client, clock.id, end + 3 * DAY + 60)
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.attempt_count, invoice.next_payment_attempt) == (2, end + 8 * DAY)
+    _advance(client, clock.id, end + 16 * DAY)
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.attempt_count, invoice.next_payment_attempt, invoice.status) == (
+        4, None, "open")
+    canceled = client.v1.subscriptions.retrieve(sub.id)
+    assert canceled.status == "canceled" and canceled.ended_at == end + 15 * DAY
+    assert canceled.cancellation_details.reason == "payment_failed"
+    deleted = receiver.wait_for_type("customer.subscription.deleted")
+    assert deleted[0]["data"]["object"]["id"] == sub.id
+    assert len(receiver.wait_for_type("invoice.payment_failed", 4)) == 4
+    assert client.v1.subscriptions.list(params={"customer": sub.customer}).data == []
+    assert [s.id for s in client.v1.subscriptions.list(
+        params={"customer": sub.customer, "status": "canceled"}).data] == [sub.id]
+
+
+def test_unpaid_after_retries_and_3ds_renewal(client, sandbox, receiver, price, subscribe):
+    sandbox.configure(invoice_retry_days="1", subscription_after_retries="unpaid")
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    _, end = _period(sub)
+    requests.post(f"{sandbox.url}/_sandbox/customers/{sub.customer}/next",
+                  data={"outcome": "decline"}, timeout=10)
+    _advance(client, clock.id, end + 2 * DAY)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "unpaid"
+
+    other = subscribe(price.id, clock=clock.id, card="4000002760003184")
+    _, other_end = _period(other)
+    _advance(client, clock.id, other_end + 60)
+    waiting = client.v1.subscriptions.retrieve(other.id)
+    assert waiting.status == "past_due"
+    action = receiver.wait_for_type("invoice.payment_action_required")[0]["data"]["object"]
+    assert action["id"] == waiting.latest_invoice
+    assert action["hosted_invoice_url"].endswith(f"/invoices/{action['id']}")
+
+
+# -- updates and cancellation -------------------------------------------------------------
+
+
+def test_cancel_at_period_end_and_undo(client, receiver, price, subscribe):
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    _, end = _period(sub)
+    ending = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    assert (ending.cancel_at_period_end, ending.cancel_at, ending.status) == (True, end, "active")
+    event = receiver.wait_for_type("customer.subscription.updated")[-1]
+    assert event["data"]["previous_attributes"]["cancel_at_period_end"] is False
+    kept = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": False})
+    assert (kept.cancel_at_period_end, kept.cancel_at, kept.canceled_at) == (False, None, None)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True,
+                                                   "metadata": {"why": "moving"}})
+    _advance(client, clock.id, end + 60)
+    over = client.v1.subscriptions.retrieve(sub.id)
+    assert (over.status, over.ended_at) == ("canceled", end)
+    assert over.metadata.to_dict() == {"membership": "m-1", "why": "moving"}
+    assert len(client.v1.invoices.list(params={"subscription": sub.id}).data) == 1
+    receiver.wait_for_type("customer.subscription.deleted")
+
+
+def test_cancel_now_with_proration_credit(client, receiver, price, subscribe):
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    start, end = _period(sub)
+    at = start + 10 * DAY
+    _advance(client, clock.id, at)
+    canceled = client.v1.subscriptions.cancel(sub.id, params={"prorate": True,
+                                                              "invoice_now": True})
+    assert (canceled.status, canceled.ended_at) == ("canceled", at)
+    credit = -((2 * 3000 * (end - at) + (end - start)) // (2 * (end - start)))
+    final = client.v1.invoices.retrieve(canceled.latest_invoice)
+    assert final.total == credit and final.amount_due == 0 and final.status == "paid"
+    customer = client.v1.customers.retrieve(sub.customer)
+    assert customer.balance == credit
+    receiver.wait_for_type("customer.subscription.deleted")
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.cancel(sub.id)
+
+
+def test_pause_and_resume(client, receiver, price, subscribe):
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    _, end = _period(sub)
+    paused = client.v1.subscriptions.update(sub.id, params={
+        "pause_collection": {"behavior": "void"}})
+    assert paused.pause_collection.behavior == "void"
+    assert [s.id for s in client.v1.subscriptions.list(params={"status": "paused"}).data] == [
+        sub.id]
+    _advance(client, clock.id, end + 60)
+    voided = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert voided.status == "void" and voided.amount_paid == 0
+    receiver.wait_for_type("invoice.voided")
+    resumed = client.v1.subscriptions.update(sub.id, params={"pause_collection": ""})
+    assert resumed.pause_collection is None
+    event = receiver.wait_for_type("customer.subscription.updated")[-1]
+    assert event["data"]["previous_attributes"]["pause_collection"]["behavior"] == "void"
+    _, next_end = _period(resumed)
+    _advance(client, clock.id, next_end + 60)
+    paid = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert paid.status == "paid" and paid.amount_paid == 3000
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        client.v1.subscriptions.update(sub.id, params={"pause_collection": {"behavior": "stop"}})
+    assert bad.value.param == "pause_collection[behavior]"
+
+
+def _share(amount: int, remaining: int, length: int) -> int:
+    return (2 * amount * remaining + length) // (2 * length)
+
+
+@pytest.mark.parametrize(("currency", "old", "new"), [("usd", 3000, 4500), ("jpy", 1000, 1500)])
+def test_price_change_prorations(client, receiver, subscribe, currency, old, new):
+    product = client.v1.products.create(params={"name": "Coaching"})
+    prices = [client.v1.prices.create(params={
+        "product": product.id, "currency": currency, "unit_amount": amount,
+        "recurring": {"interval": "month"}}) for amount in (old, new)]
+    clock = _clock(client)
+    sub = subscribe(prices[0].id, clock=clock.id)
+    start, end = _period(sub)
+    at = start + 9 * DAY + 3600
+    _advance(client, clock.id, at)
+    item = sub["items"].data[0]
+    changed = client.v1.subscriptions.update(sub.id, params={
+        "items": [{"id": item.id, "price": prices[1].id}],
+        "proration_behavior": "create_prorations", "proration_date": at})
+    assert changed["items"].data[0].price.id == prices[1].id
+    assert changed.latest_invoice == sub.latest_invoice  # nothing invoiced yet
+    credit, charge = -_share(old, end - at, end - start), _share(new, end - at, end - start)
+    _advance(client, clock.id, end + 60)
+    renewal = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    amounts = sorted(line.amount for line in renewal.lines.data)
+    assert amounts == sorted([credit, charge, new])
+    assert renewal.amount_paid == credit + charge + new and renewal.currency == currency
+    descriptions = [line.description for line in renewal.lines.data]
+    assert any(d.startswith("Unused time on Coaching after") for d in descriptions)
+    assert any(d.startswith("Remaining time on Coaching after") for d in descriptions)
+
+    # always_invoice: the prorations are invoiced and charged at once.
+    start2, end2 = end, _period(client.v1.subscriptions.retrieve(sub.id))[1]
+    at2 = start2 + 5 * DAY
+    _advance(client, clock.id, at2)
+    now_invoiced = client.v1.subscriptions.update(sub.id, params={
+        "items": [{"id": item.id, "price": prices[0].id}],
+        "proration_behavior": "always_invoice", "proration_date": at2})
+    invoice = client.v1.invoices.retrieve(now_invoiced.latest_invoice)
+    expected = _share(old, end2 - at2, end2 - start2) - _share(new, end2 - at2, end2 - start2)
+    assert invoice.billing_reason == "subscription_update"
+    assert invoice.total == expected and invoice.status == "paid"
+    # none: the price changes, nothing is prorated.
+    quiet = client.v1.subscriptions.update(sub.id, params={
+        "items": [{"id": item.id, "price": prices[1].id}], "proration_behavior": "none"})
+    assert quiet.latest_invoice == invoice.id
