@@ -604,15 +604,22 @@ class Billing:
                        "subscription_cycle": "Subscription update",
                        "subscription_update": "Subscription update"}.get(
                            invoice["billing_reason"], f"Invoice {invoice['number']}")
-        pi = shapes.new_payment_intent(
-            amount=invoice["amount_due"], currency=invoice["currency"],
-            customer=invoice["customer"], data={"description": description},
-            method_types=["card"], now=now)
         public_url = self.invoice_extra(invoice["id"]).get("public_url", "")
-        self.store.insert(pi, {"public_url": public_url, "invoice": invoice["id"]})
-        payment = shapes.invoice_payment(invoice, pi["id"], now)
-        self.store.insert(payment, parent=invoice["id"])
-        self.events.emit("payment_intent.created", pi, request=request)
+        payment = next((p for p in self.store.children(invoice["id"], "invoice_payment")
+                        if p["status"] == "open"), None)
+        if payment is not None:
+            # Every attempt confirms the invoice's one PaymentIntent again, as on Stripe.
+            pi = self.store.get(payment["payment"]["payment_intent"], "payment_intent")
+            assert pi is not None
+        else:
+            pi = shapes.new_payment_intent(
+                amount=invoice["amount_due"], currency=invoice["currency"],
+                customer=invoice["customer"], data={"description": description},
+                method_types=["card"], now=now)
+            self.store.insert(pi, {"public_url": public_url, "invoice": invoice["id"]})
+            payment = shapes.invoice_payment(invoice, pi["id"], now)
+            self.store.insert(payment, parent=invoice["id"])
+            self.events.emit("payment_intent.created", pi, request=request)
         invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1)
         outcome, _ = self.engine._saved_outcome(pm, pm_extra, off_session=True)
         if on_session_page and outcome == "authenticate":
@@ -631,8 +638,6 @@ class Billing:
             if sub is not None and sub["status"] in ("past_due", "unpaid"):
                 self._set_status(sub, "active", request)
             return "paid"
-        payment.update(status="failed")
-        self.store.save(payment)
         return self._failed(invoice, sub, request, pi)
 
     def _action_required(self, invoice: dict[str, Any], sub: dict[str, Any] | None,
@@ -701,12 +706,13 @@ class Billing:
         sandbox's clock), earliest first. Returns how many steps ran."""
         steps = 0
         while steps < 1000:
-            due = self._next_due(clock_id, now)
-            if due is None:
-                return steps
-            when, kind, object_id = due
+            # One transaction per step, found and run together: the worker and a request
+            # moving the clock cannot both run it.
             with self.store.transaction():
-                self._run_step(kind, object_id, when)
+                due = self._next_due(clock_id, now)
+                if due is None:
+                    return steps
+                self._run_step(due[1], due[2], due[0])
             steps += 1
         return steps
 
@@ -852,10 +858,10 @@ class Billing:
         """Run what is due step by step with the clock at each step's time, then settle at
         the target and report ready."""
         while True:
-            due = self._next_due(clock_id, frozen_time)
-            if due is None:
-                break
             with self.store.transaction():
+                due = self._next_due(clock_id, frozen_time)
+                if due is None:
+                    break
                 clock = self.test_clock(clock_id)
                 clock["frozen_time"] = max(clock["frozen_time"], due[0])
                 self.store.save(clock)

@@ -45,7 +45,8 @@ def _render(session: dict[str, Any], *, error: str | None = None, field: str | N
         error = si["last_setup_error"]["message"]
     method = (form or {}).get("payment_method", "card")
     wanted = engine.session_extra(session["id"])["payment_intent_data"]
-    saves_card = session["mode"] == "setup" or bool(wanted.get("setup_future_usage"))
+    saves_card = session["mode"] in ("setup", "subscription") or bool(
+        wanted.get("setup_future_usage"))
     return render_template(
         "checkout.html", session=session, items=engine.line_items(session["id"]),
         error=error, field=field, form=form or {}, method=method,

@@ -401,3 +401,102 @@ def test_price_change_prorations(client, receiver, subscribe, currency, old, new
     quiet = client.v1.subscriptions.update(sub.id, params={
         "items": [{"id": item.id, "price": prices[1].id}], "proration_behavior": "none"})
     assert quiet.latest_invoice == invoice.id
+
+
+# -- hosted pages: the invoice page and the portal ------------------------------------------
+
+
+def _past_due(client, sandbox, price, subscribe) -> tuple[stripe.Subscription, str]:
+    clock = _clock(client)
+    sub = subscribe(price.id, clock=clock.id)
+    _, end = _period(sub)
+    requests.post(f"{sandbox.url}/_sandbox/customers/{sub.customer}/next",
+                  data={"outcome": "decline"}, timeout=10)
+    _advance(client, clock.id, end + 60)
+    sub = client.v1.subscriptions.retrieve(sub.id)
+    assert sub.status == "past_due"
+    return sub, clock.id
+
+
+def test_portal_card_update_pays_the_past_due_invoice(client, sandbox, receiver, price,
+                                                       subscribe):
+    sub, _ = _past_due(client, sandbox, price, subscribe)
+    portal = client.v1.billing_portal.sessions.create(params={
+        "customer": sub.customer, "return_url": f"{receiver.url}/account"})
+    assert_shape(raw(portal), "billing_portal.session")
+    assert portal.id.startswith("bps_")
+    assert portal.url == f"{sandbox.url}/billing_portal/{portal.id}"
+    page = requests.get(portal.url, timeout=10)
+    assert page.status_code == 200
+    assert "Past due" in page.text and f'href="{receiver.url}/account"' in page.text
+    declined = requests.post(portal.url, data={"action": "card",
+                                               "card_number": "4000000000000002"}, timeout=10)
+    assert declined.status_code == 402 and "declined" in declined.text
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    saved = requests.post(portal.url, data={"action": "card", "card_number": "5555555555554444"},
+                          timeout=10)
+    assert saved.status_code == 200 and "•••• 4444" in saved.text
+    paid = client.v1.invoices.retrieve(sub.latest_invoice)
+    assert paid.status == "paid" and paid.attempt_count == 2
+    active = client.v1.subscriptions.retrieve(sub.id)
+    assert active.status == "active"
+    card = client.v1.payment_methods.retrieve(active.default_payment_method)
+    assert card.card.last4 == "4444"
+    customer = client.v1.customers.retrieve(sub.customer)
+    assert customer.invoice_settings.default_payment_method == card.id
+    # The portal's cancel button: at period end, and undone.
+    requests.post(portal.url, data={"action": "cancel", "subscription": sub.id}, timeout=10)
+    assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
+    page = requests.post(portal.url, data={"action": "renew", "subscription": sub.id},
+                         timeout=10)
+    assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    assert "Renews" in page.text
+    receiver.wait_for_type("invoice.paid", 2)
+    types = receiver.types()
+    after = types[types.index("payment_method.attached", types.index("invoice.payment_failed")):]
+    assert [t for t in after if t in ("payment_method.attached", "customer.updated",
+                                      "charge.succeeded", "invoice.paid")] == [
+        "payment_method.attached", "customer.updated", "charge.succeeded", "invoice.paid"]
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.billing_portal.sessions.create(params={"customer": "cus_nope"})
+    assert exc.value.param == "customer"
+
+
+def test_hosted_invoice_page(client, sandbox, price, subscribe):
+    sub, _ = _past_due(client, sandbox, price, subscribe)
+    invoice = client.v1.invoices.retrieve(sub.latest_invoice)
+    page = requests.get(invoice.hosted_invoice_url, timeout=10)
+    assert page.status_code == 200 and "$30.00" in page.text and "Pay this invoice" in page.text
+    declined = requests.post(invoice.hosted_invoice_url,
+                             data={"card_number": "4000000000009995"}, timeout=10)
+    assert declined.status_code == 402 and "declined" in declined.text
+    paid = requests.post(invoice.hosted_invoice_url, data={"card_number": "4000002500003155"},
+                         timeout=10)
+    assert paid.status_code == 200 and "Invoice paid" in paid.text
+    invoice = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]})
+    assert invoice.status == "paid" and len(invoice.payments.data) == 1
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert requests.get(f"{sandbox.url}/invoices/in_nope", timeout=10).status_code == 404
+
+
+def test_renewal_when_the_sandbox_clock_moves(client, sandbox, receiver, price, subscribe):
+    sub = subscribe(price.id)
+    _, end = _period(sub)
+    now = requests.get(f"{sandbox.url}/_sandbox/clock", timeout=10).json()["now"]
+    moved = requests.post(f"{sandbox.url}/_sandbox/clock",
+                          data={"advance_seconds": end - now + 60}, timeout=10)
+    assert moved.status_code == 200
+    renewed = client.v1.subscriptions.retrieve(sub.id)
+    assert _period(renewed)[0] == end
+    invoice = client.v1.invoices.retrieve(renewed.latest_invoice)
+    assert (invoice.billing_reason, invoice.status) == ("subscription_cycle", "paid")
+    # Delivered, signed (the receiver verifies each signature), in order.
+    receiver.wait_for_type("invoice.payment_succeeded", 2)
+    types = receiver.types()
+    cycle = types[types.index("invoice.created", types.index("checkout.session.completed")):]
+    assert [t for t in cycle if t.startswith(("invoice.", "charge."))] == [
+        "invoice.created", "invoice.finalized", "charge.succeeded", "invoice.paid",
+        "invoice.payment_succeeded"]
+    assert receiver.rejected == []
+    events = client.v1.events.list(params={"type": "invoice.*"}).data
+    assert {e.data.object.id for e in events} == {sub.latest_invoice, invoice.id}
