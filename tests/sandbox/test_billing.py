@@ -13,6 +13,7 @@ import stripe
 
 from tests.sandbox.conftest import Receiver, Sandbox
 from tests.sandbox.shape_check import assert_shape, raw
+from tests.support import wait_for
 
 DAY = 86400
 
@@ -245,9 +246,11 @@ def test_declined_renewal_retries_then_cancels(client, sandbox, receiver, price,
     assert invoice.next_payment_attempt == end + 3 * DAY
     failed = receiver.wait_for_type("invoice.payment_failed")
     assert failed[0]["data"]["object"]["id"] == invoice.id
-    updated = [e for e in receiver.of_type("customer.subscription.updated")
-               if e["data"].get("previous_attributes", {}).get("status") == "active"]
-    assert updated and updated[0]["data"]["object"]["status"] == "past_due"
+    updated = wait_for(lambda: [
+        e for e in receiver.of_type("customer.subscription.updated")
+        if e["data"].get("previous_attributes", {}).get("status") == "active"], 10,
+        "customer.subscription.updated to past_due")
+    assert updated[0]["data"]["object"]["status"] == "past_due"
     # Retries: 3 days after the first attempt, then 5 and 7 days after the previous one.
     _advance(client, clock.id, end + 3 * DAY + 60)
     invoice = client.v1.invoices.retrieve(invoice.id)
@@ -344,8 +347,10 @@ def test_pause_and_resume(client, receiver, price, subscribe):
     receiver.wait_for_type("invoice.voided")
     resumed = client.v1.subscriptions.update(sub.id, params={"pause_collection": ""})
     assert resumed.pause_collection is None
-    event = receiver.wait_for_type("customer.subscription.updated")[-1]
-    assert event["data"]["previous_attributes"]["pause_collection"]["behavior"] == "void"
+    wait_for(lambda: [e for e in receiver.of_type("customer.subscription.updated")
+                      if e["data"]["object"]["pause_collection"] is None
+                      and (e["data"]["previous_attributes"].get("pause_collection") or {}).get(
+                          "behavior") == "void"], 10, "the resume's event")
     _, next_end = _period(resumed)
     _advance(client, clock.id, next_end + 60)
     paid = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
