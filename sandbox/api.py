@@ -987,6 +987,8 @@ INVOICE_LIST = {**p.PAGINATION, "customer": p.Str(), "subscription": p.Str(),
                 "status": p.Enum("draft", "open", "paid", "uncollectible", "void"),
                 "collection_method": p.Enum("charge_automatically", "send_invoice"),
                 "created": p.Created()}
+INVOICE_ITEM_LIST = {**p.PAGINATION, "customer": p.Str(), "invoice": p.Str(),
+                     "pending": p.Bool(), "created": p.Created()}
 INVOICE_PAYMENT_LIST = {**p.PAGINATION, "invoice": p.Str(),
                         "status": p.Enum("canceled", "open", "paid"),
                         "payment": p.Obj({"type": p.Enum("payment_intent"),
@@ -1171,6 +1173,25 @@ def list_invoice_lines(invoice_id: str) -> dict[str, Any]:
     envelope = shapes.list_envelope(page, f"/v1/invoices/{invoice_id}/lines",
                                     start + limit < len(lines))
     return expand(envelope, query.get("expand", []))
+
+
+@bp.get("/invoiceitems")
+@endpoint
+def list_invoice_items() -> dict[str, Any]:
+    """Invoice items (the prorations a subscription change leaves); `pending=true` for those
+    not yet on an invoice."""
+    query = p.validate(INVOICE_ITEM_LIST, _params())
+    clauses, args = _filters(query, ("customer", "invoice"))
+    if "pending" in query:
+        clauses.append("json_extract(data, '$.invoice') IS " +
+                       ("NULL" if query["pending"] else "NOT NULL"))
+    return _list("invoiceitem", "/v1/invoiceitems", query, clauses, args)
+
+
+@bp.get("/invoiceitems/<item_id>")
+@endpoint
+def get_invoice_item(item_id: str) -> dict[str, Any]:
+    return _retrieve("invoiceitem", item_id, "id")
 
 
 @bp.get("/invoice_payments")

@@ -873,10 +873,17 @@ class Billing:
             self.events.emit("test_helpers.test_clock.ready", clock, request=None)
 
     def delete_test_clock(self, clock_id: str, request: Request) -> dict[str, Any]:
-        """Deleting a clock deletes its customers' subscriptions too (as on Stripe)."""
+        """Deleting a clock deletes the customers made on it and their subscriptions with
+        it, as on Stripe (no events for those)."""
         with self.store.transaction():
             clock = self.test_clock(clock_id, param="test_clock")
-            self.store.execute("DELETE FROM objects WHERE id = ?", (clock_id,))
+            sub_ids = self.store.ids_where_data("subscription", "$.test_clock", clock_id)
+            for sub_id in sub_ids:
+                self.store.execute("DELETE FROM objects WHERE parent = ? AND type IN "
+                                   "('subscription_item', 'invoiceitem')", (sub_id,))
+            for object_id in [*sub_ids, *self.store.ids_where_data(
+                    "customer", "$.test_clock", clock_id), clock_id]:
+                self.store.execute("DELETE FROM objects WHERE id = ?", (object_id,))
             self.events.emit("test_helpers.test_clock.deleted", clock, request=request)
             return {"id": clock_id, "object": "test_helpers.test_clock", "deleted": True}
 

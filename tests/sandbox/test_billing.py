@@ -110,6 +110,13 @@ def test_products_and_prices(client, receiver):
                                         "product": product.id,
                                         "recurring": {"interval": "fortnight"}})
     assert bad.value.param == "recurring[interval]"
+    # The SDK's Idempotency-Key replays the first answer: one price, not two.
+    params = {"product": product.id, "currency": "usd", "unit_amount": 900,
+              "recurring": {"interval": "month"}}
+    first = client.v1.prices.create(params=params, options={"idempotency_key": "price-once"})
+    again = client.v1.prices.create(params=params, options={"idempotency_key": "price-once"})
+    assert again.id == first.id
+    assert len(client.v1.prices.list(params={"product": product.id, "limit": 100}).data) == 3
     updated = receiver.wait_for_type("product.updated")
     assert updated[0]["data"]["previous_attributes"]["name"] == "Gold"
 
@@ -228,6 +235,12 @@ def test_test_clock_renewal_paid(client, sandbox, receiver, price, subscribe):
     assert back.value.param == "frozen_time"
     deleted = client.v1.test_helpers.test_clocks.delete(clock.id)
     assert deleted.deleted is True
+    # Its customers and their subscriptions go with it, as on Stripe.
+    for gone in (lambda: client.v1.subscriptions.retrieve(sub.id),
+                 lambda: client.v1.customers.retrieve(sub.customer),
+                 lambda: client.v1.test_helpers.test_clocks.retrieve(clock.id)):
+        with pytest.raises(stripe.InvalidRequestError):
+            gone()
 
 
 def test_declined_renewal_retries_then_cancels(client, sandbox, receiver, price, subscribe):
@@ -382,8 +395,18 @@ def test_price_change_prorations(client, receiver, subscribe, currency, old, new
     assert changed["items"].data[0].price.id == prices[1].id
     assert changed.latest_invoice == sub.latest_invoice  # nothing invoiced yet
     credit, charge = -_share(old, end - at, end - start), _share(new, end - at, end - start)
+    pending = raw(client.v1.invoice_items.list(params={"customer": sub.customer,
+                                                       "pending": True}))["data"]
+    assert sorted(ii["amount"] for ii in pending) == sorted([credit, charge])
+    for ii in pending:
+        assert_shape(ii, "invoiceitem")
+        assert ii["proration"] is True and ii["period"] == {"start": at, "end": end}
     _advance(client, clock.id, end + 60)
     renewal = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    for line in raw(renewal)["lines"]["data"]:
+        assert_shape(line, "line_item")
+    assert client.v1.invoice_items.list(params={"customer": sub.customer,
+                                               "pending": True}).data == []
     amounts = sorted(line.amount for line in renewal.lines.data)
     assert amounts == sorted([credit, charge, new])
     assert renewal.amount_paid == credit + charge + new and renewal.currency == currency
