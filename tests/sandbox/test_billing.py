@@ -229,6 +229,8 @@ def test_test_clock_renewal_paid(client, sandbox, receiver, price, subscribe):
     assert len(invoices.data) == 2
     receiver.wait_for_type("test_helpers.test_clock.ready")
     receiver.wait_for_type("invoice.paid", 2)
+    for event in receiver.events:
+        assert_shape(event, "event")
     assert [c.id for c in client.v1.test_helpers.test_clocks.list().data] == [clock.id]
     with pytest.raises(stripe.InvalidRequestError) as back:
         client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": end})
@@ -526,5 +528,7 @@ def test_renewal_when_the_sandbox_clock_moves(client, sandbox, receiver, price, 
         "invoice.created", "invoice.finalized", "charge.succeeded", "invoice.paid",
         "invoice.payment_succeeded"]
     assert receiver.rejected == []
+    for event in receiver.events:
+        assert_shape(event, "event")
     events = client.v1.events.list(params={"type": "invoice.*"}).data
     assert {e.data.object.id for e in events} == {sub.latest_invoice, invoice.id}
