@@ -760,7 +760,7 @@ class Billing:
             previous = {"pause_collection": sub["pause_collection"]}
             sub["pause_collection"] = None
             self._save_subscription(sub)
-            self.events.emit("customer.subscription.resumed", sub, request=None)
+            # (customer.subscription.resumed is for `paused` subscriptions, not this.)
             self.events.emit("customer.subscription.updated", sub, request=None,
                              previous_attributes=previous)
             return
@@ -775,6 +775,9 @@ class Billing:
         left as a draft or marked uncollectible, as the pause says)."""
         items = self.items(sub["id"])
         previous_items = copy.deepcopy(sub["items"])
+        # As on Stripe, a renewal invoice's own period is the one that just ended; its
+        # lines carry the new one.
+        ended = (items[0]["current_period_start"], items[0]["current_period_end"])
         for item in items:
             spec = item["price"]["recurring"]
             start = item["current_period_end"]
@@ -782,8 +785,7 @@ class Billing:
                 start, spec["interval"], spec["interval_count"], sub["billing_cycle_anchor"]))
             self.store.save(item)
         previous_invoice = sub["latest_invoice"]
-        invoice = self._new_invoice(sub, "subscription_cycle", when, None,
-                                    period=(items[0]["current_period_start"] - 0, when))
+        invoice = self._new_invoice(sub, "subscription_cycle", when, None, period=ended)
         self.events.emit("customer.subscription.updated", sub, request=None,
                          previous_attributes={"items": previous_items,
                                               "latest_invoice": previous_invoice})

@@ -225,6 +225,7 @@ def test_test_clock_renewal_paid(client, sandbox, receiver, price, subscribe):
         "subscription_cycle", "paid", 3000)
     assert invoice.number.endswith("-0002")
     assert invoice.lines.data[0].period.start == end
+    assert (invoice.period_start, invoice.period_end) == (start, end)  # the period that ended
     invoices = client.v1.invoices.list(params={"subscription": sub.id})
     assert len(invoices.data) == 2
     receiver.wait_for_type("test_helpers.test_clock.ready")
@@ -373,6 +374,18 @@ def test_pause_and_resume(client, receiver, price, subscribe):
     with pytest.raises(stripe.InvalidRequestError) as bad:
         client.v1.subscriptions.update(sub.id, params={"pause_collection": {"behavior": "stop"}})
     assert bad.value.param == "pause_collection[behavior]"
+    # Paused for a while: invoices are marked uncollectible until resumes_at, then collected.
+    _, third_end = _period(client.v1.subscriptions.retrieve(sub.id))
+    client.v1.subscriptions.update(sub.id, params={"pause_collection": {
+        "behavior": "mark_uncollectible", "resumes_at": third_end + 10 * DAY}})
+    _advance(client, clock.id, third_end + 60)
+    skipped = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert skipped.status == "uncollectible"
+    fourth_end = _period(client.v1.subscriptions.retrieve(sub.id))[1]
+    _advance(client, clock.id, fourth_end + 60)
+    back = client.v1.subscriptions.retrieve(sub.id)
+    assert back.pause_collection is None
+    assert client.v1.invoices.retrieve(back.latest_invoice).status == "paid"
 
 
 def _share(amount: int, remaining: int, length: int) -> int:
