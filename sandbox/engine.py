@@ -586,8 +586,12 @@ class Engine:
         """A subscription mode session paid with a card: the customer (created when the
         session has none), the card attached to it, the subscription with the card as its
         default, its first invoice paid; then checkout.session.completed with both. A
-        declined card changes nothing but the page's message. (A 3-D Secure card counts as
-        authenticated here: the customer is on the page.)"""
+        declined card changes nothing but the page's message; a 3-D Secure card goes through
+        the authentication step first (a failed one is like a decline)."""
+        if extra.get("pending_card"):
+            raise PaymentInputError("Complete the authentication step first.", "card_number")
+        extra["last_error"] = None
+        self.store.save(session, extra)
         card, number = self._card(form)
         pm = self._new_payment_method(card, number, billing)
         if card["behaviour"] in ("decline", "attach_then_decline"):
@@ -595,6 +599,33 @@ class Engine:
             code, message = DECLINES[card["decline"]]
             return PayResult("declined", session, None, error={
                 "code": code, "decline_code": card["decline"], "message": message})
+        if card["behaviour"] == "3ds":
+            extra["pending_card"] = {"payment_method": pm["id"], "billing": billing}
+            self.store.save(session, extra)
+            auth_url = f"{extra['public_url']}/checkout/{session['id']}/authenticate"
+            return PayResult("requires_action", session, None, redirect_url=auth_url)
+        return self._start_subscription(session, extra, pm, billing)
+
+    def _authenticate_subscription(self, session: dict[str, Any], extra: dict[str, Any],
+                                   outcome: str) -> PayResult:
+        pending = extra.get("pending_card")
+        if not pending:
+            raise StripeError("This Checkout Session has no card awaiting authentication.",
+                              param="session")
+        extra["pending_card"] = None
+        self.store.save(session, extra)
+        pm, _ = self.payment_method(pending["payment_method"])
+        if outcome == "succeeded":
+            return self._start_subscription(session, extra, pm, pending["billing"])
+        self._consume(pm["id"])
+        code, message = AUTH_FAILED
+        extra["last_error"] = message  # shown on the page until the next attempt
+        self.store.save(session, extra)
+        return PayResult("declined", session, None,
+                         error={"code": code, "decline_code": None, "message": message})
+
+    def _start_subscription(self, session: dict[str, Any], extra: dict[str, Any],
+                            pm: dict[str, Any], billing: dict[str, Any]) -> PayResult:
         customer_id = session["customer"]
         if customer_id is None:
             customer = shapes.customer({"email": billing["email"], "name": billing["name"]},
@@ -712,6 +743,8 @@ class Engine:
             self._require_open(session)
             if session["mode"] == "setup":
                 return self._authenticate_setup(session, extra, outcome)
+            if session["mode"] == "subscription":
+                return self._authenticate_subscription(session, extra, outcome)
             found = (self.store.get_with_extra(session["payment_intent"], "payment_intent")
                      if session["payment_intent"] else None)
             if not found or found[0]["status"] != "requires_action":

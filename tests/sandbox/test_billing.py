@@ -43,6 +43,10 @@ def subscribe(client: stripe.StripeClient, sandbox: Sandbox,
             "success_url": f"{receiver.url}/done", "cancel_url": f"{receiver.url}/cancel"})
         response = sandbox.pay(session.id, card_number=card)
         assert response.status_code == 200, response.text
+        if response.json()["outcome"] == "requires_action":
+            authenticated = sandbox.post(f"/_sandbox/checkout/sessions/{session.id}/authenticate",
+                                         outcome="succeeded")
+            assert authenticated.status_code == 200, authenticated.text
         done = client.v1.checkout.sessions.retrieve(session.id)
         return client.v1.subscriptions.retrieve(done.subscription)
 
@@ -193,6 +197,26 @@ def test_subscription_checkout_declined_and_bad_params(client, sandbox, price, r
     assert paid.status_code == 200
     done = client.v1.checkout.sessions.retrieve(session.id)
     assert done.customer and done.subscription and done.status == "complete"
+
+    # A 3-D Secure card: the authentication step first; failed, nothing is created.
+    second = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "line_items": [{"price": price.id, "quantity": 1}],
+        "success_url": f"{receiver.url}/done", "customer_email": "y@example.com"})
+    asks = sandbox.pay(second.id, card_number="4000002500003155")
+    assert asks.json()["outcome"] == "requires_action"
+    assert asks.json()["redirect_url"].endswith(f"/checkout/{second.id}/authenticate")
+    failed = sandbox.post(f"/_sandbox/checkout/sessions/{second.id}/authenticate",
+                          outcome="failed")
+    assert failed.status_code == 402
+    assert "unable to authenticate" in requests.get(second.url, timeout=10).text
+    assert client.v1.checkout.sessions.retrieve(second.id).subscription is None
+    sandbox.pay(second.id, card_number="4000002500003155")
+    approved = sandbox.post(f"/_sandbox/checkout/sessions/{second.id}/authenticate",
+                            outcome="succeeded")
+    assert approved.status_code == 200 and approved.json()["outcome"] == "succeeded"
+    sub = client.v1.subscriptions.retrieve(
+        client.v1.checkout.sessions.retrieve(second.id).subscription)
+    assert sub.status == "active"
 
     one_time = client.v1.prices.create(params={"currency": "usd", "unit_amount": 500,
                                                "product_data": {"name": "Extra"}})
