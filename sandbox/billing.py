@@ -304,9 +304,10 @@ class Billing:
                             request: Request) -> dict[str, Any]:
         with self.store.transaction():
             sub = self.subscription(sub_id)
-            if sub["status"] in ("canceled", "incomplete_expired"):
-                raise StripeError("A canceled subscription can only update its cancellation_"
-                                  "details and metadata.", param="id")
+            ended = sub["status"] in ("canceled", "incomplete_expired")
+            if ended and set(params) - {"metadata", "cancellation_details", "expand"}:
+                raise StripeError("A canceled subscription can only update its "
+                                  "cancellation_details and metadata.", param="id")
             before = copy.deepcopy(sub)
             now = self.now_for(sub["customer"])
             if "cancel_at_period_end" in params:
@@ -336,8 +337,6 @@ class Billing:
                                              params.get("proration_behavior",
                                                         "create_prorations"),
                                              params.get("proration_date"), request)
-            elif "proration_behavior" in params or "proration_date" in params:
-                pass  # nothing to prorate
             self._save_subscription(sub)
             previous = _previous(before, sub)
             if previous:
@@ -597,7 +596,7 @@ class Billing:
         if pm is None or pm_extra is None:
             found = self._method_for(sub) if sub else None
             if found is None:
-                return self._failed(invoice, sub, request, None)
+                return self._failed(invoice, sub, request)
             pm, pm_extra = found
         now = self.now_for(invoice["customer"])
         description = {"subscription_create": "Subscription creation",
@@ -638,7 +637,7 @@ class Billing:
             if sub is not None and sub["status"] in ("past_due", "unpaid"):
                 self._set_status(sub, "active", request)
             return "paid"
-        return self._failed(invoice, sub, request, pi)
+        return self._failed(invoice, sub, request)
 
     def _action_required(self, invoice: dict[str, Any], sub: dict[str, Any] | None,
                          pi: dict[str, Any], pm: dict[str, Any], request: Request) -> str:
@@ -656,8 +655,10 @@ class Billing:
             self._set_status(sub, "past_due", request)
         return "action_required"
 
-    def _failed(self, invoice: dict[str, Any], sub: dict[str, Any] | None, request: Request,
-                pi: dict[str, Any] | None) -> str:
+    def _failed(self, invoice: dict[str, Any], sub: dict[str, Any] | None,
+                request: Request) -> str:
+        """A failed attempt: the next retry per SANDBOX_INVOICE_RETRY_DAYS, or none after the
+        last, when the subscription is canceled or left unpaid."""
         retries = self.settings.knobs.invoice_retry_days
         done = invoice["attempt_count"] - 1  # retries made so far (the first try is not one)
         now = self.now_for(invoice["customer"])
@@ -694,10 +695,8 @@ class Billing:
             raise StripeError("This invoice is not open.", param="invoice")
         sub = (self.store.get(invoice["subscription"], "subscription")
                if invoice["subscription"] else None)
-        outcome = self._attempt(invoice, sub, pm, pm_extra, None, on_session_page=True)
-        if outcome == "paid" and sub is not None and sub["status"] == "canceled":
-            pass  # paying a canceled subscription's invoice does not revive it
-        return outcome
+        # (Paying a canceled subscription's invoice does not revive it.)
+        return self._attempt(invoice, sub, pm, pm_extra, None, on_session_page=True)
 
     # -- renewals and retries, by time ----------------------------------------------
 

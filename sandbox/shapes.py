@@ -766,7 +766,7 @@ def invoice(*, invoice_id: str, customer: dict[str, Any], currency: str, now: in
         default_payment_method=None, default_source=None, default_tax_rates=[],
         description=None, discounts=[], due_date=None, effective_at=None,
         ending_balance=None, footer=None, from_invoice=None,
-        hosted_invoice_url=hosted_invoice_url, invoice_pdf=f"{hosted_invoice_url}/pdf",
+        hosted_invoice_url=hosted_invoice_url, invoice_pdf=None,  # no PDFs in the sandbox
         issuer={"type": "self"}, last_finalization_error=None, latest_revision=None,
         lines=list_envelope(lines, f"/v1/invoices/{invoice_id}/lines", False),
         livemode=False, metadata={}, next_payment_attempt=None, number=None,

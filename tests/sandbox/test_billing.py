@@ -166,6 +166,10 @@ def test_subscription_checkout_with_4242(client, sandbox, receiver, price, subsc
     assert charge.paid and charge.balance_transaction
 
     session_done = receiver.wait_for_type("checkout.session.completed")[0]["data"]["object"]
+    assert_shape(session_done, "checkout.session")
+    for item in raw(client.v1.checkout.sessions.line_items.list(session_done["id"]))["data"]:
+        assert_shape(item, "item")
+        assert item["price"]["id"] == price.id and item["amount_total"] == 3000
     assert (session_done["subscription"], session_done["invoice"]) == (sub.id, invoice.id)
     assert session_done["mode"] == "subscription" and session_done["payment_status"] == "paid"
     types = receiver.types()
