@@ -1083,7 +1083,8 @@ def update_price(price_id: str) -> dict[str, Any]:
 @endpoint
 def list_subscriptions() -> dict[str, Any]:
     """Subscriptions, newest first; without `status` the ones not canceled (Stripe's
-    default), `all` for every one, `ended` for the canceled ones."""
+    default), `all` for every one, `ended` for the canceled ones. (`paused` is Stripe's
+    status for a trial that ended without a card, not a pause of collection.)"""
     query = p.validate(SUBSCRIPTION_LIST, _params())
     clauses, args = _filters(query, ("customer", "test_clock", "collection_method"))
     status = query.get("status")
@@ -1092,8 +1093,6 @@ def list_subscriptions() -> dict[str, Any]:
                        "'incomplete_expired')")
     elif status == "ended":
         clauses.append("json_extract(data, '$.status') IN ('canceled', 'incomplete_expired')")
-    elif status == "paused":
-        clauses.append("json_extract(data, '$.pause_collection') IS NOT NULL")
     elif status != "all":
         clauses.append("json_extract(data, '$.status') = ?")
         args.append(status)
