@@ -977,6 +977,11 @@ SUBSCRIPTION_UPDATE = {
                            "quantity": p.Int(minimum=1), "metadata": p.Metadata()}), max_items=20),
     "proration_behavior": p.Enum("always_invoice", "create_prorations", "none"),
     "proration_date": p.Int(), "default_payment_method": p.Unsettable(),
+    # Accepted; the sandbox always behaves as allow_incomplete (a failed payment leaves the
+    # invoice open and the subscription past_due).
+    "payment_behavior": p.Enum("allow_incomplete", "default_incomplete",
+                               "error_if_incomplete", "pending_if_incomplete"),
+    "off_session": p.Bool(),
     "description": p.Str(max_length=500), "metadata": p.Metadata(unset=True),
     "cancellation_details": CANCELLATION_DETAILS, "expand": p.EXPAND,
 }
@@ -987,6 +992,15 @@ INVOICE_LIST = {**p.PAGINATION, "customer": p.Str(), "subscription": p.Str(),
                 "status": p.Enum("draft", "open", "paid", "uncollectible", "void"),
                 "collection_method": p.Enum("charge_automatically", "send_invoice"),
                 "created": p.Created()}
+INVOICE_PREVIEW = {
+    "customer": p.Str(), "subscription": p.Str(),
+    "subscription_details": p.Obj({
+        "items": p.List(p.Obj({"id": p.Str(), "price": p.Str(), "quantity": p.Int(minimum=1)}),
+                        max_items=20),
+        "proration_behavior": p.Enum("always_invoice", "create_prorations", "none"),
+        "proration_date": p.Int()}),
+    "expand": p.EXPAND,
+}
 INVOICE_ITEM_LIST = {**p.PAGINATION, "customer": p.Str(), "invoice": p.Str(),
                      "pending": p.Bool(), "created": p.Created()}
 INVOICE_PAYMENT_LIST = {**p.PAGINATION, "invoice": p.Str(),
@@ -1147,6 +1161,13 @@ def list_invoices() -> dict[str, Any]:
     clauses, args = _filters(query, ("customer", "subscription", "status",
                                      "collection_method"))
     return _list("invoice", "/v1/invoices", query, clauses, args)
+
+
+@bp.post("/invoices/create_preview")
+@endpoint
+def preview_invoice() -> dict[str, Any]:
+    query = p.validate(INVOICE_PREVIEW, _params())
+    return expand(_billing().preview_invoice(query), query.get("expand", []))
 
 
 @bp.get("/invoices/<invoice_id>")

@@ -772,19 +772,9 @@ class Billing:
         """A period ended: the next one starts and its invoice (subscription_cycle) is
         charged to the saved card, unless collection is paused (the invoice is then voided,
         left as a draft or marked uncollectible, as the pause says)."""
-        items = self.items(sub["id"])
         previous_items = copy.deepcopy(sub["items"])
-        # As on Stripe, a renewal invoice's own period is the one that just ended; its
-        # lines carry the new one.
-        ended = (items[0]["current_period_start"], items[0]["current_period_end"])
-        for item in items:
-            spec = item["price"]["recurring"]
-            start = item["current_period_end"]
-            item.update(current_period_start=start, current_period_end=add_interval(
-                start, spec["interval"], spec["interval_count"], sub["billing_cycle_anchor"]))
-            self.store.save(item)
         previous_invoice = sub["latest_invoice"]
-        invoice = self._new_invoice(sub, "subscription_cycle", when, None, period=ended)
+        invoice = self._cycle_invoice(sub, when)
         self.events.emit("customer.subscription.updated", sub, request=None,
                          previous_attributes={"items": previous_items,
                                               "latest_invoice": previous_invoice})
@@ -795,6 +785,56 @@ class Billing:
         self._finalize(invoice, None)
         if invoice["status"] == "open":
             self._attempt(invoice, sub, None, None, None)
+
+    def _cycle_invoice(self, sub: dict[str, Any], when: int) -> dict[str, Any]:
+        """The items move on to their next period and its invoice is drafted. As on Stripe,
+        a renewal invoice's own period is the one that just ended; its lines carry the new
+        one."""
+        items = self.items(sub["id"])
+        ended = (items[0]["current_period_start"], items[0]["current_period_end"])
+        for item in items:
+            spec = item["price"]["recurring"]
+            start = item["current_period_end"]
+            item.update(current_period_start=start, current_period_end=add_interval(
+                start, spec["interval"], spec["interval_count"], sub["billing_cycle_anchor"]))
+            self.store.save(item)
+        return self._new_invoice(sub, "subscription_cycle", when, None, period=ended)
+
+    def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`POST /v1/invoices/create_preview` for a subscription: the next renewal invoice,
+        or with `subscription_details[items]` what a change would invoice (always_invoice:
+        the prorations now; otherwise the next renewal with them). Worked out by doing it
+        in a transaction that is then rolled back: nothing is kept, no event is sent."""
+        if "subscription" not in params:
+            raise ParamError("The sandbox previews a subscription's invoices only: give "
+                             "`subscription`.", "subscription", "parameter_missing")
+        try:
+            with self.store.transaction():
+                sub = self.subscription(params["subscription"], status=400)
+                if params.get("customer", sub["customer"]) != sub["customer"]:
+                    raise StripeError("The subscription does not belong to this customer.",
+                                      param="customer")
+                if sub["status"] not in LIVE:
+                    raise StripeError("No upcoming invoices for a canceled subscription.",
+                                      code="invoice_upcoming_none", param="subscription")
+                details = params.get("subscription_details", {})
+                now = self.now_for(sub["customer"])
+                invoice = None
+                if "items" in details:
+                    invoice = self._change_items(
+                        sub, details["items"], now,
+                        details.get("proration_behavior", "create_prorations"),
+                        details.get("proration_date"), None)
+                if invoice is None:
+                    invoice = self._cycle_invoice(sub, self._period(sub)[1])
+                raise _Preview(invoice)
+        except _Preview as preview:
+            invoice = preview.invoice
+        invoice.update(id="upcoming_" + invoice["id"], hosted_invoice_url=None)
+        for line in invoice["lines"]["data"]:
+            line["invoice"] = invoice["id"]
+        invoice["lines"]["url"] = f"/v1/invoices/{invoice['id']}/lines"
+        return invoice
 
     def _paused_invoice(self, invoice: dict[str, Any], behavior: str, when: int) -> None:
         if behavior == "keep_as_draft":
@@ -958,6 +998,14 @@ class Billing:
                 assert fresh is not None
                 self._attempt(invoice, sub, fresh[0], fresh[1], None, on_session_page=True)
             return None
+
+
+class _Preview(Exception):  # noqa: N818 - not an error: carries the preview out
+    """Leaves a preview's transaction (rolling it back) with the invoice it drafted."""
+
+    def __init__(self, invoice: dict[str, Any]) -> None:
+        super().__init__("preview")
+        self.invoice = copy.deepcopy(invoice)
 
 
 def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -433,6 +433,18 @@ def test_price_change_prorations(client, receiver, subscribe, currency, old, new
     at = start + 9 * DAY + 3600
     _advance(client, clock.id, at)
     item = sub["items"].data[0]
+    # The preview of the change: the next renewal with the prorations; nothing is kept.
+    preview = client.v1.invoices.create_preview(params={
+        "subscription": sub.id, "subscription_details": {
+            "items": [{"id": item.id, "price": prices[1].id}], "proration_date": at}})
+    assert_shape(raw(preview), "invoice")
+    expected_credit = -_share(old, end - at, end - start)
+    expected_charge = _share(new, end - at, end - start)
+    assert sorted(line.amount for line in preview.lines.data) == sorted(
+        [expected_credit, expected_charge, new])
+    assert preview.id.startswith("upcoming_") and preview.status == "draft"
+    assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == prices[0].id
+    assert client.v1.invoice_items.list(params={"customer": sub.customer}).data == []
     changed = client.v1.subscriptions.update(sub.id, params={
         "items": [{"id": item.id, "price": prices[1].id}],
         "proration_behavior": "create_prorations", "proration_date": at})
