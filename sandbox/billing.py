@@ -75,11 +75,16 @@ class Billing:
         self.settings = settings
         self.engine = engine
         self.events = engine.events
+        # The time the step being run fell due (see run_due), under the store's lock.
+        self._step_time: int | None = None
 
     # -- time -------------------------------------------------------------------
 
     def now_for(self, customer_id: str | None) -> int:
-        """A customer's time: its test clock's frozen time, else the sandbox's clock."""
+        """A customer's time: while a due step runs, the time it fell due; else the frozen
+        time of the customer's test clock, else the sandbox's clock."""
+        if self._step_time is not None:
+            return self._step_time
         if customer_id:
             customer = self.store.get(customer_id, "customer")
             if customer and customer.get("test_clock"):
@@ -648,28 +653,35 @@ class Billing:
             "use_stripe_sdk": {"type": "three_d_secure_redirect", "source": pm["id"]}})
         self.store.save(pi)
         self.events.emit("payment_intent.requires_action", pi, request=request)
-        invoice["next_payment_attempt"] = None
-        self.store.save(invoice)
+        self._next_attempt(invoice)
         self.events.emit("invoice.payment_action_required", invoice, request=request)
-        if sub is not None and sub["status"] == "active":
-            self._set_status(sub, "past_due", request)
+        self._after_failure(invoice, sub, request)
         return "action_required"
 
     def _failed(self, invoice: dict[str, Any], sub: dict[str, Any] | None,
                 request: Request) -> str:
-        """A failed attempt: the next retry per SANDBOX_INVOICE_RETRY_DAYS, or none after the
-        last, when the subscription is canceled or left unpaid."""
+        self._next_attempt(invoice)
+        self.events.emit("invoice.payment_failed", invoice, request=request)
+        self._after_failure(invoice, sub, request)
+        return "failed"
+
+    def _next_attempt(self, invoice: dict[str, Any]) -> None:
+        """After a failed attempt: the next retry per SANDBOX_INVOICE_RETRY_DAYS (each
+        counted from the attempt before), or none after the last."""
         retries = self.settings.knobs.invoice_retry_days
         done = invoice["attempt_count"] - 1  # retries made so far (the first try is not one)
         now = self.now_for(invoice["customer"])
-        if done < len(retries):
-            invoice["next_payment_attempt"] = now + int(retries[done] * shapes.DAY)
-        else:
-            invoice["next_payment_attempt"] = None
+        invoice["next_payment_attempt"] = (now + int(retries[done] * shapes.DAY)
+                                           if done < len(retries) else None)
         self.store.save(invoice)
-        self.events.emit("invoice.payment_failed", invoice, request=request)
+
+    def _after_failure(self, invoice: dict[str, Any], sub: dict[str, Any] | None,
+                       request: Request) -> None:
+        """The subscription is past due; when no retry is left it is canceled or left
+        unpaid (SANDBOX_SUBSCRIPTION_AFTER_RETRIES)."""
         if sub is None:
-            return "failed"
+            return
+        now = self.now_for(invoice["customer"])
         if sub["status"] == "active":
             self._set_status(sub, "past_due", request)
         if invoice["next_payment_attempt"] is None and sub["status"] in ("past_due",):
@@ -677,7 +689,6 @@ class Billing:
                 self._set_status(sub, "unpaid", request)
             else:
                 self._end(sub, now, "payment_failed", request)
-        return "failed"
 
     def _set_status(self, sub: dict[str, Any], status: str, request: Request) -> None:
         previous = {"status": sub["status"]}
@@ -744,6 +755,15 @@ class Billing:
         return min(candidates) if candidates else None
 
     def _run_step(self, kind: str, object_id: str, when: int) -> None:
+        """One due step, run at the time it fell due (a clock moved far ahead in one go
+        still retries N days after the failure, not after the move)."""
+        self._step_time = when
+        try:
+            self._run_due_step(kind, object_id, when)
+        finally:
+            self._step_time = None
+
+    def _run_due_step(self, kind: str, object_id: str, when: int) -> None:
         if kind == "retry":
             invoice = self.invoice(object_id)
             sub = (self.store.get(invoice["subscription"], "subscription")

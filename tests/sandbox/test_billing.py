@@ -332,6 +332,13 @@ def test_unpaid_after_retries_and_3ds_renewal(client, sandbox, receiver, price, 
     action = receiver.wait_for_type("invoice.payment_action_required")[0]["data"]["object"]
     assert action["id"] == waiting.latest_invoice
     assert action["hosted_invoice_url"].endswith(f"/invoices/{action['id']}")
+    assert action["next_payment_attempt"] == other_end + DAY
+    pi_id = client.v1.invoice_payments.list(
+        params={"invoice": action["id"]}).data[0].payment.payment_intent
+    assert client.v1.payment_intents.retrieve(pi_id).status == "requires_action"
+    # Never authenticated: after the retries it goes the same way as a declined card.
+    _advance(client, clock.id, other_end + 3 * DAY)
+    assert client.v1.subscriptions.retrieve(other.id).status == "unpaid"
 
 
 # -- updates and cancellation -------------------------------------------------------------
@@ -586,3 +593,21 @@ def test_renewal_when_the_sandbox_clock_moves(client, sandbox, receiver, price, 
         assert_shape(event, "event")
     events = client.v1.events.list(params={"type": "invoice.*"}).data
     assert {e.data.object.id for e in events} == {sub.latest_invoice, invoice.id}
+
+
+def test_a_long_clock_move_runs_each_step_at_its_time(client, sandbox, receiver, price,
+                                                      subscribe):
+    sub = subscribe(price.id)
+    _, end = _period(sub)
+    requests.post(f"{sandbox.url}/_sandbox/customers/{sub.customer}/next",
+                  data={"outcome": "decline"}, timeout=10)
+    now = requests.get(f"{sandbox.url}/_sandbox/clock", timeout=10).json()["now"]
+    requests.post(f"{sandbox.url}/_sandbox/clock", data={"advance_seconds": end - now + 40 * DAY},
+                  timeout=10)
+    # Failed at the period's end, retried 3, 5 and 7 days apart, then canceled: each step
+    # at the time it fell due, not at the time the clock was moved to.
+    canceled = client.v1.subscriptions.retrieve(sub.id)
+    assert canceled.status == "canceled" and canceled.ended_at == end + 15 * DAY
+    invoice = client.v1.invoices.retrieve(canceled.latest_invoice)
+    assert (invoice.attempt_count, invoice.status, invoice.created) == (4, "open", end)
+    assert len(receiver.wait_for_type("invoice.payment_failed", 4)) == 4
