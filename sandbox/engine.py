@@ -203,9 +203,11 @@ class Engine:
         if email is not None and not EMAIL.match(email):
             raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
         with self.store.transaction():
+            now = self.now()
             if "test_clock" in params:
-                self.billing.test_clock(params["test_clock"], status=400)
-            customer = shapes.customer(params, self.now())
+                # A customer made on a test clock lives on its time from the start.
+                now = self.billing.test_clock(params["test_clock"], status=400)["frozen_time"]
+            customer = shapes.customer(params, now)
             self.store.insert(customer)
             self.events.emit("customer.created", customer, request=request)
         return customer

@@ -243,6 +243,11 @@ def test_test_clock_renewal_paid(client, sandbox, receiver, price, subscribe):
     assert clock.id.startswith("clock_") and clock.status == "ready"
     sub = subscribe(price.id, clock=clock.id)
     assert sub.test_clock == clock.id
+    customer = client.v1.customers.retrieve(sub.customer)
+    assert (customer.test_clock, customer.created) == (clock.id, clock.frozen_time)
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.customers.create(params={"test_clock": "clock_nope"})
+    assert unknown.value.param == "test_clock"
     start, end = _period(sub)
     assert start == clock.frozen_time
     _advance(client, clock.id, end + 60)
