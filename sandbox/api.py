@@ -25,18 +25,21 @@ IDEMPOTENCY_TTL = 24 * 3600
 
 CUSTOMER_CREATE = {
     "email": p.Str(max_length=512), "name": p.Str(max_length=256), "phone": p.Str(max_length=20),
-    "description": p.Str(), "metadata": p.Metadata(), "expand": p.EXPAND,
+    "description": p.Str(), "metadata": p.Metadata(), "test_clock": p.Str(), "expand": p.EXPAND,
 }
 CUSTOMER_UPDATE = {
-    **CUSTOMER_CREATE, "metadata": p.Metadata(unset=True),
+    **{k: v for k, v in CUSTOMER_CREATE.items() if k != "test_clock"},
+    "metadata": p.Metadata(unset=True),
     "invoice_settings": p.Obj({"default_payment_method": p.Unsettable()}),
 }
 PRODUCT_DATA = p.Obj({"name": p.Str(required=True), "description": p.Str(),
                       "metadata": p.Metadata(), "images": p.List(p.Str(), max_items=8)})
+RECURRING = p.Obj({"interval": p.Enum("day", "week", "month", "year", required=True),
+                   "interval_count": p.Int(minimum=1), "usage_type": p.Enum("licensed")})
 PRICE_DATA = p.Obj({
     "currency": p.Str(required=True), "product": p.Str(), "product_data": PRODUCT_DATA,
     "unit_amount": p.Int(minimum=0, maximum=99_999_999), "unit_amount_decimal": p.Str(),
-    "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"),
+    "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"), "recurring": RECURRING,
 })
 SESSION_CREATE = {
     "mode": p.Enum("payment", "setup", "subscription", required=True),
@@ -54,6 +57,7 @@ SESSION_CREATE = {
     "allow_promotion_codes": p.Bool(), "locale": p.Str(),
     "payment_method_types": p.List(p.Enum("card", "us_bank_account")),
     "submit_type": p.Enum("auto", "book", "donate", "pay"),
+    "subscription_data": p.Obj({"metadata": p.Metadata(), "description": p.Str(max_length=500)}),
     "expand": p.EXPAND,
 }
 SESSION_LIST = {**p.PAGINATION, "customer": p.Str(), "payment_intent": p.Str(),
@@ -342,6 +346,14 @@ def _expand(obj: dict[str, Any], parts: list[str], path: str) -> None:
         items = sandbox().engine.line_items(obj["id"])
         obj["line_items"] = shapes.list_envelope(
             items, f"/v1/checkout/sessions/{obj['id']}/line_items", False)
+        return
+    if head == "payments" and obj.get("object") == "invoice":
+        # Since API version 2025-03-31 an invoice's payments are listed only on request.
+        payments = sandbox().store.children(obj["id"], "invoice_payment")
+        obj["payments"] = shapes.list_envelope(
+            list(reversed(payments)), f"/v1/invoice_payments?invoice={obj['id']}", False)
+        if rest:
+            _expand(obj["payments"], rest, path)
         return
     if head == "refunds" and obj.get("object") == "charge":
         # Sent only when expanded (API version 2022-11-15 on), never stored on the charge.
@@ -901,6 +913,366 @@ def get_payout(payout_id: str) -> dict[str, Any]:
     if not found or found[0]["parent"] != _connected_account():
         raise not_found("payout", payout_id, "payout")
     return _retrieve("payout", payout_id, "payout")
+
+
+# -- Billing: products, prices, subscriptions, invoices, test clocks, portal ---------------
+
+PRODUCT_CREATE = {
+    "name": p.Str(required=True), "active": p.Bool(), "description": p.Str(max_length=40_000),
+    "id": p.Str(), "images": p.List(p.Str(), max_items=8), "metadata": p.Metadata(),
+    "statement_descriptor": p.Str(max_length=22), "unit_label": p.Str(max_length=12),
+    "url": p.Str(), "tax_code": p.Str(),
+    "default_price_data": p.Obj({
+        "currency": p.Str(required=True), "unit_amount": p.Int(minimum=0, maximum=99_999_999),
+        "unit_amount_decimal": p.Str(), "recurring": RECURRING,
+        "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"),
+        "metadata": p.Metadata()}),
+    "expand": p.EXPAND,
+}
+PRODUCT_UPDATE = {
+    "name": p.Str(), "active": p.Bool(), "description": p.Str(max_length=40_000),
+    "images": p.List(p.Str(), max_items=8), "metadata": p.Metadata(unset=True),
+    "statement_descriptor": p.Str(max_length=22), "unit_label": p.Str(max_length=12),
+    "url": p.Str(), "default_price": p.Str(), "expand": p.EXPAND,
+}
+PRODUCT_LIST = {**p.PAGINATION, "active": p.Bool(), "created": p.Created(),
+                "ids": p.List(p.Str()), "url": p.Str(), "shippable": p.Bool()}
+PRICE_CREATE = {
+    "currency": p.Str(required=True), "product": p.Str(),
+    "product_data": p.Obj({"name": p.Str(required=True), "active": p.Bool(), "id": p.Str(),
+                           "metadata": p.Metadata(), "statement_descriptor": p.Str(),
+                           "unit_label": p.Str(), "tax_code": p.Str()}),
+    "unit_amount": p.Int(minimum=0, maximum=99_999_999), "unit_amount_decimal": p.Str(),
+    "recurring": RECURRING, "active": p.Bool(), "nickname": p.Str(), "lookup_key": p.Str(),
+    "metadata": p.Metadata(), "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"),
+    "billing_scheme": p.Enum("per_unit"), "expand": p.EXPAND,
+}
+# A price's amount, currency and recurrence are fixed: sending one is an unknown parameter.
+PRICE_UPDATE = {"active": p.Bool(), "nickname": p.Unsettable(), "lookup_key": p.Str(),
+                "metadata": p.Metadata(unset=True),
+                "tax_behavior": p.Enum("exclusive", "inclusive", "unspecified"),
+                "expand": p.EXPAND}
+PRICE_LIST = {**p.PAGINATION, "active": p.Bool(), "currency": p.Str(), "product": p.Str(),
+              "type": p.Enum("one_time", "recurring"), "created": p.Created(),
+              "lookup_keys": p.List(p.Str(), max_items=10),
+              "recurring": p.Obj({"interval": p.Enum("day", "week", "month", "year"),
+                                  "usage_type": p.Enum("licensed", "metered")})}
+SUBSCRIPTION_STATUSES = ("active", "all", "canceled", "ended", "incomplete",
+                         "incomplete_expired", "past_due", "paused", "trialing", "unpaid")
+SUBSCRIPTION_LIST = {**p.PAGINATION, "customer": p.Str(), "price": p.Str(),
+                     "status": p.Enum(*SUBSCRIPTION_STATUSES), "test_clock": p.Str(),
+                     "created": p.Created(),
+                     "collection_method": p.Enum("charge_automatically", "send_invoice")}
+CANCELLATION_DETAILS = p.Obj({
+    "comment": p.Unsettable(max_length=5000),
+    "feedback": p.Enum("customer_service", "low_quality", "missing_features", "other",
+                       "switched_service", "too_complex", "too_expensive", "unused"),
+})
+SUBSCRIPTION_UPDATE = {
+    "cancel_at_period_end": p.Bool(),
+    "pause_collection": p.OrUnset(p.Obj({
+        "behavior": p.Enum("keep_as_draft", "mark_uncollectible", "void", required=True),
+        "resumes_at": p.Int()})),
+    "items": p.List(p.Obj({"id": p.Str(), "price": p.Str(),
+                           "quantity": p.Int(minimum=1), "metadata": p.Metadata()}), max_items=20),
+    "proration_behavior": p.Enum("always_invoice", "create_prorations", "none"),
+    "proration_date": p.Int(), "default_payment_method": p.Unsettable(),
+    # Accepted; the sandbox always behaves as allow_incomplete (a failed payment leaves the
+    # invoice open and the subscription past_due).
+    "payment_behavior": p.Enum("allow_incomplete", "default_incomplete",
+                               "error_if_incomplete", "pending_if_incomplete"),
+    "off_session": p.Bool(),
+    "description": p.Str(max_length=500), "metadata": p.Metadata(unset=True),
+    "cancellation_details": CANCELLATION_DETAILS, "expand": p.EXPAND,
+}
+SUBSCRIPTION_CANCEL = {"prorate": p.Bool(), "invoice_now": p.Bool(),
+                       "cancellation_details": CANCELLATION_DETAILS, "expand": p.EXPAND}
+SUBSCRIPTION_ITEM_LIST = {**p.PAGINATION, "subscription": p.Str(required=True)}
+INVOICE_LIST = {**p.PAGINATION, "customer": p.Str(), "subscription": p.Str(),
+                "status": p.Enum("draft", "open", "paid", "uncollectible", "void"),
+                "collection_method": p.Enum("charge_automatically", "send_invoice"),
+                "created": p.Created()}
+INVOICE_PREVIEW = {
+    "customer": p.Str(), "subscription": p.Str(),
+    "subscription_details": p.Obj({
+        "items": p.List(p.Obj({"id": p.Str(), "price": p.Str(), "quantity": p.Int(minimum=1)}),
+                        max_items=20),
+        "proration_behavior": p.Enum("always_invoice", "create_prorations", "none"),
+        "proration_date": p.Int()}),
+    "expand": p.EXPAND,
+}
+INVOICE_ITEM_LIST = {**p.PAGINATION, "customer": p.Str(), "invoice": p.Str(),
+                     "pending": p.Bool(), "created": p.Created()}
+INVOICE_PAYMENT_LIST = {**p.PAGINATION, "invoice": p.Str(),
+                        "status": p.Enum("canceled", "open", "paid"),
+                        "payment": p.Obj({"type": p.Enum("payment_intent"),
+                                          "payment_intent": p.Str()})}
+TEST_CLOCK_CREATE = {"frozen_time": p.Int(required=True), "name": p.Str(max_length=300),
+                     "expand": p.EXPAND}
+TEST_CLOCK_ADVANCE = {"frozen_time": p.Int(required=True), "expand": p.EXPAND}
+PORTAL_SESSION_CREATE = {"customer": p.Str(required=True), "return_url": p.Str(),
+                         "configuration": p.Str(), "locale": p.Str(), "on_behalf_of": p.Str(),
+                         "expand": p.EXPAND}
+
+
+def _billing() -> Any:
+    return sandbox().engine.billing
+
+
+@bp.post("/products")
+@endpoint
+def create_product() -> dict[str, Any]:
+    query = p.validate(PRODUCT_CREATE, _params())
+    return expand(_billing().create_product(query, _request_info()), query.get("expand", []))
+
+
+@bp.get("/products")
+@endpoint
+def list_products() -> dict[str, Any]:
+    query = p.validate(PRODUCT_LIST, _params())
+    clauses, args = _filters(query, ("url",))
+    if "active" in query:
+        clauses.append("json_extract(data, '$.active') = ?")
+        args.append(1 if query["active"] else 0)
+    if query.get("ids"):
+        clauses.append(f"id IN ({','.join('?' * len(query['ids']))})")
+        args.extend(query["ids"])
+    return _list("product", "/v1/products", query, clauses, args)
+
+
+@bp.get("/products/<product_id>")
+@endpoint
+def get_product(product_id: str) -> dict[str, Any]:
+    return _retrieve("product", product_id, "id")
+
+
+@bp.post("/products/<product_id>")
+@endpoint
+def update_product(product_id: str) -> dict[str, Any]:
+    query = p.validate(PRODUCT_UPDATE, _params())
+    product = _billing().update_product(product_id, query, _request_info())
+    return expand(product, query.get("expand", []))
+
+
+@bp.post("/prices")
+@endpoint
+def create_price() -> dict[str, Any]:
+    query = p.validate(PRICE_CREATE, _params())
+    return expand(_billing().create_price(query, _request_info()), query.get("expand", []))
+
+
+@bp.get("/prices")
+@endpoint
+def list_prices() -> dict[str, Any]:
+    query = p.validate(PRICE_LIST, _params())
+    clauses, args = _filters(query, ("currency", "product", "type"))
+    if "active" in query:
+        clauses.append("json_extract(data, '$.active') = ?")
+        args.append(1 if query["active"] else 0)
+    if query.get("lookup_keys"):
+        clauses.append("json_extract(data, '$.lookup_key') IN "
+                       f"({','.join('?' * len(query['lookup_keys']))})")
+        args.extend(query["lookup_keys"])
+    for name, value in query.get("recurring", {}).items():
+        clauses.append(f"json_extract(data, '$.recurring.{name}') = ?")
+        args.append(value)
+    return _list("price", "/v1/prices", query, clauses, args)
+
+
+@bp.get("/prices/<price_id>")
+@endpoint
+def get_price(price_id: str) -> dict[str, Any]:
+    return _retrieve("price", price_id, "price")
+
+
+@bp.post("/prices/<price_id>")
+@endpoint
+def update_price(price_id: str) -> dict[str, Any]:
+    query = p.validate(PRICE_UPDATE, _params())
+    return expand(_billing().update_price(price_id, query, _request_info()),
+                  query.get("expand", []))
+
+
+@bp.get("/subscriptions")
+@endpoint
+def list_subscriptions() -> dict[str, Any]:
+    """Subscriptions, newest first; without `status` the ones not canceled (Stripe's
+    default), `all` for every one, `ended` for the canceled ones. (`paused` is Stripe's
+    status for a trial that ended without a card, not a pause of collection.)"""
+    query = p.validate(SUBSCRIPTION_LIST, _params())
+    clauses, args = _filters(query, ("customer", "test_clock", "collection_method"))
+    status = query.get("status")
+    if status is None:
+        clauses.append("json_extract(data, '$.status') NOT IN ('canceled', "
+                       "'incomplete_expired')")
+    elif status == "ended":
+        clauses.append("json_extract(data, '$.status') IN ('canceled', 'incomplete_expired')")
+    elif status != "all":
+        clauses.append("json_extract(data, '$.status') = ?")
+        args.append(status)
+    if "price" in query:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(data, '$.items.data') "
+                       "WHERE json_extract(value, '$.price.id') = ?)")
+        args.append(query["price"])
+    return _list("subscription", "/v1/subscriptions", query, clauses, args)
+
+
+@bp.get("/subscriptions/<sub_id>")
+@endpoint
+def get_subscription(sub_id: str) -> dict[str, Any]:
+    return _retrieve("subscription", sub_id, "id")
+
+
+@bp.post("/subscriptions/<sub_id>")
+@endpoint
+def update_subscription(sub_id: str) -> dict[str, Any]:
+    query = p.validate(SUBSCRIPTION_UPDATE, _params())
+    sub = _billing().update_subscription(sub_id, query, _request_info())
+    return expand(sub, query.get("expand", []))
+
+
+@bp.delete("/subscriptions/<sub_id>")
+@endpoint
+def cancel_subscription(sub_id: str) -> dict[str, Any]:
+    query = p.validate(SUBSCRIPTION_CANCEL, _params())
+    sub = _billing().cancel_subscription(sub_id, query, _request_info())
+    return expand(sub, query.get("expand", []))
+
+
+@bp.get("/subscription_items")
+@endpoint
+def list_subscription_items() -> dict[str, Any]:
+    query = p.validate(SUBSCRIPTION_ITEM_LIST, _params())
+    _billing().subscription(query["subscription"], status=400)
+    url = f"/v1/subscription_items?subscription={query['subscription']}"
+    return _list("subscription_item", url, query, ["parent = ?"], [query["subscription"]])
+
+
+@bp.get("/subscription_items/<item_id>")
+@endpoint
+def get_subscription_item(item_id: str) -> dict[str, Any]:
+    return _retrieve("subscription_item", item_id, "id")
+
+
+@bp.get("/invoices")
+@endpoint
+def list_invoices() -> dict[str, Any]:
+    query = p.validate(INVOICE_LIST, _params())
+    clauses, args = _filters(query, ("customer", "subscription", "status",
+                                     "collection_method"))
+    return _list("invoice", "/v1/invoices", query, clauses, args)
+
+
+@bp.post("/invoices/create_preview")
+@endpoint
+def preview_invoice() -> dict[str, Any]:
+    query = p.validate(INVOICE_PREVIEW, _params())
+    return expand(_billing().preview_invoice(query), query.get("expand", []))
+
+
+@bp.get("/invoices/<invoice_id>")
+@endpoint
+def get_invoice(invoice_id: str) -> dict[str, Any]:
+    return _retrieve("invoice", invoice_id, "invoice")
+
+
+@bp.get("/invoices/<invoice_id>/lines")
+@endpoint
+def list_invoice_lines(invoice_id: str) -> dict[str, Any]:
+    query = p.validate(p.PAGINATION, _params())
+    lines = _billing().invoice(invoice_id)["lines"]["data"]
+    start = 0
+    if "starting_after" in query:
+        ids = [line["id"] for line in lines]
+        if query["starting_after"] not in ids:
+            raise StripeError(f"No such line item: '{query['starting_after']}'",
+                              code="resource_missing", param="starting_after")
+        start = ids.index(query["starting_after"]) + 1
+    limit = query.get("limit", 10)
+    page = lines[start:start + limit]
+    envelope = shapes.list_envelope(page, f"/v1/invoices/{invoice_id}/lines",
+                                    start + limit < len(lines))
+    return expand(envelope, query.get("expand", []))
+
+
+@bp.get("/invoiceitems")
+@endpoint
+def list_invoice_items() -> dict[str, Any]:
+    """Invoice items (the prorations a subscription change leaves); `pending=true` for those
+    not yet on an invoice."""
+    query = p.validate(INVOICE_ITEM_LIST, _params())
+    clauses, args = _filters(query, ("customer", "invoice"))
+    if "pending" in query:
+        clauses.append("json_extract(data, '$.invoice') IS " +
+                       ("NULL" if query["pending"] else "NOT NULL"))
+    return _list("invoiceitem", "/v1/invoiceitems", query, clauses, args)
+
+
+@bp.get("/invoiceitems/<item_id>")
+@endpoint
+def get_invoice_item(item_id: str) -> dict[str, Any]:
+    return _retrieve("invoiceitem", item_id, "id")
+
+
+@bp.get("/invoice_payments")
+@endpoint
+def list_invoice_payments() -> dict[str, Any]:
+    query = p.validate(INVOICE_PAYMENT_LIST, _params())
+    clauses, args = _filters(query, ("invoice", "status"))
+    if "payment_intent" in query.get("payment", {}):
+        clauses.append("json_extract(data, '$.payment.payment_intent') = ?")
+        args.append(query["payment"]["payment_intent"])
+    return _list("invoice_payment", "/v1/invoice_payments", query, clauses, args)
+
+
+@bp.get("/invoice_payments/<payment_id>")
+@endpoint
+def get_invoice_payment(payment_id: str) -> dict[str, Any]:
+    return _retrieve("invoice_payment", payment_id, "id")
+
+
+@bp.post("/test_helpers/test_clocks")
+@endpoint
+def create_test_clock() -> dict[str, Any]:
+    query = p.validate(TEST_CLOCK_CREATE, _params())
+    return _billing().create_test_clock(query, _request_info())
+
+
+@bp.get("/test_helpers/test_clocks")
+@endpoint
+def list_test_clocks() -> dict[str, Any]:
+    query = p.validate(p.PAGINATION, _params())
+    return _list("test_helpers.test_clock", "/v1/test_helpers/test_clocks", query, [], [])
+
+
+@bp.get("/test_helpers/test_clocks/<clock_id>")
+@endpoint
+def get_test_clock(clock_id: str) -> dict[str, Any]:
+    p.validate(RETRIEVE, _params())
+    return _billing().test_clock(clock_id, param="test_clock")
+
+
+@bp.delete("/test_helpers/test_clocks/<clock_id>")
+@endpoint
+def delete_test_clock(clock_id: str) -> dict[str, Any]:
+    return _billing().delete_test_clock(clock_id, _request_info())
+
+
+@bp.post("/test_helpers/test_clocks/<clock_id>/advance")
+@endpoint
+def advance_test_clock(clock_id: str) -> dict[str, Any]:
+    query = p.validate(TEST_CLOCK_ADVANCE, _params())
+    return _billing().advance_test_clock(clock_id, query["frozen_time"], _request_info())
+
+
+@bp.post("/billing_portal/sessions")
+@endpoint
+def create_portal_session() -> dict[str, Any]:
+    query = p.validate(PORTAL_SESSION_CREATE, _params())
+    if "return_url" in query and not query["return_url"].startswith(("http://", "https://")):
+        raise ParamError("Not a valid URL", "return_url", "url_invalid")
+    session = _billing().create_portal_session(query, _public_url())
+    return expand(session, query.get("expand", []))
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "DELETE"])

@@ -43,9 +43,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["sandbox"] = box
     logging.getLogger("sandbox").setLevel(logging.INFO)
 
-    from sandbox import api, checkout, connect, tools
+    from sandbox import api, billing_pages, checkout, connect, tools
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(billing_pages.bp)
     app.register_blueprint(checkout.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(tools.bp)

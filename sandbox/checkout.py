@@ -39,13 +39,16 @@ def _render(session: dict[str, Any], *, error: str | None = None, field: str | N
     if error is None and pi and pi["status"] == "requires_payment_method" \
             and pi["last_payment_error"]:
         error = pi["last_payment_error"]["message"]  # the last attempt's decline, as on Stripe
+    if error is None and session["mode"] == "subscription":
+        error = engine.session_extra(session["id"]).get("last_error")
     si = _setup_intent(session)
     if error is None and si and si["status"] == "requires_payment_method" \
             and si["last_setup_error"]:
         error = si["last_setup_error"]["message"]
     method = (form or {}).get("payment_method", "card")
     wanted = engine.session_extra(session["id"])["payment_intent_data"]
-    saves_card = session["mode"] == "setup" or bool(wanted.get("setup_future_usage"))
+    saves_card = session["mode"] in ("setup", "subscription") or bool(
+        wanted.get("setup_future_usage"))
     return render_template(
         "checkout.html", session=session, items=engine.line_items(session["id"]),
         error=error, field=field, form=form or {}, method=method,
@@ -84,6 +87,14 @@ def pay(sid: str) -> Response | tuple[str, int]:
 def authenticate_page(sid: str) -> Response | str:
     session = _load(sid)
     pi = sandbox().store.get(session["payment_intent"]) if session["payment_intent"] else None
+    if session["mode"] == "subscription":
+        # The subscription's first payment, not yet an object: the card waits in the session.
+        if not sandbox().engine.session_extra(sid).get("pending_card"):
+            return redirect(url_for("checkout.page", sid=sid), 303)
+        return render_template("authenticate.html", session=session, setup_intent=None,
+                               payment_intent={"amount": session["amount_total"],
+                                               "currency": session["currency"]},
+                               merchant=sandbox().settings.merchant_name)
     # A payment to confirm, or (setup mode) a card to save.
     intent = _setup_intent(session) if session["mode"] == "setup" else pi
     if not intent or intent["status"] != "requires_action":

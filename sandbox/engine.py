@@ -189,6 +189,8 @@ class Engine:
         self.store = store
         self.settings = settings
         self.events = events
+        from sandbox.billing import Billing
+        self.billing = Billing(store, settings, self)
 
     def now(self) -> int:
         """The sandbox's clock (real time plus the `clock_offset` knob)."""
@@ -201,7 +203,11 @@ class Engine:
         if email is not None and not EMAIL.match(email):
             raise ParamError(f"Invalid email address: {email}", "email", "email_invalid")
         with self.store.transaction():
-            customer = shapes.customer(params, self.now())
+            now = self.now()
+            if "test_clock" in params:
+                # A customer made on a test clock lives on its time from the start.
+                now = self.billing.test_clock(params["test_clock"], status=400)["frozen_time"]
+            customer = shapes.customer(params, now)
             self.store.insert(customer)
             self.events.emit("customer.created", customer, request=request)
         return customer
@@ -213,33 +219,18 @@ class Engine:
         for later, nothing charged)."""
         mode = params["mode"]
         if mode == "subscription":
-            raise ParamError("The sandbox supports only `mode=payment` and `mode=setup` Checkout "
-                             "Sessions.", "mode")
+            return self._create_subscription_session(params, public_url)
         specs: list[dict[str, Any]] = []
         if mode == "setup":
             currency = self._check_setup_mode(params)
         else:
             specs, currency = self._check_payment_mode(params)
-        if params.get("customer") and params.get("customer_email"):
-            raise ParamError("You may only specify one of these parameters: customer, "
-                             "customer_email.", "customer", "parameters_exclusive")
-        if params.get("customer") and not self.store.get(params["customer"], "customer"):
-            raise ParamError(f"No such customer: '{params['customer']}'", "customer",
-                             "resource_missing")
-        email = params.get("customer_email")
-        if email is not None and not EMAIL.match(email):
-            raise ParamError(f"Invalid email address: {email}", "customer_email", "email_invalid")
-        for name in ("success_url", "cancel_url"):
-            if name in params and not _valid_url(params[name]):
-                raise ParamError("Not a valid URL", name, "url_invalid")
+        if "subscription_data" in params:
+            raise ParamError(f"You can not pass `subscription_data` in `{mode}` mode.",
+                             "subscription_data")
+        self._check_session_common(params)
         created = self.now()
-        expires_at = params.get("expires_at", created + 24 * 3600)
-        if expires_at > created + 24 * 3600:
-            raise ParamError("The `expires_at` timestamp must be less than 24 hours from "
-                             "Checkout Session creation.", "expires_at")
-        if expires_at < created + 30 * 60:
-            raise ParamError("The `expires_at` timestamp must be at least 30 minutes from "
-                             "Checkout Session creation.", "expires_at")
+        expires_at = self._session_expiry(params, created)
         if mode == "setup":
             methods = params.get("payment_method_types") or ["card"]
             if set(methods) != {"card"}:
@@ -277,6 +268,65 @@ class Engine:
             for item in items:
                 self.store.insert(item, parent=sid)
         return session
+
+    def _create_subscription_session(self, params: dict[str, Any],
+                                     public_url: str) -> dict[str, Any]:
+        """A `subscription` mode session: recurring prices; paying it starts the
+        subscription and pays its first invoice (cards only)."""
+        for name in ("payment_intent_data", "setup_intent_data", "submit_type"):
+            if name in params:
+                raise ParamError(f"You can not pass `{name}` in `subscription` mode.", name)
+        self._check_session_common(params)
+        created = self.now()
+        expires_at = self._session_expiry(params, created)
+        methods = params.get("payment_method_types") or ["card"]
+        if set(methods) != {"card"}:
+            raise ParamError("The sandbox supports only `card` in `subscription` mode.",
+                             "payment_method_types")
+        with self.store.transaction():
+            prices = self.billing.check_subscription_items(params.get("line_items") or [])
+            items = [shapes.price_line_item(price, quantity,
+                                            self.billing._product_name(price), created)
+                     for price, quantity in prices]
+            sid = shapes.session_id()
+            session = shapes.checkout_session(
+                {**params, "id": sid}, items, now=created, expires_at=expires_at,
+                url=f"{public_url}/checkout/{sid}", method_types=methods)
+            session["invoice_creation"] = None
+            extra = {"public_url": public_url, "payment_intent_data": {},
+                     "setup_intent_data": {},
+                     "subscription_data": params.get("subscription_data", {}),
+                     "prices": [[price["id"], quantity] for price, quantity in prices],
+                     "expires_at": expires_at}
+            self.store.insert(session, extra)
+            for item in items:
+                self.store.insert(item, parent=sid)
+        return session
+
+    def _check_session_common(self, params: dict[str, Any]) -> None:
+        if params.get("customer") and params.get("customer_email"):
+            raise ParamError("You may only specify one of these parameters: customer, "
+                             "customer_email.", "customer", "parameters_exclusive")
+        if params.get("customer") and not self.store.get(params["customer"], "customer"):
+            raise ParamError(f"No such customer: '{params['customer']}'", "customer",
+                             "resource_missing")
+        email = params.get("customer_email")
+        if email is not None and not EMAIL.match(email):
+            raise ParamError(f"Invalid email address: {email}", "customer_email", "email_invalid")
+        for name in ("success_url", "cancel_url"):
+            if name in params and not _valid_url(params[name]):
+                raise ParamError("Not a valid URL", name, "url_invalid")
+
+    @staticmethod
+    def _session_expiry(params: dict[str, Any], created: int) -> int:
+        expires_at = params.get("expires_at", created + 24 * 3600)
+        if expires_at > created + 24 * 3600:
+            raise ParamError("The `expires_at` timestamp must be less than 24 hours from "
+                             "Checkout Session creation.", "expires_at")
+        if expires_at < created + 30 * 60:
+            raise ParamError("The `expires_at` timestamp must be at least 30 minutes from "
+                             "Checkout Session creation.", "expires_at")
+        return int(expires_at)
 
     def _check_payment_mode(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         """A payment mode session's line items and their one currency."""
@@ -414,6 +464,8 @@ class Engine:
             if method not in session["payment_method_types"]:
                 raise PaymentInputError("This payment method is not available.", "payment_method")
             billing = {"email": email, "name": name, "phone": None}
+            if session["mode"] == "subscription":
+                return self._pay_subscription(session, extra, form, billing)
             if session["mode"] == "setup":
                 si = self._current_setup_intent(session, extra)
                 if si["status"] == "requires_action":
@@ -529,6 +581,79 @@ class Engine:
             return self._decline_card(session, extra, pi, attempt, card["decline"])
         return self._succeed_card(session, extra, pi, attempt, three_d_secure=False)
 
+    # -- subscription mode: the first invoice, paid by the card that is then saved ------
+
+    def _pay_subscription(self, session: dict[str, Any], extra: dict[str, Any],
+                          form: dict[str, str], billing: dict[str, Any]) -> PayResult:
+        """A subscription mode session paid with a card: the customer (created when the
+        session has none), the card attached to it, the subscription with the card as its
+        default, its first invoice paid; then checkout.session.completed with both. A
+        declined card changes nothing but the page's message; a 3-D Secure card goes through
+        the authentication step first (a failed one is like a decline)."""
+        if extra.get("pending_card"):
+            raise PaymentInputError("Complete the authentication step first.", "card_number")
+        extra["last_error"] = None
+        self.store.save(session, extra)
+        card, number = self._card(form)
+        pm = self._new_payment_method(card, number, billing)
+        if card["behaviour"] in ("decline", "attach_then_decline"):
+            self._consume(pm["id"])
+            code, message = DECLINES[card["decline"]]
+            return PayResult("declined", session, None, error={
+                "code": code, "decline_code": card["decline"], "message": message})
+        if card["behaviour"] == "3ds":
+            extra["pending_card"] = {"payment_method": pm["id"], "billing": billing}
+            self.store.save(session, extra)
+            auth_url = f"{extra['public_url']}/checkout/{session['id']}/authenticate"
+            return PayResult("requires_action", session, None, redirect_url=auth_url)
+        return self._start_subscription(session, extra, pm, billing)
+
+    def _authenticate_subscription(self, session: dict[str, Any], extra: dict[str, Any],
+                                   outcome: str) -> PayResult:
+        pending = extra.get("pending_card")
+        if not pending:
+            raise StripeError("This Checkout Session has no card awaiting authentication.",
+                              param="session")
+        extra["pending_card"] = None
+        self.store.save(session, extra)
+        pm, _ = self.payment_method(pending["payment_method"])
+        if outcome == "succeeded":
+            return self._start_subscription(session, extra, pm, pending["billing"])
+        self._consume(pm["id"])
+        code, message = AUTH_FAILED
+        extra["last_error"] = message  # shown on the page until the next attempt
+        self.store.save(session, extra)
+        return PayResult("declined", session, None,
+                         error={"code": code, "decline_code": None, "message": message})
+
+    def _start_subscription(self, session: dict[str, Any], extra: dict[str, Any],
+                            pm: dict[str, Any], billing: dict[str, Any]) -> PayResult:
+        customer_id = session["customer"]
+        if customer_id is None:
+            customer = shapes.customer({"email": billing["email"], "name": billing["name"]},
+                                       self.now())
+            self.store.insert(customer)
+            self.events.emit("customer.created", customer, request=None)
+            customer_id = session["customer"] = customer["id"]
+        found = self.store.get_with_extra(pm["id"], "payment_method")
+        assert found is not None
+        pm, pm_extra = found
+        pm_extra["setup_for"] = "off_session"
+        pm["allow_redisplay"] = "limited"  # what Checkout sets on a card it saves
+        self._attach(pm, pm_extra, customer_id, None)
+        prices = [(self.billing.price(price_id), quantity)
+                  for price_id, quantity in extra["prices"]]
+        data = extra.get("subscription_data", {})
+        sub, invoice = self.billing.start_subscription(
+            customer_id=customer_id, prices=prices, pm=pm, pm_extra=pm_extra,
+            metadata=data.get("metadata", {}), description=data.get("description"),
+            public_url=extra["public_url"], request=None)
+        session.update(subscription=sub["id"], invoice=invoice["id"])
+        self._complete(session, billing, paid=invoice["status"] == "paid")
+        self.events.emit("checkout.session.completed", session, request=None)
+        return PayResult("succeeded", session, None,
+                         redirect_url=self._success_url(session, extra))
+
     # -- setup mode: save a card, charge nothing ----------------------------------------
 
     def _setup_card(self, session: dict[str, Any], extra: dict[str, Any], si: dict[str, Any],
@@ -620,6 +745,8 @@ class Engine:
             self._require_open(session)
             if session["mode"] == "setup":
                 return self._authenticate_setup(session, extra, outcome)
+            if session["mode"] == "subscription":
+                return self._authenticate_subscription(session, extra, outcome)
             found = (self.store.get_with_extra(session["payment_intent"], "payment_intent")
                      if session["payment_intent"] else None)
             if not found or found[0]["status"] != "requires_action":
@@ -848,6 +975,7 @@ class Engine:
     # -- timed transitions (run by the worker) ------------------------------------
 
     def tick(self) -> None:
+        self.billing.run_due(None, self.now())
         for sid in self.store.open_sessions_expired_by(self.now()):
             self.expire_if_due(sid)
         for pi_id in self.store.ids_where_extra("payment_intent", "$.settle_at", "<=",

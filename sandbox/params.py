@@ -155,6 +155,20 @@ class Unsettable(Str):
         return super().coerce(value, param)
 
 
+class OrUnset(Field):
+    """A hash (or other field) that an empty value unsets (None), as `pause_collection=''`
+    resumes a subscription's collection."""
+
+    def __init__(self, inner: Field) -> None:
+        super().__init__(inner.required)
+        self.inner = inner
+
+    def coerce(self, value: Any, param: str) -> Any:
+        if value == "":
+            return None
+        return self.inner.coerce(value, param)
+
+
 class Enum(Field):
     def __init__(self, *choices: str, required: bool = False) -> None:
         super().__init__(required)

@@ -62,6 +62,13 @@ def _offset(value: Any) -> float:
     return number
 
 
+def _after_retries(value: Any) -> str:
+    text = str(value).strip()
+    if text not in ("cancel", "unpaid"):
+        raise ValueError(f"must be cancel or unpaid: {value!r}")
+    return text
+
+
 def _urls(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
@@ -84,6 +91,10 @@ class Knobs:
     hold_events: bool = False          # record events, deliver nothing (reconcile via /v1/events)
     refund_outcome: str = "succeeded"  # new refunds: succeeded, pending or requires_action
     clock_offset: float = 0.0          # the sandbox's clock runs this many seconds ahead
+    # Billing: days between a failed invoice payment and each retry (after the previous
+    # attempt), and what happens to the subscription when the last retry fails.
+    invoice_retry_days: list[float] = field(default_factory=lambda: [3, 5, 7])
+    subscription_after_retries: str = "cancel"  # cancel or unpaid
 
 
 PARSERS = {
@@ -92,6 +103,7 @@ PARSERS = {
     "async_settle_seconds": _seconds, "duplicate_delivery": _bool, "shuffle_window": _seconds,
     "delivery_delay": _seconds, "drop_first_attempt": _bool, "hold_events": _bool,
     "refund_outcome": _refund_outcome, "clock_offset": _offset,
+    "invoice_retry_days": _schedule, "subscription_after_retries": _after_retries,
 }
 # Environment / create_app names for each knob.
 ENV_NAMES = {
@@ -107,6 +119,8 @@ ENV_NAMES = {
     "hold_events": "SANDBOX_HOLD_EVENTS",
     "refund_outcome": "SANDBOX_REFUND_OUTCOME",
     "clock_offset": "SANDBOX_CLOCK_OFFSET",
+    "invoice_retry_days": "SANDBOX_INVOICE_RETRY_DAYS",
+    "subscription_after_retries": "SANDBOX_SUBSCRIPTION_AFTER_RETRIES",
 }
 
 

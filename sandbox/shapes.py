@@ -106,7 +106,7 @@ def customer(params: dict[str, Any], now: int) -> dict[str, Any]:
                           "footer": None, "rendering_options": None},
         metadata=params.get("metadata", {}), name=params.get("name"),
         next_invoice_sequence=1, phone=params.get("phone"), preferred_locales=[],
-        shipping=None, tax_exempt="none", test_clock=None,
+        shipping=None, tax_exempt="none", test_clock=params.get("test_clock"),
     )
 
 
@@ -135,6 +135,18 @@ def line_item(spec: dict[str, Any], now: int) -> dict[str, Any]:
         amount_total=amount, currency=price_data["currency"],
         description=price_data["product_data"]["name"], price=price(price_data, now),
         quantity=quantity,
+    )
+
+
+def price_line_item(price_obj: dict[str, Any], quantity: int, name: str,
+                    now: int) -> dict[str, Any]:
+    """A Checkout line item for an existing Price (subscription mode)."""
+    amount = price_obj["unit_amount"] * quantity
+    return fill(
+        template("item"),
+        id=new_id("li_"), amount_discount=0, amount_subtotal=amount, amount_tax=0,
+        amount_total=amount, currency=price_obj["currency"], description=name,
+        price=price_obj, quantity=quantity,
     )
 
 
@@ -598,3 +610,233 @@ def event(type_: str, obj: dict[str, Any], *, now: int, request_id: str | None,
 
 def list_envelope(data: list[dict[str, Any]], url: str, has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+# -- Billing ---------------------------------------------------------------------------
+
+# A Price's `recurring.interval` → its length in seconds when the sandbox advances a period
+# by calendar arithmetic it does not do (month and year go by calendar; see `add_interval`).
+WEEK = 7 * 86400
+DAY = 86400
+
+
+def product(params: dict[str, Any], now: int) -> dict[str, Any]:
+    return fill(
+        template("product"),
+        id=new_id("prod_", 14), active=params.get("active", True), created=now,
+        default_price=None, description=params.get("description"),
+        images=params.get("images", []), livemode=False, marketing_features=[],
+        metadata=params.get("metadata", {}), name=params["name"], package_dimensions=None,
+        shippable=None, statement_descriptor=params.get("statement_descriptor"),
+        tax_code=None, unit_label=params.get("unit_label"), updated=now,
+        url=params.get("url"), type="service",
+    )
+
+
+def recurring(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"interval": spec["interval"], "interval_count": spec.get("interval_count", 1),
+            "meter": None, "usage_type": "licensed", "trial_period_days": None}
+
+
+def billing_price(params: dict[str, Any], product_id: str, now: int) -> dict[str, Any]:
+    """A Price made through `POST /v1/prices` (or a Checkout line item's `price_data`)."""
+    amount = params["unit_amount"]
+    spec = params.get("recurring")
+    return fill(
+        template("price"),
+        id=new_id("price_"), active=params.get("active", True), billing_scheme="per_unit",
+        created=now, currency=params["currency"], custom_unit_amount=None, livemode=False,
+        lookup_key=params.get("lookup_key"), metadata=params.get("metadata", {}),
+        nickname=params.get("nickname"), product=product_id,
+        recurring=recurring(spec) if spec else None,
+        tax_behavior=params.get("tax_behavior", "unspecified"), tiers_mode=None,
+        transform_quantity=None, type="recurring" if spec else "one_time",
+        unit_amount=amount, unit_amount_decimal=str(amount),
+    )
+
+
+def plan(price_obj: dict[str, Any]) -> dict[str, Any]:
+    """The legacy `plan` a subscription item still carries: its price seen as a Plan."""
+    spec = price_obj["recurring"]
+    return {"active": price_obj["active"], "amount": price_obj["unit_amount"],
+            "amount_decimal": price_obj["unit_amount_decimal"], "billing_scheme": "per_unit",
+            "created": price_obj["created"], "currency": price_obj["currency"],
+            "id": price_obj["id"], "interval": spec["interval"],
+            "interval_count": spec["interval_count"], "livemode": False,
+            "metadata": price_obj["metadata"], "meter": None,
+            "nickname": price_obj["nickname"], "object": "plan",
+            "product": price_obj["product"], "tiers_mode": None, "transform_usage": None,
+            "trial_period_days": None, "usage_type": "licensed"}
+
+
+def subscription_item(price_obj: dict[str, Any], quantity: int, subscription_id: str,
+                      start: int, end: int, now: int) -> dict[str, Any]:
+    return fill(
+        template("subscription_item"),
+        id=new_id("si_", 14), created=now, discounts=[], metadata={}, price=price_obj,
+        quantity=quantity, subscription=subscription_id, tax_rates=[], plan=plan(price_obj),
+        current_period_start=start, current_period_end=end, billing_thresholds=None,
+    )
+
+
+def subscription(*, subscription_id: str, customer_id: str, currency: str, now: int,
+                 metadata: dict[str, str], default_payment_method: str | None,
+                 test_clock: str | None, description: str | None = None) -> dict[str, Any]:
+    """A new subscription (its items and latest_invoice are filled in by the caller)."""
+    return fill(
+        template("subscription"),
+        id=subscription_id, application=None, application_fee_percent=None,
+        automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
+        billing_cycle_anchor=now, billing_cycle_anchor_config=None, cancel_at=None,
+        canceled_at=None,
+        cancellation_details={"comment": None, "feedback": None, "reason": None},
+        collection_method="charge_automatically", created=now, currency=currency,
+        customer=customer_id, days_until_due=None,
+        default_payment_method=default_payment_method, default_source=None,
+        default_tax_rates=[], description=description, discounts=[], ended_at=None,
+        invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}},
+        items=list_envelope([], f"/v1/subscription_items?subscription={subscription_id}",
+                            False),
+        latest_invoice=None, livemode=False, metadata=metadata,
+        next_pending_invoice_item_invoice=None, on_behalf_of=None, pause_collection=None,
+        payment_settings={"payment_method_options": None, "payment_method_types": None,
+                          "save_default_payment_method": "off"},
+        pending_invoice_item_interval=None, pending_setup_intent=None, pending_update=None,
+        schedule=None, start_date=now, status="active", test_clock=test_clock,
+        transfer_data=None, trial_end=None,
+        trial_settings={"end_behavior": {"missing_payment_method": "create_invoice"}},
+        trial_start=None, cancel_at_period_end=False, billing_thresholds=None,
+        billing_mode={"type": "classic", "flexible": None},
+    )
+
+
+def invoice_line(*, invoice_id: str, amount: int, currency: str, description: str,
+                 quantity: int, period: tuple[int, int], price_obj: dict[str, Any],
+                 subscription_id: str | None, subscription_item_id: str | None,
+                 invoice_item_id: str | None = None, proration: bool = False,
+                 metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """One line of an invoice: a subscription item's period, or a pending invoice item (a
+    proration) swept onto it."""
+    if invoice_item_id is None:
+        assert subscription_item_id is not None
+        parent = {"invoice_item_details": None, "type": "subscription_item_details",
+                  "subscription_item_details": {
+                      "invoice_item": None, "proration": proration,
+                      "proration_details": {"credited_items": None},
+                      "subscription": subscription_id,
+                      "subscription_item": subscription_item_id}}
+    else:
+        parent = {"subscription_item_details": None, "type": "invoice_item_details",
+                  "invoice_item_details": {
+                      "invoice_item": invoice_item_id, "proration": proration,
+                      "proration_details": {"credited_items": None},
+                      "subscription": subscription_id}}
+    return fill(
+        template("line_item"),
+        id=new_id("il_"), amount=amount, currency=currency, description=description,
+        discount_amounts=[], discountable=not proration, discounts=[], invoice=invoice_id,
+        livemode=False, metadata=metadata or {},
+        period={"start": period[0], "end": period[1]}, quantity=quantity,
+        subscription=subscription_id, pretax_credit_amounts=[], taxes=[], parent=parent,
+        pricing={"type": "price_details", "unit_amount_decimal": price_obj["unit_amount_decimal"],
+                 "price_details": {"price": price_obj["id"], "product": price_obj["product"]}},
+    )
+
+
+def invoice(*, invoice_id: str, customer: dict[str, Any], currency: str, now: int,
+            billing_reason: str, subscription_id: str | None,
+            subscription_metadata: dict[str, str] | None, lines: list[dict[str, Any]],
+            period: tuple[int, int], test_clock: str | None,
+            hosted_invoice_url: str) -> dict[str, Any]:
+    """A draft invoice (the caller finalizes and pays it)."""
+    total = sum(line["amount"] for line in lines)
+    return fill(
+        template("invoice"),
+        id=invoice_id, account_country="US", account_name="Coachpact", account_tax_ids=None,
+        amount_due=max(total, 0), amount_paid=0, amount_remaining=max(total, 0),
+        amount_shipping=0, application=None, attempt_count=0, attempted=False,
+        auto_advance=True,
+        automatic_tax={"enabled": False, "liability": None, "status": None,
+                       "disabled_reason": None, "provider": None},
+        billing_reason=billing_reason, collection_method="charge_automatically",
+        created=now, currency=currency, custom_fields=None, customer=customer["id"],
+        customer_address=None, customer_email=customer["email"],
+        customer_name=customer["name"], customer_phone=customer["phone"],
+        customer_shipping=None, customer_tax_exempt="none", customer_tax_ids=[],
+        default_payment_method=None, default_source=None, default_tax_rates=[],
+        description=None, discounts=[], due_date=None, effective_at=None,
+        ending_balance=None, footer=None, from_invoice=None,
+        hosted_invoice_url=hosted_invoice_url, invoice_pdf=None,  # no PDFs in the sandbox
+        issuer={"type": "self"}, last_finalization_error=None, latest_revision=None,
+        lines=list_envelope(lines, f"/v1/invoices/{invoice_id}/lines", False),
+        livemode=False, metadata={}, next_payment_attempt=None, number=None,
+        on_behalf_of=None,
+        payment_settings={"default_mandate": None, "payment_method_options": None,
+                          "payment_method_types": None},
+        period_end=period[1], period_start=period[0], post_payment_credit_notes_amount=0,
+        pre_payment_credit_notes_amount=0, receipt_number=None, rendering=None,
+        shipping_cost=None, shipping_details=None, starting_balance=0,
+        statement_descriptor=None, status="draft",
+        status_transitions={"finalized_at": None, "marked_uncollectible_at": None,
+                            "paid_at": None, "voided_at": None},
+        subscription=subscription_id, subtotal=total, subtotal_excluding_tax=total,
+        test_clock=test_clock, total=total, total_discount_amounts=[],
+        total_excluding_tax=total, webhooks_delivered_at=None,
+        automatically_finalizes_at=None, total_pretax_credit_amounts=[], total_taxes=[],
+        amount_overpaid=0,
+        parent=None if subscription_id is None else {
+            "quote_details": None, "type": "subscription_details",
+            "subscription_details": {"metadata": subscription_metadata or {},
+                                     "subscription": subscription_id}},
+    )
+
+
+def invoice_item(*, customer_id: str, amount: int, currency: str, description: str,
+                 period: tuple[int, int], price_obj: dict[str, Any], quantity: int,
+                 subscription_id: str, subscription_item_id: str, now: int,
+                 test_clock: str | None, proration: bool = True) -> dict[str, Any]:
+    """A pending invoice item (a proration) waiting for the subscription's next invoice."""
+    return fill(
+        template("invoiceitem"),
+        id=new_id("ii_"), amount=amount, currency=currency, customer=customer_id, date=now,
+        description=description, discountable=False, discounts=[], invoice=None,
+        livemode=False, metadata={}, period={"start": period[0], "end": period[1]},
+        proration=proration, quantity=quantity, tax_rates=[], test_clock=test_clock,
+        parent={"type": "subscription_details", "subscription_details": {
+            "subscription": subscription_id, "subscription_item": subscription_item_id}},
+        pricing={"type": "price_details", "unit_amount_decimal": price_obj["unit_amount_decimal"],
+                 "price_details": {"price": price_obj["id"], "product": price_obj["product"]}},
+        net_amount=amount,
+    )
+
+
+def invoice_payment(invoice_obj: dict[str, Any], pi_id: str, now: int) -> dict[str, Any]:
+    """An invoice's payment (API versions since 2025-03-31 name it here, not on the
+    invoice): the PaymentIntent that pays it."""
+    return fill(
+        template("invoice_payment"),
+        id=new_id("inpay_"), amount_paid=None, amount_requested=invoice_obj["amount_due"],
+        created=now, currency=invoice_obj["currency"], invoice=invoice_obj["id"],
+        is_default=True, livemode=False,
+        payment={"type": "payment_intent", "payment_intent": pi_id},
+        status="open", status_transitions={"canceled_at": None, "paid_at": None},
+    )
+
+
+def test_clock(name: str | None, frozen_time: int, now: int) -> dict[str, Any]:
+    return fill(
+        template("test_helpers.test_clock"),
+        id=new_id("clock_"), created=now, deletes_after=now + 30 * DAY,
+        frozen_time=frozen_time, livemode=False, name=name, status="ready",
+        status_details={},
+    )
+
+
+def portal_session(customer_id: str, return_url: str | None, url: str, configuration: str,
+                   now: int, locale: str | None = None) -> dict[str, Any]:
+    return fill(
+        template("billing_portal.session"),
+        id=new_id("bps_"), configuration=configuration, created=now, customer=customer_id,
+        flow=None, livemode=False, locale=locale, on_behalf_of=None, return_url=return_url,
+        url=url,
+    )

@@ -226,6 +226,8 @@ def clock() -> tuple[Response, int]:
                 settings.update({"clock_offset": data["offset_seconds"]})
         except ValueError as exc:
             raise StripeError(str(exc), param=given[0]) from None
+        # Subscriptions on the sandbox's clock renew (and retry) as time passes.
+        sandbox().engine.billing.run_due(None, settings.now())
     now = settings.now()
     return jsonify({"now": now, "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                     "offset_seconds": int(settings.knobs.clock_offset),

@@ -44,6 +44,16 @@ CLASSES: dict[str, type] = {
     "balance": stripe.Balance,
     "payout": stripe.Payout,
     "balance_transaction": stripe.BalanceTransaction,
+    "product": stripe.Product,
+    "price": stripe.Price,
+    "subscription": stripe.Subscription,
+    "subscription_item": stripe.SubscriptionItem,
+    "invoice": stripe.Invoice,
+    "line_item": stripe.InvoiceLineItem,
+    "invoiceitem": stripe.InvoiceItem,
+    "invoice_payment": stripe.InvoicePayment,
+    "billing_portal.session": stripe.billing_portal.Session,
+    "test_helpers.test_clock": stripe.test_helpers.TestClock,
 }
 
 
@@ -55,6 +65,9 @@ CONDITIONAL: dict[str, frozenset[str]] = {
     "refund": frozenset({"failure_balance_transaction", "failure_reason"}),
     # An event that happened on a connected account names it (account.updated, payout.*).
     "event": frozenset({"account"}),
+    # An invoice's payments, listed only when the request expands them (API version
+    # 2025-03-31 on); newer than the fixture's example.
+    "invoice": frozenset({"payments"}),
 }
 # Top-level fields of the fixture that Stripe sends only when the request expands them
 # (`expand[]=refunds` on a charge, since API version 2022-11-15): absent otherwise, and
@@ -82,7 +95,7 @@ def _annotations(cls: type) -> dict[str, Any]:
 
 def _resolve(ref: Any) -> Any:
     name = ref.__forward_arg__ if isinstance(ref, ForwardRef) else ref
-    for module in (stripe, stripe.checkout):
+    for module in (stripe, stripe.checkout, stripe.billing_portal, stripe.test_helpers):
         if hasattr(module, name):
             return getattr(module, name)
     raise LookupError(f"cannot resolve SDK type {name}")

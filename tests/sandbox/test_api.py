@@ -459,6 +459,6 @@ def test_unknown_objects_and_urls(client, sandbox):
         with pytest.raises(stripe.InvalidRequestError) as exc:
             call()
         assert exc.value.http_status == 404 and exc.value.code == "resource_missing"
-    response = requests.get(f"{sandbox.url}/v1/invoices", auth=(API_KEY, ""), timeout=10)
+    response = requests.get(f"{sandbox.url}/v1/quotes", auth=(API_KEY, ""), timeout=10)
     assert response.status_code == 404
     assert "Unrecognized request URL" in response.json()["error"]["message"]

@@ -285,9 +285,10 @@ def test_setup_mode_parameters(client, make_session):
     assert bank.value.param == "payment_method_types"
     session = make_session(**setup, line_items=None, currency="EUR")
     assert (session.currency, session.payment_method_types) == ("eur", ["card"])
+    # Subscription mode bills recurring prices only (tests/sandbox/test_billing.py).
     with pytest.raises(stripe.InvalidRequestError) as subscription:
-        make_session(mode="subscription")
-    assert subscription.value.param == "mode"
+        make_session(mode="subscription", payment_intent_data=None)
+    assert subscription.value.param == "line_items[0][price_data][recurring]"
 
 
 def test_setup_mode_decline_then_a_card_that_always_asks(client, make_session, sandbox):
