@@ -113,13 +113,17 @@ class Billing:
                 self.store.save(product)
             return product
 
+    def _stored(self, kind: str, object_id: str, name: str, *, status: int,
+                param: str) -> dict[str, Any]:
+        """The stored object of `kind`, or Stripe's "No such <name>" error."""
+        found = self.store.get(object_id, kind)
+        if found is None:
+            raise not_found(name, object_id, param, status)
+        return found
+
     def product(self, product_id: str, *, status: int = 404,
                 param: str = "id") -> dict[str, Any]:
-        product = self.store.get(product_id, "product")
-        if product is None:
-            raise StripeError(f"No such product: '{product_id}'", status=status,
-                              code="resource_missing", param=param)
-        return product
+        return self._stored("product", product_id, "product", status=status, param=param)
 
     def update_product(self, product_id: str, params: dict[str, Any],
                        request: Request) -> dict[str, Any]:
@@ -190,11 +194,7 @@ class Billing:
         return currency
 
     def price(self, price_id: str, *, status: int = 404, param: str = "price") -> dict[str, Any]:
-        price = self.store.get(price_id, "price")
-        if price is None:
-            raise StripeError(f"No such price: '{price_id}'", status=status,
-                              code="resource_missing", param=param)
-        return price
+        return self._stored("price", price_id, "price", status=status, param=param)
 
     def update_price(self, price_id: str, params: dict[str, Any],
                      request: Request) -> dict[str, Any]:
@@ -218,11 +218,7 @@ class Billing:
     # -- subscriptions ---------------------------------------------------------------
 
     def subscription(self, sub_id: str, *, status: int = 404) -> dict[str, Any]:
-        sub = self.store.get(sub_id, "subscription")
-        if sub is None:
-            raise StripeError(f"No such subscription: '{sub_id}'", status=status,
-                              code="resource_missing", param="id")
-        return sub
+        return self._stored("subscription", sub_id, "subscription", status=status, param="id")
 
     def items(self, sub_id: str) -> list[dict[str, Any]]:
         return self.store.children(sub_id, "subscription_item")
@@ -482,11 +478,7 @@ class Billing:
     # -- invoices -----------------------------------------------------------------
 
     def invoice(self, invoice_id: str, *, status: int = 404) -> dict[str, Any]:
-        invoice = self.store.get(invoice_id, "invoice")
-        if invoice is None:
-            raise StripeError(f"No such invoice: '{invoice_id}'", status=status,
-                              code="resource_missing", param="invoice")
-        return invoice
+        return self._stored("invoice", invoice_id, "invoice", status=status, param="invoice")
 
     def invoice_extra(self, invoice_id: str) -> dict[str, Any]:
         found = self.store.get_with_extra(invoice_id, "invoice")
@@ -887,11 +879,8 @@ class Billing:
 
     def test_clock(self, clock_id: str, *, status: int = 404,
                    param: str = "test_clock") -> dict[str, Any]:
-        clock = self.store.get(clock_id, "test_helpers.test_clock")
-        if clock is None:
-            raise StripeError(f"No such test_clock: '{clock_id}'", status=status,
-                              code="resource_missing", param=param)
-        return clock
+        return self._stored("test_helpers.test_clock", clock_id, "test_clock", status=status,
+                            param=param)
 
     def advance_test_clock(self, clock_id: str, frozen_time: int,
                            request: Request) -> dict[str, Any]:

@@ -46,6 +46,6 @@ class ParamError(StripeError):
         super().__init__(message, code=code, param=param, store_idempotent=False)
 
 
-def not_found(kind: str, object_id: str, param: str = "id") -> StripeError:
-    return StripeError(f"No such {kind}: '{object_id}'", status=404, code="resource_missing",
-                       param=param)
+def not_found(kind: str, object_id: str, param: str = "id", status: int = 404) -> StripeError:
+    return StripeError(f"No such {kind}: '{object_id}'", status=status,
+                       code="resource_missing", param=param)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from datetime import date
 from decimal import Decimal
 from urllib.parse import unquote
@@ -13,6 +12,7 @@ from sqlalchemy import func, select
 
 from contracts.plans import PlanRules, allowed_plans, plans_in_words
 from tests.conftest import login
+from tests.support import at_once
 
 RULES = PlanRules(minimum_total=Decimal(100), max_instalments=12)
 DAY = date(2027, 1, 31)
@@ -478,25 +478,13 @@ def test_two_tabs_buying_at_once_make_one_contract(app, db, make_offer, make_use
     offer_id = make_offer()
     for _ in range(3):  # a few rounds: the lock, not luck, decides
         student = make_user("student")
-        barrier = threading.Barrier(2)
-        outcomes: list[tuple[int, bool]] = []
 
-        def attempt(student=student, barrier=barrier, outcomes=outcomes) -> None:
-            with app.test_request_context():
-                me = db.session.merge(student)
-                barrier.wait()
-                try:
-                    contract, new = buy_offer(offer_id, me)
-                    db.session.commit()
-                    outcomes.append((contract.id, new))
-                finally:
-                    db.session.remove()
+        def tab(student) -> tuple[int, bool]:
+            contract, new = buy_offer(offer_id, db.session.merge(student))
+            db.session.commit()
+            return contract.id, new
 
-        threads = [threading.Thread(target=attempt) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        outcomes = at_once(app, tab, [student, student])
         assert len(outcomes) == 2
         assert outcomes[0][0] == outcomes[1][0]
         assert sorted(new for _, new in outcomes) == [False, True]

@@ -12,7 +12,6 @@ requests (Flask would share its `g`, where the logged-in user and the CSRF token
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, login
 from tests.payments.conftest import API_KEY, deliver
 from tests.support import (
+    at_once,
     axe_violations,
     describe_violations,
     log_in,
@@ -432,34 +432,22 @@ def test_a_deposit_that_unlocks_no_session_books_nothing_and_says_so(
 
 
 def _race(app, attempts: list[tuple[int, object, datetime]]) -> list[str]:
-    """start_checkout with a time, for each (contract id, student, time) in a thread of its
-    own, all let go at once; "held" or "refused" for each, in the order they finished."""
+    """start_checkout with a time, for each (contract id, student, time), all at once;
+    "held" or "refused" for each."""
     from extensions import db
     from payments import checkout
 
-    barrier = threading.Barrier(len(attempts))
-    outcomes: list[str] = []
+    def hold(attempt: tuple[int, object, datetime]) -> str:
+        contract_id, student, when = attempt
+        try:
+            checkout.start_checkout(contract_id, db.session.merge(student), first_session=when)
+        except checkout.SlotTaken:
+            db.session.rollback()
+            return "refused"
+        db.session.commit()
+        return "held"
 
-    def attempt(contract_id: int, student, when: datetime) -> None:
-        with app.test_request_context():
-            me = db.session.merge(student)
-            barrier.wait()
-            try:
-                checkout.start_checkout(contract_id, me, first_session=when)
-                db.session.commit()
-                outcomes.append("held")
-            except checkout.SlotTaken:
-                db.session.rollback()
-                outcomes.append("refused")
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=attempt, args=args) for args in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
+    return at_once(app, hold, attempts)
 
 
 @pytest.mark.postgres

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -17,7 +16,7 @@ from contracts.models import (
 )
 from notifications.models import Notification
 from tests.conftest import login
-from tests.support import add_session
+from tests.support import add_session, at_once
 
 # Every test runs on this clock unless it moves it: a Monday, two weeks before
 # the United States change to summer time (Sunday 14 March 2027) and four before
@@ -293,33 +292,21 @@ def test_a_started_session_cannot_be_cancelled(client, db, clock, contract_id, s
 
 
 def _race(app, attempts) -> list[str]:
-    """Run each (contract id, user, start) booking in its own thread at the same moment."""
+    """Each (contract id, user, start) booking at the same moment; "booked" or "refused"."""
     from extensions import db
     from scheduling.sessions import SchedulingError, book_session
 
-    barrier = threading.Barrier(len(attempts))
-    outcomes: list[str] = []
+    def booking(attempt) -> str:
+        contract_id, user, starts_at = attempt
+        try:
+            book_session(contract_id, db.session.merge(user), starts_at=starts_at)
+        except SchedulingError:
+            db.session.rollback()
+            return "refused"
+        db.session.commit()
+        return "booked"
 
-    def attempt(contract_id, user, starts_at) -> None:
-        with app.test_request_context():
-            me = db.session.merge(user)
-            barrier.wait()
-            try:
-                book_session(contract_id, me, starts_at=starts_at)
-                db.session.commit()
-                outcomes.append("booked")
-            except SchedulingError:
-                db.session.rollback()
-                outcomes.append("refused")
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=attempt, args=args) for args in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
+    return at_once(app, booking, attempts)
 
 
 @pytest.mark.postgres
