@@ -347,3 +347,19 @@ def add_session(db, contract_id: int, starts_at, **values) -> int:
     db.session.add(row)
     db.session.commit()
     return row.id
+
+
+def register_on_the_way(page, name: str, email: str) -> None:
+    """From the login page a protected link led to: create a student account there (the
+    way back, `next`, is kept)."""
+    import re
+
+    page.wait_for_url(re.compile(r".*/auth/login\?next=.*"))
+    page.get_by_role("link", name="Create an account").click()
+    page.wait_for_url(re.compile(r".*/auth/register\?next=.*"))
+    page.get_by_label("Full name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill("a-long-password")
+    page.get_by_label("Repeat password").fill("a-long-password")
+    page.get_by_label("Student").check()
+    page.get_by_role("button", name="Create account").click()

@@ -15,6 +15,7 @@ from tests.support import (
     describe_violations,
     new_page,
     page_overflow,
+    register_on_the_way,
     serve_in_thread,
     shot,
     watch_failed_loads,
@@ -58,16 +59,8 @@ def test_a_visitor_registers_on_the_way_and_lands_on_the_pay_page(browser, live_
         problems = checked(page, f"/c/maya-lindqvist ({width} px)")
 
         sprint.get_by_role("link", name="Book & pay").click()
-        page.wait_for_url(re.compile(r".*/auth/login\?next=.*"))
-        page.get_by_role("link", name="Create an account").click()
-        page.wait_for_url(re.compile(r".*/auth/register\?next=.*"))
         email = f"lea-{width}@example.com"
-        page.get_by_label("Full name").fill("Léa Martin")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password", exact=True).fill("a-long-password")
-        page.get_by_label("Repeat password").fill("a-long-password")
-        page.get_by_label("Student").check()
-        page.get_by_role("button", name="Create account").click()
+        register_on_the_way(page, "Léa Martin", email)
 
         # Back where the visitor was going: the offer, to confirm.
         page.wait_for_url(re.compile(r".*/c/maya-lindqvist/offers/\d+/buy$"))

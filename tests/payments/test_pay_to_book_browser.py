@@ -10,7 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.support import new_page, page_overflow, pay_by_card, shot
+from tests.support import new_page, page_overflow, pay_by_card, register_on_the_way, shot
 
 pytestmark = pytest.mark.browser
 
@@ -36,14 +36,7 @@ def test_a_visitor_goes_from_a_public_page_to_a_booked_paid_first_session(
         offer = page.locator("li", has=page.get_by_role("heading",
                                                         name="Interview preparation"))
         offer.get_by_role("link", name="Book & pay").click()
-        page.wait_for_url(re.compile(r".*/auth/login\?next=.*"))
-        page.get_by_role("link", name="Create an account").click()
-        page.get_by_label("Full name").fill("Noor Haddad")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password", exact=True).fill("a-long-password")
-        page.get_by_label("Repeat password").fill("a-long-password")
-        page.get_by_label("Student").check()
-        page.get_by_role("button", name="Create account").click()
+        register_on_the_way(page, "Noor Haddad", email)
         page.wait_for_url(re.compile(r".*/c/maya-lindqvist/offers/\d+/buy$"))
         page.get_by_role("button", name="Book & pay").click()
         page.wait_for_url(re.compile(r".*/contracts/\d+/pay$"))
