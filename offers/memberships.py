@@ -52,7 +52,6 @@ MEMBERSHIP_TERMS = (
 PRICE_TERMS = ("price_per_period", "currency", "period")
 # An open Checkout session is reused only while it has this long left to live.
 REUSE_MARGIN = timedelta(minutes=10)
-CHECKOUT_LIFETIME = timedelta(hours=2)
 
 PERIOD_WORDS = {MembershipPeriod.MONTH: "month", MembershipPeriod.WEEK: "week"}
 
@@ -275,7 +274,6 @@ def start_joining(offer_id: int, student: User) -> str:
     price_id = membership.stripe_price_id
     if price_id is None:  # join_refusal saw the offer's Price; the claim copied it
         raise MembershipError("This membership is not on sale yet; try again in a moment.")
-    expires = datetime.fromtimestamp(int((moment + CHECKOUT_LIFETIME).timestamp()), UTC)
     try:
         db.session.commit()  # the claim, and the lock let go, before Stripe is asked
     except IntegrityError:
@@ -294,7 +292,6 @@ def start_joining(offer_id: int, student: User) -> str:
             "subscription_data": {"metadata": metadata},
             "metadata": metadata,
             "client_reference_id": f"membership-{membership_id}",
-            "expires_at": int(expires.timestamp()),
             "success_url": url_for("memberships.detail", membership_id=membership_id,
                                    _external=True) + "?joined=1",
             "cancel_url": url_for("memberships.index", _external=True),
@@ -305,7 +302,8 @@ def start_joining(offer_id: int, student: User) -> str:
     if membership.checkout_attempt == attempt and membership.checkout_session_id is None:
         membership.checkout_session_id = session.id
         membership.checkout_url = session.url
-        membership.checkout_expires_at = expires
+        # Stripe's own lifetime for the session (a day), as Stripe says it.
+        membership.checkout_expires_at = datetime.fromtimestamp(session.expires_at, UTC)
     db.session.commit()
     return session.url or ""
 
