@@ -298,3 +298,54 @@ def test_a_renewal_grants_the_next_periods_sessions_and_deletion_ends_it(
     again = client.submit(f"/c/maya/memberships/{membership_offer}/join")
     assert again.status_code == 303
     assert len(grants(db, membership.id)) == 2  # nothing more was granted
+
+
+def test_a_weekly_membership_in_yen(client, db, coach, sandbox, stripe_client):
+    from offers.models import MembershipOffer
+
+    login(client, coach)
+    client.submit("/offers/memberships/new", {**MEMBERSHIP_FORM, "period": "week",
+                                               "currency": "jpy", "price_per_period": "5000",
+                                               "sessions_per_period": "1"})
+    offer = db.session.scalar(select(MembershipOffer))
+    assert (offer.price_per_period, offer.currency, offer.period.value) == (5000, "jpy", "week")
+    price = stripe_client.v1.prices.retrieve(offer.stripe_price_id)
+    assert (price.unit_amount, price.currency, price.recurring.interval) == (5000, "jpy", "week")
+    assert "¥5,000 / week, 1 session<" in client.get("/c/maya").get_data(as_text=True)
+
+
+def test_a_paused_membership_is_hidden_and_cannot_be_joined(
+        client, db, sandbox, membership_offer, coach, member):
+    from offers.models import Membership
+
+    login(client, coach)
+    client.submit(f"/offers/memberships/{membership_offer}/status", {"action": "pause"})
+    assert f'id="membership-offer-{membership_offer}"' not in client.get(
+        "/c/maya").get_data(as_text=True)
+    client.submit("/auth/logout")
+    login(client, member)
+    refused = client.submit(f"/c/maya/memberships/{membership_offer}/join",
+                            follow_redirects=True).get_data(as_text=True)
+    assert "paused by the coach" in refused
+    assert db.session.scalar(select(func.count()).select_from(Membership)) == 0
+
+
+def test_the_database_holds_one_live_membership_per_student_and_offer(
+        db, membership_offer, member, coach):
+    from sqlalchemy.exc import IntegrityError
+
+    from offers.models import Membership, MembershipPeriod, MembershipStatus
+
+    def row(status: MembershipStatus) -> Membership:
+        return Membership(
+            student_id=member.id, coach_id=coach.id, offer_id=membership_offer, title="M",
+            sessions_per_period=4, minutes_per_session=45, price_per_period=4000,
+            currency="usd", period=MembershipPeriod.MONTH, status=status)
+
+    db.session.add_all([row(MembershipStatus.CANCELED), row(MembershipStatus.CANCELED),
+                        row(MembershipStatus.ACTIVE)])
+    db.session.commit()  # ended ones do not count
+    db.session.add(row(MembershipStatus.JOINING))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
