@@ -16,11 +16,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 
 from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
+from notifications.services import notify
+from offers.memberships import price_in_words
 from offers.models import CreditGrant, Membership, MembershipStatus
 from payments.inbox.table import RetryLater, register
 
@@ -95,7 +98,21 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
     if before != after:
         audit(f"membership.{status.value}", membership, actor_label="stripe",
               before=before, after=after)
+    if before["status"] == MembershipStatus.JOINING.value and status is MembershipStatus.ACTIVE:
+        _tell_joined(membership)
     return status.value
+
+
+def _tell_joined(membership: Membership) -> None:
+    """Both parties hear of a new membership once: only the move out of `joining` tells."""
+    link = url_for("memberships.detail", membership_id=membership.id)
+    notify(membership.student,
+           f"You joined “{membership.title}” with {membership.coach.name}: "
+           f"{price_in_words(membership)}.", link=link,
+           subject=f"Coachpact: you joined “{membership.title}”")
+    notify(membership.coach,
+           f"{membership.student.name} joined your membership “{membership.title}”.",
+           link=link)
 
 
 def grant_credits(invoice: dict[str, Any]) -> str:

@@ -177,6 +177,14 @@ def test_joining_with_4242_makes_an_active_membership_with_its_sessions(
     assert (grant.sessions, grant.amount_paid, grant.currency) == (4, 4000, "usd")
     assert grant.period_start == membership.current_period_start
 
+    from notifications.models import Notification
+
+    told = {(n.user_id, n.message) for n in db.session.scalars(select(Notification))}
+    assert told == {
+        (member.id, "You joined “Monthly coaching” with Maya Coach: "
+                    "$40.00 / month, 4 sessions."),
+        (coach.id, "Ana Student joined your membership “Monthly coaching”."),
+    }
     mine = client.get("/memberships/").get_data(as_text=True)
     assert "Monthly coaching" in mine and "$40.00 / month, 4 sessions" in mine
     assert f'id="membership-{membership.id}-credits">4' in mine
