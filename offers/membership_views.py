@@ -15,7 +15,7 @@ from database.states import TransitionError
 from extensions import db
 from offers import memberships as services
 from offers.forms import MembershipOfferForm, OfferStatusForm
-from offers.models import MembershipOffer, MembershipPeriod
+from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
 from offers.views import STATUS_ACTIONS, coach_of
 from payments.stripe_api import PaymentProviderError
 
@@ -86,7 +86,7 @@ def status(offer_id: int) -> Response:
     else:
         db.session.commit()
         flash(f"“{offer.title}” is {wanted.value}.", "success")
-    if wanted.value == "active" and offer.stripe_price_id is None:
+    if wanted is OfferStatus.ACTIVE and offer.stripe_price_id is None:
         _publish(offer_id, None)
     return redirect(url_for("offers.index"))
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import clock
@@ -352,12 +352,6 @@ def membership_for(membership_id: int, user: User) -> Membership:
     if membership is None or user.id not in (membership.student_id, membership.coach_id):
         raise NotFound()
     return membership
-
-
-def credits_granted(membership_id: int) -> int:
-    """Every credit the membership was ever granted."""
-    return db.session.scalar(select(func.coalesce(func.sum(CreditGrant.sessions), 0)).where(
-        CreditGrant.membership_id == membership_id)) or 0
 
 
 def grants_of(membership: Membership) -> list[CreditGrant]:

@@ -265,11 +265,6 @@ def create_price(params: PriceCreateParams, key: str) -> stripe.Price:
         return _same_answer(lambda: client().v1.prices.create(params, {"idempotency_key": key}))
 
 
-def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
-    with _translated_errors():
-        return client().v1.subscriptions.retrieve(subscription_id)
-
-
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------
 
 
