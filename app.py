@@ -125,6 +125,7 @@ def _register_blueprints(app: Flask) -> None:
     from admin.views import bp as admin_bp
     from contracts.views import bp as contracts_bp
     from notifications.views import bp as notifications_bp
+    from offers.membership_views import bp as memberships_bp
     from offers.views import bp as offers_bp
     from payments.inbox.webhook import bp as webhooks_bp
     from payments.views import bp as payments_bp
@@ -139,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(calendar_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(offers_bp)
+    app.register_blueprint(memberships_bp)
     app.register_blueprint(payouts_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(notifications_bp)

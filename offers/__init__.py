@@ -1,6 +1,7 @@
 """A coach's standing offers and public page: terms anyone may buy, with the plans their
 rules allow. A purchase becomes a contract through the same path as an accepted
-proposal (`contracts.services.accept_offered_terms`).
+proposal (`contracts.services.accept_offered_terms`). Memberships are recurring offers on
+Stripe Billing (`offers.memberships`, `offers.membership_events`).
 
 Above payments (it shows the plans the money core would allow) and below the admin
 console, which reads offers.
@@ -12,4 +13,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Nothing to register beyond the blueprint yet (create_app calls it for symmetry)."""
+    """Register the Billing events memberships apply (the blueprint comes with the rest)."""
+    from offers.membership_events import register_membership_handlers
+
+    register_membership_handlers()

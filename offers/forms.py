@@ -4,10 +4,18 @@ a coach's own smallest total for a plan."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import StringField, SubmitField
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms import IntegerField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from contracts.forms import IfPlanOffered, TermsForm
+from contracts.models import MINUTES_RANGE, SESSION_COUNT_RANGE
 from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major
 
 
@@ -39,3 +47,45 @@ class OfferForm(TermsForm):
 
 class OfferStatusForm(FlaskForm):
     """Pause, resume or archive an offer (one button each)."""
+
+
+class MembershipOfferForm(FlaskForm):
+    """A membership offer's terms: sessions each period for a price each period."""
+
+    title = StringField("Title", validators=[DataRequired(), Length(max=120)])
+    description = TextAreaField(
+        "What the coaching covers", validators=[DataRequired(), Length(max=4000)]
+    )
+    sessions_per_period = IntegerField(
+        "Sessions each period", validators=[InputRequired(), NumberRange(*SESSION_COUNT_RANGE)],
+        default=4,
+    )
+    minutes_per_session = IntegerField(
+        "Minutes per session", validators=[InputRequired(), NumberRange(*MINUTES_RANGE)],
+        default=60,
+    )
+    period = SelectField(
+        "Period", choices=[SelectChoice("month", "Monthly"), SelectChoice("week", "Weekly")],
+        default="month", validators=[DataRequired()],
+    )
+    currency = SelectField(
+        "Currency", choices=[SelectChoice(code, code.upper()) for code in CURRENCY_DECIMALS],
+        default="usd", validators=[DataRequired()],
+    )
+    price_per_period = StringField(
+        "Price each period", validators=[DataRequired(), Length(max=20)],
+        description="Charged at joining, then at the start of each period until the member "
+                    "leaves. A new price applies to new members; members keep theirs.",
+    )
+    submit = SubmitField("Save membership")
+
+    price_minor: int = 0
+
+    def validate_price_per_period(self, field: StringField) -> None:
+        currency = self.currency.data if self.currency.data in CURRENCY_DECIMALS else "usd"
+        try:
+            self.price_minor = parse_major(field.data or "", currency)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from None
+        if self.price_minor <= 0:
+            raise ValidationError("The price must be more than zero.")

@@ -16,7 +16,7 @@ from contracts.money import MoneyError, to_major
 from contracts.views import terms_form_page
 from database.states import TransitionError
 from extensions import db
-from offers import services
+from offers import memberships, services
 from offers.forms import OfferForm, OfferStatusForm
 from offers.models import Offer, OfferStatus
 
@@ -44,6 +44,8 @@ def index() -> str:
         "offers/index.html",
         offers=offers,
         prices={offer.id: services.price_of(offer) for offer in offers},
+        memberships=memberships.membership_offers_of(current_user),
+        price_words=memberships.price_in_words,
         form=OfferStatusForm(),
         OfferStatus=OfferStatus,
     )
@@ -157,7 +159,7 @@ def _form_data(offer: Offer) -> dict[str, Any]:
 # --- the public page ------------------------------------------------------------------
 
 
-def _coach_of(slug: str) -> User | Response:
+def coach_of(slug: str) -> User | Response:
     """The coach whose page `slug` is; a 301 to the current address for an old slug."""
     coach, moved_to = coach_by_slug(slug)
     if moved_to is not None:
@@ -170,7 +172,7 @@ def _coach_of(slug: str) -> User | Response:
 
 @bp.get("/c/<slug>")
 def public_page(slug: str) -> str | Response:
-    coach = _coach_of(slug)
+    coach = coach_of(slug)
     if isinstance(coach, Response):
         return coach
     offers = services.offers_of(coach, OfferStatus.ACTIVE)
@@ -178,6 +180,9 @@ def public_page(slug: str) -> str | Response:
         "offers/public.html",
         coach=coach,
         prices=[services.price_of(offer) for offer in offers],
+        memberships=[offer for offer in memberships.membership_offers_of(coach, OfferStatus.ACTIVE)
+                     if offer.for_sale],
+        price_words=memberships.price_in_words,
         form=ConfirmForm(),
     )
 
@@ -187,7 +192,7 @@ def public_page(slug: str) -> str | Response:
 def buy(slug: str, offer_id: int) -> str | Response:
     """GET: the offer once more, to confirm (where a login or registration comes back
     to). POST: the purchase, then the contract's pay page."""
-    coach = _coach_of(slug)
+    coach = coach_of(slug)
     if isinstance(coach, Response):
         return coach
     offer = services.public_offer(coach, offer_id)

@@ -23,6 +23,8 @@ from stripe.params import (
     CustomerCreateParams,
     EventListParams,
     PaymentIntentCreateParams,
+    PriceCreateParams,
+    ProductCreateParams,
     RefundCreateParams,
     TransferCreateParams,
     TransferReversalCreateParams,
@@ -247,6 +249,20 @@ def list_refunds(charge_id: str) -> list[dict[str, Any]]:
     with _translated_errors():
         page = client().v1.refunds.list({"charge": charge_id, "limit": 100})
         return [refund.to_dict() for refund in page.auto_paging_iter()]
+
+
+# --- Billing: products, recurring prices, subscriptions -----------------------------
+
+
+def create_product(params: ProductCreateParams, key: str) -> stripe.Product:
+    with _translated_errors():
+        return _same_answer(lambda: client().v1.products.create(params, {"idempotency_key": key}))
+
+
+def create_price(params: PriceCreateParams, key: str) -> stripe.Price:
+    """A Price; its amount is fixed for good, so a new amount is a new Price."""
+    with _translated_errors():
+        return _same_answer(lambda: client().v1.prices.create(params, {"idempotency_key": key}))
 
 
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------

@@ -86,7 +86,7 @@ def contract_for_student(contract_id: int, student: User, *, lock: bool = False)
     return contract
 
 
-def _ensure_customer(student: User) -> str:
+def ensure_customer(student: User) -> str:
     """The student's Stripe customer, made once. Two requests at once (a double click) both
     ask Stripe with the same idempotency key, so they get the same customer; the second to
     record it finds the first's row."""
@@ -272,7 +272,7 @@ def _open_session(claim_id: int, student: User, params: dict, key: str, *,
     db.session.commit()
     _expire_sessions(expire_first)
     expires = checkout_expiry(claim_made, moment, held=held)
-    params = {**params, "customer": _ensure_customer(student),
+    params = {**params, "customer": ensure_customer(student),
               "expires_at": int(expires.timestamp())}
     db.session.commit()  # the customer, if new: kept even if Stripe refuses what follows
     try:

@@ -1,8 +1,9 @@
 """The inbox's event table: which handler applies each Stripe event type.
 
 Filled only through `register`, by the packages' init functions
-(`payments.init_app` for payments' own types, `payouts.init_app` for
-`account.updated`, as payments never imports payouts). A type nobody registered
+(`payments.init_app` for payments' own types, `offers.init_app` for memberships'
+Billing events, `payouts.init_app` for `account.updated`, as payments never imports
+the packages above it). A type nobody registered
 is recorded as ignored.
 """
 

@@ -3,12 +3,15 @@ laptop; and the long words the layout sweep fills them with."""
 
 from __future__ import annotations
 
-STUDENT_PAGES = ["/contracts/", "/payments", "/notifications/", "/schedule", "/settings/"]
+STUDENT_PAGES = ["/contracts/", "/memberships/", "/payments", "/notifications/", "/schedule",
+                 "/settings/"]
 COACH_PAGES = [
     "/contracts/",
     "/contracts/proposals/new",
     "/offers/",
     "/offers/new",
+    "/offers/memberships/new",
+    "/memberships/",
     "/earnings",
     "/payouts/",
     "/schedule",

@@ -95,9 +95,48 @@ def long_data(app, runner, db, make_user, make_proposal) -> dict[str, int]:
         create_offer(long_coach, title=title, description=UNBROKEN_TITLE, session_count=12,
                      minutes_per_session=90, price_per_session=123456, currency="usd",
                      plan_deposit_percent=10, plan_max_instalments=12, plan_minimum_total=None)
+    membership = _long_membership(db, long_coach, student)
     db.session.commit()
     return {"contract": contract.id, "payment": payment.id, "invoice": invoice,
-            "proposal": waiting}
+            "proposal": waiting, "membership": membership.id,
+            "membership_offer": membership.offer_id}
+
+
+def _long_membership(db, coach, student):
+    """A membership offer of a long title, as published (its Stripe ids written as Stripe
+    would have given them), and the student's active membership with a paid period."""
+    from datetime import UTC, datetime, timedelta
+
+    from offers.models import (
+        CreditGrant,
+        Membership,
+        MembershipOffer,
+        MembershipPeriod,
+        MembershipStatus,
+    )
+
+    offer = MembershipOffer(
+        coach_id=coach.id, title=UNBROKEN_TITLE, description=LONG_WORDS_TITLE,
+        sessions_per_period=12, minutes_per_session=90, price_per_period=123456,
+        currency="usd", period=MembershipPeriod.MONTH, stripe_product_id="prod_sweep",
+        stripe_price_id="price_sweep")
+    db.session.add(offer)
+    db.session.flush()
+    start = datetime.now(UTC) - timedelta(days=3)
+    membership = Membership(
+        student_id=student.id, coach_id=coach.id, offer_id=offer.id, title=UNBROKEN_TITLE,
+        sessions_per_period=12, minutes_per_session=90, price_per_period=123456,
+        currency="usd", period=MembershipPeriod.MONTH, status=MembershipStatus.ACTIVE,
+        stripe_subscription_id="sub_sweep", stripe_price_id="price_sweep",
+        current_period_start=start, current_period_end=start + timedelta(days=30),
+        cancel_at_period_end=True)
+    db.session.add(membership)
+    db.session.flush()
+    db.session.add(CreditGrant(
+        membership_id=membership.id, stripe_invoice_id="in_sweep", sessions=12,
+        period_start=start, period_end=start + timedelta(days=30), amount_paid=123456,
+        currency="usd"))
+    return membership
 
 
 @pytest.fixture
@@ -154,12 +193,14 @@ def test_student_pages(browser, live_url, long_data):
         f"/payments/{long_data['payment']}/receipt",
         f"/invoices/{long_data['invoice']}",
         f"/contracts/proposals/{long_data['proposal']}",
+        f"/memberships/{long_data['membership']}",
     ]
     with new_page(browser, PHONE) as page:
         log_in_anywhere(page, live_url, LONG_EMAIL, PASSWORD)
         problems = sweep(page, live_url, pages, {
             contract: "sweep-student-contract", "/payments": "sweep-student-payments",
-            "/contracts/": "sweep-student-contracts",
+            "/contracts/": "sweep-student-contracts", "/memberships/": "sweep-student-memberships",
+            f"/memberships/{long_data['membership']}": "sweep-student-membership",
         })
 
         # A contract with nothing to do shows no empty "Actions" label on the phone.
@@ -214,9 +255,12 @@ def test_coach_pages(browser, live_url, long_data):
         problems = sweep(
             page, live_url,
             [*COACH_PAGES, contract, f"/contracts/proposals/{long_data['proposal']}",
-             "/c/bartholomew"],
+             "/c/bartholomew", f"/memberships/{long_data['membership']}",
+             f"/c/bartholomew/memberships/{long_data['membership_offer']}/join"],
             {"/contracts/": "sweep-coach-contracts", contract: "sweep-coach-contract",
-             "/offers/": "sweep-coach-offers", "/c/bartholomew": "sweep-coach-public-page"},
+             "/offers/": "sweep-coach-offers", "/c/bartholomew": "sweep-coach-public-page",
+             "/memberships/": "sweep-coach-memberships",
+             "/offers/memberships/new": "sweep-coach-membership-form"},
         )
     assert not problems, "\n" + "\n".join(problems)
 

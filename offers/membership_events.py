@@ -1,0 +1,175 @@
+"""What Stripe's Billing events do to memberships, applied once each through the inbox.
+
+`customer.subscription.created|updated|deleted` mirror the subscription onto its
+`Membership` row; `invoice.paid` grants the invoice's period its session credits, once per
+invoice (the grant's unique invoice id), whatever the deliveries.
+
+Events come in any order. The mirror never moves backwards: an ended membership stays
+ended, a subscription whose period is older than the one recorded changes nothing, and
+`created` (the subscription's first state) changes nothing once any later state was
+mirrored. An `invoice.paid` for a subscription not known yet finds its membership by the
+subscription's metadata; one that names no membership we know is retried later.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from audit.services import record as audit
+from database.locking import lock_one
+from extensions import db
+from notifications.services import notify
+from offers.memberships import price_in_words
+from offers.models import CreditGrant, Membership, MembershipStatus
+from payments.inbox.table import RetryLater, register
+
+STRIPE_STATUSES = {status.value: status for status in MembershipStatus
+                   if status is not MembershipStatus.JOINING}
+
+
+def _moment(seconds: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(seconds), UTC) if seconds is not None else None
+
+
+def _membership_id(metadata: dict[str, Any] | None) -> int | None:
+    value = (metadata or {}).get("membership_id")
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _locked(subscription_id: str | None, metadata: dict[str, Any] | None) -> Membership | None:
+    """The membership of this subscription (locked): by its recorded id, else by the id our
+    Checkout put in the subscription's metadata."""
+    if subscription_id:
+        found = lock_one(db.session, select(Membership).where(
+            Membership.stripe_subscription_id == subscription_id))
+        if found is not None:
+            return found
+    membership_id = _membership_id(metadata)
+    if membership_id is None:
+        return None
+    found = lock_one(db.session, select(Membership).where(Membership.id == membership_id))
+    if found is None or (found.stripe_subscription_id not in (None, subscription_id)):
+        return None  # another subscription's membership: not this one
+    return found
+
+
+def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) -> str:
+    """Copy a subscription's status, period and cancellation onto its membership, unless
+    the row already holds a newer state (see the module's docstring). `first`: the
+    subscription as created."""
+    membership = _locked(subscription.get("id"), subscription.get("metadata"))
+    if membership is None:
+        if _membership_id(subscription.get("metadata")) is None:
+            return "unrelated"
+        raise RetryLater(f"membership of {subscription.get('id')} not known yet")
+    status = STRIPE_STATUSES.get(subscription.get("status") or "")
+    if status is None:
+        raise ValueError(f"unknown subscription status {subscription.get('status')!r}")
+    if membership.ended:
+        return "stale"
+    if first and membership.status is not MembershipStatus.JOINING:
+        return "stale"
+    items = (subscription.get("items") or {}).get("data") or [{}]
+    item = items[0]
+    start = _moment(item.get("current_period_start") or subscription.get("current_period_start"))
+    end = _moment(item.get("current_period_end") or subscription.get("current_period_end"))
+    if (start is not None and membership.current_period_start is not None
+            and start < membership.current_period_start):
+        return "stale"
+    before = {"status": membership.status.value,
+              "cancel_at_period_end": membership.cancel_at_period_end}
+    membership.stripe_subscription_id = subscription["id"]
+    membership.status = status
+    membership.current_period_start = start or membership.current_period_start
+    membership.current_period_end = end or membership.current_period_end
+    membership.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+    price = item.get("price") or {}
+    if isinstance(price, dict) and price.get("id"):
+        membership.stripe_price_id = price["id"]
+    if status in (MembershipStatus.CANCELED, MembershipStatus.INCOMPLETE_EXPIRED):
+        membership.ended_at = _moment(subscription.get("ended_at")) or end
+    db.session.flush()
+    after = {"status": membership.status.value,
+             "cancel_at_period_end": membership.cancel_at_period_end}
+    if before != after:
+        audit(f"membership.{status.value}", membership, actor_label="stripe",
+              before=before, after=after)
+    if before["status"] == MembershipStatus.JOINING.value and status is MembershipStatus.ACTIVE:
+        _tell_joined(membership)
+    return status.value
+
+
+def _tell_joined(membership: Membership) -> None:
+    """Both parties hear of a new membership once: only the move out of `joining` tells."""
+    link = url_for("memberships.detail", membership_id=membership.id)
+    notify(membership.student,
+           f"You joined “{membership.title}” with {membership.coach.name}: "
+           f"{price_in_words(membership)}.", link=link,
+           subject=f"Coachpact: you joined “{membership.title}”")
+    notify(membership.coach,
+           f"{membership.student.name} joined your membership “{membership.title}”.",
+           link=link)
+
+
+def grant_credits(invoice: dict[str, Any]) -> str:
+    """Grant the paid invoice's period its sessions, once per invoice.
+
+    The period is the invoice line's: for a renewal Stripe sets the invoice's own
+    `period_start`/`period_end` to the period that ended, and the line's to the new one.
+    """
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    subscription_id = details.get("subscription") or invoice.get("subscription")
+    if not subscription_id:
+        return "unrelated"
+    membership = _locked(subscription_id, details.get("metadata"))
+    if membership is None:
+        if _membership_id(details.get("metadata")) is None:
+            return "unrelated"
+        raise RetryLater(f"membership of {subscription_id} not known yet")
+    if db.session.scalar(select(CreditGrant.id).where(
+            CreditGrant.stripe_invoice_id == invoice["id"])) is not None:
+        return "duplicate"
+    lines = (invoice.get("lines") or {}).get("data") or []
+    period = (lines[0].get("period") if lines else None) or {}
+    start = _moment(period.get("start") or invoice.get("period_start"))
+    end = _moment(period.get("end") or invoice.get("period_end"))
+    if start is None or end is None:
+        raise ValueError(f"invoice {invoice['id']} has no period")
+    # The subscription is named on the invoice even before its own event is here.
+    membership.stripe_subscription_id = membership.stripe_subscription_id or subscription_id
+    grant = CreditGrant(
+        membership_id=membership.id, stripe_invoice_id=invoice["id"],
+        sessions=membership.sessions_per_period, period_start=start, period_end=end,
+        amount_paid=int(invoice.get("amount_paid") or 0),
+        currency=str(invoice.get("currency") or membership.currency),
+    )
+    db.session.add(grant)
+    db.session.flush()
+    audit("membership.credits_granted", membership, actor_label="stripe",
+          after={"invoice": invoice["id"], "sessions": grant.sessions,
+                 "period_start": start.isoformat(), "period_end": end.isoformat()})
+    return "granted"
+
+
+# Made once, at import: `register` tells a repeated registration from a conflicting one.
+
+
+def _subscription_created(subscription: dict[str, Any]) -> str:
+    return mirror_subscription(subscription, first=True)
+
+
+def _subscription_changed(subscription: dict[str, Any]) -> str:
+    return mirror_subscription(subscription)
+
+
+def register_membership_handlers() -> None:
+    """Put the Billing types memberships apply in the inbox's table (`offers.init_app`)."""
+    register("customer.subscription.created", _subscription_created)
+    register("customer.subscription.updated", _subscription_changed)
+    register("customer.subscription.deleted", _subscription_changed)
+    register("invoice.paid", grant_credits)

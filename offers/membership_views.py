@@ -1,0 +1,186 @@
+"""Membership pages: a coach's membership offers, joining from the public page, and the
+Memberships list both sides read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from contracts.forms import ConfirmForm
+from contracts.money import MoneyError, to_major
+from database.states import TransitionError
+from extensions import db
+from offers import memberships as services
+from offers.forms import MembershipOfferForm, OfferStatusForm
+from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
+from offers.views import STATUS_ACTIONS, coach_of
+from payments.stripe_api import PaymentProviderError
+
+bp = Blueprint("memberships", __name__)
+
+
+def _coach_only() -> None:
+    if not current_user.is_coach:
+        abort(403)
+
+
+@bp.route("/offers/memberships/new", methods=["GET", "POST"])
+@login_required
+def new() -> str | Response:
+    _coach_only()
+    form = MembershipOfferForm()
+    if form.validate_on_submit():
+        try:
+            offer = services.create_membership_offer(current_user, **_terms(form))
+        except services.MembershipError as exc:
+            form.sessions_per_period.errors.append(str(exc))
+        except MoneyError as exc:
+            form.price_per_period.errors.append(str(exc))
+        else:
+            db.session.commit()
+            _publish(offer.id, f"Your membership “{offer.title}” is saved and for sale.")
+            return redirect(url_for("offers.index"))
+    return _form_page(form, "New membership")
+
+
+@bp.route("/offers/memberships/<int:offer_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(offer_id: int) -> str | Response:
+    _coach_only()
+    offer = services.membership_offer_of_coach(offer_id, current_user)
+    form = MembershipOfferForm(data=None if request.method == "POST" else _form_data(offer))
+    if form.validate_on_submit():
+        try:
+            new_price = services.update_membership_offer(offer, current_user, **_terms(form))
+        except services.MembershipError as exc:
+            db.session.rollback()
+            form.sessions_per_period.errors.append(str(exc))
+        except MoneyError as exc:
+            db.session.rollback()
+            form.price_per_period.errors.append(str(exc))
+        else:
+            db.session.commit()
+            _publish(offer_id, f"“{offer.title}” is saved. "
+                     + ("New members pay the new price; members keep theirs."
+                        if new_price else "Members keep their terms."))
+            return redirect(url_for("offers.index"))
+    return _form_page(form, f"Edit “{offer.title}”")
+
+
+@bp.post("/offers/memberships/<int:offer_id>/status")
+@login_required
+def status(offer_id: int) -> Response:
+    _coach_only()
+    offer = services.membership_offer_of_coach(offer_id, current_user)
+    wanted = STATUS_ACTIONS.get(request.form.get("action", ""))
+    if not OfferStatusForm().validate_on_submit() or wanted is None:
+        abort(400)
+    try:
+        services.set_membership_offer_status(offer, current_user, wanted)
+    except TransitionError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        db.session.commit()
+        flash(f"“{offer.title}” is {wanted.value}.", "success")
+    if wanted is OfferStatus.ACTIVE and offer.stripe_price_id is None:
+        _publish(offer_id, None)
+    return redirect(url_for("offers.index"))
+
+
+def _publish(offer_id: int, saved: str | None) -> None:
+    """Ask Stripe for the offer's Product and Price now that the change is committed."""
+    try:
+        services.publish_price(offer_id)
+    except PaymentProviderError as exc:
+        db.session.rollback()
+        flash(f"Saved, but not on sale yet: {exc} Save it again in a moment to finish.",
+              "warning")
+        return
+    if saved:
+        flash(saved, "success")
+
+
+def _form_page(form: MembershipOfferForm, title: str) -> str:
+    return render_template("offers/membership_form.html", form=form, title=title)
+
+
+def _terms(form: MembershipOfferForm) -> dict[str, Any]:
+    return {
+        "title": form.title.data,
+        "description": form.description.data,
+        "sessions_per_period": form.sessions_per_period.data,
+        "minutes_per_session": form.minutes_per_session.data,
+        "price_per_period": form.price_minor,
+        "currency": form.currency.data,
+        "period": MembershipPeriod(form.period.data),
+    }
+
+
+def _form_data(offer: MembershipOffer) -> dict[str, Any]:
+    return {
+        "title": offer.title,
+        "description": offer.description,
+        "sessions_per_period": offer.sessions_per_period,
+        "minutes_per_session": offer.minutes_per_session,
+        "period": offer.period.value,
+        "currency": offer.currency,
+        "price_per_period": str(to_major(offer.price_per_period, offer.currency)),
+    }
+
+
+# --- joining from the public page ---------------------------------------------------------
+
+
+@bp.route("/c/<slug>/memberships/<int:offer_id>/join", methods=["GET", "POST"])
+@login_required
+def join(slug: str, offer_id: int) -> str | Response:
+    """GET: the membership once more, to confirm (where a login or registration comes
+    back to). POST: the claim, then Stripe's Checkout."""
+    coach = coach_of(slug)
+    if isinstance(coach, Response):
+        return coach
+    offer = services.public_membership_offer(coach, offer_id)
+    refusal = services.join_refusal(offer, current_user)
+    member = services.live_membership(current_user, offer.id)
+    if request.method == "GET" or refusal is not None:
+        if refusal is not None and request.method == "POST":
+            flash(refusal, "danger")
+            return redirect(url_for("offers.public_page", slug=coach.slug))
+        return render_template(
+            "offers/join.html", coach=coach, offer=offer, refusal=refusal,
+            member=member, price_words=services.price_in_words(offer), form=ConfirmForm(),
+        )
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        checkout_url = services.start_joining(offer.id, current_user)
+    except (services.MembershipError, PaymentProviderError) as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for(".join", slug=coach.slug, offer_id=offer.id))
+    return redirect(checkout_url, code=303)
+
+
+# --- the Memberships pages ----------------------------------------------------------------
+
+
+@bp.get("/memberships/")
+@login_required
+def index() -> str:
+    return render_template("offers/memberships.html", views=services.memberships_of(current_user),
+                           price_words=services.price_in_words)
+
+
+@bp.get("/memberships/<int:membership_id>")
+@login_required
+def detail(membership_id: int) -> str:
+    membership = services.membership_for(membership_id, current_user)
+    return render_template(
+        "offers/membership.html", view=services.credits_now(membership),
+        grants=services.grants_of(membership), joined=request.args.get("joined") == "1",
+        price_words=services.price_in_words(membership),
+    )
