@@ -11,26 +11,20 @@ from werkzeug.wrappers import Response
 
 from contracts.forms import ConfirmForm
 from contracts.money import MoneyError, to_major
-from database.states import TransitionError
 from extensions import db
 from offers import memberships as services
-from offers.forms import MembershipOfferForm, OfferStatusForm
+from offers.forms import MembershipOfferForm
 from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
-from offers.views import STATUS_ACTIONS, coach_of
+from offers.views import change_status, coach_of, coach_only
 from payments.stripe_api import PaymentProviderError
 
 bp = Blueprint("memberships", __name__)
 
 
-def _coach_only() -> None:
-    if not current_user.is_coach:
-        abort(403)
-
-
 @bp.route("/offers/memberships/new", methods=["GET", "POST"])
 @login_required
 def new() -> str | Response:
-    _coach_only()
+    coach_only()
     form = MembershipOfferForm()
     if form.validate_on_submit():
         try:
@@ -49,7 +43,7 @@ def new() -> str | Response:
 @bp.route("/offers/memberships/<int:offer_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(offer_id: int) -> str | Response:
-    _coach_only()
+    coach_only()
     offer = services.membership_offer_of_coach(offer_id, current_user)
     form = MembershipOfferForm(data=None if request.method == "POST" else _form_data(offer))
     if form.validate_on_submit():
@@ -73,19 +67,9 @@ def edit(offer_id: int) -> str | Response:
 @bp.post("/offers/memberships/<int:offer_id>/status")
 @login_required
 def status(offer_id: int) -> Response:
-    _coach_only()
+    coach_only()
     offer = services.membership_offer_of_coach(offer_id, current_user)
-    wanted = STATUS_ACTIONS.get(request.form.get("action", ""))
-    if not OfferStatusForm().validate_on_submit() or wanted is None:
-        abort(400)
-    try:
-        services.set_membership_offer_status(offer, current_user, wanted)
-    except TransitionError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-    else:
-        db.session.commit()
-        flash(f"“{offer.title}” is {wanted.value}.", "success")
+    wanted = change_status(offer, services.set_membership_offer_status)
     if wanted is OfferStatus.ACTIVE and offer.stripe_price_id is None:
         _publish(offer_id, None)
     return redirect(url_for("offers.index"))

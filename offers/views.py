@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -30,15 +31,33 @@ STATUS_ACTIONS = {
 }
 
 
-def _coach_only() -> None:
+def coach_only() -> None:
     if not current_user.is_coach:
         abort(403)
+
+
+def change_status(offer: Any, set_status: Callable[[Any, User, OfferStatus], Any]
+                  ) -> OfferStatus:
+    """The status buttons of the coach's list, for an offer or a membership offer: the
+    status asked for, set and committed, or its refusal said; either way in a flash."""
+    wanted = STATUS_ACTIONS.get(request.form.get("action", ""))
+    if not OfferStatusForm().validate_on_submit() or wanted is None:
+        abort(400)
+    try:
+        set_status(offer, current_user, wanted)
+    except TransitionError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        db.session.commit()
+        flash(f"“{offer.title}” is {wanted.value}.", "success")
+    return wanted
 
 
 @bp.get("/offers/")
 @login_required
 def index() -> str:
-    _coach_only()
+    coach_only()
     offers = services.offers_of(current_user)
     return render_template(
         "offers/index.html",
@@ -54,7 +73,7 @@ def index() -> str:
 @bp.route("/offers/new", methods=["GET", "POST"])
 @login_required
 def new() -> str | Response:
-    _coach_only()
+    coach_only()
     form = OfferForm()
     if form.validate_on_submit():
         try:
@@ -73,7 +92,7 @@ def new() -> str | Response:
 @bp.route("/offers/<int:offer_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(offer_id: int) -> str | Response:
-    _coach_only()
+    coach_only()
     offer = services.offer_of_coach(offer_id, current_user)
     form = OfferForm(data=None if request.method == "POST" else _form_data(offer))
     if form.validate_on_submit():
@@ -96,19 +115,8 @@ def edit(offer_id: int) -> str | Response:
 @bp.post("/offers/<int:offer_id>/status")
 @login_required
 def status(offer_id: int) -> Response:
-    _coach_only()
-    offer = services.offer_of_coach(offer_id, current_user)
-    wanted = STATUS_ACTIONS.get(request.form.get("action", ""))
-    if not OfferStatusForm().validate_on_submit() or wanted is None:
-        abort(400)
-    try:
-        services.set_offer_status(offer, current_user, wanted)
-    except TransitionError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-    else:
-        db.session.commit()
-        flash(f"“{offer.title}” is {wanted.value}.", "success")
+    coach_only()
+    change_status(services.offer_of_coach(offer_id, current_user), services.set_offer_status)
     return redirect(url_for(".index"))
 
 
