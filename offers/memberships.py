@@ -28,11 +28,9 @@ from audit.services import record as audit
 from contracts.money import format_money
 from contracts.services import NotAllowed, check_sendable, fee_quote
 from database.locking import lock_one
-from database.states import check_transition
 from errors import NotFound
 from extensions import db
 from offers.models import (
-    OFFER_TRANSITIONS,
     CreditGrant,
     Membership,
     MembershipOffer,
@@ -40,6 +38,7 @@ from offers.models import (
     MembershipStatus,
     OfferStatus,
 )
+from offers.services import set_offer_status
 from payments import stripe_api
 from payments.checkout.start import ensure_customer, manual_only
 
@@ -118,11 +117,7 @@ def update_membership_offer(offer: MembershipOffer, coach: User, **terms: Any) -
 def set_membership_offer_status(offer: MembershipOffer, coach: User,
                                 status: OfferStatus) -> None:
     """Pause, resume or archive; the offers' own table decides (TransitionError)."""
-    before = offer.status
-    offer.status = check_transition(OFFER_TRANSITIONS, offer.status, status, "offer")
-    db.session.flush()
-    audit(f"membership_offer.{status.value}", offer, actor=coach,
-          before={"status": before.value}, after={"status": status.value})
+    set_offer_status(offer, coach, status, kind="membership_offer")
 
 
 def publish_price(offer_id: int) -> MembershipOffer:

@@ -104,12 +104,14 @@ def update_offer(offer: Offer, coach: User, **terms: Any) -> None:
               after={key: after[key] for key in changed})
 
 
-def set_offer_status(offer: Offer, coach: User, status: OfferStatus) -> None:
-    """Pause, resume or archive an offer; refused (TransitionError) unless the table has it."""
+def set_offer_status(offer: Any, coach: User, status: OfferStatus, *,
+                     kind: str = "offer") -> None:
+    """Pause, resume or archive an offer, or a membership offer (`kind` names it in the
+    audit trail); refused (TransitionError) unless the offers' table has the move."""
     before = offer.status
     offer.status = check_transition(OFFER_TRANSITIONS, offer.status, status, "offer")
     db.session.flush()
-    audit(f"offer.{status.value}", offer, actor=coach,
+    audit(f"{kind}.{status.value}", offer, actor=coach,
           before={"status": before.value}, after={"status": status.value})
 
 
