@@ -244,12 +244,11 @@ def _after_commit(session: Any) -> None:
 def _resolved(given: tuple[Any, ...]) -> list[Any] | None:
     """The arguments with each `RowId` read; a row that was rolled back drops out, and a
     call left with none of its rows is no call (None)."""
-    rows = [arg for arg in given if isinstance(arg, RowId)]
-    args = [arg.value() if isinstance(arg, RowId) else arg for arg in given]
-    if rows and all(arg.value() is None for arg in rows):
+    read = [(arg.value(), True) if isinstance(arg, RowId) else (arg, False) for arg in given]
+    rows = [value for value, is_row in read if is_row]
+    if rows and all(value is None for value in rows):
         return None
-    return [arg for arg, was in zip(args, given, strict=True)
-            if not (isinstance(was, RowId) and arg is None)]
+    return [value for value, is_row in read if not (is_row and value is None)]
 
 
 def _after_rollback(session: Any, transaction: Any = None) -> None:
