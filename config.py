@@ -222,6 +222,11 @@ def load_config(instance_path: str, env: dict[str, str] | None = None) -> dict[s
         "BOOKING_HORIZON_DAYS": _whole_days(
             "BOOKING_HORIZON_DAYS", env.get("BOOKING_HORIZON_DAYS", "90")
         ),
+        # Memberships: a period's unused session credits expire at its end, but up to this
+        # many may still be booked in the next period.
+        "MEMBERSHIP_ROLLOVER_LIMIT": _whole_days(
+            "MEMBERSHIP_ROLLOVER_LIMIT", env.get("MEMBERSHIP_ROLLOVER_LIMIT", "0"), "sessions"
+        ),
         "PROPOSAL_EXPIRY_DAYS": _whole_days(
             "PROPOSAL_EXPIRY_DAYS", env.get("PROPOSAL_EXPIRY_DAYS", "14")
         ),

@@ -218,8 +218,10 @@ class Contract(Terms, Model):
 
     __tablename__ = "contracts"
     __table_args__ = (
+        # A membership period's total is what its invoice charged (`offers.membership_periods`).
         CheckConstraint(
-            "total_amount = price_per_session * session_count", name="total_matches_terms"
+            "total_amount = price_per_session * session_count OR membership_id IS NOT NULL",
+            name="total_matches_terms",
         ),
         CheckConstraint("coach_earning = total_amount - platform_fee", name="earning_is_net"),
         CheckConstraint("platform_fee >= 0 AND coach_earning >= 0", name="split_not_negative"),
@@ -229,6 +231,7 @@ class Contract(Terms, Model):
         ),
         Index("ix_contracts_student_id_created_at", "student_id", "created_at"),
         Index("ix_contracts_coach_id_created_at", "coach_id", "created_at"),
+        Index("ix_contracts_membership_id_period_start", "membership_id", "period_start"),
         # The admin dashboard's open disputes: few rows among many contracts.
         Index(
             "ix_contracts_disputed_updated_at",
@@ -288,6 +291,14 @@ class Contract(Terms, Model):
     # Where the sessions take place: a video-call address or a place, set by either party;
     # a session may override it (`CoachingSession.location`).
     meeting_location: Mapped[str | None] = mapped_column(String(500))
+    # A membership's period (`offers.membership_periods`): the paid invoice's contract.
+    # Its sessions start in [period_start, period_end); with rollover, up to
+    # `rollover_sessions` unused ones may still start until `rollover_until`.
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("memberships.id"))
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rollover_sessions: Mapped[int] = mapped_column(default=0, server_default="0")
+    rollover_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The title folded for search (`database.text.fold`), kept by `_keep_search_text`.
     search_text: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
@@ -326,6 +337,16 @@ class Contract(Terms, Model):
     def kept(self) -> int:
         """What the contract holds of the student's money now (received − given back)."""
         return (self.amount_paid or 0) - (self.amount_returned or 0)
+
+    @property
+    def bookable_until(self) -> datetime | None:
+        """The instant before which a membership period's sessions start (its end, or the
+        end of the rollover its unused sessions were given); None for other contracts."""
+        if self.period_end is None:
+            return None
+        if self.rollover_sessions > 0 and self.rollover_until is not None:
+            return max(self.period_end, self.rollover_until)
+        return self.period_end
 
     @property
     def session_allowance(self) -> int:

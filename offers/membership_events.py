@@ -2,7 +2,8 @@
 
 `customer.subscription.created|updated|deleted` mirror the subscription onto its
 `Membership` row; `invoice.paid` grants the invoice's period its session credits, once per
-invoice (the grant's unique invoice id), whatever the deliveries.
+invoice (the grant's unique invoice id), whatever the deliveries, and makes the period a
+paid contract (`offers.membership_periods`).
 
 Events come in any order. The mirror never moves backwards: an ended membership stays
 ended, a subscription whose period is older than the one recorded changes nothing, and
@@ -23,8 +24,10 @@ from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
 from notifications.services import notify
+from offers.membership_periods import open_period
 from offers.memberships import price_in_words
 from offers.models import CreditGrant, Membership, MembershipStatus
+from payments import stripe_api
 from payments.inbox.table import RetryLater, register
 
 STRIPE_STATUSES = {status.value: status for status in MembershipStatus
@@ -126,13 +129,19 @@ def grant_credits(invoice: dict[str, Any]) -> str:
     subscription_id = details.get("subscription") or invoice.get("subscription")
     if not subscription_id:
         return "unrelated"
+    if _granted(invoice["id"]):
+        return "duplicate"
+    amount = int(invoice.get("amount_paid") or 0)
+    # Asked before any lock is taken: which PaymentIntent and charge paid the invoice.
+    paid_by = stripe_api.invoice_charge(invoice["id"]) if amount > 0 else None
+    if amount > 0 and paid_by is None:
+        raise RetryLater(f"invoice {invoice['id']} is paid but lists no paid payment yet")
     membership = _locked(subscription_id, details.get("metadata"))
     if membership is None:
         if _membership_id(details.get("metadata")) is None:
             return "unrelated"
         raise RetryLater(f"membership of {subscription_id} not known yet")
-    if db.session.scalar(select(CreditGrant.id).where(
-            CreditGrant.stripe_invoice_id == invoice["id"])) is not None:
+    if _granted(invoice["id"]):  # under the membership's lock: decided once
         return "duplicate"
     lines = (invoice.get("lines") or {}).get("data") or []
     period = (lines[0].get("period") if lines else None) or {}
@@ -145,15 +154,21 @@ def grant_credits(invoice: dict[str, Any]) -> str:
     grant = CreditGrant(
         membership_id=membership.id, stripe_invoice_id=invoice["id"],
         sessions=membership.sessions_per_period, period_start=start, period_end=end,
-        amount_paid=int(invoice.get("amount_paid") or 0),
-        currency=str(invoice.get("currency") or membership.currency),
+        amount_paid=amount, currency=str(invoice.get("currency") or membership.currency),
     )
     db.session.add(grant)
     db.session.flush()
+    intent_id, charge_id = paid_by or (None, None)
+    open_period(membership, grant, invoice, intent_id, charge_id)
     audit("membership.credits_granted", membership, actor_label="stripe",
           after={"invoice": invoice["id"], "sessions": grant.sessions,
                  "period_start": start.isoformat(), "period_end": end.isoformat()})
     return "granted"
+
+
+def _granted(invoice_id: str) -> bool:
+    return db.session.scalar(select(CreditGrant.id).where(
+        CreditGrant.stripe_invoice_id == invoice_id)) is not None
 
 
 # Made once, at import: `register` tells a repeated registration from a conflicting one.

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from contracts.forms import ConfirmForm
 from contracts.money import MoneyError, to_major
 from extensions import db
+from offers import membership_periods
 from offers import memberships as services
 from offers.forms import MembershipOfferForm
 from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
@@ -167,4 +168,6 @@ def detail(membership_id: int) -> str:
         "offers/membership.html", view=services.credits_now(membership),
         grants=services.grants_of(membership), joined=request.args.get("joined") == "1",
         price_words=services.price_in_words(membership),
+        periods=membership_periods.open_periods(membership),
+        rollover_words=membership_periods.rollover_words(),
     )

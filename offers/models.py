@@ -195,6 +195,9 @@ class CreditGrant(Model):
     (the unique invoice id), whatever the number of deliveries of `invoice.paid`."""
 
     __tablename__ = "membership_credit_grants"
+    __table_args__ = (
+        Index("uq_membership_credit_grants_contract_id", "contract_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"), index=True)
@@ -205,5 +208,8 @@ class CreditGrant(Model):
     amount_paid: Mapped[int] = mapped_column(Integer)  # minor units, as the invoice says
     currency: Mapped[str] = mapped_column(String(3))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # The period's contract, where its sessions are booked and its money stands; None for
+    # an invoice that charged nothing.
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"))
 
     membership: Mapped[Membership] = relationship()

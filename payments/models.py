@@ -132,6 +132,8 @@ class Payment(Model):
             **trigram_index_kwargs("payment_intent_id"),
         ),
         Index("ix_payments_customer_id", "customer_id"),
+        # A membership period's payment is its paid invoice's: one each.
+        Index("uq_payments_stripe_invoice_id", "stripe_invoice_id", unique=True),
         Index("ix_payments_balance_transaction_id", "balance_transaction_id"),
         Index(
             "ix_payments_manual_reference",
@@ -148,6 +150,7 @@ class Payment(Model):
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     customer_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int]  # minor units, what we asked Stripe for
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[PaymentRecordStatus] = mapped_column(

@@ -265,6 +265,23 @@ def create_price(params: PriceCreateParams, key: str) -> stripe.Price:
         return _same_answer(lambda: client().v1.prices.create(params, {"idempotency_key": key}))
 
 
+def invoice_charge(invoice_id: str) -> tuple[str, str | None] | None:
+    """The PaymentIntent that paid an invoice and its charge, or None when no payment of
+    the invoice is paid. Since API version 2025-03-31 an invoice names its payments only
+    through `invoice_payments`, not on itself."""
+    with _translated_errors():
+        page = client().v1.invoice_payments.list(
+            {"invoice": invoice_id, "status": "paid", "limit": 10})
+        for payment in page.data:
+            intent_id = payment.payment.payment_intent
+            if isinstance(intent_id, str):
+                intent = retrieve_payment_intent(intent_id)
+                charge = intent.latest_charge
+                return intent_id, (charge if isinstance(charge, str) or charge is None
+                                   else charge.id)
+    return None
+
+
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------
 
 

@@ -363,6 +363,10 @@ def _scan(
         *db.session.execute(held_for_others(contract, begin, end + length, moment)).all(),
     ]
     earliest, latest = moment + notice(), moment + horizon()
+    if contract.period_start is not None and contract.bookable_until is not None:
+        # A membership period: its credits are used by sessions starting inside it.
+        earliest = max(earliest, contract.period_start)
+        latest = min(latest, contract.bookable_until - timedelta(seconds=1))
     scan = _Scan()
     day = first_day
     while day <= last_day:
@@ -461,6 +465,9 @@ def refusal(contract: Contract, starts_at: datetime) -> str | None:
     check, under its locks.
     """
     moment = now()
+    outside = period_refusal(contract, starts_at)
+    if outside:
+        return outside
     if starts_at < moment + notice():
         ahead = int(current_app.config["BOOKING_MIN_NOTICE_HOURS"])
         return f"Sessions are booked at least {ahead} hours ahead. Pick a later time."
@@ -494,6 +501,22 @@ def refusal(contract: Contract, starts_at: datetime) -> str | None:
         f"{coach.name} works {describe_for(coach, hours)}; a {contract.minutes_per_session}"
         "-minute session at that time would end outside those hours."
     )
+
+
+def period_refusal(contract: Contract, starts_at: datetime) -> str | None:
+    """Why a membership period's session cannot start at `starts_at`: a credit is used in
+    its own period (or its rollover); None for a time inside it, or another contract."""
+    until = contract.bookable_until
+    if until is None or contract.period_start is None:
+        return None
+    zone = zone_of(contract.coach.timezone)
+    if starts_at < contract.period_start:
+        return (f"This period's sessions start from "
+                f"{contract.period_start.astimezone(zone):%a %d %b %Y, %H:%M %Z}.")
+    if starts_at >= until:
+        return (f"This period's credits are used by sessions starting before "
+                f"{until.astimezone(zone):%a %d %b %Y, %H:%M %Z}; unused ones expire then.")
+    return None
 
 
 def held_refusal(
@@ -656,6 +679,10 @@ def _other_label(
 
 def _why_empty(contract: Contract, scan: _Scan) -> str:
     coach = contract.coach.name
+    until = contract.bookable_until
+    if until is not None and until <= now() + notice():
+        return ("This period's credits can no longer be used: its sessions had to start "
+                f"before {until.astimezone(zone_of(contract.coach.timezone)):%a %d %b %Y}.")
     if not scan.offered:
         return f"{coach} has no working hours on these days (days off or no hours set)."
     return f"Every time in {coach}'s working hours on these days is booked or too soon."

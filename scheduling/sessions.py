@@ -327,6 +327,32 @@ def _check_count(contract: Contract) -> None:
         )
 
 
+def used_from(contract: Contract, moment: datetime, moving: int | None = None) -> int:
+    """Sessions of the contract starting at `moment` or later that use a credit (all but
+    the freely cancelled ones), but the one `moving`."""
+    query = select(func.count()).select_from(CoachingSession).where(
+        CoachingSession.contract_id == contract.id,
+        CoachingSession.starts_at >= moment,
+        or_(CoachingSession.status != SessionStatus.CANCELLED,
+            CoachingSession.late_cancellation.is_(True)),
+    )
+    if moving is not None:
+        query = query.where(CoachingSession.id != moving)
+    return db.session.scalar(query) or 0
+
+
+def _check_rollover(contract: Contract, starts_at: datetime, moving: int | None = None) -> None:
+    """A membership period's sessions after its end are its rolled-over credits: no more."""
+    if contract.period_end is None or starts_at < contract.period_end:
+        return
+    if used_from(contract, contract.period_end, moving) >= contract.rollover_sessions:
+        raise SchedulingError(
+            f"Only {contract.rollover_sessions} unused credit"
+            f"{'s' if contract.rollover_sessions != 1 else ''} of this period roll over, "
+            "and they are booked."
+        )
+
+
 def _check_overlaps(
     contract: Contract, starts_at: datetime, ends_at: datetime, *, moving: int | None = None
 ) -> None:
@@ -406,6 +432,7 @@ def book_session(
     ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
     _check_time(contract, starts_at)
     _check_count(contract)
+    _check_rollover(contract, starts_at)
     _check_overlaps(contract, starts_at, ends_at)
     return _add_session(contract, user, starts_at, note=note, location=location)
 
@@ -430,6 +457,7 @@ def book_held_session(
     elif starts_at <= now():
         raise SchedulingError("That time has passed.")
     _check_count(contract)
+    _check_rollover(contract, starts_at)
     _check_overlaps(contract, starts_at, ends_at)
     return _add_session(contract, contract.student, starts_at)
 
@@ -518,6 +546,7 @@ def reschedule_session(session_id: int, user: User, *, starts_at: datetime) -> C
         raise SchedulingError("The session is already at that time. Pick another time.")
     ends_at = starts_at + timedelta(minutes=contract.minutes_per_session)
     _check_time(contract, starts_at)
+    _check_rollover(contract, starts_at, moving=booked.id)
     _check_overlaps(contract, starts_at, ends_at, moving=booked.id)
     before = {"starts_at": booked.starts_at.isoformat(), "ends_at": booked.ends_at.isoformat()}
     was = booked.starts_at

@@ -249,8 +249,10 @@ def record_intent_paid(intent: dict[str, Any]) -> str:
     Flushes; the caller commits.
     """
     payment = _payment_of_intent(intent)
-    if payment is None or payment.checkout_session_id is not None:
-        return "unrelated"  # Checkout payments are settled by their session's events
+    if payment is None or payment.checkout_session_id is not None or payment.instalment_id is None:
+        # Checkout payments are settled by their session's events, a membership's
+        # invoices by `invoice.paid`.
+        return "unrelated"
     return _record_paid(payment.id, intent)
 
 

@@ -1,0 +1,162 @@
+"""A membership's periods: each paid invoice is a contract of its period.
+
+Once `invoice.paid` grants a period its credits, the period becomes a contract like any
+other, already paid: its sessions are the credits, booked, moved, cancelled (late ones
+used) and marked through scheduling; its money is the invoice's payment in the money
+core (`payments.standing`: fee and earning, refunds, disputes, the ledger check and the
+reconciliation with Stripe's books); its coach is paid per delivered session from its
+earning through payouts (earning ÷ the period's sessions, the remainder on the last).
+
+What makes it a period: `Contract.membership_id`, and the window its sessions start in,
+`period_start` to `period_end`. Unused credits expire at the end, unless
+MEMBERSHIP_ROLLOVER_LIMIT lets up to that many still be booked in the next period
+(`rollover_sessions` until `rollover_until`, set when the next period opens). Its total
+is what the invoice charged, which may differ from a price per session times the
+sessions (a proration), so the contract's price per session is only the rounded share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+import clock
+from accounts.timezones import format_local
+from contracts.models import Contract, Proposal, ProposalStatus
+from contracts.refund_policy import window_days_in_force
+from contracts.services import fee_quote
+from extensions import db
+from offers.models import CreditGrant, Membership
+from payments.models import Payment, PaymentRecordStatus
+from payments.settle import settle
+from scheduling.sessions import used_count, used_from
+
+PERIOD_FORMAT = "%d %b %Y"
+
+
+def period_title(membership: Membership, start: datetime, end: datetime) -> str:
+    """"Monthly coaching · 07 Dec 2026 – 07 Jan 2027", on the coach's calendar."""
+    zone = membership.coach.timezone
+    days = (f"{format_local(start, zone, PERIOD_FORMAT)} – "
+            f"{format_local(end, zone, PERIOD_FORMAT)}")
+    return f"{membership.title[:120 - len(days) - 3]} · {days}"
+
+
+def open_period(membership: Membership, grant: CreditGrant, invoice: dict[str, Any],
+                intent_id: str | None, charge_id: str | None) -> Contract | None:
+    """The paid invoice's period as a paid contract of `grant.sessions` sessions, settled
+    with the invoice's payment; None for an invoice that charged nothing. The caller
+    holds the membership's lock and checked that the invoice was not seen before. Flushes.
+    """
+    amount = grant.amount_paid
+    if amount <= 0:
+        return None
+    split = fee_quote(price_per_session=amount, session_count=1, currency=grant.currency)
+    terms = {
+        "coach_id": membership.coach_id, "student_id": membership.student_id,
+        "title": period_title(membership, grant.period_start, grant.period_end),
+        "description": f"Membership “{membership.title}”: {grant.sessions} sessions "
+                       "in this period.",
+        "session_count": grant.sessions,
+        "minutes_per_session": membership.minutes_per_session,
+        "price_per_session": max(amount // grant.sessions, 1),
+        "currency": grant.currency,
+    }
+    proposal = Proposal(**terms, status=ProposalStatus.ACCEPTED, responded_at=clock.now())
+    contract = Contract(
+        proposal=proposal, **terms,
+        total_amount=split.total, platform_fee=split.platform_fee,
+        coach_earning=split.coach_earning,
+        refund_full_window_days=window_days_in_force(),
+        membership_id=membership.id,
+        period_start=grant.period_start, period_end=grant.period_end,
+    )
+    payment = Payment(
+        contract=contract, stripe_invoice_id=invoice["id"], payment_intent_id=intent_id,
+        charge_id=charge_id, customer_id=invoice.get("customer"), amount=amount,
+        currency=grant.currency, status=PaymentRecordStatus.PENDING,
+        payment_method_type="card",
+        stripe_metadata={"membership_id": str(membership.id), "invoice": invoice["id"]},
+    )
+    db.session.add_all([proposal, contract, payment])
+    db.session.flush()
+    _roll_over_into(membership, contract)
+    settle(payment, contract, actor_label="stripe",
+           details={"membership_id": membership.id, "invoice": invoice["id"]})
+    grant.contract_id = contract.id
+    return contract
+
+
+def _roll_over_into(membership: Membership, period: Contract) -> None:
+    """The previous period's unused credits, up to MEMBERSHIP_ROLLOVER_LIMIT, may still be
+    booked until the end of the period just opened."""
+    limit = int(current_app.config["MEMBERSHIP_ROLLOVER_LIMIT"])
+    if limit <= 0:
+        return
+    previous = db.session.scalar(
+        select(Contract).where(Contract.membership_id == membership.id,
+                               Contract.id != period.id,
+                               Contract.period_start < period.period_start)
+        .order_by(Contract.period_start.desc()).limit(1))
+    if previous is None:
+        return
+    unused = previous.session_allowance - used_count(previous.id)
+    if unused > 0:
+        previous.rollover_sessions = min(unused, limit)
+        previous.rollover_until = period.period_end
+
+
+def periods_of(membership: Membership) -> list[Contract]:
+    """The membership's period contracts, newest first."""
+    return list(db.session.scalars(
+        select(Contract).where(Contract.membership_id == membership.id)
+        .order_by(Contract.period_start.desc(), Contract.id.desc())))
+
+
+def bookable_periods(membership: Membership,
+                     moment: datetime | None = None) -> list[Contract]:
+    """The period contracts whose credits can be booked at `moment` (now), oldest first:
+    the running period, and a previous one whose rolled-over credits still run."""
+    moment = moment or clock.now()
+    return sorted(
+        (period for period in periods_of(membership)
+         if period.period_start is not None and period.period_start <= moment
+         and (period.bookable_until or moment) > moment),
+        key=lambda period: period.period_start or moment)
+
+
+@dataclass(frozen=True)
+class OpenPeriod:
+    """A period whose credits can be booked now, and how many are left to book."""
+
+    contract: Contract
+    left: int
+    rolled_over: bool
+
+
+def open_periods(membership: Membership, moment: datetime | None = None) -> list[OpenPeriod]:
+    """`bookable_periods` with the credits each has left: the period's unused ones, or for
+    a previous period the rolled-over ones not booked yet."""
+    moment = moment or clock.now()
+    found = []
+    for period in bookable_periods(membership, moment):
+        left = period.sessions_unlocked - used_count(period.id)
+        end = period.period_end
+        rolled = end is not None and end <= moment
+        if end is not None and rolled:
+            left = min(left, period.rollover_sessions - used_from(period, end))
+        found.append(OpenPeriod(period, max(left, 0), rolled))
+    return found
+
+
+def rollover_words() -> str:
+    """What the student is told about unused credits."""
+    limit = int(current_app.config["MEMBERSHIP_ROLLOVER_LIMIT"])
+    if limit <= 0:
+        return "Unused sessions expire at the end of each period; they do not roll over."
+    return (f"Up to {limit} unused session{'s' if limit != 1 else ''} of a period can still "
+            "be booked during the next period; the rest expire at the period's end.")
