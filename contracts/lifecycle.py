@@ -375,7 +375,8 @@ def close_dispute(
 
 
 def cancel_paid(contract: Contract, *, by: User, reason: str) -> None:
-    """An admin ends an active, paid contract; the refund follows through payments.
+    """An admin (or a membership's coach, ending it) ends an active, paid contract; the
+    refund follows through payments.
 
     Its open sessions are cancelled; both parties are told.
     """
@@ -387,7 +388,8 @@ def cancel_paid(contract: Contract, *, by: User, reason: str) -> None:
         details={"reason": reason, "paid": True},
     )
     cancel_open_sessions(contract, "the contract was cancelled.")
-    tell_parties(contract, f"An administrator cancelled “{contract.title}”: {reason}")
+    who = "An administrator" if by.is_admin else by.name
+    tell_parties(contract, f"{who} cancelled “{contract.title}”: {reason}")
 
 
 def complete(contract: Contract) -> None:

@@ -89,3 +89,17 @@ class MembershipOfferForm(FlaskForm):
             raise ValidationError(str(exc)) from None
         if self.price_minor <= 0:
             raise ValidationError("The price must be more than zero.")
+
+
+class EndMembershipForm(FlaskForm):
+    """End a membership now: the reason goes to both parties; `quoted` is the refund the
+    page showed, so a refund that changed meanwhile is refused rather than made."""
+
+    # 200 characters keep the notification (title, name, reason, refund) within its 500.
+    reason = StringField(
+        "Reason",
+        validators=[DataRequired(message="Say why the membership ends."), Length(max=200)],
+        render_kw={"placeholder": "Why does it end now?"},
+    )
+    quoted = IntegerField(validators=[InputRequired(), NumberRange(min=0)])
+    submit = SubmitField("End the membership now")

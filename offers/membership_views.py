@@ -12,9 +12,9 @@ from werkzeug.wrappers import Response
 from contracts.forms import ConfirmForm
 from contracts.money import MoneyError, to_major
 from extensions import db
-from offers import membership_periods
+from offers import membership_cancel, membership_periods
 from offers import memberships as services
-from offers.forms import MembershipOfferForm
+from offers.forms import EndMembershipForm, MembershipOfferForm
 from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
 from offers.views import change_status, coach_of, coach_only
 from payments.stripe_api import PaymentProviderError
@@ -171,3 +171,30 @@ def detail(membership_id: int) -> str:
         periods=membership_periods.open_periods(membership),
         rollover_words=membership_periods.rollover_words(),
     )
+
+
+@bp.route("/memberships/<int:membership_id>/end", methods=["GET", "POST"])
+@login_required
+def end_now(membership_id: int) -> str | Response:
+    """The coach ends the membership now, with the running period's prorated refund."""
+    membership = services.membership_for(membership_id, current_user)
+    refused = membership_cancel.cancel_refusal(membership, current_user)
+    if refused:
+        flash(refused, "danger")
+        return redirect(url_for(".detail", membership_id=membership_id))
+    form = EndMembershipForm()
+    if form.validate_on_submit():
+        try:
+            membership_cancel.cancel_now(membership_id, current_user, reason=form.reason.data,
+                                         quoted=form.quoted.data)
+        except (services.MembershipError, PaymentProviderError) as exc:
+            db.session.rollback()
+            form.reason.errors = [str(exc)]
+        else:
+            db.session.commit()
+            flash("The membership has ended; both of you have been told.", "success")
+            return redirect(url_for(".detail", membership_id=membership_id))
+    refund = membership_cancel.refund_preview(membership)
+    form.quoted.data = refund
+    return render_template("offers/membership_end.html", membership=membership, form=form,
+                           refund=refund)

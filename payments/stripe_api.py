@@ -282,6 +282,20 @@ def invoice_charge(invoice_id: str) -> tuple[str, str | None] | None:
     return None
 
 
+def cancel_subscription(subscription_id: str, key: str) -> stripe.Subscription:
+    """End a subscription now, without Stripe's own proration (our refund is computed from
+    the period's standing). One already ended is answered as it stands."""
+    with _translated_errors():
+        try:
+            return client().v1.subscriptions.cancel(
+                subscription_id, {"prorate": False, "invoice_now": False},
+                {"idempotency_key": key})
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "resource_missing":
+                raise
+            return client().v1.subscriptions.retrieve(subscription_id)
+
+
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------
 
 
