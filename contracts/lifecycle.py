@@ -419,23 +419,26 @@ def cancel(contract: Contract, *, by: User, reason: str) -> None:
     )
 
 
-def cancel_open_sessions(contract: Contract, reason: str, *, keep: int = 0) -> int:
-    """Cancel the scheduled sessions of a contract beyond the first `keep` (by start).
+def cancel_open_sessions(
+    contract: Contract, reason: str, *, keep: int = 0, starting_from: datetime | None = None
+) -> int:
+    """Cancel the scheduled sessions of a contract beyond the first `keep` (by start), or
+    those starting at `starting_from` or later.
 
-    For a contract that closed (a full refund, keep none) or that a partial refund
-    left with fewer sessions. None of them counts as used; both parties are told
-    once. The caller holds the contract's lock. Returns how many were cancelled.
+    For a contract that closed (a full refund, keep none), that a partial refund left
+    with fewer sessions, or a membership's period when the membership ended. None of
+    them counts as used; both parties are told once. The caller holds the contract's
+    lock. Returns how many were cancelled.
     """
     moment = now()
+    query = select(CoachingSession).where(
+        CoachingSession.contract_id == contract.id,
+        CoachingSession.status == SessionStatus.SCHEDULED,
+    )
+    if starting_from is not None:
+        query = query.where(CoachingSession.starts_at >= starting_from)
     open_sessions = list(
-        db.session.scalars(
-            select(CoachingSession)
-            .where(
-                CoachingSession.contract_id == contract.id,
-                CoachingSession.status == SessionStatus.SCHEDULED,
-            )
-            .order_by(CoachingSession.starts_at, CoachingSession.id)
-        )
+        db.session.scalars(query.order_by(CoachingSession.starts_at, CoachingSession.id))
     )[max(keep, 0) :]
     for booked in open_sessions:
         booked.status = check_transition(

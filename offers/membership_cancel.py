@@ -20,7 +20,7 @@ import clock
 from accounts.models import User
 from audit.services import record as audit
 from contracts import lifecycle
-from contracts.models import Contract
+from contracts.models import Contract, ContractStatus
 from contracts.money import format_money
 from contracts.services import lock_contract
 from database.locking import lock_one
@@ -33,8 +33,11 @@ from offers.memberships import MembershipError
 from offers.models import Membership
 from payments import stripe_api
 from payments.models import Refund, RefundSource
-from payments.refunds.decisions import start_refund
+from payments.refunds.decisions import amount_refusal, start_refund
 from payments.standing import Standing, standing_of
+
+# A period's contract that ending the membership closes (and refunds in part).
+OPEN = (ContractStatus.ACTIVE, ContractStatus.PAST_DUE)
 
 
 def prorated_refund(period: Contract, moment: datetime, money: Standing) -> int:
@@ -60,12 +63,26 @@ def cancel_refusal(membership: Membership, actor: User) -> str | None:
     return None
 
 
+def _closes(period: Contract, moment: datetime) -> bool:
+    """Whether ending the membership at `moment` closes this period: it runs, and is open."""
+    return (period.status in OPEN and period.period_end is not None
+            and moment < period.period_end)
+
+
+def _refund_now(period: Contract, moment: datetime, money: Standing) -> int:
+    """What ending the membership at `moment` gives back of this period: its prorated
+    refund when it closes and can be refunded (no dispute holds it); else nothing."""
+    if not _closes(period, moment):
+        return 0
+    amount = prorated_refund(period, moment, money)
+    return amount if amount > 0 and amount_refusal(period, money, amount) is None else 0
+
+
 def refund_preview(membership: Membership, moment: datetime | None = None) -> int:
     """What ending the membership at `moment` (now) would give back, for the confirm page."""
     moment = moment or clock.now()
-    return sum(prorated_refund(period, moment, standing_of(period))
-               for period in bookable_periods(membership, moment)
-               if period.period_end is not None and moment < period.period_end)
+    return sum(_refund_now(period, moment, standing_of(period))
+               for period in bookable_periods(membership, moment))
 
 
 def cancel_now(membership_id: int, actor: User, *, reason: str,
@@ -90,7 +107,6 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
     db.session.rollback()  # no transaction, so no lock, while Stripe answers
     subscription = stripe_api.cancel_subscription(
         subscription_id, stripe_api.idempotency_key("membership-cancel", membership_id))
-    mirror_subscription(subscription.to_dict())
     membership = lock_one(db.session, select(Membership).where(Membership.id == membership_id))
     moment = clock.now()
     note = f"Membership ended now: {reason.strip()}"[:500]
@@ -98,24 +114,25 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
     for period in bookable_periods(membership, moment):
         contract = lock_contract(period.id)
         assert contract is not None
-        if contract.period_end is not None and moment < contract.period_end:
-            money = standing_of(contract)
-            amount = prorated_refund(contract, moment, money)
+        money = standing_of(contract)
+        amount = _refund_now(contract, moment, money)
+        if _closes(contract, moment):
             lifecycle.cancel_paid(contract, by=actor, reason=note)
-            if amount > 0:
-                refund = start_refund(
-                    contract, money, amount, by=actor, note=note,
-                    source=RefundSource.ADMIN if actor.is_admin else RefundSource.COACH)
-        else:  # an earlier period's rolled-over credits: their bookings go
-            lifecycle.cancel_open_sessions(contract, "the membership ended.")
+        if amount > 0:
+            refund = start_refund(
+                contract, money, amount, by=actor, note=note,
+                source=RefundSource.ADMIN if actor.is_admin else RefundSource.COACH)
+    # Ended as Stripe says: the other periods' windows close and their bookings from now
+    # on are cancelled (`membership_periods.end_periods`).
+    mirror_subscription(subscription.to_dict())
     back = refund.amount if refund is not None else 0
     audit("membership.cancelled_now", membership, actor=actor,
           after={"reason": reason.strip(), "refund": back})
     words = (f"{format_money(back, membership.currency)} of the running period goes back "
              "to the card that paid it." if back else "Nothing of the period is refunded.")
-    _tell_both(membership, f"The membership “{membership.title}” was ended now by "
-                   f"{'an administrator' if actor.is_admin else membership.coach.name}: "
-                   f"{reason.strip()} {words}")
+    who = "an administrator" if actor.is_admin else membership.coach.name
+    _tell_both(membership, f"The membership “{membership.title}” was ended now by {who}: "
+                           f"{reason.strip()} {words}")
     return refund
 
 

@@ -24,7 +24,7 @@ from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
 from notifications.services import notify
-from offers.membership_periods import open_period
+from offers.membership_periods import end_periods, open_period
 from offers.memberships import price_in_words
 from offers.models import CreditGrant, Membership, MembershipStatus
 from payments import stripe_api
@@ -95,6 +95,8 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
         membership.stripe_price_id = price["id"]
     if status in (MembershipStatus.CANCELED, MembershipStatus.INCOMPLETE_EXPIRED):
         membership.ended_at = _moment(subscription.get("ended_at")) or end
+        if membership.ended_at is not None:
+            end_periods(membership, membership.ended_at)
     db.session.flush()
     after = {"status": membership.status.value,
              "cancel_at_period_end": membership.cancel_at_period_end}

@@ -26,9 +26,10 @@ from sqlalchemy import select
 
 import clock
 from accounts.timezones import format_local
+from contracts import lifecycle
 from contracts.models import Contract, Proposal, ProposalStatus
 from contracts.refund_policy import window_days_in_force
-from contracts.services import fee_quote
+from contracts.services import fee_quote, lock_contract
 from extensions import db
 from offers.models import CreditGrant, Membership
 from payments.models import Payment, PaymentRecordStatus
@@ -151,6 +152,20 @@ def open_periods(membership: Membership, moment: datetime | None = None) -> list
             left = min(left, period.rollover_sessions - used_from(period, end))
         found.append(OpenPeriod(period, max(left, 0), rolled))
     return found
+
+
+def end_periods(membership: Membership, moment: datetime) -> None:
+    """The membership ended at `moment`: its periods' credits can no longer be booked from
+    then on (their windows end there) and the sessions booked from then on are cancelled,
+    none of them used. Sessions before it stay as they are, to be marked and paid."""
+    for period in bookable_periods(membership, moment):
+        contract = lock_contract(period.id)
+        assert contract is not None
+        contract.period_end = min(contract.period_end or moment, moment)
+        if contract.rollover_until is not None:
+            contract.rollover_until = min(contract.rollover_until, moment)
+        lifecycle.cancel_open_sessions(contract, "the membership ended.",
+                                       starting_from=moment)
 
 
 def rollover_words() -> str:

@@ -66,10 +66,13 @@ def split(earning: int, count: int) -> list[int]:
 
 
 def refund_cut(amount: int, returned: int, total: int) -> int:
-    """What money given back takes off a coach's part: amount × returned ÷ total, down."""
+    """What money given back takes off a coach's part: amount × returned ÷ total, rounded
+    up, so that what the part keeps is its share of the price kept rounded down: the
+    parts together never keep more than the price kept (the platform's fee is never
+    negative, whatever is given back)."""
     if total <= 0 or returned <= 0:
         return 0
-    return min(amount * returned // total, amount)
+    return min(-(-amount * returned // total), amount)
 
 
 def fee_on(platform_fee: int, total: int, paid: int) -> int:

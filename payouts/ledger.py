@@ -10,7 +10,7 @@ For every paid contract, in integers of its currency (`payments.standing`):
         + excess kept (paid beyond the total, not given back yet)
 
 The coach's part of each session share is `amount − amount × returned ÷ total`
-(rounded down, `returned` being what went back of the price), recomputed from the
+(the cut rounded up, `returned` being what went back of the price), recomputed from the
 contract's own terms (`payments.standing.split`), never read back from the rows
 being checked; the platform's fee share is what refunds leave of the fee, so it
 absorbs the rounding. A share whose amount is not its split, or a reversal not

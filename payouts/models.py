@@ -71,7 +71,7 @@ class SessionShare(Model):
     """The coach's share of the earning for one delivered (completed or no-show) session.
 
     `amount` is the split share, fixed when the row is made (`payouts.shares.split`).
-    Refunds take `amount × refunded ÷ total` (rounded down) off it: before the
+    Refunds take `amount × refunded ÷ total` (rounded up) off it: before the
     transfer by sending less (`transfer_amount`, fixed at the first claim), after
     it by reversals (`reversed_amount`), or, when a reversal fails, as a loss the
     platform bears (`lost_amount`, with a PlatformLoss row).

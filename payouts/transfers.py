@@ -20,7 +20,7 @@ with no refusal counted: Stripe would hold the coach's money until then anyway,
 and a reversal could not take it back before.
 
 Refunds after transfers: each transferred share gives back
-`amount × refunded ÷ total` (rounded down) through transfer reversals, keyed
+`amount × refunded ÷ total` (rounded up) through transfer reversals, keyed
 by the share and the cumulative amount reversed. A reversal Stripe refuses
 because the coach's available balance is short (`balance_insufficient`) waits
 and is asked again, 15 minutes doubling to 12 hours, each refusal moving the key

@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 from hypothesis.statistics import collector, describe_statistics
 from sqlalchemy import select
 
+from offers.models import Membership
 from tests.money.conftest import Sandbox, deliver
 
 # --- the budget ----------------------------------------------------------------------------
@@ -119,6 +120,29 @@ def terms(draw) -> dict[str, Any]:
         "plan_deposit_percent": plan[0] if plan else None,
         "plan_max_instalments": plan[1] if plan else None,
     }
+
+
+@st.composite
+def membership_terms(draw) -> dict[str, Any]:
+    """A monthly membership offer within its form's rules (offers/forms.py)."""
+    currency = draw(st.sampled_from(("usd", "jpy")))
+    if currency == "jpy":
+        price = draw(st.integers(1_000, 30_000))
+    else:
+        price = draw(st.integers(10, 300)) * 100 + draw(st.sampled_from((0, 1, 33, 99)))
+    return {"currency": currency, "price_per_period": price,
+            "sessions_per_period": draw(st.integers(1, 4))}
+
+
+@dataclass
+class Member:
+    """A membership of the current example: its periods join `refs` as they are paid."""
+
+    id: int
+    label: str
+    student_id: int
+    coach_id: int
+    currency: str
 
 
 # --- what the app and Stripe say, read once per step -------------------------------------
@@ -406,6 +430,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.completed: set[str] = set()  # sessions paid (or a debit on its way)
         self.debits: dict[str, Ref] = {}  # bank debits on their way, by Checkout session
         self.refs: list[Ref] = []
+        self.members: list[Member] = []
         self.users = 0
         self._view: View | None = None
         self._stripe_seen: tuple[str | None, tuple[list[dict[str, Any]], ...]] | None = None
@@ -462,7 +487,27 @@ class MoneyMachine(RuleBasedStateMachine):
         self.pump(first)
         self.periodic_jobs()
         self.pump()
+        self._adopt_periods()
         self._view = None
+
+    def _adopt_periods(self) -> None:
+        """Each membership period paid meanwhile is a contract: it joins the refs, so that
+        every rule and check that moves or reads a contract's money takes it too."""
+        from contracts.models import Contract
+        from extensions import db
+
+        known = {ref.id for ref in self.refs}
+        for member in self.members:
+            for contract in db.session.scalars(select(Contract).where(
+                    Contract.membership_id == member.id).order_by(Contract.period_start)):
+                if contract.id not in known:
+                    ref = Ref(contract.id, f"{member.label}.{contract.id}", member.student_id,
+                              member.coach_id, member.currency)
+                    self.refs.append(ref)
+                    self.log(ref, f"{member.label}'s period {contract.period_start:%Y-%m-%d} – "
+                                  f"{contract.period_end:%Y-%m-%d} is contract {contract.id}: "
+                                  f"{contract.session_count} sessions, {contract.total_amount}")
+        db.session.rollback()
 
     def periodic_jobs(self) -> None:
         """What the consumer's every-minute jobs do at this moment: charge the instalments
@@ -542,8 +587,11 @@ class MoneyMachine(RuleBasedStateMachine):
         intents, stripe_refunds, disputes, transfers = self._stripe()
         for side in sides.values():
             key = str(side.ref.id)
+            # A membership period's intent is its invoice's: named by the payment, not by
+            # metadata of ours.
+            paid_by = {p["intent"] for p in side.payments if p["intent"]}
             side.intents = [i for i in intents if (i.get("metadata") or {}).get("contract_id")
-                            == key]
+                            == key or i["id"] in paid_by]
             mine = {i["id"] for i in side.intents}
             side.stripe_refunds = [r for r in stripe_refunds if r.get("payment_intent") in mine]
             side.stripe_disputes = [d for d in disputes if d.get("payment_intent") in mine]
@@ -1353,6 +1401,86 @@ class MoneyMachine(RuleBasedStateMachine):
             self.refused(ref, "a Dashboard refund", exc)
         self.done(first=("charge.refunded",) if charge_first else ())
 
+    # -- memberships -------------------------------------------------------------------
+
+    @precondition(lambda self: not self.members)
+    @rule(values=membership_terms())
+    def join_membership(self, values: dict[str, Any]) -> None:
+        """A coach's monthly membership, joined with 4242 through subscription Checkout:
+        each paid invoice becomes a paid contract of its period (`_adopt_periods`)."""
+        from extensions import db
+        from offers.memberships import create_membership_offer, publish_price, start_joining
+        from offers.models import MembershipPeriod
+
+        label = f"m{len(self.members) + 1}"
+        coach_id, student_id = self._user("coach"), self._user("student")
+        offer = create_membership_offer(
+            self.user(coach_id), title=f"Membership {label}", description="Monthly.",
+            minutes_per_session=60, period=MembershipPeriod.MONTH, **values)
+        db.session.commit()
+        publish_price(offer.id)
+        url = start_joining(offer.id, self.user(student_id))
+        membership_id = db.session.scalar(select(Membership.id).where(
+            Membership.student_id == student_id))
+        member = Member(membership_id, label, student_id, coach_id, values["currency"])
+        self.members.append(member)
+        response = self.sandbox.pay(url.rstrip("/").rsplit("/", 1)[-1],
+                                    card_number=CARDS["card"])
+        self.log(None, f"{label}: membership {membership_id}, {values}: "
+                       f"{response.json().get('outcome')}")
+        self.done()
+
+    def _live_members(self) -> list[Member]:
+        from extensions import db
+
+        found = [m for m in self.members
+                 if (row := db.session.get(Membership, m.id)) is not None and not row.ended
+                 and row.current_period_end is not None]
+        db.session.rollback()
+        return found
+
+    @precondition(lambda self: self._live_members())
+    @rule(pick=PICK)
+    def membership_renews(self, pick: int) -> None:
+        """Both clocks to just past the period's end: Stripe renews with the saved card."""
+        from extensions import db
+
+        member = self.pick(pick, self._live_members())
+        assert member is not None
+        end = db.session.get(Membership, member.id).current_period_end
+        db.session.rollback()
+        self.move_to(max(end, self.now()) + timedelta(minutes=5))
+        self.log(None, f"{member.label}: the clocks pass the period's end ({end:%Y-%m-%d})")
+        self.done()
+
+    @precondition(lambda self: self._live_members())
+    @rule(pick=PICK, confirmed=CONFIRMED)
+    def coach_ends_membership(self, pick: int, confirmed: str) -> None:
+        """The coach ends the membership now, with the running period's prorated refund as
+        the confirmation page showed it (a stale figure is refused, nothing done)."""
+        from extensions import db
+        from offers.membership_cancel import cancel_now, refund_preview
+        from offers.memberships import MembershipError
+
+        member = self.pick(pick, self._live_members())
+        assert member is not None
+        quoted = refund_preview(db.session.get(Membership, member.id))
+        quoted += 1 if confirmed == "stale" else 0
+        db.session.rollback()
+        try:
+            refund = cancel_now(member.id, self.user(member.coach_id), reason="coach moved",
+                                quoted=quoted)
+            assert confirmed != "stale", "an ending confirmed at a stale refund went through"
+            db.session.commit()
+        except MembershipError as exc:
+            self.refused(None, f"ending {member.label} now ({confirmed})", exc)
+            assert confirmed == "stale", f"{member.label} could not be ended: {exc}"
+            self.done()
+            return
+        self.log(None, f"{member.label}: the coach ends it now, refund "
+                       f"{refund.amount if refund else 0} (quoted {quoted})")
+        self.done()
+
     # -- disputes ----------------------------------------------------------------------
 
     def _disputable(self) -> list[tuple[Ref, dict[str, Any]]]:
@@ -1554,6 +1682,55 @@ class MoneyMachine(RuleBasedStateMachine):
             if standing_of is not None:
                 self.check_standing(side)
             self._checked[ref.label] = state
+        for member in self.members:
+            self.check_membership(member)
+
+    def check_membership(self, member: Member) -> None:
+        """Each invoice Stripe was paid for the subscription granted its period once, and
+        each one that charged money is one payment of one period contract of that amount;
+        periods follow one another; an ended membership keeps no session booked after
+        its end."""
+        from contracts.models import CoachingSession, Contract, SessionStatus
+        from extensions import db
+        from offers.models import CreditGrant
+        from payments.models import Payment
+
+        row = db.session.get(Membership, member.id)
+        assert row is not None
+        paid = [] if row.stripe_subscription_id is None else [
+            i for i in self.sandbox.listed(self.sandbox.sdk.v1.invoices,
+                                           subscription=row.stripe_subscription_id)
+            if i["status"] == "paid"]
+        grants = {g.stripe_invoice_id: g for g in db.session.scalars(
+            select(CreditGrant).where(CreditGrant.membership_id == member.id))}
+        assert sorted(grants) == sorted(i["id"] for i in paid), (
+            f"{member.label}: credits granted for {sorted(grants)}, Stripe paid "
+            f"{sorted(i['id'] for i in paid)}")
+        for invoice in paid:
+            payments = list(db.session.scalars(select(Payment).where(
+                Payment.stripe_invoice_id == invoice["id"])))
+            if invoice["amount_paid"] == 0:
+                assert not payments, f"{member.label}: a payment for the free {invoice['id']}"
+                continue
+            [payment] = payments
+            contract = db.session.get(Contract, payment.contract_id)
+            assert (contract.membership_id, contract.total_amount, payment.amount) == (
+                member.id, invoice["amount_paid"], invoice["amount_paid"]), (
+                f"{member.label}: {invoice['id']} of {invoice['amount_paid']} is payment "
+                f"{payment.amount} of contract {contract.id} ({contract.total_amount})")
+            assert grants[invoice["id"]].contract_id == contract.id
+        periods = list(db.session.scalars(select(Contract).where(
+            Contract.membership_id == member.id).order_by(Contract.period_start)))
+        for before, after in zip(periods, periods[1:], strict=False):
+            assert before.period_end <= after.period_start, (
+                f"{member.label}: periods {before.id} and {after.id} overlap")
+        if row.ended and row.ended_at is not None:
+            late = db.session.scalars(select(CoachingSession.id).where(
+                CoachingSession.contract_id.in_([p.id for p in periods]),
+                CoachingSession.status == SessionStatus.SCHEDULED,
+                CoachingSession.starts_at >= row.ended_at)).all()
+            assert not late, f"{member.label} ended with sessions {late} booked after its end"
+        db.session.rollback()
 
     def check_arrived(self, side: Side) -> None:
         """What Stripe says succeeded is what the app has arrived (or holds for review)."""

@@ -180,8 +180,8 @@ def test_a_partial_approval_lowers_the_net_by_the_coachs_share_and_the_next_quot
     share = 5000 * coach_earning // total
     assert share == 4750  # 5% fee: the coach earns 190.00 of 200.00
     # The refund comes off each session's part as payouts take it: 4 parts of 47.50 each
-    # lose 47.50 × 50.00 ÷ 200.00 = 11.875, rounded down to 11.87.
+    # lose 47.50 × 50.00 ÷ 200.00 = 11.875, rounded up to 11.88.
     parts = [coach_earning // 4] * 4
-    kept = sum(part - part * 5000 // total for part in parts)
-    assert net_earning(client, contract_id) == format_money(kept, "usd") == "$142.52"
+    kept = sum(part - -(-part * 5000 // total) for part in parts)
+    assert net_earning(client, contract_id) == format_money(kept, "usd") == "$142.48"
 

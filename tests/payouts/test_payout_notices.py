@@ -56,9 +56,9 @@ def test_a_reversal_tells_the_coach_what_the_refund_took_back_once(
     _refund(db, contract_id, admin, 5000)  # a quarter of $200.00
     run_payouts(db)
     run_payouts(db)  # nothing more to take back, no one told again
-    assert shares(db, contract_id)[0].reversed_amount == 1187
+    assert shares(db, contract_id)[0].reversed_amount == 1188
     assert notices(db, coach, "took back") == [(
-        "A refund to the student of “Interview coaching” took back $11.87 of what you were "
+        "A refund to the student of “Interview coaching” took back $11.88 of what you were "
         "paid for your session of 3 May. Stripe has taken it from your account already; "
         "there is nothing for you to do.", "/payouts/")]
 

@@ -158,16 +158,16 @@ def test_a_partial_refund_after_two_transfers_reverses_each_in_proportion(
     _refund(db, contract_id, admin, 5000)  # a quarter of $200.00
     run_payouts(db)
     run_payouts(db)  # once only
-    assert [s.reversed_amount for s in shares(db, contract_id)] == [1187, 1187]  # 4750 / 4
+    assert [s.reversed_amount for s in shares(db, contract_id)] == [1188, 1188]  # 4750 / 4, rounded up
     for transfer in stripe_transfers(sandbox, ready_account):
-        assert transfer["amount_reversed"] == 1187
+        assert transfer["amount_reversed"] == 1188
     # The next session is sent net of the refund.
     deliver(1)
     clock.advance(HOLD)
     run_payouts(db)
     third = shares(db, contract_id)[2]
     assert (third.status, third.transfer_amount, third.reversed_amount) == (
-        ShareStatus.TRANSFERRED, 4750 - 1187, 0)
+        ShareStatus.TRANSFERRED, 4750 - 1188, 0)
     result = runner.invoke(args=["payouts", "ledger-check"])
     assert result.exit_code == 0, result.output
 
