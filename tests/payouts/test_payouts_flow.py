@@ -158,7 +158,7 @@ def test_a_partial_refund_after_two_transfers_reverses_each_in_proportion(
     _refund(db, contract_id, admin, 5000)  # a quarter of $200.00
     run_payouts(db)
     run_payouts(db)  # once only
-    assert [s.reversed_amount for s in shares(db, contract_id)] == [1188, 1188]  # 4750 / 4, rounded up
+    assert [s.reversed_amount for s in shares(db, contract_id)] == [1188, 1188]  # 1187.5 up
     for transfer in stripe_transfers(sandbox, ready_account):
         assert transfer["amount_reversed"] == 1188
     # The next session is sent net of the refund.
