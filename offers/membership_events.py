@@ -23,6 +23,7 @@ from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
 from notifications.services import notify
+from offers import membership_changes
 from offers.memberships import price_in_words
 from offers.models import CreditGrant, Membership, MembershipStatus
 from payments.inbox.table import RetryLater, register
@@ -57,6 +58,21 @@ def _locked(subscription_id: str | None, metadata: dict[str, Any] | None) -> Mem
     return found
 
 
+def membership_of_invoice(invoice: dict[str, Any]) -> Membership | None:
+    """The membership (locked) of a subscription invoice; None when it names none of ours.
+    Raises RetryLater for a membership of ours not known yet."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription_id = details.get("subscription") or invoice.get("subscription")
+    if not subscription_id:
+        return None
+    membership = _locked(subscription_id, details.get("metadata"))
+    if membership is None and _membership_id(details.get("metadata")) is not None:
+        raise RetryLater(f"membership of {subscription_id} not known yet")
+    if membership is not None:
+        membership.stripe_subscription_id = membership.stripe_subscription_id or subscription_id
+    return membership
+
+
 def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) -> str:
     """Copy a subscription's status, period and cancellation onto its membership, unless
     the row already holds a newer state (see the module's docstring). `first`: the
@@ -82,6 +98,8 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
         return "stale"
     before = {"status": membership.status.value,
               "cancel_at_period_end": membership.cancel_at_period_end}
+    pause = subscription.get("pause_collection") or {}
+    membership.paused_until = _moment(pause.get("resumes_at"))
     membership.stripe_subscription_id = subscription["id"]
     membership.status = status
     membership.current_period_start = start or membership.current_period_start
@@ -100,6 +118,8 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
               before=before, after=after)
     if before["status"] == MembershipStatus.JOINING.value and status is MembershipStatus.ACTIVE:
         _tell_joined(membership)
+    if membership.ended:  # just now: an ended one was stale above
+        membership_changes.tell_ended(membership, subscription)
     return status.value
 
 
@@ -142,6 +162,7 @@ def grant_credits(invoice: dict[str, Any]) -> str:
         raise ValueError(f"invoice {invoice['id']} has no period")
     # The subscription is named on the invoice even before its own event is here.
     membership.stripe_subscription_id = membership.stripe_subscription_id or subscription_id
+    membership_changes.clear_unpaid(membership, invoice["id"])
     grant = CreditGrant(
         membership_id=membership.id, stripe_invoice_id=invoice["id"],
         sessions=membership.sessions_per_period, period_start=start, period_end=end,

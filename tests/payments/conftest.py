@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import stripe
 from sqlalchemy import select
 
 from tests.conftest import login
@@ -288,3 +289,46 @@ def start_consumer(app, database_uri, queue, sandbox_server, tmp_path):
     yield start
     for consumer in started:
         consumer.stop()
+
+
+# --- memberships: a coach with a published membership offer, and a student -------------
+
+
+@pytest.fixture
+def stripe_client(sandbox) -> stripe.StripeClient:
+    return stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
+                               max_network_retries=0)
+
+
+@pytest.fixture
+def coach(make_user, app):
+    from accounts.services import update_public_page
+    from extensions import db
+
+    user = make_user("coach", name="Maya Coach")
+    row = db.session.merge(user)
+    update_public_page(row, slug="maya", bio="Interviews.")
+    db.session.commit()
+    db.session.refresh(row)
+    db.session.expunge(row)  # merged later as it is now, slug included
+    return row
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("student", name="Ana Student")
+
+
+@pytest.fixture
+def membership_offer(app, db, coach, sandbox) -> int:
+    """A published $40.00 monthly membership of 4 sessions (its Price made at the sandbox)."""
+    from offers.memberships import create_membership_offer, publish_price
+    from offers.models import MembershipPeriod
+
+    offer = create_membership_offer(
+        db.session.merge(coach), title="Monthly coaching", description="Four a month.",
+        sessions_per_period=4, minutes_per_session=45, price_per_period=4000,
+        currency="usd", period=MembershipPeriod.MONTH)
+    db.session.commit()
+    publish_price(offer.id)
+    return offer.id
