@@ -170,6 +170,15 @@ def portal_url(student: User) -> str:
 # --- changes people ask of Stripe --------------------------------------------------------
 
 
+def _check_actor(membership: Membership, actor: User, *, coach_side: bool = False) -> None:
+    """Raise NotAllowed unless `actor` is the membership's student (with `coach_side` its
+    coach) or an admin."""
+    party = membership.coach_id if coach_side else membership.student_id
+    if actor.id != party and not actor.is_admin:
+        raise NotAllowed("Only the " + ("coach" if coach_side else "student")
+                         + " of this membership can do that.")
+
+
 def _claim(membership_id: int, actor: User, *, coach_side: bool = False) -> tuple[str, str]:
     """Lock the membership, check `actor` may change it (its student, or with `coach_side`
     its coach; an admin either way) and that Stripe bills it, count the change and commit.
@@ -177,11 +186,11 @@ def _claim(membership_id: int, actor: User, *, coach_side: bool = False) -> tupl
     membership = lock_one(db.session, select(Membership).where(Membership.id == membership_id))
     if membership is None:
         raise NotFound()
-    party = membership.coach_id if coach_side else membership.student_id
-    if actor.id != party and not actor.is_admin:
+    try:
+        _check_actor(membership, actor, coach_side=coach_side)
+    except NotAllowed:
         db.session.rollback()
-        raise NotAllowed("Only the " + ("coach" if coach_side else "student")
-                         + " of this membership can do that.")
+        raise
     if membership.status not in CHANGEABLE or membership.stripe_subscription_id is None:
         db.session.rollback()
         raise MembershipError("This membership can no longer be changed.")
@@ -232,6 +241,8 @@ def cancel_at_period_end(membership_id: int, actor: User, *, undo: bool = False)
 def pause_resumes_at(membership: Membership, periods: int) -> datetime:
     """When collection paused for `periods` resumes: the end of the current period and
     `periods` − 1 periods more (that many renewals are not charged)."""
+    if periods not in PAUSE_PERIODS:
+        raise MembershipError("Pause for one to six periods.")
     end = membership.current_period_end
     if end is None:
         raise MembershipError("This membership has no period yet.")
@@ -243,8 +254,6 @@ def pause_resumes_at(membership: Membership, periods: int) -> datetime:
 def pause(membership_id: int, actor: User, periods: int) -> Membership:
     """The coach (or an admin) pauses collection: the next `periods` renewals are voided,
     no payment and no sessions, then Stripe charges again by itself. Commits."""
-    if periods not in PAUSE_PERIODS:
-        raise MembershipError("Pause for one to six periods.")
     membership = db.session.get(Membership, membership_id)
     if membership is None:
         raise NotFound()
@@ -278,8 +287,10 @@ def resume(membership_id: int, actor: User) -> Membership:
 
 def move_targets(membership: Membership) -> list[MembershipOffer]:
     """The coach's other membership offers the member may move to: for sale, in the same
-    currency and period (Stripe keeps a subscription's interval)."""
-    if membership.status not in CHANGEABLE:
+    currency and period (Stripe keeps a subscription's interval). None while it is not
+    active and paid up, or while collection is paused."""
+    if (membership.status is not MembershipStatus.ACTIVE or membership.unpaid
+            or membership.paused_until is not None):
         return []
     return [offer for offer in db.session.scalars(select(MembershipOffer).where(
         MembershipOffer.coach_id == membership.coach_id,
@@ -330,6 +341,7 @@ def move(membership_id: int, actor: User, offer_id: int) -> Membership:
     membership = db.session.get(Membership, membership_id)
     if membership is None:
         raise NotFound()
+    _check_actor(membership, actor)
     offer = _target(membership, offer_id)
     item = {"id": _item_id(membership), "price": offer.stripe_price_id or ""}
     membership, _ = _ask(membership_id, actor, {"items": [item],

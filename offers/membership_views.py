@@ -18,7 +18,7 @@ from extensions import db
 from offers import membership_changes as changes
 from offers import memberships as services
 from offers.forms import MembershipOfferForm
-from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
+from offers.models import Membership, MembershipOffer, MembershipPeriod, OfferStatus
 from offers.views import change_status, coach_of, coach_only
 from payments.stripe_api import PaymentProviderError
 
@@ -192,7 +192,7 @@ def billing() -> Response:
         url = changes.portal_url(current_user)
     except (services.MembershipError, PaymentProviderError) as exc:
         flash(str(exc), "danger")
-        return redirect(request.referrer or url_for("payments.mine"))
+        return redirect(url_for("payments.mine"))
     return redirect(url, code=303)
 
 
@@ -210,12 +210,19 @@ def _change(membership_id: int, do: Callable[[], Any], done: str) -> Response:
     return redirect(url_for(".detail", membership_id=membership_id))
 
 
-def _confirm(membership_id: int, question: str, lines: list[str], action: str, button: str,
-             fields: dict[str, Any] | None = None, danger: bool = False) -> str:
+def _yours(membership_id: int, *, coach_side: bool = False) -> Membership:
+    """The membership, for its student (or with `coach_side` its coach) to change."""
     membership = services.membership_for(membership_id, current_user)
+    if current_user.id != (membership.coach_id if coach_side else membership.student_id):
+        abort(403)
+    return membership
+
+
+def _confirm(membership: Membership, question: str, lines: list[str], action: str,
+             button: str, fields: dict[str, Any] | None = None, danger: bool = False) -> str:
     return render_template(
         "offers/membership_confirm.html", m=membership, question=question, lines=lines,
-        action=url_for(action, membership_id=membership_id), button=button,
+        action=url_for(action, membership_id=membership.id), button=button,
         fields=fields or {}, danger=danger, form=ConfirmForm())
 
 
@@ -226,8 +233,8 @@ def cancel(membership_id: int) -> str | Response:
     if request.method == "POST":
         return _change(membership_id, lambda: changes.cancel_at_period_end(
             membership_id, current_user), "Your membership ends at the end of this period.")
-    membership = services.membership_for(membership_id, current_user)
-    return _confirm(membership_id, f"End “{membership.title}” at the end of this period?", [
+    membership = _yours(membership_id)
+    return _confirm(membership, f"End “{membership.title}” at the end of this period?", [
         f"Nothing more is charged. You keep your sessions until "
         f"{localtime(membership.current_period_end, '%d %b %Y')}.",
         "You can change your mind until then: “Keep my membership”."],
@@ -249,15 +256,13 @@ def pause(membership_id: int) -> str | Response:
     if request.method == "POST":
         return _change(membership_id, lambda: changes.pause(membership_id, current_user,
                                                             periods), "Collection is paused.")
-    membership = services.membership_for(membership_id, current_user)
+    membership = _yours(membership_id, coach_side=True)
     try:
-        if periods not in changes.PAUSE_PERIODS:
-            raise services.MembershipError("Pause for one to six periods.")
         resumes_at = changes.pause_resumes_at(membership, periods)
     except services.MembershipError as exc:
         flash(str(exc), "danger")
         return redirect(url_for(".detail", membership_id=membership_id))
-    return _confirm(membership_id, f"Pause “{membership.title}” for {periods} "
+    return _confirm(membership, f"Pause “{membership.title}” for {periods} "
                     f"period{'s' if periods != 1 else ''}?", [
         f"{membership.student.name} pays nothing and gets no sessions until "
         f"{localtime(resumes_at, '%d %b %Y')}; Stripe charges again from then.",
@@ -281,14 +286,14 @@ def move(membership_id: int) -> str | Response:
     if request.method == "POST":
         return _change(membership_id, lambda: changes.move(membership_id, current_user,
                                                            offer_id), "Your membership moved.")
-    membership = services.membership_for(membership_id, current_user)
+    membership = _yours(membership_id)
     try:
         preview = changes.preview_move(membership, offer_id)
     except (services.MembershipError, PaymentProviderError) as exc:
         flash(str(exc), "danger")
         return redirect(url_for(".detail", membership_id=membership_id))
     amount = format_money(abs(preview.amount), preview.currency)
-    return _confirm(membership_id, f"Move to “{preview.offer.title}”?", [
+    return _confirm(membership, f"Move to “{preview.offer.title}”?", [
         f"From now on: {services.price_in_words(preview.offer)}.",
         f"For the rest of this period you pay {amount} now." if preview.amount > 0 else
         f"{amount} for the rest of this period is credited to your next payments."

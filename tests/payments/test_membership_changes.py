@@ -326,6 +326,7 @@ def test_the_coach_pauses_for_two_periods_and_resumes(
     # The student cannot pause it.
     client.submit("/auth/logout")
     login(client, member)
+    assert client.get(f"/memberships/{membership.id}/pause?periods=1").status_code == 403
     refused = client.submit(f"/memberships/{membership.id}/pause", {"periods": "1"},
                             follow_redirects=True)
     assert "Only the coach of this membership can do that." in refused.get_data(as_text=True)
