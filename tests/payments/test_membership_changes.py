@@ -15,20 +15,8 @@ from sqlalchemy import select
 
 from tests.conftest import login
 from tests.payments.conftest import deliver
-from tests.payments.test_memberships import grants, join, membership_of
+from tests.payments.test_memberships import grants, join, membership_of, move_clock_to
 from tests.support import wait_for
-
-
-def sandbox_now(sandbox) -> int:
-    return requests.get(f"{sandbox.url}/_sandbox/clock", timeout=10).json()["now"]
-
-
-def move_clock_to(sandbox, moment: datetime | int) -> None:
-    """Move the sandbox's clock to `moment`: what fell due runs, each at its own time."""
-    target = int(moment.timestamp()) if isinstance(moment, datetime) else moment
-    moved = requests.post(f"{sandbox.url}/_sandbox/clock",
-                          data={"advance_seconds": target - sandbox_now(sandbox)}, timeout=60)
-    assert moved.status_code == 200, moved.text
 
 
 def joined(client, db, sandbox, offer_id: int, student):
