@@ -238,17 +238,27 @@ def cancel_at_period_end(membership_id: int, actor: User, *, undo: bool = False)
     return membership
 
 
+def _periods_on(membership: Membership, moment: datetime, count: int) -> datetime:
+    """`moment` plus `count` of the membership's periods (months by the calendar)."""
+    if membership.period is MembershipPeriod.WEEK:
+        return moment + timedelta(weeks=count)
+    return datetime.combine(add_months(moment.date(), count), moment.timetz())
+
+
 def pause_resumes_at(membership: Membership, periods: int) -> datetime:
     """When collection paused for `periods` resumes: the end of the current period and
-    `periods` − 1 periods more (that many renewals are not charged)."""
+    `periods` − 1 periods more. The renewals up to then, that one included, are voided."""
     if periods not in PAUSE_PERIODS:
         raise MembershipError("Pause for one to six periods.")
     end = membership.current_period_end
     if end is None:
         raise MembershipError("This membership has no period yet.")
-    if membership.period is MembershipPeriod.WEEK:
-        return end + timedelta(weeks=periods - 1)
-    return datetime.combine(add_months(end.date(), periods - 1), end.timetz())
+    return _periods_on(membership, end, periods - 1)
+
+
+def next_charge(membership: Membership, resumes_at: datetime) -> datetime:
+    """The first renewal Stripe charges after a pause resuming at `resumes_at`."""
+    return _periods_on(membership, resumes_at, 1)
 
 
 def pause(membership_id: int, actor: User, periods: int) -> Membership:
@@ -257,6 +267,9 @@ def pause(membership_id: int, actor: User, periods: int) -> Membership:
     membership = db.session.get(Membership, membership_id)
     if membership is None:
         raise NotFound()
+    if membership.cancel_at_period_end:
+        raise MembershipError("This membership ends at the end of this period: there is "
+                              "nothing to pause.")
     resumes_at = pause_resumes_at(membership, periods)
     membership, before = _ask(membership_id, actor, {"pause_collection": {
         "behavior": "void", "resumes_at": int(resumes_at.timestamp())}}, coach_side=True)
@@ -264,7 +277,8 @@ def pause(membership_id: int, actor: User, periods: int) -> Membership:
           after={**_state(membership), "periods": periods})
     student = membership.student
     notify(student, f"{membership.coach.name} paused “{membership.title}”: nothing is charged "
-           f"and no sessions are given until {_date(resumes_at, student)}.",
+           f"and no new sessions are given from {_date(membership.current_period_end, student)}"
+           f" until {_date(next_charge(membership, resumes_at), student)}.",
            link=_link(membership), subject=f"Coachpact: “{membership.title}” is paused")
     db.session.commit()
     return membership

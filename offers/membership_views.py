@@ -176,6 +176,8 @@ def detail(membership_id: int) -> str:
             membership.status in changes.CHANGEABLE and membership.stripe_subscription_id),
         targets=changes.move_targets(membership) if student else [],
         price_of=services.price_in_words, pause_periods=changes.PAUSE_PERIODS,
+        next_charge=membership.paused_until and changes.next_charge(
+            membership, membership.paused_until),
     )
 
 
@@ -262,10 +264,13 @@ def pause(membership_id: int) -> str | Response:
     except services.MembershipError as exc:
         flash(str(exc), "danger")
         return redirect(url_for(".detail", membership_id=membership_id))
+    renewals = f"{periods} renewal{'s' if periods != 1 else ''}"
     return _confirm(membership, f"Pause “{membership.title}” for {periods} "
                     f"period{'s' if periods != 1 else ''}?", [
-        f"{membership.student.name} pays nothing and gets no sessions until "
-        f"{localtime(resumes_at, '%d %b %Y')}; Stripe charges again from then.",
+        f"The next {renewals}, from {localtime(membership.current_period_end, '%d %b %Y')}, "
+        f"are not charged: {membership.student.name} pays nothing and gets no new sessions "
+        f"until {localtime(changes.next_charge(membership, resumes_at), '%d %b %Y')}, when "
+        "Stripe charges again.",
         f"{membership.student.name} is told."],
         ".pause", "Pause collection", {"periods": periods})
 

@@ -285,7 +285,9 @@ def test_the_coach_pauses_for_two_periods_and_resumes(
     resumes = datetime.combine(add_months(end.date(), 1), end.timetz())
     words, answer = confirm(client, f"/memberships/{membership.id}/pause?periods=2")
     assert "Pause “Monthly coaching” for 2 periods?" in words
-    assert f"until {resumes.strftime('%d %b %Y')}" in words
+    charged = datetime.combine(add_months(end.date(), 2), end.timetz()).strftime("%d %b %Y")
+    assert (f"The next 2 renewals, from {end.strftime('%d %b %Y')}, are not charged: Ana "
+            f"Student pays nothing and gets no new sessions until {charged}") in words
     assert answer.status_code == 302
     sub = stripe_client.v1.subscriptions.retrieve(membership.stripe_subscription_id)
     assert (sub.pause_collection.behavior, sub.pause_collection.resumes_at) == (
@@ -295,21 +297,34 @@ def test_the_coach_pauses_for_two_periods_and_resumes(
     assert told(db, member.id)[-1].startswith("Maya Coach paused “Monthly coaching”")
     assert "Coachpact: “Monthly coaching” is paused" in mailed(db, member.email)
     assert audited(db, "membership.paused")[0].after["periods"] == 2
-    assert f"Paused until {resumes.strftime('%d %b %Y')}" in page_of(client, membership.id)
+    assert f"no new sessions are given until {charged}" in page_of(client, membership.id)
 
-    # The next renewal is voided: nothing paid, no sessions.
+    # The next two renewals are voided: nothing paid, no sessions; then Stripe resumes by
+    # itself and the third renewal is charged.
+    def voided() -> int:
+        return len(stripe_client.v1.invoices.list(params={
+            "subscription": membership.stripe_subscription_id, "status": "void"}).data)
+
     move_clock_to(sandbox, end.timestamp() + 60)
-    wait_for(lambda: membership_of(db, member.id).current_period_start == end,
-             what="the renewal")
-    voided = stripe_client.v1.invoices.list(params={
-        "subscription": membership.stripe_subscription_id, "status": "void"}).data
-    assert len(voided) == 1 and len(grants(db, membership.id)) == 1
+    wait_for(lambda: membership_of(db, member.id).current_period_start == end, what="renewal")
+    assert voided() == 1 and len(grants(db, membership.id)) == 1
+    move_clock_to(sandbox, resumes.timestamp() + 60)
+    wait_for(lambda: (m := membership_of(db, member.id)).current_period_start == resumes
+             and m.paused_until is None, what="the second renewal and the resumption")
+    assert voided() == 2 and len(grants(db, membership.id)) == 1
+    move_clock_to(sandbox, membership_of(db, member.id).current_period_end.timestamp() + 60)
+    wait_for(lambda: len(grants(db, membership.id)) == 2, what="the charged renewal")
+    assert grants(db, membership.id)[-1].period_start.strftime("%d %b %Y") == charged
 
+    # Paused again for a period, and resumed by the coach before it ends.
+    assert client.submit(f"/memberships/{membership.id}/pause", {"periods": "1"}).status_code == 302
+    assert membership_of(db, member.id).paused_until is not None
     assert client.submit(f"/memberships/{membership.id}/resume").status_code == 302
     assert stripe_client.v1.subscriptions.retrieve(
         membership.stripe_subscription_id).pause_collection is None
     assert membership_of(db, member.id).paused_until is None
     assert told(db, member.id)[-1].startswith("Maya Coach resumed “Monthly coaching”")
+    assert audited(db, "membership.resumed")[0].actor_id == coach.id
     assert 'id="membership-paused"' not in page_of(client, membership.id)
     # The student cannot pause it.
     client.submit("/auth/logout")
