@@ -91,21 +91,24 @@ def renewal_unpaid(invoice: dict[str, Any], reason: str) -> str:
 
 
 def _tell_unpaid(membership: Membership, amount: int) -> None:
+    """The student, with Stripe's invoice page as the link (in the mail too), and the coach."""
     student, coach = membership.student, membership.coach
     money = format_money(amount, membership.currency)
     if membership.unpaid_reason == ACTION_REQUIRED:
-        told = (f"Your bank asks you to confirm the {money} payment for “{membership.title}”. "
-                f"Confirm it with your bank on the invoice page: {membership.unpaid_invoice_url}")
+        told = (f"Your bank asks you to confirm the {money} payment for “{membership.title}”: "
+                "confirm it with your bank on Stripe’s invoice page (the link).")
         subject = f"Coachpact: confirm your payment for “{membership.title}”"
     else:
-        told = (f"The {money} payment for “{membership.title}” did not go through. "
-                f"Pay it on the invoice page: {membership.unpaid_invoice_url} — or update "
-                "your card under “Manage billing” on the membership page.")
+        told = (f"The {money} payment for “{membership.title}” did not go through: pay it on "
+                "Stripe’s invoice page (the link), or update your card under “Manage billing” "
+                "on the membership page.")
         subject = f"Coachpact: your payment for “{membership.title}” failed"
     retry = membership.next_payment_attempt
     told += (f" Stripe tries again on {_date(retry, student)}." if retry else
              " Stripe will not try again: without payment the membership ends.")
-    notify(student, told, link=_link(membership), subject=subject)
+    page = membership.unpaid_invoice_url
+    notify(student, told, subject=subject,  # a notification's link holds 300 characters
+           link=page if page and len(page) <= 300 else _link(membership))
     notify(coach, f"{student.name}’s {money} payment for “{membership.title}” has not gone "
            "through yet; they were asked to pay" + (", and Stripe tries again." if retry
                                                     else ": Stripe will not try again."),

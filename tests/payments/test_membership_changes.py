@@ -63,10 +63,24 @@ def told(db, user_id: int) -> list[str]:
 
 
 def mailed(db, email: str) -> list[str]:
+    """The subjects of the mail queued for `email`."""
+    return list(mails(db, email))
+
+
+def mails(db, email: str) -> dict[str, str]:
+    """The mail queued for `email`: subject → body."""
     from notifications.models import OutboxMail
 
-    return list(db.session.scalars(select(OutboxMail.subject).where(
-        OutboxMail.recipient == email).order_by(OutboxMail.id)))
+    db.session.expire_all()
+    return {mail.subject: mail.body for mail in db.session.scalars(
+        select(OutboxMail).where(OutboxMail.recipient == email).order_by(OutboxMail.id))}
+
+
+def last_link(db, user_id: int) -> str:
+    from notifications.models import Notification
+
+    return db.session.scalars(select(Notification.link).where(
+        Notification.user_id == user_id).order_by(Notification.id.desc())).first()
 
 
 def audited(db, action: str) -> list:
@@ -110,8 +124,10 @@ def test_a_declined_renewal_is_past_due_and_a_new_card_in_the_portal_pays_it(
 
     student_words = told(db, member.id)[-1]
     assert "payment for “Monthly coaching” did not go through" in student_words
-    assert invoice.hosted_invoice_url in student_words and "Manage billing" in student_words
-    assert "Coachpact: your payment for “Monthly coaching” failed" in mailed(db, member.email)
+    assert "update your card under “Manage billing”" in student_words
+    assert last_link(db, member.id) == invoice.hosted_invoice_url
+    mail = mails(db, member.email)["Coachpact: your payment for “Monthly coaching” failed"]
+    assert mail.endswith(f"\n\n{invoice.hosted_invoice_url}")
     assert told(db, coach.id)[-1].startswith("Ana Student’s $40.00 payment for “Monthly "
                                              "coaching” has not gone through yet")
 
@@ -199,9 +215,10 @@ def test_a_renewal_needing_3d_secure_asks_the_student_to_confirm_with_the_bank(
     assert membership.unpaid_reason == "payment_action_required"
     words = told(db, member.id)[-1]
     assert words.startswith("Your bank asks you to confirm the $40.00 payment for “Monthly "
-                            "coaching”. Confirm it with your bank on the invoice page: "
-                            f"{membership.unpaid_invoice_url}")
-    assert "Coachpact: confirm your payment for “Monthly coaching”" in mailed(db, member.email)
+                            "coaching”: confirm it with your bank on Stripe’s invoice page")
+    assert last_link(db, member.id) == membership.unpaid_invoice_url
+    mail = mails(db, member.email)["Coachpact: confirm your payment for “Monthly coaching”"]
+    assert membership.unpaid_invoice_url in mail
     page = page_of(client, membership.id)
     assert "The bank asks you to confirm this period’s payment." in page
     assert f'href="{membership.unpaid_invoice_url}" id="pay-now"' in page
