@@ -13,7 +13,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the Billing events memberships apply (the blueprint comes with the rest)."""
+    """Register the Billing events memberships apply, and the renewals Stripe could not
+    collect (the blueprint comes with the rest)."""
+    from offers.membership_changes import register_change_handlers
     from offers.membership_events import register_membership_handlers
 
     register_membership_handlers()
+    register_change_handlers()

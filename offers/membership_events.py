@@ -24,9 +24,10 @@ from audit.services import record as audit
 from database.locking import lock_one
 from extensions import db
 from notifications.services import notify
+from offers import membership_changes
 from offers.membership_periods import end_periods, open_period
 from offers.memberships import price_in_words
-from offers.models import CreditGrant, Membership, MembershipStatus
+from offers.models import CreditGrant, Membership, MembershipOffer, MembershipStatus
 from payments import stripe_api
 from payments.inbox.table import RetryLater, register
 
@@ -60,6 +61,21 @@ def _locked(subscription_id: str | None, metadata: dict[str, Any] | None) -> Mem
     return found
 
 
+def membership_of_invoice(invoice: dict[str, Any]) -> Membership | None:
+    """The membership (locked) of a subscription invoice; None when it names none of ours.
+    Raises RetryLater for a membership of ours not known yet."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription_id = details.get("subscription") or invoice.get("subscription")
+    if not subscription_id:
+        return None
+    membership = _locked(subscription_id, details.get("metadata"))
+    if membership is None and _membership_id(details.get("metadata")) is not None:
+        raise RetryLater(f"membership of {subscription_id} not known yet")
+    if membership is not None:
+        membership.stripe_subscription_id = membership.stripe_subscription_id or subscription_id
+    return membership
+
+
 def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) -> str:
     """Copy a subscription's status, period and cancellation onto its membership, unless
     the row already holds a newer state (see the module's docstring). `first`: the
@@ -85,6 +101,8 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
         return "stale"
     before = {"status": membership.status.value,
               "cancel_at_period_end": membership.cancel_at_period_end}
+    pause = subscription.get("pause_collection") or {}
+    membership.paused_until = _moment(pause.get("resumes_at"))
     membership.stripe_subscription_id = subscription["id"]
     membership.status = status
     membership.current_period_start = start or membership.current_period_start
@@ -105,6 +123,8 @@ def mirror_subscription(subscription: dict[str, Any], *, first: bool = False) ->
               before=before, after=after)
     if before["status"] == MembershipStatus.JOINING.value and status is MembershipStatus.ACTIVE:
         _tell_joined(membership)
+    if membership.ended:  # just now: an ended one was stale above
+        membership_changes.tell_ended(membership, subscription)
     return status.value
 
 
@@ -121,15 +141,17 @@ def _tell_joined(membership: Membership) -> None:
 
 
 def grant_credits(invoice: dict[str, Any]) -> str:
-    """Grant the paid invoice's period its sessions, once per invoice.
+    """Grant the paid invoice's period its sessions, once per invoice, and open the period's
+    contract (`membership_periods.open_period`).
 
     The period is the invoice line's: for a renewal Stripe sets the invoice's own
     `period_start`/`period_end` to the period that ended, and the line's to the new one.
+    A move to a membership with more sessions is invoiced at once (`subscription_update`):
+    its line is the rest of the running period, which gets the extra sessions.
     """
     parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
-    subscription_id = details.get("subscription") or invoice.get("subscription")
-    if not subscription_id:
+    if not (details.get("subscription") or invoice.get("subscription")):
         return "unrelated"
     if _granted(invoice["id"]):
         return "duplicate"
@@ -138,24 +160,24 @@ def grant_credits(invoice: dict[str, Any]) -> str:
     paid_by = stripe_api.invoice_charge(invoice["id"]) if amount > 0 else None
     if amount > 0 and paid_by is None:
         raise RetryLater(f"invoice {invoice['id']} is paid but lists no paid payment yet")
-    membership = _locked(subscription_id, details.get("metadata"))
+    membership = membership_of_invoice(invoice)
     if membership is None:
-        if _membership_id(details.get("metadata")) is None:
-            return "unrelated"
-        raise RetryLater(f"membership of {subscription_id} not known yet")
+        return "unrelated"
     if _granted(invoice["id"]):  # under the membership's lock: decided once
         return "duplicate"
-    lines = (invoice.get("lines") or {}).get("data") or []
-    period = (lines[0].get("period") if lines else None) or {}
+    line = _period_line(invoice)
+    period = line.get("period") or {}
     start = _moment(period.get("start") or invoice.get("period_start"))
     end = _moment(period.get("end") or invoice.get("period_end"))
     if start is None or end is None:
         raise ValueError(f"invoice {invoice['id']} has no period")
-    # The subscription is named on the invoice even before its own event is here.
-    membership.stripe_subscription_id = membership.stripe_subscription_id or subscription_id
+    membership_changes.clear_unpaid(membership, invoice["id"])
+    sessions = membership.sessions_per_period
+    if invoice.get("billing_reason") == "subscription_update":
+        sessions = _extra_sessions(membership, line, start, end, paid=amount > 0)
     grant = CreditGrant(
         membership_id=membership.id, stripe_invoice_id=invoice["id"],
-        sessions=membership.sessions_per_period, period_start=start, period_end=end,
+        sessions=sessions, period_start=start, period_end=end,
         amount_paid=amount, currency=str(invoice.get("currency") or membership.currency),
     )
     db.session.add(grant)
@@ -166,6 +188,33 @@ def grant_credits(invoice: dict[str, Any]) -> str:
           after={"invoice": invoice["id"], "sessions": grant.sessions,
                  "period_start": start.isoformat(), "period_end": end.isoformat()})
     return "granted"
+
+
+def _period_line(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The invoice's line for the period it pays: the first that charges (a proration's
+    credit for the unused old price comes first and is negative), else the first."""
+    lines = (invoice.get("lines") or {}).get("data") or []
+    return next((line for line in lines if int(line.get("amount") or 0) > 0),
+                lines[0] if lines else {})
+
+
+def _extra_sessions(membership: Membership, line: dict[str, Any], start: datetime,
+                    end: datetime, *, paid: bool) -> int:
+    """The sessions a move's prorated invoice adds to the running period: the new
+    membership's sessions beyond those granted for it, in proportion to the time left,
+    rounded up (at least one for money paid; none for a credit)."""
+    price = ((line.get("pricing") or {}).get("price_details") or {}).get("price")
+    offer = db.session.scalar(select(MembershipOffer).where(
+        MembershipOffer.stripe_price_id == price)) if price else None
+    wanted = offer.sessions_per_period if offer is not None else membership.sessions_per_period
+    running = list(db.session.scalars(select(CreditGrant).where(
+        CreditGrant.membership_id == membership.id, CreditGrant.period_start <= start,
+        CreditGrant.period_end > start)))
+    granted = sum(grant.sessions for grant in running)
+    full = max((g.period_end - g.period_start for g in running), default=end - start)
+    extra = -(-max(wanted - granted, 0) * int((end - start).total_seconds())
+              // max(int(full.total_seconds()), 1))
+    return max(extra, 1) if paid else extra
 
 
 def _granted(invoice_id: str) -> bool:

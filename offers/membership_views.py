@@ -3,19 +3,23 @@ Memberships list both sides read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from accounts import localtime
 from contracts.forms import ConfirmForm
-from contracts.money import MoneyError, to_major
+from contracts.money import MoneyError, format_money, to_major
+from contracts.services import NotAllowed
 from extensions import db
 from offers import membership_cancel, membership_periods
+from offers import membership_changes as changes
 from offers import memberships as services
 from offers.forms import EndMembershipForm, MembershipOfferForm
-from offers.models import MembershipOffer, MembershipPeriod, OfferStatus
+from offers.models import Membership, MembershipOffer, MembershipPeriod, OfferStatus
 from offers.views import change_status, coach_of, coach_only
 from payments.stripe_api import PaymentProviderError
 
@@ -164,10 +168,17 @@ def index() -> str:
 @login_required
 def detail(membership_id: int) -> str:
     membership = services.membership_for(membership_id, current_user)
+    student = current_user.id == membership.student_id
     return render_template(
         "offers/membership.html", view=services.credits_now(membership),
         grants=services.grants_of(membership), joined=request.args.get("joined") == "1",
-        price_words=services.price_in_words(membership),
+        price_words=services.price_in_words(membership), student=student,
+        coach=current_user.id == membership.coach_id, changeable=(
+            membership.status in changes.CHANGEABLE and membership.stripe_subscription_id),
+        targets=changes.move_targets(membership) if student else [],
+        price_of=services.price_in_words, pause_periods=changes.PAUSE_PERIODS,
+        next_charge=membership.paused_until and changes.next_charge(
+            membership, membership.paused_until),
         periods=membership_periods.open_periods(membership),
         rollover_words=membership_periods.rollover_words(),
     )
@@ -198,3 +209,130 @@ def end_now(membership_id: int) -> str | Response:
     form.quoted.data = refund
     return render_template("offers/membership_end.html", membership=membership, form=form,
                            refund=refund)
+
+
+# --- changes: billing portal, cancel at period end, pause, move -----------------------------
+
+
+@bp.post("/memberships/billing")
+@login_required
+def billing() -> Response:
+    """Off to Stripe's customer portal (cards, invoices), coming back to Payments."""
+    if not current_user.is_student or not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        url = changes.portal_url(current_user)
+    except (services.MembershipError, PaymentProviderError) as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("payments.mine"))
+    return redirect(url, code=303)
+
+
+def _change(membership_id: int, do: Callable[[], Any], done: str) -> Response:
+    """Run a change (it commits); its refusal, or Stripe's, flashed. Back to the page."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        do()
+    except (services.MembershipError, NotAllowed, PaymentProviderError) as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(done, "success")
+    return redirect(url_for(".detail", membership_id=membership_id))
+
+
+def _yours(membership_id: int, *, coach_side: bool = False) -> Membership:
+    """The membership, for its student (or with `coach_side` its coach) to change."""
+    membership = services.membership_for(membership_id, current_user)
+    if current_user.id != (membership.coach_id if coach_side else membership.student_id):
+        abort(403)
+    return membership
+
+
+def _confirm(membership: Membership, question: str, lines: list[str], action: str,
+             button: str, fields: dict[str, Any] | None = None, danger: bool = False) -> str:
+    return render_template(
+        "offers/membership_confirm.html", m=membership, question=question, lines=lines,
+        action=url_for(action, membership_id=membership.id), button=button,
+        fields=fields or {}, danger=danger, form=ConfirmForm())
+
+
+@bp.route("/memberships/<int:membership_id>/cancel", methods=["GET", "POST"])
+@login_required
+def cancel(membership_id: int) -> str | Response:
+    """GET: what ending at the period's end means, to confirm. POST: ask Stripe."""
+    if request.method == "POST":
+        return _change(membership_id, lambda: changes.cancel_at_period_end(
+            membership_id, current_user), "Your membership ends at the end of this period.")
+    membership = _yours(membership_id)
+    return _confirm(membership, f"End “{membership.title}” at the end of this period?", [
+        f"Nothing more is charged. You keep your sessions until "
+        f"{localtime(membership.current_period_end, '%d %b %Y')}.",
+        "You can change your mind until then: “Keep my membership”."],
+        ".cancel", "End at period end", danger=True)
+
+
+@bp.post("/memberships/<int:membership_id>/keep")
+@login_required
+def keep(membership_id: int) -> Response:
+    return _change(membership_id, lambda: changes.cancel_at_period_end(
+        membership_id, current_user, undo=True), "Your membership renews as before.")
+
+
+@bp.route("/memberships/<int:membership_id>/pause", methods=["GET", "POST"])
+@login_required
+def pause(membership_id: int) -> str | Response:
+    """The coach pauses collection for some periods: GET to confirm, POST to ask Stripe."""
+    periods = request.values.get("periods", type=int) or 0
+    if request.method == "POST":
+        return _change(membership_id, lambda: changes.pause(membership_id, current_user,
+                                                            periods), "Collection is paused.")
+    membership = _yours(membership_id, coach_side=True)
+    try:
+        resumes_at = changes.pause_resumes_at(membership, periods)
+    except services.MembershipError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for(".detail", membership_id=membership_id))
+    renewals = f"{periods} renewal{'s' if periods != 1 else ''}"
+    return _confirm(membership, f"Pause “{membership.title}” for {periods} "
+                    f"period{'s' if periods != 1 else ''}?", [
+        f"The next {renewals}, from {localtime(membership.current_period_end, '%d %b %Y')}, "
+        f"are not charged: {membership.student.name} pays nothing and gets no new sessions "
+        f"until {localtime(changes.next_charge(membership, resumes_at), '%d %b %Y')}, when "
+        "Stripe charges again.",
+        f"{membership.student.name} is told."],
+        ".pause", "Pause collection", {"periods": periods})
+
+
+@bp.post("/memberships/<int:membership_id>/resume")
+@login_required
+def resume(membership_id: int) -> Response:
+    return _change(membership_id, lambda: changes.resume(membership_id, current_user),
+                   "Collection resumes at the next renewal.")
+
+
+@bp.route("/memberships/<int:membership_id>/move", methods=["GET", "POST"])
+@login_required
+def move(membership_id: int) -> str | Response:
+    """The member moves to another offer: GET shows Stripe's prorated amount to confirm,
+    POST asks Stripe."""
+    offer_id = request.values.get("offer_id", type=int) or 0
+    if request.method == "POST":
+        return _change(membership_id, lambda: changes.move(membership_id, current_user,
+                                                           offer_id), "Your membership moved.")
+    membership = _yours(membership_id)
+    try:
+        preview = changes.preview_move(membership, offer_id)
+    except (services.MembershipError, PaymentProviderError) as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for(".detail", membership_id=membership_id))
+    amount = format_money(abs(preview.amount), preview.currency)
+    return _confirm(membership, f"Move to “{preview.offer.title}”?", [
+        f"From now on: {services.price_in_words(preview.offer)}.",
+        f"For the rest of this period you pay {amount} now, and get its share of the "
+        "extra sessions at once." if preview.amount > 0 else
+        "This period stays as paid, with its sessions; the new price and sessions start "
+        "with the next period."],
+        ".move", f"Move and pay {amount}" if preview.amount > 0 else "Move",
+        {"offer_id": preview.offer.id})

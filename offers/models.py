@@ -175,6 +175,22 @@ class Membership(Model):
     current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Collection paused by the coach until then (Stripe's `pause_collection.resumes_at`).
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A renewal Stripe could not collect (`offers.membership_changes`): the invoice, its
+    # hosted page, Stripe's next attempt (None once it gave up), when we heard, the attempt
+    # last told and why it failed (`payment_failed` or `payment_action_required`). Cleared
+    # when the invoice is paid; kept when the membership ends unpaid.
+    unpaid_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    unpaid_invoice_url: Mapped[str | None] = mapped_column(Text)
+    next_payment_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    payment_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unpaid_attempt: Mapped[int | None] = mapped_column(Integer)
+    unpaid_reason: Mapped[str | None] = mapped_column(String(32))
+    # The last invoice paid: a late failure event of it changes nothing.
+    paid_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    # Changes asked of Stripe (cancel, pause, move): each one's idempotency key.
+    changes_asked: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
 
@@ -185,6 +201,11 @@ class Membership(Model):
     @property
     def ended(self) -> bool:
         return self.status in MEMBERSHIP_ENDED
+
+    @property
+    def unpaid(self) -> bool:
+        """A renewal is waiting to be paid (and the membership has not ended)."""
+        return self.unpaid_invoice_id is not None and not self.ended
 
     def __repr__(self) -> str:
         return f"<Membership {self.id} {self.status.value}>"

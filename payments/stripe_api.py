@@ -22,13 +22,16 @@ from stripe.params import (
     AccountLinkCreateParams,
     CustomerCreateParams,
     EventListParams,
+    InvoiceCreatePreviewParams,
     PaymentIntentCreateParams,
     PriceCreateParams,
     ProductCreateParams,
     RefundCreateParams,
+    SubscriptionUpdateParams,
     TransferCreateParams,
     TransferReversalCreateParams,
 )
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsPaymentIntentData
 
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -293,7 +296,33 @@ def cancel_subscription(subscription_id: str, key: str) -> stripe.Subscription:
         except stripe.InvalidRequestError as exc:
             if exc.code != "resource_missing":
                 raise
-            return client().v1.subscriptions.retrieve(subscription_id)
+            return retrieve_subscription(subscription_id)
+
+
+def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
+    with _translated_errors():
+        return client().v1.subscriptions.retrieve(subscription_id)
+
+
+def modify_subscription(subscription_id: str, params: SubscriptionUpdateParams,
+                        key: str) -> stripe.Subscription:
+    """Change a subscription (cancel at period end, pause collection, a new price); Stripe
+    answers the subscription as changed. `pause_collection=""` unsets a pause."""
+    with _translated_errors():
+        return _same_answer(lambda: client().v1.subscriptions.update(
+            subscription_id, params, {"idempotency_key": key}))
+
+
+def preview_invoice(params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+    """The invoice a subscription change would bring, computed by Stripe; nothing is kept."""
+    with _translated_errors():
+        return client().v1.invoices.create_preview(params)
+
+
+def create_portal_session(params: PortalSessionCreateParams) -> stripe.billing_portal.Session:
+    """A customer portal session (no key: each visit is a new session)."""
+    with _translated_errors():
+        return client().v1.billing_portal.sessions.create(params)
 
 
 # --- Connect: coaches' accounts, transfers to them, reversals ----------------------

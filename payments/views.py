@@ -41,7 +41,6 @@ from payments.models import (
     PaymentRecordStatus,
     PlanStatus,
     RefundStatus,
-    StripeCustomer,
 )
 from payments.records import payments_of
 from payments.stripe_api import PaymentProviderError
@@ -374,6 +373,7 @@ def mine() -> str:
         invoices=invoices.invoices_by_payment(p.id for p in payments),
         plans=plans_with_instalments(Contract.student_id == current_user.id),
         payable_by_hand=payable_by_hand,
+        has_customer=checkout.customer_of(current_user) is not None,
     )
 
 
@@ -474,8 +474,7 @@ def payment_methods() -> str | Response:
     except PaymentProviderError as exc:
         flash(str(exc), "warning")
         cards, charged = [], {plan.id: plan.payment_method_id for plan in running}
-    has_customer = db.session.scalar(
-        select(StripeCustomer.id).filter_by(user_id=current_user.id)) is not None
+    has_customer = checkout.customer_of(current_user) is not None
     return render_template(
         "payments/payment_methods.html",
         cards=cards,
@@ -541,8 +540,7 @@ def add_card() -> Response:
     _students_only()
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    customer_id = db.session.scalar(
-        select(StripeCustomer.customer_id).filter_by(user_id=current_user.id))
+    customer_id = checkout.customer_of(current_user)
     if customer_id is None:
         flash("Your first card is saved when you pay a contract by a payment plan.", "info")
         return redirect(url_for("payments.payment_methods"))

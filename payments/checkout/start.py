@@ -86,13 +86,19 @@ def contract_for_student(contract_id: int, student: User, *, lock: bool = False)
     return contract
 
 
+def customer_of(student: User) -> str | None:
+    """The student's Stripe customer id, or None when they never paid through Stripe."""
+    return db.session.scalar(
+        select(StripeCustomer.customer_id).filter_by(user_id=student.id))
+
+
 def ensure_customer(student: User) -> str:
     """The student's Stripe customer, made once. Two requests at once (a double click) both
     ask Stripe with the same idempotency key, so they get the same customer; the second to
     record it finds the first's row."""
-    row = db.session.scalar(select(StripeCustomer).filter_by(user_id=student.id))
-    if row is not None:
-        return row.customer_id
+    known = customer_of(student)
+    if known is not None:
+        return known
     customer = stripe_api.create_customer(
         {"email": student.email, "name": student.name, "metadata": {"user_id": str(student.id)}},
         stripe_api.idempotency_key("customer", student.id, int(student.created_at.timestamp())),

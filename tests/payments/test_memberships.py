@@ -59,6 +59,13 @@ def advance_sandbox_clock(sandbox, seconds: int) -> None:
     assert moved.status_code == 200, moved.text
 
 
+def move_clock_to(sandbox, moment: float) -> None:
+    """Move the sandbox's clock to `moment` (unix seconds): what fell due runs, each at its
+    own time."""
+    now = requests.get(f"{sandbox.url}/_sandbox/clock", timeout=10).json()["now"]
+    advance_sandbox_clock(sandbox, int(moment) - now)
+
+
 # --- the offer ---------------------------------------------------------------------------------
 
 
@@ -252,8 +259,7 @@ def test_a_renewal_grants_the_next_periods_sessions_and_deletion_ends_it(
         lambda: (m := membership_of(db, member.id)) is not None and len(grants(db, m.id)) == 1
         and m, what="the first period's credits")
     first_end = membership.current_period_end
-    now = requests.get(f"{sandbox.url}/_sandbox/clock", timeout=10).json()["now"]
-    advance_sandbox_clock(sandbox, int(first_end.timestamp()) - now + 60)
+    move_clock_to(sandbox, first_end.timestamp() + 60)
 
     wait_for(lambda: len(grants(db, membership.id)) == 2, what="the renewal's credits")
     renewed = membership_of(db, member.id)
