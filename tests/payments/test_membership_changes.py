@@ -400,3 +400,49 @@ def test_moving_to_another_offer_invoices_the_prorated_difference(
     assert entry.actor_id == member.id and entry.before["offer_id"] == first
     assert told(db, coach.id)[-1] == ("Ana Student moved from “Monthly coaching” to "
                                       "“More coaching”.")
+
+    # The prorated invoice adds the extra sessions to the rest of the running period: its
+    # own paid contract, (6 - 4) × the time left, rounded up.
+    extra = wait_for(lambda: len(found := grants(db, moved.id)) == 2 and found[1],
+                     what="the move's grant")
+    assert (extra.stripe_invoice_id, extra.sessions) == (invoice.id, -(-2 * (end - when)
+                                                                      // (end - start)))
+    from contracts.models import Contract
+
+    db.session.expire_all()
+    topped = db.session.get(Contract, extra.contract_id)
+    assert (topped.total_amount, topped.session_count, topped.membership_id) == (
+        invoice.amount_paid, extra.sessions, moved.id)
+    assert int(topped.period_start.timestamp()) == when
+    assert topped.period_end == moved.current_period_end
+
+
+def test_moving_to_fewer_sessions_changes_nothing_until_the_next_period(
+        client, db, sandbox, coach, member, stripe_client):
+    from offers.memberships import create_membership_offer, publish_price
+    from offers.models import MembershipPeriod
+
+    def offer(title: str, price: int, sessions: int) -> int:
+        made = create_membership_offer(
+            db.session.merge(coach), title=title, description="", sessions_per_period=sessions,
+            minutes_per_session=45, price_per_period=price, currency="usd",
+            period=MembershipPeriod.MONTH)
+        db.session.commit()
+        return publish_price(made.id).id
+
+    first, second = offer("Monthly coaching", 6000, 6), offer("Lighter coaching", 3000, 2)
+    membership = joined(client, db, sandbox, first, member)
+    words, answer = confirm(client, f"/memberships/{membership.id}/move?offer_id={second}")
+    assert answer.status_code == 302
+    assert "This period stays as paid, with its sessions" in words
+    sub = stripe_client.v1.subscriptions.retrieve(membership.stripe_subscription_id)
+    assert sub["items"].data[0].price.id == membership_of(db, member.id).stripe_price_id
+    # Nothing invoiced now: the first invoice is still the latest, and one grant of 6.
+    assert stripe_client.v1.invoices.retrieve(sub.latest_invoice).billing_reason == (
+        "subscription_create")
+    assert [g.sessions for g in grants(db, membership.id)] == [6]
+    # The next period is charged and granted as the new membership.
+    move_clock_to(sandbox, int(membership.current_period_end.timestamp()) + 60)
+    renewed = wait_for(lambda: len(found := grants(db, membership.id)) == 2 and found[1],
+                       what="the renewal at the new price")
+    assert (renewed.sessions, renewed.amount_paid) == (2, 3000)
