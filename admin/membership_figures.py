@@ -99,28 +99,32 @@ class Month:
 
 
 @dataclass(frozen=True)
+class Recurring:
+    currency: str
+    monthly: int  # minor units a month
+    billed: int  # the memberships it comes from
+
+
+@dataclass(frozen=True)
 class MembershipFigures:
-    mrr: dict[str, int]  # currency → minor units a month, by currency code
-    billed: int  # memberships counted in it
+    mrr: list[Recurring]  # by currency code
     months: list[Month]  # oldest first
 
-    @property
-    def any(self) -> bool:
-        return bool(self.mrr) or any(m.joined or m.left for m in self.months)
 
-
-def mrr() -> tuple[dict[str, int], int]:
-    """Each currency's monthly recurring revenue, and the number of memberships billed."""
+def mrr() -> list[Recurring]:
+    """Each currency's monthly recurring revenue, from the memberships billed now."""
     rows = db.session.execute(
         select(Membership.currency, Membership.period,
                func.sum(Membership.price_per_period), func.count())
         .where(Membership.status.in_(BILLED))
         .group_by(Membership.currency, Membership.period)
     ).all()
-    totals: dict[str, int] = {}
-    for currency, period, amount, _count in rows:
-        totals[currency] = totals.get(currency, 0) + monthly_amount(int(amount), period)
-    return dict(sorted(totals.items())), sum(count for *_rest, count in rows)
+    totals: dict[str, Recurring] = {}
+    for currency, period, amount, count in rows:
+        was = totals.get(currency, Recurring(currency, 0, 0))
+        totals[currency] = Recurring(
+            currency, was.monthly + monthly_amount(int(amount), period), was.billed + count)
+    return [totals[currency] for currency in sorted(totals)]
 
 
 def _members() -> Any:
@@ -173,5 +177,4 @@ def _per_month(column: Any, since: datetime) -> dict[str, int]:
 
 def membership_figures(today: date | None = None) -> MembershipFigures:
     """What the dashboard's Memberships section shows."""
-    totals, billed = mrr()
-    return MembershipFigures(totals, billed, movements(today or clock.now().date()))
+    return MembershipFigures(mrr(), movements(today or clock.now().date()))

@@ -15,7 +15,7 @@ The data set (clock frozen at 2024-05-10 12:00 UTC; the window is June 2023 to M
     gus  Gus      usd monthly  $160.00   joining             never
 
 MRR: usd 3 × $160.00 + $25.00 × 52 ÷ 12 ($108.333… → $108.33) = $588.33;
-jpy (¥3,000 + ¥3,002) × 52 ÷ 12 = ¥26,008.67 → ¥26,009. Six memberships billed.
+jpy (¥3,000 + ¥3,002) × 52 ÷ 12 = ¥26,008.67 → ¥26,009; four usd memberships billed, two jpy.
 
 Members: Ivy at the window's start; joined Fay 2023-12, Ana 2024-03, Ben and Dan 2024-04,
 Jon, Eve and Cleo 2024-05 (Hal and Gus never paid); left Ivy 2023-09, Fay 2024-04. So
@@ -26,7 +26,7 @@ Jon, Eve and Cleo 2024-05 (Hal and Gus never paid); left Ivy 2023-09, Fay 2024-0
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from html import unescape
 
@@ -309,6 +309,8 @@ def test_the_dashboard_shows_mrr_members_and_churn(admin_client, memberships):
     assert re.findall(r'id="mrr-(\w+)"', section) == ["jpy", "usd"]
     assert 'data-mrr="58833">$588.33<' in section
     assert 'data-mrr="26009">¥26,009<' in section
+    assert "from 4 active or past-due memberships" in section  # usd
+    assert "from 2 active or past-due memberships" in section  # jpy
     rows = dict(re.findall(r'<tr data-month="([\d-]+)"[^>]*>(.*?)</tr>', section, re.S))
     assert list(rows)[0] == "2024-05" and list(rows)[-1] == "2023-06" and len(rows) == 12
 
@@ -334,10 +336,33 @@ def test_the_figures_are_a_few_statements_and_empty_without_memberships(db, cloc
     with statements(db) as seen:
         figures = membership_figures(NOW.date())
     assert len(seen) == 4
-    assert figures.mrr == {"usd": 58833, "jpy": 26009} and figures.billed == 6
+    assert [(r.currency, r.monthly, r.billed) for r in figures.mrr] == [
+        ("jpy", 26009, 2), ("usd", 58833, 4)]
     assert [m.churn for m in figures.months][3:5] == [1.0, None]
 
 
 def test_an_empty_dashboard_says_no_membership_is_billed(admin_client):
     page = admin_client.get("/admin/payments").get_data(as_text=True)
     assert 'id="no-mrr"' in page and page.count('data-joined="0"') == 12
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def test_the_demo_s_memberships_are_on_sale_and_in_the_console(
+        runner, client, admin_client, db, clock):
+    from offers.models import Membership, MembershipStatus
+
+    assert runner.invoke(args=["demo-data"]).exit_code == 0
+    assert runner.invoke(args=["demo-data"]).exit_code == 0  # twice: nothing new
+    maya = unescape(client.get("/c/maya-lindqvist").get_data(as_text=True))
+    assert "Monthly coaching" in maya and "$160.00 / month, 4 sessions" in maya
+    tomas = unescape(client.get("/c/tomas-ferreira").get_data(as_text=True))
+    assert "¥3,000 / week, 1 session" in tomas
+    statuses = sorted(s.value for s in db.session.scalars(select(Membership.status)))
+    assert statuses == ["active", "active", "active", "canceled", "past_due"]
+    canceled = db.session.scalar(select(Membership).filter_by(status=MembershipStatus.CANCELED))
+    last_month = (clock.now().date().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert canceled.ended_at.strftime("%Y-%m") == last_month
+    page = unescape(admin_client.get("/admin/payments").get_data(as_text=True))
+    assert 'data-mrr="32000">$320.00<' in page and 'data-mrr="26000">¥26,000<' in page
