@@ -360,11 +360,16 @@ def _period_starts(offer: MembershipOffer, item: DemoMembership) -> list[datetim
     return [datetime.combine(day, time(10), tzinfo=UTC) for day in days]
 
 
+def _period_after(start: datetime, period: MembershipPeriod) -> datetime:
+    """The end of the period that begins at `start` (the next one's start)."""
+    if period is MembershipPeriod.MONTH:
+        return datetime.combine(add_months(start.date(), 1), start.timetz())
+    return start + timedelta(weeks=1)
+
+
 def _add_membership(offer: MembershipOffer, student: User, item: DemoMembership) -> None:
     starts = _period_starts(offer, item)
     ended = item.status is MembershipStatus.CANCELED
-    step = (lambda d: datetime.combine(add_months(d.date(), 1), d.timetz())) if (
-        offer.period is MembershipPeriod.MONTH) else (lambda d: d + timedelta(weeks=1))
     key = _demo_key("membership", offer.id, student.id)[:16]
     membership = Membership(
         student_id=student.id, coach_id=offer.coach_id, offer_id=offer.id, title=offer.title,
@@ -373,7 +378,7 @@ def _add_membership(offer: MembershipOffer, student: User, item: DemoMembership)
         currency=offer.currency, period=offer.period, status=item.status,
         stripe_subscription_id=f"sub_demo_{key}", stripe_price_id=offer.stripe_price_id,
         current_period_start=starts[-2] if ended else starts[-1],
-        current_period_end=starts[-1] if ended else step(starts[-1]),
+        current_period_end=starts[-1] if ended else _period_after(starts[-1], offer.period),
         cancel_at_period_end=item.cancel_at_period_end,
         ended_at=starts[-1] if ended else None, created_at=starts[0],
     )
@@ -383,7 +388,8 @@ def _add_membership(offer: MembershipOffer, student: User, item: DemoMembership)
     for n, start in enumerate(starts[:item.periods_paid], 1):
         grant = CreditGrant(
             membership_id=membership.id, stripe_invoice_id=f"in_demo_{key}_{n}",
-            sessions=offer.sessions_per_period, period_start=start, period_end=step(start),
+            sessions=offer.sessions_per_period, period_start=start,
+            period_end=_period_after(start, offer.period),
             amount_paid=offer.price_per_period, currency=offer.currency, granted_at=start)
         db.session.add(grant)
         _history(membership, "membership.credits_granted", start,
