@@ -16,7 +16,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
 from accounts.models import Role, User
 from admin.listing import (
@@ -116,7 +116,7 @@ def _contract_matches(q: str, coach: type[User], student: type[User]) -> ColumnE
     return by_id_or(q, Contract.id, by_text)
 
 
-def by_id_or(q: str, id_column: ColumnElement[int], by_text: ColumnElement[bool]
+def by_id_or(q: str, id_column: InstrumentedAttribute[int], by_text: ColumnElement[bool]
              ) -> ColumnElement[bool]:
     """A search for a number is also a search for that id; "#42" for that id alone."""
     number = q.removeprefix("#")
