@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import click
 import requests
@@ -16,6 +16,7 @@ from accounts.models import Role, User
 from accounts.services import create_user, find_user_by_email, update_public_page
 from accounts.timezones import to_local
 from admin import analytics
+from audit.services import record as audit
 from books.reconcile import reconcile_day
 from contracts.expiry import expire_due_proposals
 from contracts.models import (
@@ -27,6 +28,7 @@ from contracts.models import (
     ProposalStatus,
     SessionStatus,
 )
+from contracts.plans import add_months
 from contracts.services import (
     accept_proposal,
     decline_proposal,
@@ -36,7 +38,15 @@ from contracts.services import (
 from demo_history import DAYS as HISTORY_DAYS
 from demo_history import load_history
 from extensions import db
-from offers.models import OfferStatus
+from offers.memberships import create_membership_offer, membership_offers_of, publish_price
+from offers.models import (
+    CreditGrant,
+    Membership,
+    MembershipOffer,
+    MembershipPeriod,
+    MembershipStatus,
+    OfferStatus,
+)
 from offers.services import create_offer, offers_of, set_offer_status
 from payments import checkout, plans
 from payments.models import (
@@ -202,6 +212,7 @@ def load_demo_data() -> list[User]:
     _add_money_back(by_key)
     _add_payouts(by_key)
     _add_offers(by_key)
+    _add_memberships(by_key)
     config = current_app.config
     if load_history(config["PLATFORM_FEE_PERCENT"], config["PLATFORM_FEE_MINIMUM"]):
         # The closed days' figures, as the nightly job would have kept them.
@@ -272,6 +283,124 @@ def _add_offers(people: dict[str, User]) -> None:
             )
             if item.status is not OfferStatus.ACTIVE:
                 set_offer_status(offer, coach, item.status)
+
+
+# Membership offers on the coaches' public pages, and the memberships students hold.
+MEMBERSHIP_OFFERS = [
+    ("maya", "Monthly coaching", "Four sessions a month to keep your growth as a leader "
+     "going, with notes after each.", 4, 45, 16000, "usd", MembershipPeriod.MONTH),
+    ("tomas", "Weekly Portuguese conversation", "One conversation in Portuguese a week, on "
+     "the topics you need.", 1, 30, 3000, "jpy", MembershipPeriod.WEEK),
+]
+
+
+@dataclass(frozen=True)
+class DemoMembership:
+    student: str
+    offer: str
+    status: MembershipStatus
+    periods_paid: int
+    periods_ago: int  # how many periods before the running one it started
+    cancel_at_period_end: bool = False
+
+
+MEMBERSHIPS = [
+    DemoMembership("ana", "Monthly coaching", MembershipStatus.ACTIVE, 3, 2),
+    # Its renewal failed: the running period has no credits yet.
+    DemoMembership("priya", "Monthly coaching", MembershipStatus.PAST_DUE, 1, 1),
+    # Canceled last month, after three paid months.
+    DemoMembership("kenji", "Monthly coaching", MembershipStatus.CANCELED, 3, 3),
+    DemoMembership("kenji", "Weekly Portuguese conversation", MembershipStatus.ACTIVE, 4, 3),
+    DemoMembership("ana", "Weekly Portuguese conversation", MembershipStatus.ACTIVE, 2, 1,
+                   cancel_at_period_end=True),
+]
+
+
+def _add_memberships(people: dict[str, User]) -> None:
+    """The coaches' membership offers (their Prices made at the sandbox when it runs, else
+    given demo ids), and memberships as their subscriptions' events would have left them:
+    history, written directly. A student with a membership of the offer is left alone."""
+    for coach_key, title, description, sessions, minutes, price, currency, period in (
+            MEMBERSHIP_OFFERS):
+        coach = people[coach_key]
+        if any(offer.title == title for offer in membership_offers_of(coach)):
+            continue
+        offer = create_membership_offer(
+            coach, title=title, description=description, sessions_per_period=sessions,
+            minutes_per_session=minutes, price_per_period=price, currency=currency,
+            period=period)
+        if _sandbox_runs():
+            db.session.commit()
+            publish_price(offer.id)
+        else:
+            offer.stripe_product_id = f"prod_demo_{_demo_key('product', offer.id)[:16]}"
+            offer.stripe_price_id = f"price_demo_{_demo_key('price', offer.id)[:16]}"
+    for item in MEMBERSHIPS:
+        offer = db.session.scalar(select(MembershipOffer).filter_by(title=item.offer))
+        student = people[item.student]
+        if offer is None or db.session.scalar(select(Membership.id).filter_by(
+                offer_id=offer.id, student_id=student.id)):
+            continue
+        _add_membership(offer, student, item)
+    db.session.flush()
+
+
+def _period_starts(offer: MembershipOffer, item: DemoMembership) -> list[datetime]:
+    """The starts of the membership's periods, the running one last (or, for an ended one,
+    the day it ended)."""
+    today = clock.now().date()
+    if item.status is MembershipStatus.CANCELED:
+        today = today.replace(day=1) - timedelta(days=10)  # ended last month
+    if offer.period is MembershipPeriod.MONTH:
+        anchor = today.replace(day=min(today.day, 28)) - timedelta(days=3)
+        days = [add_months(anchor, -n) for n in range(item.periods_ago, -1, -1)]
+    else:
+        anchor = today - timedelta(days=2)
+        days = [anchor - timedelta(weeks=n) for n in range(item.periods_ago, -1, -1)]
+    return [datetime.combine(day, time(10), tzinfo=UTC) for day in days]
+
+
+def _period_after(start: datetime, period: MembershipPeriod) -> datetime:
+    """The end of the period that begins at `start` (the next one's start)."""
+    if period is MembershipPeriod.MONTH:
+        return datetime.combine(add_months(start.date(), 1), start.timetz())
+    return start + timedelta(weeks=1)
+
+
+def _add_membership(offer: MembershipOffer, student: User, item: DemoMembership) -> None:
+    starts = _period_starts(offer, item)
+    ended = item.status is MembershipStatus.CANCELED
+    key = _demo_key("membership", offer.id, student.id)[:16]
+    membership = Membership(
+        student_id=student.id, coach_id=offer.coach_id, offer_id=offer.id, title=offer.title,
+        sessions_per_period=offer.sessions_per_period,
+        minutes_per_session=offer.minutes_per_session, price_per_period=offer.price_per_period,
+        currency=offer.currency, period=offer.period, status=item.status,
+        stripe_subscription_id=f"sub_demo_{key}", stripe_price_id=offer.stripe_price_id,
+        current_period_start=starts[-2] if ended else starts[-1],
+        current_period_end=starts[-1] if ended else _period_after(starts[-1], offer.period),
+        cancel_at_period_end=item.cancel_at_period_end,
+        ended_at=starts[-1] if ended else None, created_at=starts[0],
+    )
+    db.session.add(membership)
+    db.session.flush()
+    _history(membership, "membership.active", starts[0], {"status": "active"})
+    for n, start in enumerate(starts[:item.periods_paid], 1):
+        grant = CreditGrant(
+            membership_id=membership.id, stripe_invoice_id=f"in_demo_{key}_{n}",
+            sessions=offer.sessions_per_period, period_start=start,
+            period_end=_period_after(start, offer.period),
+            amount_paid=offer.price_per_period, currency=offer.currency, granted_at=start)
+        db.session.add(grant)
+        _history(membership, "membership.credits_granted", start,
+                 {"invoice": grant.stripe_invoice_id, "sessions": grant.sessions})
+    if item.status is not MembershipStatus.ACTIVE:
+        _history(membership, f"membership.{item.status.value}", starts[-1],
+                 {"status": item.status.value})
+
+
+def _history(membership: Membership, action: str, at: datetime, after: dict) -> None:
+    audit(action, membership, actor_label="stripe", after=after).created_at = at
 
 
 # Sessions on the paid demo contracts, in days from now (negative: past, completed, but for

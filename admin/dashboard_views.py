@@ -15,6 +15,7 @@ from flask import render_template, request
 
 from admin import analytics, payout_views, plan_views, queries_refunds
 from admin.charts import volume_chart
+from admin.membership_figures import membership_figures
 from admin.views import bp
 from payments.models import PaymentRecordStatus
 
@@ -147,4 +148,5 @@ def dashboard() -> str:
         money_back=queries_refunds.attention(),
         plans=plan_views.attention(),
         ledger=payout_views.ledger_check(),
+        memberships=membership_figures(),
     )

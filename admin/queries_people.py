@@ -16,7 +16,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
 from accounts.models import Role, User
 from admin.listing import (
@@ -78,7 +78,7 @@ class ContractFilters:
         return bool(self.as_args())
 
 
-def _person_matches(person: type[User], text: str) -> ColumnElement[bool]:
+def person_matches(person: type[User], text: str) -> ColumnElement[bool]:
     """Every word of `text` in the person's name or email, without accents or case."""
     words = fold(text).split() or [""]
     return and_(*(person.search_text.contains(word, autoescape=True) for word in words))
@@ -109,16 +109,22 @@ def contract_page(filters: ContractFilters, after: int | None) -> Page[Contract]
 
 def _contract_matches(q: str, coach: type[User], student: type[User]) -> ColumnElement[bool]:
     by_text = or_(
-        _person_matches(coach, q),
-        _person_matches(student, q),
+        person_matches(coach, q),
+        person_matches(student, q),
         and_(*(Contract.search_text.contains(word, autoescape=True) for word in fold(q).split())),
     )
+    return by_id_or(q, Contract.id, by_text)
+
+
+def by_id_or(q: str, id_column: InstrumentedAttribute[int], by_text: ColumnElement[bool]
+             ) -> ColumnElement[bool]:
+    """A search for a number is also a search for that id; "#42" for that id alone."""
     number = q.removeprefix("#")
     if not number.isdigit() or len(number) > 18:
         return by_text
     if q.startswith("#"):
-        return Contract.id == int(number)  # "#42" asks for that contract alone
-    return or_(Contract.id == int(number), by_text)
+        return id_column == int(number)
+    return or_(id_column == int(number), by_text)
 
 
 def contract_currencies() -> list[str]:
@@ -226,6 +232,6 @@ def user_page(filters: UserFilters, after: int | None) -> Page[Row[tuple[User, i
     if filters.user_id is not None:
         query = query.where(User.id == filters.user_id)
     if filters.q:
-        query = query.where(_person_matches(User, filters.q))
+        query = query.where(person_matches(User, filters.q))
     return keyset_page(query, User.id, after)
 

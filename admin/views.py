@@ -55,6 +55,7 @@ from admin import (  # noqa: E402, F401
     books_views,
     dashboard_views,
     event_views,
+    membership_views,
     payment_views,
     payout_views,
     people_views,

@@ -28,7 +28,24 @@ def objects(db, make_user, make_proposal):
     db.session.add(run)
     db.session.commit()
     return {"contract_id": contract.id, "payment_id": payment.id, "event_id": event.id,
-            "user_id": student.id, "decision": "accept", "day": run.day.isoformat()}
+            "user_id": student.id, "decision": "accept", "day": run.day.isoformat(),
+            "membership_id": _membership(db, contract)}
+
+
+def _membership(db, contract) -> int:
+    """A membership of the contract's parties, joining (Checkout not finished)."""
+    from offers.models import Membership, MembershipOffer, MembershipPeriod
+
+    terms = {"title": "Monthly", "sessions_per_period": 2, "minutes_per_session": 30,
+             "price_per_period": 4000, "currency": "usd", "period": MembershipPeriod.MONTH}
+    offer = MembershipOffer(coach_id=contract.coach_id, **terms)
+    db.session.add(offer)
+    db.session.flush()
+    membership = Membership(student_id=contract.student_id, coach_id=contract.coach_id,
+                            offer_id=offer.id, **terms)
+    db.session.add(membership)
+    db.session.commit()
+    return membership.id
 
 
 # The rules that take the paths and methods no page takes (admin/views.py).

@@ -32,6 +32,7 @@ ADMIN_PAGES = [
     "/admin/events",
     "/admin/users",
     "/admin/contracts",
+    "/admin/memberships",
     "/admin/audit",
     "/admin/search?q=tomas",  # the header's search box: Tomás, his contracts, their payments
 ]

@@ -272,6 +272,7 @@ def test_admin_pages(browser, live_url, long_data):
         *ADMIN_PAGES,
         f"/admin/contracts/{long_data['contract']}",
         f"/admin/payments/{long_data['payment']}",
+        f"/admin/memberships/{long_data['membership']}",
         "/admin/users?q=maria",
     ]
     with new_page(browser, PHONE) as page:
@@ -281,6 +282,8 @@ def test_admin_pages(browser, live_url, long_data):
             "/admin/payments/list": "sweep-admin-payments",
             f"/admin/payments/{long_data['payment']}": "sweep-admin-payment",
             f"/admin/contracts/{long_data['contract']}": "sweep-admin-contract",
+            "/admin/memberships": "sweep-admin-memberships",
+            f"/admin/memberships/{long_data['membership']}": "sweep-admin-membership",
         })
         # On the phone a page of 50 payments is a compact list, and the console's tabs
         # scroll inside their own strip.
