@@ -66,8 +66,10 @@ ONE_DAY = timedelta(days=1)
 NIGHTLY_WINDOW = timedelta(days=2)
 TOP_FAILURE_REASONS = 5
 DISPUTES_SHOWN = 5
-# The source of the contracts made from proposals in the figures (an offer's is its id).
+# The source of the contracts made from proposals in the figures (an offer's is its id),
+# and of memberships' periods (each paid invoice's contract).
 PROPOSALS = 0
+MEMBERSHIPS = -1
 
 
 # --- the UTC day of a timestamp, on SQLite and PostgreSQL ------------------------------
@@ -192,7 +194,8 @@ def figures_by_day(start: date, end: date) -> list[DayFigures]:
     contracts were bought from, or proposals). Days without payments are absent.
     """
     day = utc_day(Payment.created_at)
-    source = func.coalesce(Contract.offer_id, PROPOSALS)
+    source = case((Contract.membership_id.is_not(None), MEMBERSHIPS),
+                  else_=func.coalesce(Contract.offer_id, PROPOSALS))
     counted = Payment.void_reason.is_(None)
     rows = db.session.execute(
         select(
@@ -250,14 +253,15 @@ class SourceFigures:
 
     @property
     def label(self) -> str:
-        return "Proposals" if self.offer_id is None else f"Offer: {self.offer_title}"
+        if self.offer_id is None:
+            return "Proposals"
+        return "Memberships" if self.offer_id == MEMBERSHIPS else f"Offer: {self.offer_title}"
 
 
 def revenue_by_source(days: list[DayFigures]) -> list[SourceFigures]:
     """The range's paid-once money by currency and source (each offer, and proposals),
     summed from its day figures: the rollup's rows for closed days and today's live
-    ones, as every other figure of the dashboard. Per currency: proposals first, then
-    offers by gross."""
+    ones, as every other figure of the dashboard."""
     by_source: dict[tuple[str, int], SourceFigures] = {}
     for day in days:
         if not day.succeeded:
@@ -271,7 +275,7 @@ def revenue_by_source(days: list[DayFigures]) -> list[SourceFigures]:
         item.fees += day.fees
         item.earnings += day.earnings
     found = list(by_source.values())
-    offer_ids = {item.offer_id for item in found if item.offer_id is not None}
+    offer_ids = {item.offer_id for item in found if item.offer_id not in (None, MEMBERSHIPS)}
     if offer_ids:
         offers = {
             offer.id: offer
@@ -280,10 +284,12 @@ def revenue_by_source(days: list[DayFigures]) -> list[SourceFigures]:
             )
         }
         for item in found:
-            if item.offer_id is not None:
+            if item.offer_id in offers:
                 item.offer_title = offers[item.offer_id].title
                 item.coach_name = offers[item.offer_id].coach.name
-    return sorted(found, key=lambda i: (i.currency, i.offer_id is not None, -i.gross))
+    # Per currency: proposals, memberships, then offers by gross.
+    return sorted(found, key=lambda i: (i.currency, i.offer_id is not None,
+                                        i.offer_id != MEMBERSHIPS, -i.gross))
 
 
 # --- the rollup -------------------------------------------------------------------------

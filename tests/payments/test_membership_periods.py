@@ -203,3 +203,14 @@ def test_a_refund_of_a_period_goes_back_on_its_invoice_payment(
     db.session.expire_all()
     wait_for(lambda: (db.session.expire_all() or True) and db.session.get(
         type(period), period.id).amount_returned == 1000, what="the refund mirrored")
+
+
+def test_the_dashboard_counts_membership_periods_as_their_own_source(
+        client, db, sandbox, membership_offer, member, admin):
+    joined(client, db, sandbox, membership_offer, member)
+    client.submit("/auth/logout")
+    login(client, admin)
+    page = client.get("/admin/payments").get_data(as_text=True)
+    row = page.split('data-offer="memberships" data-currency="usd"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-gross="4000"' in row and "Memberships" in row
+    assert 'data-offer="proposals"' not in page  # nothing else was paid
