@@ -392,11 +392,12 @@ def cancel_paid(contract: Contract, *, by: User, reason: str) -> None:
     tell_parties(contract, f"{who} cancelled “{contract.title}”: {reason}")
 
 
-def complete(contract: Contract) -> None:
-    """Every session is used and none is open: the contract is completed; both are told."""
+def complete(contract: Contract, *, why: str | None = None) -> None:
+    """Every session is used and none is open (or, `why`, a membership's period is over):
+    the contract is completed; both are told."""
     _move(contract, "contract.completed", status=ContractStatus.COMPLETED, actor_label="system")
     tell_parties(
-        contract, f"All sessions of “{contract.title}” are done; the contract is completed."
+        contract, why or f"All sessions of “{contract.title}” are done; the contract is completed."
     )
 
 

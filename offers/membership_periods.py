@@ -22,19 +22,27 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 import clock
+import jobs
 from accounts.timezones import format_local
 from contracts import lifecycle
-from contracts.models import Contract, Proposal, ProposalStatus
+from contracts.models import (
+    CoachingSession,
+    Contract,
+    ContractStatus,
+    Proposal,
+    ProposalStatus,
+    SessionStatus,
+)
 from contracts.refund_policy import window_days_in_force
 from contracts.services import fee_quote, lock_contract
 from extensions import db
 from offers.models import CreditGrant, Membership
 from payments.models import Payment, PaymentRecordStatus
 from payments.settle import settle
-from scheduling.sessions import used_count, used_from
+from scheduling.sessions import has_scheduled_session, used_count, used_from
 
 PERIOD_FORMAT = "%d %b %Y"
 
@@ -166,6 +174,47 @@ def end_periods(membership: Membership, moment: datetime) -> None:
             contract.rollover_until = min(contract.rollover_until, moment)
         lifecycle.cancel_open_sessions(contract, "the membership ended.",
                                        starting_from=moment)
+
+
+CLOSE_BATCH = 200
+
+
+def close_ended_periods(moment: datetime | None = None) -> int:
+    """Complete the periods whose window is over and that have no session left scheduled:
+    their unused credits expired. Both parties are told, once (the move to completed).
+    Each is locked and checked again, so a booking or a job at the same time decides
+    first. Flushes; the caller commits. Returns how many closed."""
+    moment = moment or clock.now()
+    scheduled = select(CoachingSession.id).where(
+        CoachingSession.contract_id == Contract.id,
+        CoachingSession.status == SessionStatus.SCHEDULED)
+    over = or_(Contract.rollover_sessions == 0, Contract.rollover_until.is_(None),
+               Contract.rollover_until <= moment)
+    due = list(db.session.scalars(
+        select(Contract.id).where(
+            Contract.membership_id.is_not(None), Contract.status == ContractStatus.ACTIVE,
+            Contract.period_end <= moment, over, ~scheduled.exists())
+        .order_by(Contract.period_end).limit(CLOSE_BATCH)))
+    closed = 0
+    for contract_id in due:
+        contract = lock_contract(contract_id)
+        if (contract is None or contract.status is not ContractStatus.ACTIVE
+                or (contract.bookable_until or moment) > moment
+                or has_scheduled_session(contract)):
+            continue
+        unused = max(contract.session_allowance - used_count(contract.id), 0)
+        lifecycle.complete(contract, why=(
+            f"The period “{contract.title}” is over"
+            + (f"; its {unused} unused session{'s' if unused != 1 else ''} expired."
+               if unused else "; all its sessions were used.")))
+        closed += 1
+    return closed
+
+
+@jobs.periodic(jobs.hourly_at(23))
+def close_periods() -> None:
+    close_ended_periods()
+    db.session.commit()
 
 
 def rollover_words() -> str:

@@ -510,16 +510,23 @@ class MoneyMachine(RuleBasedStateMachine):
         db.session.rollback()
 
     def periodic_jobs(self) -> None:
-        """What the consumer's every-minute jobs do at this moment: charge the instalments
-        due (`flask payments charge-due`), make the shares of delivered sessions, take back
-        what refunds take from transfers and send the transfers due."""
+        """What the consumer's periodic jobs do at this moment: charge the instalments
+        due (`flask payments charge-due`), close the membership periods that are over, make
+        the shares of delivered sessions, take back what refunds take from transfers and
+        send the transfers due."""
         import jobs
+        from extensions import db
+        from offers import membership_periods
         from payments import plans
         from payouts import shares, transfers
 
         with jobs.job_context():
             due = plans.due_instalment_ids()
             charged = [plans.charge_instalment(instalment_id) for instalment_id in due]
+        with jobs.job_context():
+            # The hourly job: membership periods over, with nothing left scheduled, close.
+            membership_periods.close_ended_periods()
+            db.session.commit()
         with jobs.job_context():
             shares.make_and_release()
             transfers.settle_refunds()

@@ -214,3 +214,39 @@ def test_the_dashboard_counts_membership_periods_as_their_own_source(
     row = page.split('data-offer="memberships" data-currency="usd"', 1)[1].split("</tr>", 1)[0]
     assert 'data-gross="4000"' in row and "Memberships" in row
     assert 'data-offer="proposals"' not in page  # nothing else was paid
+
+
+def test_a_period_whose_window_is_over_closes_once_its_sessions_are_marked(
+        app, client, db, sandbox, membership_offer, member, coach, clock):
+    from contracts.models import CoachingSession, Contract
+    from notifications.models import Notification
+    from offers.membership_periods import close_ended_periods
+
+    membership = joined(client, db, sandbox, membership_offer, member)
+    [period] = period_contracts(db, membership.id)
+    assert book(client, period.id, free_starts(app, period.id)[0]).status_code == 302
+
+    def close() -> int:
+        import jobs
+        from extensions import db as app_db
+
+        with app.app_context(), jobs.job_context():  # as the hourly job runs
+            closed = close_ended_periods()
+            app_db.session.commit()
+            return closed
+
+    clock.advance(period.period_end - clock.now() + timedelta(minutes=1))
+    assert close() == 0  # its session is still to be marked
+    assert period_contracts(db, membership.id)[0].status.value == "active"
+    booked = db.session.scalar(select(CoachingSession).where(
+        CoachingSession.contract_id == period.id))
+    client.submit("/auth/logout")
+    login(client, coach)
+    assert client.submit(f"/sessions/{booked.id}/complete").status_code == 302
+    assert close() == 1
+    assert close() == 0  # once
+    db.session.expire_all()
+    assert db.session.get(Contract, period.id).status.value == "completed"
+    told = [n.message for n in db.session.scalars(select(Notification).where(
+        Notification.user_id == member.id))]
+    assert sum("is over; its 3 unused sessions expired." in m for m in told) == 1, told
