@@ -106,10 +106,10 @@ def _roll_over_into(membership: Membership, period: Contract) -> None:
     limit = int(current_app.config["MEMBERSHIP_ROLLOVER_LIMIT"])
     if limit <= 0:
         return
-    previous = db.session.scalar(
+    previous = db.session.scalar(  # the period before a renewal (not a move's top-up)
         select(Contract).where(Contract.membership_id == membership.id,
                                Contract.id != period.id,
-                               Contract.period_start < period.period_start)
+                               Contract.period_end <= period.period_start)
         .order_by(Contract.period_start.desc()).limit(1))
     if previous is None:
         return
@@ -119,23 +119,17 @@ def _roll_over_into(membership: Membership, period: Contract) -> None:
         previous.rollover_until = period.period_end
 
 
-def periods_of(membership: Membership) -> list[Contract]:
-    """The membership's period contracts, newest first."""
-    return list(db.session.scalars(
-        select(Contract).where(Contract.membership_id == membership.id)
-        .order_by(Contract.period_start.desc(), Contract.id.desc())))
-
-
 def bookable_periods(membership: Membership,
                      moment: datetime | None = None) -> list[Contract]:
     """The period contracts whose credits can be booked at `moment` (now), oldest first:
     the running period, and a previous one whose rolled-over credits still run."""
     moment = moment or clock.now()
-    return sorted(
-        (period for period in periods_of(membership)
-         if period.period_start is not None and period.period_start <= moment
-         and (period.bookable_until or moment) > moment),
-        key=lambda period: period.period_start or moment)
+    return [period for period in db.session.scalars(
+        select(Contract).where(
+            Contract.membership_id == membership.id, Contract.period_start <= moment,
+            or_(Contract.period_end > moment, Contract.rollover_until > moment))
+        .order_by(Contract.period_start, Contract.id))
+        if (period.bookable_until or moment) > moment]
 
 
 @dataclass(frozen=True)

@@ -442,8 +442,9 @@ def test_earnings_per_contract(client, data, refund_rows):
         #    no-show) → 2 × 3375 = 6750.
         "A": ["$200.00", "$15.00", "$50.00", "$135.00", "$67.50", "$67.50"],
         # B: parts 2999, 2999, 3001; 10.01 refunded (the void duplicate does not count)
-        #    takes 300 off each → net 8099, fee 9999 − 1001 − 8099 = 899; nothing delivered.
-        "B": ["$99.99", "$8.99", "$10.01", "$80.99", "$0.00", "$80.99"],
+        #    takes 301 off each (rounded up) → net 8096, fee 9999 − 1001 − 8096 = 902;
+        #    nothing delivered.
+        "B": ["$99.99", "$9.02", "$10.01", "$80.96", "$0.00", "$80.96"],
         # C: refunded in full after one session → nothing kept: no fee, no earning.
         "C": ["¥10,000", "¥0", "¥10,000", "¥0", "¥0", "¥0"],
         # D: all three sessions held, nothing refunded.
@@ -472,12 +473,12 @@ def test_earnings_totals_per_currency(client, data, refund_rows):
             "to_earn": "¥0",
         },
         "usd": {
-            "net_earning": "$215.99",
+            "net_earning": "$215.96",
             "received": "$299.99",
-            "fee": "$23.99",
+            "fee": "$24.02",
             "refunded": "$60.01",
             "earned": "$67.50",
-            "to_earn": "$148.49",
+            "to_earn": "$148.46",
         },
     }
 
@@ -499,11 +500,11 @@ def test_earnings_read_model_sums(db, data, refund_rows):
         },
         "usd": {
             "received": 29999,
-            "fee": 2399,
-            "net_earning": 21599,
+            "fee": 2402,
+            "net_earning": 21596,
             "refunded": 6001,
             "earned": 6750,
-            "to_earn": 14849,
+            "to_earn": 14846,
         },
     }
     # What was received is the fee, the coach's net and what went back, to the unit.
