@@ -50,8 +50,9 @@ def test_the_coach_ends_a_membership_now_with_a_prorated_refund(
     # Some days into the period, the coach ends it.
     moment = running.period_start + timedelta(days=days_in)
     clock.freeze(moment)
-    length = int((running.period_end - running.period_start).total_seconds())
-    left = int((running.period_end - moment).total_seconds())
+    # Whole days: a month of 31 (or 30, 28...) days, a week of 7.
+    length = round((running.period_end - running.period_start) / timedelta(days=1))
+    left = length - days_in
     expected = running.total_amount * left // length
     client.submit("/auth/logout")
     login(client, coach)
