@@ -149,22 +149,22 @@ def test_a_member_joins_books_four_is_refused_a_fifth_and_renews_on_a_test_clock
 
 
 def test_the_coach_ends_a_membership_now_in_the_browser(
-        app, page, live_url, client, db, sandbox, clock, membership_offer, member, coach):
+        app, page, live_url, client, db, sandbox, clock, membership_offer, member, coach,
+        stripe_client):
     from contracts.models import CoachingSession
+    from payments.models import Payment
 
     membership = joined(client, db, sandbox, membership_offer, member)
     [running] = period_contracts(db, membership.id)
     starts = [s for s in free_starts(app, running.id) if s > clock.now() + timedelta(days=8)]
     assert book(client, running.id, starts[0]).status_code == 302
-    # A week into the period. The refund is prorated to the second, so the app's clock
-    # stands still there; Stripe's runs on from a minute before it, so the subscription's
-    # end (which closes the period's window) is not after the app's now.
+    # A week into the period, on both clocks (Stripe's a minute behind, so the
+    # subscription's end is not after the app's now). The refund counts whole days left.
     moment = running.period_start + timedelta(days=7)
     move_clock_to(sandbox, moment.timestamp() - 60)
     clock.freeze(moment)
-    length = (running.period_end - running.period_start).total_seconds()
-    expected = int(running.total_amount * int((running.period_end - moment).total_seconds())
-                   // int(length))
+    length = round((running.period_end - running.period_start) / timedelta(days=1))
+    expected = running.total_amount * (length - 7) // length
 
     log_in(page, live_url, coach.email, PASSWORD)
     page.goto(f"{live_url}/memberships/{membership.id}")
@@ -188,6 +188,13 @@ def test_the_coach_ends_a_membership_now_in_the_browser(
     booked = db.session.scalar(select(CoachingSession).where(
         CoachingSession.contract_id == running.id))
     assert booked.status.value == "cancelled" and not booked.late_cancellation
+    # The refund confirmed reached Stripe, on the invoice's payment, whatever Stripe's own
+    # deletion event did first.
+    payment = db.session.scalar(select(Payment).where(Payment.contract_id == running.id))
+    refunds = wait_for(lambda: [r.amount for r in stripe_client.v1.refunds.list(
+        {"payment_intent": payment.payment_intent_id}).data], what="the refund at Stripe")
+    assert refunds == [expected]
+    assert db.session.get(type(running), running.id).status.value == "cancelled"
 
     # The student finds the session cancelled, its time given back.
     page.get_by_role("button", name="Log out").click()
