@@ -28,7 +28,7 @@ from errors import NotFound
 from extensions import db
 from notifications.services import notify
 from offers.membership_events import mirror_subscription
-from offers.membership_periods import bookable_periods
+from offers.membership_periods import bookable_periods, end_periods
 from offers.memberships import MembershipError
 from offers.models import Membership
 from payments import stripe_api
@@ -104,6 +104,10 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
         raise MembershipError(refused)
     subscription_id = membership.stripe_subscription_id
     assert subscription_id is not None  # cancel_refusal
+    # The windows of the periods running now: Stripe's event of the end, if it is mirrored
+    # before the lock below, closes them at Stripe's moment of the end, and these periods
+    # close here with their refunds all the same.
+    windows = {period.id: period.period_end for period in bookable_periods(membership)}
     db.session.rollback()  # no transaction, so no lock, while Stripe answers
     subscription = stripe_api.cancel_subscription(
         subscription_id, stripe_api.idempotency_key("membership-cancel", membership_id))
@@ -111,9 +115,10 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
     moment = clock.now()
     note = f"Membership ended now: {reason.strip()}"[:500]
     refund: Refund | None = None
-    for period in bookable_periods(membership, moment):
-        contract = lock_contract(period.id)
+    for period_id, end in windows.items():
+        contract = lock_contract(period_id)
         assert contract is not None
+        contract.period_end = end  # closed again from Stripe's end below
         money = standing_of(contract)
         amount = _refund_now(contract, moment, money)
         if _closes(contract, moment):
@@ -123,8 +128,10 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
                 contract, money, amount, by=actor, note=note,
                 source=RefundSource.ADMIN if actor.is_admin else RefundSource.COACH)
     # Ended as Stripe says: the other periods' windows close and their bookings from now
-    # on are cancelled (`membership_periods.end_periods`).
+    # on are cancelled (`membership_periods.end_periods`), also when the event came first.
     mirror_subscription(subscription.to_dict())
+    if membership.ended_at is not None:
+        end_periods(membership, membership.ended_at)
     back = refund.amount if refund is not None else 0
     audit("membership.cancelled_now", membership, actor=actor,
           after={"reason": reason.strip(), "refund": back})

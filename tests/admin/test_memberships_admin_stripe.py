@@ -6,15 +6,8 @@ from __future__ import annotations
 from html import unescape
 
 from tests.conftest import login
-from tests.payments.conftest import *  # noqa: F403 (the sandbox and the live app it calls)
-from tests.payments.test_memberships import (  # noqa: F401 (fixtures)
-    coach,
-    grants,
-    join,
-    member,
-    membership_of,
-    membership_offer,
-)
+from tests.payments.conftest import *  # noqa: F403 (the sandbox, the live app, the people)
+from tests.payments.test_memberships import grants, join, membership_of
 from tests.support import wait_for
 
 
