@@ -299,8 +299,8 @@ def resume(membership_id: int, actor: User) -> Membership:
 
 
 def _tell(membership: Membership, actor: User, done: str, *, subject: str) -> None:
-    """The student hears what the coach `done` (mailed too); when an admin did it, both
-    parties hear that an administrator did."""
+    """Tell the student what the coach did (`done`, mailed too); when an admin did it,
+    both parties hear that an administrator did."""
     if actor.id == membership.coach_id:
         notify(membership.student, f"{membership.coach.name} {done}", link=_link(membership),
                subject=subject)
