@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import HiddenInput
 
 from contracts.money import CURRENCY_DECIMALS, MoneyError, parse_major, to_major
+from offers.membership_changes import PAUSE_PERIODS
 from payments.models import ManualMethod
 
 
@@ -170,6 +171,28 @@ class IssueRefundForm(RefundAmountForm):
     note = TextAreaField(
         "Why (kept with the refund)",
         validators=[DataRequired("Say why this refund is made."), Length(max=500)],
+    )
+
+
+# --- memberships -------------------------------------------------------------------------
+
+
+class EndMembershipNowForm(FlaskForm):
+    # 200 characters keep the notification (title, reason, refund) within its 500.
+    reason = TextAreaField(
+        "Why it ends now (both parties see it)",
+        validators=[
+            DataRequired("Say why the membership ends; both parties see it."),
+            Length(max=200),
+        ],
+    )
+
+
+class PauseMembershipForm(FlaskForm):
+    periods = SelectField(
+        "Pause collection for",
+        choices=[SelectChoice(n, f"{n} period{'s' if n != 1 else ''}") for n in PAUSE_PERIODS],
+        coerce=int,
     )
 
 

@@ -8,15 +8,18 @@ the standing afterwards from the money core's own arithmetic: nothing is re-type
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 
 from flask import url_for
 
+from accounts import localtime
 from accounts.models import User
 from admin.confirm import Confirmation, Item
 from contracts.models import Contract
 from contracts.money import format_money, method_words
 from contracts.refund_policy import RefundQuote
+from offers.memberships import price_in_words
+from offers.models import Membership
 from payments import manual, refunds
 from payments.models import (
     Instalment,
@@ -310,4 +313,100 @@ def held_payment_refund(payment: Payment, amount: int, note: str) -> Confirmatio
             "parties are told.",
         ],
         section="reviews",
+    )
+
+
+# --- a membership: end it now, pause or resume its collection -----------------------------
+
+
+def _membership_parties(membership: Membership) -> dict[str, str]:
+    student, coach = membership.student, membership.coach
+    return {
+        "Membership": f"#{membership.id} “{membership.title}”, {price_in_words(membership)}",
+        "Student": f"{student.name} ({student.email})",
+        "Coach": f"{coach.name} ({coach.email})",
+    }
+
+
+def _membership_page(membership: Membership) -> str:
+    return url_for("admin.membership_detail", membership_id=membership.id,
+                   _anchor="membership-actions")
+
+
+def _day(moment: datetime | None) -> str:
+    return localtime(moment, "%d %b %Y")
+
+
+def end_membership(membership: Membership, refund: int, reason: str) -> Confirmation:
+    """The membership ends now, with the running period's prorated refund, `refund`
+    (`offers.membership_cancel.refund_preview`)."""
+    student, money = membership.student.name, format_money(refund, membership.currency)
+    return Confirmation(
+        question=f"End “{membership.title}” now"
+        + (f" and refund {money} to {student}?" if refund else " with no refund?"),
+        button="End the membership now" + (f" and refund {money}" if refund else ""),
+        back=_membership_page(membership),
+        figures={
+            **_membership_parties(membership),
+            "Running period": f"{_day(membership.current_period_start)} – "
+            f"{_day(membership.current_period_end)}",
+            "Refund of the time left": _money(refund, membership.currency),
+            "Why (both parties see it)": reason.strip(),
+        },
+        happens=[
+            "Stripe cancels the subscription now: nothing more is charged.",
+            "The running period's contract ends; sessions booked from now on are cancelled, "
+            f"and those delivered stay paid to {membership.coach.name}.",
+            f"{money} goes back to the card that paid the running period's invoice, through "
+            "Stripe; Stripe's answer is shown on the next page." if refund
+            else "Nothing goes back: nothing of the running period is refundable now.",
+            f"{student} and {membership.coach.name} are told why, by mail too.",
+        ],
+        danger=True,
+        section="memberships",
+    )
+
+
+def pause_membership(membership: Membership, periods: int, charged_on: datetime) -> Confirmation:
+    """Collection paused for `periods` renewals (`offers.membership_changes.pause`)."""
+    student, renewals = membership.student.name, f"{periods} renewal{'s' if periods != 1 else ''}"
+    return Confirmation(
+        question=f"Pause “{membership.title}” for {periods} period{'s' if periods != 1 else ''}?",
+        button="Pause collection",
+        back=_membership_page(membership),
+        figures={
+            **_membership_parties(membership),
+            "Renewals not charged": f"the next {renewals}, from "
+            f"{_day(membership.current_period_end)}",
+            "Stripe charges again on": _day(charged_on),
+        },
+        happens=[
+            f"Stripe voids the next {renewals}: {student} pays nothing and gets no new "
+            f"sessions until {_day(charged_on)}, when Stripe charges again by itself.",
+            "The running period keeps its sessions.",
+            f"{student} and {membership.coach.name} are told.",
+        ],
+        section="memberships",
+    )
+
+
+def resume_membership(membership: Membership) -> Confirmation:
+    """Collection resumes at the next renewal (`offers.membership_changes.resume`)."""
+    return Confirmation(
+        question=f"Resume collection of “{membership.title}”?",
+        button="Resume collection",
+        back=_membership_page(membership),
+        figures={
+            **_membership_parties(membership),
+            "Paused until": _day(membership.paused_until),
+            "Next renewal, charged": f"{_day(membership.current_period_end)}, "
+            f"{_money(membership.price_per_period, membership.currency)}",
+        },
+        happens=[
+            f"Stripe charges the next renewal again: {membership.student.name} pays "
+            f"{format_money(membership.price_per_period, membership.currency)} on "
+            f"{_day(membership.current_period_end)} and gets that period's sessions.",
+            f"{membership.student.name} and {membership.coach.name} are told.",
+        ],
+        section="memberships",
     )

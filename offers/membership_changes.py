@@ -279,10 +279,10 @@ def pause(membership_id: int, actor: User, periods: int) -> Membership:
     audit("membership.paused", membership, actor=actor, before=before,
           after={**_state(membership), "periods": periods})
     student = membership.student
-    notify(student, f"{membership.coach.name} paused “{membership.title}”: nothing is charged "
-           f"and no new sessions are given from {_date(membership.current_period_end, student)}"
-           f" until {_date(next_charge(membership, resumes_at), student)}.",
-           link=_link(membership), subject=f"Coachpact: “{membership.title}” is paused")
+    _tell(membership, actor, f"paused “{membership.title}”: nothing is charged and no new "
+          f"sessions are given from {_date(membership.current_period_end, student)} until "
+          f"{_date(next_charge(membership, resumes_at), student)}.",
+          subject=f"Coachpact: “{membership.title}” is paused")
     db.session.commit()
     return membership
 
@@ -292,11 +292,21 @@ def resume(membership_id: int, actor: User) -> Membership:
     membership, before = _ask(membership_id, actor, {"pause_collection": ""}, coach_side=True)
     audit("membership.resumed", membership, actor=actor, before=before,
           after=_state(membership))
-    notify(membership.student, f"{membership.coach.name} resumed “{membership.title}”: "
-           f"{price_in_words(membership)} from the next renewal.", link=_link(membership),
-           subject=f"Coachpact: “{membership.title}” is resumed")
+    _tell(membership, actor, f"resumed “{membership.title}”: {price_in_words(membership)} "
+          "from the next renewal.", subject=f"Coachpact: “{membership.title}” is resumed")
     db.session.commit()
     return membership
+
+
+def _tell(membership: Membership, actor: User, done: str, *, subject: str) -> None:
+    """Tell the student what the coach did (`done`, mailed too); when an admin did it,
+    both parties hear that an administrator did."""
+    if actor.id == membership.coach_id:
+        notify(membership.student, f"{membership.coach.name} {done}", link=_link(membership),
+               subject=subject)
+        return
+    for person in (membership.student, membership.coach):
+        notify(person, f"An administrator {done}", link=_link(membership), subject=subject)
 
 
 # --- moving to another offer of the same coach ---------------------------------------------

@@ -61,9 +61,20 @@ def open_period(membership: Membership, grant: CreditGrant, invoice: dict[str, A
     with the invoice's payment; None for an invoice that charged nothing. The caller
     holds the membership's lock and checked that the invoice was not seen before. Flushes.
     """
-    amount = grant.amount_paid
-    if amount <= 0:
+    if grant.amount_paid <= 0:
         return None
+    contract, payment = period_contract(membership, grant, invoice, intent_id, charge_id)
+    settle(payment, contract, actor_label="stripe",
+           details={"membership_id": membership.id, "invoice": invoice["id"]})
+    return contract
+
+
+def period_contract(membership: Membership, grant: CreditGrant, invoice: dict[str, Any],
+                    intent_id: str | None, charge_id: str | None) -> tuple[Contract, Payment]:
+    """The grant's period contract and the invoice's payment, pending: what `open_period`
+    settles. The grant points at the contract, and the previous period's unused credits
+    roll over into it. Flushes."""
+    amount = grant.amount_paid
     split = fee_quote(price_per_session=amount, session_count=1, currency=grant.currency)
     terms = {
         "coach_id": membership.coach_id, "student_id": membership.student_id,
@@ -94,10 +105,8 @@ def open_period(membership: Membership, grant: CreditGrant, invoice: dict[str, A
     db.session.add_all([proposal, contract, payment])
     db.session.flush()
     _roll_over_into(membership, contract)
-    settle(payment, contract, actor_label="stripe",
-           details={"membership_id": membership.id, "invoice": invoice["id"]})
     grant.contract_id = contract.id
-    return contract
+    return contract, payment
 
 
 def _roll_over_into(membership: Membership, period: Contract) -> None:

@@ -80,3 +80,44 @@ def test_the_demo_admin_reads_memberships(browser, live_url, viewport):
         shot(page, f"admin-membership-detail-{width}")
     assert problems == [], "\n".join(problems)
 
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_the_demo_admin_s_actions_on_a_running_membership(browser, live_url, viewport):
+    """Ana's running monthly membership: end now with its refund, pause, and a refund link
+    per paid period; pressing "Pause collection…" asks first, nothing done."""
+    from demo import DEMO_PASSWORD
+
+    width = viewport["width"]
+    problems: list[str] = []
+    with new_page(browser, viewport) as page:
+        log_in_anywhere(page, live_url, "admin@coachpact.test", DEMO_PASSWORD)
+        page.goto(f"{live_url}/admin/memberships?q=ana")
+        page.locator("#memberships tbody tr", has_text="Monthly coaching").get_by_role(
+            "link", name="Monthly coaching").click()
+        actions = page.locator("#membership-actions")
+        actions.scroll_into_view_if_needed()
+        assert actions.locator("#end-now-refund").inner_text().startswith("$")
+        assert actions.get_by_label("Pause collection for").is_visible()
+        assert actions.get_by_label("Why it ends now (both parties see it)").is_visible()
+        assert actions.locator("#resume-form").count() == 0
+        links = page.locator("#grant-rows").get_by_role("link", name="Refund…")
+        assert links.count() == 3 and links.first.is_visible()
+        problems += fits(page, f"membership actions at {width} px")
+        ARTIFACTS.mkdir(exist_ok=True)
+        actions.screenshot(path=str(ARTIFACTS / f"admin-membership-actions-{width}.png"))
+        shot(page, f"admin-membership-running-{width}")
+
+        actions.get_by_label("Pause collection for").select_option("2")
+        actions.get_by_role("button", name="Pause collection…").click()
+        question = page.locator("#confirm-question")
+        assert question.inner_text() == "Pause “Monthly coaching” for 2 periods?"
+        problems += fits(page, f"pause confirmation at {width} px")
+        shot(page, f"admin-membership-pause-confirm-{width}")
+        page.locator("#confirm-back").click()
+        assert page.locator("#membership-actions #pause-form").is_visible()
+
+        links.first.click()
+        assert page.locator("#refund-form").is_visible()
+        assert page.locator("#contract-membership").is_visible()
+    assert problems == [], "\n".join(problems)

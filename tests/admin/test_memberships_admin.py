@@ -366,3 +366,34 @@ def test_the_demo_s_memberships_are_on_sale_and_in_the_console(
     assert canceled.ended_at.strftime("%Y-%m") == last_month
     page = unescape(admin_client.get("/admin/payments").get_data(as_text=True))
     assert 'data-mrr="32000">$320.00<' in page and 'data-mrr="26000">¥26,000<' in page
+
+    # Each paid period is its contract, paid by its invoice's payment; the money core's
+    # ledger check finds nothing wrong with them.
+    from accounts.models import User
+    from contracts.models import Contract
+    from demo import DEMO_PASSWORD
+    from offers.models import CreditGrant
+    from payments.models import Payment
+    from payouts import ledger
+
+    grants = list(db.session.scalars(select(CreditGrant)))
+    assert len(grants) == 13 and all(g.contract_id for g in grants)
+    for grant in grants:
+        period = db.session.get(Contract, grant.contract_id)
+        (payment,) = db.session.scalars(select(Payment).filter_by(contract_id=period.id))
+        assert (period.membership_id, period.period_start, period.session_count) == (
+            grant.membership_id, grant.period_start, grant.sessions)
+        assert (payment.stripe_invoice_id, payment.amount, payment.status.value) == (
+            grant.stripe_invoice_id, grant.amount_paid, "succeeded")
+        assert period.amount_paid == period.total_amount == grant.amount_paid
+    assert ledger.check() == []
+    ana = db.session.scalar(select(User).filter_by(email="ana@coachpact.test"))
+    monthly = db.session.scalar(select(Membership).filter_by(
+        student_id=ana.id, title="Monthly coaching"))
+    running = db.session.scalar(select(Contract).where(
+        Contract.membership_id == monthly.id).order_by(Contract.period_start.desc()).limit(1))
+    client.submit("/auth/logout")
+    login(client, ana, DEMO_PASSWORD)
+    mine = client.get(f"/memberships/{monthly.id}").get_data(as_text=True)
+    assert f'id="book-{running.id}">Book a session</a>' in mine
+    assert client.get(f"/contracts/{running.id}/schedule").status_code == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import unescape
 
 from tests.conftest import login
-from tests.payments.conftest import *  # noqa: F403 (the sandbox and the live app it calls)
+from tests.payments.conftest import *  # noqa: F403 (the sandbox, the live app, the people)
 from tests.payments.test_memberships import grants, join, membership_of
 from tests.support import wait_for
 
