@@ -350,7 +350,7 @@ def end_membership(membership: Membership, refund: int, reason: str) -> Confirma
             **_membership_parties(membership),
             "Running period": f"{_day(membership.current_period_start)} – "
             f"{_day(membership.current_period_end)}",
-            "Refund of the time left": _money(refund, membership.currency),
+            "Refund of the whole days left": _money(refund, membership.currency),
             "Why (both parties see it)": reason.strip(),
         },
         happens=[

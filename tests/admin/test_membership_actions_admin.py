@@ -75,7 +75,7 @@ def test_an_admin_ends_a_membership_now_with_the_prorated_refund_confirmed(
     asked = client.submit(f"{url}/end-now", {"reason": "The coach left the platform."})
     words = unescape(asked.get_data(as_text=True))
     assert f"End “Monthly coaching” now and refund {money} to Ana Student?" in words
-    assert figure(words, "Refund of the time left") == f"{money} (USD)"
+    assert figure(words, "Refund of the whole days left") == f"{money} (USD)"
     assert figure(words, "Why (both parties see it)") == "The coach left the platform."
     assert membership_of(db, member.id).status.value == "active"  # asked, nothing done
 
@@ -110,15 +110,15 @@ def test_a_stale_confirmation_or_stripe_s_refusal_changes_nothing(
     clock.freeze(running.period_start + timedelta(days=3))
     url = as_admin(client, ada, membership)
     asked = client.submit(f"{url}/end-now", {"reason": "Asked by the student."})
-    before = figure(unescape(asked.get_data(as_text=True)), "Refund of the time left")
+    before = figure(unescape(asked.get_data(as_text=True)), "Refund of the whole days left")
 
     clock.advance(timedelta(days=2))  # the refund shrinks while the admin reads
     stale = client.post(url + "/end-now", data=confirm_fields(asked))
     assert stale.status_code == 409
     words = unescape(stale.get_data(as_text=True))
-    now = figure(words, "Refund of the time left")
+    now = figure(words, "Refund of the whole days left")
     assert now != before
-    assert f"Refund of the time left: {before} before, {now} now" in words
+    assert f"Refund of the whole days left: {before} before, {now} now" in words
     kept = membership_of(db, member.id)
     assert kept.status.value == "active" and not kept.ended
     assert stripe_client.v1.subscriptions.retrieve(
