@@ -24,6 +24,7 @@ def test_a_coach_onboards_and_sees_the_transfer_after_the_hold(
 
     log_in(page, live_url, coach.email, PASSWORD)
     page.locator("#nav-payouts").click()
+    page.wait_for_url(f"{live_url}/payouts/")  # is_visible does not wait for the page
     assert page.locator("#no-transfers").is_visible()
     page.locator("#setup-payouts").click()
     page.wait_for_url(f"{sandbox.url}/connect/onboarding/*")
