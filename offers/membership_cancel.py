@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import url_for
 from sqlalchemy import select
 
 import clock
@@ -26,7 +25,7 @@ from contracts.services import lock_contract
 from database.locking import lock_one
 from errors import NotFound
 from extensions import db
-from notifications.services import notify
+from offers.membership_changes import tell_both
 from offers.membership_events import mirror_subscription
 from offers.memberships import MembershipError
 from offers.models import CreditGrant, Membership
@@ -148,13 +147,7 @@ def cancel_now(membership_id: int, actor: User, *, reason: str,
     words = (f"{format_money(back, membership.currency)} of the running period goes back "
              "to the card that paid it." if back else "Nothing of the period is refunded.")
     who = "an administrator" if actor.is_admin else membership.coach.name
-    _tell_both(membership, f"The membership “{membership.title}” was ended now by {who}: "
-                           f"{reason.strip()} {words}")
+    tell_both(membership, f"The membership “{membership.title}” was ended now by {who}: "
+                          f"{reason.strip()} {words}",
+              subject=f"Coachpact: “{membership.title}” ended")
     return refund
-
-
-def _tell_both(membership: Membership, message: str) -> None:
-    """Both parties of the membership hear `message` (mailed too)."""
-    link = url_for("memberships.detail", membership_id=membership.id)
-    for person in (membership.student, membership.coach):
-        notify(person, message, link=link, subject=f"Coachpact: “{membership.title}” ended")

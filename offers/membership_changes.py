@@ -136,9 +136,13 @@ def tell_ended(membership: Membership, subscription: dict[str, Any]) -> None:
     words = (f"The membership “{membership.title}” of {membership.student.name} with "
              f"{membership.coach.name} has ended: the renewal payment failed after "
              "Stripe’s last try.")
-    subject = f"Coachpact: “{membership.title}” ended, payment failed"
-    for user in (membership.student, membership.coach):
-        notify(user, words, link=_link(membership), subject=subject)
+    tell_both(membership, words, subject=f"Coachpact: “{membership.title}” ended, payment failed")
+
+
+def tell_both(membership: Membership, message: str, *, subject: str) -> None:
+    """The membership's student and coach hear `message`, mailed too."""
+    for person in (membership.student, membership.coach):
+        notify(person, message, link=_link(membership), subject=subject)
 
 
 def _payment_failed(invoice: dict[str, Any]) -> str:
@@ -305,8 +309,7 @@ def _tell(membership: Membership, actor: User, done: str, *, subject: str) -> No
         notify(membership.student, f"{membership.coach.name} {done}", link=_link(membership),
                subject=subject)
         return
-    for person in (membership.student, membership.coach):
-        notify(person, f"An administrator {done}", link=_link(membership), subject=subject)
+    tell_both(membership, f"An administrator {done}", subject=subject)
 
 
 # --- moving to another offer of the same coach ---------------------------------------------

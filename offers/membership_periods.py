@@ -42,7 +42,7 @@ from extensions import db
 from offers.models import CreditGrant, Membership
 from payments.models import Payment, PaymentRecordStatus
 from payments.settle import settle
-from scheduling.sessions import has_scheduled_session, used_count, used_from
+from scheduling.sessions import has_scheduled_session, used_count
 
 PERIOD_FORMAT = "%d %b %Y"
 
@@ -160,7 +160,7 @@ def open_periods(membership: Membership, moment: datetime | None = None) -> list
         end = period.period_end
         rolled = end is not None and end <= moment
         if end is not None and rolled:
-            left = min(left, period.rollover_sessions - used_from(period, end))
+            left = min(left, period.rollover_sessions - used_count(period.id, starting_from=end))
         found.append(OpenPeriod(period, max(left, 0), rolled))
     return found
 

@@ -122,22 +122,27 @@ def sessions_of_contract(contract: Contract) -> list[CoachingSession]:
     )
 
 
-def used_count(contract_id: int) -> int:
-    """Sessions that use up the contract's count: all but the freely cancelled ones."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(CoachingSession)
-            .where(
-                CoachingSession.contract_id == contract_id,
-                or_(
-                    CoachingSession.status != SessionStatus.CANCELLED,
-                    CoachingSession.late_cancellation.is_(True),
-                ),
-            )
+def used_count(
+    contract_id: int, *, starting_from: datetime | None = None, moving: int | None = None
+) -> int:
+    """Sessions that use up the contract's count: all but the freely cancelled ones (those
+    starting at `starting_from` or later, when given), but the one `moving`."""
+    query = (
+        select(func.count())
+        .select_from(CoachingSession)
+        .where(
+            CoachingSession.contract_id == contract_id,
+            or_(
+                CoachingSession.status != SessionStatus.CANCELLED,
+                CoachingSession.late_cancellation.is_(True),
+            ),
         )
-        or 0
     )
+    if starting_from is not None:
+        query = query.where(CoachingSession.starts_at >= starting_from)
+    if moving is not None:
+        query = query.where(CoachingSession.id != moving)
+    return db.session.scalar(query) or 0
 
 
 def consumed_count(contract_id: int) -> int:
@@ -327,25 +332,12 @@ def _check_count(contract: Contract) -> None:
         )
 
 
-def used_from(contract: Contract, moment: datetime, moving: int | None = None) -> int:
-    """Sessions of the contract starting at `moment` or later that use a credit (all but
-    the freely cancelled ones), but the one `moving`."""
-    query = select(func.count()).select_from(CoachingSession).where(
-        CoachingSession.contract_id == contract.id,
-        CoachingSession.starts_at >= moment,
-        or_(CoachingSession.status != SessionStatus.CANCELLED,
-            CoachingSession.late_cancellation.is_(True)),
-    )
-    if moving is not None:
-        query = query.where(CoachingSession.id != moving)
-    return db.session.scalar(query) or 0
-
-
 def _check_rollover(contract: Contract, starts_at: datetime, moving: int | None = None) -> None:
     """A membership period's sessions after its end are its rolled-over credits: no more."""
     if contract.period_end is None or starts_at < contract.period_end:
         return
-    if used_from(contract, contract.period_end, moving) >= contract.rollover_sessions:
+    used = used_count(contract.id, starting_from=contract.period_end, moving=moving)
+    if used >= contract.rollover_sessions:
         raise SchedulingError(
             f"Only {contract.rollover_sessions} unused credit"
             f"{'s' if contract.rollover_sessions != 1 else ''} of this period roll over, "
