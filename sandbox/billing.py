@@ -589,7 +589,11 @@ class Billing:
         """One attempt to collect an open invoice: a PaymentIntent for the amount due on the
         card, off-session unless the customer is on a page. Returns the outcome: paid,
         failed or action_required. Stripe's events in its order; a failure schedules the
-        next retry (or gives up) and makes the subscription past_due."""
+        next retry (or gives up) and makes the subscription past_due. An invoice that is
+        not open (one with nothing due is paid when finalized) is not charged: Stripe makes
+        no payment of nothing."""
+        if invoice["status"] != "open":
+            return "paid" if invoice["status"] == "paid" else invoice["status"]
         if pm is None or pm_extra is None:
             found = self._method_for(sub) if sub else None
             if found is None:

@@ -493,6 +493,9 @@ def test_price_change_prorations(client, receiver, subscribe, currency, old, new
     expected = _share(old, end2 - at2, end2 - start2) - _share(new, end2 - at2, end2 - start2)
     assert invoice.billing_reason == "subscription_update"
     assert invoice.total == expected and invoice.status == "paid"
+    # A credit: paid as it is finalized, with no payment (Stripe charges nothing of nothing).
+    assert expected < 0 and invoice.amount_paid == 0
+    assert client.v1.invoice_payments.list(params={"invoice": invoice.id}).data == []
     # none: the price changes, nothing is prorated.
     quiet = client.v1.subscriptions.update(sub.id, params={
         "items": [{"id": item.id, "price": prices[1].id}], "proration_behavior": "none"})
