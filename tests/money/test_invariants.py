@@ -1461,6 +1461,62 @@ class MoneyMachine(RuleBasedStateMachine):
         self.done()
 
     @precondition(lambda self: self._live_members())
+    @rule(pick=PICK, more=st.integers(-2, 3), price=st.integers(-50, 150))
+    def member_moves(self, pick: int, more: int, price: int) -> None:
+        """The student moves to another of the coach's memberships, in the same currency:
+        with more sessions, the prorated difference is invoiced at once and its invoice
+        adds sessions to the running period; else it takes effect at the next period."""
+        from extensions import db
+        from offers.membership_changes import move
+        from offers.memberships import MembershipError, create_membership_offer, publish_price
+        from offers.models import MembershipPeriod
+        from payments.stripe_api import PaymentProviderError
+
+        member = self.pick(pick, self._live_members())
+        assert member is not None
+        row = db.session.get(Membership, member.id)
+        sessions = min(max(row.sessions_per_period + more, 1), 6)
+        amount = max(row.price_per_period * (100 + price) // 100, 1000)
+        offer = create_membership_offer(
+            self.user(member.coach_id), title=f"Membership {member.label} ({sessions})",
+            description="Monthly.", minutes_per_session=60, period=MembershipPeriod.MONTH,
+            currency=member.currency, price_per_period=amount, sessions_per_period=sessions)
+        db.session.commit()
+        publish_price(offer.id)
+        try:
+            move(member.id, self.user(member.student_id), offer.id)
+            self.log(None, f"{member.label}: moves to {sessions} sessions for {amount}")
+        except (MembershipError, PaymentProviderError) as exc:
+            self.refused(None, f"moving {member.label}", exc)
+        self.done()
+
+    @precondition(lambda self: self._live_members())
+    @rule(pick=PICK, periods=st.integers(1, 2), resume=st.booleans())
+    def coach_pauses_membership(self, pick: int, periods: int, resume: bool) -> None:
+        """The coach pauses collection for some periods (the renewals then are voided:
+        nothing paid, no credits), or resumes a paused one."""
+        from extensions import db
+        from offers.membership_changes import pause
+        from offers.membership_changes import resume as resume_collection
+        from offers.memberships import MembershipError
+        from payments.stripe_api import PaymentProviderError
+
+        member = self.pick(pick, self._live_members())
+        assert member is not None
+        coach = self.user(member.coach_id)
+        paused = db.session.get(Membership, member.id).paused_until is not None
+        try:
+            if paused and resume:
+                resume_collection(member.id, coach)
+                self.log(None, f"{member.label}: the coach resumes collection")
+            else:
+                pause(member.id, coach, periods)
+                self.log(None, f"{member.label}: the coach pauses {periods} period(s)")
+        except (MembershipError, PaymentProviderError) as exc:
+            self.refused(None, f"pausing or resuming {member.label}", exc)
+        self.done()
+
+    @precondition(lambda self: self._live_members())
     @rule(pick=PICK, confirmed=CONFIRMED)
     def coach_ends_membership(self, pick: int, confirmed: str) -> None:
         """The coach ends the membership now, with the running period's prorated refund as
@@ -1728,7 +1784,11 @@ class MoneyMachine(RuleBasedStateMachine):
             assert grants[invoice["id"]].contract_id == contract.id
         periods = list(db.session.scalars(select(Contract).where(
             Contract.membership_id == member.id).order_by(Contract.period_start)))
-        for before, after in zip(periods, periods[1:], strict=False):
+        # Renewals follow one another; a move's top-up lies inside the period it adds to.
+        renewals = [p for p in periods if not any(
+            o.id != p.id and o.period_start < p.period_start and o.period_end >= p.period_end
+            for o in periods)]
+        for before, after in zip(renewals, renewals[1:], strict=False):
             assert before.period_end <= after.period_start, (
                 f"{member.label}: periods {before.id} and {after.id} overlap")
         if row.ended and row.ended_at is not None:
