@@ -1786,7 +1786,7 @@ class MoneyMachine(RuleBasedStateMachine):
             Contract.membership_id == member.id).order_by(Contract.period_start)))
         # Renewals follow one another; a move's top-up lies inside the period it adds to.
         renewals = [p for p in periods if not any(
-            o.id != p.id and o.period_start < p.period_start and o.period_end >= p.period_end
+            o.id < p.id and o.period_start <= p.period_start and o.period_end >= p.period_end
             for o in periods)]
         for before, after in zip(renewals, renewals[1:], strict=False):
             assert before.period_end <= after.period_start, (
